@@ -1,0 +1,82 @@
+# OpenSQT: every target installs what it needs itself (uv into .tools/, the venv, npm packages,
+# Debian packages such as chromium) so that a fresh machine needs only `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+TOOLS := $(ROOT)/.tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
+
+.PHONY: help bootstrap venv node deps-debian generate check-generated lint typecheck buf-lint buf-breaking \
+        pytest ts-build ts-test test bench demo clean
+
+help:
+	@echo "make demo   - paper trading on the simulated venue (no credentials needed)"
+	@echo "make test   - everything CI runs: lint, types, contracts checks, all tests"
+	@echo "make bench  - benchmarks (medians, ratios to peers)"
+	@echo "make generate - regenerate contract code (Python, TypeScript)"
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv
+
+bootstrap: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
+
+venv: bootstrap
+	$(UV) sync --frozen --all-packages
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node: node_modules/.installed
+
+# Debian packages the browser tests need (chromium); installs only when missing.
+deps-debian:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+generate: venv node
+	$(PY) scripts/gen_python.py
+	$(ROOT)/node_modules/.bin/buf generate cqc/proto --template buf.gen.yaml
+	cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
+
+check-generated: venv node
+	$(PY) scripts/check_generated.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy cqc/tests cqvx/src cqvx/tests opensqt/src opensqt/tests benchmarks scripts
+
+buf-lint: node
+	$(ROOT)/node_modules/.bin/buf lint cqc/proto
+
+buf-breaking: node
+	$(ROOT)/node_modules/.bin/buf breaking cqc/proto --against cqc/baseline/image.binpb
+
+pytest: venv deps-debian node
+	$(PY) -m pytest -q -p no:cacheprovider
+
+ts-build: node
+	cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
+
+ts-test: ts-build
+	node --test cqc/typescript/test/
+
+test: venv node deps-debian lint typecheck buf-lint buf-breaking check-generated ts-test pytest
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+demo: venv
+	$(VENV)/bin/opensqt paper
+
+clean:
+	rm -rf .venv .tools node_modules .mypy_cache .ruff_cache .pytest_cache

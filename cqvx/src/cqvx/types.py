@@ -1,0 +1,98 @@
+"""Plain value types of the library interface: filters, stream handles and small result records."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+
+from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
+
+__all__ = ["OPEN_STATUSES", "TERMINAL_STATUSES", "OrderFilter", "QuoteExecution", "Stream"]
+
+T_co = TypeVar("T_co", covariant=True)
+
+OPEN_STATUSES: frozenset[int] = frozenset(
+    {
+        order_pb2.ORDER_STATUS_PENDING_NEW,
+        order_pb2.ORDER_STATUS_OPEN,
+        order_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+        order_pb2.ORDER_STATUS_PENDING_CANCEL,
+    }
+)
+TERMINAL_STATUSES: frozenset[int] = frozenset(
+    {
+        order_pb2.ORDER_STATUS_FILLED,
+        order_pb2.ORDER_STATUS_CANCELLED,
+        order_pb2.ORDER_STATUS_REJECTED,
+        order_pb2.ORDER_STATUS_EXPIRED,
+        order_pb2.ORDER_STATUS_FAILED,
+    }
+)
+
+
+@runtime_checkable
+class Stream(Protocol[T_co]):
+    """An async iterator of cqc messages with an explicit close.
+
+    ``async for msg in stream`` reads; ``await stream.aclose()`` unsubscribes and releases the
+    connection share.  Async generators satisfy this protocol.
+    """
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def __anext__(self) -> T_co: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Which orders ``get_orders`` returns.
+
+    With no ``statuses`` it returns open orders; adapters page through the venue's cursor until
+    ``limit`` orders (or all of them, when ``limit`` is None) are collected.
+    """
+
+    symbol: str | None = None
+    statuses: frozenset[int] = field(default_factory=frozenset)
+    side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int | None = None
+
+    @property
+    def open_only(self) -> bool:
+        return not self.statuses
+
+    def wanted_statuses(self) -> frozenset[int]:
+        return self.statuses or OPEN_STATUSES
+
+    def matches(self, order: order_pb2.Order) -> bool:
+        """Apply the filter locally (for venues that cannot filter server-side)."""
+        if self.symbol and order.symbol != self.symbol:
+            return False
+        if order.status not in self.wanted_statuses():
+            return False
+        if self.side and order.side != self.side:
+            return False
+        if order.HasField("created_at"):
+            created = order.created_at.ToDatetime(tzinfo=UTC)
+            if self.start and created < _aware(self.start):
+                return False
+            if self.end and created >= _aware(self.end):
+                return False
+        return True
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are UTC by the platform's convention."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class QuoteExecution(NamedTuple):
+    """The answer to executing an RFQ quote: the quote after execution and the resulting fill."""
+
+    quote: rfq_pb2.Quote
+    report: execution_pb2.ExecutionReport
