@@ -61,7 +61,7 @@ buf-lint: node
 buf-breaking: node
 	$(ROOT)/node_modules/.bin/buf breaking cqc/proto --against cqc/baseline/image.binpb
 
-pytest: venv deps-debian node
+pytest: venv node
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ts-build: node
@@ -70,7 +70,7 @@ ts-build: node
 ts-test: ts-build
 	node --test cqc/typescript/test/
 
-test: venv node deps-debian lint typecheck buf-lint buf-breaking check-generated ts-test pytest
+test: venv node lint typecheck buf-lint buf-breaking check-generated ts-test pytest
 
 bench: venv
 	$(PY) benchmarks/run_all.py

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from cqvx import errors
+from cqvx.errors import GRPC_METADATA_KEY, ErrorKind, RateLimited, Timeout, VenueError, from_grpc, redact
+
+ALL = [errors.error_class(k) for k in ErrorKind]
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_kind_round_trips_through_grpc(cls: type[VenueError]) -> None:
+    err = cls("boom", venue="sim", code="X1", http_status=400)
+    status = errors.GRPC_STATUS[err.kind]
+    back = from_grpc(status, "boom", {GRPC_METADATA_KEY: json.dumps(err.to_dict())})
+    assert type(back) is cls
+    assert (back.venue, back.code, back.retry_safe) == ("sim", "X1", err.retry_safe)
+
+
+def test_rate_limited_keeps_retry_after() -> None:
+    err = RateLimited("slow down", retry_after=1.5)
+    back = from_grpc(grpc.StatusCode.RESOURCE_EXHAUSTED, "", {GRPC_METADATA_KEY: json.dumps(err.to_dict())})
+    assert isinstance(back, RateLimited) and back.retry_after == 1.5 and back.retry_safe
+
+
+def test_without_metadata_internal_errors_are_ambiguous_not_retry_safe() -> None:
+    back = from_grpc(grpc.StatusCode.INTERNAL, "oops")
+    assert isinstance(back, Timeout) and not back.retry_safe
+
+
+def test_redact_hides_secrets_in_nested_payloads_and_text() -> None:
+    raw = {"order": {"id": "1"}, "api_key": "AKIA", "headers": {"Authorization": "Bearer abc.def"}}
+    out = redact(raw)
+    assert out["api_key"] == "***" and out["order"] == {"id": "1"}
+    assert out["headers"] == {"Authorization": "***"}
+    text = redact('{"secret": "s3", "ok": 1}')
+    assert "s3" not in text
+    assert "abc" not in redact("failed with Bearer abc.def.ghi")
+    err = VenueError("bad", raw={"passphrase": "pp", "code": 7})
+    assert "pp" not in repr(err.raw) and "pp" not in str(err)
