@@ -10,14 +10,14 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
-.PHONY: help bootstrap venv node deps-debian generate check-generated lint typecheck buf-lint buf-breaking \
+.PHONY: help bootstrap venv node deps-debian deps-go generate check-generated lint typecheck buf-lint buf-breaking \
         pytest ts-build ts-test test bench demo clean
 
 help:
 	@echo "make demo   - paper trading on the simulated venue (no credentials needed)"
 	@echo "make test   - everything CI runs: lint, types, contracts checks, all tests"
 	@echo "make bench  - benchmarks (medians, ratios to peers)"
-	@echo "make generate - regenerate contract code (Python, TypeScript)"
+	@echo "make generate - regenerate contract code (Python, TypeScript, Go)"
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -40,12 +40,26 @@ deps-debian:
 	  echo "installing Debian chromium"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-generate: venv node
-	$(PY) scripts/gen_python.py
-	$(ROOT)/node_modules/.bin/buf generate cqc/proto --template buf.gen.yaml
-	cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
+# Go code of the contracts: Debian's toolchain, protoc plugins and the Go protobuf/gRPC sources that the
+# generated code compiles against (GOPATH mode, no module downloads). Installs only when missing.
+deps-go:
+	@command -v go >/dev/null 2>&1 && command -v protoc-gen-go >/dev/null 2>&1 \
+	  && command -v protoc-gen-go-grpc >/dev/null 2>&1 && test -d /usr/share/gocode/src/google.golang.org/grpc || { \
+	  echo "installing Debian Go packages"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev golang-google-grpc-dev >/dev/null; }
 
-check-generated: venv node
+# Contracts: Python (grpcio-tools + mypy-protobuf), TypeScript (protoc-gen-es via buf) and Go (Debian's
+# protoc-gen-go via buf), then the shared test vectors (Python writes its vectors first; Node re-encodes them).
+generate: venv node deps-go
+	$(PY) scripts/gen_python.py
+	$(ROOT)/node_modules/.bin/buf generate cqc/proto --template cqc/buf.gen.yaml
+	rm -rf cqc/go/cqc && $(ROOT)/node_modules/.bin/buf generate cqc/proto --template cqc/buf.gen.go.yaml
+	rm -rf cqc/typescript/dist && cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
+	CQC_UPDATE_VECTORS=1 $(PY) -m pytest -q -p no:cacheprovider cqc/tests/test_cqc_messages.py
+	CQC_UPDATE_VECTORS=1 node --test cqc/typescript/dist/test/
+
+check-generated: venv node deps-go
 	$(PY) scripts/check_generated.py
 
 lint: venv
@@ -61,14 +75,17 @@ buf-lint: node
 buf-breaking: node
 	$(ROOT)/node_modules/.bin/buf breaking cqc/proto --against cqc/baseline/image.binpb
 
-pytest: venv node
+pytest: venv node deps-go
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# A clean build, so that no compiled file of a deleted proto or test lingers in dist/.
 ts-build: node
+	rm -rf cqc/typescript/dist
 	cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
 
+# Tests are TypeScript in cqc/typescript/test/, compiled by ts-build into cqc/typescript/dist/test/.
 ts-test: ts-build
-	node --test cqc/typescript/test/
+	node --test cqc/typescript/dist/test/
 
 test: venv node lint typecheck buf-lint buf-breaking check-generated ts-test pytest
 
