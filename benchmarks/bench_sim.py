@@ -1,0 +1,100 @@
+"""Simulated venue throughput: order round trips, and market events with 50 resting orders.
+
+Prints medians of 5 runs.  No peer is measured: nothing comparable runs in-process (ccxt has no
+matching engine).  Run: ``.venv/bin/python benchmarks/bench_sim.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from decimal import Decimal
+
+from cqc.venues.v1 import order_pb2
+from cqvx.venues.sim import InstrumentSpec, MarketModel, SimClock, SimConfig, SimVenue
+
+RUNS = 5
+ORDERS = 3000
+SIM_SECONDS = 300.0
+
+
+def _config(market: MarketModel) -> SimConfig:
+    return SimConfig(
+        seed=1,
+        instruments=(
+            InstrumentSpec(symbol="BTC-USDT", initial_price=Decimal("60000")),
+            InstrumentSpec(symbol="BTC-USDT-PERP", initial_price=Decimal("60000"), follows="BTC-USDT"),
+        ),
+        balances={"USDT": Decimal("10000000"), "BTC": Decimal("100")},
+        market=market,
+        tick_interval=0.1,
+    )
+
+
+def _limit(cid: str, side: int, price: Decimal, symbol: str = "BTC-USDT") -> order_pb2.Order:
+    return order_pb2.Order(
+        client_order_id=cid,
+        symbol=symbol,
+        side=side,  # type: ignore[arg-type]
+        order_type=order_pb2.ORDER_TYPE_LIMIT,
+        quantity="0.001",
+        price=str(price),
+        post_only=True,
+    )
+
+
+async def bench_round_trips(run: int) -> float:
+    sim = SimVenue(_config(MarketModel(volatility=0.0, trades_per_step=0)), clock=SimClock())
+    async with sim:
+        price = Decimal("59000")
+        start = time.perf_counter()
+        for i in range(ORDERS):
+            report = await sim.place_order(_limit(f"r{run}-{i}", order_pb2.ORDER_SIDE_BUY, price))
+            await sim.cancel_order(order_id=report.order_id)
+        elapsed = time.perf_counter() - start
+    return ORDERS / elapsed
+
+
+async def bench_market_events(run: int) -> tuple[float, float, int]:
+    sim = SimVenue(_config(MarketModel()), clock=SimClock())
+    async with sim:
+        mid = sim.markets["BTC-USDT"].mid
+        for i in range(25):
+            # A ladder 20..500 USDT from the mid: orders fill and stay in the book's way.
+            await sim.place_order(_limit(f"b{run}-{i}", order_pb2.ORDER_SIDE_BUY, mid - 20 * (i + 1)))
+            await sim.place_order(_limit(f"s{run}-{i}", order_pb2.ORDER_SIDE_SELL, mid + 20 * (i + 1)))
+        counter = {"trades": 0}
+        original = sim.public_trade
+
+        def count(trade: object) -> None:
+            counter["trades"] += 1
+            original(trade)  # type: ignore[arg-type]
+
+        sim.public_trade = count  # type: ignore[method-assign]
+        start = time.perf_counter()
+        await sim.run_for(SIM_SECONDS)
+        elapsed = time.perf_counter() - start
+        ticks = SIM_SECONDS / sim.config.tick_interval
+        filled = sum(1 for o in sim.engine.orders.values() if o.filled)
+    return ticks / elapsed, counter["trades"] / elapsed, filled
+
+
+async def main() -> None:
+    rt = [await bench_round_trips(r) for r in range(RUNS)]
+    ev = [await bench_market_events(r) for r in range(RUNS)]
+    print(f"sim: place+cancel round trips/s (median of {RUNS}): {statistics.median(rt):,.0f}")
+    print(
+        f"sim: market ticks/s with 50 resting orders, 2 instruments (median of {RUNS}): "
+        f"{statistics.median(t for t, _, _ in ev):,.0f}  "
+        f"(= {statistics.median(t for t, _, _ in ev) * 0.1:,.0f}x real time at 100 ms ticks)"
+    )
+    print(
+        f"sim: public trades processed/s against 50 resting orders (median): "
+        f"{statistics.median(p for _, p, _ in ev):,.0f}; resting orders filled per run: "
+        f"{statistics.median(f for _, _, f in ev)}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,863 @@
+"""The matching engine: our orders against the synthetic book and the public trade flow.
+
+Synchronous and deterministic: every call runs to completion, in the order it is made.
+
+Taker side.  A marketable order walks the synthetic book (price priority), consuming liquidity until
+the next market step rebuilds it.  Self-trade prevention: the taker never trades with our own resting
+orders; when those would be next in line, the taker's remainder expires ("self-trade prevention").
+
+Maker side.  A resting order remembers ``queue_ahead``, the synthetic size at its price when it
+arrived (0 inside the spread or beyond the book).  For each public trade:
+
+* a trade *through* its price (a sell below a resting buy, a buy above a resting sell) fills it
+  completely: the level was swept;
+* a trade *at* its price first consumes the queue ahead, then fills it (partially if the rest of the
+  trade is smaller); our own orders at one price keep their time priority;
+* with ``fill_model="pessimistic"`` only trades through the price fill.
+
+Funds.  Spot buys hold ``price * quantity * (1 + taker fee)`` of the quote asset, spot sells hold the
+base quantity, perpetual orders hold ``price * quantity * (1/leverage + taker fee)`` of the settle
+asset; reduce-only orders hold nothing.  Each fill releases its share and pays the actual cost.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cqc.venues.v1 import execution_pb2, order_pb2
+from cqvx.errors import (
+    DuplicateOrder,
+    InvalidRequest,
+    NotFound,
+    OrderRejected,
+    ParseError,
+    UnsupportedOperation,
+)
+from cqvx.num import ZERO, dec, dec_str
+from cqvx.venues.sim.accounts import Ledger, Position
+from cqvx.venues.sim.config import InstrumentSpec, SimConfig
+from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
+
+__all__ = ["EventSink", "MatchingEngine", "SimOrder", "timestamp"]
+
+BUY = order_pb2.ORDER_SIDE_BUY
+SELL = order_pb2.ORDER_SIDE_SELL
+LIMIT = order_pb2.ORDER_TYPE_LIMIT
+MARKET = order_pb2.ORDER_TYPE_MARKET
+GTC = order_pb2.TIME_IN_FORCE_GTC
+IOC = order_pb2.TIME_IN_FORCE_IOC
+FOK = order_pb2.TIME_IN_FORCE_FOK
+GTD = order_pb2.TIME_IN_FORCE_GTD
+DAY = order_pb2.TIME_IN_FORCE_DAY
+S_OPEN = order_pb2.ORDER_STATUS_OPEN
+S_PARTIAL = order_pb2.ORDER_STATUS_PARTIALLY_FILLED
+S_FILLED = order_pb2.ORDER_STATUS_FILLED
+S_CANCELLED = order_pb2.ORDER_STATUS_CANCELLED
+S_EXPIRED = order_pb2.ORDER_STATUS_EXPIRED
+S_REJECTED = order_pb2.ORDER_STATUS_REJECTED
+E_NEW = execution_pb2.EXECUTION_TYPE_NEW
+E_TRADE = execution_pb2.EXECUTION_TYPE_TRADE
+E_CANCELLED = execution_pb2.EXECUTION_TYPE_CANCELLED
+E_EXPIRED = execution_pb2.EXECUTION_TYPE_EXPIRED
+E_REJECTED = execution_pb2.EXECUTION_TYPE_REJECTED
+MAKER = execution_pb2.LIQUIDITY_SIDE_MAKER
+TAKER = execution_pb2.LIQUIDITY_SIDE_TAKER
+_OPEN = frozenset({S_OPEN, S_PARTIAL})
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+_MAX_CLIENT_ID = 64
+
+
+def timestamp(ns: int) -> Timestamp:
+    return Timestamp(seconds=ns // _NS, nanos=ns % _NS)
+
+
+class EventSink(Protocol):
+    """Where the engine's events go (the client fans them out to stream subscribers)."""
+
+    def wants_reports(self) -> bool: ...
+
+    def report(self, report: execution_pb2.ExecutionReport) -> None: ...
+
+    def public_trade(self, trade: PublicTrade) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class SimOrder:
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: order_pb2.OrderSide.ValueType
+    order_type: order_pb2.OrderType.ValueType
+    tif: order_pb2.TimeInForce.ValueType
+    price: Decimal | None
+    quantity: Decimal
+    post_only: bool
+    reduce_only: bool
+    created_ns: int
+    arrival: int
+    expires_ns: int | None = None
+    strategy_id: str = ""
+    account_id: str = ""
+    quote_quantity: Decimal | None = None
+    status: order_pb2.OrderStatus.ValueType = S_OPEN
+    filled: Decimal = ZERO
+    cost: Decimal = ZERO
+    fees: Decimal = ZERO
+    updated_ns: int = 0
+    queue_ahead: Decimal = ZERO
+    lock_asset: str = ""
+    lock_remaining: Decimal = ZERO
+    # Hold released per filled base unit: (reserve_price or fill price) * reserve_rate, or 1 unit of
+    # base for spot sells (reserve_rate None).
+    reserve_price: Decimal | None = None
+    reserve_rate: Decimal | None = None
+    reason: str = ""
+    exec_seq: int = 0
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in _OPEN
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return self.cost / self.filled if self.filled else None
+
+
+class _Side:
+    """Our resting orders on one side of one symbol: price levels in a sorted list, FIFO per level."""
+
+    __slots__ = ("is_bid", "levels", "prices")
+
+    def __init__(self, is_bid: bool) -> None:
+        self.is_bid = is_bid
+        self.prices: list[Decimal] = []
+        self.levels: dict[Decimal, list[SimOrder]] = {}
+
+    def add(self, order: SimOrder) -> None:
+        assert order.price is not None
+        level = self.levels.get(order.price)
+        if level is None:
+            level = self.levels[order.price] = []
+            bisect.insort(self.prices, order.price)
+        level.append(order)
+
+    def remove(self, order: SimOrder) -> None:
+        if order.price is None:
+            return
+        level = self.levels.get(order.price)
+        if level is None or order not in level:
+            return
+        level.remove(order)
+        if not level:
+            del self.levels[order.price]
+            del self.prices[bisect.bisect_left(self.prices, order.price)]
+
+    def best(self) -> Decimal | None:
+        if not self.prices:
+            return None
+        return self.prices[-1] if self.is_bid else self.prices[0]
+
+    def crossed_by(self, price: Decimal, inclusive: bool) -> Iterator[Decimal]:
+        """Levels a public trade at ``price`` reaches, best first (a copy: fills mutate the book)."""
+        if self.is_bid:
+            i = (
+                bisect.bisect_left(self.prices, price)
+                if inclusive
+                else bisect.bisect_right(self.prices, price)
+            )
+            return iter(self.prices[i:][::-1])
+        i = bisect.bisect_right(self.prices, price) if inclusive else bisect.bisect_left(self.prices, price)
+        return iter(self.prices[:i])
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.levels.values())
+
+
+@dataclass(slots=True)
+class _Plan:
+    fills: list[tuple[Decimal, Decimal]]
+    self_trade: bool
+
+    @property
+    def quantity(self) -> Decimal:
+        return sum((q for _, q in self.fills), ZERO)
+
+
+class MatchingEngine:
+    def __init__(
+        self,
+        config: SimConfig,
+        markets: dict[str, InstrumentMarket],
+        ledger: Ledger,
+        now_ns: Callable[[], int],
+        sink: EventSink,
+    ) -> None:
+        self.config = config
+        self.venue = config.venue
+        self.markets = markets
+        self.specs: dict[str, InstrumentSpec] = {s.symbol: s for s in config.instruments}
+        self.ledger = ledger
+        self.now_ns = now_ns
+        self.sink = sink
+        self.orders: dict[str, SimOrder] = {}
+        self.by_client: dict[str, SimOrder] = {}
+        self._terminal: deque[SimOrder] = deque()
+        self._books: dict[str, tuple[_Side, _Side]] = {s: (_Side(True), _Side(False)) for s in self.specs}
+        self._expiries: list[tuple[int, int, SimOrder]] = []
+        self._ids = itertools.count(1)
+        self._arrivals = itertools.count(1)
+        self.changed_positions: set[str] = set()
+        self.leverage: dict[str, Decimal] = {}
+        for spec in config.instruments:
+            if spec.is_perpetual:
+                lev = config.leverage.get(spec.symbol, min(Decimal(10), spec.max_leverage))
+                self.leverage[spec.symbol] = lev
+
+    # -- lookups ------------------------------------------------------------------------------------
+
+    def spec(self, symbol: str) -> InstrumentSpec:
+        spec = self.specs.get(symbol)
+        if spec is None:
+            raise InvalidRequest(f"unknown symbol {symbol!r}", venue=self.venue)
+        return spec
+
+    def find(self, order_id: str | None, client_order_id: str | None) -> SimOrder:
+        order = self.orders.get(order_id) if order_id else self.by_client.get(client_order_id or "")
+        if order is None:
+            ref = f"order_id={order_id}" if order_id else f"client_order_id={client_order_id}"
+            raise NotFound(f"order not found: {ref}", venue=self.venue)
+        return order
+
+    def open_orders(self, symbol: str | None = None) -> list[SimOrder]:
+        out = [o for o in self.orders.values() if o.is_open and (not symbol or o.symbol == symbol)]
+        out.sort(key=lambda o: o.arrival)
+        return out
+
+    def resting(self, symbol: str) -> tuple[_Side, _Side]:
+        return self._books[symbol]
+
+    def position(self, symbol: str) -> Position:
+        spec = self.spec(symbol)
+        return self.ledger.position(
+            symbol, spec.quote_asset, self.leverage[symbol], spec.maintenance_margin_rate
+        )
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        spec = self.spec(symbol)
+        if not spec.is_perpetual:
+            raise InvalidRequest(f"{symbol} is not a perpetual; leverage applies to perpetuals only")
+        if not (0 < leverage <= spec.max_leverage):
+            raise InvalidRequest(f"leverage must be in (0, {dec_str(spec.max_leverage)}]")
+        pos = self.ledger.positions.get(symbol)
+        if pos is not None and pos.quantity:
+            raise InvalidRequest("cannot change leverage with an open position")
+        self.leverage[symbol] = leverage
+        if pos is not None:
+            pos.leverage = leverage
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _num(self, text: str, field: str) -> Decimal | None:
+        if not text:
+            return None
+        try:
+            return dec(text, field, self.venue)
+        except ParseError as exc:
+            raise InvalidRequest(exc.message, venue=self.venue) from None
+
+    def _validate(self, req: order_pb2.Order) -> tuple[InstrumentSpec, SimOrder]:
+        v = self.venue
+        spec = self.spec(req.symbol)
+        if req.side not in (BUY, SELL):
+            raise InvalidRequest("side must be BUY or SELL", venue=v)
+        if req.order_type in (
+            order_pb2.ORDER_TYPE_STOP_MARKET,
+            order_pb2.ORDER_TYPE_STOP_LIMIT,
+            order_pb2.ORDER_TYPE_TRAILING_STOP,
+        ):
+            raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
+        if req.order_type not in (LIMIT, MARKET):
+            raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
+        cid = req.client_order_id
+        if len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
+            raise InvalidRequest(f"client_order_id must be at most {_MAX_CLIENT_ID} printable characters")
+        qty = self._num(req.quantity, "quantity")
+        quote_qty = self._num(req.quote_quantity, "quote_quantity")
+        price = self._num(req.price, "price")
+        tif = req.time_in_force or (IOC if req.order_type == MARKET else GTC)
+        if req.order_type == MARKET:
+            if price is not None:
+                raise InvalidRequest("a market order takes no price", venue=v)
+            if tif not in (IOC, FOK):
+                raise InvalidRequest("a market order is IOC or FOK", venue=v)
+            if req.post_only:
+                raise InvalidRequest("a market order cannot be post-only", venue=v)
+        else:
+            if price is None or price <= 0:
+                raise InvalidRequest("a limit order needs a positive price", venue=v)
+            if price % spec.tick_size:
+                raise InvalidRequest(
+                    f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
+                    venue=v,
+                )
+            if req.post_only and tif in (IOC, FOK):
+                raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
+        if quote_qty is not None:
+            if req.order_type != MARKET or req.side != BUY or spec.is_perpetual or qty is not None:
+                raise InvalidRequest("quote_quantity is only for spot market buys without quantity", venue=v)
+            if quote_qty <= 0:
+                raise InvalidRequest("quote_quantity must be positive", venue=v)
+            if quote_qty < spec.min_notional:
+                raise InvalidRequest(
+                    f"min notional: {dec_str(quote_qty)} is below {dec_str(spec.min_notional)}", venue=v
+                )
+            qty = ZERO
+        else:
+            if qty is None or qty <= 0:
+                raise InvalidRequest("quantity must be positive", venue=v)
+            if qty % spec.lot_size:
+                raise InvalidRequest(
+                    f"lot size: quantity {dec_str(qty)} is not a multiple of {dec_str(spec.lot_size)}",
+                    venue=v,
+                )
+            if qty < spec.min_quantity:
+                raise InvalidRequest(
+                    f"min quantity: {dec_str(qty)} is below {dec_str(spec.min_quantity)}", venue=v
+                )
+            if qty > spec.max_quantity:
+                raise InvalidRequest(
+                    f"max quantity: {dec_str(qty)} is above {dec_str(spec.max_quantity)}", venue=v
+                )
+            ref = price if price is not None else self.markets[spec.symbol].mid
+            if ref * qty < spec.min_notional:
+                raise InvalidRequest(
+                    f"min notional: {dec_str(ref * qty)} is below {dec_str(spec.min_notional)}", venue=v
+                )
+        if req.reduce_only and not spec.is_perpetual:
+            raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
+        now = self.now_ns()
+        expires: int | None = None
+        if tif == GTD:
+            if not req.HasField("expires_at"):
+                raise InvalidRequest("a GTD order needs expires_at", venue=v)
+            expires = req.expires_at.ToNanoseconds()
+            if expires <= now:
+                raise InvalidRequest("expires_at is in the past", venue=v)
+        elif tif == DAY:
+            expires = now - now % _DAY_NS + _DAY_NS
+        elif tif not in (GTC, IOC, FOK):
+            raise InvalidRequest(f"time_in_force {tif} is not supported", venue=v)
+        order = SimOrder(
+            order_id="",
+            client_order_id=cid,
+            symbol=spec.symbol,
+            side=req.side,
+            order_type=req.order_type,
+            tif=tif,
+            price=price,
+            quantity=qty or ZERO,
+            post_only=req.post_only,
+            reduce_only=req.reduce_only,
+            created_ns=now,
+            updated_ns=now,
+            arrival=0,
+            expires_ns=expires,
+            strategy_id=req.strategy_id,
+            account_id=req.account_id,
+            quote_quantity=quote_qty,
+        )
+        return spec, order
+
+    # -- taker planning -----------------------------------------------------------------------------
+
+    def _plan(self, order: SimOrder, spec: InstrumentSpec) -> _Plan:
+        market = self.markets[order.symbol]
+        bids, asks = self._books[order.symbol]
+        opposite = asks if order.side == BUY else bids
+        own = opposite.best()
+        is_buy = order.side == BUY
+        levels = market.levels(SELL if is_buy else BUY, market.model.levels)
+        fills: list[tuple[Decimal, Decimal]] = []
+        left = order.quantity
+        budget = order.quote_quantity
+        fee_factor = 1 + spec.taker_fee
+        self_trade = False
+        for price, size in levels:
+            if order.price is not None and (price > order.price if is_buy else price < order.price):
+                break
+            if own is not None and (price > own if is_buy else price < own):
+                self_trade = True
+                break
+            if budget is not None:
+                take = (budget / (price * fee_factor) // spec.lot_size) * spec.lot_size
+                take = min(take, size)
+                if take <= 0:
+                    break
+                budget -= take * price * fee_factor
+            else:
+                take = min(size, left)
+                left -= take
+            fills.append((price, take))
+            if budget is None and not left:
+                break
+        else:
+            if own is not None and (
+                order.price is None or (own <= order.price if is_buy else own >= order.price)
+            ):
+                self_trade = True
+        return _Plan(fills, self_trade)
+
+    def _would_cross(self, order: SimOrder) -> bool:
+        market = self.markets[order.symbol]
+        bids, asks = self._books[order.symbol]
+        assert order.price is not None
+        if order.side == BUY:
+            own = asks.best()
+            return order.price >= market.best_ask or (own is not None and order.price >= own)
+        own = bids.best()
+        return order.price <= market.best_bid or (own is not None and order.price <= own)
+
+    # -- placement ----------------------------------------------------------------------------------
+
+    def place(self, req: order_pb2.Order) -> SimOrder:
+        """Validate, reserve funds, match and rest; raises a taxonomy error when refused."""
+        spec, order = self._validate(req)
+        cid = order.client_order_id
+        if cid and cid in self.by_client:
+            raise DuplicateOrder(
+                f"client order id {cid!r} already used", client_order_id=cid, venue=self.venue
+            )
+        try:
+            return self._place(spec, order)
+        except OrderRejected as exc:
+            self._emit_rejected(order, exc.message)
+            raise
+
+    def _place(self, spec: InstrumentSpec, order: SimOrder) -> SimOrder:
+        v = self.venue
+        pos: Position | None = None
+        if spec.is_perpetual:
+            pos = self.position(spec.symbol)
+            if order.reduce_only and (not pos.quantity or (pos.quantity > 0) == (order.side == BUY)):
+                raise OrderRejected("reduce-only order would not reduce the position", venue=v)
+        if order.post_only and self._would_cross(order):
+            raise OrderRejected("post-only order would cross the book", venue=v)
+        plan = self._plan(order, spec)
+        if order.quote_quantity is not None:
+            order.quantity = plan.quantity
+            if not order.quantity:
+                raise OrderRejected("quote_quantity buys nothing at the current book", venue=v)
+        if order.tif == FOK and plan.quantity < order.quantity:
+            raise OrderRejected("FOK order cannot be filled completely", venue=v)
+        if order.order_type == MARKET and not plan.fills and not plan.self_trade:
+            raise OrderRejected("no liquidity for the market order", venue=v)
+        self._reserve(spec, order, plan)
+        # Accepted: from here on the order exists.
+        order.order_id = f"sim-{next(self._ids)}"
+        order.arrival = next(self._arrivals)
+        if not order.client_order_id:
+            order.client_order_id = f"sim-auto-{order.order_id}"
+        self.orders[order.order_id] = order
+        self.by_client[order.client_order_id] = order
+        self._emit(order, E_NEW)
+        market = self.markets[order.symbol]
+        now = self.now_ns()
+        for price, planned in plan.fills:
+            qty = self._cap_reduce_only(order, planned)
+            if qty <= 0:
+                break
+            market.take(price, qty)
+            trade = market.new_trade(now, price, qty, order.side)
+            self.sink.public_trade(trade)
+            self._fill(order, spec, price, qty, liq=TAKER, trade_id=trade.trade_id)
+            if not order.is_open:
+                break
+        if order.is_open:
+            rests = order.order_type == LIMIT and order.tif not in (IOC, FOK) and not plan.self_trade
+            if rests and order.remaining > 0:
+                assert order.price is not None
+                order.queue_ahead = market.level_size(order.side, order.price)
+                bids, asks = self._books[order.symbol]
+                (bids if order.side == BUY else asks).add(order)
+                if order.expires_ns is not None:
+                    heapq.heappush(self._expiries, (order.expires_ns, order.arrival, order))
+            else:
+                reason = "self-trade prevention" if plan.self_trade else "IOC remainder"
+                self._finish(order, S_EXPIRED, E_EXPIRED, reason)
+        return order
+
+    def _reserve(self, spec: InstrumentSpec, order: SimOrder, plan: _Plan) -> None:
+        if order.reduce_only:
+            return
+        what = f"order {order.client_order_id or '(no id)'}"
+        if spec.is_perpetual:
+            rate = 1 / self.leverage[spec.symbol] + spec.taker_fee
+            order.lock_asset, order.reserve_rate = spec.quote_asset, rate
+            if order.price is not None:
+                amount = order.price * order.quantity * rate
+                order.reserve_price = order.price
+            else:
+                amount = sum((p * q * rate for p, q in plan.fills), ZERO)
+        elif order.side == BUY:
+            rate = 1 + spec.taker_fee
+            order.lock_asset, order.reserve_rate = spec.quote_asset, rate
+            if order.price is not None:
+                amount = order.price * order.quantity * rate
+                order.reserve_price = order.price
+            else:
+                amount = sum((p * q * rate for p, q in plan.fills), ZERO)
+        else:
+            order.lock_asset = spec.base_asset
+            amount = order.quantity
+        self.ledger.lock(order.lock_asset, amount, what)
+        order.lock_remaining = amount
+
+    def _cap_reduce_only(self, order: SimOrder, qty: Decimal) -> Decimal:
+        if not order.reduce_only:
+            return qty
+        pos = self.ledger.positions.get(order.symbol)
+        if pos is None or not pos.quantity or (pos.quantity > 0) == (order.side == BUY):
+            return ZERO
+        return min(qty, abs(pos.quantity))
+
+    # -- fills and terminal states ------------------------------------------------------------------
+
+    def _fill(
+        self,
+        order: SimOrder,
+        spec: InstrumentSpec,
+        price: Decimal,
+        qty: Decimal,
+        *,
+        liq: execution_pb2.LiquiditySide.ValueType,
+        trade_id: str,
+    ) -> None:
+        now = self.now_ns()
+        notional = price * qty
+        fee = notional * (spec.maker_fee if liq == MAKER else spec.taker_fee)
+        if order.lock_asset:
+            if order.reserve_rate is None:
+                share = qty
+            else:
+                share = (order.reserve_price or price) * qty * order.reserve_rate
+            share = min(share, order.lock_remaining)
+            self.ledger.unlock(order.lock_asset, share)
+            order.lock_remaining -= share
+        ledger = self.ledger
+        if spec.is_perpetual:
+            ledger.credit(spec.quote_asset, -fee)
+            pos = self.position(spec.symbol)
+            ledger.apply_perp_fill(pos, qty if order.side == BUY else -qty, price, now)
+            self.changed_positions.add(spec.symbol)
+        elif order.side == BUY:
+            ledger.credit(spec.quote_asset, -(notional + fee))
+            ledger.credit(spec.base_asset, qty)
+        else:
+            ledger.credit(spec.base_asset, -qty)
+            ledger.credit(spec.quote_asset, notional - fee)
+        order.filled += qty
+        order.cost += notional
+        order.fees += fee
+        order.updated_ns = now
+        order.status = S_FILLED if order.filled >= order.quantity else S_PARTIAL
+        self._emit(order, E_TRADE, last_price=price, last_qty=qty, fee=fee, liquidity=liq, trade_id=trade_id)
+        if order.status == S_FILLED:
+            self._release(order)
+            self._retire(order)
+        if spec.is_perpetual:
+            self._after_position_change(spec.symbol, order)
+
+    def _after_position_change(self, symbol: str, current: SimOrder) -> None:
+        """A flat position cancels the reduce-only orders left behind (as venues do)."""
+        pos = self.ledger.positions.get(symbol)
+        if pos is not None and pos.quantity:
+            return
+        for o in self.open_orders(symbol):
+            if o.reduce_only and o is not current:
+                self._unrest(o)
+                self._finish(o, S_CANCELLED, E_CANCELLED, "reduce-only order cancelled: position closed")
+
+    def _release(self, order: SimOrder) -> None:
+        if order.lock_asset and order.lock_remaining:
+            self.ledger.unlock(order.lock_asset, order.lock_remaining)
+            order.lock_remaining = ZERO
+
+    def _retire(self, order: SimOrder) -> None:
+        self._terminal.append(order)
+        while len(self._terminal) > self.config.order_retention:
+            old = self._terminal.popleft()
+            self.orders.pop(old.order_id, None)
+            if self.by_client.get(old.client_order_id) is old:
+                del self.by_client[old.client_order_id]
+
+    def _unrest(self, order: SimOrder) -> None:
+        bids, asks = self._books[order.symbol]
+        (bids if order.side == BUY else asks).remove(order)
+
+    def _finish(
+        self,
+        order: SimOrder,
+        status: order_pb2.OrderStatus.ValueType,
+        exec_type: execution_pb2.ExecutionType.ValueType,
+        reason: str = "",
+    ) -> None:
+        order.status = status
+        order.reason = reason
+        order.updated_ns = self.now_ns()
+        self._release(order)
+        self._emit(order, exec_type)
+        self._retire(order)
+
+    def cancel(self, order_id: str | None, client_order_id: str | None) -> SimOrder:
+        order = self.find(order_id, client_order_id)
+        if not order.is_open:
+            raise NotFound(f"order {order.order_id} is not open", venue=self.venue)
+        self._unrest(order)
+        self._finish(order, S_CANCELLED, E_CANCELLED)
+        return order
+
+    # -- market events ------------------------------------------------------------------------------
+
+    def on_public_trade(self, trade: PublicTrade) -> None:
+        """Fill our resting orders that this public trade reaches (see the module docstring)."""
+        bids, asks = self._books[trade.symbol]
+        side = bids if trade.side == SELL else asks
+        if not side.prices:
+            return
+        spec = self.specs[trade.symbol]
+        pessimistic = self.config.fill_model == "pessimistic"
+        for price in side.crossed_by(trade.price, inclusive=not pessimistic):
+            level = list(side.levels.get(price, ()))
+            if price != trade.price:
+                for order in level:
+                    self._maker_fill(order, spec, price, order.remaining, trade.trade_id)
+                continue
+            left = trade.quantity
+            consumed = ZERO
+            for order in level:
+                order.queue_ahead = max(ZERO, order.queue_ahead - consumed)
+                if left <= 0:
+                    continue
+                ahead = min(left, order.queue_ahead)
+                order.queue_ahead -= ahead
+                left -= ahead
+                consumed += ahead
+                if left <= 0:
+                    continue
+                fill = min(left, order.remaining)
+                left -= fill
+                self._maker_fill(order, spec, price, fill, trade.trade_id)
+
+    def _maker_fill(
+        self, order: SimOrder, spec: InstrumentSpec, price: Decimal, qty: Decimal, tid: str
+    ) -> None:
+        qty = self._cap_reduce_only(order, qty)
+        if qty <= 0 or not order.is_open:
+            return
+        self._fill(order, spec, price, qty, liq=MAKER, trade_id=f"{tid}-{order.order_id}")
+        if order.is_open and order.reduce_only and not self._cap_reduce_only(order, order.remaining):
+            self._unrest(order)
+            self._finish(order, S_CANCELLED, E_CANCELLED, "reduce-only order cancelled: position closed")
+        if not order.is_open:
+            self._unrest(order)
+
+    def expire_due(self, now_ns: int) -> None:
+        while self._expiries and self._expiries[0][0] <= now_ns:
+            _, _, order = heapq.heappop(self._expiries)
+            if order.is_open:
+                self._unrest(order)
+                self._finish(order, S_EXPIRED, E_EXPIRED, "time in force expired")
+
+    def liquidate_if_due(self, symbol: str) -> None:
+        """Close a position whose mark price reached its liquidation price; its margin is lost."""
+        pos = self.ledger.positions.get(symbol)
+        if pos is None or not pos.quantity:
+            return
+        liq = pos.liquidation_price()
+        mark = self.markets[symbol].mid
+        if liq is None or (mark > liq if pos.quantity > 0 else mark < liq):
+            return
+        now = self.now_ns()
+        spec = self.specs[symbol]
+        market = self.markets[symbol]
+        qty = abs(pos.quantity)
+        side = SELL if pos.quantity > 0 else BUY
+        # Reduce-only orders go first: the venue takes over the position.
+        for o in self.open_orders(symbol):
+            self._unrest(o)
+            self._finish(o, S_CANCELLED, E_CANCELLED, "cancelled by liquidation")
+        margin = pos.margin
+        realized = (liq - pos.entry_price) * pos.quantity
+        self.ledger.unlock(pos.settle_asset, margin)
+        # The whole isolated margin is lost: the part the realized loss does not cover is the
+        # liquidation clearance fee.
+        self.ledger.credit(pos.settle_asset, -margin)
+        pos.realized_pnl += realized
+        pos.quantity = ZERO
+        pos.entry_price = ZERO
+        pos.margin = ZERO
+        pos.updated_ns = now
+        order = SimOrder(
+            order_id=f"sim-{next(self._ids)}",
+            client_order_id=f"sim-liquidation-{symbol}-{now}",
+            symbol=symbol,
+            side=side,
+            order_type=MARKET,
+            tif=IOC,
+            price=None,
+            quantity=qty,
+            post_only=False,
+            reduce_only=True,
+            created_ns=now,
+            updated_ns=now,
+            arrival=next(self._arrivals),
+            status=S_FILLED,
+            filled=qty,
+            cost=liq * qty,
+            reason="liquidation",
+        )
+        self.orders[order.order_id] = order
+        self.by_client[order.client_order_id] = order
+        liq = (liq // spec.tick_size) * spec.tick_size
+        trade = market.new_trade(now, liq, qty, side, liquidation=True)
+        self.sink.public_trade(trade)
+        self._emit(
+            order, E_TRADE, last_price=liq, last_qty=qty, fee=ZERO, liquidity=TAKER, trade_id=trade.trade_id
+        )
+        self._retire(order)
+        self.changed_positions.add(symbol)
+
+    def apply_funding(self, symbol: str, rate: Decimal, mark: Decimal) -> Decimal:
+        """Settle one funding payment; returns what the account paid (negative: received)."""
+        pos = self.ledger.positions.get(symbol)
+        if pos is None or not pos.quantity:
+            return ZERO
+        payment = pos.quantity * mark * rate
+        self.ledger.credit(pos.settle_asset, -payment)
+        pos.realized_pnl -= payment
+        pos.updated_ns = self.now_ns()
+        self.changed_positions.add(symbol)
+        return payment
+
+    # -- reports ------------------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        order: SimOrder,
+        exec_type: execution_pb2.ExecutionType.ValueType,
+        *,
+        last_price: Decimal | None = None,
+        last_qty: Decimal | None = None,
+        fee: Decimal | None = None,
+        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
+        trade_id: str = "",
+    ) -> None:
+        order.exec_seq += 1
+        if self.sink.wants_reports():
+            self.sink.report(
+                self.report(
+                    order,
+                    exec_type,
+                    last_price=last_price,
+                    last_qty=last_qty,
+                    fee=fee,
+                    liquidity=liquidity,
+                    trade_id=trade_id,
+                )
+            )
+
+    def _emit_rejected(self, order: SimOrder, reason: str) -> None:
+        if self.sink.wants_reports():
+            order.status = S_REJECTED
+            order.reason = reason
+            self.sink.report(self.report(order, E_REJECTED))
+
+    def report(
+        self,
+        order: SimOrder,
+        exec_type: execution_pb2.ExecutionType.ValueType,
+        *,
+        last_price: Decimal | None = None,
+        last_qty: Decimal | None = None,
+        fee: Decimal | None = None,
+        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
+        trade_id: str = "",
+    ) -> execution_pb2.ExecutionReport:
+        spec = self.specs[order.symbol]
+        rep = execution_pb2.ExecutionReport(
+            execution_id=f"{order.order_id or 'rejected-' + order.client_order_id}-{order.exec_seq}",
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            venue=self.venue,
+            symbol=order.symbol,
+            execution_type=exec_type,
+            order_status=order.status,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.tif,
+            order_price=dec_str(order.price),
+            order_quantity=dec_str(order.quantity),
+            last_price=dec_str(last_price),
+            last_quantity=dec_str(last_qty),
+            cumulative_quantity=dec_str(order.filled),
+            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
+            average_fill_price=dec_str(order.average_price),
+            fee=dec_str(fee),
+            fee_asset=spec.quote_asset if fee is not None else "",
+            liquidity=liquidity,
+            trade_id=trade_id,
+            rejection_reason=order.reason,
+            account_id=order.account_id,
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+        )
+        rep.transact_time.CopyFrom(timestamp(order.updated_ns))
+        return rep
+
+    def to_proto(self, order: SimOrder) -> order_pb2.Order:
+        spec = self.specs[order.symbol]
+        msg = order_pb2.Order(
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            venue=self.venue,
+            symbol=order.symbol,
+            venue_symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.tif,
+            quantity=dec_str(order.quantity),
+            quote_quantity=dec_str(order.quote_quantity),
+            price=dec_str(order.price),
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+            status=order.status,
+            filled_quantity=dec_str(order.filled),
+            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
+            average_fill_price=dec_str(order.average_price),
+            total_fees=dec_str(order.fees),
+            fee_asset=spec.quote_asset,
+            rejection_reason=order.reason,
+            account_id=order.account_id,
+            strategy_id=order.strategy_id,
+        )
+        msg.created_at.CopyFrom(timestamp(order.created_ns))
+        msg.updated_at.CopyFrom(timestamp(order.updated_ns))
+        if order.expires_ns is not None:
+            msg.expires_at.CopyFrom(timestamp(order.expires_ns))
+        if spec.is_perpetual:
+            msg.leverage = dec_str(self.leverage[order.symbol])
+        return msg
