@@ -67,7 +67,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
-	$(VENV)/bin/mypy cqc/tests cqvx/src cqvx/tests opensqt/src opensqt/tests benchmarks scripts
+	$(VENV)/bin/mypy $(wildcard cqc/tests cqvx/src cqvx/tests opensqt/src opensqt/tests benchmarks scripts examples) conftest.py
 
 buf-lint: node
 	$(ROOT)/node_modules/.bin/buf lint cqc/proto

@@ -1,0 +1,606 @@
+"""The Coinbase Advanced Trade :class:`~cqvx.client.VenueClient`.
+
+    async with CoinbaseClient(CoinbaseConfig.from_env()) as cb:
+        balances = await cb.get_balances()
+        report = await cb.place_order(order)          # client_order_id always sent
+
+Placement is idempotent on the venue by ``client_order_id`` (create-order reference: a non-unique id
+does not create a second order), so the transport may re-send a placement after a timeout or 5xx.  An
+outcome that stays unknown is resolved by looking the order up by its client order id; if that fails
+too, :class:`~cqvx.errors.Timeout` is raised (unresolved), never a blind re-send.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqvx.auth.base import Clock, wall_clock
+from cqvx.client import capabilities_of, check_order_ref
+from cqvx.errors import (
+    DuplicateOrder,
+    InvalidRequest,
+    NotFound,
+    OrderRejected,
+    Timeout,
+    Unavailable,
+    VenueError,
+    redact,
+)
+from cqvx.num import dec, dec_str
+from cqvx.symbols import parse_symbol
+from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
+from cqvx.transport.ratelimit import TokenBucket
+from cqvx.types import OrderFilter, Stream
+from cqvx.venues.coinbase import endpoints as ep
+from cqvx.venues.coinbase import models as m
+from cqvx.venues.coinbase import parse
+from cqvx.venues.coinbase.auth import CoinbaseAuth
+from cqvx.venues.coinbase.config import CoinbaseConfig
+from cqvx.venues.coinbase.errors import VENUE, http_error_mapper
+from cqvx.venues.coinbase.stream import CoinbaseStreams
+
+__all__ = ["CoinbaseClient"]
+
+_JSON = {"Content-Type": "application/json"}
+_MAX_LOOKUP_PAGES = 20
+
+
+def _rfc3339(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CoinbaseClient:
+    """Coinbase Advanced Trade over REST + WebSocket; returns cqc messages, raises the cqvx taxonomy."""
+
+    def __init__(
+        self,
+        config: CoinbaseConfig | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self.config = cfg = config or CoinbaseConfig()
+        self._auth = CoinbaseAuth(cfg, clock=clock) if cfg.has_credentials else None
+        self._private = TokenBucket(
+            cfg.private_rps, cfg.private_rps, venue=VENUE, group="private", registry=registry
+        )
+        self._public = TokenBucket(
+            cfg.public_rps, cfg.public_rps, venue=VENUE, group="public", registry=registry
+        )
+        self._http = HttpTransport(
+            cfg.rest_url,
+            venue=VENUE,
+            signer=self._auth.signer if self._auth is not None else None,
+            timeout=cfg.timeout_s,
+            retry=RetryPolicy(retries=cfg.retries, base_delay=cfg.retry_base_delay_s),
+            error_mapper=http_error_mapper,
+            registry=registry,
+            session=session,
+        )
+        # product id <-> canonical symbol; spot product ids already are canonical ids.
+        self._to_canon: dict[str, str] = {}
+        self._to_product: dict[str, str] = {}
+        # client order id -> order id for orders this process placed (first place to look on lookups).
+        self._coid_index: OrderedDict[str, str] = OrderedDict()
+        self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry)
+        self._last_error = ""
+        self._closed = False
+
+    @property
+    def venue(self) -> str:
+        return VENUE
+
+    def __repr__(self) -> str:
+        return f"CoinbaseClient(rest={self.config.rest_url!r}, auth={self._auth!r})"
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.streams.aclose()
+        await self._http.close()
+
+    def capabilities(self) -> frozenset[int]:
+        return capabilities_of(self)
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def to_canonical(self, product_id: str) -> str:
+        return self._to_canon.get(product_id, product_id)
+
+    def product_id(self, symbol: str) -> str:
+        pid = self._to_product.get(symbol)
+        if pid is not None:
+            return pid
+        parse_symbol(symbol)  # raises InvalidRequest naming a malformed id
+        return symbol
+
+    def _remember(self, client_order_id: str, order_id: str) -> None:
+        if not client_order_id or not order_id:
+            return
+        self._coid_index[client_order_id] = order_id
+        self._coid_index.move_to_end(client_order_id)
+        while len(self._coid_index) > 100_000:
+            self._coid_index.popitem(last=False)
+
+    @property
+    def _authed(self) -> bool:
+        return self._auth is not None
+
+    async def _get(self, path: str, route: str, params: Any = None, *, private: bool = True) -> HttpResponse:
+        if private and self._auth is None:
+            raise InvalidRequest("this call needs Coinbase credentials", venue=VENUE)
+        bucket = self._private if private else self._public
+        return await self._http.get(path, route=route, params=params, signed=private, limits=((bucket, 1.0),))
+
+    async def _post(self, path: str, route: str, body: bytes, *, idempotent: bool) -> HttpResponse:
+        if self._auth is None:
+            raise InvalidRequest("this call needs Coinbase credentials", venue=VENUE)
+        return await self._http.post(
+            path, route=route, body=body, headers=_JSON, idempotent=idempotent, limits=((self._private, 1.0),)
+        )
+
+    def _market(self, path: str) -> tuple[str, bool]:
+        """Market-data path: the authenticated route with keys, the public ``/market`` twin without."""
+        if self._authed:
+            return path, True
+        return path.replace(ep.PREFIX, f"{ep.PREFIX}/market", 1), False
+
+    # --- orders ---------------------------------------------------------------------------------------
+
+    def build_order_request(self, order: order_pb2.Order) -> tuple[bytes, str, str]:
+        """(body bytes, product id, client order id) for ``order``: the part of placement the benchmark
+        times without a network."""
+        product_id = self.product_id(order.symbol)
+        client_order_id = order.client_order_id or uuid.uuid4().hex
+        return ep.build_create_order(order, product_id, client_order_id), product_id, client_order_id
+
+    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        body, product_id, coid = self.build_order_request(order)
+        try:
+            resp = await self._post(ep.ORDERS, "/orders", body, idempotent=True)
+            report = parse.create_order_from_json(resp.body, order, order.symbol, product_id, coid)
+        except DuplicateOrder as dup:
+            # The id was used before (a retry after a crash, or a re-send): fetch that order.
+            found = await self._find_by_client_order_id(coid, product_id)
+            if found is None:
+                raise
+            if found.venue_symbol != product_id or found.side != order.side:
+                raise DuplicateOrder(
+                    f"client order id {coid} belongs to a different order",
+                    client_order_id=coid,
+                    venue=VENUE,
+                    code=dup.code,
+                ) from None
+            self._remember(coid, found.order_id)
+            return _status_report(found)
+        except (Timeout, Unavailable) as exc:
+            # The request may have reached the venue: resolve by client order id, never re-send.
+            self._last_error = str(redact(str(exc)))[:200]
+            found = await self._lookup_after_failure(coid, product_id)
+            if found is None:
+                raise Timeout(
+                    f"placement of {coid} unresolved ({type(exc).__name__}); look it up by client order id",
+                    venue=VENUE,
+                    retry_safe=False,
+                ) from None
+            self._remember(coid, found.order_id)
+            return _status_report(found)
+        self._remember(coid, report.order_id)
+        return report
+
+    async def _lookup_after_failure(self, coid: str, product_id: str) -> order_pb2.Order | None:
+        try:
+            return await self._find_by_client_order_id(coid, product_id)
+        except VenueError:
+            return None
+
+    async def _find_by_client_order_id(
+        self, coid: str, product_id: str | None = None
+    ) -> order_pb2.Order | None:
+        """The order carrying ``coid``: from this process's index, else by scanning recent orders."""
+        known = self._coid_index.get(coid)
+        if known is not None:
+            try:
+                return await self._get_order_by_id(known)
+            except NotFound:
+                pass
+        start = datetime.now(UTC) - timedelta(seconds=self.config.lookup_window_s)
+        params: list[tuple[str, str | int]] = [
+            ("limit", self.config.page_limit),
+            ("start_date", _rfc3339(start)),
+        ]
+        if product_id:
+            params.append(("product_ids", product_id))
+        cursor: str | None = None
+        for _ in range(_MAX_LOOKUP_PAGES):
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
+            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            for o in orders:
+                if o.client_order_id == coid:
+                    self._remember(coid, o.order_id)
+                    return o
+            if cursor is None:
+                break
+        return None
+
+    async def _get_order_by_id(self, order_id: str) -> order_pb2.Order:
+        resp = await self._get(ep.order_path(order_id), ep.R_ORDER)
+        return parse.order_from_json(resp.body, self.to_canonical)
+
+    async def get_order(
+        self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
+    ) -> order_pb2.Order:
+        check_order_ref(order_id, client_order_id)
+        if order_id:
+            return await self._get_order_by_id(order_id)
+        assert client_order_id
+        found = await self._find_by_client_order_id(
+            client_order_id, self.product_id(symbol) if symbol else None
+        )
+        if found is None:
+            raise NotFound(f"no order with client order id {client_order_id}", venue=VENUE)
+        return found
+
+    async def _resolve_order_id(self, symbol: str, order_id: str | None, client_order_id: str | None) -> str:
+        check_order_ref(order_id, client_order_id)
+        if order_id:
+            return order_id
+        assert client_order_id
+        known = self._coid_index.get(client_order_id)
+        if known:
+            return known
+        return (await self.get_order(symbol=symbol, client_order_id=client_order_id)).order_id
+
+    async def _batch_cancel(self, order_ids: Sequence[str]) -> list[tuple[str, VenueError | None]]:
+        out: list[tuple[str, VenueError | None]] = []
+        step = self.config.cancel_batch_max
+        for i in range(0, len(order_ids), step):
+            chunk = list(order_ids[i : i + step])
+            # Cancelling twice is harmless, so a cancel may be re-sent after a timeout.
+            resp = await self._post(
+                ep.BATCH_CANCEL, "/orders/batch_cancel", ep.build_cancel_body(chunk), idempotent=True
+            )
+            results = dict(parse.cancel_results_from_json(resp.body))
+            for oid in chunk:
+                if oid in results:
+                    out.append((oid, results[oid]))
+                else:
+                    out.append((oid, Timeout(f"no cancel result for {oid}", venue=VENUE)))
+        return out
+
+    async def _after_cancel(self, order_id: str, error: VenueError | None) -> order_pb2.Order:
+        if error is not None and error.code not in ("DUPLICATE_CANCEL_REQUEST",):
+            raise error
+        order = await self._get_order_by_id(order_id)
+        if order.status in (order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PARTIALLY_FILLED):
+            # The cancel was accepted; the venue processes it asynchronously.
+            order.status = order_pb2.ORDER_STATUS_PENDING_CANCEL
+        return order
+
+    async def cancel_order(
+        self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
+    ) -> order_pb2.Order:
+        oid = await self._resolve_order_id(symbol, order_id, client_order_id)
+        ((_, error),) = await self._batch_cancel([oid])
+        return await self._after_cancel(oid, error)
+
+    async def cancel_orders(self, refs: Sequence[order_pb2.OrderRef]) -> list[order_pb2.Order | VenueError]:
+        ids: list[str | VenueError] = []
+        for ref in refs:
+            try:
+                ids.append(
+                    await self._resolve_order_id(
+                        ref.symbol,
+                        ref.order_id if ref.WhichOneof("id") == "order_id" else None,
+                        ref.client_order_id if ref.WhichOneof("id") == "client_order_id" else None,
+                    )
+                )
+            except VenueError as exc:
+                ids.append(exc)
+        results = dict(await self._batch_cancel([i for i in ids if isinstance(i, str)]))
+        out: list[order_pb2.Order | VenueError] = []
+        for item in ids:
+            if isinstance(item, VenueError):
+                out.append(item)
+                continue
+            try:
+                out.append(await self._after_cancel(item, results.get(item)))
+            except VenueError as exc:
+                out.append(exc)
+        return out
+
+    async def cancel_all_orders(
+        self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
+    ) -> list[order_pb2.Order]:
+        open_orders = await self.get_orders(OrderFilter(symbol=symbol, side=side))
+        results = await self._batch_cancel([o.order_id for o in open_orders])
+        out = []
+        for order, (_, error) in zip(open_orders, results, strict=True):
+            if error is None:
+                order.status = order_pb2.ORDER_STATUS_PENDING_CANCEL
+                out.append(order)
+        return out
+
+    async def place_orders(
+        self, orders: Sequence[order_pb2.Order]
+    ) -> list[execution_pb2.ExecutionReport | VenueError]:
+        """One POST per order (Advanced Trade has no batch create); failures are returned, not raised."""
+        out: list[execution_pb2.ExecutionReport | VenueError] = []
+        for order in orders:
+            try:
+                out.append(await self.place_order(order))
+            except VenueError as exc:
+                out.append(exc)
+        return out
+
+    async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
+        """All matching orders, every page (``has_next``/``cursor``), filtered locally as well."""
+        flt = filter or OrderFilter()
+        params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
+        if flt.open_only:
+            params.append(("order_status", "OPEN"))
+        if flt.symbol:
+            params.append(("product_ids", self.product_id(flt.symbol)))
+        if flt.side:
+            params.append(("order_side", "BUY" if flt.side == order_pb2.ORDER_SIDE_BUY else "SELL"))
+        if flt.start:
+            params.append(("start_date", _rfc3339(flt.start)))
+        if flt.end:
+            params.append(("end_date", _rfc3339(flt.end)))
+        out: list[order_pb2.Order] = []
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        while True:
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
+            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            for o in orders:
+                if flt.matches(o):
+                    out.append(o)
+                    if flt.limit is not None and len(out) >= flt.limit:
+                        return out
+            if cursor is None or cursor in seen_cursors:
+                return out
+            seen_cursors.add(cursor)
+
+    async def get_fills(
+        self,
+        symbol: str | None = None,
+        order_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[execution_pb2.ExecutionReport]:
+        """Fills (TRADE reports), every page of ``/orders/historical/fills``."""
+        params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
+        if symbol:
+            params.append(("product_ids", self.product_id(symbol)))
+        if order_id:
+            params.append(("order_ids", order_id))
+        if start:
+            params.append(("start_sequence_timestamp", _rfc3339(start)))
+        if end:
+            params.append(("end_sequence_timestamp", _rfc3339(end)))
+        out: list[execution_pb2.ExecutionReport] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page_params = [*params, ("cursor", cursor)] if cursor else params
+            resp = await self._get(ep.FILLS, "/orders/historical/fills", page_params)
+            fills, cursor = parse.fills_from_json(resp.body, self.to_canonical)
+            out.extend(fills)
+            if cursor is None or cursor in seen:
+                return out
+            seen.add(cursor)
+
+    # --- account ------------------------------------------------------------------------------------
+
+    async def get_balances(self) -> list[balance_pb2.Balance]:
+        """Every account, all pages (``limit`` up to 250, cursor until ``has_next`` is false)."""
+        out: list[balance_pb2.Balance] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
+            if cursor:
+                params.append(("cursor", cursor))
+            resp = await self._get(ep.ACCOUNTS, "/accounts", params)
+            balances, cursor = parse.accounts_from_json(resp.body)
+            out.extend(balances)
+            if cursor is None or cursor in seen:
+                return out
+            seen.add(cursor)
+
+    # --- market data --------------------------------------------------------------------------------
+
+    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        path, private = self._market(ep.PRODUCTS)
+        params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
+        resp = await self._get(path, "/products", params, private=private)
+        instruments = parse.products_from_json(resp.body)
+        for inst in instruments:
+            self._to_canon[inst.venue_symbol] = inst.symbol
+            self._to_product[inst.symbol] = inst.venue_symbol
+        if symbols:
+            wanted = set(symbols)
+            instruments = [i for i in instruments if i.symbol in wanted]
+        return instruments
+
+    async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
+        path, private = self._market(ep.PRODUCT_BOOK)
+        resp = await self._get(
+            path,
+            "/product_book",
+            [("product_id", self.product_id(symbol)), ("limit", depth)],
+            private=private,
+        )
+        book = parse.book_from_json(resp.body, self.to_canonical, depth)
+        book.symbol = symbol
+        return book
+
+    async def get_best_bid_ask(self, symbols: Sequence[str]) -> list[price_pb2.Price]:
+        """``GET /best_bid_ask`` (repeated ``product_ids``; needs keys)."""
+        params = [("product_ids", self.product_id(s)) for s in symbols]
+        resp = await self._get(ep.BEST_BID_ASK, "/best_bid_ask", params)
+        return parse.best_bid_ask_from_json(resp.body, self.to_canonical)
+
+    async def get_market_trades(self, symbol: str, limit: int = 100) -> list[trade_pb2.Trade]:
+        path, private = self._market(ep.ticker_path(self.product_id(symbol)))
+        resp = await self._get(path, ep.R_TICKER, [("limit", limit)], private=private)
+        trades = parse.market_trades_from_json(resp.body, self.to_canonical)
+        for t in trades:
+            t.symbol = symbol
+        return trades
+
+    async def get_latest_price(self, symbol: str) -> price_pb2.Price:
+        path, private = self._market(ep.ticker_path(self.product_id(symbol)))
+        resp = await self._get(path, ep.R_TICKER, [("limit", 1)], private=private)
+        data = parse.decode(resp.body, m.TickerResponse)
+        price = price_pb2.Price(venue=VENUE, symbol=symbol)
+        if data.best_bid:
+            price.bid = parse.dec_text(data.best_bid, "best_bid")
+        if data.best_ask:
+            price.ask = parse.dec_text(data.best_ask, "best_ask")
+        if data.trades:
+            last = parse.trade_from_model(data.trades[0])
+            price.last = last.price
+            price.timestamp.CopyFrom(last.timestamp)
+        elif price.bid and price.ask:
+            price.last = dec_str((dec(price.bid) + dec(price.ask)) / 2)
+        return price
+
+    async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
+        path, private = self._market(ep.PRODUCTS)
+        params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
+        resp = await self._get(path, "/products", params, private=private)
+        out = []
+        for p in parse.decode(resp.body, m.ProductsResponse).products:
+            symbol = self.to_canonical(p.product_id)
+            if symbols and symbol not in symbols:
+                continue
+            out.append(
+                price_pb2.Ticker(
+                    venue=VENUE,
+                    symbol=symbol,
+                    last=parse.dec_text(p.price, "price"),
+                    volume_24h=parse.dec_text(p.volume_24h, "volume_24h"),
+                )
+            )
+        return out
+
+    async def get_candles(
+        self,
+        symbol: str,
+        interval: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[candle_pb2.Candle]:
+        gran = ep.GRANULARITY.get(interval)
+        if gran is None:
+            raise InvalidRequest(f"candle interval {interval} is not offered by Coinbase", venue=VENUE)
+        name, width = gran
+        now = int(time.time())
+        end_s = int((end or datetime.now(UTC)).timestamp())
+        count = min(limit or ep.MAX_CANDLES, ep.MAX_CANDLES)
+        start_s = int(start.timestamp()) if start else end_s - count * width
+        path, private = self._market(ep.candles_path(self.product_id(symbol)))
+        out: list[candle_pb2.Candle] = []
+        chunk_start = start_s
+        while chunk_start < end_s:
+            chunk_end = min(end_s, chunk_start + ep.MAX_CANDLES * width)
+            params = [("start", chunk_start), ("end", chunk_end), ("granularity", name)]
+            resp = await self._get(path, ep.R_CANDLES, params, private=private)
+            out.extend(parse.candles_from_json(resp.body, symbol, interval, width, now))
+            chunk_start = chunk_end
+        out.sort(key=lambda c: c.open_time.seconds)
+        return out[-limit:] if limit else out
+
+    # --- streams (cqvx.venues.coinbase.stream) ---------------------------------------------------------
+
+    def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
+        return self.streams.order_book(symbol, depth)
+
+    def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
+        return self.streams.trades(symbol)
+
+    def subscribe_prices(self, symbols: Sequence[str]) -> Stream[price_pb2.Price]:
+        return self.streams.prices(symbols)
+
+    def subscribe_candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
+        return self.streams.candles(symbol, interval)
+
+    def subscribe_executions(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[execution_pb2.ExecutionReport]:
+        return self.streams.executions(symbols)
+
+    # --- health ----------------------------------------------------------------------------------------
+
+    async def health(self) -> venue_pb2.VenueHealth:
+        out = venue_pb2.VenueHealth(venue=VENUE)
+        start = time.perf_counter()
+        try:
+            await self._http.get(ep.TIME, route="/time", signed=False, limits=((self._public, 1.0),))
+            out.reachable = True
+        except VenueError as exc:
+            self._last_error = str(redact(str(exc)))[:200]
+        out.latency_ms = (time.perf_counter() - start) * 1000.0
+        out.last_error = self._last_error
+        out.streams.extend(self.streams.health())
+        out.checked_at.GetCurrentTime()
+        return out
+
+
+def _status_report(order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+    """A STATUS report for an order found by lookup (duplicate id or unresolved placement)."""
+    if order.status == order_pb2.ORDER_STATUS_REJECTED:
+        raise OrderRejected(
+            f"order {order.client_order_id} was rejected: {order.rejection_reason}", venue=VENUE
+        )
+    report = execution_pb2.ExecutionReport(
+        execution_id=f"{order.order_id}:status",
+        order_id=order.order_id,
+        client_order_id=order.client_order_id,
+        venue=VENUE,
+        symbol=order.symbol,
+        execution_type=execution_pb2.EXECUTION_TYPE_STATUS,
+        order_status=order.status,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        order_price=order.price,
+        order_quantity=order.quantity,
+        cumulative_quantity=order.filled_quantity,
+        remaining_quantity=order.remaining_quantity,
+        average_fill_price=order.average_fill_price,
+        post_only=order.post_only,
+        account_id=order.account_id,
+    )
+    if order.HasField("created_at"):
+        report.transact_time.CopyFrom(order.created_at)
+    return report
