@@ -1,0 +1,280 @@
+"""The one configuration file: YAML, ``${VAR}`` expansion, pydantic v2 validation.
+
+Rules (reference §6 and the fixes of §12.11):
+
+* Only ``${VAR}`` and ``${VAR:-default}`` are expanded, and only inside string values after YAML
+  parsing, so a literal ``$`` in a password is never touched and a variable can never inject YAML
+  structure.  ``$${`` is a literal ``${``.  An unset variable without a default is an error naming the
+  variable and the key it appears under.
+* YAML floats are read as :class:`~decimal.Decimal` from their source text (money is never a float).
+* Every validation error names the dotted key path, e.g. ``trading.price_interval: must be > 0``.
+* ``order_quantity`` is the QUOTE amount per order (the original fixed-amount grid); the base quantity is
+  always ``round_quantity(order_quantity / order_price, lot_size)`` (one helper, :func:`base_quantity`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cqvx.num import round_quantity
+
+__all__ = [
+    "DEFAULT_PAPER_YAML",
+    "Config",
+    "ConfigError",
+    "EngineConfig",
+    "HttpConfig",
+    "StateConfig",
+    "SystemConfig",
+    "TradingConfig",
+    "VenueConfig",
+    "base_quantity",
+    "default_paper_config",
+    "expand_env",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key path (and the variable, for expansion)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TradingConfig(_Model):
+    """The original ``trading:`` section (reference §2.3)."""
+
+    symbol: str = Field(min_length=1)
+    price_interval: Decimal = Field(gt=0)
+    order_quantity: Decimal = Field(gt=0, description="quote amount per order (fixed-amount grid)")
+    min_order_value: Decimal = Field(default=Decimal(20), ge=0)
+    buy_window_size: int = Field(default=10, ge=1, le=200)
+    sell_window_size: int = Field(default=10, ge=1, le=200)
+    order_cleanup_threshold: int = Field(default=100, ge=1)
+    cleanup_batch_size: int = Field(default=10, ge=1)
+    margin_lock_duration_seconds: Decimal = Field(default=Decimal(10), gt=0)
+    position_safety_check: int = Field(default=100, ge=0)
+    grid_mode: Literal["long", "neutral"] = "long"
+    strategy_id: str = Field(default="grid", pattern=r"^[A-Za-z0-9_.:-]{1,32}$")
+    post_only_max_rejects: int = Field(default=3, ge=0)
+
+    @field_validator("symbol")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        from cqvx.symbols import parse_symbol
+
+        try:
+            parse_symbol(value)
+        except Exception as exc:  # InvalidRequest from cqvx; re-worded as a config message
+            raise ValueError(f"{value!r} is not a canonical symbol (BASE-QUOTE or BASE-QUOTE-PERP)") from exc
+        return value
+
+
+class VenueConfig(_Model):
+    """Where orders go: ``sim``, a cqvx venue name (e.g. ``coinbase``), or ``remote`` (a connector)."""
+
+    kind: str = Field(default="sim", pattern=r"^[a-z][a-z0-9_]*$")
+    address: str = ""
+    seed: int = 42
+    initial_price: Decimal | None = Field(default=None, gt=0)
+    fee_rate: Decimal | None = Field(default=None, ge=0)
+    # Non-secret adapter options; credentials come from the environment / secret files (cqvx.secrets),
+    # and in production live only in the connector process.
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _remote_needs_address(self) -> VenueConfig:
+        if self.kind == "remote" and not self.address:
+            raise ValueError("address: required when kind is 'remote' (host:port of an opensqt connector)")
+        return self
+
+
+class StateConfig(_Model):
+    """The state store; empty ``url`` = SQLite file next to the run (``--state``)."""
+
+    url: str = ""
+    table_prefix: str = Field(default="osq_", pattern=r"^[a-z][a-z0-9_]{0,20}$")
+
+
+class SystemConfig(_Model):
+    cancel_on_exit: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class HttpConfig(_Model):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class EngineConfig(_Model):
+    """Timing and throughput knobs (reference §6.1 ``timing``)."""
+
+    price_send_interval: Decimal = Field(default=Decimal("0.05"), ge=0)
+    reconcile_interval: Decimal = Field(default=Decimal(30), gt=0)
+    order_rate: Decimal = Field(default=Decimal(25), gt=0)
+    order_burst: int = Field(default=30, ge=1)
+    max_retries: int = Field(default=3, ge=0)
+    retry_delay: Decimal = Field(default=Decimal("0.5"), ge=0)
+
+
+class Config(_Model):
+    trading: TradingConfig
+    venue: VenueConfig = Field(default_factory=VenueConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    system: SystemConfig = Field(default_factory=SystemConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
+def base_quantity(quote_amount: Decimal, price: Decimal, lot_size: Decimal) -> Decimal:
+    """The fixed-amount grid's base quantity, rounded DOWN to the lot: the one place it is computed."""
+    if price <= 0:
+        raise ValueError("price must be > 0")
+    return round_quantity(quote_amount / price, lot_size)
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, env: Mapping[str, str], where: str = "") -> str:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in one string; ``$${`` is a literal ``${``."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        name, default = m.group(1), m.group(2)
+        if name in env and (env[name] != "" or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        at = f" (at {where})" if where else ""
+        raise ConfigError(f"environment variable {name} is not set{at}")
+
+    return _VAR.sub(repl, value)
+
+
+def _expand_tree(node: Any, env: Mapping[str, str], path: str) -> Any:
+    if isinstance(node, str):
+        return expand_env(node, env, path)
+    if isinstance(node, dict):
+        return {k: _expand_tree(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_tree(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader that reads floats as Decimal from the source text (0.1 stays exactly 0.1)."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(loader.construct_scalar(node))
+    try:
+        return Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        return loader.construct_yaml_float(node)  # .inf / .nan: rejected by the field validators
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err.get("type", "")
+    if kind == "greater_than":
+        return f"must be > {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx.get('le')}"
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{path}: {_message(err)}" if path else _message(err))
+    return "; ".join(lines)
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
+    """Parse YAML text into a validated :class:`Config`; raises :class:`ConfigError`."""
+    try:
+        raw = yaml.load(text, Loader=_DecimalLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    expanded = _expand_tree(raw, os.environ if env is None else env, "")
+    try:
+        return Config.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    return parse_config(text, env, str(p))
+
+
+# The embedded default behind ``opensqt paper``: the simulated venue, no credentials.  Kept identical to
+# configs/paper.yaml (a test checks it).
+DEFAULT_PAPER_YAML = """\
+# opensqt paper: the grid on the simulated venue (no credentials needed).
+trading:
+  symbol: BTC-USDT-PERP       # the sim's perpetual near 60000 (maker fee 0.02 %)
+  price_interval: 30          # grid step, quote units (> 2 x fee x price, or the fee check refuses)
+  order_quantity: 100         # QUOTE amount per order (fixed-amount grid)
+  min_order_value: 20
+  buy_window_size: 10
+  sell_window_size: 10
+  order_cleanup_threshold: 100
+  cleanup_batch_size: 10
+  margin_lock_duration_seconds: 10
+  position_safety_check: 10
+  grid_mode: long
+venue:
+  kind: sim
+  seed: ${OPENSQT_SEED:-42}
+state:
+  url: ""                     # empty: SQLite file given by --state
+system:
+  cancel_on_exit: true
+  log_level: INFO
+http:
+  enabled: true
+  host: 127.0.0.1
+  port: ${OPENSQT_HTTP_PORT:-8080}
+"""
+
+
+def default_paper_config(env: Mapping[str, str] | None = None) -> Config:
+    return parse_config(DEFAULT_PAPER_YAML, env, "<embedded paper config>")

@@ -1,0 +1,246 @@
+"""The order executor: rate limit, batch placement, and retries only where they are safe.
+
+Outcome of a placement (ARCHITECTURE.md): confirmed, rejected, or unresolved.
+
+* ``RateLimited`` / ``Unavailable`` with ``retry_safe`` (the request did not take effect): retried with the
+  SAME client order id after ``retry_after`` or a backoff, up to ``max_retries``; still failing -> rejected
+  (nothing was placed, the slot is freed).
+* ``Timeout`` (and any error that does not promise the request had no effect, or a response we could not
+  parse): UNRESOLVED, never re-sent; the caller resolves it with :meth:`OrderExecutor.lookup`.
+* ``DuplicateOrder``: the id was already used, i.e. an earlier attempt did land; resolved by fetching
+  that order.
+* Everything else (``OrderRejected``, ``InsufficientFunds``, ``InvalidRequest``, ...): rejected.
+
+The token bucket is :class:`cqvx.transport.ratelimit.TokenBucket` (the original executor's 25 orders/s,
+burst 30); a batch draws one token per order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
+from cqvx.client import SupportsBatchOrders, VenueClient
+from cqvx.errors import (
+    DuplicateOrder,
+    NotFound,
+    ParseError,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    VenueError,
+)
+from cqvx.num import ZERO, dec_or_none
+from cqvx.transport.ratelimit import TokenBucket
+
+__all__ = [
+    "CancelOutcome",
+    "Confirmed",
+    "OrderExecutor",
+    "Outcome",
+    "Rejected",
+    "Unresolved",
+    "VenueOrderState",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderState:
+    """What the venue says about one order (from a placement answer, a report or a lookup)."""
+
+    order_id: str
+    status: int
+    cumulative: Decimal  # filled so far
+    average_price: Decimal | None
+
+    @classmethod
+    def from_report(cls, r: execution_pb2.ExecutionReport) -> VenueOrderState:
+        return cls(
+            r.order_id,
+            r.order_status,
+            dec_or_none(r.cumulative_quantity, "cumulative_quantity") or ZERO,
+            dec_or_none(r.average_fill_price, "average_fill_price"),
+        )
+
+    @classmethod
+    def from_order(cls, o: order_pb2.Order) -> VenueOrderState:
+        return cls(
+            o.order_id,
+            o.status,
+            dec_or_none(o.filled_quantity, "filled_quantity") or ZERO,
+            dec_or_none(o.average_fill_price, "average_fill_price"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    state: VenueOrderState
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    error: VenueError
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    error: VenueError
+
+
+Outcome = Confirmed | Rejected | Unresolved
+CancelOutcome = VenueOrderState | VenueError
+
+
+def _ambiguous(err: VenueError) -> bool:
+    """May this failed placement have taken effect at the venue?"""
+    if isinstance(err, Timeout | ParseError):
+        return True
+    return isinstance(err, Unavailable | RateLimited) and not err.retry_safe
+
+
+def _retryable(err: VenueError) -> bool:
+    return isinstance(err, RateLimited | Unavailable) and err.retry_safe
+
+
+class OrderExecutor:
+    def __init__(
+        self,
+        client: VenueClient,
+        *,
+        rate: float = 25.0,
+        burst: int = 30,
+        max_retries: int = 3,
+        retry_delay: float = 0.5,
+        batch_size: int = 10,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.bucket = TokenBucket(rate, burst, venue=client.venue, group="opensqt-orders")
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.batch_size = max(1, min(batch_size, burst))
+        self._sleep = sleep
+        self.batch = isinstance(client, SupportsBatchOrders) and (
+            venue_pb2.CAPABILITY_BATCH_PLACE in client.capabilities()
+        )
+        self.retries = 0  # counters for /status and metrics
+        self.placed = 0
+        self.failures = 0
+
+    async def _backoff(self, err: VenueError, attempt: int) -> None:
+        self.retries += 1
+        delay = err.retry_after if isinstance(err, RateLimited) and err.retry_after else None
+        await self._sleep(delay if delay is not None else self.retry_delay * (2**attempt))
+
+    # ------------------------------------------------------------------------------ placement
+
+    async def place(self, orders: Sequence[order_pb2.Order]) -> list[Outcome]:
+        """Place orders; one outcome per order, in order.  Never raises a venue error."""
+        if not orders:
+            return []
+        if not self.batch or len(orders) == 1:
+            return [await self._place_one(o) for o in orders]
+        out: list[Outcome] = []
+        for i in range(0, len(orders), self.batch_size):
+            out.extend(await self._place_batch(orders[i : i + self.batch_size]))
+        return out
+
+    async def _place_one(self, order: order_pb2.Order) -> Outcome:
+        attempt = 0
+        while True:
+            await self.bucket.acquire()
+            try:
+                report = await self.client.place_order(order)
+            except VenueError as err:
+                if _retryable(err) and attempt < self.max_retries:
+                    await self._backoff(err, attempt)
+                    attempt += 1
+                    continue
+                return await self._settle(order, err)
+            self.placed += 1
+            return Confirmed(VenueOrderState.from_report(report))
+
+    async def _place_batch(self, orders: Sequence[order_pb2.Order]) -> list[Outcome]:
+        assert isinstance(self.client, SupportsBatchOrders)
+        results: list[Outcome | None] = [None] * len(orders)
+        todo = list(range(len(orders)))
+        attempt = 0
+        while todo:
+            await self.bucket.acquire(len(todo))
+            batch = [orders[i] for i in todo]
+            try:
+                answers: list[execution_pb2.ExecutionReport | VenueError] = list(
+                    await self.client.place_orders(batch)
+                )
+                if len(answers) != len(batch):
+                    raise ParseError(f"batch answer has {len(answers)} items for {len(batch)} orders")
+            except VenueError as err:
+                answers = [err] * len(batch)
+            retry: list[int] = []
+            for idx, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, VenueError):
+                    if _retryable(answer) and attempt < self.max_retries:
+                        retry.append(idx)
+                    else:
+                        results[idx] = await self._settle(orders[idx], answer)
+                else:
+                    self.placed += 1
+                    results[idx] = Confirmed(VenueOrderState.from_report(answer))
+            if retry:
+                first = answers[todo.index(retry[0])]
+                assert isinstance(first, VenueError)
+                await self._backoff(first, attempt)
+                attempt += 1
+            todo = retry
+        return [r for r in results if r is not None]
+
+    async def _settle(self, order: order_pb2.Order, err: VenueError) -> Outcome:
+        if isinstance(err, DuplicateOrder):
+            # An earlier attempt landed: the venue's order under this id is the outcome.
+            try:
+                found = await self.lookup(order.symbol, order.client_order_id)
+            except VenueError as lookup_err:
+                return Unresolved(lookup_err)
+            return Confirmed(found) if found is not None else Unresolved(err)
+        if _ambiguous(err):
+            return Unresolved(err)
+        self.failures += 1
+        return Rejected(err)
+
+    # ------------------------------------------------------------------------------ lookups, cancels
+
+    async def lookup(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
+        """The venue's view of our order, or None when the venue has no such order (never placed).
+
+        Raises the venue error when the lookup itself fails (the outcome stays unresolved)."""
+        attempt = 0
+        while True:
+            try:
+                order = await self.client.get_order(symbol=symbol, client_order_id=client_order_id)
+            except NotFound:
+                return None
+            except VenueError as err:
+                if err.retry_safe and attempt < self.max_retries:
+                    await self._backoff(err, attempt)
+                    attempt += 1
+                    continue
+                raise
+            return VenueOrderState.from_order(order)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> CancelOutcome:
+        """Cancel by client order id; returns the venue's order state or the error (NotFound = gone)."""
+        attempt = 0
+        while True:
+            await self.bucket.acquire()
+            try:
+                order = await self.client.cancel_order(symbol=symbol, client_order_id=client_order_id)
+            except VenueError as err:
+                if _retryable(err) and attempt < self.max_retries:
+                    await self._backoff(err, attempt)
+                    attempt += 1
+                    continue
+                return err
+            return VenueOrderState.from_order(order)

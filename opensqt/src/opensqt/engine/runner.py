@@ -1,0 +1,188 @@
+"""Run the grid engine as a process: venue, store, engine, HTTP endpoints, terminal view, exit report.
+
+Used by ``opensqt paper`` (the embedded config on the simulated venue) and ``opensqt run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cqvx.client import VenueClient
+from cqvx.num import dec_str
+from opensqt.config import Config, ConfigError
+from opensqt.engine.orchestrator import GridEngine
+from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.live.http import StatusServer
+from opensqt.observability.view import render_chart, run_view
+
+__all__ = ["RunSummary", "build_client", "run_engine"]
+
+log = structlog.get_logger("opensqt.run")
+
+
+@dataclass
+class RunSummary:
+    seconds: float
+    ticks: int
+    placed: int
+    fills: int
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    position: Decimal
+    anomalies: int
+    chart: Path | None
+    state: str
+    http_port: int
+    equity: list[tuple[float, Decimal]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"ran {self.seconds:.1f} s: {self.ticks} price ticks, "
+            f"{self.placed} orders placed, {self.fills} fills",
+            f"realized PnL {dec_str(self.realized_pnl.quantize(Decimal('0.0001')))}, "
+            f"unrealized {dec_str(self.unrealized_pnl.quantize(Decimal('0.0001')))}, "
+            f"position {dec_str(self.position)}",
+            f"anomalies: {self.anomalies}",
+            f"state: {self.state}",
+            f"chart: {self.chart}" if self.chart else "chart: (not written)",
+        ]
+
+
+async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
+    v = config.venue
+    if v.kind == "sim":
+        from cqvx.venues.sim import SimVenue
+
+        sim = SimVenue.default(seed=v.seed, speed=speed)
+        sim.start()
+        return sim
+    if v.kind == "remote":
+        from opensqt.connector.remote import RemoteVenue
+
+        token = os.environ.get("OPENSQT_CONNECTOR_TOKEN") or None
+        return await RemoteVenue.connect(v.address, token=token)
+    raise ConfigError(
+        f"venue.kind: {v.kind!r} runs behind the connector; use kind: remote with its address "
+        "(credentials stay in the connector process)"
+    )
+
+
+def _plain_output() -> bool:
+    return bool(os.environ.get("CI")) or not sys.stdout.isatty()
+
+
+async def run_engine(
+    config: Config,
+    *,
+    state_path: Path,
+    duration: float | None = None,
+    speed: float = 1.0,
+    plain: bool | None = None,
+    chart: bool = True,
+    client: VenueClient | None = None,
+    http_port: int | None = None,
+) -> RunSummary:
+    state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
+    url = config.state.url or sqlite_url(state_path)
+    store = StateStore(url, table_prefix=config.state.table_prefix)
+    own_client = client is None
+    venue = client or await build_client(config, speed=speed)
+    engine = GridEngine(config, venue, store)
+    server: StatusServer | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    started = time.monotonic()
+    equity: list[tuple[float, Decimal]] = []
+    try:
+        await engine.start()
+        if config.http.enabled:
+            server = StatusServer(engine.status, engine.metrics.render, lambda: _health(engine))
+            port = config.http.port if http_port is None else http_port
+            bound = await server.start(config.http.host, port)
+            log.info("http", url=f"http://{config.http.host}:{bound}/status")
+        view = asyncio.create_task(
+            run_view(engine, stop, equity, plain=_plain_output() if plain is None else plain)
+        )
+        try:
+            if duration is None:
+                await stop.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=duration)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await view
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        if server is not None:
+            await server.stop()
+        if engine.started:
+            await engine.stop()
+        else:
+            await engine.store.aclose()
+        if own_client:
+            await venue.aclose()
+    chart_path: Path | None = None
+    if chart and engine.price_history:
+        chart_path = state_path.with_suffix(".png")
+        render_chart(chart_path, engine.price_history, engine.fills, equity, config.trading.symbol)
+    return RunSummary(
+        seconds=time.monotonic() - started,
+        ticks=engine.stats.ticks,
+        placed=engine.stats.placed,
+        fills=engine.stats.fills,
+        realized_pnl=engine.stats.realized_pnl,
+        unrealized_pnl=engine.unrealized_pnl(),
+        position=engine.position(),
+        anomalies=engine.stats.anomalies,
+        chart=chart_path,
+        state=url,
+        http_port=server.port if server else 0,
+        equity=equity,
+    )
+
+
+def _prepare_state_dir(path: Path) -> Path:
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _health(engine: GridEngine) -> tuple[bool, dict[str, str]]:
+    components: dict[str, str] = {"engine": "Healthy" if engine.started else "Unhealthy: not started"}
+    mon = engine.monitor.status()
+    age = mon["age_seconds"]
+    components["price_monitor"] = (
+        "Healthy" if isinstance(age, float | int) and age < 60 else f"Unhealthy: price age {age}"
+    )
+    ok = all(v == "Healthy" for v in components.values())
+    return ok, components
+
+
+def summary_dict(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "seconds": round(summary.seconds, 3),
+        "ticks": summary.ticks,
+        "placed": summary.placed,
+        "fills": summary.fills,
+        "realized_pnl": dec_str(summary.realized_pnl),
+        "position": dec_str(summary.position),
+        "chart": str(summary.chart) if summary.chart else None,
+    }

@@ -1,0 +1,371 @@
+"""The state store (SQLAlchemy 2 Core): SQLite by default, PostgreSQL by URL.
+
+The outbox rule (reference §12.9): every intent is committed BEFORE its side effect.  A placement is the
+slot row in ``PENDING`` with the client order id plus an ``orders`` row in ``intent``; a cancel is the slot
+in ``CANCEL_REQUESTED``.  A process killed at any point restarts from these rows and reconciles with the
+venue by client order id (see ``orchestrator.GridEngine.recover``).  Fills are keyed by the venue's trade
+id (or, for a fill learned by reconciliation, ``<client order id>@<cumulative quantity>``) and inserted
+with ON CONFLICT DO NOTHING in the same transaction as the slot update, so a fill is applied exactly once.
+
+All methods are synchronous; the engine calls them through :class:`AsyncStore`, which runs them on one
+dedicated thread (no blocking I/O on the event loop, and writes stay strictly ordered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from cqvx.num import dec_str
+from opensqt.engine.slots import OrderIntent, Slot, SlotState
+
+__all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "sqlite_url"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One of our orders (one row per client order id): the outbox and the audit trail."""
+
+    client_order_id: str
+    symbol: str
+    level: int
+    side: int
+    price: Decimal
+    quantity: Decimal
+    cycle: int
+    status: str  # intent | placed | unresolved | filled | closed | rejected | absent
+    filled: Decimal = Decimal(0)
+    order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    fill_key: str  # venue trade id, or "<cid>@<cumulative>" for a fill learned by reconciliation
+    client_order_id: str
+    symbol: str
+    level: int
+    side: int
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    ts: float
+
+
+class StateStore:
+    def __init__(self, url: str, *, table_prefix: str = "osq_") -> None:
+        self.url = url
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        # An in-memory SQLite database lives in one connection: share it (tests, benchmarks).
+        kwargs: dict[str, Any] = (
+            {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}} if memory else {}
+        )
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._md = MetaData()
+        p = table_prefix
+        self.meta = Table(
+            f"{p}meta", self._md, Column("key", String(64), primary_key=True), Column("value", String(256))
+        )
+        self.slots = Table(
+            f"{p}slots",
+            self._md,
+            Column("symbol", String(64), primary_key=True),
+            Column("level", Integer, primary_key=True),
+            Column("state", String(20), nullable=False),
+            Column("position", String(64), nullable=False),
+            Column("entry_price", String(64), nullable=False),
+            Column("cycle", Integer, nullable=False),
+            Column("post_only_rejects", Integer, nullable=False),
+            Column("cid", String(64)),
+            Column("side", Integer),
+            Column("price", String(64)),
+            Column("quantity", String(64)),
+            Column("filled", String(64)),
+            Column("fill_cost", String(64)),
+            Column("post_only", Boolean),
+            Column("reduce_only", Boolean),
+            Column("order_id", String(128)),
+            Column("updated_at", Float, nullable=False),
+        )
+        self.orders = Table(
+            f"{p}orders",
+            self._md,
+            Column("cid", String(64), primary_key=True),
+            Column("symbol", String(64), nullable=False),
+            Column("level", Integer, nullable=False),
+            Column("side", Integer, nullable=False),
+            Column("price", String(64), nullable=False),
+            Column("quantity", String(64), nullable=False),
+            Column("cycle", Integer, nullable=False),
+            Column("status", String(20), nullable=False),
+            Column("filled", String(64), nullable=False),
+            Column("order_id", String(128), nullable=False),
+            Column("updated_at", Float, nullable=False),
+        )
+        self.fills = Table(
+            f"{p}fills",
+            self._md,
+            Column("fill_key", String(160), primary_key=True),
+            Column("cid", String(64), nullable=False, index=True),
+            Column("symbol", String(64), nullable=False),
+            Column("level", Integer, nullable=False),
+            Column("side", Integer, nullable=False),
+            Column("price", String(64), nullable=False),
+            Column("quantity", String(64), nullable=False),
+            Column("fee", String(64), nullable=False),
+            Column("realized_pnl", String(64), nullable=False),
+            Column("ts", Float, nullable=False),
+        )
+        self._md.create_all(self.engine)
+
+    # ---------------------------------------------------------------------------------- plumbing
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+    def _upsert(self, conn: Connection, table: Table, row: dict[str, Any], keys: list[str]) -> None:
+        stmt = self._insert(table).values(**row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: v for k, v in row.items() if k not in keys}
+        )
+        conn.execute(stmt)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def drop_all(self) -> None:
+        """Remove this store's tables (tests use a unique prefix per run)."""
+        self._md.drop_all(self.engine)
+
+    # ---------------------------------------------------------------------------------- meta
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(self.meta.c.value).where(self.meta.c.key == key)).scalar_one_or_none()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, self.meta, {"key": key, "value": value}, ["key"])
+
+    def meta_default(self, key: str, factory: Callable[[], str]) -> str:
+        """The stored value, or store ``factory()`` the first time (insert-if-absent, race free)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(self.meta).values(key=key, value=factory()).on_conflict_do_nothing())
+            return str(conn.execute(select(self.meta.c.value).where(self.meta.c.key == key)).scalar_one())
+
+    def epoch(self) -> str:
+        """A random value created once per store; salts client order ids (see slots.client_order_id)."""
+        return self.meta_default("epoch", lambda: secrets.token_hex(8))
+
+    # ---------------------------------------------------------------------------------- slots
+
+    def load_slots(self, symbol: str) -> dict[int, Slot]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(self.slots).where(self.slots.c.symbol == symbol)).mappings().all()
+        out: dict[int, Slot] = {}
+        for r in rows:
+            order = None
+            if r["cid"]:
+                order = OrderIntent(
+                    client_order_id=r["cid"],
+                    side=int(r["side"]),
+                    price=Decimal(r["price"]),
+                    quantity=Decimal(r["quantity"]),
+                    cycle=int(r["cycle"]),
+                    post_only=bool(r["post_only"]),
+                    reduce_only=bool(r["reduce_only"]),
+                    order_id=r["order_id"] or "",
+                    filled=Decimal(r["filled"]),
+                    fill_cost=Decimal(r["fill_cost"]),
+                )
+            out[int(r["level"])] = Slot(
+                level=int(r["level"]),
+                state=SlotState(r["state"]),
+                position=Decimal(r["position"]),
+                entry_price=Decimal(r["entry_price"]),
+                cycle=int(r["cycle"]),
+                post_only_rejects=int(r["post_only_rejects"]),
+                order=order,
+            )
+        return out
+
+    def _slot_row(self, symbol: str, slot: Slot) -> dict[str, Any]:
+        o = slot.order
+        return {
+            "symbol": symbol,
+            "level": slot.level,
+            "state": slot.state.value,
+            "position": dec_str(slot.position),
+            "entry_price": dec_str(slot.entry_price),
+            "cycle": slot.cycle,
+            "post_only_rejects": slot.post_only_rejects,
+            "cid": o.client_order_id if o else None,
+            "side": o.side if o else None,
+            "price": dec_str(o.price) if o else None,
+            "quantity": dec_str(o.quantity) if o else None,
+            "filled": dec_str(o.filled) if o else None,
+            "fill_cost": dec_str(o.fill_cost) if o else None,
+            "post_only": o.post_only if o else None,
+            "reduce_only": o.reduce_only if o else None,
+            "order_id": o.order_id if o else None,
+            "updated_at": time.time(),
+        }
+
+    def _order_row(self, r: OrderRow) -> dict[str, Any]:
+        return {
+            "cid": r.client_order_id,
+            "symbol": r.symbol,
+            "level": r.level,
+            "side": r.side,
+            "price": dec_str(r.price),
+            "quantity": dec_str(r.quantity),
+            "cycle": r.cycle,
+            "status": r.status,
+            "filled": dec_str(r.filled),
+            "order_id": r.order_id,
+            "updated_at": time.time(),
+        }
+
+    def save(
+        self,
+        symbol: str,
+        slots: Iterable[Slot] = (),
+        orders: Iterable[OrderRow] = (),
+        fill: FillRow | None = None,
+    ) -> bool:
+        """Commit slots, order rows and at most one fill in ONE transaction.
+
+        Returns False (and commits nothing) when ``fill`` was already recorded: the caller then drops
+        the in-memory change it computed from that fill.
+        """
+        with self.engine.connect() as conn:
+            if fill is not None:
+                res = conn.execute(
+                    self._insert(self.fills)
+                    .values(
+                        fill_key=fill.fill_key,
+                        cid=fill.client_order_id,
+                        symbol=fill.symbol,
+                        level=fill.level,
+                        side=fill.side,
+                        price=dec_str(fill.price),
+                        quantity=dec_str(fill.quantity),
+                        fee=dec_str(fill.fee),
+                        realized_pnl=dec_str(fill.realized_pnl),
+                        ts=fill.ts,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(self.fills.c.fill_key)
+                )
+                # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+                if res.first() is None:
+                    conn.rollback()
+                    return False
+            for slot in slots:
+                self._upsert(conn, self.slots, self._slot_row(symbol, slot), ["symbol", "level"])
+            for row in orders:
+                self._upsert(conn, self.orders, self._order_row(row), ["cid"])
+            conn.commit()
+        return True
+
+    def has_fill(self, fill_key: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(self.fills.c.fill_key).where(self.fills.c.fill_key == fill_key))
+            return found.first() is not None
+
+    def load_fills(self, symbol: str) -> list[FillRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(self.fills).where(self.fills.c.symbol == symbol).order_by(self.fills.c.ts)
+            ).mappings()
+            return [
+                FillRow(
+                    fill_key=r["fill_key"],
+                    client_order_id=r["cid"],
+                    symbol=r["symbol"],
+                    level=int(r["level"]),
+                    side=int(r["side"]),
+                    price=Decimal(r["price"]),
+                    quantity=Decimal(r["quantity"]),
+                    fee=Decimal(r["fee"]),
+                    realized_pnl=Decimal(r["realized_pnl"]),
+                    ts=float(r["ts"]),
+                )
+                for r in rows
+            ]
+
+    def load_orders(self, symbol: str) -> list[OrderRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(self.orders).where(self.orders.c.symbol == symbol)).mappings()
+            return [
+                OrderRow(
+                    client_order_id=r["cid"],
+                    symbol=r["symbol"],
+                    level=int(r["level"]),
+                    side=int(r["side"]),
+                    price=Decimal(r["price"]),
+                    quantity=Decimal(r["quantity"]),
+                    cycle=int(r["cycle"]),
+                    status=r["status"],
+                    filled=Decimal(r["filled"]),
+                    order_id=r["order_id"],
+                )
+                for r in rows
+            ]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed intent survives power loss too, not only a killed process.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class AsyncStore:
+    """Runs :class:`StateStore` calls on one dedicated thread, in submission order."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def aclose(self) -> None:
+        await self.run(self.store.close)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,81 @@
+"""The original ``market_maker_*`` metric set (reference §8), on a per-engine Prometheus registry.
+
+Labels are bounded: ``symbol`` (configured instruments), ``side`` (buy/sell), ``reason`` / ``kind``
+(fixed enums).  Never ids, prices or error text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["EngineMetrics"]
+
+_MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.pnl_realized = Gauge(
+            "market_maker_pnl_realized_total", "Realized PnL (quote)", ["symbol"], registry=r
+        )
+        self.pnl_unrealized = Gauge(
+            "market_maker_pnl_unrealized", "Unrealized PnL at the last price (quote)", ["symbol"], registry=r
+        )
+        self.orders_active = Gauge("market_maker_orders_active", "Live orders", ["symbol"], registry=r)
+        self.orders_placed = Counter(
+            "market_maker_orders_placed", "Orders confirmed by the venue", ["symbol", "side"], registry=r
+        )
+        self.orders_filled = Counter(
+            "market_maker_orders_filled", "Orders completely filled", ["symbol", "side"], registry=r
+        )
+        self.volume = Counter("market_maker_volume", "Filled base quantity", ["symbol", "side"], registry=r)
+        self.position_size = Gauge(
+            "market_maker_position_size", "Net position (base)", ["symbol"], registry=r
+        )
+        self.latency_exchange = Histogram(
+            "market_maker_latency_exchange_ms",
+            "Venue call latency",
+            ["symbol", "op"],
+            buckets=_MS_BUCKETS,
+            registry=r,
+        )
+        self.latency_tick_to_trade = Histogram(
+            "market_maker_latency_tick_to_trade_ms",
+            "Price event to the place_order call",
+            ["symbol"],
+            buckets=_MS_BUCKETS,
+            registry=r,
+        )
+        self.risk_triggered = Gauge(
+            "market_maker_risk_triggered", "Risk monitor triggered", ["symbol"], registry=r
+        )
+        self.circuit_breaker_open = Gauge(
+            "market_maker_circuit_breaker_open", "Circuit breaker open", ["symbol"], registry=r
+        )
+        self.order_placements = Counter("order_placements", "Placement attempts", ["symbol"], registry=r)
+        self.order_retries = Counter("order_retries", "Placement retries", ["symbol"], registry=r)
+        self.order_failures = Counter(
+            "order_failures", "Placements rejected or unresolved", ["symbol", "kind"], registry=r
+        )
+        self.price_updates = Counter(
+            "workflow_price_updates", "Price ticks processed", ["symbol"], registry=r
+        )
+        self.order_updates = Counter(
+            "workflow_order_updates", "Order reports processed", ["symbol"], registry=r
+        )
+        self.total_slots = Gauge("position_total_slots", "Slots", ["symbol"], registry=r)
+        self.active_slots = Gauge(
+            "position_active_slots", "Slots with an order or a position", ["symbol"], registry=r
+        )
+        self.margin_locked = Gauge("position_margin_locked", "Margin lock on", ["symbol"], registry=r)
+        self.post_only_fallbacks = Gauge(
+            "position_post_only_fallback_slots",
+            "Slots placing plain limits after post-only rejects",
+            ["symbol"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,129 @@
+"""kill -9 in the middle of a run, restart, and check against the venue's order history.
+
+Design: the venue must outlive the killed engine, so it runs OUT of the engine process: the simulated
+venue (wall clock, 10x speed) is served by the real opensqt connector (gRPC) inside this test process,
+and the engine is a real subprocess (``python -m opensqt.cli run`` with ``venue.kind: remote``).  The
+sim keeps trading (and filling our resting orders) while the engine is dead; the restarted engine must
+adopt those orders and fills by client order id.  At the end the venue's complete order history is
+compared with the engine's state store: every venue order carries a client order id the engine
+recorded as an intent BEFORE placing it, no client order id occurs twice, and each order's filled
+quantity equals the sum of the fills the engine recorded for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cqc.venues.v1 import order_pb2
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
+from cqvx.venues.sim import SimVenue
+from opensqt.connector.server import ConnectorConfig, ConnectorServer
+from opensqt.engine.slots import is_our_client_order_id
+from opensqt.engine.store import StateStore, sqlite_url
+
+SYM = "BTC-USDT-PERP"
+ROOT = Path(__file__).resolve().parents[3]
+
+CONFIG = """
+trading:
+  symbol: BTC-USDT-PERP
+  price_interval: 10
+  order_quantity: 100
+  min_order_value: 5
+  buy_window_size: 6
+  sell_window_size: 6
+  position_safety_check: 1
+venue:
+  kind: remote
+  address: 127.0.0.1:{port}
+  fee_rate: 0
+http:
+  enabled: false
+engine:
+  price_send_interval: 0.02
+  reconcile_interval: 1
+system:
+  cancel_on_exit: true
+  log_level: WARNING
+"""
+
+
+async def _spawn(cfg: Path, state: Path, duration: float) -> asyncio.subprocess.Process:
+    env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "opensqt.cli", "run", "--config", str(cfg), "--state", str(state),
+        "--duration", str(duration), "--plain",
+        cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Path) -> None:
+    sim = SimVenue.default(seed=5, speed=10)
+    sim.start()
+    server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+    port = await server.start()
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text(CONFIG.format(port=port))
+    state = tmp_path / "state.db"
+    all_statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+    try:
+        first = await _spawn(cfg, state, duration=60)
+        # Let it place orders and collect at least one fill, then kill -9 at an arbitrary moment.
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            orders = await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses))
+            if any(Decimal(o.filled_quantity or "0") > 0 for o in orders) and len(orders) >= 6:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.37)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        assert first.returncode == -signal.SIGKILL
+        placed_before = len(await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses)))
+        assert placed_before >= 6
+
+        await asyncio.sleep(2.0)  # the market keeps moving (and filling) while the engine is dead
+
+        second = await _spawn(cfg, state, duration=6)
+        out, _ = await asyncio.wait_for(second.communicate(), timeout=60)
+        assert second.returncode == 0, out.decode()[-3000:]
+        assert b"anomalies: 0" in out, out.decode()[-3000:]
+
+        history = await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses))
+    finally:
+        await server.stop()
+        await sim.aclose()
+
+    store = StateStore(sqlite_url(state))
+    ours = {r.client_order_id: r for r in store.load_orders(SYM)}
+    fills = store.load_fills(SYM)
+    store.close()
+    cids = [o.client_order_id for o in history]
+    assert len(cids) == len(set(cids)), "a client order id was placed twice"
+    assert all(is_our_client_order_id(c) and c in ours for c in cids), (
+        "a venue order without a recorded intent"
+    )
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    for f in fills:
+        filled[f.client_order_id] += f.quantity
+    assert len({f.fill_key for f in fills}) == len(fills)
+    missing = {
+        o.client_order_id: (o.filled_quantity, filled.get(o.client_order_id))
+        for o in history
+        if Decimal(o.filled_quantity or "0") != filled.get(o.client_order_id, Decimal(0))
+    }
+    assert not missing, f"fills not accounted for: {missing}"
+    assert sum(1 for o in history if Decimal(o.filled_quantity or "0") > 0) >= 1
+    # cancel_on_exit: nothing of ours is left working at the venue
+    assert not [o for o in history if o.status == order_pb2.ORDER_STATUS_OPEN]

@@ -1,0 +1,125 @@
+"""The state store against SQLite and the real PostgreSQL (unique table prefix per run, dropped after)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cqc.venues.v1 import order_pb2
+from opensqt.engine.slots import Slot, SlotState
+from opensqt.engine.store import AsyncStore, FillRow, OrderRow, StateStore, sqlite_url
+
+PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BUY = order_pb2.ORDER_SIDE_BUY
+SYM = "BTC-USDT"
+
+
+def _pg_store() -> StateStore:
+    import sqlalchemy
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    try:
+        store = StateStore(PG_URL, table_prefix=prefix)
+    except sqlalchemy.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (CI is set, so this fails): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    s = StateStore(sqlite_url(tmp_path / "state.db")) if request.param == "sqlite" else _pg_store()
+    try:
+        yield s
+    finally:
+        s.drop_all()
+        s.close()
+
+
+def _slot_with_intent(level: int = -2) -> Slot:
+    slot = Slot(level=level, position=Decimal("0.5"), entry_price=Decimal(99))
+    slot.submit(
+        namespace="n", side=BUY, price=Decimal(98), quantity=Decimal("0.3"), post_only=True, reduce_only=False
+    )
+    return slot
+
+
+def test_slots_round_trip_exactly(store: StateStore) -> None:
+    slot = _slot_with_intent()
+    slot.ack("venue-1")
+    slot.fill(Decimal("0.1"), Decimal("97.5"))
+    assert store.save(SYM, [slot, Slot(level=4)])
+    loaded = store.load_slots(SYM)
+    assert set(loaded) == {-2, 4}
+    got = loaded[-2]
+    assert (got.state, got.position, got.entry_price, got.cycle) == (
+        slot.state,
+        slot.position,
+        slot.entry_price,
+        slot.cycle,
+    )
+    assert got.order == slot.order
+    assert loaded[4].state is SlotState.FREE and loaded[4].order is None
+    assert store.load_slots("ETH-USDT") == {}
+
+
+def test_fill_is_recorded_once_and_a_duplicate_commits_nothing(store: StateStore) -> None:
+    slot = _slot_with_intent()
+    store.save(SYM, [slot])
+    fill = FillRow("t-1", "cid", SYM, -2, BUY, Decimal(98), Decimal("0.1"), Decimal(0), Decimal(0), 1.0)
+    slot.ack()
+    slot.fill(Decimal("0.1"), Decimal(98))
+    assert store.save(SYM, [slot], fill=fill)
+    later = slot.copy()
+    later.fill(Decimal("0.1"), Decimal(98))
+    assert not store.save(SYM, [later], fill=fill)  # same trade id: rejected, slot not written
+    assert store.load_slots(SYM)[-2].order.filled == Decimal("0.1")  # type: ignore[union-attr]
+    assert store.has_fill("t-1") and not store.has_fill("t-2")
+    assert [f.fill_key for f in store.load_fills(SYM)] == ["t-1"]
+
+
+def test_order_rows_upsert_and_meta(store: StateStore) -> None:
+    row = OrderRow("osqabc", SYM, -2, BUY, Decimal(98), Decimal("0.3"), 1, "intent")
+    store.save(SYM, orders=[row])
+    store.save(
+        SYM,
+        orders=[OrderRow("osqabc", SYM, -2, BUY, Decimal(98), Decimal("0.3"), 1, "placed", order_id="v9")],
+    )
+    (got,) = store.load_orders(SYM)
+    assert (got.status, got.order_id) == ("placed", "v9")
+    epoch = store.epoch()
+    assert store.epoch() == epoch and len(epoch) == 16
+    assert store.get_meta("anchor") is None
+    store.set_meta("anchor", "100.5")
+    store.set_meta("anchor", "101")
+    assert store.get_meta("anchor") == "101"
+
+
+def test_intent_survives_a_reopen(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "s.db")
+    first = StateStore(url)
+    slot = _slot_with_intent()
+    assert slot.order is not None
+    cid = slot.order.client_order_id
+    first.save(SYM, [slot], orders=[OrderRow(cid, SYM, -2, BUY, Decimal(98), Decimal("0.3"), 1, "intent")])
+    epoch = first.epoch()
+    first.engine.dispose()  # no clean shutdown work: what was committed is what a restart sees
+    second = StateStore(url)
+    assert second.load_slots(SYM)[-2].state is SlotState.PENDING
+    assert second.load_orders(SYM)[0].status == "intent"
+    assert second.epoch() == epoch
+    second.close()
+
+
+async def test_async_store_runs_off_the_loop(tmp_path: Path) -> None:
+    store = AsyncStore(StateStore(sqlite_url(tmp_path / "a.db")))
+    await store.run(store.store.save, SYM, [Slot(level=1)])
+    loaded = await store.run(store.store.load_slots, SYM)
+    assert list(loaded) == [1]
+    await store.aclose()
