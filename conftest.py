@@ -12,3 +12,6 @@ import cqvx
 import opensqt
 
 __all__ = ["cqc", "cqvx", "opensqt"]
+
+# The conformance suite records which capability tests passed and rewrites docs/capabilities.md.
+pytest_plugins = ["cqvx.testing.conformance_plugin"]
