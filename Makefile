@@ -75,7 +75,7 @@ buf-lint: node
 buf-breaking: node
 	$(ROOT)/node_modules/.bin/buf breaking cqc/proto --against cqc/baseline/image.binpb
 
-pytest: venv node deps-go
+pytest: venv node deps-go ts-build
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # A clean build, so that no compiled file of a deleted proto or test lingers in dist/.
