@@ -64,6 +64,12 @@ _SECRET_KEYS = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "***"
+# A "key": "value" pair whose key looks secret, in text that is not (or no longer) valid JSON; an
+# unterminated value (cut off by truncation) is covered to the end of the text.
+_SECRET_PAIR = re.compile(
+    r'("[^"\\]*(?:' + _SECRET_KEYS.pattern[1:-1] + r')[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)',
+    re.IGNORECASE,
+)
 
 
 def redact(value: Any, _depth: int = 0) -> Any:
@@ -90,6 +96,8 @@ def redact(value: Any, _depth: int = 0) -> Any:
                 return json.dumps(redact(json.loads(stripped), _depth + 1))
             except ValueError:
                 pass
+        # JSON that did not parse (typically a body cut to a size limit): secret-named fields still go.
+        value = _SECRET_PAIR.sub(lambda m: m.group(1) + '"***"', value)
         # Bearer tokens and JWTs inside free text.
         value = re.sub(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+", "Bearer ***", value)
         return re.sub(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", REDACTED, value)

@@ -9,14 +9,16 @@ safe side: a quantity is never rounded up, a buy price never up, a sell price ne
 from __future__ import annotations
 
 import decimal
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from cqvx.errors import ParseError
 
 __all__ = ["ZERO", "dec", "dec_or_none", "dec_str", "floor_to", "round_price", "round_quantity"]
 
 ZERO = Decimal(0)
-_CTX = decimal.Context(prec=50, traps=[decimal.InvalidOperation])
+# Venue numbers beyond this magnitude are garbage, and printing one without an exponent (dec_str)
+# would build a string of that many digits.
+_MAX_ADJUSTED = 1000
 
 
 def dec(value: object, field: str = "value", venue: str = "") -> Decimal:
@@ -31,14 +33,21 @@ def dec(value: object, field: str = "value", venue: str = "") -> Decimal:
         # repr() gives the shortest string that round-trips, i.e. what the venue sent in JSON.
         result = Decimal(repr(value))
     elif isinstance(value, str):
+        # The constructor is exact (a context's create_decimal would round past its precision, which
+        # can turn "0.99...9" into 1: a quantity rounded up).  Underscores are Python syntax, not a
+        # venue's.
         try:
-            result = _CTX.create_decimal(value.strip())
+            if "_" in value:
+                raise ValueError(value)
+            result = Decimal(value.strip())
         except (decimal.InvalidOperation, ValueError):
             raise ParseError(f"{field}: not a decimal number: {value[:40]!r}", venue=venue) from None
     else:
         raise ParseError(f"{field}: expected a number, got {type(value).__name__}", venue=venue)
     if not result.is_finite():
         raise ParseError(f"{field}: not a finite number", venue=venue)
+    if result and abs(result.adjusted()) > _MAX_ADJUSTED:
+        raise ParseError(f"{field}: magnitude out of range", venue=venue)
     return result
 
 
@@ -62,25 +71,60 @@ def dec_str(value: Decimal | int | str | None) -> str:
     return text
 
 
-def floor_to(value: Decimal, step: Decimal) -> Decimal:
-    """Largest multiple of ``step`` that is <= ``value`` (``step`` <= 0 means no rounding)."""
-    if step <= 0:
+def _exact_context(value: Decimal, step: Decimal) -> decimal.Context:
+    """A context wide enough that ``value // step`` and ``q * step`` are exact.
+
+    The thread's default context (28 digits) would round ``value / step`` when the quotient has more
+    digits than that, and rounding it up then yields a multiple of ``step`` ABOVE ``value``.  Inexact is
+    trapped so that a precision mistake raises instead of silently rounding.
+    """
+    quotient_digits = max(value.adjusted() - step.adjusted(), 0) + 2
+    prec = max(28, quotient_digits + len(step.as_tuple().digits) + 2, len(value.as_tuple().digits) + 2)
+    return decimal.Context(
+        prec=prec,
+        Emax=decimal.MAX_EMAX,
+        Emin=decimal.MIN_EMIN,
+        traps=[decimal.InvalidOperation, decimal.Inexact, decimal.DivisionByZero],
+    )
+
+
+def _to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:
+    if step <= 0 or not value or not value.is_finite():
         return value
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    ctx = _exact_context(value, step)
+    quotient = ctx.divide_int(value, step)  # truncates toward zero, exactly
+    product = ctx.multiply(quotient, step)
+    if up and product < value:
+        product = ctx.add(product, step)
+    elif not up and product > value:  # negative values: truncation went up
+        product = ctx.subtract(product, step)
+    return product
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` that is <= ``value`` (``step`` <= 0 means no rounding); exact."""
+    return _to_step(value, step, up=False)
 
 
 def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
-    if step <= 0:
-        return value
-    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+    return _to_step(value, step, up=True)
+
+
+def _normalized(value: Decimal) -> Decimal:
+    # Decimal.normalize() rounds to the context precision; this must not.
+    if not value:
+        return ZERO
+    return value.normalize(
+        decimal.Context(prec=len(value.as_tuple().digits) + 1, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+    )
 
 
 def round_quantity(quantity: Decimal, lot_size: Decimal) -> Decimal:
     """Round a quantity DOWN to the lot size: never trade more than asked for."""
-    return floor_to(quantity, lot_size).normalize() if quantity else ZERO
+    return _normalized(floor_to(quantity, lot_size)) if quantity else ZERO
 
 
 def round_price(price: Decimal, tick_size: Decimal, *, is_buy: bool) -> Decimal:
     """Round a limit price to the tick on the safe side: buys down, sells up (never a worse price)."""
     rounded = floor_to(price, tick_size) if is_buy else _ceil_to(price, tick_size)
-    return rounded.normalize() if rounded else ZERO
+    return _normalized(rounded)

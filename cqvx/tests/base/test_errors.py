@@ -41,3 +41,12 @@ def test_redact_hides_secrets_in_nested_payloads_and_text() -> None:
     assert "abc" not in redact("failed with Bearer abc.def.ghi")
     err = VenueError("bad", raw={"passphrase": "pp", "code": 7})
     assert "pp" not in repr(err.raw) and "pp" not in str(err)
+
+
+def test_truncated_json_payload_still_loses_its_secrets() -> None:
+    # Error payloads are cut to 2 KiB before they are attached; the cut JSON no longer parses.
+    body = (b'{"message":"bad","api_key":"AKIA-SECRET","pad":"' + b"x" * 3000 + b'"}')[:2048]
+    err = VenueError("rejected", raw=body)
+    assert "AKIA-SECRET" not in str(err.raw) and '"api_key":"***"' in str(err.raw)
+    cut_inside = redact(b'{"ok":1,"private_key":"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEE')
+    assert "MHcCAQEE" not in cut_inside and "BEGIN" not in cut_inside

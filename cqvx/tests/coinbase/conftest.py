@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from cqvx.secrets import Secret
 from cqvx.testing.fake_coinbase import FakeCoinbase
+from cqvx.transport.ratelimit import limiters
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,6 +22,13 @@ ED_KEY_NAME = "organizations/org-test/apiKeys/key-ed"
 
 def _fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Clients share the process-wide buckets (per key, per IP); each test starts with full ones so
+    one test's traffic cannot slow the next."""
+    limiters.clear()
 
 
 @pytest.fixture(scope="session")

@@ -118,7 +118,7 @@ async def test_trades_prices_candles(fake: FakeCoinbase, client: CoinbaseClient)
 
 
 async def _executions(
-    client: CoinbaseClient,
+    client: CoinbaseClient, fake: FakeCoinbase | None = None
 ) -> tuple[Stream[execution_pb2.ExecutionReport], asyncio.Queue[Any]]:
     stream = client.subscribe_executions()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -128,6 +128,10 @@ async def _executions(
             await queue.put(rep)
 
     asyncio.get_running_loop().create_task(reader())
+    if fake is not None:
+        # Wait for the subscription itself, not a fixed sleep: an order placed before it would
+        # only show up in the snapshot (as STATUS), never as NEW.
+        await fake.wait_subscribed("user")
     return stream, queue
 
 
@@ -140,8 +144,7 @@ async def _next(queue: asyncio.Queue[Any], kind: int) -> execution_pb2.Execution
 
 
 async def test_user_fills_once_across_reconnects(fake: FakeCoinbase, client: CoinbaseClient) -> None:
-    stream, queue = await _executions(client)
-    await asyncio.sleep(0.2)
+    stream, queue = await _executions(client, fake)
     rep = await client.place_order(limit("u-1"))
     new = await _next(queue, execution_pb2.EXECUTION_TYPE_NEW)
     assert new.order_id == rep.order_id

@@ -235,3 +235,34 @@ async def test_fake_server_latency_fault() -> None:
         async with http.get(s.url + "/x") as r:
             assert r.status == 200
         assert loop.time() - t0 < 0.15  # the fault was used up
+
+
+async def test_a_handshake_that_never_answers_times_out_and_retries() -> None:
+    """A peer that accepts TCP and never answers the upgrade must not stall the stream for the HTTP
+    session's default 5 minutes: the handshake gets ``connect_timeout``, then the client retries."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def black_hole(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.append(w)
+
+    server = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = WsClient(
+        f"ws://127.0.0.1:{port}/ws",
+        venue="fake",
+        connect_timeout=0.2,
+        backoff=FAST,
+        registry=CollectorRegistry(),
+    )
+    try:
+        await client.start()
+        async with asyncio.timeout(3):
+            while len(accepted) < 3:  # noqa: ASYNC110 - counting the server's accepts
+                await asyncio.sleep(0.02)
+        assert client.reconnects >= 2 and not client.connected
+    finally:
+        await client.close()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()

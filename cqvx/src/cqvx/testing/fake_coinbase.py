@@ -506,18 +506,30 @@ class FakeCoinbase(FakeServer):
         return fill
 
     async def fill(
-        self, order_id: str, quantity: str | None = None, price: str | None = None
+        self, order_id: str, quantity: str | None = None, price: str | None = None, *, notify: bool = True
     ) -> dict[str, Any]:
-        """A maker fill of a resting order (all of what is left unless ``quantity`` is given)."""
+        """A maker fill of a resting order (all of what is left unless ``quantity`` is given).
+
+        ``notify=False`` fills without any WebSocket message: the update that was lost on the way.
+        """
         order = self.orders[order_id]
         if order["status"] != "OPEN":
             raise ValueError(f"order {order_id} is {order['status']}")
         left = order["_base"] - Decimal(order["filled_size"])
         qty = Decimal(quantity) if quantity is not None else left
         fill = self._execute(order, min(qty, left), Decimal(price) if price else order["_limit"], maker=True)
-        await self._send_user(order)
-        await self.push_trade(order["product_id"], fill["price"], fill["size"], order["side"])
+        if notify:
+            await self._send_user(order)
+            await self.push_trade(order["product_id"], fill["price"], fill["size"], order["side"])
         return fill
+
+    async def drop_kind(self, kind: Literal["market", "user"]) -> int:
+        """Close only the market-data or only the user-endpoint connections; returns how many."""
+        conns = [c for c in self._conns if c.kind == kind and not c.ws.closed]
+        for c in conns:
+            self.ws_connections.discard(c.ws)
+            await c.ws.close(code=1011, message=b"dropped by fake server")
+        return len(conns)
 
     async def _batch_cancel(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -932,6 +944,14 @@ class FakeCoinbase(FakeServer):
 
     def _subscribers(self, channel: str, key: str) -> list[_Conn]:
         return [c for c in self._conns if key in c.subs.get(channel, ()) and not c.ws.closed]
+
+    async def wait_subscribed(self, channel: str, product_id: str = "", timeout: float = 3.0) -> None:
+        """Until a live connection is subscribed to ``channel`` (for ``product_id``): tests synchronise on
+        this instead of sleeping."""
+        key = product_id or channel
+        async with asyncio.timeout(timeout):
+            while not self._subscribers(channel, key):  # noqa: ASYNC110 - polling our own state
+                await asyncio.sleep(0.005)
 
     async def push_l2(
         self,

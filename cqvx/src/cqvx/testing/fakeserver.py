@@ -47,6 +47,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     method: str | None = None
+    # Run the venue handler first (the request TAKES EFFECT), then answer with the fault: the
+    # "processed, reply lost" case that only a lookup can resolve.
+    after: bool = False
 
 
 class FakeServer:
@@ -119,9 +122,15 @@ class FakeServer:
         body: bytes = b'{"error":"injected"}',
         headers: dict[str, str] | None = None,
         method: str | None = None,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests to ``route`` (a URL path; None = any) with ``status``."""
-        self._push(route, Fault("status", times, status, body, dict(headers or {}), method=method))
+        """Answer the next ``times`` requests to ``route`` (a URL path; None = any) with ``status``.
+
+        ``after=True`` lets the request take effect first (a venue that acts, then fails to answer).
+        """
+        self._push(
+            route, Fault("status", times, status, body, dict(headers or {}), method=method, after=after)
+        )
 
     def rate_limit(
         self, route: str | None = None, *, times: int = 1, retry_after: str | float | None = 1
@@ -130,9 +139,12 @@ class FakeServer:
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         self._push(route, Fault("status", times, 429, b'{"error":"rate limited"}', headers))
 
-    def reset(self, route: str | None = None, *, times: int = 1, method: str | None = None) -> None:
-        """Close the connection after reading the request, without any response."""
-        self._push(route, Fault("reset", times, method=method))
+    def reset(
+        self, route: str | None = None, *, times: int = 1, method: str | None = None, after: bool = False
+    ) -> None:
+        """Close the connection after reading the request, without any response (``after=True``: after
+        the request took effect)."""
+        self._push(route, Fault("reset", times, method=method, after=after))
 
     def delay(self, route: str | None = None, seconds: float = 0.1, *, times: int | None = 1) -> None:
         """Hold the request ``seconds`` before handling it normally."""
@@ -180,6 +192,8 @@ class FakeServer:
             await asyncio.sleep(fault.seconds)
             fault = None
         if fault is not None:
+            if fault.after:
+                await handler(request)
             if fault.kind == "reset":
                 transport = request.transport
                 if transport is not None:

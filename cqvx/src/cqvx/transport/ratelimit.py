@@ -9,6 +9,7 @@ request is not starved by a stream of light ones, and a cancelled waiter takes n
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -105,11 +106,25 @@ class TokenBucket:
 
 
 class RateLimiterRegistry:
-    """Buckets by (venue, group); the first caller's configuration wins and a conflicting one is an error."""
+    """Buckets by (venue, credential identity, group), so every client drawing on one budget shares it.
+
+    A venue limits per API key or account (private endpoints) or per IP (public ones).  Two clients on
+    the SAME key must therefore share one bucket, or together they send twice the venue's limit; two
+    clients on different keys must not.  ``identity`` names the budget's owner: the API key id for
+    per-key limits, ``""`` for per-IP limits.  It is only ever stored as a digest, never in plain text.
+    The first caller's configuration wins; a different rate or burst for the same budget is an error
+    (two settings for one real limit means one of them is wrong).
+    """
 
     def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def identity_key(identity: str) -> str:
+        if not identity:
+            return ""
+        return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
 
     def get(
         self,
@@ -118,17 +133,20 @@ class RateLimiterRegistry:
         *,
         rate: float,
         capacity: float,
+        identity: str = "",
         registry: CollectorRegistry | None = None,
     ) -> TokenBucket:
+        key = (venue, self.identity_key(identity), group)
         with self._lock:
-            bucket = self._buckets.get((venue, group))
+            bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = TokenBucket(rate, capacity, venue=venue, group=group, registry=registry)
-                self._buckets[(venue, group)] = bucket
+                self._buckets[key] = bucket
             elif bucket.rate != float(rate) or bucket.capacity != float(capacity):
+                who = " for this credential" if identity else ""
                 raise ValueError(
-                    f"rate limit {venue}/{group} already configured as "
-                    f"{bucket.rate}/s burst {bucket.capacity}"
+                    f"rate limit {venue}/{group}{who} is already configured as {bucket.rate}/s burst "
+                    f"{bucket.capacity}; refusing {float(rate)}/s burst {float(capacity)} for the same budget"
                 )
             return bucket
 

@@ -315,13 +315,17 @@ class WsClient:
 
     async def _connect_and_subscribe(self) -> None:
         session = self._get_session()
-        self._ws = await session.ws_connect(
-            self.url,
-            headers=self._handshake_headers(),
-            heartbeat=self._ping_interval,
-            timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout),
-            autoping=True,
-        )
+        # ws_connect's handshake runs under the session's HTTP timeout (5 minutes by default): a
+        # venue that accepts the TCP connection and never answers the upgrade would stall the stream
+        # that long.  The whole handshake gets connect_timeout.
+        async with asyncio.timeout(self._connect_timeout):
+            self._ws = await session.ws_connect(
+                self.url,
+                headers=self._handshake_headers(),
+                heartbeat=self._ping_interval,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout),
+                autoping=True,
+            )
         if self._on_connect is not None:
             await asyncio.wait_for(self._on_connect(self), self._connect_timeout)
         # Holding the subscription lock while re-sending means a concurrent subscribe() either lands

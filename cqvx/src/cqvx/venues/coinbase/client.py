@@ -32,6 +32,7 @@ from cqvx.errors import (
     InvalidRequest,
     NotFound,
     OrderRejected,
+    ParseError,
     Timeout,
     Unavailable,
     VenueError,
@@ -40,7 +41,7 @@ from cqvx.errors import (
 from cqvx.num import dec, dec_str
 from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
-from cqvx.transport.ratelimit import TokenBucket
+from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import OrderFilter, Stream
 from cqvx.venues.coinbase import endpoints as ep
 from cqvx.venues.coinbase import models as m
@@ -71,14 +72,23 @@ class CoinbaseClient:
         session: aiohttp.ClientSession | None = None,
         registry: CollectorRegistry | None = None,
         clock: Clock = wall_clock,
+        rate_limiters: RateLimiterRegistry | None = None,
     ) -> None:
         self.config = cfg = config or CoinbaseConfig()
         self._auth = CoinbaseAuth(cfg, clock=clock) if cfg.has_credentials else None
-        self._private = TokenBucket(
-            cfg.private_rps, cfg.private_rps, venue=VENUE, group="private", registry=registry
+        # Shared budgets (venues.md §1.5): private calls are limited per key, so every client on this
+        # key draws from one bucket; public calls per IP, so every client in the process shares one.
+        shared = limiters if rate_limiters is None else rate_limiters
+        self._private = shared.get(
+            VENUE,
+            "private",
+            rate=cfg.private_rps,
+            capacity=cfg.private_rps,
+            identity=cfg.key_name,
+            registry=registry,
         )
-        self._public = TokenBucket(
-            cfg.public_rps, cfg.public_rps, venue=VENUE, group="public", registry=registry
+        self._public = shared.get(
+            VENUE, "public", rate=cfg.public_rps, capacity=cfg.public_rps, registry=registry
         )
         self._http = HttpTransport(
             cfg.rest_url,
@@ -95,7 +105,7 @@ class CoinbaseClient:
         self._to_product: dict[str, str] = {}
         # client order id -> order id for orders this process placed (first place to look on lookups).
         self._coid_index: OrderedDict[str, str] = OrderedDict()
-        self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry)
+        self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry, rate_limiters=shared)
         self._last_error = ""
         self._closed = False
 
@@ -197,8 +207,9 @@ class CoinbaseClient:
                 ) from None
             self._remember(coid, found.order_id)
             return _status_report(found)
-        except (Timeout, Unavailable) as exc:
-            # The request may have reached the venue: resolve by client order id, never re-send.
+        except (Timeout, Unavailable, ParseError) as exc:
+            # The request may have reached the venue (a ParseError here is a 2xx answer we cannot
+            # read: the order may well exist): resolve by client order id, never re-send.
             self._last_error = str(redact(str(exc)))[:200]
             found = await self._lookup_after_failure(coid, product_id)
             if found is None:

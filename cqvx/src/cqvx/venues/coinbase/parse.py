@@ -99,8 +99,18 @@ def _decode_list(data: bytes, type_: type[T]) -> list[T]:
 # --- scalars ----------------------------------------------------------------------------------
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2})?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?\s*"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
+# The largest second a Timestamp may carry (9999-12-31T23:59:59Z).
+_MAX_SECONDS = 253_402_300_799
+
+
+def _unix_seconds(text: str, field: str) -> int:
+    """Unix seconds from a digit string; ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) > _MAX_SECONDS:
+        raise ParseError(f"{field}: not Unix seconds: {text[:20]!r}", venue=VENUE)
+    return int(text)
 
 
 def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
@@ -108,7 +118,7 @@ def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
     if not text:
         return None
     if text.isdigit():
-        return Timestamp(seconds=int(text))
+        return Timestamp(seconds=_unix_seconds(text, field))
     mt = _RFC3339.match(text)
     if mt is None:
         raise ParseError(f"{field}: not an RFC 3339 time: {text[:40]!r}", venue=VENUE)
@@ -587,9 +597,7 @@ def best_bid_ask_from_json(data: bytes, to_canonical: ToCanonical = _identity) -
 def candle_from_model(
     c: m.Candle, symbol: str, interval: int, width_s: int, now_s: int | None = None
 ) -> candle_pb2.Candle:
-    if not c.start.isdigit():
-        raise ParseError(f"candle start: not Unix seconds: {c.start[:20]!r}", venue=VENUE)
-    start = int(c.start)
+    start = _unix_seconds(c.start, "candle start")
     out = candle_pb2.Candle(
         venue=VENUE,
         symbol=symbol,
@@ -650,8 +658,8 @@ def market_trades_from_json(data: bytes, to_canonical: ToCanonical = _identity) 
 
 def envelope_from_json(data: bytes | str) -> m.Envelope:
     env = decode(data, m.Envelope)
-    if env.sequence_num < 0:
-        raise ParseError("sequence_num: negative", venue=VENUE)
+    if not 0 <= env.sequence_num < 2**63:
+        raise ParseError("sequence_num: out of range", venue=VENUE)
     return env
 
 
@@ -768,7 +776,7 @@ def ws_heartbeat_counter(env: m.Envelope) -> int:
         raise ParseError("heartbeats: no event", venue=VENUE)
     counter = events[0].heartbeat_counter
     if isinstance(counter, str):
-        if not counter.isdigit():
+        if not (counter.isascii() and counter.isdigit()) or len(counter) > 20:
             raise ParseError("heartbeat_counter: not an integer", venue=VENUE)
         return int(counter)
     return counter

@@ -24,12 +24,14 @@ https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -38,7 +40,7 @@ from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.book import ApplyResult, OrderBookL2, ResyncReason, SequenceMode
 from cqvx.errors import InvalidRequest, ParseError, VenueError
 from cqvx.num import dec_str
-from cqvx.transport.ratelimit import TokenBucket
+from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.transport.ws import Backoff, WsClient
 from cqvx.types import TERMINAL_STATUSES, Stream
 from cqvx.venues.coinbase import models as m
@@ -110,16 +112,18 @@ class FillTracker:
         if cum > prev.cumulative:
             trade_id = f"{order.order_id}:{dec_str(cum)}"
             if trade_id not in self._seen:
-                self._mark_seen(trade_id)
                 delta = cum - prev.cumulative
                 rep = _report(order, execution_pb2.EXECUTION_TYPE_TRADE)
                 rep.execution_id = trade_id
                 rep.trade_id = trade_id
                 rep.last_quantity = dec_str(delta)
                 price = (value - prev.value) / delta if value > prev.value else avg
-                rep.last_price = dec_str(price.quantize(Decimal("1e-12")).normalize()) if price else ""
+                rep.last_price = _fill_price(price)
                 rep.fee = dec_str(max(fees - prev.fees, Decimal(0)))
                 out.append(rep)
+                # Marked only once the report exists: a fill marked seen but never reported would be
+                # suppressed as a "replay" forever after.
+                self._mark_seen(trade_id)
         elif order.status != prev.status and order.status in _EXEC_FOR_STATUS:
             out.append(_report(order, _EXEC_FOR_STATUS[order.status]))
         if cum >= prev.cumulative:
@@ -133,6 +137,19 @@ class FillTracker:
         self._seen[trade_id] = None
         if len(self._seen) > self._max_seen:
             self._seen.popitem(last=False)
+
+
+_PRICE_STEP = Decimal("1e-12")
+
+
+def _fill_price(price: Decimal) -> str:
+    """A derived fill price, trimmed of division noise; never raises on extreme values."""
+    if not price:
+        return ""
+    # More digits than the context holds: keep the quotient as it is.
+    with contextlib.suppress(InvalidOperation):
+        price = price.quantize(_PRICE_STEP)
+    return dec_str(price)
 
 
 def _report(
@@ -195,6 +212,7 @@ class CoinbaseStreams:
         auth: CoinbaseAuth | None,
         *,
         registry: CollectorRegistry | None = None,
+        rate_limiters: RateLimiterRegistry | None = None,
     ) -> None:
         self._client = client
         self._config = config
@@ -205,8 +223,9 @@ class CoinbaseStreams:
         self._books: dict[str, OrderBookL2] = {}
         self._trade_seen: OrderedDict[str, None] = OrderedDict()
         self._fills = FillTracker(config.fill_dedup_size)
-        self._send_bucket = TokenBucket(
-            config.ws_messages_per_s, config.ws_messages_per_s, venue=VENUE, group="ws", registry=registry
+        # The WebSocket message limit is per IP: one bucket for every client in the process.
+        self._send_bucket = (limiters if rate_limiters is None else rate_limiters).get(
+            VENUE, "ws", rate=config.ws_messages_per_s, capacity=config.ws_messages_per_s, registry=registry
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._conn_lock = asyncio.Lock()
@@ -233,8 +252,11 @@ class CoinbaseStreams:
                 c.last_seq = None
                 c.user_snapshot_ids = set()
                 c.user_snapshot_done = False
-                for book in self._books.values():
-                    book.invalidate(ResyncReason.DISCONNECTED)
+                if kind == "market":
+                    # Only this connection's books: invalidating them on a user-connection reconnect
+                    # would freeze them, since no level2 snapshot follows on the market connection.
+                    for book in self._books.values():
+                        book.invalidate(ResyncReason.DISCONNECTED)
 
             async def on_message(data: Any) -> None:
                 self._on_message(holder[0], data)
@@ -316,13 +338,19 @@ class CoinbaseStreams:
         try:
             await self._send(conn.ws, "unsubscribe", keys)
             await self._send(conn.ws, "subscribe", keys)
-        except VenueError:
+        except (VenueError, aiohttp.ClientError, ConnectionError):
             await conn.ws.force_reconnect("resync failed")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A failed resync or reconcile must be visible, not a "never retrieved" note at exit.
+            _log.error("coinbase.stream_task_failed", error=type(exc).__name__, exc_info=exc)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -361,6 +389,12 @@ class CoinbaseStreams:
                 for key in conn.refs:
                     if key[0] == "level2" and key[1] in self._books:
                         self._books[key[1]].invalidate(ResyncReason.SEQUENCE_GAP)
+                if _USER in conn.refs:
+                    # The lost message may have been the last update of an order that then left the
+                    # open set; the re-subscribe snapshot lists open orders only, so the orders it
+                    # no longer lists must be reconciled exactly as after a reconnect.
+                    conn.user_snapshot_ids = set()
+                    conn.user_snapshot_done = False
                 self._spawn(self._resync(conn))
             self._dispatch(conn, env)
         except ParseError as exc:

@@ -42,7 +42,7 @@ from cqvx.errors import (
     ParseError,
     UnsupportedOperation,
 )
-from cqvx.num import ZERO, dec, dec_str
+from cqvx.num import ZERO, dec, dec_str, floor_to
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
 from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
@@ -309,7 +309,7 @@ class MatchingEngine:
         else:
             if price is None or price <= 0:
                 raise InvalidRequest("a limit order needs a positive price", venue=v)
-            if price % spec.tick_size:
+            if floor_to(price, spec.tick_size) != price:  # exact; `%` raises past 28 digits
                 raise InvalidRequest(
                     f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
                     venue=v,
@@ -329,7 +329,7 @@ class MatchingEngine:
         else:
             if qty is None or qty <= 0:
                 raise InvalidRequest("quantity must be positive", venue=v)
-            if qty % spec.lot_size:
+            if floor_to(qty, spec.lot_size) != qty:
                 raise InvalidRequest(
                     f"lot size: quantity {dec_str(qty)} is not a multiple of {dec_str(spec.lot_size)}",
                     venue=v,

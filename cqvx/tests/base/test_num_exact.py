@@ -1,0 +1,45 @@
+"""Rounding and parsing stay exact beyond the default 28-digit decimal context."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cqvx.errors import ParseError
+from cqvx.num import dec, dec_str, round_price, round_quantity
+
+# Many significant digits: a large integer part and a fine step (token amounts with 18 decimals).
+wide = st.builds(lambda i, f: Decimal(f"{i}.{f:018d}"), st.integers(1, 10**22), st.integers(0, 10**18 - 1))
+fine_steps = st.sampled_from([Decimal(s) for s in ("1e-18", "1e-10", "0.00000001", "0.3", "7", "1e-25")])
+
+
+@given(wide, fine_steps)
+def test_round_quantity_never_rounds_up_with_many_digits(quantity: Decimal, lot: Decimal) -> None:
+    rounded = round_quantity(quantity, lot)
+    assert rounded <= quantity
+    assert quantity - rounded < lot
+
+
+@given(wide, fine_steps)
+def test_round_price_safe_side_with_many_digits(price: Decimal, tick: Decimal) -> None:
+    assert round_price(price, tick, is_buy=True) <= price <= round_price(price, tick, is_buy=False)
+
+
+def test_the_28_digit_case_that_used_to_round_up() -> None:
+    quantity = Decimal("123456789012345678.9999999999999")
+    assert round_quantity(quantity, Decimal("0.0000000001")) == Decimal("123456789012345678.9999999999")
+
+
+def test_dec_is_exact_for_long_inputs() -> None:
+    text = "0." + "9" * 60
+    assert dec(text) < 1  # a 50-digit context rounded this to 1: a quantity rounded up
+    assert dec_str(dec(text)) == text
+
+
+@pytest.mark.parametrize("bad", ["1_000", "1e1000000", "1e-5000"])
+def test_dec_rejects_python_syntax_and_absurd_magnitudes(bad: str) -> None:
+    with pytest.raises(ParseError):
+        dec(bad)
