@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "EngineConfig",
     "HttpConfig",
+    "RiskConfig",
     "StateConfig",
     "SystemConfig",
     "TradingConfig",
@@ -68,17 +69,30 @@ class TradingConfig(_Model):
     grid_mode: Literal["long", "neutral"] = "long"
     strategy_id: str = Field(default="grid", pattern=r"^[A-Za-z0-9_.:-]{1,32}$")
     post_only_max_rejects: int = Field(default=3, ge=0)
+    # Restart recovery on a FRESH state store (original initializeSellSlotsFromPosition): a position the
+    # venue already holds (perpetuals: the position; spot: the base balance above ``base_reserve``) is
+    # split into FILLED sell slots above the anchor, so the grid sells it instead of ignoring it.
+    recover_position: bool = True
+    # Spot holdings belong to the user until the config says how much of them the grid may take over: with
+    # ``base_reserve`` unset, spot recovery takes nothing (a fresh grid must never sell someone's coins).
+    base_reserve: Decimal | None = Field(
+        default=None, ge=0, description="spot base units the grid never sells; unset = take over none"
+    )
 
     @field_validator("symbol")
     @classmethod
     def _canonical(cls, value: str) -> str:
-        from cqvx.symbols import parse_symbol
+        return _check_symbol(value)
 
-        try:
-            parse_symbol(value)
-        except Exception as exc:  # InvalidRequest from cqvx; re-worded as a config message
-            raise ValueError(f"{value!r} is not a canonical symbol (BASE-QUOTE or BASE-QUOTE-PERP)") from exc
-        return value
+
+def _check_symbol(value: str) -> str:
+    from cqvx.symbols import parse_symbol
+
+    try:
+        parse_symbol(value)
+    except Exception as exc:  # InvalidRequest from cqvx; re-worded as a config message
+        raise ValueError(f"{value!r} is not a canonical symbol (BASE-QUOTE or BASE-QUOTE-PERP)") from exc
+    return value
 
 
 class VenueConfig(_Model):
@@ -123,10 +137,32 @@ class EngineConfig(_Model):
 
     price_send_interval: Decimal = Field(default=Decimal("0.05"), ge=0)
     reconcile_interval: Decimal = Field(default=Decimal(30), gt=0)
+    order_cleanup_interval: Decimal = Field(default=Decimal(60), gt=0)
     order_rate: Decimal = Field(default=Decimal(25), gt=0)
     order_burst: int = Field(default=30, ge=1)
     max_retries: int = Field(default=3, ge=0)
     retry_delay: Decimal = Field(default=Decimal("0.5"), ge=0)
+
+
+class RiskConfig(_Model):
+    """The volume-anomaly monitor (reference §3.2 ``risk_control``) and the position breaker."""
+
+    enabled: bool = True
+    monitor_symbols: list[str] = Field(default_factory=list, max_length=10)  # empty: the trading symbol
+    window_seconds: Decimal = Field(default=Decimal(60), gt=0)  # the original's kline interval (1m)
+    average_window: int = Field(default=20, ge=5, le=100)
+    volume_multiplier: Decimal = Field(default=Decimal(3), ge=1, le=10)
+    require_price_drop: bool = True  # the original also needs close < MA(close)
+    recovery_threshold: int = Field(default=1, ge=1, le=10)
+    global_strategy: Literal["all", "any"] = "all"
+    # Circuit breaker: local slot position vs the venue's position (derivatives), checked by the
+    # reconciler; opens after two passes in a row diverge by more than this fraction (and a lot).
+    position_divergence: Decimal = Field(default=Decimal("0.05"), ge=0)
+
+    @field_validator("monitor_symbols")
+    @classmethod
+    def _canonical_list(cls, values: list[str]) -> list[str]:
+        return [_check_symbol(v) for v in values]
 
 
 class Config(_Model):
@@ -136,6 +172,7 @@ class Config(_Model):
     system: SystemConfig = Field(default_factory=SystemConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
 
 
 def base_quantity(quote_amount: Decimal, price: Decimal, lot_size: Decimal) -> Decimal:
@@ -273,6 +310,8 @@ http:
   enabled: true
   host: 127.0.0.1
   port: ${OPENSQT_HTTP_PORT:-8080}
+risk:
+  enabled: true               # volume-anomaly monitor on the sim's trade stream (pauses on a dump)
 """
 
 

@@ -32,6 +32,7 @@ trading:
   sell_window_size: 5
   position_safety_check: 10
   margin_lock_duration_seconds: 10
+  recover_position: false   # the mock's 100 BTC is not grid inventory in these tests
 engine:
   price_send_interval: 0
   reconcile_interval: 3600

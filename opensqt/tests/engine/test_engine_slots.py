@@ -235,8 +235,8 @@ def test_random_event_sequences_never_break_the_invariants(events: list[tuple[st
 def test_transition_table_is_closed_over_states() -> None:
     for (state, event), target in TRANSITIONS.items():
         assert state in SlotState and event in SlotEvent and target in SlotState
-    # FREE is only left by a submit; nothing but a submit binds an order
-    assert {e for (s, e) in TRANSITIONS if s is SlotState.FREE} == {SlotEvent.SUBMIT}
+    # FREE is only left by a submit, or by the reconciler adopting a live order of ours
+    assert {e for (s, e) in TRANSITIONS if s is SlotState.FREE} == {SlotEvent.SUBMIT, SlotEvent.ADOPT}
 
 
 def test_margin_lock_expires() -> None:

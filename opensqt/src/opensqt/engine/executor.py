@@ -123,8 +123,10 @@ class OrderExecutor:
         self.retry_delay = retry_delay
         self.batch_size = max(1, min(batch_size, burst))
         self._sleep = sleep
-        self.batch = isinstance(client, SupportsBatchOrders) and (
-            venue_pb2.CAPABILITY_BATCH_PLACE in client.capabilities()
+        caps = client.capabilities()
+        self.batch = isinstance(client, SupportsBatchOrders) and venue_pb2.CAPABILITY_BATCH_PLACE in caps
+        self.batch_cancel = (
+            isinstance(client, SupportsBatchOrders) and venue_pb2.CAPABILITY_BATCH_CANCEL in caps
         )
         self.retries = 0  # counters for /status and metrics
         self.placed = 0
@@ -244,3 +246,44 @@ class OrderExecutor:
                     continue
                 return err
             return VenueOrderState.from_order(order)
+
+    async def cancel_many(self, symbol: str, client_order_ids: Sequence[str]) -> list[CancelOutcome]:
+        """Cancel several orders; one outcome per id, in order.  Batches where the venue supports it
+        (the original cleaner's batch cancel); one token per order either way."""
+        if not self.batch_cancel or len(client_order_ids) <= 1:
+            return [await self.cancel(symbol, cid) for cid in client_order_ids]
+        out: list[CancelOutcome] = []
+        for i in range(0, len(client_order_ids), self.batch_size):
+            out.extend(await self._cancel_batch(symbol, client_order_ids[i : i + self.batch_size]))
+        return out
+
+    async def _cancel_batch(self, symbol: str, cids: Sequence[str]) -> list[CancelOutcome]:
+        assert isinstance(self.client, SupportsBatchOrders)
+        results: list[CancelOutcome | None] = [None] * len(cids)
+        todo = list(range(len(cids)))
+        attempt = 0
+        while todo:
+            await self.bucket.acquire(len(todo))
+            refs = [order_pb2.OrderRef(client_order_id=cids[i], symbol=symbol) for i in todo]
+            try:
+                answers: list[order_pb2.Order | VenueError] = list(await self.client.cancel_orders(refs))
+                if len(answers) != len(refs):
+                    raise ParseError(f"batch cancel answer has {len(answers)} items for {len(refs)} ids")
+            except VenueError as err:
+                answers = [err] * len(refs)
+            retry: list[int] = []
+            first_err: VenueError | None = None
+            for idx, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, VenueError):
+                    if _retryable(answer) and attempt < self.max_retries:
+                        retry.append(idx)
+                        first_err = first_err or answer
+                    else:
+                        results[idx] = answer
+                else:
+                    results[idx] = VenueOrderState.from_order(answer)
+            if retry and first_err is not None:
+                await self._backoff(first_err, attempt)
+                attempt += 1
+            todo = retry
+        return [r for r in results if r is not None]

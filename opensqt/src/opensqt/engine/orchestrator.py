@@ -27,26 +27,61 @@ from typing import Any
 
 import structlog
 
+from cqc.markets.v1 import candle_pb2
+from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
-from cqvx.client import SupportsInstruments, SupportsOrderStream, SupportsPositions, VenueClient
+from cqvx.client import (
+    SupportsCandles,
+    SupportsInstruments,
+    SupportsOrderStream,
+    SupportsPositions,
+    VenueClient,
+)
 from cqvx.errors import InsufficientFunds, NotFound, OrderRejected, Timeout, VenueError
-from cqvx.num import ZERO, dec, dec_or_none, dec_str, round_price
+from cqvx.num import ZERO, dec, dec_or_none, dec_str, round_price, round_quantity
 from cqvx.symbols import parse_symbol
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from opensqt.config import Config
 from opensqt.engine.executor import Confirmed, OrderExecutor, Rejected, Unresolved, VenueOrderState
 from opensqt.engine.price_monitor import PriceMonitor
-from opensqt.engine.slots import IllegalTransition, MarginLock, OrderIntent, Slot, SlotState
+from opensqt.engine.slots import (
+    IllegalTransition,
+    MarginLock,
+    OrderIntent,
+    Slot,
+    SlotState,
+    is_our_client_order_id,
+)
 from opensqt.engine.store import AsyncStore, FillRow, OrderRow, StateStore
 from opensqt.observability.metrics import EngineMetrics
+from opensqt.risk.cleaner import cleanup_cancels
 from opensqt.risk.startup import Check, StartupCheckFailed, startup_checks
-from opensqt.strategy.grid import Cancel, GridParams, InstrumentRules, Place, grid_actions
+from opensqt.risk.volume import VolumeMonitor, VolumeSettings
+from opensqt.strategy.grid import (
+    Cancel,
+    GridParams,
+    InstrumentRules,
+    Place,
+    grid_actions,
+    inventory_slots,
+    level_price,
+    nearest_level,
+)
 
 __all__ = ["FillEvent", "GridEngine"]
 
 log = structlog.get_logger("opensqt.engine")
 
 _POST_ONLY_CLOSE = frozenset({order_pb2.ORDER_STATUS_REJECTED, order_pb2.ORDER_STATUS_EXPIRED})
+# Window lengths the volume monitor can seed from the venue's historical candles.
+_CANDLE_SECONDS = {
+    60: candle_pb2.CANDLE_INTERVAL_1MIN,
+    300: candle_pb2.CANDLE_INTERVAL_5MIN,
+    900: candle_pb2.CANDLE_INTERVAL_15MIN,
+    1800: candle_pb2.CANDLE_INTERVAL_30MIN,
+    3600: candle_pb2.CANDLE_INTERVAL_1HOUR,
+}
+MISMATCH_KINDS = ("adopted", "orphan", "vanished", "state", "position")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +103,37 @@ class _Stats:
     cancels: int = 0
     fills: int = 0
     anomalies: int = 0
+    cleaned: int = 0
+    recovered_slots: int = 0
     realized_pnl: Decimal = ZERO
     fees: Decimal = ZERO
     tick_to_order_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Reconciler:
+    """The reconciler's last pass, for /status (reference §3.4, T's statuses)."""
+
+    status: str = "never_run"  # never_run | running | completed | failed
+    runs: int = 0
+    last_started: float | None = None
+    last_duration_ms: float | None = None
+    last_error: str = ""
+    last: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MISMATCH_KINDS, 0))
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MISMATCH_KINDS, 0))
+    local_position: str | None = None
+    venue_position: str | None = None
+    divergent_passes: int = 0
+
+
+@dataclass
+class _Breaker:
+    """Opens when the local position and the venue's keep disagreeing; pauses placement until they agree."""
+
+    open: bool = False
+    reason: str = ""
+    opened_at: float | None = None
+    trips: int = 0
 
 
 class GridEngine:
@@ -104,6 +167,23 @@ class GridEngine:
             client, self.symbol, min_interval=float(e.price_send_interval), clock=clock
         )
         self.margin_lock = MarginLock(float(config.trading.margin_lock_duration_seconds), clock)
+        r = config.risk
+        self.volume: VolumeMonitor | None = None
+        if r.enabled:
+            self.volume = VolumeMonitor(
+                r.monitor_symbols or [self.symbol],
+                VolumeSettings(
+                    window_seconds=float(r.window_seconds),
+                    average_window=r.average_window,
+                    volume_multiplier=r.volume_multiplier,
+                    require_price_drop=r.require_price_drop,
+                    recovery_threshold=r.recovery_threshold,
+                    global_strategy=r.global_strategy,
+                ),
+            )
+        self._last_trade_clock: float | None = None
+        self.recon = _Reconciler()
+        self.breaker = _Breaker()
         self._clock = clock
         self._wall = wall
         self._lock = asyncio.Lock()
@@ -140,8 +220,12 @@ class GridEngine:
             self.stats.fills += 1
             self.fills.append(FillEvent(f.ts, f.level, f.side, f.price, f.quantity, f.realized_pnl))
         await self.recover()
+        if not self.slots and self.config.trading.recover_position:
+            await self.recover_position()
         if check:
             await self.run_startup_checks()
+        if self.volume is not None:
+            await self._seed_volume()
         self.started = True
         if run_tasks:
             self._spawn(self.monitor.run(), "price-monitor")
@@ -149,6 +233,11 @@ class GridEngine:
             if isinstance(self.client, SupportsOrderStream):
                 self._spawn(self._report_loop(), "order-stream")
             self._spawn(self._reconcile_loop(), "reconcile")
+            self._spawn(self._cleanup_loop(), "cleaner")
+            if self.volume is not None:
+                for sym in self.volume.symbols:
+                    self._spawn(self._trade_loop(sym), f"trades-{sym}")
+                self._spawn(self._risk_timer_loop(), "risk-timer")
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"opensqt-{name}"))
@@ -163,14 +252,92 @@ class GridEngine:
         self._tasks.clear()
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
         if cancel:
+            # A placement may have been in flight when the loops stopped (PENDING), or its outcome is
+            # unknown (UNRESOLVED): look those up first, so an order that did land is cancelled too.
+            async with self._lock:
+                unsettled = [
+                    s.order.client_order_id
+                    for s in self.slots.values()
+                    if s.order is not None and s.state in (SlotState.PENDING, SlotState.UNRESOLVED)
+                ]
+            for cid in unsettled:
+                await self.resolve(cid)
             async with self._lock:
                 targets = [
                     Cancel(lvl, s.order.client_order_id, "shutdown")
                     for lvl, s in sorted(self.slots.items())
-                    if s.state is SlotState.LOCKED and s.order is not None
+                    if s.state in (SlotState.LOCKED, SlotState.CANCEL_REQUESTED) and s.order is not None
                 ]
-            await self._run_cancels(targets)
+            await self._run_cancels(targets, resend=True)
         await self.store.aclose()
+
+    async def _venue_inventory(self) -> tuple[Decimal, Decimal | None]:
+        """The position the venue holds for the symbol (signed base units) and its entry price.
+
+        Perpetuals: ``get_positions``.  Spot: the base balance above ``base_reserve`` and above what the
+        slots already hold."""
+        assert self.rules is not None
+        if self.rules.derivatives:
+            if not isinstance(self.client, SupportsPositions):
+                return ZERO, None
+            qty, entry = ZERO, None
+            for pos in await self.client.get_positions([self.symbol]):
+                if pos.symbol and pos.symbol != self.symbol:
+                    continue
+                q = dec_or_none(pos.quantity, "quantity") or ZERO
+                if pos.side == position_pb2.POSITION_SIDE_SHORT:
+                    q = -abs(q)
+                qty += q
+                entry = dec_or_none(pos.entry_price, "entry_price") or entry
+            return qty, entry
+        reserve = self.config.trading.base_reserve
+        if reserve is None:
+            log.info("spot holdings not taken over: set trading.base_reserve to let the grid sell them")
+            return ZERO, None
+        base = parse_symbol(self.symbol).base
+        total = ZERO
+        for bal in await self.client.get_balances():
+            if bal.asset == base:
+                total += dec_or_none(bal.total, "total") or ZERO
+        held = sum((s.position for s in self.slots.values()), ZERO)
+        excess = total - reserve - held
+        return (excess if excess > 0 else ZERO), None
+
+    async def recover_position(self) -> list[Slot]:
+        """Fresh state store, existing venue position: create its FILLED slots (original
+        initializeSellSlotsFromPosition) so the grid closes that inventory instead of ignoring it."""
+        assert self.rules is not None
+        qty, entry = await self._venue_inventory()
+        qty = round_quantity(abs(qty), self.rules.lot_size) * (1 if qty >= 0 else -1)
+        if qty == 0:
+            return []
+        if qty < 0 and not self.params.neutral:
+            log.warning("venue holds a short position; long grid mode leaves it alone", quantity=str(qty))
+            return []
+        price = self.monitor.latest or await self._first_price()
+        st = self.store.store
+        if self.anchor is None:
+            # The anchor is committed first: a crash before the slots are saved re-runs this recovery
+            # with the same anchor (the store still has no slots).
+            self.anchor = round_price(price, self.rules.tick_size, is_buy=True)
+            await self.store.run(st.set_meta, f"anchor:{self.symbol}", dec_str(self.anchor))
+        # Spot reports no entry: the inventory is valued at the takeover price (the anchor).
+        slots = inventory_slots(
+            qty, self.anchor, self.params, self.rules, entry_price=entry if entry else self.anchor
+        )
+        async with self._lock:
+            for s in slots:
+                self.slots[s.level] = s
+            await self.store.run(st.save, self.symbol, slots, [])
+        self.stats.recovered_slots = len(slots)
+        log.info(
+            "recovered venue position into sell slots",
+            symbol=self.symbol,
+            quantity=dec_str(qty),
+            slots=len(slots),
+            anchor=str(self.anchor),
+        )
+        return slots
 
     async def _load_rules(self) -> InstrumentRules:
         if isinstance(self.client, SupportsInstruments):
@@ -253,15 +420,138 @@ class GridEngine:
                 await stream.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
-            await self.reconcile()  # whatever the stream missed while it was down
+            await self._guarded(self.reconcile, "reconcile")  # whatever the stream missed while down
+
+    async def _guarded(self, fn: Callable[[], Any], what: str) -> None:
+        """Run one periodic pass; a failure is logged and counted, never the end of the loop."""
+        try:
+            await fn()
+        except VenueError as err:
+            log.warning(f"{what} failed", error=str(err))
+        except Exception:
+            self.stats.anomalies += 1
+            log.exception(f"{what} failed")
 
     async def _reconcile_loop(self) -> None:
         while True:
             await asyncio.sleep(float(self.config.engine.reconcile_interval))
+            await self._guarded(self.reconcile, "reconcile")
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(float(self.config.engine.order_cleanup_interval))
+            await self._guarded(self.clean_orders, "order cleaner")
+
+    # ============================================================================ risk: volume monitor
+
+    async def _seed_volume(self) -> None:
+        """Seed the volume baselines from historical candles where the venue serves them."""
+        assert self.volume is not None
+        interval = _CANDLE_SECONDS.get(int(self.volume.settings.window_seconds))
+        if interval is None or not isinstance(self.client, SupportsCandles):
+            return
+        for sym, sv in self.volume.symbols.items():
             try:
-                await self.reconcile()
+                candles = await self.client.get_candles(
+                    sym, interval, limit=self.volume.settings.average_window + 2
+                )
             except VenueError as err:
-                log.warning("reconcile failed", error=str(err))
+                log.info("volume baseline: no candles, warming up from trades", symbol=sym, error=str(err))
+                continue
+            closed = [c for c in candles if c.is_closed]
+            sv.seed(
+                (
+                    float(c.open_time.seconds) + c.open_time.nanos / 1e9,
+                    dec_or_none(c.volume, "volume") or ZERO,
+                    dec(c.close),
+                )
+                for c in closed
+            )
+
+    async def _trade_loop(self, symbol: str) -> None:
+        """Public trades of one monitored symbol into the volume monitor."""
+        delay = 0.5
+        while True:
+            stream = self.client.subscribe_trades(symbol)
+            try:
+                async for t in stream:
+                    if t.symbol and t.symbol != symbol:
+                        continue
+                    self.on_trade(symbol, t)
+                    await self._guarded(self._risk_check, "risk check")
+                    delay = 0.5
+            except VenueError as err:
+                log.warning("trade stream error", symbol=symbol, error=str(err))
+            finally:
+                await stream.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _risk_timer_loop(self) -> None:
+        """Windows also close without trades (a quiet market must be able to recover)."""
+        assert self.volume is not None
+        period = min(1.0, self.volume.settings.window_seconds / 4)
+        while True:
+            await asyncio.sleep(period)
+            await self._guarded(self._risk_check, "risk check")
+
+    def on_trade(self, symbol: str, trade: Any) -> None:
+        """Feed one public trade (a ``cqc.markets.v1.Trade``) to the volume monitor."""
+        if self.volume is None:
+            return
+        price = dec_or_none(trade.price, "price")
+        qty = dec_or_none(trade.quantity, "quantity")
+        if price is None or qty is None:
+            return
+        ts = (
+            trade.timestamp.seconds + trade.timestamp.nanos / 1e9
+            if trade.HasField("timestamp")
+            else self._wall()
+        )
+        self.volume.add_trade(symbol, ts, price, qty)
+        self._last_trade_clock = self._clock()
+
+    async def _risk_check(self) -> None:
+        """Evaluate the volume monitor; on the rising edge cancel the buys (original CancelAllBuyOrders)."""
+        if self.volume is None:
+            return
+        was = self.volume.triggered
+        now = self.volume.now
+        if self._last_trade_clock is not None:
+            now += max(0.0, self._clock() - self._last_trade_clock)  # venue time since the last trade
+        on = self.volume.evaluate(now)
+        if on and not was:
+            log.warning("volume anomaly: placement paused, buys cancelled", status=self.volume.status())
+            self._update_gauges()
+            if self.rules is not None and self.anchor is not None:
+                await self._cancel_opening_orders("risk")
+        elif was and not on:
+            log.info("volume back to normal: placement resumed")
+            self._update_gauges()
+
+    @property
+    def paused(self) -> bool:
+        """No placement: margin lock, volume anomaly, or the position breaker."""
+        return (
+            self.margin_lock.locked
+            or (self.volume is not None and self.volume.triggered)
+            or self.breaker.open
+        )
+
+    # ============================================================================ risk: cleaner
+
+    async def clean_orders(self) -> list[Cancel]:
+        """One pass of the order cleaner (reference §3.3; risk/cleaner.py has the rule)."""
+        t = self.config.trading
+        async with self._lock:
+            cancels = cleanup_cancels(
+                self.slots, threshold=t.order_cleanup_threshold, batch_size=t.cleanup_batch_size
+            )
+        if cancels:
+            log.info("order cleaner", cancels=len(cancels), threshold=t.order_cleanup_threshold)
+            self.stats.cleaned += len(cancels)
+            await self._run_cancels(cancels)
+        return cancels
 
     # ============================================================================ ticks
 
@@ -280,7 +570,7 @@ class GridEngine:
                 self.anchor = round_price(price, self.rules.tick_size, is_buy=True)
                 await self.store.run(self.store.store.set_meta, f"anchor:{self.symbol}", dec_str(self.anchor))
             actions = grid_actions(
-                price, self.anchor, self.slots, self.params, self.rules, margin_locked=self.margin_lock.locked
+                price, self.anchor, self.slots, self.params, self.rules, margin_locked=self.paused
             )
             cancels = [a for a in actions if isinstance(a, Cancel)]
             placing = await self._commit_intents([a for a in actions if isinstance(a, Place)])
@@ -383,32 +673,49 @@ class GridEngine:
         if margin_error:
             self.margin_lock.trigger()
             log.warning("insufficient funds: margin lock", seconds=self.margin_lock.duration)
-            await self._cancel_opening_orders()
+            await self._cancel_opening_orders("margin_lock")
         for cid in unresolved:
             await self.resolve(cid)
 
-    async def _cancel_opening_orders(self) -> None:
+    async def _cancel_opening_orders(self, reason: str) -> None:
         assert self.rules is not None and self.anchor is not None
         price = self.last_price or self.anchor
         async with self._lock:
             actions = grid_actions(
                 price, self.anchor, self.slots, self.params, self.rules, margin_locked=True
             )
-        await self._run_cancels([a for a in actions if isinstance(a, Cancel)])
+        await self._run_cancels(
+            [Cancel(a.level, a.client_order_id, reason) for a in actions if isinstance(a, Cancel)]
+        )
 
-    async def _run_cancels(self, cancels: Sequence[Cancel]) -> None:
+    async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
+        """Mark and commit every cancel intent (one commit), then cancel (batched where supported).
+
+        ``resend``: also re-send a cancel for slots already in CANCEL_REQUESTED (shutdown)."""
         sent: list[Cancel] = []
         async with self._lock:
+            marked: list[Slot] = []
+            rows: list[OrderRow] = []
             for c in cancels:
                 slot = self._slot_for(c.client_order_id)
-                if slot is None or slot.state is not SlotState.LOCKED:
+                if slot is None or slot.order is None:
                     continue
-                slot.request_cancel()
-                await self._save(slot, slot.order, "cancel_requested")
+                if slot.state is SlotState.LOCKED:
+                    slot.request_cancel()
+                    marked.append(slot)
+                    rows.append(self._order_row(slot.level, slot.order, "cancel_requested"))
+                elif not (resend and slot.state is SlotState.CANCEL_REQUESTED):
+                    continue
                 sent.append(c)
+            if marked:
+                await self.store.run(self.store.store.save, self.symbol, marked, rows)
+        if not sent:
+            return
         for c in sent:
             self.stats.cancels += 1
-            result = await self.executor.cancel(self.symbol, c.client_order_id)
+            self.metrics.orders_cancelled.labels(symbol=self.symbol, reason=c.reason).inc()
+        results = await self.executor.cancel_many(self.symbol, [c.client_order_id for c in sent])
+        for c, result in zip(sent, results, strict=True):
             if isinstance(result, NotFound):
                 await self.resolve(c.client_order_id)  # already closed at the venue: learn how (fills?)
                 continue
@@ -629,21 +936,165 @@ class GridEngine:
         for cid in [s.order.client_order_id for s in self.slots.values() if s.order is not None]:
             await self.resolve(cid)
 
-    async def reconcile(self) -> None:
-        """Periodic pass: open orders from the venue; anything of ours not open is looked up."""
-        opened = await self.client.get_orders(OrderFilter(symbol=self.symbol))
-        by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
-        async with self._lock:
-            bound = [s.order.client_order_id for s in self.slots.values() if s.order is not None]
-        for cid in bound:
-            o = by_cid.get(cid)
-            if o is not None:
-                async with self._lock:
-                    slot = self._slot_for(cid)
-                    if slot is not None:
+    async def reconcile(self) -> dict[str, int]:
+        """One reconciler pass (reference §3.4 with the §12.4 fixes); returns the mismatches found.
+
+        * our slots vs the venue's open orders, by client order id: an order we think is live but the
+          venue does not list is LOOKED UP (it may have filled) and settled from the answer, never freed
+          blindly (``vanished``); a listed order whose fills/state differ is adopted from the venue
+          (``state``).  PENDING slots (a placement in flight in this process) are left alone.
+        * venue open orders carrying our id prefix that no slot knows are looked up and, if still open,
+          ADOPTED into the slot they belong to (``adopted``); one that fits no free slot is reported
+          (``orphan``) and left alone.  Orders without our prefix are never touched.
+        * derivatives: the slots' position vs the venue's; a divergence beyond
+          ``risk.position_divergence`` (and one lot) on two passes in a row opens the breaker.
+        """
+        rec = self.recon
+        rec.status = "running"
+        rec.runs += 1
+        rec.last_started = self._wall()
+        t0 = self._clock()
+        found = dict.fromkeys(MISMATCH_KINDS, 0)
+        try:
+            opened = await self.client.get_orders(OrderFilter(symbol=self.symbol))
+            by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
+            async with self._lock:
+                bound = {
+                    s.order.client_order_id: s.state
+                    for s in self.slots.values()
+                    if s.order is not None and s.state is not SlotState.PENDING
+                }
+            for cid, order in by_cid.items():
+                if cid in bound or not is_our_client_order_id(cid):
+                    continue
+                if order.strategy_id and order.strategy_id != self._strategy_tag:
+                    continue  # another engine's order (the venue echoes the strategy tag)
+                outcome = await self._adopt(order)
+                if outcome is not None:
+                    found[outcome] += 1
+            for cid, state in bound.items():
+                o = by_cid.get(cid)
+                if o is not None:
+                    async with self._lock:
+                        slot = self._slot_for(cid)
+                        if slot is None or slot.order is None:
+                            continue
+                        before = (slot.state, slot.order.filled)
                         await self._apply_state(slot, cid, VenueOrderState.from_order(o))
-            else:
-                await self.resolve(cid)
+                        after = (slot.state, slot.order.filled if slot.order is not None else None)
+                        if after != before and before[0] is not SlotState.UNRESOLVED:
+                            found["state"] += 1
+                else:
+                    if state in (SlotState.LOCKED, SlotState.CANCEL_REQUESTED):
+                        found["vanished"] += 1
+                    await self.resolve(cid)
+            if await self._check_position():
+                found["position"] += 1
+        except VenueError as err:
+            rec.status = "failed"
+            rec.last_error = f"{type(err).__name__}: {err.message}"[:200]
+            self.metrics.reconcile_runs.labels(symbol=self.symbol, status="failed").inc()
+            raise
+        rec.status = "completed"
+        rec.last_error = ""
+        rec.last = found
+        rec.last_duration_ms = round((self._clock() - t0) * 1000, 3)
+        self.metrics.reconcile_runs.labels(symbol=self.symbol, status="completed").inc()
+        for kind, n in found.items():
+            rec.totals[kind] += n
+            if n:
+                self.metrics.reconcile_mismatches.labels(symbol=self.symbol, kind=kind).inc(n)
+        if any(found.values()):
+            log.warning("reconciler mismatches", symbol=self.symbol, **found)
+        self._update_gauges()
+        return found
+
+    @property
+    def _strategy_tag(self) -> str:
+        return f"{self.config.trading.strategy_id}:{self.symbol}"
+
+    def _adoptable_level(self, order: order_pb2.Order) -> int | None:
+        """The slot a live order of ours belongs to, judged by its price and side (None: no free fit)."""
+        if self.anchor is None or self.rules is None:
+            return None
+        price = dec_or_none(order.price, "price")
+        qty = dec_or_none(order.quantity, "quantity")
+        if not price or not qty:
+            return None
+        step, buy = self.params.interval, order.side == order_pb2.ORDER_SIDE_BUY
+        k = nearest_level(price, self.anchor, step)
+        if round_price(level_price(self.anchor, k, step), self.rules.tick_size, is_buy=buy) != price:
+            return None  # not on our grid
+        # (level, required sign of the slot's position): opening orders sit on their own level, closing
+        # orders one interval beyond the slot whose position they close.
+        options = [(k, 0), (k + 1, -1)] if buy else [(k - 1, 1), (k, 0)]
+        for level, sign in options:
+            slot = self.slots.get(level, Slot(level))
+            if slot.state is not SlotState.FREE or slot.order is not None:
+                continue
+            if sign == 0 and slot.position == 0 and (buy or self.params.neutral):
+                return level
+            if sign != 0 and slot.position * sign >= qty:
+                return level
+        return None
+
+    async def _adopt(self, order: order_pb2.Order) -> str | None:
+        """Adopt one unknown live order of ours; returns the mismatch kind, or None (nothing to do)."""
+        cid = order.client_order_id
+        try:
+            fresh = await self.executor.lookup(self.symbol, cid)
+        except VenueError as err:
+            log.warning("lookup of an unknown order failed", cid=cid, error=str(err))
+            return None
+        if fresh is None or fresh.status not in OPEN_STATUSES:
+            return None  # the listing was stale: it closed meanwhile
+        async with self._lock:
+            if self._slot_for(cid) is not None:
+                return None  # bound meanwhile (a report arrived)
+            level = self._adoptable_level(order)
+            if level is None:
+                log.error("live order of ours fits no free slot; left alone", cid=cid, price=order.price)
+                return "orphan"
+            slot = self.slots.setdefault(level, Slot(level))
+            intent = OrderIntent(
+                client_order_id=cid,
+                side=order.side,
+                price=dec(order.price),
+                quantity=dec(order.quantity),
+                cycle=slot.cycle + 1,
+                post_only=order.post_only,
+                reduce_only=order.reduce_only,
+                order_id=fresh.order_id,
+            )
+            slot.adopt(intent)
+            self._by_cid[cid] = level
+            await self._save(slot, intent, "adopted")
+            # Fills it collected while nobody tracked it are recorded now (keyed <cid>@<cumulative>).
+            await self._apply_state(slot, cid, fresh)
+        log.warning("adopted a live order of ours", cid=cid, level=level)
+        return "adopted"
+
+    async def _check_position(self) -> bool:
+        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker."""
+        rec, br = self.recon, self.breaker
+        if self.rules is None or not self.rules.derivatives or not isinstance(self.client, SupportsPositions):
+            return False
+        venue, _ = await self._venue_inventory()
+        local = self.position()
+        rec.local_position, rec.venue_position = dec_str(local), dec_str(venue)
+        tolerance = max(self.rules.lot_size, self.config.risk.position_divergence * abs(venue))
+        diverged = abs(local - venue) > tolerance
+        rec.divergent_passes = rec.divergent_passes + 1 if diverged else 0
+        if rec.divergent_passes >= 2 and not br.open:
+            br.open, br.reason, br.opened_at = True, "position_divergence", self._wall()
+            br.trips += 1
+            log.error("circuit breaker open: position divergence", local=str(local), venue=str(venue))
+            if self.anchor is not None:
+                await self._cancel_opening_orders("risk")
+        elif not diverged and br.open:
+            br.open, br.reason = False, ""
+            log.info("circuit breaker closed: positions agree again")
+        return diverged
 
     # ============================================================================ views
 
@@ -658,8 +1109,14 @@ class GridEngine:
         m.total_slots.labels(**lab).set(len(self.slots))
         m.active_slots.labels(**lab).set(sum(1 for s in self.slots.values() if s.order or s.position))
         m.margin_locked.labels(**lab).set(1 if self.margin_lock.locked else 0)
-        m.risk_triggered.labels(**lab).set(0)
-        m.circuit_breaker_open.labels(**lab).set(0)
+        m.risk_triggered.labels(**lab).set(1 if self.volume is not None and self.volume.triggered else 0)
+        m.circuit_breaker_open.labels(**lab).set(1 if self.breaker.open else 0)
+        if self.volume is not None:
+            for sym, sv in self.volume.symbols.items():
+                ratio = sv.ratio()
+                m.volume_ratio.labels(symbol=sym).set(float(ratio) if ratio is not None else 0.0)
+        for kind, n in self.recon.last.items():
+            m.reconcile_last_mismatches.labels(symbol=self.symbol, kind=kind).set(n)
         m.post_only_fallbacks.labels(**lab).set(
             sum(1 for s in self.slots.values() if not s.use_post_only(self.params.post_only_max_rejects))
         )
@@ -711,6 +1168,27 @@ class GridEngine:
             "anomalies": self.stats.anomalies,
             "margin_locked": self.margin_lock.locked,
             "margin_lock_remaining": round(self.margin_lock.remaining, 3),
+            "paused": self.paused,
+            "cleaned": self.stats.cleaned,
+            "recovered_slots": self.stats.recovered_slots,
+            "risk": {
+                "volume_monitor": self.volume.status() if self.volume is not None else {"enabled": False},
+                "circuit_breaker": {
+                    "open": self.breaker.open,
+                    "reason": self.breaker.reason,
+                    "trips": self.breaker.trips,
+                },
+            },
+            "reconciler": {
+                "status": self.recon.status,
+                "runs": self.recon.runs,
+                "last_duration_ms": self.recon.last_duration_ms,
+                "last_error": self.recon.last_error,
+                "last": self.recon.last,
+                "totals": self.recon.totals,
+                "local_position": self.recon.local_position,
+                "venue_position": self.recon.venue_position,
+            },
             "executor": {
                 "placed": self.executor.placed,
                 "retries": self.executor.retries,

@@ -102,9 +102,22 @@ async def run_engine(
     server: StatusServer | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            # Second Ctrl-C while shutting down: leave now (every intent is already durable).
+            print(f"opensqt: {signal.Signals(signum).name} again, exiting without cleanup", file=sys.stderr)
+            os._exit(130)
+        print(
+            f"opensqt: {signal.Signals(signum).name}: shutting down (again to force)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
     started = time.monotonic()
     equity: list[tuple[float, Decimal]] = []
     try:
@@ -112,8 +125,10 @@ async def run_engine(
         if config.http.enabled:
             server = StatusServer(engine.status, engine.metrics.render, lambda: _health(engine))
             port = config.http.port if http_port is None else http_port
-            bound = await server.start(config.http.host, port)
-            log.info("http", url=f"http://{config.http.host}:{bound}/status")
+            bound = await _serve(server, config.http.host, port)
+            base = f"http://{config.http.host}:{bound}"
+            log.info("http", url=f"{base}/status")
+            print(f"opensqt: {base}/status  {base}/metrics  {base}/health", file=sys.stderr, flush=True)
         view = asyncio.create_task(
             run_view(engine, stop, equity, plain=_plain_output() if plain is None else plain)
         )
@@ -128,21 +143,27 @@ async def run_engine(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await view
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-        if server is not None:
-            await server.stop()
-        if engine.started:
-            await engine.stop()
-        else:
-            await engine.store.aclose()
-        if own_client:
-            await venue.aclose()
-    chart_path: Path | None = None
-    if chart and engine.price_history:
-        chart_path = state_path.with_suffix(".png")
-        render_chart(chart_path, engine.price_history, engine.fills, equity, config.trading.symbol)
+        try:
+            if server is not None:
+                await server.stop()
+            if engine.started:
+                await engine.stop()
+            else:
+                await engine.store.aclose()
+            if own_client:
+                await venue.aclose()
+        finally:
+            chart_path: Path | None = None
+            try:
+                if chart and engine.price_history:
+                    chart_path = state_path.with_suffix(".png")
+                    render_chart(
+                        chart_path, engine.price_history, engine.fills, equity, config.trading.symbol
+                    )
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.remove_signal_handler(sig)
     return RunSummary(
         seconds=time.monotonic() - started,
         ticks=engine.stats.ticks,
@@ -157,6 +178,23 @@ async def run_engine(
         http_port=server.port if server else 0,
         equity=equity,
     )
+
+
+async def _serve(server: StatusServer, host: str, port: int) -> int:
+    """Bind the HTTP endpoints; a taken port falls back to an ephemeral one instead of failing the run."""
+    try:
+        return await server.start(host, port)
+    except OSError as exc:
+        if port == 0:
+            raise
+        await server.stop()
+        bound = await server.start(host, 0)
+        print(
+            f"opensqt: port {port} is not available ({exc.strerror or exc}); using {bound} instead",
+            file=sys.stderr,
+            flush=True,
+        )
+        return bound
 
 
 def _prepare_state_dir(path: Path) -> Path:

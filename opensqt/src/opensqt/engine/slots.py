@@ -94,11 +94,13 @@ class SlotEvent(enum.StrEnum):
     CANCEL_REQUEST = "cancel_request"
     CANCEL_FAILED = "cancel_failed"  # the cancel was refused; the order is still working
     CLOSED = "closed"  # terminal without (complete) fill: cancelled, expired, rejected, failed
+    ADOPT = "adopt"  # the reconciler bound a live venue order of ours that no slot knew
 
 
 S, E = SlotState, SlotEvent
 TRANSITIONS: dict[tuple[SlotState, SlotEvent], SlotState] = {
     (S.FREE, E.SUBMIT): S.PENDING,
+    (S.FREE, E.ADOPT): S.LOCKED,
     (S.PENDING, E.ACK): S.LOCKED,
     (S.PENDING, E.REJECT): S.FREE,
     (S.PENDING, E.TIMEOUT): S.UNRESOLVED,
@@ -219,6 +221,15 @@ class Slot:
         self.order = intent
         self._set(target)
         return intent
+
+    def adopt(self, intent: OrderIntent) -> None:
+        """Bind a live venue order found by the reconciler (FREE -> LOCKED); its fills are applied after."""
+        target = self._go(SlotEvent.ADOPT)
+        if intent.filled != 0 or intent.quantity <= 0:
+            raise ValueError(f"slot {self.level}: an adopted intent starts unfilled with quantity > 0")
+        self.cycle = max(self.cycle, intent.cycle)
+        self.order = intent
+        self._set(target)
 
     def ack(self, order_id: str = "") -> None:
         target = self._go(SlotEvent.ACK)

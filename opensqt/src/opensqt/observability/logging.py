@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
+from typing import TextIO, cast
 
 import structlog
 
 __all__ = ["configure_logging"]
+
+
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at write time: a test runner's replaced (and later closed) stream is
+    never captured for good, and the live view's stderr proxy prints log lines above the display."""
+
+    def write(self, s: str) -> int:
+        return sys.stderr.write(s)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -25,6 +38,6 @@ def configure_logging(level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )

@@ -54,6 +54,33 @@ class EngineMetrics:
         self.circuit_breaker_open = Gauge(
             "market_maker_circuit_breaker_open", "Circuit breaker open", ["symbol"], registry=r
         )
+        self.volume_ratio = Gauge(
+            "market_maker_volume_ratio",
+            "Volume monitor: current window volume / baseline (monitored symbols)",
+            ["symbol"],
+            registry=r,
+        )
+        self.orders_cancelled = Counter(
+            "market_maker_orders_cancelled",
+            "Cancels sent, by reason (out_of_window, margin_lock, risk, cleanup, shutdown)",
+            ["symbol", "reason"],
+            registry=r,
+        )
+        self.reconcile_runs = Counter(
+            "market_maker_reconcile_runs", "Reconciler passes", ["symbol", "status"], registry=r
+        )
+        self.reconcile_mismatches = Counter(
+            "market_maker_reconcile_mismatches",
+            "Reconciler findings (adopted, orphan, vanished, state, position)",
+            ["symbol", "kind"],
+            registry=r,
+        )
+        self.reconcile_last_mismatches = Gauge(
+            "market_maker_reconcile_last_mismatches",
+            "Findings of the last reconciler pass",
+            ["symbol", "kind"],
+            registry=r,
+        )
         self.order_placements = Counter("order_placements", "Placement attempts", ["symbol"], registry=r)
         self.order_retries = Counter("order_retries", "Placement retries", ["symbol"], registry=r)
         self.order_failures = Counter(

@@ -18,12 +18,25 @@ if TYPE_CHECKING:
 __all__ = ["render_chart", "run_view"]
 
 
-def _table(engine: GridEngine) -> object:
+def _table(engine: GridEngine, height: int = 40) -> object:
+    """One frame, sized to the terminal: a frame taller than the screen cannot be redrawn in place
+    (rich Live would scroll a copy of it on every refresh)."""
+    import time
+
     from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     st = engine.status()
     head = Table.grid(padding=(0, 2))
+    flags = []
+    if st["margin_locked"]:
+        flags.append("[bold red]MARGIN LOCK[/]")
+    risk = st["risk"]
+    if risk["volume_monitor"].get("triggered"):
+        flags.append("[bold red]VOLUME ANOMALY: paused[/]")
+    if risk["circuit_breaker"]["open"]:
+        flags.append(f"[bold red]BREAKER OPEN ({risk['circuit_breaker']['reason']})[/]")
     head.add_row(
         f"[bold]{engine.symbol}[/]",
         f"price [cyan]{st['price']}[/]",
@@ -31,28 +44,53 @@ def _table(engine: GridEngine) -> object:
         f"position {st['position']}",
         f"realized PnL [green]{st['realized_pnl']}[/]",
         f"unrealized {st['unrealized_pnl']}",
-        "[red]MARGIN LOCK[/]" if st["margin_locked"] else "",
     )
-    slots = Table.grid(padding=(0, 2))
-    slots.add_row(
+    counts = Table.grid(padding=(0, 2))
+    counts.add_row(
         *[f"{k}: {v}" for k, v in sorted(st["slots"].items())],
         f"fills: {st['fills']}",
         f"placed: {st['placed']}",
         f"rejected: {st['rejected']}",
+        f"cancels: {st['cancels']}",
+        " ".join(flags) if flags else "[green]running[/]",
     )
-    orders = Table(title="open orders", show_lines=False, expand=False)
+    # rows left for the two tables: 2 header lines, 5 lines of chrome per table, 1 spare
+    budget = max(6, height - 2 - 10 - 1)
+    n_fills = min(len(engine.fills), max(2, budget // 3), 8)
+    n_orders = max(3, budget - n_fills - 1)
+
+    orders_all = engine.open_orders()
+    price = engine.last_price
+    if price is not None and len(orders_all) > n_orders:
+        # keep the orders nearest the price; the view reads top (highest) to bottom (lowest)
+        orders_all = sorted(orders_all, key=lambda o: abs(Decimal(o["price"]) - price))[: n_orders - 1]
+    shown = sorted(orders_all, key=lambda o: Decimal(o["price"]), reverse=True)
+    hidden = st["open_orders"] - len(shown)
+    title = f"open orders ({st['open_orders']})" + (f", {hidden} farthest not shown" if hidden > 0 else "")
+    orders = Table(title=title, expand=False)
     for col in ("level", "state", "side", "price", "quantity", "filled"):
-        orders.add_column(col)
-    for o in engine.open_orders()[:16]:
-        orders.add_row(o["level"], o["state"], o["side"], o["price"], o["quantity"], o["filled"])
-    fills = Table(title="last fills")
-    for col in ("side", "price", "quantity", "pnl"):
-        fills.add_column(col)
-    for f in engine.fills[-8:]:
-        fills.add_row(
-            "buy" if f.side == 1 else "sell", dec_str(f.price), dec_str(f.quantity), dec_str(f.realized_pnl)
+        orders.add_column(col, justify="right" if col not in ("state", "side") else "left")
+    for o in shown:
+        style = "green" if o["side"] == "buy" else "red"
+        orders.add_row(
+            o["level"], o["state"], f"[{style}]{o['side']}[/]", o["price"], o["quantity"], o["filled"]
         )
-    return Group(head, slots, orders, fills)
+    fills = Table(title="last fills (newest first)")
+    for col in ("time", "side", "price", "quantity", "pnl"):
+        fills.add_column(col, justify="left" if col in ("time", "side") else "right")
+    for f in reversed(engine.fills[-n_fills:] if n_fills else []):
+        side = "buy" if f.side == 1 else "sell"
+        style = "green" if side == "buy" else "red"
+        fills.add_row(
+            time.strftime("%H:%M:%S", time.localtime(f.ts)),
+            f"[{style}]{side}[/]",
+            dec_str(f.price),
+            dec_str(f.quantity),
+            dec_str(f.realized_pnl),
+        )
+    parts: list[object] = [head, counts, orders]
+    parts.append(fills if engine.fills else Text("no fills yet", style="dim"))
+    return Group(*parts)  # type: ignore[arg-type]
 
 
 async def run_view(
@@ -87,12 +125,20 @@ async def run_view(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=refresh)
         return
+    from rich.console import Console
     from rich.live import Live
 
-    with Live(_table(engine), refresh_per_second=4, transient=False) as live:  # type: ignore[arg-type]
+    console = Console()
+    with Live(
+        _table(engine, console.size.height),  # type: ignore[arg-type]
+        console=console,
+        refresh_per_second=4,
+        transient=False,
+        vertical_overflow="crop",
+    ) as live:
         while not stop.is_set():
             sample()
-            live.update(_table(engine))  # type: ignore[arg-type]
+            live.update(_table(engine, console.size.height))  # type: ignore[arg-type]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=refresh)
 
@@ -109,6 +155,7 @@ def render_chart(
     matplotlib.use("Agg")
     from datetime import UTC, datetime
 
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     def ts(t: float) -> datetime:
@@ -140,6 +187,10 @@ def render_chart(
     ax2.plot([ts(t) for t, _ in equity], [float(e) for _, e in equity], color="#0969da", lw=1)
     ax2.set_ylabel("PnL (quote)")
     ax2.grid(alpha=0.3)
+    # readable time ticks at any run length (the default shows microseconds on short runs)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax2.xaxis.set_major_locator(locator)
+    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

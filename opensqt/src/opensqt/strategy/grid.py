@@ -20,6 +20,7 @@ The original grid (reference §2.1), with the §12 fixes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -36,6 +37,7 @@ __all__ = [
     "InstrumentRules",
     "Place",
     "grid_actions",
+    "inventory_slots",
     "level_price",
     "nearest_level",
 ]
@@ -115,7 +117,7 @@ class Place:
 class Cancel:
     level: int
     client_order_id: str
-    reason: str  # "out_of_window" | "margin_lock" (a bounded label set)
+    reason: str  # out_of_window | margin_lock | risk | cleanup | shutdown (a bounded label set)
 
 
 Action = Place | Cancel
@@ -263,3 +265,62 @@ def _qty(quote_amount: Decimal, price: Decimal, rules: InstrumentRules) -> Decim
     if qty <= 0 or qty < rules.min_quantity or qty * price < rules.min_notional:
         return None
     return qty
+
+
+def inventory_slots(
+    position: Decimal,
+    anchor: Decimal,
+    params: GridParams,
+    rules: InstrumentRules,
+    *,
+    entry_price: Decimal | None = None,
+) -> list[Slot]:
+    """Split a position the venue already holds into FILLED slots (original initializeSellSlotsFromPosition).
+
+    ``n = ceil(|position| / (order_quantity / anchor))`` slots at ``anchor + interval*(1+i)`` upward (a
+    short, in neutral mode, mirrors downward), each holding the fixed-amount quantity of its level
+    (``order_quantity / level_price``, rounded down to the lot) and the last one the remainder, so the
+    slots sum to the position exactly.  A remainder too small to be sold (below ``min_order_value`` or the
+    venue's minimums) is merged into the slot before it.  Each slot's closing order is then placed by the
+    grid like any other (one interval above, reduce-only on derivatives).  ``entry_price`` is the venue's
+    entry when it reports one, else the level price.
+    """
+    if position == 0 or anchor <= 0:
+        return []
+    sign = 1 if position > 0 else -1
+    remaining = abs(position)
+    per_slot = params.order_quantity / anchor
+    n = max(1, math.ceil(remaining / per_slot))
+    out: list[Slot] = []
+    for i in range(n):
+        level = sign * (1 + i)
+        lp = level_price(anchor, level, params.interval)
+        if lp <= params.interval:  # a short's levels reach zero: the rest stays on the last slot
+            break
+        qty = (
+            remaining
+            if i == n - 1
+            else min(remaining, round_quantity(params.order_quantity / lp, rules.lot_size))
+        )
+        if qty <= 0:
+            continue
+        out.append(Slot(level, position=sign * qty, entry_price=entry_price or lp))
+        remaining -= qty
+        if remaining == 0:
+            break
+    if not out:
+        return [
+            Slot(
+                sign, position=position, entry_price=entry_price or level_price(anchor, sign, params.interval)
+            )
+        ]
+    if remaining > 0:
+        out[-1].position += sign * remaining
+    if len(out) >= 2:
+        last = out[-1]
+        close_px = level_price(anchor, last.level + sign, params.interval)
+        q = abs(last.position)
+        if q * close_px < max(params.min_order_value, rules.min_notional) or q < rules.min_quantity:
+            out.pop()
+            out[-1].position += last.position
+    return out
