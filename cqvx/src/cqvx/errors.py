@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
 
 import grpc
 
@@ -133,6 +133,16 @@ class VenueError(Exception):
         self.http_status = http_status
         self.retry_safe = self.default_retry_safe if retry_safe is None else retry_safe
         self.raw = redact(raw) if raw is not None else None
+        # Set only by an operation over many items that went on after a failure (e.g.
+        # ``cancel_all_orders``): what did succeed, and ``(item id, its error)`` for each failure.
+        self.completed: tuple[Any, ...] = ()
+        self.failures: tuple[tuple[str, VenueError], ...] = ()
+
+    def with_partial(self, *, completed: Sequence[Any], failures: Sequence[tuple[str, VenueError]]) -> Self:
+        """Attach the outcome of a partly failed multi-item operation; returns ``self`` to raise."""
+        self.completed = tuple(completed)
+        self.failures = tuple(failures)
+        return self
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -159,6 +169,9 @@ class VenueError(Exception):
         }
         if isinstance(self, RateLimited):
             out["retry_after"] = self.retry_after
+        if isinstance(self, DuplicateOrder) and self.client_order_id:
+            # The id the caller must look the existing order up by (never re-send).
+            out["client_order_id"] = self.client_order_id
         return out
 
 
@@ -340,4 +353,6 @@ def from_grpc(
     if cls is RateLimited:
         ra = info.get("retry_after")
         return RateLimited(message, retry_after=float(ra) if ra is not None else None, **kwargs)
+    if cls is DuplicateOrder:
+        return DuplicateOrder(message, client_order_id=str(info.get("client_order_id") or ""), **kwargs)
     return cls(message, **kwargs)

@@ -6,7 +6,17 @@ import grpc
 import pytest
 
 from cqvx import errors
-from cqvx.errors import GRPC_METADATA_KEY, ErrorKind, RateLimited, Timeout, VenueError, from_grpc, redact
+from cqvx.errors import (
+    GRPC_METADATA_KEY,
+    DuplicateOrder,
+    ErrorKind,
+    NotFound,
+    RateLimited,
+    Timeout,
+    VenueError,
+    from_grpc,
+    redact,
+)
 
 ALL = [errors.error_class(k) for k in ErrorKind]
 
@@ -50,3 +60,27 @@ def test_truncated_json_payload_still_loses_its_secrets() -> None:
     assert "AKIA-SECRET" not in str(err.raw) and '"api_key":"***"' in str(err.raw)
     cut_inside = redact(b'{"ok":1,"private_key":"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEE')
     assert "MHcCAQEE" not in cut_inside and "BEGIN" not in cut_inside
+
+
+def test_duplicate_order_keeps_its_client_order_id_through_grpc() -> None:
+    err = DuplicateOrder("id reused", client_order_id="cqx-grid-7", venue="coinbase", code="DUP")
+    info = err.to_dict()
+    assert info["client_order_id"] == "cqx-grid-7"
+    back = from_grpc(grpc.StatusCode.ALREADY_EXISTS, "id reused", {GRPC_METADATA_KEY: json.dumps(info)})
+    assert isinstance(back, DuplicateOrder)
+    assert (back.client_order_id, back.venue, back.code) == ("cqx-grid-7", "coinbase", "DUP")
+    # Without the trailer the class survives, the id is simply unknown.
+    bare = from_grpc(grpc.StatusCode.ALREADY_EXISTS, "id reused")
+    assert isinstance(bare, DuplicateOrder) and bare.client_order_id == ""
+    assert "client_order_id" not in DuplicateOrder("x").to_dict()
+
+
+def test_partial_failure_is_attached_and_defaults_empty() -> None:
+    plain = NotFound("gone")
+    assert plain.completed == () and plain.failures == ()
+    inner = NotFound("unknown order", code="UNKNOWN_CANCEL_ORDER")
+    raised = NotFound("1 of 3 failed", retry_safe=True).with_partial(
+        completed=["a", "b"], failures=[("c", inner)]
+    )
+    assert raised.completed == ("a", "b") and raised.failures == (("c", inner),)
+    assert raised.retry_safe

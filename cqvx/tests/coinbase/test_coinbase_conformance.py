@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -17,6 +18,7 @@ from cqvx.testing.fake_coinbase import FakeCoinbase
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
 
 KEY = "organizations/org-conf/apiKeys/key-conf"
+DuplicateMode = Literal["return_existing", "reject"]
 
 
 class CoinbaseHarness(HarnessDefaults):
@@ -26,9 +28,11 @@ class CoinbaseHarness(HarnessDefaults):
     # The transport retries a 429 after its Retry-After, so the call succeeds.
     rate_limit_retries = True
 
-    def __init__(self) -> None:
+    def __init__(self, duplicate_mode: DuplicateMode = "return_existing") -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
-        self.fake = FakeCoinbase(keys={KEY: self._key.public_key()}, heartbeat_interval=0.2)
+        self.fake = FakeCoinbase(
+            keys={KEY: self._key.public_key()}, heartbeat_interval=0.2, duplicate_mode=duplicate_mode
+        )
         self._step = 0
 
     async def start(self) -> None:
@@ -74,6 +78,12 @@ class CoinbaseHarness(HarnessDefaults):
     async def rate_limit_next(self, n: int) -> None:
         self.fake.rate_limit(times=n, retry_after=0.05)
 
+    async def rate_limits_served(self) -> int:
+        return self.fake.rate_limits_served
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return self.fake.orders_with_client_id(client_order_id)
+
     async def drop_streams(self) -> None:
         # Change the book while the client is away: the best bid disappears.
         best_bid = max(self.fake.products["BTC-USD"].bids)
@@ -111,9 +121,11 @@ class CoinbaseHarness(HarnessDefaults):
 class TestCoinbaseConformance(ConformanceSuite):
     venue = "coinbase"
 
-    @pytest.fixture
-    async def harness(self) -> AsyncIterator[CoinbaseHarness]:
-        h = CoinbaseHarness()
+    # Coinbase documents a reused client_order_id as not creating a second order; whether the venue
+    # answers with the existing order or with a failure, the suite runs against both answers.
+    @pytest.fixture(params=["return_existing", "reject"])
+    async def harness(self, request: pytest.FixtureRequest) -> AsyncIterator[CoinbaseHarness]:
+        h = CoinbaseHarness(duplicate_mode=request.param)
         await h.start()
         try:
             yield h

@@ -30,6 +30,7 @@ class SimHarness(HarnessDefaults):
 
     def __init__(self) -> None:
         self.sim = SimVenue(quiet_config(), clock=SimClock())
+        self._rate_limits_asked = 0
 
     async def new_client(self) -> SimVenue:
         return self.sim
@@ -50,7 +51,15 @@ class SimHarness(HarnessDefaults):
         return order
 
     async def rate_limit_next(self, n: int) -> None:
+        self._rate_limits_asked += n
         self.sim.faults.rate_limit_next(n)
+
+    async def rate_limits_served(self) -> int:
+        # The fault injector counts the forced limits still pending; served = asked - pending.
+        return self._rate_limits_asked - self.sim.faults._forced_rate_limits
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return sum(1 for o in self.sim.engine.orders.values() if o.client_order_id == client_order_id)
 
     def _mid(self) -> Decimal:
         return self.sim.markets[self.symbol].mid

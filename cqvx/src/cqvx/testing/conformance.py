@@ -65,9 +65,13 @@ CAPABILITIES: tuple[tuple[str, str, str], ...] = (
     ("list", "list", "get_orders lists the open order"),
     ("cancel", "cancel", "cancel_order by either id ends CANCELLED"),
     ("cancel_not_found", "cancel unknown", "cancelling an unknown order raises NotFound"),
-    ("duplicate", "duplicate id", "a reused client order id never makes a second order"),
+    ("duplicate", "duplicate id", "a reused client order id leaves one order at the venue"),
     ("insufficient_funds", "no funds", "an unfundable order raises InsufficientFunds"),
-    ("rate_limited", "rate limited", "429s are retried transparently or raised as RateLimited(retry_after)"),
+    (
+        "rate_limited",
+        "rate limited",
+        "a 429 the venue really served is retried transparently or raised as RateLimited(retry_after)",
+    ),
     ("book_snapshot", "book snapshot", "get_order_book is sorted, uncrossed and respects depth"),
     ("book_resync", "book resync", "subscribe_order_book recovers after a dropped stream and a sequence gap"),
     ("trade_stream", "trades", "subscribe_trades delivers a public trade"),
@@ -117,6 +121,12 @@ class ConformanceHarness(Protocol):
     one removes a level the client holds.  :meth:`expected_book` is the server's own current book.
     The server's book changes only through these hooks (and :meth:`emit_trade`, which must not move
     the book), so the test can wait for the client to converge on it.
+
+    The venue-side counters keep the suite from passing for the wrong reason: they read the fake's
+    (or the venue model's) OWN state, never the client under test.  :meth:`rate_limits_served` proves
+    a 429 really was answered (a client that "retried transparently" past a hook that served nothing
+    would otherwise pass), and :meth:`venue_order_count` proves a reused client order id left exactly
+    one order at the venue, whichever accepted answer the adapter gave.
     """
 
     venue: str
@@ -144,6 +154,14 @@ class ConformanceHarness(Protocol):
 
     async def rate_limit_next(self, n: int) -> None:
         """Answer the next ``n`` requests as rate-limited (429 with a short Retry-After)."""
+        ...
+
+    async def rate_limits_served(self) -> int:
+        """How many rate-limited answers the venue has actually given so far (monotonic)."""
+        ...
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        """How many orders, in any status, the venue holds under ``client_order_id``."""
         ...
 
     async def drop_streams(self) -> None: ...
@@ -377,6 +395,9 @@ class ConformanceSuite:
             else:
                 # The adapter resolved the duplicate to the existing order: fine, if it is that order.
                 assert again.order_id == report.order_id, "a reused client order id created a second order"
+            # Either answer is acceptable only if the venue itself still holds exactly one order.
+            held = await harness.venue_order_count(order.client_order_id)
+            assert held == 1, f"the venue holds {held} orders under one client order id"
             same = [
                 o
                 for o in await client.get_orders(OrderFilter(symbol=harness.symbol))
@@ -399,6 +420,7 @@ class ConformanceSuite:
     @capability("rate_limited")
     async def test_rate_limited(self, harness: ConformanceHarness, client: VenueClient) -> None:
         self._require(harness, "supports_rate_limit", "rate_limited")
+        before = await harness.rate_limits_served()
         await harness.rate_limit_next(1)
         if harness.rate_limit_retries:
             balances = await asyncio.wait_for(client.get_balances(), harness.timeout)
@@ -409,6 +431,10 @@ class ConformanceSuite:
             assert info.value.retry_after is not None and info.value.retry_after >= 0
             assert info.value.retry_safe
             assert isinstance(await client.get_balances(), list)  # and the next call goes through
+        # A success proves nothing unless the venue really answered 429 once (and only once: the
+        # call after the retry, or the next call, must not have been limited again).
+        served = await harness.rate_limits_served() - before
+        assert served == 1, f"the venue served {served} rate-limited answers, expected exactly 1"
 
     @capability("book_snapshot")
     async def test_book_snapshot(self, harness: ConformanceHarness, client: VenueClient) -> None:

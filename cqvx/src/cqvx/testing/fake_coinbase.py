@@ -13,7 +13,10 @@ way (JWT without ``uri``); ``user`` needs one.  A connection that sends no subsc
 
 Test controls: :meth:`push_l2`, :meth:`push_trade`, :meth:`push_ticker`, :meth:`push_candle`,
 :meth:`fill` (a maker fill of a resting order), :meth:`inject_gap` (skip sequence numbers),
-:meth:`drop_ws` (inherited), plus the base class's HTTP faults (5xx, 429, resets, latency).
+:meth:`drop_ws` (inherited) / :meth:`drop_kind`, ``refused_ws`` (an endpoint refusing connections),
+``cancel_failures`` (scripted batch_cancel failure reasons), ``cfm_positions`` and
+``cfm_balance_summary`` (the futures account), plus the base class's HTTP faults (5xx, 429, resets,
+latency) and its counters (``rate_limits_served``).
 
     async with FakeCoinbase(keys={"organizations/o/apiKeys/k": public_key}) as fake:
         client = CoinbaseClient(CoinbaseConfig(rest_url=fake.url, ws_market_url=fake.ws_market_url, ...))
@@ -38,7 +41,7 @@ import msgspec
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from cqvx.testing.fakeserver import FakeServer
+from cqvx.testing.fakeserver import FakeServer, Fault
 
 __all__ = ["FakeCoinbase", "FakeProduct"]
 
@@ -68,14 +71,18 @@ class FakeProduct:
     quote_min_size: str = "1"
     bids: dict[Decimal, Decimal] = field(default_factory=dict)
     asks: dict[Decimal, Decimal] = field(default_factory=dict)
+    # A futures product: its ``future_product_details`` object (products reference); None for spot.
+    future: dict[str, Any] | None = None
 
     @property
     def base(self) -> str:
+        if self.future is not None:
+            return str(self.future.get("contract_root_unit", ""))
         return self.product_id.split("-")[0]
 
     @property
     def quote(self) -> str:
-        return self.product_id.split("-")[1]
+        return "USD" if self.future is not None else self.product_id.split("-")[1]
 
     def wire(self) -> dict[str, Any]:
         mid = ""
@@ -98,10 +105,10 @@ class FakeProduct:
             "post_only": False,
             "trading_disabled": False,
             "is_disabled": False,
-            "product_type": "SPOT",
+            "product_type": "SPOT" if self.future is None else "FUTURE",
             "quote_currency_id": self.quote,
-            "base_currency_id": self.base,
-            "future_product_details": None,
+            "base_currency_id": self.base if self.future is None else "",
+            "future_product_details": self.future,
         }
 
 
@@ -157,6 +164,14 @@ class FakeCoinbase(FakeServer):
         self.fills: list[dict[str, Any]] = []
         self.trades: dict[str, list[dict[str, Any]]] = {}
         self.auth_failures: list[str] = []
+        self.rate_limits_served = 0  # 429 answers actually given (scripted with rate_limit())
+        # WebSocket endpoints refusing new connections (503), e.g. to keep the user stream down.
+        self.refused_ws: set[Literal["market", "user"]] = set()
+        # order id -> batch_cancel failure_reason to answer instead of cancelling.
+        self.cancel_failures: dict[str, str] = {}
+        # The US-derivatives account: product id -> position (wire shape), and the balance summary.
+        self.cfm_positions: dict[str, dict[str, Any]] = {}
+        self.cfm_balance_summary: dict[str, Any] | None = None
         self.deadline_closes = 0
         self.subscribe_messages: list[dict[str, Any]] = []
         self._conns: list[_Conn] = []
@@ -172,6 +187,16 @@ class FakeCoinbase(FakeServer):
     def ws_user_url(self) -> str:
         return f"{self.ws_url}/ws-user"
 
+    def _take_fault(self, path: str, method: str) -> Fault | None:
+        fault = super()._take_fault(path, method)
+        if fault is not None and fault.kind == "status" and fault.status == 429:
+            self.rate_limits_served += 1
+        return fault
+
+    def orders_with_client_id(self, client_order_id: str) -> int:
+        """How many orders (any status) this venue holds under ``client_order_id``."""
+        return sum(1 for o in self.orders.values() if o["client_order_id"] == client_order_id)
+
     # --- routes ---------------------------------------------------------------------------------
 
     def setup_routes(self, app: web.Application) -> None:
@@ -183,6 +208,9 @@ class FakeCoinbase(FakeServer):
         r.add_get(f"{P}/orders/historical/{{order_id}}", self._get_order)
         r.add_get(f"{P}/accounts", self._accounts)
         r.add_get(f"{P}/time", self._time)
+        r.add_get(f"{P}/cfm/positions", self._cfm_positions)
+        r.add_get(f"{P}/cfm/positions/{{product_id}}", self._cfm_position)
+        r.add_get(f"{P}/cfm/balance_summary", self._cfm_balance)
         for prefix, private in ((P, True), (f"{P}/market", False)):
             r.add_get(f"{prefix}/products", self._wrap(self._products, private))
             r.add_get(f"{prefix}/products/{{product_id}}", self._wrap(self._product, private))
@@ -542,7 +570,10 @@ class FakeCoinbase(FakeServer):
         results = []
         for oid in ids:
             order = self.orders.get(str(oid))
-            if order is None:
+            scripted = self.cancel_failures.get(str(oid))
+            if scripted is not None:
+                results.append({"success": False, "failure_reason": scripted, "order_id": oid})
+            elif order is None:
                 results.append({"success": False, "failure_reason": "UNKNOWN_CANCEL_ORDER", "order_id": oid})
             elif order["status"] == "FILLED":
                 results.append({"success": False, "failure_reason": "ORDER_IS_FULLY_FILLED", "order_id": oid})
@@ -662,6 +693,34 @@ class FakeCoinbase(FakeServer):
             {"accounts": page, "has_next": bool(cursor), "cursor": cursor, "size": len(page)}
         )
 
+    async def _cfm_positions(self, request: web.Request) -> web.Response:
+        failure = self._check_rest_auth(request)
+        if failure is not None:
+            return failure
+        return web.json_response({"positions": list(self.cfm_positions.values())})
+
+    async def _cfm_position(self, request: web.Request) -> web.Response:
+        failure = self._check_rest_auth(request)
+        if failure is not None:
+            return failure
+        position = self.cfm_positions.get(request.match_info["product_id"])
+        if position is None:
+            return web.json_response(
+                {"error": "NOT_FOUND", "message": "position not found", "error_details": ""}, status=404
+            )
+        return web.json_response({"position": position})
+
+    async def _cfm_balance(self, request: web.Request) -> web.Response:
+        failure = self._check_rest_auth(request)
+        if failure is not None:
+            return failure
+        if self.cfm_balance_summary is None:
+            return web.json_response(
+                {"error": "PERMISSION_DENIED", "message": "no futures account", "error_details": ""},
+                status=403,
+            )
+        return web.json_response({"balance_summary": self.cfm_balance_summary})
+
     async def _time(self, request: web.Request) -> web.Response:
         now = time.time()
         return web.json_response(
@@ -680,7 +739,14 @@ class FakeCoinbase(FakeServer):
 
     async def _products(self, request: web.Request) -> web.Response:
         wanted = set(request.query.getall("product_ids", []))
-        items = [p.wire() for p in self.products.values() if not wanted or p.product_id in wanted]
+        kind = request.query.get("product_type")
+        items = [
+            w
+            for p in self.products.values()
+            if (not wanted or p.product_id in wanted)
+            for w in [p.wire()]
+            if not kind or w["product_type"] == kind
+        ]
         return web.json_response({"products": items, "num_products": len(items)})
 
     async def _product(self, request: web.Request) -> web.Response:
@@ -740,6 +806,8 @@ class FakeCoinbase(FakeServer):
     # --- WebSocket ------------------------------------------------------------------------------
 
     async def _serve(self, request: web.Request, kind: Literal["market", "user"]) -> web.WebSocketResponse:
+        if kind in self.refused_ws:
+            raise web.HTTPServiceUnavailable(text="websocket endpoint down (fake)")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.ws_connects += 1
@@ -876,8 +944,10 @@ class FakeCoinbase(FakeServer):
             )
         elif channel == "user":
             open_orders = [self._ws_order(o) for o in self.orders.values() if o["status"] == "OPEN"]
-            # Snapshot in batches of 50; a batch of fewer than 50 ends it (channels page).
-            for i in range(0, len(open_orders) + 1, 50):
+            # Open orders come in "snapshot" events batched by 50 (user channel reference); nothing
+            # marks the last batch, so 50 or 100 open orders end on a FULL batch, and "update" events
+            # follow.  At least one snapshot event is sent, empty when nothing is open.
+            for i in range(0, max(len(open_orders), 1), 50):
                 await self._send(
                     conn, "user", [{"type": "snapshot", "orders": open_orders[i : i + 50], "positions": {}}]
                 )

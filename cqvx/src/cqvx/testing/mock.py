@@ -1029,6 +1029,7 @@ class MockVenueHarness:
     def __init__(self) -> None:
         self.mock = MockVenue(self.venue)
         self._seq = 100
+        self._rate_limits_served = 0
 
     async def start(self) -> None:
         bids = [(Decimal(50000 - i), Decimal(i + 1)) for i in range(1, 16)]
@@ -1051,7 +1052,19 @@ class MockVenueHarness:
         )
 
     async def rate_limit_next(self, n: int) -> None:
-        self.mock.fail_next(RateLimited("mock rate limit", retry_after=0.01, venue=self.venue), times=n)
+        def serve(**_: Any) -> None:
+            # Counted when it is actually answered, not when it is scripted.
+            self._rate_limits_served += 1
+            raise RateLimited("mock rate limit", retry_after=0.01, venue=self.venue)
+
+        # fail_next runs a callable like any other behaviour (see MockVenue.on).
+        self.mock.fail_next(cast(Any, serve), times=n)
+
+    async def rate_limits_served(self) -> int:
+        return self._rate_limits_served
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return sum(1 for o in self.mock.orders.values() if o.client_order_id == client_order_id)
 
     def _book(self) -> OrderBookL2:
         return self.mock.books[self.symbol]

@@ -19,7 +19,6 @@ from cqc.venues.v1 import error_pb2
 from cqvx.errors import (
     GRPC_METADATA_KEY,
     GRPC_STATUS,
-    DuplicateOrder,
     ErrorKind,
     RateLimited,
     VenueError,
@@ -48,10 +47,8 @@ def status_of(err: VenueError) -> grpc.StatusCode:
 
 def error_metadata(err: VenueError) -> tuple[tuple[str, str], ...]:
     """Trailing metadata carrying the exact error, read back by :func:`cqvx.errors.from_grpc`."""
-    info = err.to_dict()
-    if isinstance(err, DuplicateOrder) and err.client_order_id:
-        info["client_order_id"] = err.client_order_id
-    return ((GRPC_METADATA_KEY, json.dumps(info, separators=(",", ":"), default=str)),)
+    # to_dict() carries every field from_grpc() restores (DuplicateOrder's client_order_id included).
+    return ((GRPC_METADATA_KEY, json.dumps(err.to_dict(), separators=(",", ":"), default=str)),)
 
 
 def error_to_proto(err: VenueError) -> error_pb2.VenueError:

@@ -6,5 +6,6 @@ client -> stream.
 
 from cqvx.venues.coinbase.client import CoinbaseClient
 from cqvx.venues.coinbase.config import CoinbaseConfig
+from cqvx.venues.coinbase.parse import FuturesBalanceSummary
 
-__all__ = ["CoinbaseClient", "CoinbaseConfig"]
+__all__ = ["CoinbaseClient", "CoinbaseConfig", "FuturesBalanceSummary"]

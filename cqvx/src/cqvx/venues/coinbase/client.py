@@ -12,18 +12,22 @@ too, :class:`~cqvx.errors.Timeout` is raised (unresolved), never a blind re-send
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import structlog
 from prometheus_client import CollectorRegistry
 
 from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.client import capabilities_of, check_order_ref
@@ -42,7 +46,7 @@ from cqvx.num import dec, dec_str
 from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
-from cqvx.types import OrderFilter, Stream
+from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream
 from cqvx.venues.coinbase import endpoints as ep
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
@@ -53,7 +57,11 @@ from cqvx.venues.coinbase.stream import CoinbaseStreams
 
 __all__ = ["CoinbaseClient"]
 
+_log = structlog.get_logger("cqvx.venues.coinbase.client")
 _JSON = {"Content-Type": "application/json"}
+# batch_cancel failure reasons (cancel-orders reference) meaning the order is no longer open anyway.
+_CANCEL_ALREADY_CLOSED = frozenset({"ORDER_IS_FULLY_FILLED"})
+_CANCEL_IN_PROGRESS = frozenset({"DUPLICATE_CANCEL_REQUEST"})
 _MAX_LOOKUP_PAGES = 20
 
 
@@ -103,6 +111,7 @@ class CoinbaseClient:
         # product id <-> canonical symbol; spot product ids already are canonical ids.
         self._to_canon: dict[str, str] = {}
         self._to_product: dict[str, str] = {}
+        self._contract_size: dict[str, Decimal] = {}  # futures product id -> base units per contract
         # client order id -> order id for orders this process placed (first place to look on lookups).
         self._coid_index: OrderedDict[str, str] = OrderedDict()
         self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry, rate_limiters=shared)
@@ -189,6 +198,14 @@ class CoinbaseClient:
         return ep.build_create_order(order, product_id, client_order_id), product_id, client_order_id
 
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        report = await self._place_order(order)
+        if report.order_status not in TERMINAL_STATUSES:
+            # Tracked by the user stream from now on: if the order fills while that stream is
+            # disconnected, its reconnect reconciliation still reports the fill.
+            self.streams.track_placed(report.order_id)
+        return report
+
+    async def _place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
         body, product_id, coid = self.build_order_request(order)
         try:
             resp = await self._post(ep.ORDERS, "/orders", body, idempotent=True)
@@ -348,13 +365,46 @@ class CoinbaseClient:
     async def cancel_all_orders(
         self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
     ) -> list[order_pb2.Order]:
+        """Cancel every open order (of ``symbol``/``side``); returns the orders whose cancel was
+        accepted (PENDING_CANCEL: Coinbase cancels asynchronously).
+
+        Every order is attempted even after a failure.  Orders that closed on their own meanwhile
+        (fully filled, already being cancelled) are not failures: they are logged and left out (a
+        cancel already in progress is returned like an accepted one).  If any other cancel failed,
+        the error of the first failure is raised after all the others were sent, as its taxonomy
+        class, ``retry_safe`` (cancelling again is harmless), with ``completed`` = the cancelled
+        orders and ``failures`` = ``(order_id, error)`` for each failed one; every failure is logged.
+        """
         open_orders = await self.get_orders(OrderFilter(symbol=symbol, side=side))
         results = await self._batch_cancel([o.order_id for o in open_orders])
-        out = []
+        out: list[order_pb2.Order] = []
+        failures: list[tuple[str, VenueError]] = []
         for order, (_, error) in zip(open_orders, results, strict=True):
-            if error is None:
+            if error is None or error.code in _CANCEL_IN_PROGRESS:
                 order.status = order_pb2.ORDER_STATUS_PENDING_CANCEL
                 out.append(order)
+            elif error.code in _CANCEL_ALREADY_CLOSED:
+                _log.info("coinbase.cancel_all_order_closed", order_id=order.order_id, code=error.code)
+            else:
+                _log.warning(
+                    "coinbase.cancel_all_failed",
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    error=type(error).__name__,
+                    code=error.code,
+                    message=redact(error.message)[:200],
+                )
+                failures.append((order.order_id, error))
+        if failures:
+            first = failures[0][1]
+            raise type(first)(
+                f"cancel_all_orders: {len(failures)} of {len(open_orders)} cancels failed "
+                f"(first: {first.message})",
+                venue=VENUE,
+                code=first.code,
+                http_status=first.http_status,
+                retry_safe=True,
+            ).with_partial(completed=out, failures=failures)
         return out
 
     async def place_orders(
@@ -446,6 +496,98 @@ class CoinbaseClient:
                 return out
             seen.add(cursor)
 
+    # --- futures (US derivatives, CFM) ----------------------------------------------------------------
+
+    async def _learn_products(self, product_ids: Sequence[str]) -> None:
+        """Load the products behind ids we cannot map yet: futures product ids (``BIP-20DEC30-CDE``)
+        are not canonical, so positions need their canonical id and contract size first."""
+        unknown = sorted({p for p in product_ids if p not in self._to_canon})
+        if not unknown:
+            return
+        path, private = self._market(ep.PRODUCTS)
+        params: list[tuple[str, str | int]] = [("product_ids", p) for p in unknown]
+        params.append(("product_type", "FUTURE"))
+        resp = await self._get(path, "/products", params, private=private)
+        self._learn(parse.products_from_json(resp.body))
+
+    def _learn(self, instruments: Sequence[instrument_pb2.Instrument]) -> None:
+        for inst in instruments:
+            self._to_canon[inst.venue_symbol] = inst.symbol
+            self._to_product[inst.symbol] = inst.venue_symbol
+            if inst.contract_size and inst.instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
+                self._contract_size[inst.venue_symbol] = dec(inst.contract_size, "contract_size")
+
+    async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
+        """Open futures positions of the US-derivatives (CFM) account, canonical symbols.
+
+        One known symbol: ``GET /cfm/positions/{product_id}``; otherwise ``GET /cfm/positions``,
+        filtered locally.  Quantities are base units (contracts x contract size).
+        """
+        if symbols and len(symbols) == 1 and symbols[0] in self._to_product:
+            try:
+                resp = await self._get(ep.cfm_position_path(self._to_product[symbols[0]]), ep.R_CFM_POSITION)
+            except NotFound:
+                return []
+            one = parse.decode(resp.body, m.FcmPositionResponse).position
+            raw = [one] if one is not None and one.product_id else []
+        else:
+            resp = await self._get(ep.CFM_POSITIONS, ep.R_CFM_POSITIONS)
+            raw = parse.decode(resp.body, m.FcmPositionsResponse).positions
+        await self._learn_products([p.product_id for p in raw])
+        out = [
+            parse.position_from_fcm(p, self.to_canonical, self._contract_size.get(p.product_id)) for p in raw
+        ]
+        if symbols:
+            wanted = set(symbols)
+            out = [p for p in out if p.symbol in wanted]
+        return out
+
+    def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
+        """Position changes, by polling ``GET /cfm/positions`` every ``config.positions_poll_s``.
+
+        Polled, not streamed: the WebSocket ``user`` channel documents a ``positions`` object, but with
+        fewer fields (no mark price, contract size or margin) and no documented update cadence
+        (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/websocket/user), while the REST
+        position is complete.  Each position is yielded when first seen and whenever it changes; a
+        position that disappears is yielded once as FLAT with quantity 0.  Transient failures
+        (rate limit, 5xx, timeout) are logged and retried at the next poll; others end the stream.
+        """
+        return self._poll_positions(symbols)
+
+    async def _poll_positions(
+        self, symbols: Sequence[str] | None
+    ) -> AsyncGenerator[position_pb2.Position, None]:
+        last: dict[str, bytes] = {}
+        while not self._closed:
+            try:
+                positions = await self.get_positions(symbols)
+            except VenueError as exc:
+                if not exc.retry_safe and not isinstance(exc, Timeout):
+                    raise
+                _log.warning("coinbase.positions_poll_failed", error=type(exc).__name__, code=exc.code)
+            else:
+                now: dict[str, bytes] = {}
+                for pos in positions:
+                    blob = pos.SerializeToString(deterministic=True)
+                    now[pos.symbol] = blob
+                    if last.get(pos.symbol) != blob:
+                        pos.updated_at.GetCurrentTime()
+                        yield pos
+                for gone in sorted(last.keys() - now.keys()):
+                    flat = position_pb2.Position(
+                        venue=VENUE, symbol=gone, side=position_pb2.POSITION_SIDE_FLAT, quantity="0"
+                    )
+                    flat.updated_at.GetCurrentTime()
+                    yield flat
+                last = now
+            await asyncio.sleep(self.config.positions_poll_s)
+
+    async def get_futures_balance_summary(self) -> parse.FuturesBalanceSummary:
+        """``GET /cfm/balance_summary``: the futures account's USD balance, margins and buying power
+        (``.balance()`` gives it as a cqc Balance of type FUTURES)."""
+        resp = await self._get(ep.CFM_BALANCE_SUMMARY, ep.R_CFM_BALANCE_SUMMARY)
+        return parse.futures_balance_from_json(resp.body)
+
     # --- market data --------------------------------------------------------------------------------
 
     async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
@@ -453,9 +595,7 @@ class CoinbaseClient:
         params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
         resp = await self._get(path, "/products", params, private=private)
         instruments = parse.products_from_json(resp.body)
-        for inst in instruments:
-            self._to_canon[inst.venue_symbol] = inst.symbol
-            self._to_product[inst.symbol] = inst.venue_symbol
+        self._learn(instruments)
         if symbols:
             wanted = set(symbols)
             instruments = [i for i in instruments if i.symbol in wanted]

@@ -69,6 +69,11 @@ class CoinbaseConfig:
     cancel_batch_max: int = 100
     # Remembered fill ids per order stream (de-duplication across reconnects).
     fill_dedup_size: int = 100_000
+    # Execution reports one subscriber may have queued; beyond it the stream ends with Unavailable
+    # (never a silent drop) and the consumer re-subscribes and reconciles.
+    executions_queue_max: int = 10_000
+    # subscribe_positions polls GET /cfm/positions this often (see CoinbaseClient.subscribe_positions).
+    positions_poll_s: float = 5.0
 
     @property
     def has_credentials(self) -> bool:

@@ -19,6 +19,8 @@ __all__ = [
     "ACCOUNTS",
     "BATCH_CANCEL",
     "BEST_BID_ASK",
+    "CFM_BALANCE_SUMMARY",
+    "CFM_POSITIONS",
     "FILLS",
     "GRANULARITY",
     "ORDERS",
@@ -30,6 +32,7 @@ __all__ = [
     "build_cancel_body",
     "build_create_order",
     "candles_path",
+    "cfm_position_path",
     "order_path",
     "product_path",
     "ticker_path",
@@ -45,12 +48,19 @@ PRODUCTS = f"{PREFIX}/products"
 PRODUCT_BOOK = f"{PREFIX}/product_book"
 BEST_BID_ASK = f"{PREFIX}/best_bid_ask"
 TIME = f"{PREFIX}/time"
+# US-derivatives (CFM/FCM futures) account: list/get futures positions, futures balance summary
+# (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/futures/...).
+CFM_POSITIONS = f"{PREFIX}/cfm/positions"
+CFM_BALANCE_SUMMARY = f"{PREFIX}/cfm/balance_summary"
 
 # Metric route labels (templates, never raw paths).
 R_ORDER = "/orders/historical/{order_id}"
 R_PRODUCT = "/products/{product_id}"
 R_CANDLES = "/products/{product_id}/candles"
 R_TICKER = "/products/{product_id}/ticker"
+R_CFM_POSITIONS = "/cfm/positions"
+R_CFM_POSITION = "/cfm/positions/{product_id}"
+R_CFM_BALANCE_SUMMARY = "/cfm/balance_summary"
 
 # cqc CandleInterval -> Advanced Trade granularity (candles endpoint enum; venues.md §1.4).
 GRANULARITY: dict[int, tuple[str, int]] = {
@@ -231,3 +241,7 @@ def build_create_order(order: order_pb2.Order, product_id: str, client_order_id:
 
 def build_cancel_body(order_ids: Sequence[str]) -> bytes:
     return _encode({"order_ids": list(order_ids)})
+
+
+def cfm_position_path(product_id: str) -> str:
+    return f"{CFM_POSITIONS}/{_segment(product_id)}"

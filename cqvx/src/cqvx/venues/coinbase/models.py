@@ -22,6 +22,11 @@ __all__ = [
     "CandlesResponse",
     "CreateOrderResponse",
     "Envelope",
+    "FcmBalanceSummary",
+    "FcmBalanceSummaryResponse",
+    "FcmPosition",
+    "FcmPositionResponse",
+    "FcmPositionsResponse",
     "Fill",
     "FillsResponse",
     "GetOrderResponse",
@@ -30,6 +35,7 @@ __all__ = [
     "MarketTrade",
     "MarketTradesEvent",
     "Money",
+    "MoneyOrText",
     "Order",
     "OrderConfig",
     "OrderLeg",
@@ -215,6 +221,57 @@ class AccountsResponse(_S):
     accounts: list[Account] = []
     has_next: bool = False
     cursor: str = ""
+
+
+# --- US derivatives (CFM futures) account ---------------------------------------------------------
+
+# The futures reference documents money fields both as plain decimal strings and as
+# ``{"value", "currency"}`` objects (list/get futures positions vs the balance summary pages; the
+# published samples use objects throughout): both are accepted.
+MoneyOrText = str | Money | None
+
+
+class FcmPosition(_S):
+    product_id: str = ""
+    expiration_time: str | None = None
+    side: str = ""
+    number_of_contracts: str = ""
+    current_price: MoneyOrText = None
+    avg_entry_price: MoneyOrText = None
+    unrealized_pnl: MoneyOrText = None
+    daily_realized_pnl: MoneyOrText = None
+    contract_size: str = ""
+    liquidation_price: MoneyOrText = None
+    leverage: str = ""
+    im_contribution: MoneyOrText = None
+    mm_contribution: MoneyOrText = None
+
+
+class FcmPositionsResponse(_S):
+    positions: list[FcmPosition] = []
+
+
+class FcmPositionResponse(_S):
+    position: FcmPosition | None = None
+
+
+class FcmBalanceSummary(_S):
+    futures_buying_power: MoneyOrText = None
+    total_usd_balance: MoneyOrText = None
+    cbi_usd_balance: MoneyOrText = None
+    cfm_usd_balance: MoneyOrText = None
+    total_open_orders_hold_amount: MoneyOrText = None
+    unrealized_pnl: MoneyOrText = None
+    daily_realized_pnl: MoneyOrText = None
+    initial_margin: MoneyOrText = None
+    available_margin: MoneyOrText = None
+    liquidation_threshold: MoneyOrText = None
+    liquidation_buffer_amount: MoneyOrText = None
+    liquidation_buffer_percentage: str = ""
+
+
+class FcmBalanceSummaryResponse(_S):
+    balance_summary: FcmBalanceSummary | None = None
 
 
 # --- products and market data ---------------------------------------------------------------------

@@ -17,8 +17,19 @@ https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websock
 * ``user`` reports cumulative order state, never single fills: fills are derived from increases of
   the cumulative quantity (price from the change of filled value), with a deterministic id
   ``<order_id>:<cumulative>``, and de-duplicated, so replays after a reconnect emit nothing twice.
-  After a reconnect's snapshot (open orders only), orders we were tracking that are no longer open are
-  fetched over REST so a fill that happened while disconnected is still reported.
+  After a snapshot (open orders only), orders we were tracking that are no longer open are fetched
+  over REST so a fill that happened while disconnected is still reported.  Orders this client placed
+  are tracked from the moment ``place_order`` returns (:meth:`CoinbaseStreams.track_placed`), so an
+  order placed and fully filled while the user connection was down is reconciled too.
+* The user snapshot is a run of ``snapshot`` events batched by 50 open orders, followed by ``update``
+  events (user channel reference,
+  https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/websocket/user); nothing marks the
+  last batch.  It counts as finished at a batch of fewer than 50, at the first ``update`` event, or at
+  the first message of another channel on that connection after it began (heartbeats tick every
+  second), so a snapshot of exactly 50 or 100 orders still ends and reconciliation runs.
+* The executions queue is bounded (``executions_queue_max``).  A consumer that falls that far behind
+  gets :class:`~cqvx.errors.Unavailable` after the reports already queued: the stream ends rather than
+  drop a fill, and the consumer re-subscribes and reconciles (``get_orders``/``get_fills``).
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from prometheus_client import CollectorRegistry
 from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.book import ApplyResult, OrderBookL2, ResyncReason, SequenceMode
-from cqvx.errors import InvalidRequest, ParseError, VenueError
+from cqvx.errors import InvalidRequest, ParseError, Unavailable, VenueError
 from cqvx.num import dec_str
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.transport.ws import Backoff, WsClient
@@ -60,7 +71,8 @@ T = TypeVar("T")
 Key = tuple[str, str]  # (channel, product id or "")
 _HEARTBEATS: Key = ("heartbeats", "")
 _USER: Key = ("user", "")
-_USER_SNAPSHOT_BATCH = 50  # the user snapshot comes in batches of 50; a shorter batch ends it
+_USER_SNAPSHOT_BATCH = 50  # open orders per user snapshot event (user channel reference)
+_UNSEEN = order_pb2.ORDER_STATUS_UNSPECIFIED  # tracked (placed by us) but no state seen yet
 _EXEC_FOR_STATUS: dict[int, execution_pb2.ExecutionType.ValueType] = {
     order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
     order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
@@ -87,7 +99,24 @@ class FillTracker:
         self._max_seen = max_seen
 
     def open_order_ids(self) -> list[str]:
+        """Orders not known to be finished (including placed ones never seen on the stream)."""
         return [oid for oid, st in self._orders.items() if st.status not in TERMINAL_STATUSES]
+
+    def register(self, order_id: str) -> None:
+        """Track an order this client placed before the stream has said anything about it: if it
+        finishes while the stream is away, the next snapshot's reconciliation fetches it."""
+        if order_id and order_id not in self._orders:
+            self._orders[order_id] = _OrderState(Decimal(0), Decimal(0), Decimal(0), _UNSEEN)
+            self._prune()
+
+    def _prune(self) -> None:
+        # Finished orders are only kept so replays stay quiet; beyond the bound, the oldest go first
+        # (their fill ids stay in ``_seen``).  Open orders are never dropped.
+        excess = len(self._orders) - self._max_seen
+        if excess <= 0:
+            return
+        for oid in [o for o, st in self._orders.items() if st.status in TERMINAL_STATUSES][:excess]:
+            del self._orders[oid]
 
     def update(
         self, order: order_pb2.Order, *, baseline: bool = False
@@ -100,7 +129,9 @@ class FillTracker:
         value = cum * avg
         prev = self._orders.get(order.order_id)
         out: list[execution_pb2.ExecutionReport] = []
-        if prev is None:
+        if prev is None or prev.status == _UNSEEN:
+            if prev is None:
+                self._prune()
             self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
             if baseline:
                 out.append(_report(order, execution_pb2.EXECUTION_TYPE_STATUS))
@@ -182,13 +213,36 @@ def _report(
 
 @dataclass(eq=False)
 class _Sink:
-    queue: asyncio.Queue[Any]
+    limit: int
     depth: int = 20
     symbols: frozenset[str] = frozenset()
     lossless: bool = False
+    # Unbounded underneath so the end-of-stream markers always fit; ``limit`` bounds the messages.
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
 
     def put(self, item: Any) -> None:
-        if not self.lossless and self.queue.full():
+        if self.overflowed:
+            return
+        if isinstance(item, _Closed | _Failed):
+            self.queue.put_nowait(item)
+            return
+        if self.queue.qsize() >= self.limit:
+            if self.lossless:
+                # Order events must never be dropped: end the stream instead (after what is queued).
+                self.overflowed = True
+                _log.error("coinbase.stream_overflow", limit=self.limit)
+                self.queue.put_nowait(
+                    _Failed(
+                        Unavailable(
+                            f"execution stream overflow: the consumer fell {self.limit} reports behind; "
+                            "re-subscribe and reconcile",
+                            venue=VENUE,
+                            retry_safe=True,
+                        )
+                    )
+                )
+                return
             self.queue.get_nowait()  # market data: the newest state matters, drop the oldest
         self.queue.put_nowait(item)
 
@@ -199,7 +253,10 @@ class _Conn:
     last_seq: int | None = None
     refs: dict[Key, int] = field(default_factory=dict)
     user_snapshot_ids: set[str] = field(default_factory=set)
+    user_snapshot_started: bool = False
     user_snapshot_done: bool = False
+    # This connection's snapshot is the stream's first: it sets the baseline (no fills invented).
+    user_snapshot_baseline: bool = False
 
 
 class CoinbaseStreams:
@@ -232,6 +289,7 @@ class CoinbaseStreams:
         self.gaps = 0
         self.parse_errors = 0
         self.resyncs = 0
+        self.snapshots_completed = 0  # user snapshots seen to the end (tests synchronise on it)
         self._first_user_snapshot = True
         self._closed = False
 
@@ -250,8 +308,7 @@ class CoinbaseStreams:
             async def on_connect(_ws: WsClient) -> None:
                 c = holder[0]
                 c.last_seq = None
-                c.user_snapshot_ids = set()
-                c.user_snapshot_done = False
+                _restart_user_snapshot(c)
                 if kind == "market":
                     # Only this connection's books: invalidating them on a user-connection reconnect
                     # would freeze them, since no level2 snapshot follows on the market connection.
@@ -393,8 +450,7 @@ class CoinbaseStreams:
                     # The lost message may have been the last update of an order that then left the
                     # open set; the re-subscribe snapshot lists open orders only, so the orders it
                     # no longer lists must be reconciled exactly as after a reconnect.
-                    conn.user_snapshot_ids = set()
-                    conn.user_snapshot_done = False
+                    _restart_user_snapshot(conn)
                 self._spawn(self._resync(conn))
             self._dispatch(conn, env)
         except ParseError as exc:
@@ -403,6 +459,9 @@ class CoinbaseStreams:
 
     def _dispatch(self, conn: _Conn, env: m.Envelope) -> None:
         channel = env.channel
+        if channel != "user" and conn.user_snapshot_started and not conn.user_snapshot_done:
+            # The server has moved on to other traffic: the last snapshot batch was a full one.
+            self._end_user_snapshot(conn)
         if channel == "l2_data":
             self._on_l2(conn, env)
         elif channel == "market_trades":
@@ -452,21 +511,34 @@ class CoinbaseStreams:
     def _on_user(self, conn: _Conn, env: m.Envelope) -> None:
         for ev in parse.ws_user_events(env):
             snapshot = ev.type == "snapshot"
+            if snapshot and not conn.user_snapshot_started:
+                conn.user_snapshot_started = True
+                conn.user_snapshot_baseline = self._first_user_snapshot
+                self._first_user_snapshot = False
+            elif not snapshot and conn.user_snapshot_started and not conn.user_snapshot_done:
+                self._end_user_snapshot(conn)  # the first update event follows the last batch
             for o in ev.orders:
                 order = parse.ws_order_state(o, self._client.to_canonical)
                 if snapshot:
                     conn.user_snapshot_ids.add(order.order_id)
                 self._publish_reports(
-                    self._fills.update(order, baseline=snapshot and self._first_user_snapshot)
+                    self._fills.update(order, baseline=snapshot and conn.user_snapshot_baseline)
                 )
             if snapshot and len(ev.orders) < _USER_SNAPSHOT_BATCH and not conn.user_snapshot_done:
-                conn.user_snapshot_done = True
-                was_first = self._first_user_snapshot
-                self._first_user_snapshot = False
-                if not was_first:
-                    missing = [i for i in self._fills.open_order_ids() if i not in conn.user_snapshot_ids]
-                    if missing:
-                        self._spawn(self._reconcile(missing))
+                self._end_user_snapshot(conn)
+
+    def _end_user_snapshot(self, conn: _Conn) -> None:
+        """Every open order has been listed: the tracked orders it did not list are fetched over REST
+        (they filled, or were cancelled, while we were not listening)."""
+        conn.user_snapshot_done = True
+        self.snapshots_completed += 1
+        missing = [i for i in self._fills.open_order_ids() if i not in conn.user_snapshot_ids]
+        if missing:
+            self._spawn(self._reconcile(missing))
+
+    def track_placed(self, order_id: str) -> None:
+        """An order this client just placed (see the module docstring)."""
+        self._fills.register(order_id)
 
     async def _reconcile(self, order_ids: list[str]) -> None:
         """Orders that left the open set while we were disconnected: their final state over REST."""
@@ -493,7 +565,7 @@ class CoinbaseStreams:
 
     def order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         product = self._client.product_id(symbol)
-        sink = _Sink(asyncio.Queue(maxsize=256), depth=depth)
+        sink = _Sink(256, depth=depth)
 
         def ready() -> None:
             book = self._books.get(product)
@@ -506,29 +578,43 @@ class CoinbaseStreams:
 
     def trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
         product = self._client.product_id(symbol)
-        sink = _Sink(asyncio.Queue(maxsize=10_000))
+        sink = _Sink(10_000)
         return self._iterate("market", [("market_trades", product)], ("trades", symbol), sink)
 
     def prices(self, symbols: Sequence[str]) -> Stream[price_pb2.Price]:
         products = [self._client.product_id(s) for s in symbols]
-        sink = _Sink(asyncio.Queue(maxsize=1024), symbols=frozenset(symbols))
+        sink = _Sink(1024, symbols=frozenset(symbols))
         return self._iterate("market", [("ticker", p) for p in products], ("prices", ""), sink)
 
     def candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
         if interval != parse.WS_CANDLE_INTERVAL:
             raise InvalidRequest("the candles channel only streams 5-minute candles", venue=VENUE)
         product = self._client.product_id(symbol)
-        sink = _Sink(asyncio.Queue(maxsize=1024))
+        sink = _Sink(1024)
         return self._iterate("market", [("candles", product)], ("candles", symbol), sink)
 
     def executions(self, symbols: Sequence[str] | None = None) -> Stream[execution_pb2.ExecutionReport]:
-        # Lossless: an order event must never be dropped, so this queue is unbounded.
-        sink = _Sink(asyncio.Queue(), symbols=frozenset(symbols or ()), lossless=True)
+        # Lossless and bounded: on overflow the stream ends with Unavailable instead of dropping.
+        sink = _Sink(self._config.executions_queue_max, symbols=frozenset(symbols or ()), lossless=True)
         return self._iterate("user", [_USER], ("executions", ""), sink)
 
 
 class _Closed:
     """Sentinel that ends a stream when the client closes."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """Sentinel that ends a stream with an error (after the items queued before it)."""
+
+    error: VenueError
+
+
+def _restart_user_snapshot(conn: _Conn) -> None:
+    """A (re)subscribe is under way: the next user snapshot is awaited afresh on this connection."""
+    conn.user_snapshot_ids = set()
+    conn.user_snapshot_started = False
+    conn.user_snapshot_done = False
 
 
 class _SubStream(Generic[T]):
@@ -580,6 +666,9 @@ class _SubStream(Generic[T]):
         if isinstance(item, _Closed):
             await self.aclose()
             raise StopAsyncIteration
+        if isinstance(item, _Failed):
+            await self.aclose()
+            raise item.error
         result: T = item
         return result
 
