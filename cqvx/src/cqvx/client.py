@@ -170,7 +170,15 @@ class SupportsBatchOrders(Protocol):
 class SupportsCancelAll(Protocol):
     async def cancel_all_orders(
         self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
-    ) -> list[order_pb2.Order]: ...
+    ) -> list[order_pb2.Order]:
+        """Cancel every open order (of ``symbol``/``side`` when given) and return the cancelled orders.
+
+        Every order is attempted.  If some cancels fail, the rest are still sent and then the first
+        failure's taxonomy error is raised with ``.completed`` (the orders that were cancelled) and
+        ``.failures`` (``(order_id, error)`` pairs) attached; orders that completed on their own in the
+        meantime are not failures.
+        """
+        ...
 
 
 @runtime_checkable

@@ -30,7 +30,6 @@ class SimHarness(HarnessDefaults):
 
     def __init__(self) -> None:
         self.sim = SimVenue(quiet_config(), clock=SimClock())
-        self._rate_limits_asked = 0
 
     async def new_client(self) -> SimVenue:
         return self.sim
@@ -51,12 +50,10 @@ class SimHarness(HarnessDefaults):
         return order
 
     async def rate_limit_next(self, n: int) -> None:
-        self._rate_limits_asked += n
         self.sim.faults.rate_limit_next(n)
 
     async def rate_limits_served(self) -> int:
-        # The fault injector counts the forced limits still pending; served = asked - pending.
-        return self._rate_limits_asked - self.sim.faults._forced_rate_limits
+        return self.sim.faults.rate_limits_served
 
     async def venue_order_count(self, client_order_id: str) -> int:
         return sum(1 for o in self.sim.engine.orders.values() if o.client_order_id == client_order_id)

@@ -22,9 +22,7 @@ The engine uses it exactly like an in-process venue client; the credentials stay
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +41,6 @@ from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rf
 from cqvx.client import capabilities_of, check_order_ref
 from cqvx.errors import (
     GRPC_METADATA_KEY,
-    DuplicateOrder,
     InvalidRequest,
     Timeout,
     Unavailable,
@@ -388,9 +385,6 @@ class RemoteVenue:
         exc = from_grpc(code, err.details(), trailers)
         if not exc.venue:
             exc.venue = self._venue
-        if isinstance(exc, DuplicateOrder):
-            with contextlib.suppress(ValueError, TypeError):
-                exc.client_order_id = str(json.loads(trailers[GRPC_METADATA_KEY]).get("client_order_id", ""))
         return exc
 
     async def _call(self, method: Any, request: Any, *, ambiguous: bool = False) -> Any:

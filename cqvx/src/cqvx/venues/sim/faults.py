@@ -57,6 +57,7 @@ class FaultInjector:
         if rate_limit is not None:
             self.set_rate_limit(rate_limit.per_second, rate_limit.burst)
         self._forced_rate_limits = 0
+        self.rate_limits_served = 0  # every RateLimited answered (forced or by the bucket), for tests
         self._on_drop: Callable[[VenueError, bool], None] | None = None
         self._on_gap: Callable[[str, int], None] | None = None
 
@@ -122,6 +123,7 @@ class FaultInjector:
     def check_forced_rate_limit(self) -> None:
         if self._forced_rate_limits > 0:
             self._forced_rate_limits -= 1
+            self.rate_limits_served += 1
             raise RateLimited("rate limited (injected)", retry_after=0.05, venue=self.venue)
 
     def check_rate(self, weight: float = 1.0) -> None:
@@ -130,6 +132,7 @@ class FaultInjector:
             return
         if weight > bucket.capacity or not bucket.try_acquire(weight):
             wait = max(0.0, (weight - bucket.available) / bucket.rate)
+            self.rate_limits_served += 1
             raise RateLimited("order rate limit exceeded (emulated)", retry_after=wait, venue=self.venue)
 
     def take_rejection(self) -> VenueError | None:
