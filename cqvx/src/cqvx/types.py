@@ -9,7 +9,14 @@ from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
 
-__all__ = ["OPEN_STATUSES", "TERMINAL_STATUSES", "OrderFilter", "QuoteExecution", "Stream"]
+__all__ = [
+    "OPEN_STATUSES",
+    "TERMINAL_STATUSES",
+    "OrderFilter",
+    "QuoteExecution",
+    "Stream",
+    "report_from_order",
+]
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -96,3 +103,42 @@ class QuoteExecution(NamedTuple):
 
     quote: rfq_pb2.Quote
     report: execution_pb2.ExecutionReport
+
+
+def report_from_order(
+    order: order_pb2.Order,
+    execution_type: execution_pb2.ExecutionType.ValueType,
+    *,
+    execution_id: str | None = None,
+) -> execution_pb2.ExecutionReport:
+    """An execution report describing an order's current state (lookups, cumulative order updates).
+
+    The default ``execution_id`` is derived from the order's state, so the same state always yields the
+    same id and a replay can be de-duplicated.
+    """
+    report = execution_pb2.ExecutionReport(
+        execution_id=execution_id
+        or f"{order.order_id}:{execution_type}:{order.status}:{order.filled_quantity}",
+        order_id=order.order_id,
+        client_order_id=order.client_order_id,
+        venue=order.venue,
+        symbol=order.symbol,
+        execution_type=execution_type,
+        order_status=order.status,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        order_price=order.price,
+        order_quantity=order.quantity,
+        cumulative_quantity=order.filled_quantity,
+        remaining_quantity=order.remaining_quantity,
+        average_fill_price=order.average_fill_price,
+        fee_asset=order.fee_asset,
+        rejection_reason=order.rejection_reason,
+        account_id=order.account_id,
+        post_only=order.post_only,
+        reduce_only=order.reduce_only,
+    )
+    if order.HasField("created_at"):
+        report.transact_time.CopyFrom(order.created_at)
+    return report

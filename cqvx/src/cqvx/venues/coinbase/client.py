@@ -46,7 +46,7 @@ from cqvx.num import dec, dec_str
 from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
-from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream
+from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.coinbase import endpoints as ep
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
@@ -733,25 +733,8 @@ def _status_report(order: order_pb2.Order) -> execution_pb2.ExecutionReport:
         raise OrderRejected(
             f"order {order.client_order_id} was rejected: {order.rejection_reason}", venue=VENUE
         )
-    report = execution_pb2.ExecutionReport(
-        execution_id=f"{order.order_id}:status",
-        order_id=order.order_id,
-        client_order_id=order.client_order_id,
-        venue=VENUE,
-        symbol=order.symbol,
-        execution_type=execution_pb2.EXECUTION_TYPE_STATUS,
-        order_status=order.status,
-        side=order.side,
-        order_type=order.order_type,
-        time_in_force=order.time_in_force,
-        order_price=order.price,
-        order_quantity=order.quantity,
-        cumulative_quantity=order.filled_quantity,
-        remaining_quantity=order.remaining_quantity,
-        average_fill_price=order.average_fill_price,
-        post_only=order.post_only,
-        account_id=order.account_id,
+    report = report_from_order(
+        order, execution_pb2.EXECUTION_TYPE_STATUS, execution_id=f"{order.order_id}:status"
     )
-    if order.HasField("created_at"):
-        report.transact_time.CopyFrom(order.created_at)
+    report.venue = VENUE
     return report

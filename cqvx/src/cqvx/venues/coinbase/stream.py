@@ -53,7 +53,7 @@ from cqvx.errors import InvalidRequest, ParseError, Unavailable, VenueError
 from cqvx.num import dec_str
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.transport.ws import Backoff, WsClient
-from cqvx.types import TERMINAL_STATUSES, Stream
+from cqvx.types import TERMINAL_STATUSES, Stream, report_from_order
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
 from cqvx.venues.coinbase.auth import CoinbaseAuth
@@ -186,28 +186,8 @@ def _fill_price(price: Decimal) -> str:
 def _report(
     order: order_pb2.Order, etype: execution_pb2.ExecutionType.ValueType
 ) -> execution_pb2.ExecutionReport:
-    rep = execution_pb2.ExecutionReport(
-        execution_id=f"{order.order_id}:{etype}:{order.status}:{order.filled_quantity}",
-        order_id=order.order_id,
-        client_order_id=order.client_order_id,
-        venue=VENUE,
-        symbol=order.symbol,
-        execution_type=etype,
-        order_status=order.status,
-        side=order.side,
-        order_type=order.order_type,
-        time_in_force=order.time_in_force,
-        order_price=order.price,
-        order_quantity=order.quantity,
-        cumulative_quantity=order.filled_quantity,
-        remaining_quantity=order.remaining_quantity,
-        average_fill_price=order.average_fill_price,
-        fee_asset=order.fee_asset,
-        rejection_reason=order.rejection_reason,
-        post_only=order.post_only,
-    )
-    if order.HasField("created_at"):
-        rep.transact_time.CopyFrom(order.created_at)
+    rep = report_from_order(order, etype)
+    rep.venue = VENUE
     return rep
 
 
