@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cqc.markets.v1 import orderbook_pb2
+from cqvx import book as book_mod
 from cqvx.book import ApplyResult, BookState, OrderBookL2, ResyncReason, SequenceMode
 from cqvx.errors import ParseError
+from cqvx.num import dec_str
 
 D = Decimal
 
@@ -289,10 +293,12 @@ def test_invalidate_on_disconnect_refuses_until_snapshot() -> None:
 # Prices of every precision (1e-1 .. 1e-14) and spelling ("0.5", "0.50", "5E-1"): exercises the
 # scaled-integer keys, including raising the scale mid-stream, against the same reference model.
 fine_offset = st.tuples(st.integers(1, 9), st.integers(1, 14)).map(lambda t: D(t[0]).scaleb(-t[1]))
-spelling = st.sampled_from(["plain", "zeros", "exp"])
+spelling = st.sampled_from(["plain", "zeros", "exp", "dec"])
 
 
-def _spell(d: Decimal, how: str) -> str:
+def _spell(d: Decimal, how: str) -> str | Decimal:
+    if how == "dec":
+        return d
     if how == "zeros":
         return format(d, "f") + "000"
     if how == "exp":
@@ -337,3 +343,319 @@ def test_price_spellings_share_one_level_and_too_fine_is_rejected() -> None:
         book.apply_levels([("1E-31", "1")], [], sequence=4)
     assert book.snapshot(5).bids[0].price == "0.5"  # untouched, but no longer trusted
     assert book.needs_resync and book.reason is ResyncReason.INVALIDATED
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths (price-key memo, size strings kept as given, top-N caches, hand-encoded snapshots) must
+# be indistinguishable from the slow path: every read is checked against the reference model and
+# every snapshot against the message protobuf itself builds from canonical strings.
+
+
+def _spell_value(d: Decimal, how: str) -> Decimal | str | int:
+    text = format(d, "f")
+    if how == "padded":
+        return "00" + (text + "0" if "." in text else text + ".000")
+    if how == "exp":
+        return f"{d:E}"
+    if how == "dec":
+        return d
+    if how == "int" and d == d.to_integral_value():
+        return int(d)
+    return text
+
+
+spellings = st.sampled_from(["plain", "padded", "exp", "dec", "int"])
+zero_sizes = st.sampled_from(["0", "0.000", "000", "0E-3", D("-0"), D("0.00"), 0])
+
+
+def _ref_snapshot(
+    venue: str,
+    symbol: str,
+    sequence: int,
+    *,
+    bids: dict[Decimal, Decimal],
+    asks: dict[Decimal, Decimal],
+    depth: int | None,
+) -> orderbook_pb2.OrderBook:
+    msg = orderbook_pb2.OrderBook(venue=venue, symbol=symbol, sequence=sequence)
+    for p, s in sorted(bids.items(), reverse=True)[:depth]:
+        msg.bids.add(price=dec_str(p), quantity=dec_str(s))
+    for p, s in sorted(asks.items())[:depth]:
+        msg.asks.add(price=dec_str(p), quantity=dec_str(s))
+    return msg
+
+
+def _spelled_levels(lo: int, hi: int) -> st.SearchStrategy[list[tuple[Decimal, object, object, Decimal]]]:
+    """(model price, price input, size input, model size) with every spelling of both numbers."""
+
+    def build(t: tuple[int, str, int, str, object]) -> tuple[Decimal, object, object, Decimal]:
+        cents, p_how, lots, s_how, zero = t
+        price = D(cents) / 100 + 100
+        if lots == 0:
+            return price, _spell_value(price, p_how), zero, D(0)
+        qty = D(lots) / 1000
+        return price, _spell_value(price, p_how), _spell_value(qty, s_how), qty
+
+    one = st.tuples(st.integers(lo, hi), spellings, st.integers(0, 3000), spellings, zero_sizes).map(build)
+    return st.lists(one, max_size=8)
+
+
+read_op = st.tuples(
+    st.sampled_from(["bids", "asks", "snapshot", "best"]), st.one_of(st.none(), st.integers(0, 12))
+)
+# A size change of a level the book holds (by rank): the top caches patch such levels in place.
+resize_op = st.tuples(st.booleans(), st.integers(0, 15), st.integers(1, 3000))
+op = st.one_of(
+    st.tuples(st.just("update"), st.tuples(_spelled_levels(1, 50), _spelled_levels(51, 100))),
+    st.tuples(st.just("read"), read_op),
+    st.tuples(st.just("resize"), resize_op),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshot=st.tuples(_spelled_levels(1, 50), _spelled_levels(51, 100)), ops=st.lists(op, max_size=40))
+def test_fast_paths_and_caches_match_model_and_protobuf(
+    snapshot: tuple[
+        list[tuple[Decimal, object, object, Decimal]], list[tuple[Decimal, object, object, Decimal]]
+    ],
+    ops: list[tuple[str, Any]],
+) -> None:
+    book = OrderBookL2("BTC-USD", "v")
+    bids: dict[Decimal, Decimal] = {}
+    asks: dict[Decimal, Decimal] = {}
+
+    def feed(
+        levels: list[tuple[Decimal, object, object, Decimal]], model: dict[Decimal, Decimal]
+    ) -> list[object]:
+        _model_apply(model, [(p, s) for p, _, _, s in levels])
+        return [(pi, si) for _, pi, si, _ in levels]
+
+    b_in = feed(snapshot[0], bids)
+    a_in = feed(snapshot[1], asks)
+    assert book.apply_snapshot_levels(b_in, a_in, sequence=1) is ApplyResult.APPLIED  # type: ignore[arg-type]
+    seq = 1
+    for kind, arg in ops:
+        if kind == "update":
+            b, a = arg
+            seq += 1
+            result = book.apply_levels(feed(b, bids), feed(a, asks), sequence=seq)  # type: ignore[arg-type]
+            assert result is ApplyResult.APPLIED
+            continue
+        if kind == "resize":
+            is_bid, rank, lots = arg
+            model = bids if is_bid else asks
+            ranked = sorted(model, reverse=is_bid)
+            if rank < len(ranked):
+                price, qty = ranked[rank], D(lots) / 1000
+                model[price] = qty
+                seq += 1
+                level = [(format(price, "f"), format(qty, "f"))]
+                result = book.apply_levels(level if is_bid else [], [] if is_bid else level, sequence=seq)
+                assert result is ApplyResult.APPLIED
+            continue
+        what, depth = arg
+        want_b = sorted(bids.items(), reverse=True)[:depth]
+        want_a = sorted(asks.items())[:depth]
+        if what == "bids":
+            got = book.bids(depth)
+            assert got == want_b
+            assert all(type(p) is Decimal and type(s) is Decimal for p, s in got)
+            got.clear()  # the caller's list: mutating it must not reach the book's cache
+        elif what == "asks":
+            got = book.asks(depth)
+            assert got == want_a
+            assert all(type(p) is Decimal and type(s) is Decimal for p, s in got)
+            got.clear()
+        elif what == "best":
+            assert book.best_bid == (max(bids.items()) if bids else None)
+            assert book.best_ask == (min(asks.items()) if asks else None)
+        else:
+            snap = book.snapshot(depth)
+            ref = _ref_snapshot("v", "BTC-USD", seq, bids=bids, asks=asks, depth=depth)
+            assert snap == ref
+            assert snap.SerializeToString(deterministic=True) == ref.SerializeToString(deterministic=True)
+            del snap.bids[:]  # a fresh message each time: mutating it changes nothing in the book
+    assert book.bids() == sorted(bids.items(), reverse=True)
+    assert book.asks() == sorted(asks.items())
+    assert book.snapshot(None) == _ref_snapshot("v", "BTC-USD", seq, bids=bids, asks=asks, depth=None)
+
+
+text_numbers = st.text(alphabet="0123456789.-+eE_ \u0663\u00b2", max_size=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=text_numbers)
+@example(text="\u0663")  # an Arabic-Indic 3: Decimal reads it, the output must still say "3"
+@example(text="1.\u0663")
+@example(text="\u00b2")  # superscript 2: str.isdigit() says yes, Decimal says no
+@example(text="0.000")
+@example(text="007.50")
+@example(text="9" * 40)  # the largest number a plain size string may spell on the fast path
+@example(text="9" * 41)  # >= 1e40: refused, whichever way it comes
+@example(text="0." + "0" * 45 + "1")  # long but small: accepted both ways
+@example(text="1E+500000")  # turning this into an int key would take seconds
+def test_plain_string_check_and_canonical_form_agree_with_decimal(text: str) -> None:
+    if book_mod._is_plain(text):
+        d = Decimal(text)  # everything the fast check accepts, Decimal accepts
+        assert d >= 0
+        assert book_mod._canon_plain(text) == dec_str(d)
+        assert (not text.strip("0.")) == (d == 0)
+    try:
+        d = Decimal(text)
+        ok = d.is_finite()
+    except ArithmeticError:
+        ok = False
+    # Fed as a size and as a price (twice: the second time the price key comes from the memo), a
+    # string and its Decimal give the same book, or are both refused.
+    for role in ("size", "price"):
+        fast = OrderBookL2("X")
+        # The snapshot's "100" puts that price in the key memo: the size then meets the fast check.
+        fast.apply_snapshot_levels([("100", "1")], [("1E+39", "1")], sequence=1)
+        fast_in = [("100", text)] if role == "size" else [(text, "2")]
+        if not ok:
+            with pytest.raises(ParseError):
+                fast.apply_levels(fast_in, [], sequence=2)
+            continue
+        slow = OrderBookL2("X")
+        slow.apply_snapshot_levels([("100", "1")], [("1E+39", "1")], sequence=1)
+        slow_in = [("100", d)] if role == "size" else [(d, "2")]
+        for seq in (2, 3):
+            outcomes: list[ApplyResult | None] = []
+            for bk, levels in ((fast, fast_in), (slow, slow_in)):
+                try:
+                    outcomes.append(bk.apply_levels(levels, [], sequence=seq))
+                except ParseError:
+                    outcomes.append(None)
+            assert outcomes[0] is outcomes[1]
+            assert fast.state is slow.state
+            assert fast.bids() == slow.bids()
+            assert fast.snapshot(5) == slow.snapshot(5)
+            if outcomes[0] is None:
+                break
+
+
+def test_snapshot_encoding_edges_match_protobuf() -> None:
+    book = OrderBookL2("ÉTH-€", "vénue")
+    long_price = "123456789012345678901234567890.123456789012345678"  # long strings: 2-byte lengths
+    long_size = "0." + "0" * 100 + "1"
+    book.apply_snapshot_levels([(long_price, long_size), ("5", "1")], [("1" + "0" * 39, "0.5")])
+    ref = orderbook_pb2.OrderBook(venue="vénue", symbol="ÉTH-€")
+    ref.bids.add(price=long_price, quantity=long_size)
+    ref.bids.add(price="5", quantity="1")
+    ref.asks.add(price="1" + "0" * 39, quantity="0.5")
+    assert book.snapshot(None) == ref and not book.snapshot(3).HasField("timestamp")
+    for seconds, nanos in [(0, 0), (-1, 999_999_999), (1_700_000_000, 5), (253402300799, 0)]:
+        for seq in (0, 1, 127, 128, 2**63, 2**64 - 1):
+            ts = Timestamp(seconds=seconds, nanos=nanos)
+            book.apply_snapshot_levels([("5", "1")], [("6", "2")], sequence=seq, timestamp=ts)
+            want = orderbook_pb2.OrderBook(venue="vénue", symbol="ÉTH-€", sequence=seq)
+            want.timestamp.CopyFrom(ts)
+            want.bids.add(price="5", quantity="1")
+            want.asks.add(price="6", quantity="2")
+            got = book.snapshot(20)
+            assert got == want and got.HasField("timestamp")
+            assert got.SerializeToString(deterministic=True) == want.SerializeToString(deterministic=True)
+    book.venue = "other"  # public attributes: the next snapshot follows them
+    assert book.snapshot(1).venue == "other"
+    book.apply_snapshot_levels([("5", "1")], [("6", "2")], sequence=2**64)
+    with pytest.raises(ValueError):  # out of uint64 range: protobuf refuses it, as before
+        book.snapshot(1)
+
+
+def test_top_cache_follows_updates_at_and_around_the_boundary() -> None:
+    book = OrderBookL2("X")
+    book.apply_snapshot_levels(
+        [(str(100 - i), "1") for i in range(10)], [(str(200 + i), "1") for i in range(10)], sequence=1
+    )
+    seq = 1
+
+    def step(bids: list[tuple[str, str]], asks: tuple[tuple[str, str], ...] = ()) -> None:
+        nonlocal seq
+        seq += 1
+        assert book.apply_levels(bids, asks, sequence=seq) is ApplyResult.APPLIED
+
+    def top3() -> list[tuple[str, str]]:
+        return [(lv.price, lv.quantity) for lv in book.snapshot(3).bids]
+
+    assert top3() == [("100", "1"), ("99", "1"), ("98", "1")]
+    assert book.bids(3) == [(D(100), D(1)), (D(99), D(1)), (D(98), D(1))]
+    step([("99", "4")])  # a size change inside the cached top
+    assert book.bids(3) == [(D(100), D(1)), (D(99), D(4)), (D(98), D(1))]
+    assert top3() == [("100", "1"), ("99", "4"), ("98", "1")]
+    step([("99", "1")])
+    step([("97", "5")])  # below the cached top: the cache stays right
+    assert top3() == [("100", "1"), ("99", "1"), ("98", "1")]
+    step([("98", "7")])  # the boundary level itself
+    assert top3() == [("100", "1"), ("99", "1"), ("98", "7")]
+    assert book.bids(2) == [(D(100), D(1)), (D(99), D(1))]
+    step([("99", "0")])  # removing a level pulls the next one up
+    assert top3() == [("100", "1"), ("98", "7"), ("97", "5")]
+    step([("100.5", "2")])  # a new best level
+    assert top3() == [("100.5", "2"), ("100", "1"), ("98", "7")]
+    assert book.bids(5)[3:] == [(D(97), D(5)), (D(96), D(1))]
+    step([("96", "0"), ("95", "0"), ("94", "0"), ("93", "0"), ("92", "0"), ("91", "0")])
+    assert book.bids(5) == [(D("100.5"), D(2)), (D(100), D(1)), (D(98), D(7)), (D(97), D(5))]
+    step([("1", "3")])  # a short side: any new level joins the cached top
+    assert book.bids(5)[-1] == (D(1), D(3))
+    assert top3() == [("100.5", "2"), ("100", "1"), ("98", "7")]
+    step([("100.25", "1")], (("199.999999999", "4"),))  # a finer price rescales every key
+    assert top3() == [("100.5", "2"), ("100.25", "1"), ("100", "1")]
+    assert [(lv.price, lv.quantity) for lv in book.snapshot(2).asks] == [("199.999999999", "4"), ("200", "1")]
+
+
+def test_price_key_memo_is_bounded_and_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(book_mod, "_KEY_MEMO_MAX", 8)
+    book = OrderBookL2("X")
+    book.apply_snapshot_levels([], [("1000", "1")], sequence=1)
+    model: dict[Decimal, Decimal] = {}
+    for seq in range(2, 200):
+        price = D(seq % 37) / 4 + 1
+        size = D(seq % 5)
+        _model_apply(model, [(price, size)])
+        assert book.apply_levels([(format(price, "f"), str(size))], [], sequence=seq) is ApplyResult.APPLIED
+        assert len(book._keymemo) <= 8
+    assert book.bids() == sorted(model.items(), reverse=True)
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [("1" * 150, "1")],  # more digits than any price has: no decimal.Inexact leaking out
+        [("1E+999999999", "1")],
+        [("1E+500000", "1")],  # refused quickly, not turned into a 500000-digit int
+        [(D("1E+500000"), "1")],
+        [("100", "1E+500000")],
+        [("100", D("1E+500000"))],
+        [("1" + "0" * 40, "1")],
+        [("100", "1" + "0" * 40)],
+        [("100",)],  # not a pair
+        [("100", "1", "2")],
+        ["100"],
+        [(D("sNaN"), "1")],
+        [("100", D("sNaN"))],
+        [(["100"], "1")],
+    ],
+)
+def test_malformed_levels_are_parse_errors_and_leave_the_book(levels: list[object]) -> None:
+    book = OrderBookL2("X")
+    with pytest.raises(ParseError):
+        book.apply_snapshot_levels(levels, [])  # type: ignore[arg-type]
+    assert book.state is BookState.EMPTY
+    book.apply_snapshot_levels([("99", "1")], [("101", "1")], sequence=1)
+    before = book.snapshot(None)
+    with pytest.raises(ParseError):
+        book.apply_levels([("98", "1"), *levels], [], sequence=2)  # type: ignore[list-item]
+    assert book.snapshot(None) == before
+    assert book.needs_resync and book.reason is ResyncReason.INVALIDATED
+
+
+def test_numbers_of_other_types_are_stored_as_decimals() -> None:
+    book = OrderBookL2("X")
+    ints: list[Any] = [(100, 2)]
+    assert book.apply_snapshot_levels(ints, [(D("100.5"), "1E+1")], sequence=1) is ApplyResult.APPLIED
+    ints = [(99, "3")]
+    assert book.apply_levels(ints, [], sequence=2) is ApplyResult.APPLIED
+    for p, s in (*book.bids(), *book.asks()):
+        assert type(p) is Decimal and type(s) is Decimal
+    assert book.asks() == [(D("100.5"), D(10))]
+    assert [(lv.price, lv.quantity) for lv in book.snapshot(5).asks] == [("100.5", "10")]
