@@ -34,7 +34,9 @@ def main(argv: list[str]) -> int:
             )
             elapsed = time.perf_counter() - started
             progress.console.rule(f"{script.stem}  ({elapsed:.1f} s)")
-            progress.console.print(proc.stdout.rstrip() or "(no output)", markup=False, highlight=False)
+            progress.console.print(
+                proc.stdout.rstrip() or "(no output)", markup=False, highlight=False, soft_wrap=True
+            )
             if proc.returncode != 0:
                 failed.append(script.stem)
                 progress.console.print(proc.stderr[-4000:], markup=False, style="red")
