@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from cqc.venues.v1 import order_pb2
+from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InsufficientFunds, OrderRejected, Timeout
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
 from opensqt.config import Config, parse_config
 from opensqt.engine.orchestrator import GridEngine
+from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.slots import SlotState
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.risk.startup import StartupCheckFailed
@@ -268,3 +269,91 @@ async def test_running_loops_end_to_end_over_the_streams(tmp_path: Path) -> None
     assert status["fills"] == 1 and status["price_monitor"]["received"] >= 1
     await engine.stop(cancel_orders=True)
     assert _open(mock) == []
+
+
+# ------------------------------------------------------------------ review fixes (each failed before)
+
+
+async def test_order_stream_loop_survives_an_unexpected_error(tmp_path: Path) -> None:
+    """A non-taxonomy error from the stream (adapter bug) used to end the order-stream task for good."""
+    mock = _mock()
+    engine = await _engine(mock, tmp_path)
+    await engine.on_price(D("100"))
+    loop = asyncio.create_task(engine._report_loop())
+    try:
+        hub = mock.stream("executions")
+        await hub.wait_subscribed()
+        hub.fail(RuntimeError("adapter bug"))
+        await hub.wait_subscribed()  # resubscribed
+        assert not loop.done()
+        buy = next(o for o in _open(mock) if D(o.price) == 99)
+        await mock.fill(client_order_id=buy.client_order_id)
+        for _ in range(300):
+            if engine.stats.fills == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.stats.fills == 1
+        assert engine.slots[-1].position == D(buy.quantity)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    await engine.stop()
+
+
+async def test_price_monitor_survives_an_unexpected_error() -> None:
+    mock = _mock()
+    monitor = PriceMonitor(mock, SYM, min_interval=0, reconnect_delay=0.01)
+    task = asyncio.create_task(monitor.run())
+    try:
+        hub = mock.stream("prices")
+        await hub.wait_subscribed()
+        hub.fail(RuntimeError("adapter bug"))
+        await hub.wait_subscribed()
+        await mock.push_price(builders.price(symbol=SYM, last="101"))
+        price, _ = await asyncio.wait_for(monitor.next(), 2)
+        assert price == D("101") and "RuntimeError" in monitor.last_error
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_replayed_per_fill_report_without_cumulative_is_not_counted_twice(tmp_path: Path) -> None:
+    mock = _mock()
+    engine = await _engine(mock, tmp_path)
+    await engine.on_price(D("100"))
+    slot = engine.slots[-1]
+    assert slot.order is not None
+    report = execution_pb2.ExecutionReport(
+        client_order_id=slot.order.client_order_id,
+        symbol=SYM,
+        order_status=order_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+        last_quantity="0.1",
+        last_price="99",
+        trade_id="t-1",
+    )
+    await engine.on_report(report)
+    await engine.on_report(report)  # the stream replays it after a reconnect
+    assert slot.order is not None and slot.order.filled == D("0.1")
+    assert slot.position == D("0.1")
+    assert sum(f.quantity for f in engine.store.store.load_fills(SYM)) == D("0.1")
+    await engine.stop()
+
+
+async def test_cancel_on_exit_cancels_an_unresolved_order_whose_lookup_keeps_failing(
+    tmp_path: Path,
+) -> None:
+    mock = _mock()
+    engine = await _engine(mock, tmp_path)
+
+    def landed_but_timed_out(orders: list[order_pb2.Order]) -> Any:
+        for o in orders:
+            mock._place(o)
+        raise Timeout("answer lost")
+
+    mock.on("place_orders", landed_but_timed_out, times=1)
+    mock.on("get_order", Timeout("lookups down"))
+    await engine.on_price(D("100"))
+    assert len(_open(mock)) == 4
+    assert {s.state for s in engine.slots.values() if s.order} == {SlotState.UNRESOLVED}
+    await engine.stop(cancel_orders=True)
+    assert _open(mock) == []  # cancelled by client order id although the lookups never answered

@@ -266,7 +266,8 @@ class GridEngine:
                 targets = [
                     Cancel(lvl, s.order.client_order_id, "shutdown")
                     for lvl, s in sorted(self.slots.items())
-                    if s.state in (SlotState.LOCKED, SlotState.CANCEL_REQUESTED) and s.order is not None
+                    if s.order is not None
+                    and s.state in (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
                 ]
             await self._run_cancels(targets, resend=True)
         await self.store.aclose()
@@ -416,6 +417,11 @@ class GridEngine:
                     delay = 0.5
             except VenueError as err:
                 log.warning("order stream error", error=str(err))
+            except Exception:
+                # Anything else (a misbehaving adapter, a store error while applying a report) must not
+                # end the order stream for the rest of the run: fills would only arrive by reconciling.
+                self.stats.anomalies += 1
+                log.exception("order stream failed; resubscribing", symbol=self.symbol)
             finally:
                 await stream.aclose()
             await asyncio.sleep(delay)
@@ -482,6 +488,9 @@ class GridEngine:
                     delay = 0.5
             except VenueError as err:
                 log.warning("trade stream error", symbol=symbol, error=str(err))
+            except Exception:  # never the end of the volume monitor's feed (see _report_loop)
+                self.stats.anomalies += 1
+                log.exception("trade stream failed; resubscribing", symbol=symbol)
             finally:
                 await stream.aclose()
             await asyncio.sleep(delay)
@@ -691,7 +700,9 @@ class GridEngine:
     async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
         """Mark and commit every cancel intent (one commit), then cancel (batched where supported).
 
-        ``resend``: also re-send a cancel for slots already in CANCEL_REQUESTED (shutdown)."""
+        ``resend`` (shutdown): also re-send a cancel for slots already in CANCEL_REQUESTED, and send one
+        for UNRESOLVED slots (their lookup failed: the order may be live; cancelling by client order id
+        is harmless when it never landed, the venue answers NotFound)."""
         sent: list[Cancel] = []
         async with self._lock:
             marked: list[Slot] = []
@@ -704,7 +715,7 @@ class GridEngine:
                     slot.request_cancel()
                     marked.append(slot)
                     rows.append(self._order_row(slot.level, slot.order, "cancel_requested"))
-                elif not (resend and slot.state is SlotState.CANCEL_REQUESTED):
+                elif not (resend and slot.state in (SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)):
                     continue
                 sent.append(c)
             if marked:
@@ -753,10 +764,14 @@ class GridEngine:
             state = VenueOrderState.from_report(report)
             last_qty = dec_or_none(report.last_quantity, "last_quantity")
             last_px = dec_or_none(report.last_price, "last_price")
-            if not report.cumulative_quantity and last_qty and slot.order is not None:
-                # A venue that reports only per-fill quantities: rebuild the cumulative figure.
-                state = VenueOrderState(state.order_id, state.status, slot.order.filled + last_qty, None)
             key = report.trade_id or None
+            if not report.cumulative_quantity and last_qty and slot.order is not None:
+                # A venue that reports only per-fill quantities: rebuild the cumulative figure.  A replay
+                # of a trade already applied (reconnect) must add nothing, and without a cumulative figure
+                # only its trade id can tell.
+                replay = key is not None and key in self._seen_fills
+                filled = slot.order.filled + (ZERO if replay else last_qty)
+                state = VenueOrderState(state.order_id, state.status, filled, None)
             fee = dec_or_none(report.fee, "fee") or ZERO
             await self._apply_state(slot, cid, state, trade_key=key, last_price=last_px, fee=fee)
 

@@ -106,6 +106,10 @@ class PriceMonitor:
             except VenueError as err:
                 self.last_error = f"{type(err).__name__}: {err.message}"
                 log.warning("price stream error", symbol=self.symbol, error=self.last_error)
+            except Exception as exc:
+                # A misbehaving adapter must not stop the price feed (and with it every tick) for good.
+                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                log.exception("price stream failed", symbol=self.symbol)
             finally:
                 await stream.aclose()
             self.reconnects += 1
