@@ -403,3 +403,27 @@ async def test_unexpected_venue_failure_is_an_unresolved_outcome(
         server.metrics.value("opensqt_connector_rpcs_total", {"method": "PlaceOrder", "code": "INTERNAL"})
         == 1
     )
+
+
+async def test_a_placement_outlives_the_client_deadline(
+    mock: MockVenue, start_server: Any, stub_for: Any
+) -> None:
+    # The venue call is slow; the client gives up first.  The placement must still finish at the venue
+    # (a half-sent order cancelled mid-flight would be unknowable there too), so a later lookup by
+    # client order id finds it.
+    finished = asyncio.Event()
+
+    async def slow_place(order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        await asyncio.sleep(0.3)
+        finished.set()
+        return builders.execution_report(client_order_id=order.client_order_id, venue="mock")
+
+    mock.on("place_order", slow_place)
+    server = await start_server(mock)
+    stub = stub_for(server.address)
+    order = builders.order(venue="mock", client_order_id="late-1")
+    with pytest.raises(aio.AioRpcError) as info:
+        await stub.PlaceOrder(gw.PlaceOrderRequest(venue="mock", order=order), timeout=0.05)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.wait_for(finished.wait(), 5)
+    assert mock.call_count("place_order") == 1

@@ -357,3 +357,20 @@ async def test_cancel_on_exit_cancels_an_unresolved_order_whose_lookup_keeps_fai
     assert {s.state for s in engine.slots.values() if s.order} == {SlotState.UNRESOLVED}
     await engine.stop(cancel_orders=True)
     assert _open(mock) == []  # cancelled by client order id although the lookups never answered
+
+
+async def test_requested_reconcile_runs_at_once_not_at_the_interval(tmp_path: Path) -> None:
+    # reconcile_interval is an hour: only request_reconcile() (wired to RemoteVenue gap reports by the
+    # runner) can make a pass happen within the test.
+    mock = _mock()
+    engine = GridEngine(_config(), mock, StateStore(sqlite_url(tmp_path / "state.db")), clock=_Clock())
+    await engine.start()
+    try:
+        runs = engine.recon.runs
+        engine.request_reconcile()
+        async with asyncio.timeout(5):
+            while engine.recon.runs == runs:  # noqa: ASYNC110 - polling a counter the loop bumps
+                await asyncio.sleep(0.01)
+        assert engine.recon.runs == runs + 1
+    finally:
+        await engine.stop()

@@ -143,6 +143,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
         self._venues = dict(venues)
         self._hub = hub
         self._metrics = metrics
+        self._inflight: set[asyncio.Future[Any]] = set()  # shielded venue calls still running
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -161,10 +162,25 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
         self._metrics.rpc(method, code)
         await context.abort(code, err.message, error_metadata(err))
 
-    async def _unary(self, method: str, context: _Ctx, call: Callable[[], Awaitable[R]]) -> R:
+    async def _unary(
+        self, method: str, context: _Ctx, call: Callable[[], Awaitable[R]], *, shield: bool = False
+    ) -> R:
+        """Run one unary call; ``shield`` for calls with a venue side effect (place, cancel, ...).
+
+        A client deadline or disconnect cancels the RPC handler.  Cancelling a venue call half-way would
+        leave its outcome unknown at the venue too (the request may be on the wire); a shielded call runs
+        to completion, so the order ends up in a definite state that the client's lookup by client
+        order id (or the reconciler) will find.
+        """
         started = time.perf_counter()
         try:
-            result = await call()
+            if shield:
+                task = asyncio.ensure_future(call())
+                self._inflight.add(task)
+                task.add_done_callback(self._settle_inflight(method))
+                result = await asyncio.shield(task)
+            else:
+                result = await call()
         except VenueError as err:
             await self._abort(method, context, err)
             raise  # unreachable: abort raises
@@ -179,6 +195,17 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             raise
         self._metrics.rpc(method, _OK, time.perf_counter() - started)
         return result
+
+    def _settle_inflight(self, method: str) -> Callable[[asyncio.Future[Any]], None]:
+        def done(task: asyncio.Future[Any]) -> None:
+            self._inflight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                # Also retrieves the exception, so an abandoned call never logs "never retrieved".
+                _log.info(
+                    "shielded_call_finished_with_error", method=method, error=type(task.exception()).__name__
+                )
+
+        return done
 
     async def _stream(
         self,
@@ -249,7 +276,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             order = _check_order(request.order, request.venue, "order")
             return gw.PlaceOrderResponse(report=await client.place_order(order))
 
-        return await self._unary("PlaceOrder", context, call)
+        return await self._unary("PlaceOrder", context, call, shield=True)
 
     async def BatchPlaceOrders(
         self, request: gw.BatchPlaceOrdersRequest, context: _Ctx
@@ -279,7 +306,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
                     item.report.CopyFrom(outcome)
             return resp
 
-        return await self._unary("BatchPlaceOrders", context, call)
+        return await self._unary("BatchPlaceOrders", context, call, shield=True)
 
     async def CancelOrder(self, request: gw.CancelOrderRequest, context: _Ctx) -> gw.CancelOrderResponse:
         async def call() -> gw.CancelOrderResponse:
@@ -288,7 +315,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             order = await client.cancel_order(symbol=symbol, order_id=oid, client_order_id=coid)
             return gw.CancelOrderResponse(order=order)
 
-        return await self._unary("CancelOrder", context, call)
+        return await self._unary("CancelOrder", context, call, shield=True)
 
     async def BatchCancelOrders(
         self, request: gw.BatchCancelOrdersRequest, context: _Ctx
@@ -312,7 +339,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
                     item.order.CopyFrom(outcome)
             return resp
 
-        return await self._unary("BatchCancelOrders", context, call)
+        return await self._unary("BatchCancelOrders", context, call, shield=True)
 
     async def CancelAllOrders(
         self, request: gw.CancelAllOrdersRequest, context: _Ctx
@@ -324,7 +351,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             cancelled = await client.cancel_all_orders(request.symbol or None, request.side)
             return gw.CancelAllOrdersResponse(cancelled=cancelled)
 
-        return await self._unary("CancelAllOrders", context, call)
+        return await self._unary("CancelAllOrders", context, call, shield=True)
 
     async def GetOrder(self, request: gw.GetOrderRequest, context: _Ctx) -> gw.GetOrderResponse:
         async def call() -> gw.GetOrderResponse:
@@ -497,7 +524,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             execution = await client.execute_quote(request.quote_id, request.side)
             return gw.ExecuteQuoteResponse(quote=execution.quote, report=execution.report)
 
-        return await self._unary("ExecuteQuote", context, call)
+        return await self._unary("ExecuteQuote", context, call, shield=True)
 
     async def CreateCustodyTransaction(
         self, request: gw.CreateCustodyTransactionRequest, context: _Ctx
@@ -514,7 +541,7 @@ class VenueGatewayService(gw_grpc.VenueGatewayServicer):
             tx = await client.create_transaction(transfer)
             return gw.CreateCustodyTransactionResponse(transaction=tx)
 
-        return await self._unary("CreateCustodyTransaction", context, call)
+        return await self._unary("CreateCustodyTransaction", context, call, shield=True)
 
     async def GetCustodyTransaction(
         self, request: gw.GetCustodyTransactionRequest, context: _Ctx

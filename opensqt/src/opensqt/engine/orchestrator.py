@@ -188,6 +188,7 @@ class GridEngine:
         self._wall = wall
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._reconcile_requested = asyncio.Event()
         self.rules: InstrumentRules | None = None
         self.anchor: Decimal | None = None
         self.namespace = ""
@@ -438,9 +439,17 @@ class GridEngine:
             self.stats.anomalies += 1
             log.exception(f"{what} failed")
 
+    def request_reconcile(self) -> None:
+        """Run a reconciler pass now instead of at the next interval (e.g. a stream reported a gap)."""
+        self._reconcile_requested.set()
+
     async def _reconcile_loop(self) -> None:
         while True:
-            await asyncio.sleep(float(self.config.engine.reconcile_interval))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._reconcile_requested.wait(), float(self.config.engine.reconcile_interval)
+                )
+            self._reconcile_requested.clear()
             await self._guarded(self.reconcile, "reconcile")
 
     async def _cleanup_loop(self) -> None:

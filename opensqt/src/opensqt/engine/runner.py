@@ -99,6 +99,12 @@ async def run_engine(
     own_client = client is None
     venue = client or await build_client(config, speed=speed)
     engine = GridEngine(config, venue, store)
+    from opensqt.connector.remote import RemoteVenue
+
+    if isinstance(venue, RemoteVenue):
+        # A connector stream that resubscribed may have missed order updates: reconcile at once rather
+        # than at the next interval (RemoteVenue reports every such gap).
+        venue.on_gap = lambda _gap: engine.request_reconcile()
     server: StatusServer | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
