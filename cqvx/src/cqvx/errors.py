@@ -137,6 +137,15 @@ class VenueError(Exception):
         # ``cancel_all_orders``): what did succeed, and ``(item id, its error)`` for each failure.
         self.completed: tuple[Any, ...] = ()
         self.failures: tuple[tuple[str, VenueError], ...] = ()
+        # How many times a lower layer (the HTTP transport) already sent this request before giving up.
+        # > 1 means the retry owner for this failure class has spent its budget: callers above it must
+        # not retry the same failure again (no stacked retries; docs/architecture.md "One retry owner").
+        self.attempts = 1
+
+    @property
+    def retried(self) -> bool:
+        """True when a lower layer already retried this request and gave up."""
+        return self.attempts > 1
 
     def with_partial(self, *, completed: Sequence[Any], failures: Sequence[tuple[str, VenueError]]) -> Self:
         """Attach the outcome of a partly failed multi-item operation; returns ``self`` to raise."""
