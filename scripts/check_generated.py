@@ -1,6 +1,7 @@
 """Fail when the committed generated contract code is not what the protos generate.
 
-Regenerates Python (scripts/gen_python.py), TypeScript (buf generate with cqc/buf.gen.yaml) and Go
+Regenerates Python (scripts/gen_python.py: the `*_pb2` modules and the per-package `__init__.py`
+re-exports), TypeScript (buf generate with cqc/buf.gen.yaml) and Go
 (cqc/buf.gen.go.yaml; Debian's protoc-gen-go and protoc-gen-go-grpc, see `make deps-go`) into a
 temporary directory and compares file by file with the committed trees. Exit status 1 lists every
 file that is stale, missing or should not exist; `make generate` fixes them.

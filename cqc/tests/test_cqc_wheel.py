@@ -21,7 +21,8 @@ _PROBE = textwrap.dedent(
 
     import cqc
     from cqc.venues.v1 import order_pb2
-    from cqc.services.v1 import venue_gateway_pb2, venue_gateway_pb2_grpc
+    from cqc.services.v1 import PlaceOrderRequest, venue_gateway_pb2, venue_gateway_pb2_grpc
+    from cqc.venues.v1 import Order
 
     venv = Path(sys.argv[1]).resolve()
     package = Path(cqc.__file__).resolve().parent
@@ -31,6 +32,7 @@ _PROBE = textwrap.dedent(
     req = venue_gateway_pb2.PlaceOrderRequest(venue="sim", order=order)
     assert venue_gateway_pb2.PlaceOrderRequest.FromString(req.SerializeToString()) == req
     assert hasattr(venue_gateway_pb2_grpc, "VenueGatewayStub")
+    assert Order is order_pb2.Order and PlaceOrderRequest is venue_gateway_pb2.PlaceOrderRequest
     assert hasattr(venue_gateway_pb2_grpc, "add_VenueGatewayServicer_to_server")
     print("wheel-ok", package)
     """
