@@ -1,5 +1,6 @@
-"""A Node client built on the cqc TypeScript contracts (protoc-gen-es + @grpc/grpc-js) places an order
-and reads a stream from the Python connector: the contract works across languages."""
+"""Node clients of the Python connector: one hand-assembled on @grpc/grpc-js places an order and reads a
+stream, and the cqc npm package's generated clients (@connectrpc/connect, bearer token) read the sim
+behind the connector. The contract works across languages."""
 
 from __future__ import annotations
 
@@ -86,4 +87,65 @@ async def test_node_client_places_an_order_and_reads_a_stream(start_server: Any)
         (2, "n1", "50001"),
         (3, "n2", "50002"),
     ]
+    assert lines[-1] == {"done": True}
+
+
+CQC_CLIENT = Path(__file__).resolve().parent / "node" / "cqc_client.mjs"
+CLIENTS = REPO / "cqc" / "typescript" / "dist" / "src" / "clients.js"
+
+
+def _missing_connect() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not CLIENTS.exists():
+        return "the cqc TypeScript clients are not built (cqc/typescript/dist)"
+    if not (REPO / "node_modules" / "@connectrpc" / "connect-node").exists():
+        return "@connectrpc/connect-node is not in the root node_modules (npm ci)"
+    return None
+
+
+async def test_generated_ts_client_talks_to_the_connector_in_front_of_the_sim(start_server: Any) -> None:
+    """The npm package's own client (generated descriptors + connect + its gRPC transport with the
+    bearer token) against the real connector serving the sim venue."""
+    from cqvx.secrets import Secret
+    from cqvx.venues.sim import SimVenue
+
+    missing = _missing_connect()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(f"{missing}; run `make ts-build node`")
+    token = "node-client-token"
+    async with SimVenue.default(seed=3, tick_interval=0.02) as sim:
+        server = await start_server(sim, token=Secret(token))
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(CQC_CLIENT),
+            f"http://{server.address}",
+            "sim",
+            "BTC-USDT",
+            token,
+            "2",
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(30):
+                out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, err.decode()
+        expected_balances = {b.asset: b.total for b in await sim.get_balances()}
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    assert lines[0] == {"venues": ["sim"]}
+    assert lines[1] == {"health": "sim"}
+    assert lines[2] == {"balances": expected_balances}
+    assert set(expected_balances) >= {"USDT", "BTC"}
+    assert lines[3] == {"refused": "unauthenticated"}
+    prices = [x for x in lines if "sequence" in x]
+    assert [p["sequence"] for p in prices] == [1, 2]
+    assert all(p["symbol"] == "BTC-USDT" and p["last"] for p in prices)
     assert lines[-1] == {"done": True}
