@@ -47,7 +47,7 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from cqvx.auth.base import PathSigner, Signer
-from cqvx.backoff import Backoff, Sleep
+from cqvx.backoff import Backoff
 from cqvx.errors import (
     AuthenticationError,
     InvalidRequest,
@@ -205,7 +205,6 @@ class HttpTransport:
         registry: CollectorRegistry | None = None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         base = URL(base_url)
         if not base.is_absolute():
@@ -228,7 +227,6 @@ class HttpTransport:
         self._session = session
         self._own_session = session is None
         self._rng = rng or random.Random()
-        self._sleep = sleep
         if session is not None:
             _disable_implicit_retry(session)
 
@@ -360,7 +358,7 @@ class HttpTransport:
                 reason=error.kind.value,
                 delay_s=round(delay, 4),
             )
-            await self._sleep(delay)
+            await asyncio.sleep(delay)
 
     async def _attempt(
         self,
