@@ -175,6 +175,8 @@ class VenueError(Exception):
             "code": self.code,
             "http_status": self.http_status,
             "retry_safe": self.retry_safe,
+            # Crosses the wire so a remote caller knows the venue-side retry owner already retried.
+            "attempts": self.attempts,
         }
         if isinstance(self, RateLimited):
             out["retry_after"] = self.retry_after
@@ -359,9 +361,15 @@ def from_grpc(
     if "retry_safe" in info:
         kwargs["retry_safe"] = bool(info["retry_safe"])
     message = str(info.get("message") or details or code.name)
+    err: VenueError
     if cls is RateLimited:
         ra = info.get("retry_after")
-        return RateLimited(message, retry_after=float(ra) if ra is not None else None, **kwargs)
-    if cls is DuplicateOrder:
-        return DuplicateOrder(message, client_order_id=str(info.get("client_order_id") or ""), **kwargs)
-    return cls(message, **kwargs)
+        err = RateLimited(message, retry_after=float(ra) if ra is not None else None, **kwargs)
+    elif cls is DuplicateOrder:
+        err = DuplicateOrder(message, client_order_id=str(info.get("client_order_id") or ""), **kwargs)
+    else:
+        err = cls(message, **kwargs)
+    attempts = info.get("attempts")
+    if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1:
+        err.attempts = attempts
+    return err

@@ -13,6 +13,7 @@ from cqvx.errors import (
     NotFound,
     RateLimited,
     Timeout,
+    Unavailable,
     VenueError,
     from_grpc,
     redact,
@@ -84,3 +85,14 @@ def test_partial_failure_is_attached_and_defaults_empty() -> None:
     )
     assert raised.completed == ("a", "b") and raised.failures == (("c", inner),)
     assert raised.retry_safe
+
+
+def test_attempts_cross_grpc_so_a_remote_caller_does_not_retry_again() -> None:
+    err = RateLimited("slow down", retry_after=0.5)
+    err.attempts = 4
+    back = from_grpc(grpc.StatusCode.RESOURCE_EXHAUSTED, "", {GRPC_METADATA_KEY: json.dumps(err.to_dict())})
+    assert back.attempts == 4 and back.retried
+    fresh = from_grpc(
+        grpc.StatusCode.UNAVAILABLE, "", {GRPC_METADATA_KEY: json.dumps(Unavailable("x").to_dict())}
+    )
+    assert fresh.attempts == 1 and not fresh.retried

@@ -8,6 +8,7 @@ import email.utils
 import hashlib
 import hmac
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -353,3 +354,78 @@ async def test_token_bucket_weights_and_fifo() -> None:
     with pytest.raises(ValueError):
         await bucket.acquire(11)
     assert bucket.try_acquire(100) is False
+
+
+# --- one retry owner, bounded lifetime ------------------------------------------------------------
+
+
+async def test_sustained_429_reaches_the_server_one_plus_retries_times(server: Venue) -> None:
+    server.fail("/items/1", times=None, status=429, headers={"Retry-After": "0"})
+    async with transport(server, retry=RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)) as t:
+        with pytest.raises(RateLimited) as info:
+            await t.get("/items/1", route="/items/{id}")
+    assert len(server.requests_to("/items/1")) == 3
+    assert info.value.attempts == 3 and info.value.retried is True
+
+
+async def test_an_error_that_was_not_retried_says_so(server: Venue) -> None:
+    async with transport(server) as t:
+        with pytest.raises(NotFound) as info:
+            await t.get("/status/404", route="/status/{code}")
+    assert info.value.attempts == 1 and info.value.retried is False
+
+
+async def test_connection_failures_retried_by_the_transport_are_marked_retried() -> None:
+    dead = Venue()
+    await dead.start()
+    url = dead.url
+    await dead.stop()
+    policy = RetryPolicy(retries=2, base_delay=0.01)
+    async with HttpTransport(url, venue="fake", retry=policy, registry=CollectorRegistry()) as t:
+        with pytest.raises(Unavailable) as info:
+            await t.get("/items/1", route="/items/{id}")
+    assert info.value.attempts == 3 and info.value.retried is True
+
+
+async def test_no_attempt_starts_after_the_total_budget(server: Venue) -> None:
+    """Many retries allowed, but the budget (not the count) ends the call: every attempt arrives
+    within max_elapsed of the call, and the call ends within it too (no sleep crosses it)."""
+    server.fail("/items/1", times=None, status=503, headers={"Retry-After": "0.1"})
+    policy = RetryPolicy(retries=100, base_delay=0.01, max_elapsed=0.35)
+    async with transport(server, retry=policy) as t:
+        start = time.monotonic()
+        with pytest.raises(Unavailable) as info:
+            await t.get("/items/1", route="/items/{id}")
+        elapsed = time.monotonic() - start
+    arrivals = [r.at for r in server.requests_to("/items/1")]
+    assert 2 <= len(arrivals) <= 4  # ~0.1 s apart within 0.35 s
+    assert all(at - start <= 0.35 for at in arrivals)
+    assert elapsed <= 0.35 + t.timeout
+    assert info.value.attempts == len(arrivals)
+
+
+async def test_a_rate_limit_wait_past_the_budget_sends_nothing(server: Venue) -> None:
+    bucket = TokenBucket(rate=5, capacity=1, registry=CollectorRegistry())
+    await bucket.acquire(1)  # empty: the next token comes in 0.2 s, after the 0.05 s budget
+    async with transport(server, limiter=bucket, retry=RetryPolicy(max_elapsed=0.05)) as t:
+        with pytest.raises(RateLimited) as info:
+            await t.post("/orders", route="/orders", body=b"{}")
+    assert info.value.code == "local_budget" and info.value.retry_safe is True
+    assert info.value.retried is False
+    assert server.requests_to("/orders") == []
+
+
+def test_max_request_lifetime_is_the_budget_plus_one_attempt() -> None:
+    policy = RetryPolicy(retries=3, max_elapsed=20.0)
+    assert policy.max_request_lifetime(5.0) == 25.0
+    assert HttpTransport("http://x.test", venue="x", timeout=2.0, retry=policy).max_request_lifetime == 22.0
+    with pytest.raises(ValueError):
+        RetryPolicy(max_elapsed=0)
+
+
+def test_retry_after_wins_over_the_backoff_with_a_little_jitter() -> None:
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.02)
+    rng = random.Random(7)
+    waits = [policy.backoff(1, rng, retry_after=2.0) for _ in range(50)]
+    assert all(2.0 <= w <= 2.2 for w in waits) and len(set(waits)) > 1
+    assert all(0 <= policy.backoff(5, rng) <= 0.02 for _ in range(50))

@@ -5,7 +5,20 @@ Rules it enforces (the flaws of the old cqi client, contracts.md §3.1 and §6 i
 * The body is serialised once; the signer signs those exact bytes and the exact request target
   (path with query) that goes on the wire, and aiohttp is told not to re-encode the URL.
 * Every attempt waits for the rate limiter(s) and is signed afresh (new timestamp / JWT).
-* Retries use exponential backoff with full jitter and honour ``Retry-After`` (seconds or HTTP date).
+* Retries wait through the one :class:`cqvx.backoff.Backoff` (full jitter) and honour ``Retry-After``
+  (seconds or HTTP date; the venue's wait wins, plus a little jitter so clients do not return together).
+* **A bounded lifetime.**  :class:`RetryPolicy` caps both the number of re-sends (``retries``) and the
+  total time (``max_elapsed``, default 30 s, counted from the call): no attempt is *sent* later than
+  ``max_elapsed`` after :meth:`HttpTransport.request` was called (a rate-limit wait or a backoff sleep
+  that would cross it ends the call instead), and each attempt is cut off after the per-attempt
+  ``timeout``.  So nothing this transport sends can still be on the wire later than
+  :meth:`RetryPolicy.max_request_lifetime` (``HttpTransport.max_request_lifetime`` for the transport's
+  own timeout) after the call began: the bound an engine builds its "landing window" on (issue 11).
+  The venue may still act on a request it received a little after that; the engine adds its own slack.
+* **One retry owner.**  This transport owns 429, 5xx and connection failures of safe and idempotent
+  requests (``docs/architecture.md``, "One retry owner").  When it gives up, the raised error's
+  ``attempts`` is the number of attempts that went to the network, so ``error.retried`` tells every
+  layer above not to retry the same failure again.
 * A request that may change state (anything but GET/HEAD/OPTIONS) is re-sent only when the caller
   marks it ``idempotent`` (it carries a client order id or idempotency key).  Otherwise a failure
   after the request may have left raises :class:`cqvx.errors.Timeout` (outcome unknown) and is never
@@ -34,6 +47,7 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from cqvx.auth.base import PathSigner, Signer
+from cqvx.backoff import Backoff
 from cqvx.errors import (
     AuthenticationError,
     InvalidRequest,
@@ -82,20 +96,36 @@ ErrorMapper = Callable[[HttpResponse], VenueError | None]
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """How often and for how long the transport re-sends a failed safe or idempotent request."""
+
     retries: int = 3  # extra attempts after the first; 0 disables retrying
     base_delay: float = 0.25
     max_delay: float = 10.0
     max_retry_after: float = 60.0  # a longer Retry-After is raised to the caller instead of slept
     retry_statuses: frozenset[int] = field(default=frozenset({429, 500, 502, 503, 504}))
+    # Total budget from the call: no attempt is sent later than this (see the module docstring).
+    max_elapsed: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0 or self.base_delay < 0 or self.max_delay < 0:
+        if self.retries < 0 or self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
             raise ValueError("retry settings must be non-negative")
+        if self.max_elapsed <= 0:
+            raise ValueError("max_elapsed must be positive")
 
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(max_delay, base * 2**(attempt-1))]."""
-        cap = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
-        return rng.uniform(0.0, cap)
+    @property
+    def schedule(self) -> Backoff:
+        """The one jittered backoff, with this policy's bounds."""
+        return Backoff(initial=self.base_delay, maximum=self.max_delay)
+
+    def backoff(self, attempt: int, rng: random.Random, *, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``attempt``-th failure: full jitter, or the venue's Retry-After."""
+        return self.schedule.delay(attempt, rng, retry_after=retry_after)
+
+    def max_request_lifetime(self, timeout: float) -> float:
+        """Seconds after the call beyond which nothing sent for it is still in flight, for a
+        per-attempt ``timeout``: every attempt (the first included, after its rate-limit wait) is sent
+        within ``max_elapsed`` of the call and cut off ``timeout`` after it is sent."""
+        return self.max_elapsed + timeout
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -147,6 +177,14 @@ class _Failure:
     retry_after: float | None = None
     sent: bool = True  # the request may have reached the venue
     final: bool = False  # never retry (circuit open)
+    tried: bool = True  # the attempt went to the network (connecting counts, a breaker refusal not)
+    expired: bool = False  # the total budget ran out before this attempt was sent
+
+
+def _gave_up(error: VenueError, tries: int) -> VenueError:
+    # The retry owner's record of what it spent; layers above read ``error.retried``.
+    error.attempts = max(1, tries)
+    return error
 
 
 class HttpTransport:
@@ -191,6 +229,11 @@ class HttpTransport:
         self._rng = rng or random.Random()
         if session is not None:
             _disable_implicit_retry(session)
+
+    @property
+    def max_request_lifetime(self) -> float:
+        """Seconds after a call beyond which nothing it sent is in flight (default per-attempt timeout)."""
+        return self.retry.max_request_lifetime(self.timeout)
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -267,7 +310,10 @@ class HttpTransport:
         per_attempt = self.timeout if timeout is None else timeout
         if per_attempt <= 0:
             raise ValueError("timeout must be positive")
+        deadline = time.monotonic() + self.retry.max_elapsed
         attempt = 0
+        tries = 0  # attempts that went to the network
+        last: VenueError | None = None
         while True:
             attempt += 1
             result = await self._attempt(
@@ -281,20 +327,27 @@ class HttpTransport:
                 limits=limits,
                 timeout=per_attempt,
                 retryable=retryable,
+                deadline=deadline,
             )
             if isinstance(result, HttpResponse):
                 return result
+            if result.tried:
+                tries += 1
+            if result.expired:
+                # The rate-limit wait used up the budget: this attempt was never sent.
+                raise _gave_up(last if last is not None else result.error, tries)
             error = result.error
+            last = error
             # Re-send only what is harmless to repeat: safe or idempotent requests, or anything that
             # provably never left (the connection could not be opened).
             may_resend = (retryable or not result.sent) and error.retry_safe and not result.final
             if not may_resend or attempt > self.retry.retries:
-                raise error
-            delay = self.retry.backoff(attempt, self._rng)
-            if result.retry_after is not None:
-                if result.retry_after > self.retry.max_retry_after:
-                    raise error
-                delay = max(delay, result.retry_after)
+                raise _gave_up(error, tries)
+            if result.retry_after is not None and result.retry_after > self.retry.max_retry_after:
+                raise _gave_up(error, tries)
+            delay = self.retry.backoff(attempt, self._rng, retry_after=result.retry_after)
+            if time.monotonic() + delay > deadline:
+                raise _gave_up(error, tries)
             self._metrics.http_retries.labels(self.venue, route, error.kind.value).inc()
             _log.info(
                 "http.retry",
@@ -320,6 +373,7 @@ class HttpTransport:
         limits: Sequence[tuple[TokenBucket, float]],
         timeout: float,
         retryable: bool,
+        deadline: float,
     ) -> HttpResponse | _Failure:
         """One attempt: the response on success, else what went wrong."""
         m = self._metrics
@@ -328,11 +382,19 @@ class HttpTransport:
                 self.breaker.check()
             except Unavailable as exc:
                 m.http_requests.labels(self.venue, route, method, "breaker_open").inc()
-                return _Failure(exc, sent=False, final=True)
+                return _Failure(exc, sent=False, final=True, tried=False)
         if self.limiter is not None:
             await self.limiter.acquire(weight)
         for bucket, w in limits:
             await bucket.acquire(w)
+        if time.monotonic() > deadline:
+            spent = RateLimited(
+                f"retry budget of {self.retry.max_elapsed:g}s spent waiting for rate-limit tokens; not sent",
+                venue=self.venue,
+                code="local_budget",
+                retry_safe=True,
+            )
+            return _Failure(spent, sent=False, final=True, tried=False, expired=True)
         hdrs = {**self._default_headers, **extra_headers}
         sent_target = target
         if signed and self.signer is not None:

@@ -3,17 +3,24 @@
 prometheus_client refuses to register a metric name twice in one registry, which is how cqi ended up
 with silently metric-less second clients; here every transport on the same registry shares one set of
 families, and the labels carry the venue.  Labels are bounded: venue, route *template*, enums.
+
+Exporting: a transport built without a ``registry`` records into :func:`registry` (prometheus_client's
+process default).  A process that serves ``/metrics`` from its own registry (the connector, the
+engine) calls :func:`export_to` once with it, and the transport series (``cqvx_http_requests``,
+``cqvx_http_retries``, ``cqvx_breaker_state``, ``cqvx_ws_reconnects``, ...) appear there too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric
 
-__all__ = ["TransportMetrics", "metrics_for"]
+__all__ = ["TransportMetrics", "export_to", "metrics_for", "registry"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -45,6 +52,41 @@ def metrics_for(registry: CollectorRegistry | None = None) -> TransportMetrics:
             found = _build(reg)
             _by_registry[reg] = found
         return found
+
+
+def registry() -> CollectorRegistry:
+    """The registry transports record into when none is injected."""
+    return REGISTRY
+
+
+class _Exported:
+    """Re-exposes the transport families of one registry inside another (read-only, at scrape time)."""
+
+    def __init__(self, metrics: TransportMetrics) -> None:
+        self._families = [getattr(metrics, f.name) for f in dataclasses.fields(metrics)]
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._families:
+            yield from family.collect()
+
+
+_exported: weakref.WeakKeyDictionary[CollectorRegistry, set[int]] = weakref.WeakKeyDictionary()
+
+
+def export_to(target: CollectorRegistry, source: CollectorRegistry | None = None) -> None:
+    """Make ``target`` serve the transport metrics recorded in ``source`` (default :func:`registry`).
+
+    Idempotent per (target, source); a no-op when they are the same registry.
+    """
+    src = registry() if source is None else source
+    if target is src:
+        return
+    with _lock:
+        done = _exported.setdefault(target, set())
+        if id(src) in done:
+            return
+        done.add(id(src))
+    target.register(_Exported(metrics_for(src)))
 
 
 def _build(reg: CollectorRegistry) -> TransportMetrics:

@@ -4,7 +4,9 @@ Fixes the old cqi client's defects (contracts.md §3.2, §6 item 15):
 
 * One supervisor task per client owns the connection and the reading; it survives every reconnect,
   so consumers keep receiving after the first drop.
-* Reconnects back off exponentially with full jitter (1 s -> 60 s by default, configurable).
+* Reconnects wait through the one :class:`cqvx.backoff.Backoff` (full jitter, 1 s -> 60 s by default,
+  configurable), so clients that lost the same server come back spread out.  ``Backoff`` is
+  re-exported here for existing imports.  This client is the one owner of reconnects of its socket.
 * On every (re)connect ``on_connect`` runs first (authenticate; it may read the ack with
   :meth:`WsClient.receive_raw`), then EVERY recorded subscription is sent again through the venue's
   ``subscribe`` function.  :meth:`WsClient.subscribe` records keys whether or not the socket is up.
@@ -21,7 +23,6 @@ import enum
 import random
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
@@ -29,6 +30,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
+from cqvx.backoff import Backoff
 from cqvx.errors import Unavailable, redact
 from cqvx.transport.metrics import metrics_for
 
@@ -48,18 +50,6 @@ class ConnectionState(enum.StrEnum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    initial: float = 1.0
-    maximum: float = 60.0
-    multiplier: float = 2.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter over the capped exponential for the ``attempt``-th consecutive failure (>= 1)."""
-        cap = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
-        return rng.uniform(0.0, cap)
 
 
 _END = object()

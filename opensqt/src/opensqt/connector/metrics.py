@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cqvx.transport.metrics import export_to
+
 __all__ = ["ConnectorMetrics"]
 
 
@@ -13,6 +15,7 @@ class ConnectorMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        export_to(self.registry)  # the venue transport's series (HTTP, breaker, WebSocket) on /metrics
         self.rpcs = Counter(
             "opensqt_connector_rpcs",
             "VenueGateway RPCs by method and final gRPC status code.",

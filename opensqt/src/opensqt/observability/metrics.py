@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from cqvx.transport.metrics import export_to
+
 __all__ = ["EngineMetrics"]
 
 _MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -16,6 +18,7 @@ _MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        export_to(self.registry)  # the venue transport's series (HTTP, breaker, WebSocket) on /metrics
         r = self.registry
         self.pnl_realized = Gauge(
             "market_maker_pnl_realized_total", "Realized PnL (quote)", ["symbol"], registry=r
