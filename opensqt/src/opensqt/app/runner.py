@@ -24,7 +24,8 @@ from opensqt.config import Config, ConfigError
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.live.http import StatusServer
-from opensqt.observability.view import render_chart, run_view
+from opensqt.ui.chart import render_chart
+from opensqt.ui.view import run_view
 
 __all__ = ["RunSummary", "build_client", "run_engine"]
 
