@@ -56,7 +56,7 @@ def _run(
     chart: bool,
     port: int | None,
 ) -> None:
-    from opensqt.engine.runner import run_engine
+    from opensqt.app.runner import run_engine
     from opensqt.observability.logging import configure_logging
     from opensqt.risk.startup import StartupCheckFailed
 

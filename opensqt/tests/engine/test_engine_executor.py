@@ -66,7 +66,8 @@ async def test_rate_limited_is_retried_with_the_same_client_order_id() -> None:
     (out,) = await ex.place([_order("osqb")])
     assert isinstance(out, Confirmed)
     assert [c["order"].client_order_id for c in mock.calls("place_order")] == ["osqb"] * 3
-    assert sleeps.calls == [0.25, 0.25]
+    # The venue's Retry-After, plus at most 10 % jitter (cqvx.backoff).
+    assert len(sleeps.calls) == 2 and all(0.25 <= c <= 0.275 for c in sleeps.calls)
     assert ex.retries == 2
 
 
@@ -77,7 +78,9 @@ async def test_unavailable_retries_are_bounded_then_rejected() -> None:
     (out,) = await ex.place([_order("osqc")])
     assert isinstance(out, Rejected) and isinstance(out.error, Unavailable)
     assert mock.call_count("place_order") == 3
-    assert sleeps.calls == [0.5, 1.0]  # exponential backoff
+    # cqvx.backoff: full jitter under a doubling cap (retry_delay 0.5, then 1.0).
+    assert len(sleeps.calls) == 2
+    assert 0 <= sleeps.calls[0] <= 0.5 and 0 <= sleeps.calls[1] <= 1.0
 
 
 async def test_timeout_is_unresolved_and_never_resent() -> None:
@@ -142,6 +145,54 @@ async def test_batch_placement_retries_only_failed_items() -> None:
     out = await ex.place([_order(f"osq{i}") for i in range(1, 5)])
     assert [type(o).__name__ for o in out] == ["Confirmed", "Confirmed", "Rejected", "Confirmed"]
     assert calls == [["osq1", "osq2", "osq3", "osq4"], ["osq2"]]
+
+
+def _transport_retried(err: RateLimited, attempts: int = 4) -> RateLimited:
+    """An error as the HTTP transport raises it after spending its own retry budget."""
+    err.attempts = attempts
+    return err
+
+
+async def test_error_the_transport_already_retried_is_not_retried_again() -> None:
+    """One retry owner: a sustained 429 the transport retried 4 times reaches the venue 4 times in all,
+    not 4 x (1 + max_retries)."""
+    mock = _single(MockVenue())
+    mock.on("place_order", _transport_retried(RateLimited("slow down", retry_after=1.0)))
+    ex, sleeps = _executor(mock, max_retries=3)
+    (out,) = await ex.place([_order("osqr")])
+    assert isinstance(out, Rejected) and isinstance(out.error, RateLimited)
+    assert out.error.retried
+    assert mock.call_count("place_order") == 1  # this intent is never sent again by the executor
+    assert sleeps.calls == [] and ex.retries == 0
+
+
+async def test_batch_item_the_transport_already_retried_is_not_retried_again() -> None:
+    mock = MockVenue()
+    mock.on("place_orders", _transport_retried(RateLimited("slow down")))
+    ex, sleeps = _executor(mock, batch_size=10)
+    assert ex.batch
+    out = await ex.place([_order("osqs"), _order("osqt")])
+    assert all(isinstance(o, Rejected) for o in out)
+    assert mock.call_count("place_orders") == 1
+    assert sleeps.calls == []
+
+
+async def test_cancel_and_lookup_errors_the_transport_retried_are_final() -> None:
+    mock = _single(MockVenue())
+    retried = Unavailable("down")
+    retried.attempts = 4
+    mock.on("cancel_order", retried)
+    mock.on("get_order", retried)
+    ex, sleeps = _executor(mock)
+    assert await ex.cancel(SYM, "osqu") is retried
+    try:
+        await ex.lookup(SYM, "osqu")
+    except Unavailable as err:
+        assert err is retried
+    else:
+        raise AssertionError("lookup should raise the transport's error")
+    assert mock.call_count("cancel_order") == 1 and mock.call_count("get_order") == 1
+    assert sleeps.calls == []
 
 
 async def test_batch_call_failure_marks_every_item_unresolved() -> None:

@@ -27,8 +27,8 @@ from cqc.venues.v1 import order_pb2
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from opensqt.connector.server import ConnectorConfig, ConnectorServer
-from opensqt.engine.slots import is_our_client_order_id
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.model.slots import is_our_client_order_id
 
 SYM = "BTC-USDT-PERP"
 ROOT = Path(__file__).resolve().parents[3]

@@ -17,8 +17,8 @@ from cqvx.testing.mock import MockVenue
 from opensqt.config import Config, parse_config
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.price_monitor import PriceMonitor
-from opensqt.engine.slots import SlotState
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.model.slots import SlotState
 from opensqt.risk.startup import StartupCheckFailed
 
 D = Decimal
@@ -279,13 +279,15 @@ async def test_order_stream_loop_survives_an_unexpected_error(tmp_path: Path) ->
     mock = _mock()
     engine = await _engine(mock, tmp_path)
     await engine.on_price(D("100"))
-    loop = asyncio.create_task(engine._report_loop())
+    # The engine's supervisor runs the order stream (as start() does) and restarts it after any error.
+    engine.supervisor.spawn("order-stream", engine.read_executions, after_restart=engine.reconcile)
     try:
         hub = mock.stream("executions")
         await hub.wait_subscribed()
         hub.fail(RuntimeError("adapter bug"))
         await hub.wait_subscribed()  # resubscribed
-        assert not loop.done()
+        assert engine.supervisor.running == ["opensqt-order-stream"]
+        assert engine.stats.anomalies == 1
         buy = next(o for o in _open(mock) if D(o.price) == 99)
         await mock.fill(client_order_id=buy.client_order_id)
         for _ in range(300):
@@ -295,9 +297,7 @@ async def test_order_stream_loop_survives_an_unexpected_error(tmp_path: Path) ->
         assert engine.stats.fills == 1
         assert engine.slots[-1].position == D(buy.quantity)
     finally:
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
-    await engine.stop()
+        await engine.stop()
 
 
 async def test_price_monitor_survives_an_unexpected_error() -> None:

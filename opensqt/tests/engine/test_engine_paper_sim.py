@@ -16,9 +16,9 @@ from cqvx.venues.sim import SimClock, SimVenue
 from opensqt.cli import app
 from opensqt.config import default_paper_config
 from opensqt.engine.orchestrator import GridEngine
-from opensqt.engine.slots import is_our_client_order_id
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.live.http import StatusServer
+from opensqt.model.slots import is_our_client_order_id
 
 SYM = "BTC-USDT-PERP"
 ALL = frozenset(TERMINAL_STATUSES | {order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PARTIALLY_FILLED})

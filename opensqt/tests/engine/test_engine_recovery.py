@@ -9,8 +9,8 @@ from cqc.venues.v1 import order_pb2
 from cqvx.venues.sim import SimClock, SimVenue
 from opensqt.config import parse_config
 from opensqt.engine.orchestrator import GridEngine
-from opensqt.engine.slots import SlotState
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.model.slots import SlotState
 from opensqt.strategy.grid import level_price
 
 D = Decimal

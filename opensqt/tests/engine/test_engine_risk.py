@@ -15,8 +15,8 @@ from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
 from opensqt.config import parse_config
 from opensqt.engine.orchestrator import GridEngine
-from opensqt.engine.slots import OrderIntent, Slot, SlotState, client_order_id
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.model.slots import OrderIntent, Slot, SlotState, client_order_id
 from opensqt.risk.cleaner import cleanup_cancels
 from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 
@@ -265,7 +265,7 @@ async def test_engine_volume_anomaly_pauses_placement_cancels_buys_and_resumes(t
     for i in range(5):
         engine.on_trade(SYM, trade(t0 + i * 60 + 1, "100", "1"))
     engine.on_trade(SYM, trade(t0 + 5 * 60 + 1, "97", "30"))  # the dump
-    await engine._risk_check()
+    await engine.risk_check()
     assert engine.paused and engine.volume is not None and engine.volume.triggered
     assert not _open(mock)  # every buy cancelled (sells would stay)
     metrics = engine.metrics.render()
@@ -278,7 +278,7 @@ async def test_engine_volume_anomaly_pauses_placement_cancels_buys_and_resumes(t
     # calm windows, price back up: resumes
     engine.on_trade(SYM, trade(t0 + 6 * 60 + 1, "101", "1"))
     engine.on_trade(SYM, trade(t0 + 7 * 60 + 1, "101", "1"))
-    await engine._risk_check()
+    await engine.risk_check()
     assert not engine.paused
     await engine.on_price(D("101"))
     assert len(_open(mock)) > 0
@@ -359,7 +359,7 @@ async def test_reconciler_leaves_pending_placements_alone(tmp_path: Path) -> Non
         post_only=True,
         reduce_only=False,
     )
-    engine._by_cid[slot.order.client_order_id] = -3  # type: ignore[union-attr]
+    engine.ledger.bind(slot.order.client_order_id, -3)  # type: ignore[union-attr]
     await engine.reconcile()
     assert (
         mock.call_count("get_order") == 0
@@ -391,7 +391,7 @@ async def test_cancel_on_exit_also_cancels_a_placement_that_was_in_flight(tmp_pa
         post_only=False,
         reduce_only=False,
     )
-    engine._by_cid[intent.client_order_id] = -20
+    engine.ledger.bind(intent.client_order_id, -20)
     await mock.place_order(
         builders.order(
             symbol=SYM, side=BUY, price="80", quantity="0.3", client_order_id=intent.client_order_id

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cqc.venues.v1 import order_pb2
-from opensqt.engine.slots import (
+from opensqt.model.slots import (
     TRANSITIONS,
     IllegalTransition,
     MarginLock,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cqc.venues.v1 import order_pb2
-from opensqt.engine.slots import Slot, SlotState
 from opensqt.engine.store import AsyncStore, FillRow, OrderRow, StateStore, sqlite_url
+from opensqt.model.slots import Slot, SlotState
 
 PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BUY = order_pb2.ORDER_SIDE_BUY

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from cqc.markets.v1 import instrument_pb2
 from cqc.venues.v1 import order_pb2
-from opensqt.engine.slots import Slot, SlotState
+from opensqt.model.slots import Slot, SlotState
 from opensqt.strategy.grid import (
     Cancel,
     GridParams,

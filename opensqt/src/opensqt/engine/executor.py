@@ -3,13 +3,31 @@
 Outcome of a placement (ARCHITECTURE.md): confirmed, rejected, or unresolved.
 
 * ``RateLimited`` / ``Unavailable`` with ``retry_safe`` (the request did not take effect): retried with the
-  SAME client order id after ``retry_after`` or a backoff, up to ``max_retries``; still failing -> rejected
-  (nothing was placed, the slot is freed).
+  SAME client order id after ``retry_after`` or a :class:`cqvx.backoff.Backoff` delay (full jitter,
+  ``retry_delay`` doubling up to 30 s), up to ``max_retries``; still failing -> rejected (nothing was
+  placed, the slot is freed).
+* Unless a lower layer already retried it: an error with ``err.retried`` (``attempts > 1``: the HTTP
+  transport, the retry owner for that failure class, spent its budget on this request) is final here;
+  it is settled at once (rejected, or unresolved when ambiguous), never re-sent.  One owner per failure
+  class, no stacked retries.
 * ``Timeout`` (and any error that does not promise the request had no effect, or a response we could not
   parse): UNRESOLVED, never re-sent; the caller resolves it with :meth:`OrderExecutor.lookup`.
 * ``DuplicateOrder``: the id was already used, i.e. an earlier attempt did land; resolved by fetching
   that order.
 * Everything else (``OrderRejected``, ``InsufficientFunds``, ``InvalidRequest``, ...): rejected.
+
+How many times one order intent can reach the venue under a sustained 429 (``RateLimited``):
+``transport attempts x executor attempts``, where
+
+* the transport retried (``err.attempts = T > 1``, T = 1 + ``RetryPolicy.retries``, 4 by default):
+  executor attempts = 1, so at most **T** requests (4 with the defaults);
+* the transport did not retry (``err.attempts == 1``: a client without a retrying transport, e.g. the
+  simulator or the mock, or a transport that may not resend the request): executor attempts =
+  1 + ``max_retries``, so at most **1 + max_retries** requests (4 with ``engine.max_retries: 3``).
+
+So the bound is ``max(T, 1 + max_retries)``, never their product.  The same rule holds for a batch (per
+item), for cancels and for lookups.  The id never changes between attempts, so a venue that did take
+an earlier attempt answers ``DuplicateOrder`` and nothing is placed twice.
 
 The token bucket is :class:`cqvx.transport.ratelimit.TokenBucket` (the original executor's 25 orders/s,
 burst 30); a batch draws one token per order.
@@ -18,11 +36,13 @@ burst 30); a batch draws one token per order.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
+from cqvx.backoff import Backoff
 from cqvx.client import SupportsBatchOrders, VenueClient
 from cqvx.errors import (
     DuplicateOrder,
@@ -91,6 +111,7 @@ class Unresolved:
 
 
 Outcome = Confirmed | Rejected | Unresolved
+_MAX_DELAY = 30.0  # the longest backoff between two executor attempts (seconds)
 CancelOutcome = VenueOrderState | VenueError
 
 
@@ -102,7 +123,8 @@ def _ambiguous(err: VenueError) -> bool:
 
 
 def _retryable(err: VenueError) -> bool:
-    return isinstance(err, RateLimited | Unavailable) and err.retry_safe
+    """May the executor send this request again?  Never when a lower layer already retried it."""
+    return isinstance(err, RateLimited | Unavailable) and err.retry_safe and not err.retried
 
 
 class OrderExecutor:
@@ -116,11 +138,14 @@ class OrderExecutor:
         retry_delay: float = 0.5,
         batch_size: int = 10,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.bucket = TokenBucket(rate, burst, venue=client.venue, group="opensqt-orders")
         self.max_retries = max_retries
         self.retry_delay = retry_delay
+        self.backoff = Backoff(initial=retry_delay, maximum=max(retry_delay, _MAX_DELAY))
+        self._rng = rng
         self.batch_size = max(1, min(batch_size, burst))
         self._sleep = sleep
         caps = client.capabilities()
@@ -133,9 +158,10 @@ class OrderExecutor:
         self.failures = 0
 
     async def _backoff(self, err: VenueError, attempt: int) -> None:
+        """Wait before retry number ``attempt + 1``: the venue's Retry-After, else the jittered backoff."""
         self.retries += 1
-        delay = err.retry_after if isinstance(err, RateLimited) and err.retry_after else None
-        await self._sleep(delay if delay is not None else self.retry_delay * (2**attempt))
+        retry_after = err.retry_after if isinstance(err, RateLimited) else None
+        await self.backoff.sleep(attempt + 1, self._rng, retry_after=retry_after, sleep=self._sleep)
 
     # ------------------------------------------------------------------------------ placement
 
@@ -225,7 +251,7 @@ class OrderExecutor:
             except NotFound:
                 return None
             except VenueError as err:
-                if err.retry_safe and attempt < self.max_retries:
+                if err.retry_safe and not err.retried and attempt < self.max_retries:
                     await self._backoff(err, attempt)
                     attempt += 1
                     continue

@@ -4,12 +4,15 @@ The original kept the latest price in an atomic and pushed it every ``price_send
 a small channel, dropping when full.  Here the reader awaits :meth:`PriceMonitor.next`, which returns the
 newest price not yet delivered and waits at least ``min_interval`` between deliveries; prices that
 arrive in between overwrite each other (counted as ``conflated``).  The stream is re-subscribed after an
-error with a capped backoff.
+error or an end with :class:`cqvx.backoff.Backoff` (full jitter from ``reconnect_delay`` doubling up to
+30 s; the attempt count resets once a price arrives), so many engines that lost the same connector come
+back spread out, not in lockstep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -17,6 +20,7 @@ from decimal import Decimal
 import structlog
 
 from cqc.markets.v1 import price_pb2, trade_pb2
+from cqvx.backoff import Backoff, Sleep
 from cqvx.client import SupportsPrices, VenueClient
 from cqvx.errors import VenueError
 from cqvx.num import dec_or_none
@@ -48,11 +52,16 @@ class PriceMonitor:
         min_interval: float = 0.05,
         reconnect_delay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.symbol = symbol
         self.min_interval = min_interval
         self.reconnect_delay = reconnect_delay
+        self.backoff = Backoff(initial=reconnect_delay, maximum=max(reconnect_delay, 30.0))
+        self._sleep = sleep
+        self._rng = rng
         self._clock = clock
         self.latest: Decimal | None = None
         self.latest_at: float | None = None  # monotonic time the latest price arrived
@@ -87,7 +96,7 @@ class PriceMonitor:
 
     async def run(self) -> None:
         """Subscribe and publish until cancelled; re-subscribes after stream errors."""
-        delay = self.reconnect_delay
+        attempt = 0
         while True:
             stream = (
                 self.client.subscribe_prices([self.symbol])
@@ -101,7 +110,7 @@ class PriceMonitor:
                     price = price_of(msg)
                     if price is not None:
                         self.publish(price)
-                        delay = self.reconnect_delay
+                        attempt = 0
                 self.last_error = "stream ended"
             except VenueError as err:
                 self.last_error = f"{type(err).__name__}: {err.message}"
@@ -113,8 +122,8 @@ class PriceMonitor:
             finally:
                 await stream.aclose()
             self.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            attempt += 1
+            await self.backoff.sleep(attempt, self._rng, sleep=self._sleep)
 
     def status(self) -> dict[str, object]:
         age = None if self.latest_at is None else round(self._clock() - self.latest_at, 3)

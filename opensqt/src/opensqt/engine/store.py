@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from cqvx.num import dec_str
-from opensqt.engine.slots import OrderIntent, Slot, SlotState
+from opensqt.model.slots import OrderIntent, Slot, SlotState
 
 __all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "sqlite_url"]
 

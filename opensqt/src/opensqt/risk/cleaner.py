@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from cqc.venues.v1 import order_pb2
-from opensqt.engine.slots import Slot, SlotState
+from opensqt.model.slots import Slot, SlotState
 from opensqt.strategy.grid import Cancel
 
 __all__ = ["cleanup_cancels", "cleanup_candidates"]

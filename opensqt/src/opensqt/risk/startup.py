@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from opensqt.config import base_quantity
+from opensqt.model.quantities import base_quantity
 from opensqt.strategy.grid import GridParams, InstrumentRules
 
 __all__ = ["Check", "StartupCheckFailed", "startup_checks"]

@@ -28,8 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from cqc.markets.v1 import instrument_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.num import ZERO, dec_or_none, round_price, round_quantity
-from opensqt.config import TradingConfig, base_quantity
-from opensqt.engine.slots import Slot, SlotState
+from opensqt.config import TradingConfig
+from opensqt.model.quantities import base_quantity
+from opensqt.model.slots import Slot, SlotState
 
 __all__ = [
     "Cancel",

@@ -24,7 +24,8 @@ from opensqt.config import Config, ConfigError
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.live.http import StatusServer
-from opensqt.observability.view import render_chart, run_view
+from opensqt.ui.chart import render_chart
+from opensqt.ui.view import run_view
 
 __all__ = ["RunSummary", "build_client", "run_engine"]
 
@@ -103,7 +104,9 @@ async def run_engine(
 
     if isinstance(venue, RemoteVenue):
         # A connector stream that resubscribed may have missed order updates: reconcile at once rather
-        # than at the next interval (RemoteVenue reports every such gap).
+        # than at the next interval (RemoteVenue reports every such gap).  The engine itself registers on
+        # every LiveStream's on_gap (GridEngine.watch_gaps); this venue-class hook goes once RemoteVenue's
+        # streams carry on_gap.
         venue.on_gap = lambda _gap: engine.request_reconcile()
     server: StatusServer | None = None
     stop = asyncio.Event()

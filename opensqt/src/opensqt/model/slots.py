@@ -1,4 +1,4 @@
-"""Grid slots: the Super Slot state machine, deterministic client order ids and the margin lock.
+"""Grid slots: the Super Slot state machine and the margin lock (client order ids: ``client_ids.py``).
 
 A slot is one grid level (an integer ``level``: price = anchor + level * interval).  It holds at most one
 order at a time and a signed position (base units; > 0 long, < 0 short in neutral mode).
@@ -18,16 +18,14 @@ slot untouched.  Fills accumulate per order and can never exceed the order quant
 
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from cqc.venues.v1 import order_pb2
+from opensqt.model.client_ids import CID_PREFIX, client_order_id, is_our_client_order_id
 
 __all__ = [
     "CID_PREFIX",
@@ -46,31 +44,6 @@ __all__ = [
 BUY = order_pb2.ORDER_SIDE_BUY
 SELL = order_pb2.ORDER_SIDE_SELL
 ZERO = Decimal(0)
-
-# ------------------------------------------------------------------------------------ client order ids
-
-CID_PREFIX = "osq"
-_CID_RE = re.compile(r"^osq[a-z2-7]{26}$")
-
-
-def client_order_id(namespace: str, level: int, side: int, cycle: int) -> str:
-    """Deterministic id of one order intent: ``osq`` + 26 base32 chars of a SHA-256 (29 chars).
-
-    ``namespace`` is ``strategy|symbol|epoch`` (the epoch is a random value created once with the state
-    store, so a fresh store never collides with ids a previous run used at the same venue).  The id fits
-    every venue we know (<= 32 chars, ``[a-z0-9]``: OKX 32 alphanumeric, Gate 30, Binance 36), and a
-    retry after a crash recomputes exactly the same id from the persisted (level, side, cycle).
-    """
-    if side not in (BUY, SELL):
-        raise ValueError(f"side must be BUY or SELL, got {side}")
-    digest = hashlib.sha256(f"{namespace}|{level}|{side}|{cycle}".encode()).digest()
-    return CID_PREFIX + base64.b32encode(digest).decode("ascii")[:26].lower()
-
-
-def is_our_client_order_id(cid: str) -> bool:
-    """True for ids this engine generates (the reconciler never touches anyone else's orders)."""
-    return bool(_CID_RE.match(cid))
-
 
 # ------------------------------------------------------------------------------------ state machine
 

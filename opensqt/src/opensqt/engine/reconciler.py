@@ -1,0 +1,264 @@
+"""The reconciler: brings the ledger into agreement with the venue (reference §3.4, with the §12.4 fixes).
+
+* :meth:`Reconciler.resolve` settles ONE order whose outcome is unknown by looking it up by client order
+  id: not found -> the placement never happened (slot FREE); found -> its state and fills are adopted.
+  Nothing is ever re-sent or freed blindly.
+* :meth:`Reconciler.reconcile` is one full pass: our live slots vs the venue's open orders (``vanished``
+  orders are looked up, ``state`` differences adopted), unknown live orders with our id prefix ADOPTED
+  into the slot they belong to (``adopted``) or reported (``orphan``), and on derivatives the slots'
+  position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`.
+  PENDING slots (a placement in flight in this process) are skipped.  Orders without our prefix, or
+  whose echoed strategy tag is another engine's, are never touched.
+
+The reconciler never cancels: the coordinator cancels the opening orders when the breaker opens (it
+reads :attr:`Reconciler.breaker`).  It takes the ledger lock only around ledger changes, never across
+venue I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import structlog
+
+from cqc.venues.v1 import order_pb2
+from cqvx.client import SupportsPositions, VenueClient
+from cqvx.errors import VenueError
+from cqvx.num import dec, dec_or_none, dec_str, round_price
+from cqvx.types import OPEN_STATUSES, OrderFilter
+from opensqt.engine.context import Breaker, EngineStats, GridContext
+from opensqt.engine.executor import OrderExecutor, VenueOrderState
+from opensqt.engine.ledger import SlotLedger
+from opensqt.engine.venue_queries import venue_inventory
+from opensqt.model.client_ids import is_our_client_order_id
+from opensqt.model.slots import OrderIntent, Slot, SlotState
+from opensqt.observability.metrics import EngineMetrics
+from opensqt.strategy.grid import level_price, nearest_level
+
+__all__ = ["MISMATCH_KINDS", "ReconcileStatus", "Reconciler"]
+
+log = structlog.get_logger("opensqt.engine")
+
+MISMATCH_KINDS = ("adopted", "orphan", "vanished", "state", "position")
+
+
+@dataclass
+class ReconcileStatus:
+    """The reconciler's last pass, for /status (reference §3.4, T's statuses)."""
+
+    status: str = "never_run"  # never_run | running | completed | failed
+    runs: int = 0
+    last_started: float | None = None
+    last_duration_ms: float | None = None
+    last_error: str = ""
+    last: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MISMATCH_KINDS, 0))
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MISMATCH_KINDS, 0))
+    local_position: str | None = None
+    venue_position: str | None = None
+    divergent_passes: int = 0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        ctx: GridContext,
+        *,
+        client: VenueClient,
+        executor: OrderExecutor,
+        ledger: SlotLedger,
+        stats: EngineStats,
+        metrics: EngineMetrics,
+        position_divergence: Decimal,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        self.ctx = ctx
+        self.symbol = ctx.symbol
+        self.client = client
+        self.executor = executor
+        self.ledger = ledger
+        self.stats = stats
+        self.metrics = metrics
+        self.position_divergence = position_divergence
+        self._clock = clock
+        self._wall = wall
+        self.status = ReconcileStatus()
+        self.breaker = Breaker()
+
+    async def resolve(self, cid: str) -> None:
+        """Settle one order whose outcome we do not know, by looking it up by client order id."""
+        ledger = self.ledger
+        async with ledger.lock:
+            slot = ledger.slot_for(cid)
+            if slot is None:
+                return
+            if slot.state is SlotState.PENDING:
+                slot.timeout()  # a restart found the intent: whether it was sent is unknown
+        try:
+            found = await self.executor.lookup(self.symbol, cid)
+        except VenueError as err:
+            log.warning("lookup failed; will retry", cid=cid, error=str(err))
+            return
+        async with ledger.lock:
+            slot = ledger.slot_for(cid)
+            if slot is None:
+                return
+            if found is None:
+                order = slot.order
+                if slot.state is SlotState.UNRESOLVED:
+                    slot.absent()  # the placement never happened
+                    await ledger.save(slot, order, "absent")
+                else:
+                    # The venue acknowledged it once and forgot it (purged history): nothing more to learn.
+                    self.stats.anomalies += 1
+                    log.error("acknowledged order not found at the venue", cid=cid, state=slot.state.value)
+                    slot.close()
+                    await ledger.save(slot, order, "closed")
+                return
+            await ledger.apply_state(slot, cid, found)
+
+    async def reconcile(self) -> dict[str, int]:
+        """One reconciler pass; returns the mismatches found per kind (see the module docstring)."""
+        rec, ledger = self.status, self.ledger
+        rec.status = "running"
+        rec.runs += 1
+        rec.last_started = self._wall()
+        t0 = self._clock()
+        found = dict.fromkeys(MISMATCH_KINDS, 0)
+        try:
+            opened = await self.client.get_orders(OrderFilter(symbol=self.symbol))
+            by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
+            async with ledger.lock:
+                bound = {
+                    s.order.client_order_id: s.state
+                    for s in ledger.slots.values()
+                    if s.order is not None and s.state is not SlotState.PENDING
+                }
+            for cid, order in by_cid.items():
+                if cid in bound or not is_our_client_order_id(cid):
+                    continue
+                if order.strategy_id and order.strategy_id != self.ctx.strategy_tag:
+                    continue  # another engine's order (the venue echoes the strategy tag)
+                outcome = await self._adopt(order)
+                if outcome is not None:
+                    found[outcome] += 1
+            for cid, state in bound.items():
+                o = by_cid.get(cid)
+                if o is not None:
+                    async with ledger.lock:
+                        slot = ledger.slot_for(cid)
+                        if slot is None or slot.order is None:
+                            continue
+                        before = (slot.state, slot.order.filled)
+                        await ledger.apply_state(slot, cid, VenueOrderState.from_order(o))
+                        after = (slot.state, slot.order.filled if slot.order is not None else None)
+                        if after != before and before[0] is not SlotState.UNRESOLVED:
+                            found["state"] += 1
+                else:
+                    if state in (SlotState.LOCKED, SlotState.CANCEL_REQUESTED):
+                        found["vanished"] += 1
+                    await self.resolve(cid)
+            if await self._check_position():
+                found["position"] += 1
+        except VenueError as err:
+            rec.status = "failed"
+            rec.last_error = f"{type(err).__name__}: {err.message}"[:200]
+            self.metrics.reconcile_runs.labels(symbol=self.symbol, status="failed").inc()
+            raise
+        rec.status = "completed"
+        rec.last_error = ""
+        rec.last = found
+        rec.last_duration_ms = round((self._clock() - t0) * 1000, 3)
+        self.metrics.reconcile_runs.labels(symbol=self.symbol, status="completed").inc()
+        for kind, n in found.items():
+            rec.totals[kind] += n
+            if n:
+                self.metrics.reconcile_mismatches.labels(symbol=self.symbol, kind=kind).inc(n)
+        if any(found.values()):
+            log.warning("reconciler mismatches", symbol=self.symbol, **found)
+        return found
+
+    def adoptable_level(self, order: order_pb2.Order) -> int | None:
+        """The slot a live order of ours belongs to, judged by its price and side (None: no free fit)."""
+        anchor, rules, params = self.ctx.anchor, self.ctx.rules, self.ctx.params
+        if anchor is None or rules is None:
+            return None
+        price = dec_or_none(order.price, "price")
+        qty = dec_or_none(order.quantity, "quantity")
+        if not price or not qty:
+            return None
+        step, buy = params.interval, order.side == order_pb2.ORDER_SIDE_BUY
+        k = nearest_level(price, anchor, step)
+        if round_price(level_price(anchor, k, step), rules.tick_size, is_buy=buy) != price:
+            return None  # not on our grid
+        # (level, required sign of the slot's position): opening orders sit on their own level, closing
+        # orders one interval beyond the slot whose position they close.
+        options = [(k, 0), (k + 1, -1)] if buy else [(k - 1, 1), (k, 0)]
+        for level, sign in options:
+            slot = self.ledger.slots.get(level, Slot(level))
+            if slot.state is not SlotState.FREE or slot.order is not None:
+                continue
+            if sign == 0 and slot.position == 0 and (buy or params.neutral):
+                return level
+            if sign != 0 and slot.position * sign >= qty:
+                return level
+        return None
+
+    async def _adopt(self, order: order_pb2.Order) -> str | None:
+        """Adopt one unknown live order of ours; returns the mismatch kind, or None (nothing to do)."""
+        cid = order.client_order_id
+        try:
+            fresh = await self.executor.lookup(self.symbol, cid)
+        except VenueError as err:
+            log.warning("lookup of an unknown order failed", cid=cid, error=str(err))
+            return None
+        if fresh is None or fresh.status not in OPEN_STATUSES:
+            return None  # the listing was stale: it closed meanwhile
+        ledger = self.ledger
+        async with ledger.lock:
+            if ledger.slot_for(cid) is not None:
+                return None  # bound meanwhile (a report arrived)
+            level = self.adoptable_level(order)
+            if level is None:
+                log.error("live order of ours fits no free slot; left alone", cid=cid, price=order.price)
+                return "orphan"
+            slot = ledger.slots.setdefault(level, Slot(level))
+            intent = OrderIntent(
+                client_order_id=cid,
+                side=order.side,
+                price=dec(order.price),
+                quantity=dec(order.quantity),
+                cycle=slot.cycle + 1,
+                post_only=order.post_only,
+                reduce_only=order.reduce_only,
+                order_id=fresh.order_id,
+            )
+            slot.adopt(intent)
+            ledger.bind(cid, level)
+            await ledger.save(slot, intent, "adopted")
+            # Fills it collected while nobody tracked it are recorded now (keyed <cid>@<cumulative>).
+            await ledger.apply_state(slot, cid, fresh)
+        log.warning("adopted a live order of ours", cid=cid, level=level)
+        return "adopted"
+
+    async def _check_position(self) -> bool:
+        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker."""
+        rec, br, rules = self.status, self.breaker, self.ctx.rules
+        if rules is None or not rules.derivatives or not isinstance(self.client, SupportsPositions):
+            return False
+        local = self.ledger.position()
+        venue, _ = await venue_inventory(self.client, self.symbol, rules, base_reserve=None, held=local)
+        rec.local_position, rec.venue_position = dec_str(local), dec_str(venue)
+        tolerance = max(rules.lot_size, self.position_divergence * abs(venue))
+        diverged = abs(local - venue) > tolerance
+        rec.divergent_passes = rec.divergent_passes + 1 if diverged else 0
+        if rec.divergent_passes >= 2 and not br.open:
+            br.open, br.reason, br.opened_at = True, "position_divergence", self._wall()
+            br.trips += 1
+            log.error("circuit breaker open: position divergence", local=str(local), venue=str(venue))
+        elif not diverged and br.open:
+            br.open, br.reason = False, ""
+            log.info("circuit breaker closed: positions agree again")
+        return diverged

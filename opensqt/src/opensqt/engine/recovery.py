@@ -1,0 +1,136 @@
+"""Restart and position recovery, and the startup checks (docs/engine.md "Position recovery").
+
+* :meth:`Recovery.recover` (every start): every slot with an order is settled by one lookup by client
+  order id (the reconciler's ``resolve``): a PENDING intent is treated as UNRESOLVED, "not found" frees
+  the slot, "found" adopts the venue's state and fills.
+* :meth:`Recovery.recover_position` (a fresh store only, ``trading.recover_position``): what the venue
+  already holds becomes FILLED slots, so the grid closes that inventory instead of ignoring it.  The
+  anchor is committed before the slots (a crash in between re-runs the recovery with the same anchor).
+  No order is placed here: the next tick places the closing sells.
+* :meth:`Recovery.run_startup_checks`: the §3.1 checks (pure rule in ``risk/startup.py``) over what the
+  venue reports; a failed check raises ``StartupCheckFailed``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import structlog
+
+from cqvx.client import SupportsPositions, VenueClient
+from cqvx.num import ZERO, dec_or_none, dec_str, round_price, round_quantity
+from cqvx.symbols import parse_symbol
+from opensqt.config import Config
+from opensqt.engine.context import EngineStats, GridContext
+from opensqt.engine.ledger import SlotLedger
+from opensqt.engine.price_monitor import PriceMonitor
+from opensqt.engine.reconciler import Reconciler
+from opensqt.engine.venue_queries import first_price, venue_inventory
+from opensqt.model.slots import Slot
+from opensqt.risk.startup import Check, StartupCheckFailed, startup_checks
+from opensqt.strategy.grid import inventory_slots
+
+__all__ = ["Recovery"]
+
+log = structlog.get_logger("opensqt.engine")
+
+
+class Recovery:
+    def __init__(
+        self,
+        ctx: GridContext,
+        *,
+        config: Config,
+        client: VenueClient,
+        ledger: SlotLedger,
+        reconciler: Reconciler,
+        monitor: PriceMonitor,
+        stats: EngineStats,
+    ) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.symbol = ctx.symbol
+        self.client = client
+        self.ledger = ledger
+        self.reconciler = reconciler
+        self.monitor = monitor
+        self.stats = stats
+
+    async def _price(self) -> Decimal:
+        return self.monitor.latest or await first_price(self.client, self.symbol)
+
+    async def recover(self) -> None:
+        """After a restart: settle every slot that has an order, one lookup each."""
+        for cid in self.ledger.order_ids():
+            await self.reconciler.resolve(cid)
+
+    async def recover_position(self) -> list[Slot]:
+        """Fresh state store, existing venue position: create its FILLED slots (original
+        initializeSellSlotsFromPosition)."""
+        rules, params = self.ctx.rules, self.ctx.params
+        assert rules is not None
+        qty, entry = await venue_inventory(
+            self.client,
+            self.symbol,
+            rules,
+            base_reserve=self.config.trading.base_reserve,
+            held=self.ledger.position(),
+        )
+        qty = round_quantity(abs(qty), rules.lot_size) * (1 if qty >= 0 else -1)
+        if qty == 0:
+            return []
+        if qty < 0 and not params.neutral:
+            log.warning("venue holds a short position; long grid mode leaves it alone", quantity=str(qty))
+            return []
+        price = await self._price()
+        if self.ctx.anchor is None:
+            # The anchor is committed first: a crash before the slots are saved re-runs this recovery
+            # with the same anchor (the store still has no slots).
+            await self.ledger.set_anchor(round_price(price, rules.tick_size, is_buy=True))
+        anchor = self.ctx.anchor
+        assert anchor is not None
+        # Spot reports no entry: the inventory is valued at the takeover price (the anchor).
+        slots = inventory_slots(qty, anchor, params, rules, entry_price=entry if entry else anchor)
+        async with self.ledger.lock:
+            await self.ledger.save_new(slots)
+        self.stats.recovered_slots = len(slots)
+        log.info(
+            "recovered venue position into sell slots",
+            symbol=self.symbol,
+            quantity=dec_str(qty),
+            slots=len(slots),
+            anchor=str(anchor),
+        )
+        return slots
+
+    async def run_startup_checks(self) -> list[Check]:
+        rules = self.ctx.rules
+        assert rules is not None
+        price = await self._price()
+        quote = parse_symbol(self.symbol).quote
+        available = ZERO
+        for bal in await self.client.get_balances():
+            if bal.asset == quote:
+                available += dec_or_none(bal.available, "available") or ZERO
+        has_position = any(s.position != 0 for s in self.ledger.slots.values())
+        if not has_position and isinstance(self.client, SupportsPositions):
+            for pos in await self.client.get_positions([self.symbol]):
+                if dec_or_none(pos.quantity, "quantity"):
+                    has_position = True
+        fee = self.config.venue.fee_rate
+        if fee is None:
+            fee = rules.maker_fee
+        checks = startup_checks(
+            price=price,
+            available_quote=available,
+            has_position=has_position,
+            params=self.ctx.params,
+            rules=rules,
+            fee_rate=fee,
+            position_safety_check=self.config.trading.position_safety_check,
+        )
+        self.ctx.checks = checks
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            raise StartupCheckFailed(failed)
+        return checks
