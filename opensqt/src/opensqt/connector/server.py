@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cqc.services.v1 import venue_gateway_pb2, venue_gateway_pb2_grpc
 from cqvx.client import VenueClient
 from cqvx.errors import VenueError
-from cqvx.secrets import Secret
+from cqvx.venues.sections import SecretField
 from opensqt.connector.auth import BearerTokenInterceptor, ConnectorConfigError, check_bind
 from opensqt.connector.fanout import StreamHub
 from opensqt.connector.metrics import ConnectorMetrics
@@ -42,13 +42,15 @@ class ConnectorStartupError(RuntimeError):
 
 
 class ConnectorConfig(BaseModel):
-    """Server settings; every interval is configurable so tests can use milliseconds."""
+    """Server settings (the ``connector:`` section of the connector YAML); every interval is configurable
+    so tests can use milliseconds.  ``token`` is ``{env: NAME}``, ``{file: PATH}`` or a string; the
+    command line resolves it through :func:`opensqt.connector.auth.load_token`."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
-    token: Secret | None = None
+    token: SecretField | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     validate_credentials: bool = True
