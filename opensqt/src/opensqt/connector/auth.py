@@ -19,7 +19,7 @@ from grpc import aio
 
 from cqvx.errors import AuthenticationError
 from cqvx.secrets import Secret, secret_from_env, secret_from_file
-from opensqt.connector.convert import error_metadata
+from opensqt.connector.errors import status_details
 
 __all__ = [
     "AUTH_METADATA_KEY",
@@ -93,7 +93,7 @@ def load_token(
 
 def _deny_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     err = AuthenticationError("missing or invalid bearer token")
-    md = error_metadata(err)
+    md = status_details(err)
 
     async def deny_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, err.message, md)

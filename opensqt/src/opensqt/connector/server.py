@@ -28,6 +28,7 @@ from cqvx.errors import VenueError
 from cqvx.venues.sections import SecretField
 from opensqt.connector.auth import BearerTokenInterceptor, ConnectorConfigError, check_bind
 from opensqt.connector.fanout import StreamHub
+from opensqt.connector.interceptor import RpcInterceptor
 from opensqt.connector.metrics import ConnectorMetrics
 from opensqt.connector.service import VenueGatewayService
 
@@ -133,14 +134,10 @@ class ConnectorServer:
             raise ConnectorConfigError("TLS needs both tls_cert and tls_key")
         if cfg.validate_credentials:
             await self.validate_credentials()
-        interceptors: list[aio.ServerInterceptor] = []
+        # Outermost first: the RPC interceptor maps errors and counts every call, refused ones too.
+        interceptors: list[aio.ServerInterceptor] = [RpcInterceptor(self.metrics, SERVICE_NAME)]
         if cfg.token:
-            interceptors.append(
-                BearerTokenInterceptor(
-                    cfg.token,
-                    on_reject=lambda m: self.metrics.rpc(m, grpc.StatusCode.UNAUTHENTICATED),
-                )
-            )
+            interceptors.append(BearerTokenInterceptor(cfg.token))
         server = aio.server(
             interceptors=interceptors,
             options=[
@@ -152,9 +149,10 @@ class ConnectorServer:
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
-        venue_gateway_pb2_grpc.add_VenueGatewayServicer_to_server(
-            VenueGatewayService(self.venues, self.hub, self.metrics), server
-        )
+        # The unary handlers are installed from the table (opensqt.connector.unary) when the service is
+        # made, which the generated stub's abstract methods cannot see.
+        service = VenueGatewayService(self.venues, self.hub, self.metrics)  # type: ignore[abstract]
+        venue_gateway_pb2_grpc.add_VenueGatewayServicer_to_server(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         bind = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
         if cfg.tls:
