@@ -337,3 +337,39 @@ def test_example_config_loads() -> None:
     settings = load_connector_settings(repo / "configs" / "connector.example.yaml", env=env)
     kinds = {name: kind for name, (kind, _) in settings.venues.items()}
     assert "sim" in kinds.values() and "coinbase" in kinds.values()
+
+
+ENGINE_YAML = """\
+trading: {symbol: BTC-USD, price_interval: 10, order_quantity: 20}
+venue:
+  kind: coinbase
+  settings:
+    rest_url: http://127.0.0.1:9
+    credentials: {key_name: legacy-key, key_kind: legacy, key_secret: {env: RUN_CB_SECRET}}
+"""
+
+
+async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opensqt.config import parse_config
+    from opensqt.engine.runner import build_client
+
+    config = parse_config(ENGINE_YAML, env={})
+    monkeypatch.delenv("RUN_CB_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=r"venue\.settings\.credentials\.key_secret: environment variable"):
+        await build_client(config)
+    monkeypatch.setenv("RUN_CB_SECRET", "s3cret")
+    client = await build_client(config)
+    try:
+        assert isinstance(client, CoinbaseClient)
+        assert client.config.rest_url == "http://127.0.0.1:9" and client.config.key_secret is not None
+    finally:
+        await client.aclose()
+    sim = await build_client(
+        parse_config("trading: {symbol: BTC-USDT, price_interval: 10, order_quantity: 20}\n")
+    )
+    try:
+        assert sim.venue == "sim"
+    finally:
+        await sim.aclose()
