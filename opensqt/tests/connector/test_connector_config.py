@@ -219,7 +219,8 @@ async def yaml_harness(tmp_path: Path) -> AsyncIterator[YamlConnectorHarness]:
 
 
 class TestYamlConnectorCoinbaseConformance(ConformanceSuite):
-    venue = "remote->connector(yaml)->coinbase"
+    # The matrix row of the production path (RemoteVenue -> connector -> Coinbase), configured by YAML.
+    venue = "remote->connector->coinbase"
 
     @pytest.fixture(params=["return_existing", "reject"])
     async def harness(
