@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cqvx.num import round_quantity
 
@@ -121,6 +129,30 @@ class VenueConfig(_Model):
         if self.kind == "remote" and not self.address:
             raise ValueError("address: required when kind is 'remote' (host:port of an opensqt connector)")
         return self
+
+    @model_validator(mode="after")
+    def _registered_section(self, info: ValidationInfo) -> VenueConfig:
+        # An in-process venue's section is checked (credentials read) when the file is, so that
+        # check-config reports what run would fail on; the runner builds from it again.
+        if self.kind == "remote":
+            return self
+        from cqvx.venues.registry import VenueConfigError, registry
+
+        if self.kind not in registry.names():
+            raise ValueError(f"kind: unknown venue {self.kind!r} (remote, {', '.join(registry.names())})")
+        environ = info.context.get("environ") if isinstance(info.context, Mapping) else None
+        try:
+            registry.parse(self.kind, self.section(), path="settings", environ=environ)
+        except VenueConfigError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    def section(self, *, speed: float | None = None) -> dict[str, Any]:
+        """The registry section of an in-process venue (``sim`` also takes ``seed``)."""
+        if self.kind != "sim":
+            return dict(self.settings)
+        extra: dict[str, Any] = {"seed": self.seed} if speed is None else {"seed": self.seed, "speed": speed}
+        return {**extra, **self.settings}
 
 
 class StateConfig(_Model):

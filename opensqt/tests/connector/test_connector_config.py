@@ -356,11 +356,13 @@ async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
     from opensqt.config import parse_config
     from opensqt.engine.runner import build_client
 
-    config = parse_config(ENGINE_YAML, env={})
-    monkeypatch.delenv("RUN_CB_SECRET", raising=False)
-    with pytest.raises(ConfigError, match=r"venue\.settings\.credentials\.key_secret: environment variable"):
-        await build_client(config)
+    # check-config already reads the section: a missing credential is a config error naming the key.
+    with pytest.raises(ConfigError, match=r"venue: settings\.credentials\.key_secret: environment variable"):
+        parse_config(ENGINE_YAML, env={})
+    with pytest.raises(ConfigError, match=r"venue: kind: unknown venue 'kraken' \(remote, coinbase, sim"):
+        parse_config(ENGINE_YAML.replace("kind: coinbase", "kind: kraken"), env={})
     monkeypatch.setenv("RUN_CB_SECRET", "s3cret")
+    config = parse_config(ENGINE_YAML)
     client = await build_client(config)
     try:
         assert isinstance(client, CoinbaseClient)

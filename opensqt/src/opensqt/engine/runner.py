@@ -70,11 +70,8 @@ async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
         return await RemoteVenue.connect(v.address, token=load_token())
     from cqvx.venues.registry import VenueConfigError, registry
 
-    section: dict[str, Any] = dict(v.settings)
-    if v.kind == "sim":
-        section = {"seed": v.seed, "speed": speed, **section}
     try:
-        client = registry.build(v.kind, section, path="venue.settings")
+        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
     except VenueConfigError as err:
         raise ConfigError(str(err)) from None
     return await client.__aenter__()  # starts clients that run by themselves (the sim's driver)
