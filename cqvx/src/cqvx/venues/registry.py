@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from cqvx.client import VenueClient
+from cqvx.errors import VenueError
 from cqvx.venues.coinbase.section import CoinbaseSection
 from cqvx.venues.sections import Section
 from cqvx.venues.sim.section import SimSection
@@ -143,7 +144,11 @@ class VenueRegistry:
     ) -> VenueClient:
         """A new (not yet started) client of venue type ``name`` from its raw or parsed section."""
         section = self.parse(name, raw, path=path, environ=environ)
-        return self._types[name].factory(section)
+        try:
+            return self._types[name].factory(section)
+        except (VenueError, ValueError) as err:  # e.g. key material the signer cannot read
+            where = f"{path}: " if path else ""
+            raise VenueConfigError(f"{where}{err}") from None
 
 
 def _sim(section: SimSection) -> VenueClient:

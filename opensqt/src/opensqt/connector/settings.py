@@ -56,7 +56,13 @@ class ConnectorSettings:
 
     def build_venues(self) -> dict[str, VenueClient]:
         """New, not yet started clients, one per served name (each its own credentials and budgets)."""
-        return {name: registry.build(kind, section) for name, (kind, section) in self.venues.items()}
+        try:
+            return {
+                name: registry.build(kind, section, path=f"venues.{name}")
+                for name, (kind, section) in self.venues.items()
+            }
+        except VenueConfigError as err:
+            raise ConfigError(str(err)) from None
 
 
 def load_connector_settings(
