@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -129,6 +130,13 @@ class VenueConfig(_Model):
         if self.kind == "remote" and not self.address:
             raise ValueError("address: required when kind is 'remote' (host:port of an opensqt connector)")
         return self
+
+    @field_serializer("settings")
+    def _redacted(self, settings: dict[str, Any]) -> Any:
+        # A credential written as ${VAR} is plaintext here; dumps (check-config, /status) never show it.
+        from cqvx.errors import redact
+
+        return redact(settings)
 
     @model_validator(mode="after")
     def _registered_section(self, info: ValidationInfo) -> VenueConfig:

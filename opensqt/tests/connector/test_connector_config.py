@@ -9,6 +9,7 @@ second Coinbase account, each under its own name with its own key.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Literal
@@ -376,3 +377,13 @@ async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
         assert sim.venue == "sim"
     finally:
         await sim.aclose()
+
+
+def test_a_dumped_engine_config_never_shows_an_expanded_credential() -> None:
+    from opensqt.config import parse_config
+
+    text = ENGINE_YAML.replace("{env: RUN_CB_SECRET}", "'${RUN_CB_SECRET}'")
+    config = parse_config(text, env={"RUN_CB_SECRET": "plain-s3cret"})
+    assert config.venue.settings["credentials"]["key_secret"] == "plain-s3cret"  # the runner gets it
+    dumped = json.dumps(config.model_dump(mode="json"))
+    assert "plain-s3cret" not in dumped and '"key_secret": "***"' in dumped
