@@ -2,9 +2,9 @@
 
 Each venue adapter owns an explicit code table (``venues/<venue>/errors.py``) that turns the venue's
 own error codes into one of these classes; nothing here string-matches messages.  Every error knows
-whether retrying the *same* request is safe, and the gRPC connector maps each class to a status code
-through :data:`GRPC_STATUS` (and back through :func:`from_grpc`), so a remote caller sees the same
-class as an in-process one.
+whether retrying the *same* request is safe.  This module knows nothing about transports: the gRPC
+connector owns the one table between these classes and status codes (``opensqt.connector.errors``),
+so a remote caller sees the same class, with the same fields, as an in-process one.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-import grpc
-
 __all__ = [
-    "GRPC_STATUS",
     "AmbiguousOutcome",
     "AuthenticationError",
     "DuplicateOrder",
@@ -35,13 +32,12 @@ __all__ = [
     "UnsupportedOperation",
     "VenueError",
     "error_class",
-    "from_grpc",
     "redact",
 ]
 
 
 class ErrorKind(enum.StrEnum):
-    """Stable names for the taxonomy; also the wire form in gRPC error metadata and cqc messages."""
+    """Stable names for the taxonomy; also the wire form in cqc messages (``cqc.venues.v1.ErrorKind``)."""
 
     AUTHENTICATION = "authentication"
     PERMISSION = "permission"
@@ -167,7 +163,7 @@ class VenueError(Exception):
         return f"{type(self).__name__}({self.message!r}, venue={self.venue!r}, code={self.code!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe description, used as gRPC trailing metadata and in logs."""
+        """A JSON-safe description, for logs and JSON APIs (gRPC carries the cqc ``VenueError`` message)."""
         out: dict[str, Any] = {
             "kind": self.kind.value,
             "message": self.message,
@@ -180,9 +176,12 @@ class VenueError(Exception):
         }
         if isinstance(self, RateLimited):
             out["retry_after"] = self.retry_after
-        if isinstance(self, DuplicateOrder) and self.client_order_id:
-            # The id the caller must look the existing order up by (never re-send).
-            out["client_order_id"] = self.client_order_id
+        if isinstance(self, DuplicateOrder):
+            # The ids the caller must look the existing order up by (never re-send).
+            if self.client_order_id:
+                out["client_order_id"] = self.client_order_id
+            if self.order_id:
+                out["order_id"] = self.order_id
         return out
 
 
@@ -221,9 +220,11 @@ class DuplicateOrder(VenueError):
 
     kind = ErrorKind.DUPLICATE_ORDER
 
-    def __init__(self, message: str, *, client_order_id: str = "", **kwargs: Any) -> None:
+    def __init__(self, message: str, *, client_order_id: str = "", order_id: str = "", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.client_order_id = client_order_id
+        # The venue's id of the existing order, when the venue said.
+        self.order_id = order_id
 
 
 class OrderRejected(VenueError):
@@ -300,76 +301,3 @@ def error_class(kind: ErrorKind | str) -> type[VenueError]:
         return _BY_KIND[ErrorKind(kind)]
     except ValueError:
         return Unavailable
-
-
-# The single table between the taxonomy and gRPC status codes.  It is many-to-one in a few places
-# (INVALID_ARGUMENT, FAILED_PRECONDITION), so the exact class travels beside the code in trailing
-# metadata (``cqvx-error``) and :func:`from_grpc` prefers it.
-GRPC_STATUS: dict[ErrorKind, grpc.StatusCode] = {
-    ErrorKind.AUTHENTICATION: grpc.StatusCode.UNAUTHENTICATED,
-    ErrorKind.PERMISSION: grpc.StatusCode.PERMISSION_DENIED,
-    ErrorKind.INVALID_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorKind.INSUFFICIENT_FUNDS: grpc.StatusCode.FAILED_PRECONDITION,
-    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorKind.DUPLICATE_ORDER: grpc.StatusCode.ALREADY_EXISTS,
-    ErrorKind.ORDER_REJECTED: grpc.StatusCode.ABORTED,
-    ErrorKind.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    ErrorKind.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
-    ErrorKind.UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
-    ErrorKind.PARSE: grpc.StatusCode.DATA_LOSS,
-}
-_FROM_STATUS: dict[grpc.StatusCode, ErrorKind] = {}
-for _kind, _code in GRPC_STATUS.items():
-    _FROM_STATUS.setdefault(_code, _kind)
-# Status codes a server may produce that have no class of their own.
-_FROM_STATUS.update(
-    {
-        grpc.StatusCode.CANCELLED: ErrorKind.TIMEOUT,
-        grpc.StatusCode.UNKNOWN: ErrorKind.TIMEOUT,
-        grpc.StatusCode.INTERNAL: ErrorKind.TIMEOUT,
-        grpc.StatusCode.OUT_OF_RANGE: ErrorKind.INVALID_REQUEST,
-    }
-)
-
-GRPC_METADATA_KEY = "cqvx-error"
-
-
-def from_grpc(
-    code: grpc.StatusCode, details: str | None, metadata: Mapping[str, str] | None = None
-) -> VenueError:
-    """Rebuild a taxonomy error from a gRPC status (and the ``cqvx-error`` trailer when present).
-
-    Without the trailer, INTERNAL/UNKNOWN/CANCELLED are treated as ambiguous (:class:`Timeout`):
-    the request reached the server and its effect is unknown.
-    """
-    info: dict[str, Any] = {}
-    if metadata and GRPC_METADATA_KEY in metadata:
-        try:
-            loaded = json.loads(metadata[GRPC_METADATA_KEY])
-            if isinstance(loaded, dict):
-                info = loaded
-        except ValueError:
-            info = {}
-    kind_name = info.get("kind") or _FROM_STATUS.get(code, ErrorKind.TIMEOUT).value
-    cls = error_class(str(kind_name))
-    kwargs: dict[str, Any] = {
-        "venue": str(info.get("venue") or ""),
-        "code": info.get("code"),
-        "http_status": info.get("http_status"),
-    }
-    if "retry_safe" in info:
-        kwargs["retry_safe"] = bool(info["retry_safe"])
-    message = str(info.get("message") or details or code.name)
-    err: VenueError
-    if cls is RateLimited:
-        ra = info.get("retry_after")
-        err = RateLimited(message, retry_after=float(ra) if ra is not None else None, **kwargs)
-    elif cls is DuplicateOrder:
-        err = DuplicateOrder(message, client_order_id=str(info.get("client_order_id") or ""), **kwargs)
-    else:
-        err = cls(message, **kwargs)
-    attempts = info.get("attempts")
-    if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1:
-        err.attempts = attempts
-    return err

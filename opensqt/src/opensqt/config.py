@@ -19,10 +19,19 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from cqvx.num import round_quantity
 
@@ -41,8 +50,14 @@ __all__ = [
     "default_paper_config",
     "expand_env",
     "load_config",
+    "load_model",
     "parse_config",
+    "parse_model",
+    "read_yaml",
+    "validate_model",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -106,12 +121,46 @@ class VenueConfig(_Model):
     # Non-secret adapter options; credentials come from the environment / secret files (cqvx.secrets),
     # and in production live only in the connector process.
     options: dict[str, str] = Field(default_factory=dict)
+    # The venue type's section for an in-process venue (cqvx.venues.registry), e.g. for coinbase
+    # ``credentials: {key_name: {env: CB_KEY_NAME}, key_secret: {env: CB_KEY_SECRET}}``.
+    settings: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _remote_needs_address(self) -> VenueConfig:
         if self.kind == "remote" and not self.address:
             raise ValueError("address: required when kind is 'remote' (host:port of an opensqt connector)")
         return self
+
+    @field_serializer("settings")
+    def _redacted(self, settings: dict[str, Any]) -> Any:
+        # A credential written as ${VAR} is plaintext here; dumps (check-config, /status) never show it.
+        from cqvx.errors import redact
+
+        return redact(settings)
+
+    @model_validator(mode="after")
+    def _registered_section(self, info: ValidationInfo) -> VenueConfig:
+        # An in-process venue's section is checked (credentials read) when the file is, so that
+        # check-config reports what run would fail on; the runner builds from it again.
+        if self.kind == "remote":
+            return self
+        from cqvx.venues.registry import VenueConfigError, registry
+
+        if self.kind not in registry.names():
+            raise ValueError(f"kind: unknown venue {self.kind!r} (remote, {', '.join(registry.names())})")
+        environ = info.context.get("environ") if isinstance(info.context, Mapping) else None
+        try:
+            registry.parse(self.kind, self.section(), path="settings", environ=environ)
+        except VenueConfigError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    def section(self, *, speed: float | None = None) -> dict[str, Any]:
+        """The registry section of an in-process venue (``sim`` also takes ``seed``)."""
+        if self.kind != "sim":
+            return dict(self.settings)
+        extra: dict[str, Any] = {"seed": self.seed} if speed is None else {"seed": self.seed, "speed": speed}
+        return {**extra, **self.settings}
 
 
 class StateConfig(_Model):
@@ -256,8 +305,8 @@ def _format_errors(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
-    """Parse YAML text into a validated :class:`Config`; raises :class:`ConfigError`."""
+def read_yaml(text: str, source: str = "<config>") -> dict[str, Any]:
+    """The raw tree of a YAML document (floats as Decimal); the top level must be a mapping."""
     try:
         raw = yaml.load(text, Loader=_DecimalLoader)
     except yaml.YAMLError as exc:
@@ -266,20 +315,51 @@ def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    expanded = _expand_tree(raw, os.environ if env is None else env, "")
+    return raw
+
+
+def validate_model(
+    raw: Mapping[str, Any], model: type[M], env: Mapping[str, str] | None = None, *, expand: bool = True
+) -> M:
+    """``${VAR}``-expand a raw tree and validate it as ``model``; raises :class:`ConfigError`.
+
+    ``env`` is also the validation context's ``environ``, so secret fields written as ``{env: NAME}``
+    (:data:`cqvx.venues.sections.SecretField`) read the same environment as the expansion.
+    """
+    environ = os.environ if env is None else env
+    data = _expand_tree(dict(raw), environ, "") if expand else dict(raw)
     try:
-        return Config.model_validate(expanded)
+        return model.model_validate(data, context={"environ": environ})
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def parse_model(
+    text: str, model: type[M], env: Mapping[str, str] | None = None, source: str = "<config>"
+) -> M:
+    """The one YAML loader: parse, expand ``${VAR}``, validate as ``model`` (errors name key paths)."""
+    return validate_model(read_yaml(text, source), model, env)
+
+
+def load_model(path: str | Path, model: type[M], env: Mapping[str, str] | None = None) -> M:
+    return parse_model(read_text(path), model, env, str(path))
+
+
+def read_text(path: str | Path) -> str:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
-    return parse_config(text, env, str(p))
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
+    """Parse YAML text into a validated :class:`Config`; raises :class:`ConfigError`."""
+    return parse_model(text, Config, env, source)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    return load_model(path, Config, env)
 
 
 # The embedded default behind ``opensqt paper``: the simulated venue, no credentials.  Kept identical to

@@ -1,5 +1,6 @@
 """Every VenueGateway RPC over real loopback gRPC, request validation, UNIMPLEMENTED for missing
-capabilities, and the error taxonomy round trip (server table -> status + trailer -> from_grpc)."""
+capabilities, and the error taxonomy round trip (server table -> status + VenueError rich-status
+detail -> from_grpc)."""
 
 from __future__ import annotations
 

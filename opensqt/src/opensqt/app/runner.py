@@ -61,22 +61,21 @@ class RunSummary:
 
 
 async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
+    """The venue of ``venue.kind``: ``remote`` dials a connector; any other kind is a venue type of
+    :mod:`cqvx.venues.registry` built in process from ``venue.settings`` (and started)."""
     v = config.venue
-    if v.kind == "sim":
-        from cqvx.venues.sim import SimVenue
-
-        sim = SimVenue.default(seed=v.seed, speed=speed)
-        sim.start()
-        return sim
     if v.kind == "remote":
+        from opensqt.connector.auth import load_token
         from opensqt.connector.remote import RemoteVenue
 
-        token = os.environ.get("OPENSQT_CONNECTOR_TOKEN") or None
-        return await RemoteVenue.connect(v.address, token=token)
-    raise ConfigError(
-        f"venue.kind: {v.kind!r} runs behind the connector; use kind: remote with its address "
-        "(credentials stay in the connector process)"
-    )
+        return await RemoteVenue.connect(v.address, token=load_token())
+    from cqvx.venues.registry import VenueConfigError, registry
+
+    try:
+        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
+    except VenueConfigError as err:
+        raise ConfigError(str(err)) from None
+    return await client.__aenter__()  # starts clients that run by themselves (the sim's driver)
 
 
 def _plain_output() -> bool:

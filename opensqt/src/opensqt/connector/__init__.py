@@ -8,6 +8,7 @@ from opensqt.connector.auth import BearerTokenInterceptor, ConnectorConfigError,
 from opensqt.connector.fanout import Gap, StreamHub, SubscriberOverflow, TopicKey
 from opensqt.connector.remote import DialPolicy, GapInfo, RemoteStream, RemoteVenue, StreamPolicy
 from opensqt.connector.server import SERVICE_NAME, ConnectorConfig, ConnectorServer, ConnectorStartupError
+from opensqt.connector.settings import ConnectorSettings, load_connector_settings
 
 __all__ = [
     "SERVICE_NAME",
@@ -15,6 +16,7 @@ __all__ = [
     "ConnectorConfig",
     "ConnectorConfigError",
     "ConnectorServer",
+    "ConnectorSettings",
     "ConnectorStartupError",
     "DialPolicy",
     "Gap",
@@ -27,4 +29,5 @@ __all__ = [
     "TopicKey",
     "check_bind",
     "is_loopback",
+    "load_connector_settings",
 ]

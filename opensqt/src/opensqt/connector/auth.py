@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from grpc import aio
 
 from cqvx.errors import AuthenticationError
 from cqvx.secrets import Secret, secret_from_env, secret_from_file
-from opensqt.connector.convert import error_metadata
+from opensqt.connector.errors import status_details
 
 __all__ = [
     "AUTH_METADATA_KEY",
+    "DEFAULT_TOKEN_ENV",
     "BearerTokenInterceptor",
     "ConnectorConfigError",
     "check_bind",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 AUTH_METADATA_KEY = "authorization"
+# Where both ends look for the bearer token when nothing else names it.
+DEFAULT_TOKEN_ENV = "OPENSQT_CONNECTOR_TOKEN"
 # Health probes (load balancers, grpc_health_probe) carry no token.
 _EXEMPT = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
@@ -62,18 +66,34 @@ def check_bind(host: str, *, tls: bool, token: bool) -> None:
     )
 
 
-def load_token(*, env: str | None = None, file: str | Path | None = None) -> Secret | None:
-    """The bearer token from a file (preferred: secret mounts) or an environment variable, or None."""
+def load_token(
+    *,
+    env: str | None = None,
+    file: str | Path | None = None,
+    configured: Secret | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Secret | None:
+    """The one place the connector's bearer token is read (server and client side alike).
+
+    First match wins: ``file`` (preferred: secret mounts), ``env`` (a variable that must be set),
+    ``configured`` (the YAML ``connector.token``, already read), then :data:`DEFAULT_TOKEN_ENV` when
+    it is set; else None (no token).
+    """
     if file is not None:
         return secret_from_file(file)
     if env is not None:
-        return secret_from_env(env)
+        return secret_from_env(env, environ=environ)
+    if configured is not None:
+        return configured
+    source = os.environ if environ is None else environ
+    if source.get(DEFAULT_TOKEN_ENV):
+        return secret_from_env(DEFAULT_TOKEN_ENV, environ=source)
     return None
 
 
 def _deny_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     err = AuthenticationError("missing or invalid bearer token")
-    md = error_metadata(err)
+    md = status_details(err)
 
     async def deny_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, err.message, md)

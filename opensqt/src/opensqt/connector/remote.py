@@ -7,9 +7,12 @@ The engine uses it exactly like an in-process venue client; the credentials stay
   a clear :class:`~cqvx.errors.Unavailable`.  A wrong token fails at once (retrying cannot help).
 - **Capabilities**: the object implements exactly the capability protocols (``SupportsPrices``, ...)
   that the connector reports for the venue, so ``isinstance(remote, SupportsPositions)`` works.
-- **Errors**: every failure is rebuilt into the taxonomy with :func:`cqvx.errors.from_grpc`.  A
-  placement whose transport failed without a connector answer is :class:`~cqvx.errors.Timeout`
-  (unresolved: look it up by client order id), never a retry-safe error.
+- **Errors**: every failure is rebuilt into the taxonomy from the status code and its ``VenueError``
+  rich-status detail (:func:`opensqt.connector.errors.from_grpc`).  A placement whose transport failed
+  without a connector answer is :class:`~cqvx.errors.Timeout` (unresolved: look it up by client order
+  id), never a retry-safe error.
+- **Unary calls** are one table (:mod:`opensqt.connector.remote_calls`); each method is one line.
+  The capability mixins live in :mod:`opensqt.connector.remote_mixins`.
 - **Deadlines**: every unary call carries ``timeout`` seconds.
 - **Streams reconnect by themselves.**  A typed ``Stream[T]`` cannot carry a gap notice, so gaps go
   beside it: the ``on_gap`` callback (sync, or async: run as a task), the ``gap_count`` counter,
@@ -23,37 +26,41 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, ParamSpec, Self, TypeVar, cast
 
 import grpc
 import structlog
 from grpc import aio
 
-from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.markets.v1 import orderbook_pb2, trade_pb2
 from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.services.v1 import venue_gateway_pb2_grpc as gw_grpc
-from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rfq_pb2, venue_pb2
-from cqvx.client import capabilities_of, check_order_ref
-from cqvx.errors import (
-    GRPC_METADATA_KEY,
-    InvalidRequest,
-    Timeout,
-    Unavailable,
-    VenueError,
-    from_grpc,
-)
+from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqvx.client import check_order_ref
+from cqvx.errors import InvalidRequest, Timeout, Unavailable, VenueError
 from cqvx.secrets import Secret
-from cqvx.types import OrderFilter, QuoteExecution
-from opensqt.connector.convert import error_from_proto, filter_to_request, timestamp, to_datetime
+from cqvx.types import OrderFilter
+from opensqt.connector.convert import filter_to_request, timestamp, to_datetime
+from opensqt.connector.errors import from_grpc, venue_error_detail
+from opensqt.connector.remote_calls import (
+    CANCEL_ORDER,
+    GET_BALANCES,
+    GET_ORDER,
+    GET_ORDER_BOOK,
+    GET_VENUE_HEALTH,
+    PLACE_ORDER,
+    RemoteCall,
+)
 
 __all__ = ["DialPolicy", "GapInfo", "RemoteStream", "RemoteVenue", "StreamPolicy"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 _log = structlog.get_logger("opensqt.connector.remote")
 
 # Re-subscribing cannot fix these; the stream raises the error instead of reconnecting.
@@ -69,13 +76,6 @@ _FATAL_STREAM_CODES = frozenset(
 # Without the connector's trailer these mean "the request may have reached the venue".
 _TRANSPORT_AMBIGUOUS = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN}
-)
-_TERMINAL_CUSTODY = frozenset(
-    {
-        custody_pb2.CUSTODY_TRANSACTION_STATE_COMPLETED,
-        custody_pb2.CUSTODY_TRANSACTION_STATE_ABORTED,
-        custody_pb2.CUSTODY_TRANSACTION_STATE_FAILED,
-    }
 )
 
 
@@ -363,6 +363,8 @@ class RemoteVenue:
 
     @classmethod
     def _class_for(cls, caps: frozenset[int]) -> type[RemoteVenue]:
+        from opensqt.connector.remote_mixins import MIXIN_CAPS as _MIXIN_CAPS
+
         mixins = frozenset(m for m, values in _MIXIN_CAPS if values & caps)
         klass = cls._class_cache.get(mixins)
         if klass is None:
@@ -376,7 +378,7 @@ class RemoteVenue:
     def _error(self, err: aio.AioRpcError, *, ambiguous: bool = False) -> VenueError:
         trailers = _trailers(err)
         code = err.code()
-        if ambiguous and GRPC_METADATA_KEY not in trailers and code in _TRANSPORT_AMBIGUOUS:
+        if ambiguous and venue_error_detail(trailers) is None and code in _TRANSPORT_AMBIGUOUS:
             return Timeout(
                 f"outcome unknown: connector call failed in transport ({code.name}: {err.details()}); "
                 "look the order up by its client order id",
@@ -386,6 +388,13 @@ class RemoteVenue:
         if not exc.venue:
             exc.venue = self._venue
         return exc
+
+    async def _invoke(self, call: RemoteCall[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """One unary call of the table: build the request, call, unwrap the answer."""
+        request = call.request(self._venue, *args, **kwargs)
+        return call.response(
+            await self._call(getattr(self._stub, call.rpc), request, ambiguous=call.ambiguous)
+        )
 
     async def _call(self, method: Any, request: Any, *, ambiguous: bool = False) -> Any:
         if self._closed:
@@ -441,32 +450,26 @@ class RemoteVenue:
         return self._capabilities
 
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
-        resp: gw.PlaceOrderResponse = await self._call(
-            self._stub.PlaceOrder, gw.PlaceOrderRequest(venue=self._venue, order=order), ambiguous=True
-        )
-        return resp.report
+        return await self._invoke(PLACE_ORDER, order)
 
     async def cancel_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
     ) -> order_pb2.Order:
         check_order_ref(order_id, client_order_id)
-        ref = _ref(symbol, order_id, client_order_id)
-        resp: gw.CancelOrderResponse = await self._call(
-            self._stub.CancelOrder, gw.CancelOrderRequest(venue=self._venue, ref=ref)
+        return await self._invoke(
+            CANCEL_ORDER, symbol=symbol, order_id=order_id, client_order_id=client_order_id
         )
-        return resp.order
 
     async def get_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
     ) -> order_pb2.Order:
         check_order_ref(order_id, client_order_id)
-        ref = _ref(symbol, order_id, client_order_id)
-        resp: gw.GetOrderResponse = await self._call(
-            self._stub.GetOrder, gw.GetOrderRequest(venue=self._venue, ref=ref)
+        return await self._invoke(
+            GET_ORDER, symbol=symbol, order_id=order_id, client_order_id=client_order_id
         )
-        return resp.order
 
     async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
+        # Pages through ListOrders (the one unary call that is a loop, so not a table entry).
         req = filter_to_request(self._venue, filter)
         out: list[order_pb2.Order] = []
         while True:
@@ -478,16 +481,10 @@ class RemoteVenue:
         return out[: filter.limit] if filter is not None and filter.limit else out
 
     async def get_balances(self) -> list[balance_pb2.Balance]:
-        resp: gw.GetBalancesResponse = await self._call(
-            self._stub.GetBalances, gw.GetBalancesRequest(venue=self._venue)
-        )
-        return list(resp.balances)
+        return await self._invoke(GET_BALANCES)
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
-        resp: gw.GetOrderBookResponse = await self._call(
-            self._stub.GetOrderBook, gw.GetOrderBookRequest(venue=self._venue, symbol=symbol, depth=depth)
-        )
-        return resp.book
+        return await self._invoke(GET_ORDER_BOOK, symbol, depth)
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> RemoteStream[orderbook_pb2.OrderBook]:
         req = gw.StreamOrderBookRequest(venue=self._venue, symbol=symbol, depth=depth)
@@ -500,14 +497,11 @@ class RemoteVenue:
     async def health(self) -> venue_pb2.VenueHealth:
         """The venue's health as the connector sees it; an unreachable connector is unreachable."""
         try:
-            resp: gw.GetVenueHealthResponse = await self._call(
-                self._stub.GetVenueHealth, gw.GetVenueHealthRequest(venue=self._venue)
-            )
+            return await self._invoke(GET_VENUE_HEALTH)
         except VenueError as err:
             report = venue_pb2.VenueHealth(venue=self._venue, reachable=False, last_error=str(err))
             report.checked_at.CopyFrom(timestamp(datetime.now(UTC)))
             return report
-        return resp.health
 
     async def aclose(self) -> None:
         if self._closed:
@@ -538,210 +532,5 @@ async def _await(result: Awaitable[None]) -> None:
         _log.exception("on_gap_callback_failed")
 
 
-def _trailers(err: aio.AioRpcError) -> dict[str, str]:
-    return {k: v for k, v in (err.trailing_metadata() or ()) if isinstance(v, str)}
-
-
-def _ref(symbol: str, order_id: str | None, client_order_id: str | None) -> order_pb2.OrderRef:
-    if order_id:
-        return order_pb2.OrderRef(symbol=symbol, order_id=order_id)
-    return order_pb2.OrderRef(symbol=symbol, client_order_id=client_order_id or "")
-
-
-# -- capability mixins: a RemoteVenue class is assembled from those the connector reports -------------
-
-
-class _Instruments(RemoteVenue):
-    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
-        req = gw.ListInstrumentsRequest(venue=self._venue, symbols=list(symbols or ()))
-        resp: gw.ListInstrumentsResponse = await self._call(self._stub.ListInstruments, req)
-        return list(resp.instruments)
-
-
-class _OrderStream(RemoteVenue):
-    def subscribe_executions(
-        self, symbols: Sequence[str] | None = None
-    ) -> RemoteStream[execution_pb2.ExecutionReport]:
-        req = gw.StreamOrderUpdatesRequest(venue=self._venue, symbols=list(symbols or ()))
-        return self._stream("orders", self._stub.StreamOrderUpdates, req)
-
-
-class _Positions(RemoteVenue):
-    async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
-        req = gw.GetPositionsRequest(venue=self._venue, symbols=list(symbols or ()))
-        resp: gw.GetPositionsResponse = await self._call(self._stub.GetPositions, req)
-        return list(resp.positions)
-
-    def subscribe_positions(
-        self, symbols: Sequence[str] | None = None
-    ) -> RemoteStream[position_pb2.Position]:
-        req = gw.StreamPositionsRequest(venue=self._venue, symbols=list(symbols or ()))
-        return self._stream("positions", self._stub.StreamPositions, req)
-
-
-class _Funding(RemoteVenue):
-    async def get_funding_rate(self, symbol: str) -> funding_pb2.FundingRate:
-        req = gw.GetFundingRateRequest(venue=self._venue, symbol=symbol)
-        resp: gw.GetFundingRateResponse = await self._call(self._stub.GetFundingRate, req)
-        return resp.funding_rate
-
-    async def get_funding_rates(self, symbols: Sequence[str] | None = None) -> list[funding_pb2.FundingRate]:
-        req = gw.GetFundingRatesRequest(venue=self._venue, symbols=list(symbols or ()))
-        resp: gw.GetFundingRatesResponse = await self._call(self._stub.GetFundingRates, req)
-        return list(resp.funding_rates)
-
-    def subscribe_funding_rates(
-        self, symbols: Sequence[str] | None = None
-    ) -> RemoteStream[funding_pb2.FundingRate]:
-        req = gw.StreamFundingRatesRequest(venue=self._venue, symbols=list(symbols or ()))
-        return self._stream("funding", self._stub.StreamFundingRates, req)
-
-
-class _Candles(RemoteVenue):
-    async def get_candles(
-        self,
-        symbol: str,
-        interval: int,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[candle_pb2.Candle]:
-        req = gw.GetCandlesRequest(venue=self._venue, symbol=symbol, interval=interval, limit=limit or 0)  # type: ignore[arg-type]
-        if start is not None:
-            req.start_time.CopyFrom(timestamp(start))
-        if end is not None:
-            req.end_time.CopyFrom(timestamp(end))
-        resp: gw.GetCandlesResponse = await self._call(self._stub.GetCandles, req)
-        return list(resp.candles)
-
-    def subscribe_candles(self, symbol: str, interval: int) -> RemoteStream[candle_pb2.Candle]:
-        req = gw.StreamCandlesRequest(venue=self._venue, symbol=symbol, interval=interval)  # type: ignore[arg-type]
-        return self._stream(f"candles:{symbol}", self._stub.StreamCandles, req)
-
-
-class _Batch(RemoteVenue):
-    async def place_orders(
-        self, orders: Sequence[order_pb2.Order]
-    ) -> list[execution_pb2.ExecutionReport | VenueError]:
-        req = gw.BatchPlaceOrdersRequest(venue=self._venue, orders=list(orders))
-        resp: gw.BatchPlaceOrdersResponse = await self._call(self._stub.BatchPlaceOrders, req, ambiguous=True)
-        return [
-            r.report if r.WhichOneof("outcome") == "report" else error_from_proto(r.error)
-            for r in resp.results
-        ]
-
-    async def cancel_orders(self, refs: Sequence[order_pb2.OrderRef]) -> list[order_pb2.Order | VenueError]:
-        req = gw.BatchCancelOrdersRequest(venue=self._venue, refs=list(refs))
-        resp: gw.BatchCancelOrdersResponse = await self._call(self._stub.BatchCancelOrders, req)
-        return [
-            r.order if r.WhichOneof("outcome") == "order" else error_from_proto(r.error) for r in resp.results
-        ]
-
-
-class _CancelAll(RemoteVenue):
-    async def cancel_all_orders(
-        self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
-    ) -> list[order_pb2.Order]:
-        req = gw.CancelAllOrdersRequest(venue=self._venue, symbol=symbol or "", side=side)  # type: ignore[arg-type]
-        resp: gw.CancelAllOrdersResponse = await self._call(self._stub.CancelAllOrders, req)
-        return list(resp.cancelled)
-
-
-class _Prices(RemoteVenue):
-    async def get_latest_price(self, symbol: str) -> price_pb2.Price:
-        req = gw.GetLatestPriceRequest(venue=self._venue, symbol=symbol)
-        resp: gw.GetLatestPriceResponse = await self._call(self._stub.GetLatestPrice, req)
-        return resp.price
-
-    async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
-        req = gw.GetTickersRequest(venue=self._venue, symbols=list(symbols or ()))
-        resp: gw.GetTickersResponse = await self._call(self._stub.GetTickers, req)
-        return list(resp.tickers)
-
-    def subscribe_prices(self, symbols: Sequence[str]) -> RemoteStream[price_pb2.Price]:
-        req = gw.StreamPricesRequest(venue=self._venue, symbols=list(symbols))
-        return self._stream("prices:" + ",".join(symbols), self._stub.StreamPrices, req)
-
-
-class _BalanceStream(RemoteVenue):
-    def subscribe_balances(self) -> RemoteStream[balance_pb2.Balance]:
-        req = gw.StreamBalancesRequest(venue=self._venue)
-        return self._stream("balances", self._stub.StreamBalances, req)
-
-
-class _Rfq(RemoteVenue):
-    async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote:
-        qr = rfq_pb2.QuoteRequest()
-        qr.CopyFrom(request)
-        qr.venue = qr.venue or self._venue
-        resp: gw.RequestQuoteResponse = await self._call(
-            self._stub.RequestQuote, gw.RequestQuoteRequest(quote_request=qr)
-        )
-        return resp.quote
-
-    async def execute_quote(self, quote_id: str, side: int) -> QuoteExecution:
-        req = gw.ExecuteQuoteRequest(venue=self._venue, quote_id=quote_id, side=side)  # type: ignore[arg-type]
-        resp: gw.ExecuteQuoteResponse = await self._call(self._stub.ExecuteQuote, req, ambiguous=True)
-        return QuoteExecution(resp.quote, resp.report)
-
-
-class _Custody(RemoteVenue):
-    poll_interval: float = 2.0
-
-    async def create_transaction(
-        self, request: custody_pb2.CustodyTransferRequest
-    ) -> custody_pb2.CustodyTransaction:
-        transfer = custody_pb2.CustodyTransferRequest()
-        transfer.CopyFrom(request)
-        transfer.venue = transfer.venue or self._venue
-        resp: gw.CreateCustodyTransactionResponse = await self._call(
-            self._stub.CreateCustodyTransaction,
-            gw.CreateCustodyTransactionRequest(transfer=transfer),
-            ambiguous=True,
-        )
-        return resp.transaction
-
-    async def get_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
-        req = gw.GetCustodyTransactionRequest(venue=self._venue, transaction_id=transaction_id)
-        resp: gw.GetCustodyTransactionResponse = await self._call(self._stub.GetCustodyTransaction, req)
-        return resp.transaction
-
-    async def await_transaction(
-        self, transaction_id: str, states: frozenset[int], timeout: float
-    ) -> custody_pb2.CustodyTransaction:
-        # No RPC for this: poll GetCustodyTransaction until a wanted or terminal state.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            tx = await self.get_transaction(transaction_id)
-            if tx.state in states or tx.state in _TERMINAL_CUSTODY:
-                return tx
-            if loop.time() + self.poll_interval > deadline:
-                raise Timeout(
-                    f"custody transaction {transaction_id} not in a wanted state after {timeout:g} s",
-                    venue=self._venue,
-                )
-            await asyncio.sleep(self.poll_interval)
-
-
-def _probe_caps(mixin: type) -> frozenset[int]:
-    # The capability values a mixin provides, read off cqvx's own protocol table.
-    return capabilities_of(object.__new__(mixin))
-
-
-_MIXIN_CAPS: tuple[tuple[type[RemoteVenue], frozenset[int]], ...] = tuple(
-    (m, _probe_caps(m))
-    for m in (
-        _Instruments,
-        _OrderStream,
-        _Positions,
-        _Funding,
-        _Candles,
-        _Batch,
-        _CancelAll,
-        _Prices,
-        _BalanceStream,
-        _Rfq,
-        _Custody,
-    )
-)
+def _trailers(err: aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
+    return tuple(err.trailing_metadata() or ())

@@ -25,9 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from cqc.services.v1 import venue_gateway_pb2, venue_gateway_pb2_grpc
 from cqvx.client import VenueClient
 from cqvx.errors import VenueError
-from cqvx.secrets import Secret
+from cqvx.venues.sections import SecretField
 from opensqt.connector.auth import BearerTokenInterceptor, ConnectorConfigError, check_bind
 from opensqt.connector.fanout import StreamHub
+from opensqt.connector.interceptor import RpcInterceptor
 from opensqt.connector.metrics import ConnectorMetrics
 from opensqt.connector.service import VenueGatewayService
 
@@ -42,13 +43,15 @@ class ConnectorStartupError(RuntimeError):
 
 
 class ConnectorConfig(BaseModel):
-    """Server settings; every interval is configurable so tests can use milliseconds."""
+    """Server settings (the ``connector:`` section of the connector YAML); every interval is configurable
+    so tests can use milliseconds.  ``token`` is ``{env: NAME}``, ``{file: PATH}`` or a string; the
+    command line resolves it through :func:`opensqt.connector.auth.load_token`."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
-    token: Secret | None = None
+    token: SecretField | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     validate_credentials: bool = True
@@ -131,14 +134,10 @@ class ConnectorServer:
             raise ConnectorConfigError("TLS needs both tls_cert and tls_key")
         if cfg.validate_credentials:
             await self.validate_credentials()
-        interceptors: list[aio.ServerInterceptor] = []
+        # Outermost first: the RPC interceptor maps errors and counts every call, refused ones too.
+        interceptors: list[aio.ServerInterceptor] = [RpcInterceptor(self.metrics, SERVICE_NAME)]
         if cfg.token:
-            interceptors.append(
-                BearerTokenInterceptor(
-                    cfg.token,
-                    on_reject=lambda m: self.metrics.rpc(m, grpc.StatusCode.UNAUTHENTICATED),
-                )
-            )
+            interceptors.append(BearerTokenInterceptor(cfg.token))
         server = aio.server(
             interceptors=interceptors,
             options=[
@@ -150,9 +149,10 @@ class ConnectorServer:
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
-        venue_gateway_pb2_grpc.add_VenueGatewayServicer_to_server(
-            VenueGatewayService(self.venues, self.hub, self.metrics), server
-        )
+        # The unary handlers are installed from the table (opensqt.connector.unary) when the service is
+        # made, which the generated stub's abstract methods cannot see.
+        service = VenueGatewayService(self.venues, self.hub, self.metrics)  # type: ignore[abstract]
+        venue_gateway_pb2_grpc.add_VenueGatewayServicer_to_server(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         bind = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
         if cfg.tls:

@@ -6,6 +6,8 @@
 // Prints one JSON object per line; the pytest side asserts on them.
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
 
 const grpcPath = process.env.GRPC_JS_PATH; // development only: a grpc-js installed elsewhere
 const grpc = await import(grpcPath ?? "@grpc/grpc-js");
@@ -13,6 +15,7 @@ const grpc = await import(grpcPath ?? "@grpc/grpc-js");
 const root = new URL("../../../../cqc/typescript/dist/src/gen/cqc/", import.meta.url);
 const gw = await import(new URL("services/v1/venue_gateway_pb.js", root).href);
 const orderPb = await import(new URL("venues/v1/order_pb.js", root).href);
+const errorPb = await import(new URL("venues/v1/error_pb.js", root).href);
 
 const [address, venue, symbol, wanted] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -33,6 +36,24 @@ for (const method of gw.VenueGateway.methods) {
 const Client = grpc.makeGenericClientConstructor(definition, "VenueGateway");
 const client = new Client(address, grpc.credentials.createInsecure());
 const deadline = () => ({ deadline: Date.now() + 5000 });
+
+// The standard rich error model: a google.rpc.Status (1 code, 2 message, 3 repeated Any details) in
+// the grpc-status-details-bin trailer; the connector packs one cqc.venues.v1.VenueError into it.
+function venueErrorOf(err) {
+  const [bin] = err.metadata.get("grpc-status-details-bin");
+  if (!bin) return null;
+  const reader = new BinaryReader(bin);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field !== 3) {
+      reader.skip(wireType);
+      continue;
+    }
+    const any = fromBinary(AnySchema, reader.bytes());
+    if (any.typeUrl.endsWith("/cqc.venues.v1.VenueError")) return fromBinary(errorPb.VenueErrorSchema, any.value);
+  }
+  return null;
+}
 
 function unary(name, request) {
   return new Promise((resolve, reject) => {
@@ -55,13 +76,13 @@ const order = create(orderPb.OrderSchema, {
 const placed = await unary("placeOrder", create(gw.PlaceOrderRequestSchema, { venue, order }));
 out({ placed: placed.report.clientOrderId, orderId: placed.report.orderId, status: placed.report.orderStatus });
 
-// A refused order: the taxonomy travels as a status code plus the cqvx-error trailer.
+// A refused order: the taxonomy travels as a status code plus the VenueError rich-status detail.
 try {
   await unary("placeOrder", create(gw.PlaceOrderRequestSchema, { venue, order: { ...order, clientOrderId: "" } }));
   out({ error: null });
 } catch (err) {
-  const detail = JSON.parse(err.metadata.get("cqvx-error")[0]);
-  out({ error: err.code, kind: detail.kind, message: detail.message });
+  const detail = venueErrorOf(err);
+  out({ error: err.code, kind: errorPb.ErrorKind[detail.kind].toLowerCase(), message: detail.message });
 }
 
 const call = client.streamTrades(create(gw.StreamTradesRequestSchema, { venue, symbol }));

@@ -28,8 +28,9 @@ if _version_not_supported:
 class VenueGatewayStub:
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     def __init__(self, channel):
@@ -193,8 +194,9 @@ class VenueGatewayStub:
 class VenueGatewayServicer:
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     def ListVenues(self, request, context):
@@ -571,8 +573,9 @@ def add_VenueGatewayServicer_to_server(servicer, server):
 class VenueGateway:
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     @staticmethod

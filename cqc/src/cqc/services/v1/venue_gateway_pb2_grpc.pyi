@@ -29,8 +29,9 @@ GRPC_VERSION: str
 class VenueGatewayStub:
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     @_typing.overload
@@ -102,8 +103,9 @@ class VenueGatewayStub:
 class VenueGatewayAsyncStub(VenueGatewayStub):
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -171,8 +173,9 @@ class VenueGatewayAsyncStub(VenueGatewayStub):
 class VenueGatewayServicer(metaclass=_abc_1.ABCMeta):
     """The exchange connector: everything a trading engine needs from venues, with the credentials held
     by the connector. Every request names its `venue` (the connector may front several). Errors come back
-    as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
-    trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+    as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+    cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+    `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
     """
 
     @_abc_1.abstractmethod

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63qc/venues/v1/error.proto\x12\rcqc.venues.v1\"\xa8\x01\n\nVenueError\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.cqc.venues.v1.ErrorKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x13\n\x0bhttp_status\x18\x05 \x01(\x05\x12\x12\n\nretry_safe\x18\x06 \x01(\x08\x12\x1b\n\x13retry_after_seconds\x18\x07 \x01(\x01*\x80\x03\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_KIND_AUTHENTICATION\x10\x01\x12\x19\n\x15\x45RROR_KIND_PERMISSION\x10\x02\x12\x1e\n\x1a\x45RROR_KIND_INVALID_REQUEST\x10\x03\x12!\n\x1d\x45RROR_KIND_INSUFFICIENT_FUNDS\x10\x04\x12\x18\n\x14\x45RROR_KIND_NOT_FOUND\x10\x05\x12\x1e\n\x1a\x45RROR_KIND_DUPLICATE_ORDER\x10\x06\x12\x1d\n\x19\x45RROR_KIND_ORDER_REJECTED\x10\x07\x12\x1b\n\x17\x45RROR_KIND_RATE_LIMITED\x10\x08\x12\x1a\n\x16\x45RROR_KIND_UNAVAILABLE\x10\t\x12\x16\n\x12\x45RROR_KIND_TIMEOUT\x10\n\x12\x1a\n\x16\x45RROR_KIND_UNSUPPORTED\x10\x0b\x12\x14\n\x10\x45RROR_KIND_PARSE\x10\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63qc/venues/v1/error.proto\x12\rcqc.venues.v1\"\xe5\x01\n\nVenueError\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.cqc.venues.v1.ErrorKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x13\n\x0bhttp_status\x18\x05 \x01(\x05\x12\x12\n\nretry_safe\x18\x06 \x01(\x08\x12\x1b\n\x13retry_after_seconds\x18\x07 \x01(\x01\x12\x17\n\x0f\x63lient_order_id\x18\x08 \x01(\t\x12\x10\n\x08order_id\x18\t \x01(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05*\x80\x03\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_KIND_AUTHENTICATION\x10\x01\x12\x19\n\x15\x45RROR_KIND_PERMISSION\x10\x02\x12\x1e\n\x1a\x45RROR_KIND_INVALID_REQUEST\x10\x03\x12!\n\x1d\x45RROR_KIND_INSUFFICIENT_FUNDS\x10\x04\x12\x18\n\x14\x45RROR_KIND_NOT_FOUND\x10\x05\x12\x1e\n\x1a\x45RROR_KIND_DUPLICATE_ORDER\x10\x06\x12\x1d\n\x19\x45RROR_KIND_ORDER_REJECTED\x10\x07\x12\x1b\n\x17\x45RROR_KIND_RATE_LIMITED\x10\x08\x12\x1a\n\x16\x45RROR_KIND_UNAVAILABLE\x10\t\x12\x16\n\x12\x45RROR_KIND_TIMEOUT\x10\n\x12\x1a\n\x16\x45RROR_KIND_UNSUPPORTED\x10\x0b\x12\x14\n\x10\x45RROR_KIND_PARSE\x10\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cqc.venues.v1.error_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERRORKIND']._serialized_start=216
-  _globals['_ERRORKIND']._serialized_end=600
+  _globals['_ERRORKIND']._serialized_start=277
+  _globals['_ERRORKIND']._serialized_end=661
   _globals['_VENUEERROR']._serialized_start=45
-  _globals['_VENUEERROR']._serialized_end=213
+  _globals['_VENUEERROR']._serialized_end=274
 # @@protoc_insertion_point(module_scope)

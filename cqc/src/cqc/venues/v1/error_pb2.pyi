@@ -83,7 +83,10 @@ Global___ErrorKind: _TypeAlias = ErrorKind  # noqa: Y015
 
 @_typing.final
 class VenueError(_message.Message):
-    """A venue error, e.g. one item of a batch result."""
+    """A venue error: one item of a batch result, and the error of a failed VenueGateway call, packed
+    in the google.rpc.Status details of the `grpc-status-details-bin` trailer (the standard rich
+    error model); the gRPC status code is the one the connector's table maps the kind to.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -94,6 +97,9 @@ class VenueError(_message.Message):
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     RETRY_SAFE_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     kind: Global___ErrorKind.ValueType
     """Kind."""
     message: _builtins.str
@@ -108,6 +114,14 @@ class VenueError(_message.Message):
     """True when re-sending the same request is safe."""
     retry_after_seconds: _builtins.float
     """Seconds to wait before retrying (rate limits), 0 if not given."""
+    client_order_id: _builtins.str
+    """Duplicate order: the client order id already in use (look the order up by it, never re-send)."""
+    order_id: _builtins.str
+    """Duplicate order: the venue's id of the existing order, when the venue said."""
+    attempts: _builtins.int
+    """How many times a lower layer already sent the request before giving up (0 or 1: once).
+    Above 1 the retry owner spent its budget: callers must not retry the same failure again.
+    """
     def __init__(
         self,
         *,
@@ -118,10 +132,13 @@ class VenueError(_message.Message):
         http_status: _builtins.int = ...,
         retry_safe: _builtins.bool = ...,
         retry_after_seconds: _builtins.float = ...,
+        client_order_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "http_status", b"http_status", "kind", b"kind", "message", b"message", "retry_after_seconds", b"retry_after_seconds", "retry_safe", b"retry_safe", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "client_order_id", b"client_order_id", "code", b"code", "http_status", b"http_status", "kind", b"kind", "message", b"message", "order_id", b"order_id", "retry_after_seconds", b"retry_after_seconds", "retry_safe", b"retry_safe", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1965,8 +1965,9 @@ export const StreamFundingRatesResponseSchema: GenMessage<StreamFundingRatesResp
 /**
  * The exchange connector: everything a trading engine needs from venues, with the credentials held
  * by the connector. Every request names its `venue` (the connector may front several). Errors come back
- * as gRPC status codes mapped from the cqvx error taxonomy, with the exact kind in the `cqvx-error`
- * trailing metadata. An RPC the venue does not support answers UNIMPLEMENTED.
+ * as gRPC status codes mapped from the cqvx error taxonomy, with the exact error (a
+ * cqc.venues.v1.VenueError) in the standard rich status details (google.rpc.Status in the
+ * `grpc-status-details-bin` trailer). An RPC the venue does not support answers UNIMPLEMENTED.
  *
  * @generated from service cqc.services.v1.VenueGateway
  */

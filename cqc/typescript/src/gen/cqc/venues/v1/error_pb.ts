@@ -10,10 +10,12 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cqc/venues/v1/error.proto.
  */
 export const file_cqc_venues_v1_error: GenFile = /*@__PURE__*/
-  fileDesc("ChljcWMvdmVudWVzL3YxL2Vycm9yLnByb3RvEg1jcWMudmVudWVzLnYxIqgBCgpWZW51ZUVycm9yEiYKBGtpbmQYASABKA4yGC5jcWMudmVudWVzLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJEg0KBXZlbnVlGAMgASgJEgwKBGNvZGUYBCABKAkSEwoLaHR0cF9zdGF0dXMYBSABKAUSEgoKcmV0cnlfc2FmZRgGIAEoCBIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAcgASgBKoADCglFcnJvcktpbmQSGgoWRVJST1JfS0lORF9VTlNQRUNJRklFRBAAEh0KGUVSUk9SX0tJTkRfQVVUSEVOVElDQVRJT04QARIZChVFUlJPUl9LSU5EX1BFUk1JU1NJT04QAhIeChpFUlJPUl9LSU5EX0lOVkFMSURfUkVRVUVTVBADEiEKHUVSUk9SX0tJTkRfSU5TVUZGSUNJRU5UX0ZVTkRTEAQSGAoURVJST1JfS0lORF9OT1RfRk9VTkQQBRIeChpFUlJPUl9LSU5EX0RVUExJQ0FURV9PUkRFUhAGEh0KGUVSUk9SX0tJTkRfT1JERVJfUkVKRUNURUQQBxIbChdFUlJPUl9LSU5EX1JBVEVfTElNSVRFRBAIEhoKFkVSUk9SX0tJTkRfVU5BVkFJTEFCTEUQCRIWChJFUlJPUl9LSU5EX1RJTUVPVVQQChIaChZFUlJPUl9LSU5EX1VOU1VQUE9SVEVEEAsSFAoQRVJST1JfS0lORF9QQVJTRRAMYgZwcm90bzM");
+  fileDesc("ChljcWMvdmVudWVzL3YxL2Vycm9yLnByb3RvEg1jcWMudmVudWVzLnYxIuUBCgpWZW51ZUVycm9yEiYKBGtpbmQYASABKA4yGC5jcWMudmVudWVzLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJEg0KBXZlbnVlGAMgASgJEgwKBGNvZGUYBCABKAkSEwoLaHR0cF9zdGF0dXMYBSABKAUSEgoKcmV0cnlfc2FmZRgGIAEoCBIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAcgASgBEhcKD2NsaWVudF9vcmRlcl9pZBgIIAEoCRIQCghvcmRlcl9pZBgJIAEoCRIQCghhdHRlbXB0cxgKIAEoBSqAAwoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABIdChlFUlJPUl9LSU5EX0FVVEhFTlRJQ0FUSU9OEAESGQoVRVJST1JfS0lORF9QRVJNSVNTSU9OEAISHgoaRVJST1JfS0lORF9JTlZBTElEX1JFUVVFU1QQAxIhCh1FUlJPUl9LSU5EX0lOU1VGRklDSUVOVF9GVU5EUxAEEhgKFEVSUk9SX0tJTkRfTk9UX0ZPVU5EEAUSHgoaRVJST1JfS0lORF9EVVBMSUNBVEVfT1JERVIQBhIdChlFUlJPUl9LSU5EX09SREVSX1JFSkVDVEVEEAcSGwoXRVJST1JfS0lORF9SQVRFX0xJTUlURUQQCBIaChZFUlJPUl9LSU5EX1VOQVZBSUxBQkxFEAkSFgoSRVJST1JfS0lORF9USU1FT1VUEAoSGgoWRVJST1JfS0lORF9VTlNVUFBPUlRFRBALEhQKEEVSUk9SX0tJTkRfUEFSU0UQDGIGcHJvdG8z");
 
 /**
- * A venue error, e.g. one item of a batch result.
+ * A venue error: one item of a batch result, and the error of a failed VenueGateway call, packed
+ * in the google.rpc.Status details of the `grpc-status-details-bin` trailer (the standard rich
+ * error model); the gRPC status code is the one the connector's table maps the kind to.
  *
  * @generated from message cqc.venues.v1.VenueError
  */
@@ -66,6 +68,28 @@ export type VenueError = Message<"cqc.venues.v1.VenueError"> & {
    * @generated from field: double retry_after_seconds = 7;
    */
   retryAfterSeconds: number;
+
+  /**
+   * Duplicate order: the client order id already in use (look the order up by it, never re-send).
+   *
+   * @generated from field: string client_order_id = 8;
+   */
+  clientOrderId: string;
+
+  /**
+   * Duplicate order: the venue's id of the existing order, when the venue said.
+   *
+   * @generated from field: string order_id = 9;
+   */
+  orderId: string;
+
+  /**
+   * How many times a lower layer already sent the request before giving up (0 or 1: once).
+   * Above 1 the retry owner spent its budget: callers must not retry the same failure again.
+   *
+   * @generated from field: int32 attempts = 10;
+   */
+  attempts: number;
 };
 
 /**

@@ -1,0 +1,389 @@
+"""A connector configured only by YAML + environment: venues by name through cqvx.venues.registry.
+
+The conformance suite runs against Coinbase's wire-level fake as a client sees it in production:
+``RemoteVenue`` -> connector (built from a YAML file whose credentials come from environment
+variables) -> ``CoinbaseClient`` -> fake.  The same process also serves the simulated venue and a
+second Coinbase account, each under its own name with its own key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Literal
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cqc.markets.v1 import orderbook_pb2
+from cqc.venues.v1 import order_pb2
+from cqvx.client import VenueClient
+from cqvx.errors import AuthenticationError
+from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
+from cqvx.testing.fake_coinbase import FakeCoinbase
+from cqvx.transport.ratelimit import limiters
+from cqvx.venues.coinbase import CoinbaseClient
+from opensqt.config import ConfigError
+from opensqt.connector import ConnectorServer, DialPolicy, RemoteVenue, StreamPolicy
+from opensqt.connector.settings import load_connector_settings
+
+pytestmark = pytest.mark.timeout(120)
+
+MAIN_KEY = "organizations/org-yaml/apiKeys/main"
+HEDGE_KEY = "organizations/org-yaml/apiKeys/hedge"
+DuplicateMode = Literal["return_existing", "reject"]
+FAST_DIAL = DialPolicy(initial=0.02, maximum=0.2, attempts=6, attempt_timeout=1.0)
+FAST_STREAM = StreamPolicy(initial=0.02, maximum=0.2)
+
+# Everything the connector knows comes from here and from the environment below.
+CONNECTOR_YAML = """\
+connector:
+  host: 127.0.0.1
+  port: 0
+  token: {env: YAML_CONNECTOR_TOKEN}
+  health_interval: 0.05
+  upstream_retry_initial: 0.01
+  upstream_retry_max: 0.05
+  grace: 0.5
+  validation_timeout: 5
+venues:
+  sim: {type: sim, seed: 7}
+  coinbase:
+    type: coinbase
+    rest_url: ${CB_URL}
+    ws_market_url: ${CB_WS_MARKET}
+    ws_user_url: ${CB_WS_USER}
+    retry_base_delay_s: 0.01
+    reconnect_initial_s: 0.02
+    reconnect_max_s: 0.1
+    heartbeat_timeout_s: 2.0
+    credentials:
+      key_name: {env: CB_MAIN_KEY_NAME}
+      key_secret: {env: CB_MAIN_KEY_SECRET}
+  cb-hedge:
+    type: coinbase
+    rest_url: ${CB_URL}
+    ws_market_url: ${CB_WS_MARKET}
+    ws_user_url: ${CB_WS_USER}
+    rate_limits: {private_rps: 5}
+    credentials:
+      key_name: ${CB_HEDGE_KEY_NAME}
+      key_secret: {file: "${CB_HEDGE_SECRET_FILE}"}
+"""
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    limiters.clear()
+    yield
+    limiters.clear()
+
+
+class YamlConnectorHarness(HarnessDefaults):
+    """RemoteVenue -> YAML-configured connector -> Coinbase fake."""
+
+    venue = "coinbase"
+    symbol = "BTC-USD"
+    timeout = 5.0
+    rate_limit_retries = True
+
+    def __init__(self, tmp: Path, duplicate_mode: DuplicateMode = "return_existing") -> None:
+        self._tmp = tmp
+        self._main = ec.generate_private_key(ec.SECP256R1())
+        self._hedge = ec.generate_private_key(ec.SECP256R1())
+        self.fake = FakeCoinbase(
+            keys={MAIN_KEY: self._main.public_key(), HEDGE_KEY: self._hedge.public_key()},
+            heartbeat_interval=0.2,
+            duplicate_mode=duplicate_mode,
+        )
+        self.server: ConnectorServer | None = None
+        self.venues: dict[str, VenueClient] = {}
+        self.env: dict[str, str] = {}
+        self._step = 0
+
+    async def start(self) -> None:
+        await self.fake.start()
+        secret_file = self._tmp / "cb_hedge.pem"
+        secret_file.write_text(_pem(self._hedge), encoding="utf-8")
+        config = self._tmp / "connector.yaml"
+        config.write_text(CONNECTOR_YAML, encoding="utf-8")
+        self.env = {
+            "YAML_CONNECTOR_TOKEN": "t0ken-from-env",
+            "CB_URL": self.fake.url,
+            "CB_WS_MARKET": self.fake.ws_market_url,
+            "CB_WS_USER": self.fake.ws_user_url,
+            "CB_MAIN_KEY_NAME": MAIN_KEY,
+            "CB_MAIN_KEY_SECRET": _pem(self._main),
+            "CB_HEDGE_KEY_NAME": HEDGE_KEY,
+            "CB_HEDGE_SECRET_FILE": str(secret_file),
+        }
+        settings = load_connector_settings(config, env=self.env)
+        self.venues = settings.build_venues()
+        for client in self.venues.values():
+            await client.__aenter__()
+        self.server = ConnectorServer(self.venues, settings.server, close_venues=True)
+        await self.server.start()
+
+    async def new_client(self, venue: str = "coinbase") -> VenueClient:
+        assert self.server is not None
+        return await RemoteVenue.connect(
+            self.server.address,
+            venue,
+            token=self.env["YAML_CONNECTOR_TOKEN"],
+            dial=FAST_DIAL,
+            stream_policy=FAST_STREAM,
+            timeout=self.timeout,
+        )
+
+    def resting_order(self, client_order_id: str) -> order_pb2.Order:
+        return order_pb2.Order(
+            client_order_id=client_order_id,
+            symbol="BTC-USD",
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_LIMIT,
+            time_in_force=order_pb2.TIME_IN_FORCE_GTC,
+            quantity="0.01",
+            price="40000",
+            post_only=True,
+        )
+
+    def unfundable_order(self, client_order_id: str) -> order_pb2.Order:
+        return order_pb2.Order(
+            client_order_id=client_order_id,
+            symbol="BTC-USD",
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_LIMIT,
+            quantity="1000",
+            price="40000",
+        )
+
+    async def rate_limit_next(self, n: int) -> None:
+        self.fake.rate_limit(times=n, retry_after=0.05)
+
+    async def rate_limits_served(self) -> int:
+        return self.fake.rate_limits_served
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return self.fake.orders_with_client_id(client_order_id)
+
+    async def drop_streams(self) -> None:
+        best_bid = max(self.fake.products["BTC-USD"].bids)
+        await self.fake.drop_ws()
+        await self.fake.push_l2("BTC-USD", bids=[(str(best_bid), "0")], publish=False)
+
+    async def make_book_gap(self) -> None:
+        self._step += 1
+        best_ask = min(self.fake.products["BTC-USD"].asks)
+        await self.fake.push_l2("BTC-USD", asks=[(str(best_ask), "0")], publish=False)
+        self.fake.inject_gap(1)
+        await self.fake.push_l2("BTC-USD", bids=[(str(49000 - self._step), "0.5")])
+
+    async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
+        p = self.fake.products["BTC-USD"]
+        lvl = orderbook_pb2.OrderBookLevel
+        return orderbook_pb2.OrderBook(
+            venue="coinbase",
+            symbol="BTC-USD",
+            bids=[
+                lvl(price=str(k), quantity=str(v)) for k, v in sorted(p.bids.items(), reverse=True)[:depth]
+            ],
+            asks=[lvl(price=str(k), quantity=str(v)) for k, v in sorted(p.asks.items())[:depth]],
+        )
+
+    async def emit_trade(self) -> None:
+        await self.fake.push_trade("BTC-USD", "50010", "0.01", "SELL")
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await asyncio.wait_for(self.server.stop(0), 10)
+        await self.fake.stop()
+
+
+@pytest.fixture
+async def yaml_harness(tmp_path: Path) -> AsyncIterator[YamlConnectorHarness]:
+    h = YamlConnectorHarness(tmp_path)
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+class TestYamlConnectorCoinbaseConformance(ConformanceSuite):
+    # The matrix row of the production path (RemoteVenue -> connector -> Coinbase), configured by YAML.
+    venue = "remote->connector->coinbase"
+
+    @pytest.fixture(params=["return_existing", "reject"])
+    async def harness(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> AsyncIterator[YamlConnectorHarness]:
+        h = YamlConnectorHarness(tmp_path, duplicate_mode=request.param)
+        await h.start()
+        try:
+            yield h
+        finally:
+            await h.close()
+
+
+async def test_one_process_serves_sim_and_two_coinbase_accounts(yaml_harness: YamlConnectorHarness) -> None:
+    served = yaml_harness.venues
+    assert sorted(served) == ["cb-hedge", "coinbase", "sim"]
+    main, hedge = served["coinbase"], served["cb-hedge"]
+    assert isinstance(main, CoinbaseClient) and isinstance(hedge, CoinbaseClient)
+    # Each account signs with its own key and so draws from its own private budget.
+    assert main.config.key_name == MAIN_KEY and hedge.config.key_name == HEDGE_KEY
+    assert hedge.config.private_rps == 5 and main.config.private_rps == 30
+    for name in ("coinbase", "cb-hedge", "sim"):
+        remote = await yaml_harness.new_client(name)
+        try:
+            assert remote.venue == name
+            assert await remote.get_balances()
+        finally:
+            await remote.aclose()
+    signers = {
+        pyjwt.decode(r.headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})[
+            "sub"
+        ]
+        for r in yaml_harness.fake.requests_to("/api/v3/brokerage/accounts")
+    }
+    assert signers == {MAIN_KEY, HEDGE_KEY}, "each account signed with its own key"
+
+
+async def test_token_from_the_environment_is_enforced(yaml_harness: YamlConnectorHarness) -> None:
+    assert yaml_harness.server is not None
+    with pytest.raises(AuthenticationError):
+        await RemoteVenue.connect(yaml_harness.server.address, "sim", token="wrong", dial=FAST_DIAL)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "connector.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (
+            "venues:\n  cb1:\n    type: coinbase\n"
+            "    credentials: {key_name: k, key_secret: {env: CB_KEY}}\n",
+            {},
+            "venues.cb1.credentials.key_secret: environment variable CB_KEY is not set",
+        ),
+        (
+            "venues:\n  cb1: {type: coinbase, rest_url: '${CB_URL}'}\n",
+            {},
+            "environment variable CB_URL is not set (at venues.cb1.rest_url)",
+        ),
+        ("venues:\n  x: {type: binance}\n", {}, "venues.x.type: unknown venue type 'binance'"),
+        ("venues:\n  x: {seed: 1}\n", {}, "venues.x.type: required"),
+        ("venues:\n  s: {type: sim, sede: 1}\n", {}, "venues.s.sede: unknown key"),
+        ("connector: {port: -1}\n", {}, "connector.port: must be >= 0"),
+        ("connector: {token: {env: NOPE}}\n", {}, "connector.token: environment variable NOPE is not set"),
+        (
+            "venues:\n  cb1: {type: coinbase, rate_limits: {private_rps: 0}}\n",
+            {},
+            "venues.cb1.rate_limits.private_rps: must be > 0",
+        ),
+    ],
+)
+def test_config_errors_name_the_key_path(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_connector_settings(_write(tmp_path, text), env=env)
+    assert message in str(info.value)
+
+
+def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
+    text = (
+        "venues:\n  cb1: {type: coinbase, credentials: {key_name: k, key_secret: 'hunter2-secret'}, x: 1}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_connector_settings(_write(tmp_path, text), env={})
+    assert "venues.cb1.x: unknown key" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_defaults_serve_the_sim_and_flags_override_the_file(tmp_path: Path) -> None:
+    settings = load_connector_settings(None, env={})
+    assert list(settings.venues) == ["sim"] and settings.server.token is None
+    path = _write(tmp_path, "connector: {port: 1234, token: {env: T}}\n")
+    settings = load_connector_settings(
+        path, overrides={"port": 0, "host": None}, env={"T": "x", "OPENSQT_CONNECTOR_TOKEN": "other"}
+    )
+    assert settings.server.port == 0
+    assert settings.server.token is not None and settings.server.token.reveal() == "x"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n", encoding="utf-8")
+    settings = load_connector_settings(path, token_file=token_file, env={"T": "x"})
+    assert settings.server.token is not None and settings.server.token.reveal() == "from-file"
+    # Without any token setting, the one default variable is read.
+    settings = load_connector_settings(None, env={"OPENSQT_CONNECTOR_TOKEN": "dflt"})
+    assert settings.server.token is not None and settings.server.token.reveal() == "dflt"
+
+
+def test_example_config_loads() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    env = {"COINBASE_API_KEY_NAME": "organizations/o/apiKeys/k", "COINBASE_API_KEY_SECRET": "s"}
+    settings = load_connector_settings(repo / "configs" / "connector.example.yaml", env=env)
+    kinds = {name: kind for name, (kind, _) in settings.venues.items()}
+    assert "sim" in kinds.values() and "coinbase" in kinds.values()
+
+
+ENGINE_YAML = """\
+trading: {symbol: BTC-USD, price_interval: 10, order_quantity: 20}
+venue:
+  kind: coinbase
+  settings:
+    rest_url: http://127.0.0.1:9
+    credentials: {key_name: legacy-key, key_kind: legacy, key_secret: {env: RUN_CB_SECRET}}
+"""
+
+
+async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opensqt.config import parse_config
+    from opensqt.engine.runner import build_client
+
+    # check-config already reads the section: a missing credential is a config error naming the key.
+    with pytest.raises(ConfigError, match=r"venue: settings\.credentials\.key_secret: environment variable"):
+        parse_config(ENGINE_YAML, env={})
+    with pytest.raises(ConfigError, match=r"venue: kind: unknown venue 'kraken' \(remote, coinbase, sim"):
+        parse_config(ENGINE_YAML.replace("kind: coinbase", "kind: kraken"), env={})
+    monkeypatch.setenv("RUN_CB_SECRET", "s3cret")
+    config = parse_config(ENGINE_YAML)
+    client = await build_client(config)
+    try:
+        assert isinstance(client, CoinbaseClient)
+        assert client.config.rest_url == "http://127.0.0.1:9" and client.config.key_secret is not None
+    finally:
+        await client.aclose()
+    sim = await build_client(
+        parse_config("trading: {symbol: BTC-USDT, price_interval: 10, order_quantity: 20}\n")
+    )
+    try:
+        assert sim.venue == "sim"
+    finally:
+        await sim.aclose()
+
+
+def test_a_dumped_engine_config_never_shows_an_expanded_credential() -> None:
+    from opensqt.config import parse_config
+
+    text = ENGINE_YAML.replace("{env: RUN_CB_SECRET}", "'${RUN_CB_SECRET}'")
+    config = parse_config(text, env={"RUN_CB_SECRET": "plain-s3cret"})
+    assert config.venue.settings["credentials"]["key_secret"] == "plain-s3cret"  # the runner gets it
+    dumped = json.dumps(config.model_dump(mode="json"))
+    assert "plain-s3cret" not in dumped and '"key_secret": "***"' in dumped
