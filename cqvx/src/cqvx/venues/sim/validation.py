@@ -9,11 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cqc.venues.v1 import order_pb2
-from cqvx.errors import (
-    InvalidRequest,
-    ParseError,
-    UnsupportedOperation,
-)
+from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import ZERO, dec, dec_str, floor_to
 from cqvx.venues.sim.config import InstrumentSpec
 from cqvx.venues.sim.market import InstrumentMarket
