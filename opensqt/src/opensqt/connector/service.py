@@ -59,14 +59,18 @@ _OK = grpc.StatusCode.OK
 
 
 def _check_decimal(value: str, field: str, *, positive: bool) -> None:
+    # cqvx.num.dec is the one parser (ASCII decimal grammar, bounded exponent); its message names the
+    # field and quotes a bounded excerpt of the input.
+    from cqvx.num import excerpt
+
     try:
         d = dec(value, field)
     except ParseError as err:
         raise InvalidRequest(err.message) from None
     if positive and d <= 0:
-        raise InvalidRequest(f"{field}: must be greater than zero, got {value!r}")
+        raise InvalidRequest(f"{field}: must be greater than zero, got {excerpt(value)}")
     if not positive and d < 0:
-        raise InvalidRequest(f"{field}: must not be negative, got {value!r}")
+        raise InvalidRequest(f"{field}: must not be negative, got {excerpt(value)}")
 
 
 def _check_order(order: order_pb2.Order, venue: str, path: str) -> order_pb2.Order:
