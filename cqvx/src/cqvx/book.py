@@ -69,6 +69,7 @@ from cqvx._book_side import (
     _varint,
 )
 from cqvx.errors import ParseError
+from cqvx.timeutil import timestamp_from_datetime
 
 __all__ = ["ApplyResult", "BookState", "Level", "OrderBookL2", "ResyncReason", "SequenceMode"]
 
@@ -488,8 +489,7 @@ class OrderBookL2:
         if timestamp is None:
             return
         if isinstance(timestamp, datetime):
-            ts = Timestamp()
-            ts.FromDatetime(timestamp)
+            ts = timestamp_from_datetime(timestamp)
             self._ts = (ts.seconds, ts.nanos)
         else:
             self._ts = (timestamp.seconds, timestamp.nanos)

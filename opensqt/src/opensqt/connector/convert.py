@@ -8,14 +8,13 @@ this module only carries the exact error (``VenueError.to_dict()``) beside it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.venues.v1 import error_pb2
+from cqvx import timeutil
 from cqvx.errors import (
     GRPC_METADATA_KEY,
     GRPC_STATUS,
@@ -85,14 +84,9 @@ def error_from_proto(msg: error_pb2.VenueError) -> VenueError:
     return cls(msg.message, venue=msg.venue, code=code, http_status=http_status, retry_safe=msg.retry_safe)
 
 
-def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return ts
-
-
-def to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+# The connector's names for the one Timestamp helper (cqvx.timeutil).
+timestamp = timeutil.timestamp_from_datetime
+to_datetime = timeutil.to_datetime
 
 
 def filter_to_request(venue: str, flt: OrderFilter | None) -> gw.ListOrdersRequest:

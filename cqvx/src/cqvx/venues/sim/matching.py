@@ -36,6 +36,7 @@ from cqvx.errors import (
     OrderRejected,
 )
 from cqvx.num import ZERO, dec_str
+from cqvx.timeutil import timestamp_from_ns as timestamp  # the sim's name; sim.client imports it
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
 from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
@@ -62,7 +63,6 @@ from cqvx.venues.sim.orders import (
     SimOrder,
     _Plan,
     _Side,
-    timestamp,
 )
 from cqvx.venues.sim.validation import _OrderChecks
 

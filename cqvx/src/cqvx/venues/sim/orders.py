@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.num import ZERO
 from cqvx.venues.sim.market import PublicTrade
@@ -42,10 +40,6 @@ _OPEN = frozenset({S_OPEN, S_PARTIAL})
 _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
 _MAX_CLIENT_ID = 64
-
-
-def timestamp(ns: int) -> Timestamp:
-    return Timestamp(seconds=ns // _NS, nanos=ns % _NS)
 
 
 class EventSink(Protocol):

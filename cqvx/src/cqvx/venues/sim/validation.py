@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import ZERO, dec, dec_str, floor_to
+from cqvx.timeutil import to_ns
 from cqvx.venues.sim.config import InstrumentSpec
 from cqvx.venues.sim.market import InstrumentMarket
 from cqvx.venues.sim.orders import (
@@ -128,7 +129,7 @@ class _OrderChecks:
         if tif == GTD:
             if not req.HasField("expires_at"):
                 raise InvalidRequest("a GTD order needs expires_at", venue=v)
-            expires = req.expires_at.ToNanoseconds()
+            expires = to_ns(req.expires_at)
             if expires <= now:
                 raise InvalidRequest("expires_at is in the past", venue=v)
         elif tif == DAY:

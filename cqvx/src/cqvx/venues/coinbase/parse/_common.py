@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqvx.errors import ParseError
 from cqvx.num import dec, dec_str
+from cqvx.timeutil import timestamp_of
 from cqvx.venues.coinbase.errors import VENUE
 
 T = TypeVar("T")
@@ -74,7 +75,7 @@ def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
     if not text:
         return None
     if text.isdigit():
-        return Timestamp(seconds=_unix_seconds(text, field))
+        return timestamp_of(_unix_seconds(text, field))
     mt = _RFC3339.match(text)
     if mt is None:
         raise ParseError(f"{field}: not an RFC 3339 time: {text[:40]!r}", venue=VENUE)
@@ -90,7 +91,7 @@ def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
         digits = zone[1:].replace(":", "")
         seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     nanos = int(frac.ljust(9, "0")) if frac else 0
-    return Timestamp(seconds=seconds, nanos=nanos)
+    return timestamp_of(seconds, nanos)
 
 
 _PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqvx.errors import ParseError
 from cqvx.num import dec
+from cqvx.timeutil import to_datetime
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase.errors import VENUE
 from cqvx.venues.coinbase.parse._common import (
@@ -39,7 +40,7 @@ def canonical_for_product(p: m.Product) -> str:
     expiry = timestamp(fd.contract_expiry, "contract_expiry")
     if expiry is None:
         raise ParseError(f"future {p.product_id}: no contract_expiry", venue=VENUE)
-    return f"{root}-{quote}-{expiry.ToDatetime().strftime('%Y%m%d')}"
+    return f"{root}-{quote}-{to_datetime(expiry).strftime('%Y%m%d')}"
 
 
 def instrument_from_product(p: m.Product) -> instrument_pb2.Instrument:

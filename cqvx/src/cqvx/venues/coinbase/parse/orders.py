@@ -9,6 +9,7 @@ import msgspec
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec, dec_str
+from cqvx.types import TERMINAL_STATUSES
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase.errors import VENUE, cancel_error, create_order_error
 from cqvx.venues.coinbase.parse._common import ToCanonical, _identity, dec_text, decode, timestamp
@@ -146,7 +147,7 @@ def order_from_model(o: m.Order, to_canonical: ToCanonical = _identity) -> order
         out.order_type = _TYPE.get(o.order_type.upper(), order_pb2.ORDER_TYPE_UNSPECIFIED)
     if not out.time_in_force:
         out.time_in_force = _TIF.get(o.time_in_force, order_pb2.TIME_IN_FORCE_UNSPECIFIED)
-    if out.status in _TERMINAL:
+    if out.status in TERMINAL_STATUSES:
         out.remaining_quantity = "0"
     elif out.quantity:
         out.remaining_quantity = dec_str(max(Decimal(out.quantity) - filled, Decimal(0)))
@@ -161,17 +162,6 @@ def order_from_model(o: m.Order, to_canonical: ToCanonical = _identity) -> order
         reason = o.reject_message or o.cancel_message or ""
     out.rejection_reason = reason[:200]
     return out
-
-
-_TERMINAL = frozenset(
-    {
-        order_pb2.ORDER_STATUS_FILLED,
-        order_pb2.ORDER_STATUS_CANCELLED,
-        order_pb2.ORDER_STATUS_REJECTED,
-        order_pb2.ORDER_STATUS_EXPIRED,
-        order_pb2.ORDER_STATUS_FAILED,
-    }
-)
 
 
 def order_from_json(data: bytes, to_canonical: ToCanonical = _identity) -> order_pb2.Order:

@@ -8,6 +8,8 @@ from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import ParseError
 from cqvx.num import dec, dec_str
+from cqvx.timeutil import CANDLE_SECONDS
+from cqvx.types import TERMINAL_STATUSES
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase.errors import VENUE
 from cqvx.venues.coinbase.parse._common import (
@@ -19,7 +21,7 @@ from cqvx.venues.coinbase.parse._common import (
     timestamp,
 )
 from cqvx.venues.coinbase.parse.market import _Lvl, candle_from_model, trade_from_model
-from cqvx.venues.coinbase.parse.orders import _TERMINAL, _TIF, _TYPE, _quote_asset, _side, _status
+from cqvx.venues.coinbase.parse.orders import _TIF, _TYPE, _quote_asset, _side, _status
 
 # --- WebSocket ------------------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ def ws_prices(env: m.Envelope, to_canonical: ToCanonical = _identity) -> list[pr
 
 # The candles channel pushes 5-minute candles (websocket-channels page).
 WS_CANDLE_INTERVAL = candle_pb2.CANDLE_INTERVAL_5MIN
-WS_CANDLE_WIDTH_S = 300
+WS_CANDLE_WIDTH_S = CANDLE_SECONDS[WS_CANDLE_INTERVAL]
 
 
 def ws_candles(env: m.Envelope, to_canonical: ToCanonical = _identity) -> list[candle_pb2.Candle]:
@@ -181,7 +183,7 @@ def ws_order_state(o: m.WsOrder, to_canonical: ToCanonical = _identity) -> order
         fee_asset=_quote_asset(o.product_id),
         rejection_reason=(o.reject_reason or o.cancel_reason)[:200],
     )
-    if out.status not in _TERMINAL:
+    if out.status not in TERMINAL_STATUSES:
         out.quantity = dec_str(filled + leaves)
     created = timestamp(o.creation_time, "creation_time")
     if created is not None:
