@@ -95,6 +95,7 @@ def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
 
 
 _PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_FAST_MAX = 40
 
 
 def dec_text(value: str | None, field: str) -> str:
@@ -106,7 +107,8 @@ def dec_text(value: str | None, field: str) -> str:
     """
     if not value:
         return ""
-    if _PLAIN_DECIMAL.fullmatch(value):
+    # At most 40 characters: the fast path then stays inside dec()'s magnitude bound (1e+/-40).
+    if len(value) <= _FAST_MAX and _PLAIN_DECIMAL.fullmatch(value):
         if "." in value:
             value = value.rstrip("0").rstrip(".")
         return value
