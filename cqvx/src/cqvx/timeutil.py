@@ -32,6 +32,7 @@ __all__ = [
     "timestamp_of",
     "to_datetime",
     "to_ns",
+    "to_seconds",
 ]
 
 NS_PER_SECOND: Final = 1_000_000_000
@@ -74,6 +75,11 @@ def to_datetime(ts: Timestamp) -> datetime:
 def to_ns(ts: Timestamp) -> int:
     """Timestamp -> epoch nanoseconds (exact)."""
     return ts.seconds * NS_PER_SECOND + ts.nanos
+
+
+def to_seconds(ts: Timestamp) -> float:
+    """Timestamp -> epoch seconds as a float (for clocks and rates, never for money)."""
+    return ts.seconds + ts.nanos / NS_PER_SECOND
 
 
 # cqc CandleInterval -> width in seconds.  A month has no fixed width and is not here.

@@ -48,6 +48,8 @@ PENDING_CLEANUP = {
     # cqvx.types.TERMINAL_STATUSES and cqvx.timeutil.candle_interval
     ("status", "opensqt/src/opensqt/engine/orchestrator.py"),
     ("candle", "opensqt/src/opensqt/engine/orchestrator.py"),
+    # float(ts.seconds) + ts.nanos / 1e9 (candle and trade times) -> cqvx.timeutil.to_seconds
+    ("timestamp", "opensqt/src/opensqt/engine/orchestrator.py"),
     # get_candles' default: c.open_time.ToDatetime(tzinfo=UTC) -> cqvx.timeutil.to_datetime
     ("timestamp", "cqvx/src/cqvx/testing/mock.py"),
 }
@@ -98,6 +100,15 @@ def _copies(tree: ast.AST) -> Iterator[tuple[str, int, str]]:
                 ):
                     yield "candle", node.lineno, "a candle interval <-> seconds table"
                     break
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            attrs = {
+                n.attr
+                for side in (node.left, node.right)
+                for n in ast.walk(side)
+                if isinstance(n, ast.Attribute)
+            }
+            if {"seconds", "nanos"} <= attrs:
+                yield "timestamp", node.lineno, "seconds + nanos arithmetic on a Timestamp"
         elif isinstance(node, ast.Call):
             func = _name(node.func)
             if func == "Timestamp" and (node.args or node.keywords):
@@ -148,6 +159,7 @@ def test_pending_cleanup_list_is_not_stale() -> None:
         ("ts.FromDatetime(moment)", "timestamp"),
         ("ms = ts.ToMilliseconds()", "timestamp"),
         ("r = execution_pb2.ExecutionReport(order_id=o.order_id)", "report"),
+        ("t = trade.timestamp.seconds + trade.timestamp.nanos / 1e9", "timestamp"),
     ],
 )
 def test_the_scan_recognises_a_copy(source: str, fact: str) -> None:

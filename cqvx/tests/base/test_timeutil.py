@@ -28,6 +28,7 @@ def test_naive_datetimes_are_utc_and_results_are_aware() -> None:
     back = timeutil.to_datetime(timeutil.timestamp_from_datetime(naive))
     assert back == aware and back.tzinfo is UTC
     assert timeutil.timestamp_from_ms(1_500) == timeutil.timestamp_of(1, 500_000_000)
+    assert timeutil.to_seconds(timeutil.timestamp_of(1, 500_000_000)) == 1.5
     assert abs(timeutil.to_datetime(timeutil.timestamp_now()) - datetime.now(UTC)) < timedelta(seconds=5)
 
 
