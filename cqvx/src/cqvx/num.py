@@ -4,25 +4,85 @@ Money is never a float.  Venue payloads carry numbers as strings (or, for a few 
 numbers); both become :class:`~decimal.Decimal` here and leave as canonical strings (no exponent,
 ``.`` separator, no trailing zeros after the point).  Rounding to tick and lot truncates toward the
 safe side: a quantity is never rounded up, a buy price never up, a sell price never down.
+
+:func:`dec` is THE parser for every decimal entering from outside (config, gRPC, venue payloads,
+replay files).  A string is accepted only if it is a plain ASCII decimal (the grammar below, checked
+with ``fullmatch``), so everything Python's ``Decimal()`` would also take is refused:
+
+    [+-]? ( digits [ "." digits? ] | "." digits ) [ ("e"|"E") [+-]? 1-2 digits ]     digits = [0-9]+
+
+* no surrounding whitespace, no non-ASCII digits (``Decimal("\u0661")`` is 1: an order for 1 BTC was
+  once placed from ``"\u0661"``), no underscores (``Decimal("1_000")`` is 1000), no NaN/Infinity;
+* an exponent is allowed, because venues send ``"1E-8"`` and ``str(Decimal)`` prints one, but only
+  with at most two digits, and the value's magnitude must stay within ``1e-40 .. 1e+40``
+  (``MAX_EXPONENT``; zero is always fine): no price, size or fee comes near either end, and printing
+  ``1e400`` without an exponent (:func:`dec_str`) would build a 400-digit string;
+* at most ``MAX_LENGTH`` characters.
+
+A refusal is :class:`~cqvx.errors.ParseError` naming the field and quoting at most the first 32
+characters of the input (``repr``); callers re-raise it as their own kind (the connector as
+``InvalidRequest`` naming the request field, the config loader as a ``ConfigError`` naming the key).
 """
 
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import Decimal
 
 from cqvx.errors import ParseError
 
-__all__ = ["ZERO", "dec", "dec_or_none", "dec_str", "floor_to", "round_price", "round_quantity"]
+__all__ = [
+    "MAX_EXPONENT",
+    "MAX_LENGTH",
+    "ZERO",
+    "dec",
+    "dec_or_none",
+    "dec_str",
+    "excerpt",
+    "floor_to",
+    "round_price",
+    "round_quantity",
+]
 
 ZERO = Decimal(0)
 # Venue numbers beyond this magnitude are garbage, and printing one without an exponent (dec_str)
 # would build a string of that many digits.
-_MAX_ADJUSTED = 1000
+MAX_EXPONENT = 40
+MAX_LENGTH = 100  # "0." + 60 nines is a real (token) quantity; 100 leaves room, a megabyte does not
+_GRAMMAR = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?")
+_BIG_EXPONENT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
+_NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
+_EXCERPT = 32
+
+
+def excerpt(value: str) -> str:
+    """A bounded, quoted excerpt of untrusted input for an error message."""
+    return repr(value[:_EXCERPT]) + ("..." if len(value) > _EXCERPT else "")
+
+
+def _refuse_text(value: str) -> str:
+    if value != value.strip():
+        return "surrounding whitespace"
+    if not value.isascii():
+        return "non-ASCII characters"
+    if "_" in value:
+        return "underscores"
+    if len(value) > MAX_LENGTH:
+        return f"longer than {MAX_LENGTH} characters"
+    if _BIG_EXPONENT.fullmatch(value):
+        return f"exponent out of range (beyond 1e+/-{MAX_EXPONENT})"
+    if value.lstrip("+-").lower() in _NON_FINITE:
+        return "not a finite number"
+    return "not a decimal number"
 
 
 def dec(value: object, field: str = "value", venue: str = "") -> Decimal:
-    """Parse a venue number into a finite Decimal, or raise :class:`ParseError` naming the field."""
+    """Parse an external number into a finite Decimal, or raise :class:`ParseError` naming the field.
+
+    Strings must match the module's grammar; ints and Decimals are taken as they are and floats by
+    their shortest repr; all must be finite and within ``MAX_EXPONENT``.
+    """
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, bool):  # bool is an int subclass; a venue never means True as 1
@@ -34,20 +94,17 @@ def dec(value: object, field: str = "value", venue: str = "") -> Decimal:
         result = Decimal(repr(value))
     elif isinstance(value, str):
         # The constructor is exact (a context's create_decimal would round past its precision, which
-        # can turn "0.99...9" into 1: a quantity rounded up).  Underscores are Python syntax, not a
-        # venue's.
-        try:
-            if "_" in value:
-                raise ValueError(value)
-            result = Decimal(value.strip())
-        except (decimal.InvalidOperation, ValueError):
-            raise ParseError(f"{field}: not a decimal number: {value[:40]!r}", venue=venue) from None
+        # can turn "0.99...9" into 1: a quantity rounded up).  The grammar runs first: the constructor
+        # also takes whitespace, underscores, non-ASCII digits, NaN and Infinity.
+        if len(value) > MAX_LENGTH or _GRAMMAR.fullmatch(value) is None:
+            raise ParseError(f"{field}: {_refuse_text(value)}: {excerpt(value)}", venue=venue)
+        result = Decimal(value)
     else:
         raise ParseError(f"{field}: expected a number, got {type(value).__name__}", venue=venue)
     if not result.is_finite():
         raise ParseError(f"{field}: not a finite number", venue=venue)
-    if result and abs(result.adjusted()) > _MAX_ADJUSTED:
-        raise ParseError(f"{field}: magnitude out of range", venue=venue)
+    if result and abs(result.adjusted()) > MAX_EXPONENT:
+        raise ParseError(f"{field}: magnitude out of range (beyond 1e+/-{MAX_EXPONENT})", venue=venue)
     return result
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
+from cqvx.timeutil import to_datetime
 
 __all__ = [
     "OPEN_STATUSES",
@@ -85,7 +86,7 @@ class OrderFilter:
         if self.side and order.side != self.side:
             return False
         if order.HasField("created_at"):
-            created = order.created_at.ToDatetime(tzinfo=UTC)
+            created = to_datetime(order.created_at)
             if self.start and created < _aware(self.start):
                 return False
             if self.end and created >= _aware(self.end):

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -33,7 +35,8 @@ from pydantic import (
     model_validator,
 )
 
-from cqvx.num import round_quantity
+from cqvx.errors import ParseError
+from cqvx.num import dec, excerpt, round_quantity
 
 __all__ = [
     "DEFAULT_PAPER_YAML",
@@ -66,6 +69,29 @@ class ConfigError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_decimals(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every Decimal field goes through the one parser, :func:`cqvx.num.dec` (ASCII, no "_",
+        bounded exponent); pydantic's own Decimal parsing takes an Arabic-Indic "1" as 1, and " 1_000 "."""
+        if info.field_name is None or value is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation is int and isinstance(value, str) and not _PLAIN_INT.fullmatch(value):
+            raise ValueError(f"not a plain integer: {excerpt(value)}")  # pydantic takes "1_000"
+        if not _is_decimal(annotation):
+            return value
+        try:
+            return dec(value)
+        except ParseError as exc:
+            raise ValueError(exc.message.removeprefix("value: ")) from None
+
+
+def _is_decimal(annotation: Any) -> bool:
+    return annotation is Decimal or (
+        isinstance(annotation, types.UnionType) and set(typing.get_args(annotation)) == {Decimal, type(None)}
+    )
 
 
 class TradingConfig(_Model):
@@ -268,14 +294,27 @@ class _DecimalLoader(yaml.SafeLoader):
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # YAML 1.1 floats include "1_000.5", ".inf" and "1:30.5" (base 60); only what cqvx.num.dec accepts
+    # becomes a number, the rest stays text for the field validators to refuse with the key path.
     text = str(loader.construct_scalar(node))
     try:
-        return Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        return loader.construct_yaml_float(node)  # .inf / .nan: rejected by the field validators
+        return dec(text)
+    except ParseError:
+        return text
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # YAML 1.1 ints include "1_000", "0x1F", "0o17", "010" (octal 8) and "1:30" (base 60): plain ASCII
+    # digits only, read in base 10; anything else stays text and is refused by the field's validator.
+    text = str(loader.construct_scalar(node))
+    return int(text, 10) if _PLAIN_INT.fullmatch(text) else text
+
+
+_PLAIN_INT = re.compile(r"[-+]?[0-9]+")
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_DecimalLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _message(err: Mapping[str, Any]) -> str:

@@ -335,6 +335,24 @@ async def test_validation_names_the_bad_field(mock: MockVenue, start_server: Any
     assert mock.call_count("place_order") == 0  # nothing invalid reached the venue
 
 
+@pytest.mark.parametrize("text", ["\u0661", " 1", "1 ", "1_000", "1e400", "1e-400", "NaN", "9" * 10_000])
+async def test_order_numbers_must_be_canonical_ascii_decimals(
+    text: str, mock: MockVenue, start_server: Any, stub_for: Any
+) -> None:
+    """Python's Decimal() reads each of these (the first as 1): the connector refuses them, naming the
+    field and quoting a bounded excerpt, and the venue never sees the order."""
+    server = await start_server(mock)
+    stub = stub_for(server.address)
+    order = builders.order(venue="mock")
+    order.quantity = text
+    with pytest.raises(aio.AioRpcError) as info:
+        await stub.PlaceOrder(gw.PlaceOrderRequest(venue="mock", order=order), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = str(info.value.details())
+    assert "order.quantity" in details and len(details) < 200
+    assert mock.call_count("place_order") == 0
+
+
 async def test_unsupported_rpcs_answer_unimplemented(
     mock: MockVenue, start_server: Any, connect: Any, stub_for: Any
 ) -> None:

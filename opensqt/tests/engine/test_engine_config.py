@@ -128,3 +128,40 @@ def test_base_quantity_never_exceeds_the_quote_amount(amount: Decimal, price: De
     assert qty * price <= amount
     assert (qty / lot) == (qty / lot).to_integral_value()
     assert (qty + lot) * price > amount  # the largest lot multiple that fits
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ('"\u0661"', "non-ASCII"),  # Arabic-Indic 1: pydantic's Decimal parsing says 1
+        ('" 30"', "whitespace"),
+        ("1_000", "underscores"),  # a YAML 1.1 int: PyYAML reads 1000
+        ("1_000.5", "underscores"),  # a YAML 1.1 float
+        ("1e400", "exponent"),
+        ('"1e-400"', "exponent"),
+        (".inf", "not a decimal"),
+        ("0x1e", "not a decimal"),  # YAML hex int: PyYAML reads 30
+        ("0:30", "not a decimal"),  # YAML base-60 int: PyYAML reads 30
+    ],
+)
+def test_config_decimals_are_canonical_ascii(value: str, problem: str) -> None:
+    text = MINIMAL.replace("price_interval: 2\n", f"price_interval: {value}\n")
+    assert text != MINIMAL
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    message = str(info.value)
+    assert message.startswith("trading.price_interval: ") and problem in message
+
+
+def test_config_decimal_from_the_environment_uses_the_same_parser() -> None:
+    text = MINIMAL.replace("price_interval: 2\n", "price_interval: ${STEP}\n")
+    assert parse_config(text, env={"STEP": "1E-2"}).trading.price_interval == Decimal("0.01")
+    with pytest.raises(ConfigError, match=r"trading\.price_interval: underscores"):
+        parse_config(text, env={"STEP": "1_0"})
+    with pytest.raises(ConfigError, match=r"http\.port: not a plain integer"):
+        parse_config(MINIMAL + "http:\n  port: ${PORT}\n", env={"PORT": "8_080"})
+
+
+def test_yaml_leading_zero_is_decimal_not_octal() -> None:
+    text = MINIMAL.replace("price_interval: 2\n", "price_interval: 010\n")
+    assert parse_config(text, env={}).trading.price_interval == 10

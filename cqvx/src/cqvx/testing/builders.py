@@ -27,6 +27,7 @@ from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, rfq_pb2
 from cqvx.num import dec_str
+from cqvx.timeutil import timestamp_from_datetime
 
 __all__ = [
     "DEFAULT_TIME",
@@ -70,10 +71,7 @@ def timestamp(moment: datetime | Timestamp | None = None) -> Timestamp:
     """A protobuf Timestamp (``None`` = :data:`DEFAULT_TIME`; naive datetimes are UTC)."""
     if isinstance(moment, Timestamp):
         return moment
-    ts = Timestamp()
-    m = moment or DEFAULT_TIME
-    ts.FromDatetime(m if m.tzinfo else m.replace(tzinfo=UTC))
-    return ts
+    return timestamp_from_datetime(moment or DEFAULT_TIME)
 
 
 def _value(field: Any, value: Any) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
-from cqvx.num import dec
+from cqvx.num import dec, excerpt
 
 __all__ = ["VenueSet", "check_decimal", "check_order", "check_symbol", "ref_ids", "unsupported"]
 
@@ -33,14 +33,16 @@ class VenueSet:
 
 
 def check_decimal(value: str, field: str, *, positive: bool) -> None:
+    # cqvx.num.dec is the one parser (ASCII decimal grammar, bounded exponent); its message names the
+    # field and quotes a bounded excerpt of the input.
     try:
         d = dec(value, field)
     except ParseError as err:
         raise InvalidRequest(err.message) from None
     if positive and d <= 0:
-        raise InvalidRequest(f"{field}: must be greater than zero, got {value!r}")
+        raise InvalidRequest(f"{field}: must be greater than zero, got {excerpt(value)}")
     if not positive and d < 0:
-        raise InvalidRequest(f"{field}: must not be negative, got {value!r}")
+        raise InvalidRequest(f"{field}: must not be negative, got {excerpt(value)}")
 
 
 def check_order(order: order_pb2.Order, venue: str, path: str) -> order_pb2.Order:

@@ -5,25 +5,18 @@ Errors have their own module, :mod:`opensqt.connector.errors` (the one wire form
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 
-from google.protobuf import timestamp_pb2
-
 from cqc.services.v1 import venue_gateway_pb2 as gw
+from cqvx import timeutil
 from cqvx.types import OrderFilter
 
 __all__ = ["filter_from_request", "filter_to_request", "timestamp", "to_datetime"]
 
 
-def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return ts
-
-
-def to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+# The connector's names for the one Timestamp helper (cqvx.timeutil).
+timestamp = timeutil.timestamp_from_datetime
+to_datetime = timeutil.to_datetime
 
 
 def filter_to_request(venue: str, flt: OrderFilter | None) -> gw.ListOrdersRequest:

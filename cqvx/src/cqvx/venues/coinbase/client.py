@@ -26,9 +26,9 @@ import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry
 
-from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
-from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.client import capabilities_of, check_order_ref
 from cqvx.errors import (
@@ -42,17 +42,17 @@ from cqvx.errors import (
     VenueError,
     redact,
 )
-from cqvx.num import dec, dec_str
 from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.coinbase import endpoints as ep
-from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
+from cqvx.venues.coinbase.account import _Account
 from cqvx.venues.coinbase.auth import CoinbaseAuth
 from cqvx.venues.coinbase.config import CoinbaseConfig
 from cqvx.venues.coinbase.errors import VENUE, http_error_mapper
+from cqvx.venues.coinbase.market_data import _MarketData
 from cqvx.venues.coinbase.stream import CoinbaseStreams
 
 __all__ = ["CoinbaseClient"]
@@ -70,7 +70,7 @@ def _rfc3339(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class CoinbaseClient:
+class CoinbaseClient(_Account, _MarketData):
     """Coinbase Advanced Trade over REST + WebSocket; returns cqc messages, raises the cqvx taxonomy."""
 
     def __init__(
@@ -478,69 +478,7 @@ class CoinbaseClient:
                 return out
             seen.add(cursor)
 
-    # --- account ------------------------------------------------------------------------------------
-
-    async def get_balances(self) -> list[balance_pb2.Balance]:
-        """Every account, all pages (``limit`` up to 250, cursor until ``has_next`` is false)."""
-        out: list[balance_pb2.Balance] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
-            if cursor:
-                params.append(("cursor", cursor))
-            resp = await self._get(ep.ACCOUNTS, "/accounts", params)
-            balances, cursor = parse.accounts_from_json(resp.body)
-            out.extend(balances)
-            if cursor is None or cursor in seen:
-                return out
-            seen.add(cursor)
-
-    # --- futures (US derivatives, CFM) ----------------------------------------------------------------
-
-    async def _learn_products(self, product_ids: Sequence[str]) -> None:
-        """Load the products behind ids we cannot map yet: futures product ids (``BIP-20DEC30-CDE``)
-        are not canonical, so positions need their canonical id and contract size first."""
-        unknown = sorted({p for p in product_ids if p not in self._to_canon})
-        if not unknown:
-            return
-        path, private = self._market(ep.PRODUCTS)
-        params: list[tuple[str, str | int]] = [("product_ids", p) for p in unknown]
-        params.append(("product_type", "FUTURE"))
-        resp = await self._get(path, "/products", params, private=private)
-        self._learn(parse.products_from_json(resp.body))
-
-    def _learn(self, instruments: Sequence[instrument_pb2.Instrument]) -> None:
-        for inst in instruments:
-            self._to_canon[inst.venue_symbol] = inst.symbol
-            self._to_product[inst.symbol] = inst.venue_symbol
-            if inst.contract_size and inst.instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
-                self._contract_size[inst.venue_symbol] = dec(inst.contract_size, "contract_size")
-
-    async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
-        """Open futures positions of the US-derivatives (CFM) account, canonical symbols.
-
-        One known symbol: ``GET /cfm/positions/{product_id}``; otherwise ``GET /cfm/positions``,
-        filtered locally.  Quantities are base units (contracts x contract size).
-        """
-        if symbols and len(symbols) == 1 and symbols[0] in self._to_product:
-            try:
-                resp = await self._get(ep.cfm_position_path(self._to_product[symbols[0]]), ep.R_CFM_POSITION)
-            except NotFound:
-                return []
-            one = parse.decode(resp.body, m.FcmPositionResponse).position
-            raw = [one] if one is not None and one.product_id else []
-        else:
-            resp = await self._get(ep.CFM_POSITIONS, ep.R_CFM_POSITIONS)
-            raw = parse.decode(resp.body, m.FcmPositionsResponse).positions
-        await self._learn_products([p.product_id for p in raw])
-        out = [
-            parse.position_from_fcm(p, self.to_canonical, self._contract_size.get(p.product_id)) for p in raw
-        ]
-        if symbols:
-            wanted = set(symbols)
-            out = [p for p in out if p.symbol in wanted]
-        return out
+    # --- positions (reads: cqvx.venues.coinbase.account; market data: .market_data) ------------------
 
     def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
         """Position changes, by polling ``GET /cfm/positions`` every ``config.positions_poll_s``.
@@ -581,115 +519,6 @@ class CoinbaseClient:
                     yield flat
                 last = now
             await asyncio.sleep(self.config.positions_poll_s)
-
-    async def get_futures_balance_summary(self) -> parse.FuturesBalanceSummary:
-        """``GET /cfm/balance_summary``: the futures account's USD balance, margins and buying power
-        (``.balance()`` gives it as a cqc Balance of type FUTURES)."""
-        resp = await self._get(ep.CFM_BALANCE_SUMMARY, ep.R_CFM_BALANCE_SUMMARY)
-        return parse.futures_balance_from_json(resp.body)
-
-    # --- market data --------------------------------------------------------------------------------
-
-    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
-        path, private = self._market(ep.PRODUCTS)
-        params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
-        resp = await self._get(path, "/products", params, private=private)
-        instruments = parse.products_from_json(resp.body)
-        self._learn(instruments)
-        if symbols:
-            wanted = set(symbols)
-            instruments = [i for i in instruments if i.symbol in wanted]
-        return instruments
-
-    async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
-        path, private = self._market(ep.PRODUCT_BOOK)
-        resp = await self._get(
-            path,
-            "/product_book",
-            [("product_id", self.product_id(symbol)), ("limit", depth)],
-            private=private,
-        )
-        book = parse.book_from_json(resp.body, self.to_canonical, depth)
-        book.symbol = symbol
-        return book
-
-    async def get_best_bid_ask(self, symbols: Sequence[str]) -> list[price_pb2.Price]:
-        """``GET /best_bid_ask`` (repeated ``product_ids``; needs keys)."""
-        params = [("product_ids", self.product_id(s)) for s in symbols]
-        resp = await self._get(ep.BEST_BID_ASK, "/best_bid_ask", params)
-        return parse.best_bid_ask_from_json(resp.body, self.to_canonical)
-
-    async def get_market_trades(self, symbol: str, limit: int = 100) -> list[trade_pb2.Trade]:
-        path, private = self._market(ep.ticker_path(self.product_id(symbol)))
-        resp = await self._get(path, ep.R_TICKER, [("limit", limit)], private=private)
-        trades = parse.market_trades_from_json(resp.body, self.to_canonical)
-        for t in trades:
-            t.symbol = symbol
-        return trades
-
-    async def get_latest_price(self, symbol: str) -> price_pb2.Price:
-        path, private = self._market(ep.ticker_path(self.product_id(symbol)))
-        resp = await self._get(path, ep.R_TICKER, [("limit", 1)], private=private)
-        data = parse.decode(resp.body, m.TickerResponse)
-        price = price_pb2.Price(venue=VENUE, symbol=symbol)
-        if data.best_bid:
-            price.bid = parse.dec_text(data.best_bid, "best_bid")
-        if data.best_ask:
-            price.ask = parse.dec_text(data.best_ask, "best_ask")
-        if data.trades:
-            last = parse.trade_from_model(data.trades[0])
-            price.last = last.price
-            price.timestamp.CopyFrom(last.timestamp)
-        elif price.bid and price.ask:
-            price.last = dec_str((dec(price.bid) + dec(price.ask)) / 2)
-        return price
-
-    async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
-        path, private = self._market(ep.PRODUCTS)
-        params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
-        resp = await self._get(path, "/products", params, private=private)
-        out = []
-        for p in parse.decode(resp.body, m.ProductsResponse).products:
-            symbol = self.to_canonical(p.product_id)
-            if symbols and symbol not in symbols:
-                continue
-            out.append(
-                price_pb2.Ticker(
-                    venue=VENUE,
-                    symbol=symbol,
-                    last=parse.dec_text(p.price, "price"),
-                    volume_24h=parse.dec_text(p.volume_24h, "volume_24h"),
-                )
-            )
-        return out
-
-    async def get_candles(
-        self,
-        symbol: str,
-        interval: int,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[candle_pb2.Candle]:
-        gran = ep.GRANULARITY.get(interval)
-        if gran is None:
-            raise InvalidRequest(f"candle interval {interval} is not offered by Coinbase", venue=VENUE)
-        name, width = gran
-        now = int(time.time())
-        end_s = int((end or datetime.now(UTC)).timestamp())
-        count = min(limit or ep.MAX_CANDLES, ep.MAX_CANDLES)
-        start_s = int(start.timestamp()) if start else end_s - count * width
-        path, private = self._market(ep.candles_path(self.product_id(symbol)))
-        out: list[candle_pb2.Candle] = []
-        chunk_start = start_s
-        while chunk_start < end_s:
-            chunk_end = min(end_s, chunk_start + ep.MAX_CANDLES * width)
-            params = [("start", chunk_start), ("end", chunk_end), ("granularity", name)]
-            resp = await self._get(path, ep.R_CANDLES, params, private=private)
-            out.extend(parse.candles_from_json(resp.body, symbol, interval, width, now))
-            chunk_start = chunk_end
-        out.sort(key=lambda c: c.open_time.seconds)
-        return out[-limit:] if limit else out
 
     # --- streams (cqvx.venues.coinbase.stream) ---------------------------------------------------------
 

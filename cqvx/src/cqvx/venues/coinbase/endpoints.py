@@ -11,9 +11,11 @@ from typing import Any
 
 import msgspec
 
+from cqc.markets.v1 import candle_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, dec_str
+from cqvx.timeutil import CANDLE_SECONDS
 
 __all__ = [
     "ACCOUNTS",
@@ -63,16 +65,18 @@ R_CFM_POSITION = "/cfm/positions/{product_id}"
 R_CFM_BALANCE_SUMMARY = "/cfm/balance_summary"
 
 # cqc CandleInterval -> Advanced Trade granularity (candles endpoint enum; venues.md §1.4).
-GRANULARITY: dict[int, tuple[str, int]] = {
-    1: ("ONE_MINUTE", 60),
-    2: ("FIVE_MINUTE", 300),
-    3: ("FIFTEEN_MINUTE", 900),
-    4: ("THIRTY_MINUTE", 1800),
-    5: ("ONE_HOUR", 3600),
-    11: ("TWO_HOUR", 7200),
-    12: ("SIX_HOUR", 21600),
-    7: ("ONE_DAY", 86400),
+# Widths come from the one candle table (cqvx.timeutil).
+_GRANULARITY_NAMES: dict[int, str] = {
+    candle_pb2.CANDLE_INTERVAL_1MIN: "ONE_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_5MIN: "FIVE_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_15MIN: "FIFTEEN_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_30MIN: "THIRTY_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_1HOUR: "ONE_HOUR",
+    candle_pb2.CANDLE_INTERVAL_2HOUR: "TWO_HOUR",
+    candle_pb2.CANDLE_INTERVAL_6HOUR: "SIX_HOUR",
+    candle_pb2.CANDLE_INTERVAL_1DAY: "ONE_DAY",
 }
+GRANULARITY: dict[int, tuple[str, int]] = {i: (n, CANDLE_SECONDS[i]) for i, n in _GRANULARITY_NAMES.items()}
 # The candles endpoint returns at most 350 candles per request (REST reference, Get Product Candles).
 MAX_CANDLES = 350
 

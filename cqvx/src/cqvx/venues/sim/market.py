@@ -18,10 +18,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-from cqc.markets.v1 import candle_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError
 from cqvx.num import ZERO, dec, floor_to
+from cqvx.timeutil import CANDLE_SECONDS
 from cqvx.venues.sim.clock import to_ns
 from cqvx.venues.sim.config import InstrumentSpec, MarketModel
 
@@ -38,20 +38,6 @@ _NS = 1_000_000_000
 _YEAR_S = 365 * 86_400
 BUY = order_pb2.ORDER_SIDE_BUY
 SELL = order_pb2.ORDER_SIDE_SELL
-
-CANDLE_SECONDS: dict[int, int] = {
-    candle_pb2.CANDLE_INTERVAL_1SEC: 1,
-    candle_pb2.CANDLE_INTERVAL_1MIN: 60,
-    candle_pb2.CANDLE_INTERVAL_5MIN: 300,
-    candle_pb2.CANDLE_INTERVAL_15MIN: 900,
-    candle_pb2.CANDLE_INTERVAL_30MIN: 1800,
-    candle_pb2.CANDLE_INTERVAL_1HOUR: 3600,
-    candle_pb2.CANDLE_INTERVAL_2HOUR: 7200,
-    candle_pb2.CANDLE_INTERVAL_4HOUR: 14_400,
-    candle_pb2.CANDLE_INTERVAL_6HOUR: 21_600,
-    candle_pb2.CANDLE_INTERVAL_1DAY: 86_400,
-    candle_pb2.CANDLE_INTERVAL_1WEEK: 604_800,
-}
 
 
 def candle_seconds(interval: int) -> int:

@@ -22,16 +22,11 @@ asset; reduce-only orders hold nothing.  Each fill releases its share and pays t
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Protocol
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import (
@@ -39,165 +34,42 @@ from cqvx.errors import (
     InvalidRequest,
     NotFound,
     OrderRejected,
-    ParseError,
-    UnsupportedOperation,
 )
-from cqvx.num import ZERO, dec, dec_str, floor_to
+from cqvx.num import ZERO, dec_str
+from cqvx.timeutil import timestamp_from_ns as timestamp  # the sim's name; sim.client imports it
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
 from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
+from cqvx.venues.sim.orders import (
+    BUY,
+    E_CANCELLED,
+    E_EXPIRED,
+    E_NEW,
+    E_REJECTED,
+    E_TRADE,
+    FOK,
+    IOC,
+    LIMIT,
+    MAKER,
+    MARKET,
+    S_CANCELLED,
+    S_EXPIRED,
+    S_FILLED,
+    S_PARTIAL,
+    S_REJECTED,
+    SELL,
+    TAKER,
+    EventSink,
+    SimOrder,
+    _Plan,
+    _Side,
+)
+from cqvx.venues.sim.validation import _OrderChecks
 
-__all__ = ["EventSink", "MatchingEngine", "SimOrder", "timestamp"]
-
-BUY = order_pb2.ORDER_SIDE_BUY
-SELL = order_pb2.ORDER_SIDE_SELL
-LIMIT = order_pb2.ORDER_TYPE_LIMIT
-MARKET = order_pb2.ORDER_TYPE_MARKET
-GTC = order_pb2.TIME_IN_FORCE_GTC
-IOC = order_pb2.TIME_IN_FORCE_IOC
-FOK = order_pb2.TIME_IN_FORCE_FOK
-GTD = order_pb2.TIME_IN_FORCE_GTD
-DAY = order_pb2.TIME_IN_FORCE_DAY
-S_OPEN = order_pb2.ORDER_STATUS_OPEN
-S_PARTIAL = order_pb2.ORDER_STATUS_PARTIALLY_FILLED
-S_FILLED = order_pb2.ORDER_STATUS_FILLED
-S_CANCELLED = order_pb2.ORDER_STATUS_CANCELLED
-S_EXPIRED = order_pb2.ORDER_STATUS_EXPIRED
-S_REJECTED = order_pb2.ORDER_STATUS_REJECTED
-E_NEW = execution_pb2.EXECUTION_TYPE_NEW
-E_TRADE = execution_pb2.EXECUTION_TYPE_TRADE
-E_CANCELLED = execution_pb2.EXECUTION_TYPE_CANCELLED
-E_EXPIRED = execution_pb2.EXECUTION_TYPE_EXPIRED
-E_REJECTED = execution_pb2.EXECUTION_TYPE_REJECTED
-MAKER = execution_pb2.LIQUIDITY_SIDE_MAKER
-TAKER = execution_pb2.LIQUIDITY_SIDE_TAKER
-_OPEN = frozenset({S_OPEN, S_PARTIAL})
-_NS = 1_000_000_000
-_DAY_NS = 86_400 * _NS
-_MAX_CLIENT_ID = 64
+__all__ = ["BUY", "SELL", "EventSink", "MatchingEngine", "SimOrder", "timestamp"]
 
 
-def timestamp(ns: int) -> Timestamp:
-    return Timestamp(seconds=ns // _NS, nanos=ns % _NS)
-
-
-class EventSink(Protocol):
-    """Where the engine's events go (the client fans them out to stream subscribers)."""
-
-    def wants_reports(self) -> bool: ...
-
-    def report(self, report: execution_pb2.ExecutionReport) -> None: ...
-
-    def public_trade(self, trade: PublicTrade) -> None: ...
-
-
-@dataclass(slots=True, eq=False)
-class SimOrder:
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: order_pb2.OrderSide.ValueType
-    order_type: order_pb2.OrderType.ValueType
-    tif: order_pb2.TimeInForce.ValueType
-    price: Decimal | None
-    quantity: Decimal
-    post_only: bool
-    reduce_only: bool
-    created_ns: int
-    arrival: int
-    expires_ns: int | None = None
-    strategy_id: str = ""
-    account_id: str = ""
-    quote_quantity: Decimal | None = None
-    status: order_pb2.OrderStatus.ValueType = S_OPEN
-    filled: Decimal = ZERO
-    cost: Decimal = ZERO
-    fees: Decimal = ZERO
-    updated_ns: int = 0
-    queue_ahead: Decimal = ZERO
-    lock_asset: str = ""
-    lock_remaining: Decimal = ZERO
-    # Hold released per filled base unit: (reserve_price or fill price) * reserve_rate, or 1 unit of
-    # base for spot sells (reserve_rate None).
-    reserve_price: Decimal | None = None
-    reserve_rate: Decimal | None = None
-    reason: str = ""
-    exec_seq: int = 0
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.quantity - self.filled
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in _OPEN
-
-    @property
-    def average_price(self) -> Decimal | None:
-        return self.cost / self.filled if self.filled else None
-
-
-class _Side:
-    """Our resting orders on one side of one symbol: price levels in a sorted list, FIFO per level."""
-
-    __slots__ = ("is_bid", "levels", "prices")
-
-    def __init__(self, is_bid: bool) -> None:
-        self.is_bid = is_bid
-        self.prices: list[Decimal] = []
-        self.levels: dict[Decimal, list[SimOrder]] = {}
-
-    def add(self, order: SimOrder) -> None:
-        assert order.price is not None
-        level = self.levels.get(order.price)
-        if level is None:
-            level = self.levels[order.price] = []
-            bisect.insort(self.prices, order.price)
-        level.append(order)
-
-    def remove(self, order: SimOrder) -> None:
-        if order.price is None:
-            return
-        level = self.levels.get(order.price)
-        if level is None or order not in level:
-            return
-        level.remove(order)
-        if not level:
-            del self.levels[order.price]
-            del self.prices[bisect.bisect_left(self.prices, order.price)]
-
-    def best(self) -> Decimal | None:
-        if not self.prices:
-            return None
-        return self.prices[-1] if self.is_bid else self.prices[0]
-
-    def crossed_by(self, price: Decimal, inclusive: bool) -> Iterator[Decimal]:
-        """Levels a public trade at ``price`` reaches, best first (a copy: fills mutate the book)."""
-        if self.is_bid:
-            i = (
-                bisect.bisect_left(self.prices, price)
-                if inclusive
-                else bisect.bisect_right(self.prices, price)
-            )
-            return iter(self.prices[i:][::-1])
-        i = bisect.bisect_right(self.prices, price) if inclusive else bisect.bisect_left(self.prices, price)
-        return iter(self.prices[:i])
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self.levels.values())
-
-
-@dataclass(slots=True)
-class _Plan:
-    fills: list[tuple[Decimal, Decimal]]
-    self_trade: bool
-
-    @property
-    def quantity(self) -> Decimal:
-        return sum((q for _, q in self.fills), ZERO)
-
-
-class MatchingEngine:
+class MatchingEngine(_OrderChecks):
     def __init__(
         self,
         config: SimConfig,
@@ -268,168 +140,6 @@ class MatchingEngine:
         self.leverage[symbol] = leverage
         if pos is not None:
             pos.leverage = leverage
-
-    # -- validation ---------------------------------------------------------------------------------
-
-    def _num(self, text: str, field: str) -> Decimal | None:
-        if not text:
-            return None
-        try:
-            return dec(text, field, self.venue)
-        except ParseError as exc:
-            raise InvalidRequest(exc.message, venue=self.venue) from None
-
-    def _validate(self, req: order_pb2.Order) -> tuple[InstrumentSpec, SimOrder]:
-        v = self.venue
-        spec = self.spec(req.symbol)
-        if req.side not in (BUY, SELL):
-            raise InvalidRequest("side must be BUY or SELL", venue=v)
-        if req.order_type in (
-            order_pb2.ORDER_TYPE_STOP_MARKET,
-            order_pb2.ORDER_TYPE_STOP_LIMIT,
-            order_pb2.ORDER_TYPE_TRAILING_STOP,
-        ):
-            raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
-        if req.order_type not in (LIMIT, MARKET):
-            raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
-        cid = req.client_order_id
-        if len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
-            raise InvalidRequest(f"client_order_id must be at most {_MAX_CLIENT_ID} printable characters")
-        qty = self._num(req.quantity, "quantity")
-        quote_qty = self._num(req.quote_quantity, "quote_quantity")
-        price = self._num(req.price, "price")
-        tif = req.time_in_force or (IOC if req.order_type == MARKET else GTC)
-        if req.order_type == MARKET:
-            if price is not None:
-                raise InvalidRequest("a market order takes no price", venue=v)
-            if tif not in (IOC, FOK):
-                raise InvalidRequest("a market order is IOC or FOK", venue=v)
-            if req.post_only:
-                raise InvalidRequest("a market order cannot be post-only", venue=v)
-        else:
-            if price is None or price <= 0:
-                raise InvalidRequest("a limit order needs a positive price", venue=v)
-            if floor_to(price, spec.tick_size) != price:  # exact; `%` raises past 28 digits
-                raise InvalidRequest(
-                    f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
-                    venue=v,
-                )
-            if req.post_only and tif in (IOC, FOK):
-                raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
-        if quote_qty is not None:
-            if req.order_type != MARKET or req.side != BUY or spec.is_perpetual or qty is not None:
-                raise InvalidRequest("quote_quantity is only for spot market buys without quantity", venue=v)
-            if quote_qty <= 0:
-                raise InvalidRequest("quote_quantity must be positive", venue=v)
-            if quote_qty < spec.min_notional:
-                raise InvalidRequest(
-                    f"min notional: {dec_str(quote_qty)} is below {dec_str(spec.min_notional)}", venue=v
-                )
-            qty = ZERO
-        else:
-            if qty is None or qty <= 0:
-                raise InvalidRequest("quantity must be positive", venue=v)
-            if floor_to(qty, spec.lot_size) != qty:
-                raise InvalidRequest(
-                    f"lot size: quantity {dec_str(qty)} is not a multiple of {dec_str(spec.lot_size)}",
-                    venue=v,
-                )
-            if qty < spec.min_quantity:
-                raise InvalidRequest(
-                    f"min quantity: {dec_str(qty)} is below {dec_str(spec.min_quantity)}", venue=v
-                )
-            if qty > spec.max_quantity:
-                raise InvalidRequest(
-                    f"max quantity: {dec_str(qty)} is above {dec_str(spec.max_quantity)}", venue=v
-                )
-            ref = price if price is not None else self.markets[spec.symbol].mid
-            if ref * qty < spec.min_notional:
-                raise InvalidRequest(
-                    f"min notional: {dec_str(ref * qty)} is below {dec_str(spec.min_notional)}", venue=v
-                )
-        if req.reduce_only and not spec.is_perpetual:
-            raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
-        now = self.now_ns()
-        expires: int | None = None
-        if tif == GTD:
-            if not req.HasField("expires_at"):
-                raise InvalidRequest("a GTD order needs expires_at", venue=v)
-            expires = req.expires_at.ToNanoseconds()
-            if expires <= now:
-                raise InvalidRequest("expires_at is in the past", venue=v)
-        elif tif == DAY:
-            expires = now - now % _DAY_NS + _DAY_NS
-        elif tif not in (GTC, IOC, FOK):
-            raise InvalidRequest(f"time_in_force {tif} is not supported", venue=v)
-        order = SimOrder(
-            order_id="",
-            client_order_id=cid,
-            symbol=spec.symbol,
-            side=req.side,
-            order_type=req.order_type,
-            tif=tif,
-            price=price,
-            quantity=qty or ZERO,
-            post_only=req.post_only,
-            reduce_only=req.reduce_only,
-            created_ns=now,
-            updated_ns=now,
-            arrival=0,
-            expires_ns=expires,
-            strategy_id=req.strategy_id,
-            account_id=req.account_id,
-            quote_quantity=quote_qty,
-        )
-        return spec, order
-
-    # -- taker planning -----------------------------------------------------------------------------
-
-    def _plan(self, order: SimOrder, spec: InstrumentSpec) -> _Plan:
-        market = self.markets[order.symbol]
-        bids, asks = self._books[order.symbol]
-        opposite = asks if order.side == BUY else bids
-        own = opposite.best()
-        is_buy = order.side == BUY
-        levels = market.levels(SELL if is_buy else BUY, market.model.levels)
-        fills: list[tuple[Decimal, Decimal]] = []
-        left = order.quantity
-        budget = order.quote_quantity
-        fee_factor = 1 + spec.taker_fee
-        self_trade = False
-        for price, size in levels:
-            if order.price is not None and (price > order.price if is_buy else price < order.price):
-                break
-            if own is not None and (price > own if is_buy else price < own):
-                self_trade = True
-                break
-            if budget is not None:
-                take = (budget / (price * fee_factor) // spec.lot_size) * spec.lot_size
-                take = min(take, size)
-                if take <= 0:
-                    break
-                budget -= take * price * fee_factor
-            else:
-                take = min(size, left)
-                left -= take
-            fills.append((price, take))
-            if budget is None and not left:
-                break
-        else:
-            if own is not None and (
-                order.price is None or (own <= order.price if is_buy else own >= order.price)
-            ):
-                self_trade = True
-        return _Plan(fills, self_trade)
-
-    def _would_cross(self, order: SimOrder) -> bool:
-        market = self.markets[order.symbol]
-        bids, asks = self._books[order.symbol]
-        assert order.price is not None
-        if order.side == BUY:
-            own = asks.best()
-            return order.price >= market.best_ask or (own is not None and order.price >= own)
-        own = bids.best()
-        return order.price <= market.best_bid or (own is not None and order.price <= own)
 
     # -- placement ----------------------------------------------------------------------------------
 

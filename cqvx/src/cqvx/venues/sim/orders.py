@@ -1,0 +1,158 @@
+"""The simulated venue's order records: SimOrder, the resting sides of our own orders, status constants.
+
+State only; the matching engine (:mod:`cqvx.venues.sim.matching`) decides what happens to them."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from cqc.venues.v1 import execution_pb2, order_pb2
+from cqvx.num import ZERO
+from cqvx.venues.sim.market import PublicTrade
+
+BUY = order_pb2.ORDER_SIDE_BUY
+SELL = order_pb2.ORDER_SIDE_SELL
+LIMIT = order_pb2.ORDER_TYPE_LIMIT
+MARKET = order_pb2.ORDER_TYPE_MARKET
+GTC = order_pb2.TIME_IN_FORCE_GTC
+IOC = order_pb2.TIME_IN_FORCE_IOC
+FOK = order_pb2.TIME_IN_FORCE_FOK
+GTD = order_pb2.TIME_IN_FORCE_GTD
+DAY = order_pb2.TIME_IN_FORCE_DAY
+S_OPEN = order_pb2.ORDER_STATUS_OPEN
+S_PARTIAL = order_pb2.ORDER_STATUS_PARTIALLY_FILLED
+S_FILLED = order_pb2.ORDER_STATUS_FILLED
+S_CANCELLED = order_pb2.ORDER_STATUS_CANCELLED
+S_EXPIRED = order_pb2.ORDER_STATUS_EXPIRED
+S_REJECTED = order_pb2.ORDER_STATUS_REJECTED
+E_NEW = execution_pb2.EXECUTION_TYPE_NEW
+E_TRADE = execution_pb2.EXECUTION_TYPE_TRADE
+E_CANCELLED = execution_pb2.EXECUTION_TYPE_CANCELLED
+E_EXPIRED = execution_pb2.EXECUTION_TYPE_EXPIRED
+E_REJECTED = execution_pb2.EXECUTION_TYPE_REJECTED
+MAKER = execution_pb2.LIQUIDITY_SIDE_MAKER
+TAKER = execution_pb2.LIQUIDITY_SIDE_TAKER
+_OPEN = frozenset({S_OPEN, S_PARTIAL})
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+_MAX_CLIENT_ID = 64
+
+
+class EventSink(Protocol):
+    """Where the engine's events go (the client fans them out to stream subscribers)."""
+
+    def wants_reports(self) -> bool: ...
+
+    def report(self, report: execution_pb2.ExecutionReport) -> None: ...
+
+    def public_trade(self, trade: PublicTrade) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class SimOrder:
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: order_pb2.OrderSide.ValueType
+    order_type: order_pb2.OrderType.ValueType
+    tif: order_pb2.TimeInForce.ValueType
+    price: Decimal | None
+    quantity: Decimal
+    post_only: bool
+    reduce_only: bool
+    created_ns: int
+    arrival: int
+    expires_ns: int | None = None
+    strategy_id: str = ""
+    account_id: str = ""
+    quote_quantity: Decimal | None = None
+    status: order_pb2.OrderStatus.ValueType = S_OPEN
+    filled: Decimal = ZERO
+    cost: Decimal = ZERO
+    fees: Decimal = ZERO
+    updated_ns: int = 0
+    queue_ahead: Decimal = ZERO
+    lock_asset: str = ""
+    lock_remaining: Decimal = ZERO
+    # Hold released per filled base unit: (reserve_price or fill price) * reserve_rate, or 1 unit of
+    # base for spot sells (reserve_rate None).
+    reserve_price: Decimal | None = None
+    reserve_rate: Decimal | None = None
+    reason: str = ""
+    exec_seq: int = 0
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in _OPEN
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return self.cost / self.filled if self.filled else None
+
+
+class _Side:
+    """Our resting orders on one side of one symbol: price levels in a sorted list, FIFO per level."""
+
+    __slots__ = ("is_bid", "levels", "prices")
+
+    def __init__(self, is_bid: bool) -> None:
+        self.is_bid = is_bid
+        self.prices: list[Decimal] = []
+        self.levels: dict[Decimal, list[SimOrder]] = {}
+
+    def add(self, order: SimOrder) -> None:
+        assert order.price is not None
+        level = self.levels.get(order.price)
+        if level is None:
+            level = self.levels[order.price] = []
+            bisect.insort(self.prices, order.price)
+        level.append(order)
+
+    def remove(self, order: SimOrder) -> None:
+        if order.price is None:
+            return
+        level = self.levels.get(order.price)
+        if level is None or order not in level:
+            return
+        level.remove(order)
+        if not level:
+            del self.levels[order.price]
+            del self.prices[bisect.bisect_left(self.prices, order.price)]
+
+    def best(self) -> Decimal | None:
+        if not self.prices:
+            return None
+        return self.prices[-1] if self.is_bid else self.prices[0]
+
+    def crossed_by(self, price: Decimal, inclusive: bool) -> Iterator[Decimal]:
+        """Levels a public trade at ``price`` reaches, best first (a copy: fills mutate the book)."""
+        if self.is_bid:
+            i = (
+                bisect.bisect_left(self.prices, price)
+                if inclusive
+                else bisect.bisect_right(self.prices, price)
+            )
+            return iter(self.prices[i:][::-1])
+        i = bisect.bisect_right(self.prices, price) if inclusive else bisect.bisect_left(self.prices, price)
+        return iter(self.prices[:i])
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.levels.values())
+
+
+@dataclass(slots=True)
+class _Plan:
+    fills: list[tuple[Decimal, Decimal]]
+    self_trade: bool
+
+    @property
+    def quantity(self) -> Decimal:
+        return sum((q for _, q in self.fills), ZERO)
