@@ -44,12 +44,6 @@ WIRE_BUILDERS = {
 }
 # Files other helpers were editing concurrently; the integrator switches them to the homes:
 PENDING_CLEANUP = {
-    # terminal-status tuple in the fill path; _CANDLE_SECONDS (seconds -> interval): use
-    # cqvx.types.TERMINAL_STATUSES and cqvx.timeutil.candle_interval
-    ("status", "opensqt/src/opensqt/engine/orchestrator.py"),
-    ("candle", "opensqt/src/opensqt/engine/orchestrator.py"),
-    # float(ts.seconds) + ts.nanos / 1e9 (candle and trade times) -> cqvx.timeutil.to_seconds
-    ("timestamp", "opensqt/src/opensqt/engine/orchestrator.py"),
     # get_candles' default: c.open_time.ToDatetime(tzinfo=UTC) -> cqvx.timeutil.to_datetime
     ("timestamp", "cqvx/src/cqvx/testing/mock.py"),
 }

@@ -354,8 +354,8 @@ venue:
 async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from opensqt.app.runner import build_client
     from opensqt.config import parse_config
-    from opensqt.engine.runner import build_client
 
     # check-config already reads the section: a missing credential is a config error naming the key.
     with pytest.raises(ConfigError, match=r"venue: settings\.credentials\.key_secret: environment variable"):

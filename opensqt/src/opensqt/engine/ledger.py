@@ -23,7 +23,7 @@ import structlog
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.num import ZERO, dec_or_none, dec_str
-from cqvx.types import OPEN_STATUSES
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES
 from opensqt.engine.context import EngineStats, FillEvent, GridContext
 from opensqt.engine.executor import VenueOrderState
 from opensqt.engine.store import AsyncStore, FillRow, OrderRow
@@ -36,15 +36,6 @@ __all__ = ["SlotLedger", "side_name"]
 log = structlog.get_logger("opensqt.engine")
 
 _POST_ONLY_CLOSE = frozenset({order_pb2.ORDER_STATUS_REJECTED, order_pb2.ORDER_STATUS_EXPIRED})
-_TERMINAL = frozenset(
-    {
-        order_pb2.ORDER_STATUS_CANCELLED,
-        order_pb2.ORDER_STATUS_REJECTED,
-        order_pb2.ORDER_STATUS_EXPIRED,
-        order_pb2.ORDER_STATUS_FAILED,
-        order_pb2.ORDER_STATUS_FILLED,
-    }
-)
 
 
 def side_name(side: int) -> str:
@@ -286,7 +277,11 @@ class SlotLedger:
                     else f"{cid}@{dec_str(state.cumulative)}"
                 )
                 await self._fill(slot, cid, qty=delta, price=price, key=key, fee=fee)
-            if slot.order is not None and slot.order.client_order_id == cid and state.status in _TERMINAL:
+            if (
+                slot.order is not None
+                and slot.order.client_order_id == cid
+                and state.status in TERMINAL_STATUSES
+            ):
                 po = slot.order.post_only and slot.order.filled == 0 and state.status in _POST_ONLY_CLOSE
                 if state.status == order_pb2.ORDER_STATUS_FILLED:
                     # FILLED with less than our quantity: the venue's word wins, but it is an anomaly.

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from cqc.markets.v1 import candle_pb2
+from cqvx import timeutil
 from cqvx.client import SupportsCandles, VenueClient
 from cqvx.errors import VenueError
 from cqvx.num import ZERO, dec, dec_or_none
@@ -24,15 +24,6 @@ from opensqt.risk.volume import VolumeMonitor
 __all__ = ["VolumeFeed"]
 
 log = structlog.get_logger("opensqt.engine")
-
-# Window lengths the volume monitor can seed from the venue's historical candles.
-_CANDLE_SECONDS = {
-    60: candle_pb2.CANDLE_INTERVAL_1MIN,
-    300: candle_pb2.CANDLE_INTERVAL_5MIN,
-    900: candle_pb2.CANDLE_INTERVAL_15MIN,
-    1800: candle_pb2.CANDLE_INTERVAL_30MIN,
-    3600: candle_pb2.CANDLE_INTERVAL_1HOUR,
-}
 
 
 class VolumeFeed:
@@ -57,7 +48,7 @@ class VolumeFeed:
 
     async def seed(self) -> None:
         """Seed the volume baselines from historical candles where the venue serves them."""
-        interval = _CANDLE_SECONDS.get(int(self.monitor.settings.window_seconds))
+        interval = timeutil.candle_interval(int(self.monitor.settings.window_seconds))
         if interval is None or not isinstance(self.client, SupportsCandles):
             return
         for sym, sv in self.monitor.symbols.items():
@@ -71,7 +62,7 @@ class VolumeFeed:
             closed = [c for c in candles if c.is_closed]
             sv.seed(
                 (
-                    float(c.open_time.seconds) + c.open_time.nanos / 1e9,
+                    timeutil.to_seconds(c.open_time),
                     dec_or_none(c.volume, "volume") or ZERO,
                     dec(c.close),
                 )
@@ -96,11 +87,7 @@ class VolumeFeed:
         qty = dec_or_none(trade.quantity, "quantity")
         if price is None or qty is None:
             return
-        ts = (
-            trade.timestamp.seconds + trade.timestamp.nanos / 1e9
-            if trade.HasField("timestamp")
-            else self._wall()
-        )
+        ts = timeutil.to_seconds(trade.timestamp) if trade.HasField("timestamp") else self._wall()
         self.monitor.add_trade(symbol, ts, price, qty)
         self._last_trade_clock = self._clock()
 
