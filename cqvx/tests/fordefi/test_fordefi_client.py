@@ -241,6 +241,14 @@ async def test_insufficient_funds(fake: FakeFordefi, client: FordefiClient) -> N
     with pytest.raises(InsufficientFunds) as info:
         await client.create_transaction(transfer(amount="11"))
     assert info.value.code == "insufficient_funds"
+    # Fordefi stores the refusal under the idempotence id: the same key is refused again even once
+    # the request would pass; a new intent needs a new key.
+    info_eth, _ = fake.vaults[VAULT].assets["ETH"]
+    fake.vaults[VAULT].assets["ETH"] = (info_eth, 100 * 10**18)  # funded now
+    with pytest.raises(InsufficientFunds):
+        await client.create_transaction(transfer(amount="11"))
+    assert (await client.create_transaction(transfer(key="payout-1b", amount="11"))).amount == "11"
+    assert len(fake.transactions) == 1
 
 
 async def test_wrong_signing_key_is_refused(fake: FakeFordefi, config_for: Callable[..., Any]) -> None:

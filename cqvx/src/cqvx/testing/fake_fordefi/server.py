@@ -126,7 +126,8 @@ class FakeFordefi(FakeServer):
         self.clock = clock or FakeClock()
         self.skew_s = skew_s
         self.transactions: dict[str, FakeTx] = {}
-        self._by_idem: dict[str, tuple[str, str]] = {}  # idempotence id -> (canonical body, tx id)
+        # idempotence id -> (canonical body, tx id or the stored refusal (status, body)).
+        self._by_idem: dict[str, tuple[str, str | tuple[int, bytes]]] = {}
         self._ids = itertools.count(1)
         self.signature_failures = 0
         self.rate_limits_served = 0
@@ -331,15 +332,22 @@ class FakeFordefi(FakeServer):
             return _invalid(["body"], "JSON decode error")
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         if key and key in self._by_idem:
-            first, tx_id = self._by_idem[key]
+            first, stored = self._by_idem[key]
             if first != canonical and self.conflict == "reject":
                 return _error(
                     409, "Idempotence ID conflict", "The idempotence ID was used with another request"
                 )
-            return web.json_response(self._render(self._tx(tx_id)), status=200)
+            if isinstance(stored, tuple):  # the first request's refusal, replayed as it was
+                return web.Response(status=stored[0], body=stored[1], content_type="application/json")
+            return web.json_response(self._render(self._tx(stored)), status=200)
         checked = self._validate(body)
         if isinstance(checked, web.Response):
-            return checked  # not stored: validation failures are safe to retry (docs)
+            # Validation failures (422) are not stored; a refusal once the endpoint ran (400) is, and
+            # every later request with the id gets it again (docs: "regardless of whether the request
+            # was successful or not").
+            if key and checked.status == 400 and isinstance(checked.body, bytes):
+                self._by_idem[key] = (canonical, (checked.status, checked.body))
+            return checked
         vault, info = checked
         now = self.clock.now()
         tx = FakeTx(

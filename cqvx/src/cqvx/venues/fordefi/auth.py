@@ -8,7 +8,8 @@ Idempotence (https://docs.fordefi.com/reference/idempotent-requests): Create Tra
 ``X-Idempotence-Id`` header, which must be a UUID.  Fordefi stores the status code and body of the
 first request with that id (success or not) and answers every later request with the same id with
 that result (200 and the created transaction).  So a create whose reply was lost is resolved by
-re-sending it with the SAME id; there is no list filter on the idempotence id to look it up by.
+re-sending it with the SAME id; there is no list filter on the idempotence id to look it up by.  A
+refusal is stored as well, so an intent refused once (400) needs a new key to be tried again.
 :func:`idempotence_id` derives the UUID from the caller's intent: a caller key that already is a UUID
 is sent in its canonical (lower-case) form, anything else becomes ``uuid5(NAMESPACE, key)``, so a
 retry after a crash, in this or another process, sends the same id.
