@@ -204,15 +204,22 @@ async def test_abort_where_allowed(fake: FakeFordefi, client: FordefiClient) -> 
     tx = await client.create_transaction(transfer())
     aborted = await client.abort_transaction(tx.transaction_id)
     assert aborted.state == c.CUSTODY_TRANSACTION_STATE_ABORTED
-    with pytest.raises(OrderRejected) as again:
-        await client.abort_transaction(tx.transaction_id)
-    assert again.value.code == "transactions_already_aborted"
+    again = await client.abort_transaction(tx.transaction_id)  # idempotent: already aborted
+    assert again.state == c.CUSTODY_TRANSACTION_STATE_ABORTED
     other = await client.create_transaction(transfer(key="payout-2"))
     fake.approve(other.transaction_id)
     fake.clock.advance(10)
     with pytest.raises(OrderRejected) as late:
         await client.abort_transaction(other.transaction_id)
     assert late.value.code == "invalid_transaction_state"
+
+
+async def test_abort_whose_reply_was_lost(fake: FakeFordefi, client: FordefiClient) -> None:
+    tx = await client.create_transaction(transfer())
+    fake.fail(f"{TX_PATH}/{tx.transaction_id}/abort", status=503, method="POST", after=True)
+    aborted = await client.abort_transaction(tx.transaction_id)
+    assert aborted.state == c.CUSTODY_TRANSACTION_STATE_ABORTED
+    assert len(fake.requests_to(f"{TX_PATH}/{tx.transaction_id}/abort", "POST")) == 2
 
 
 async def test_list_and_get(fake: FakeFordefi, client: FordefiClient) -> None:

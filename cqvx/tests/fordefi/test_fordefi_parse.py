@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,7 +133,6 @@ _FIELDS = [
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_FIELDS), _json)
 def test_mutated_transaction_raises_only_parse_error(field: str, value: Any) -> None:
-    from pathlib import Path
 
     body = json.loads((Path(__file__).parent / "fixtures" / "transaction_evm_transfer_eth.json").read_text())
     body[field] = value
@@ -156,3 +156,15 @@ def test_mutated_balances_raise_only_parse_error(amount: Any, decimals: int) -> 
     }
     with contextlib.suppress(ParseError):
         p.parse_balances(json.dumps(body))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.datetimes(timezones=st.timezones() | st.none()).map(lambda d: d.isoformat())
+    | st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.+Z-]{0,20}\Z")
+)
+def test_odd_timestamps_raise_only_parse_error(stamp: str) -> None:
+    body = json.loads((Path(__file__).parent / "fixtures" / "transaction_evm_transfer_eth.json").read_text())
+    body["modified_at"] = stamp
+    with contextlib.suppress(ParseError):
+        p.parse_transaction(json.dumps(body))

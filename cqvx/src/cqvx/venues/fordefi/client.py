@@ -38,6 +38,7 @@ from cqvx.client import capabilities_of
 from cqvx.errors import (
     DuplicateOrder,
     InvalidRequest,
+    OrderRejected,
     ParseError,
     Timeout,
     UnsupportedOperation,
@@ -282,11 +283,18 @@ class FordefiClient:
         return result
 
     async def abort_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
-        """Abort (allowed while waiting for approval or approved; API users abort their own only)."""
+        """Abort (allowed while waiting for approval or approved; API users abort their own only).
+
+        Idempotent: a transaction that is already aborted (e.g. by a retry whose first reply was lost)
+        is returned as it is; any other refusal (``invalid_transaction_state``: too late) is raised.
+        """
         if not transaction_id:
             raise InvalidRequest("transaction_id: required", venue=VENUE)
-        # Aborting twice is harmless (the second is refused as already aborted), so retries are safe.
-        await self._post(ep.abort(transaction_id), "/transactions/{id}/abort", b"", idempotent=True)
+        try:
+            await self._post(ep.abort(transaction_id), "/transactions/{id}/abort", b"", idempotent=True)
+        except OrderRejected as err:
+            if err.code != "transactions_already_aborted":
+                raise
         return await self.get_transaction(transaction_id)
 
     async def await_transaction(
