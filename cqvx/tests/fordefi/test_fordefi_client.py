@@ -222,6 +222,20 @@ async def test_abort_whose_reply_was_lost(fake: FakeFordefi, client: FordefiClie
     assert len(fake.requests_to(f"{TX_PATH}/{tx.transaction_id}/abort", "POST")) == 2
 
 
+async def test_approve_as_an_api_approver(fake: FakeFordefi, client: FordefiClient) -> None:
+    tx = await client.create_transaction(transfer())
+    approved = await client.approve_transaction(tx.transaction_id)
+    assert approved.state == c.CUSTODY_TRANSACTION_STATE_APPROVED
+    assert (await client.approve_transaction(tx.transaction_id)).approval_state == c.APPROVAL_STATE_APPROVED
+    rejected = await client.create_transaction(transfer(key="payout-2"))
+    fake.reject(rejected.transaction_id)
+    with pytest.raises(OrderRejected) as info:
+        await client.approve_transaction(rejected.transaction_id)
+    assert info.value.code == "invalid_transaction_state"
+    fake.clock.advance(10)
+    assert (await client.await_terminal(approved, timeout=1)).state == c.CUSTODY_TRANSACTION_STATE_COMPLETED
+
+
 async def test_list_and_get(fake: FakeFordefi, client: FordefiClient) -> None:
     a = await client.create_transaction(transfer(key="a"))
     b = await client.create_transaction(transfer(key="b"))

@@ -416,7 +416,10 @@ class FakeFordefi(FakeServer):
         tx_id = request.match_info["id"]
         if tx_id not in self.transactions:
             return _error(404, "Not found", f"Transaction {tx_id} not found", resource="transaction")
-        if self._tx(tx_id).state != "waiting_for_approval":
+        state = self._tx(tx_id).state
+        if state != "waiting_for_approval":
+            if self._tx(tx_id).approval in ("approved", "auto_approved"):
+                return _precondition("transactions_already_approved", "Transaction already approved")
             return _precondition("invalid_transaction_state", "Transaction is not waiting for approval")
         self.approve(tx_id)
         return web.Response(status=204)

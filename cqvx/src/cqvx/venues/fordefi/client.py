@@ -282,6 +282,18 @@ class FordefiClient:
         )
         return result
 
+    async def approve_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
+        """Approve as this API user (allowed when it is one of the transaction's approvers and the
+        transaction is waiting for approval).  Idempotent like :meth:`abort_transaction`."""
+        if not transaction_id:
+            raise InvalidRequest("transaction_id: required", venue=VENUE)
+        try:
+            await self._post(ep.approve(transaction_id), "/transactions/{id}/approve", b"", idempotent=True)
+        except OrderRejected as err:
+            if err.code != "transactions_already_approved":
+                raise
+        return await self.get_transaction(transaction_id)
+
     async def abort_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
         """Abort (allowed while waiting for approval or approved; API users abort their own only).
 
@@ -321,9 +333,12 @@ class FordefiClient:
                 )
             await asyncio.sleep(wait)
 
-    async def await_terminal(self, transaction_id: str, timeout: float) -> custody_pb2.CustodyTransaction:
-        """Follow a transaction to COMPLETED, ABORTED or FAILED (``mined`` is not final)."""
-        return await self.await_transaction(transaction_id, frozenset(), timeout)
+    async def await_terminal(
+        self, transaction: str | custody_pb2.CustodyTransaction, timeout: float
+    ) -> custody_pb2.CustodyTransaction:
+        """Follow a transaction (or its id) to COMPLETED, ABORTED or FAILED (``mined`` is not final)."""
+        tx_id = transaction if isinstance(transaction, str) else transaction.transaction_id
+        return await self.await_transaction(tx_id, frozenset(), timeout)
 
     # --- VenueClient: what a custody venue does not offer -------------------------------------------------
 

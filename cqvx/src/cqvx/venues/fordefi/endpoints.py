@@ -18,6 +18,7 @@ __all__ = [
     "TRANSACTIONS",
     "VAULTS",
     "abort",
+    "approve",
     "build_transfer",
     "transaction",
     "vault",
@@ -48,6 +49,10 @@ def transaction(transaction_id: str) -> str:
 
 def abort(transaction_id: str) -> str:
     return f"{TRANSACTIONS}/{transaction_id}/abort"
+
+
+def approve(transaction_id: str) -> str:
+    return f"{TRANSACTIONS}/{transaction_id}/approve"
 
 
 def build_transfer(*, vault_id: str, identifier: dict[str, Any], to: str, value: str, note: str) -> bytes:
