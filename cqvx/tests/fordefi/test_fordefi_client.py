@@ -81,6 +81,12 @@ async def test_amount_finer_than_the_asset_is_refused_not_rounded(
         await client.create_transaction(transfer(asset="DOGE"))
     with pytest.raises(InvalidRequest, match="idempotence_id"):
         await client.create_transaction(transfer(key=""))
+    with pytest.raises(InvalidRequest, match="transaction_id"):
+        await client.get_transaction("../vaults")  # ids never reach a URL path unchecked
+    bad_vault = transfer()
+    bad_vault.vault_id = "x/../y"
+    with pytest.raises(InvalidRequest, match="vault_id"):
+        await client.create_transaction(bad_vault)
     assert fake.requests_to(TX_PATH, "POST") == []
 
 

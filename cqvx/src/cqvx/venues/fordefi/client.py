@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -84,6 +85,16 @@ class _RefusedStream:
 
     def on_gap(self, listener: Any) -> None:
         return None
+
+
+def _uuid(value: str, field: str) -> str:
+    """Fordefi ids are UUIDs; anything else is refused before it can reach a URL path."""
+    if not value:
+        raise InvalidRequest(f"{field}: required", venue=VENUE)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidRequest(f"{field}: not a Fordefi id (a UUID)", venue=VENUE) from None
 
 
 def _unsupported(what: str) -> NoReturn:
@@ -192,8 +203,7 @@ class FordefiClient:
         return result
 
     async def vault_assets(self, vault_id: str) -> list[m.OwnedAsset]:
-        if not vault_id:
-            raise InvalidRequest("vault_id: required", venue=VENUE)
+        vault_id = _uuid(vault_id, "vault_id")
         assets: list[m.OwnedAsset] = await self._pages(
             ep.vault_assets(vault_id), "/vaults/{id}/assets", [], p.parse_owned_assets
         )
@@ -231,11 +241,12 @@ class FordefiClient:
         for name in ("vault_id", "asset", "chain", "amount", "destination", "idempotence_id"):
             if not getattr(request, name):
                 raise InvalidRequest(f"{name}: required", venue=VENUE)
+        vault_id = _uuid(request.vault_id, "vault_id")
         try:
             amount = dec(request.amount, "amount", VENUE)
         except ParseError as err:
             raise InvalidRequest(err.message, venue=VENUE) from None
-        info = await self._asset(request.vault_id, request.asset, request.chain)
+        info = await self._asset(vault_id, request.asset, request.chain)
         identifier = p.asset_identifier(info)
         if identifier.get("type") not in ep.TRANSFER_TYPES:
             raise UnsupportedOperation(
@@ -247,7 +258,7 @@ class FordefiClient:
         except ValueError as err:
             raise InvalidRequest(f"amount: {err}", venue=VENUE) from None
         body = ep.build_transfer(
-            vault_id=request.vault_id,
+            vault_id=vault_id,
             identifier=identifier,
             to=request.destination,
             value=value,
@@ -260,12 +271,11 @@ class FordefiClient:
             ep.TRANSACTIONS, "/transactions", body, headers={"x-idempotence-id": key}, idempotent=True
         )
         tx = p.parse_transaction(resp.body)
-        _check_same(tx, request, amount, key)
+        _check_same(tx, request, vault_id, amount, key)
         return tx
 
     async def get_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
-        if not transaction_id:
-            raise InvalidRequest("transaction_id: required", venue=VENUE)
+        transaction_id = _uuid(transaction_id, "transaction_id")
         resp = await self._get(ep.transaction(transaction_id), "/transactions/{id}")
         return p.parse_transaction(resp.body)
 
@@ -285,8 +295,7 @@ class FordefiClient:
     async def approve_transaction(self, transaction_id: str) -> custody_pb2.CustodyTransaction:
         """Approve as this API user (allowed when it is one of the transaction's approvers and the
         transaction is waiting for approval).  Idempotent like :meth:`abort_transaction`."""
-        if not transaction_id:
-            raise InvalidRequest("transaction_id: required", venue=VENUE)
+        transaction_id = _uuid(transaction_id, "transaction_id")
         try:
             await self._post(ep.approve(transaction_id), "/transactions/{id}/approve", b"", idempotent=True)
         except OrderRejected as err:
@@ -300,8 +309,7 @@ class FordefiClient:
         Idempotent: a transaction that is already aborted (e.g. by a retry whose first reply was lost)
         is returned as it is; any other refusal (``invalid_transaction_state``: too late) is raised.
         """
-        if not transaction_id:
-            raise InvalidRequest("transaction_id: required", venue=VENUE)
+        transaction_id = _uuid(transaction_id, "transaction_id")
         try:
             await self._post(ep.abort(transaction_id), "/transactions/{id}/abort", b"", idempotent=True)
         except OrderRejected as err:
@@ -394,10 +402,14 @@ def _chain_of(info: m.AssetInfo) -> str:
 
 
 def _check_same(
-    tx: custody_pb2.CustodyTransaction, request: custody_pb2.CustodyTransferRequest, amount: Decimal, key: str
+    tx: custody_pb2.CustodyTransaction,
+    request: custody_pb2.CustodyTransferRequest,
+    vault_id: str,
+    amount: Decimal,
+    key: str,
 ) -> None:
     """A replayed result for this idempotence id must be this request's transfer."""
-    differs = tx.vault_id and tx.vault_id != request.vault_id
+    differs = bool(tx.vault_id) and tx.vault_id.lower() != vault_id
     if tx.amount and dec(tx.amount) != amount:
         differs = True
     if differs:
