@@ -363,7 +363,7 @@ class FakeFordefi(FakeServer):
         if key:
             self._by_idem[key] = (canonical, tx.id)
         if not self.require_approval:
-            tx.approval = "auto_approved"
+            tx.approval, tx.approver_state = "auto_approved", "not_participated"
             tx.move(now, "approved")
             tx.steps = [(now + dt, state) for dt, state in AFTER_APPROVAL]
         return web.json_response(self._render(tx), status=201)
