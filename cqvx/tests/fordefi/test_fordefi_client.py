@@ -319,3 +319,13 @@ async def test_credentials_required(fake: FakeFordefi, config_for: Callable[...,
 
 def test_rng_is_injectable() -> None:
     FordefiClient(rng=random.Random(1))
+
+
+async def test_auto_approved_policy(fake: FakeFordefi, client: FordefiClient) -> None:
+    fake.require_approval = False  # the vault's policy auto-approves (as in the recorded samples)
+    tx = await client.create_transaction(transfer())
+    assert (tx.state, tx.approval_state) == (c.CUSTODY_TRANSACTION_STATE_APPROVED, c.APPROVAL_STATE_APPROVED)
+    assert [a.state for a in tx.approvals] == [c.APPROVAL_STATE_SKIPPED]
+    fake.clock.advance(2.5)
+    pushed = await client.get_transaction(tx.transaction_id)
+    assert pushed.state == c.CUSTODY_TRANSACTION_STATE_PUSHED and pushed.tx_hash
