@@ -3,6 +3,7 @@
 Every venue registers the same way, once, at the bottom of this module::
 
     registry.register("coinbase", CoinbaseSection, _coinbase)
+registry.register("falconx", FalconXSection, _falconx)
 
 and every process builds its clients from config through it (the connector's ``venues:`` map, the
 engine's in-process ``venue:``)::
@@ -32,6 +33,7 @@ from pydantic import ValidationError
 from cqvx.client import VenueClient
 from cqvx.errors import VenueError
 from cqvx.venues.coinbase.section import CoinbaseSection
+from cqvx.venues.falconx.section import FalconXSection
 from cqvx.venues.sections import Section
 from cqvx.venues.sim.section import SimSection
 
@@ -169,9 +171,16 @@ def _coinbase(section: CoinbaseSection) -> VenueClient:
     return CoinbaseClient(section.to_config())
 
 
+def _falconx(section: FalconXSection) -> VenueClient:
+    from cqvx.venues.falconx import FalconXClient
+
+    return FalconXClient(section.to_config())
+
+
 registry = VenueRegistry()
 registry.register("sim", SimSection, _sim)
 registry.register("coinbase", CoinbaseSection, _coinbase)
+registry.register("falconx", FalconXSection, _falconx)
 
 register = registry.register
 parse = registry.parse
