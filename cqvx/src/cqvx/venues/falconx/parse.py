@@ -26,6 +26,7 @@ from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, rfq_pb2
 from cqvx.errors import ParseError
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import timestamp_from_datetime
+from cqvx.types import report_from_order
 from cqvx.venues.falconx import models as m
 from cqvx.venues.falconx.endpoints import VENUE
 
@@ -279,41 +280,18 @@ def report_of(v: QuoteView, now: datetime) -> execution_pb2.ExecutionReport:
     """The execution report of a placement or execute: one fill for a filled quote (its id is the
     quote id, so a replay de-duplicates), EXPIRED for one that did not fill."""
     order = order_of(v, now)
-    report = execution_pb2.ExecutionReport(
-        execution_id=v.quote_id,
-        order_id=v.quote_id,
-        client_order_id=v.client_order_id,
-        venue=VENUE,
-        symbol=order.symbol,
-        order_status=order.status,
-        side=order.side,
-        order_type=order.order_type,
-        time_in_force=order.time_in_force,
-        order_price=order.price,
-        order_quantity=order.quantity,
-        cumulative_quantity=order.filled_quantity,
-        remaining_quantity=order.remaining_quantity,
-        average_fill_price=order.average_fill_price,
-        fee=order.total_fees,
-        fee_asset=order.fee_asset,
-        liquidity=execution_pb2.LIQUIDITY_SIDE_TAKER
-        if v.filled
-        else execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
-    )
-    if v.filled:
-        report.execution_type = execution_pb2.EXECUTION_TYPE_TRADE
-        report.last_price = order.average_fill_price
-        report.last_quantity = order.filled_quantity
-        report.trade_id = v.quote_id
-    else:
-        report.execution_type = (
-            execution_pb2.EXECUTION_TYPE_EXPIRED
-            if order.status == order_pb2.ORDER_STATUS_EXPIRED
-            else execution_pb2.EXECUTION_TYPE_NEW
-        )
-    stamp = order.updated_at if order.HasField("updated_at") else order.created_at
-    if order.HasField("updated_at") or order.HasField("created_at"):
-        report.transact_time.CopyFrom(stamp)
+    if not v.filled:
+        expired = order.status == order_pb2.ORDER_STATUS_EXPIRED
+        kind = execution_pb2.EXECUTION_TYPE_EXPIRED if expired else execution_pb2.EXECUTION_TYPE_NEW
+        return report_from_order(order, kind)
+    report = report_from_order(order, execution_pb2.EXECUTION_TYPE_TRADE, execution_id=v.quote_id)
+    report.last_price = order.average_fill_price
+    report.last_quantity = order.filled_quantity
+    report.trade_id = v.quote_id
+    report.fee = order.total_fees
+    report.liquidity = execution_pb2.LIQUIDITY_SIDE_TAKER
+    if order.HasField("updated_at"):
+        report.transact_time.CopyFrom(order.updated_at)
     return report
 
 
