@@ -11,7 +11,7 @@ import pytest
 
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
 from cqvx.client import SupportsRfq
-from cqvx.errors import InsufficientFunds, InvalidRequest, NotFound, OrderRejected, Timeout
+from cqvx.errors import InsufficientFunds, InvalidRequest, NotFound, OrderRejected, ParseError, Timeout
 from cqvx.testing.fake_falconx import FakeClock, FakeFalconX
 from cqvx.venues.falconx import FalconXClient
 
@@ -229,3 +229,15 @@ async def test_refusals_stand(client: FalconXClient, fake: FakeFalconX) -> None:
         await client.execute_quote(small.quote_id, BUY)
     assert info.value.code == "no_liquidity"
     assert fake.executions == {}
+
+
+async def test_a_quote_for_something_else_is_refused(client: FalconXClient, fake: FakeFalconX) -> None:
+    """A reply that does not answer the request is never handed out as a quote."""
+    fake.tamper = lambda reply: reply.update(side_requested="sell")
+    with pytest.raises(ParseError):
+        await client.request_quote(_request(BUY))
+    fake.tamper = lambda reply: reply.update(quantity_requested={"token": "USD", "value": "0.5"})
+    with pytest.raises(ParseError):
+        await client.request_quote(_request(BUY))
+    fake.tamper = None
+    assert (await client.request_quote(_request(BUY))).side == BUY

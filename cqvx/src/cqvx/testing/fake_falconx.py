@@ -13,9 +13,10 @@ Prices go out as JSON numbers written from their decimal text (``"buy_price": 50
 venue sends them, so a client that parsed through float would be caught by exact-value tests.
 
 Test controls: ``clock`` (:class:`FakeClock`; ``advance(seconds)``), ``prices``, ``balances``,
-``quote_ttl``, ``execute_failures`` (codes to answer the next executes with), ``executions``
-(how many times each quote was executed: never more than once), ``hold_execute`` (an
-:class:`asyncio.Event` the execute handler waits on, to race the clock), plus the base class's
+``quote_ttl``, ``tamper`` (rewrite object replies), ``execute_failures`` (codes to answer the next
+executes with), ``executions`` (how many times each quote was executed: never more than once),
+``hold_execute`` (an :class:`asyncio.Event` the execute handler waits on, to race the clock), plus
+the base class's
 HTTP faults (5xx, 429, resets, latency; ``after=True`` = processed, reply lost) and
 ``rate_limits_served``.
 """
@@ -29,6 +30,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -141,6 +143,8 @@ class FakeFalconX(FakeServer):
         self.executions: dict[str, int] = {}
         self.execute_failures: list[str] = []
         self.hold_execute: asyncio.Event | None = None
+        # Rewrites every object reply before it is sent (a venue answering something else).
+        self.tamper: Callable[[dict[str, Any]], None] | None = None
         self.rate_limits_served = 0
         self.auth_failures = 0
 
@@ -166,8 +170,10 @@ class FakeFalconX(FakeServer):
         body = {"status": "failure", "error": {"code": code, "reason": reason}}
         return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
-    @staticmethod
-    def _ok(obj: Any) -> web.Response:
+    def _ok(self, obj: Any) -> web.Response:
+        if self.tamper is not None and isinstance(obj, dict):
+            obj = dict(obj)
+            self.tamper(obj)
         return web.Response(status=200, text=_dumps(obj), content_type="application/json")
 
     async def _authenticate(self, request: web.Request) -> tuple[web.Response | None, bytes]:

@@ -84,8 +84,14 @@ class _Rfq:
         )
         resp = await self._post(ep.QUOTES, ep.QUOTES, body, quote=True)
         v = parse.decode_quote(resp.body)
-        if v.symbol != request.symbol or v.quantity != dec(request.quantity, "quantity", VENUE):
-            raise ParseError("the quote does not match the request (pair or quantity)", venue=VENUE)
+        asked_token = request.quantity_asset or v.base
+        if (
+            v.symbol != request.symbol
+            or v.quantity != dec(request.quantity, "quantity", VENUE)
+            or v.quantity_token != asked_token
+            or v.side_requested != request.side
+        ):
+            raise ParseError("the quote does not match the request (pair, quantity or side)", venue=VENUE)
         if v.filled:
             raise ParseError("a new quote reported as already filled", venue=VENUE)
         self._remember(v)
