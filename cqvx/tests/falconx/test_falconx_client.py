@@ -188,3 +188,12 @@ def test_built_from_its_config_section() -> None:
             "falconx", {"credentials": {"api_key": "k", "secret": "not base64!", "passphrase": "p"}}
         )
     assert "not base64!" not in str(bad.value)
+
+
+async def test_an_unfilled_order_reply_is_a_dead_order(client: FalconXClient, fake: FakeFalconX) -> None:
+    """Market and FOK orders never rest: a success reply without a fill is EXPIRED, never OPEN."""
+    fake.tamper = lambda reply: reply.update(is_filled=False, side_executed=None)
+    report = await client.place_order(_fok("cqx-dead", "50020"))
+    assert report.order_status == order_pb2.ORDER_STATUS_EXPIRED
+    assert report.execution_type == execution_pb2.EXECUTION_TYPE_EXPIRED
+    assert report.cumulative_quantity == "0"

@@ -217,9 +217,9 @@ class FalconXClient(_Rfq):
                     venue=VENUE,
                     retry_safe=False,
                 ) from None
-            return parse.report_of(found, self._now())
+            return parse.report_of(found, self._now(), order_reply=True)
         self._remember(v)
-        report = parse.report_of(v, self._now())
+        report = parse.report_of(v, self._now(), order_reply=True)
         if not report.client_order_id:
             report.client_order_id = coid
         return report

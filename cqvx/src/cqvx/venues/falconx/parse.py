@@ -237,8 +237,12 @@ def quote_of(v: QuoteView, now: datetime) -> rfq_pb2.Quote:
     return out
 
 
-def order_of(v: QuoteView, now: datetime) -> order_pb2.Order:
-    """A quote or order as a cqc Order: FILLED when executed, EXPIRED past expiry, else OPEN."""
+def order_of(v: QuoteView, now: datetime, *, order_reply: bool = False) -> order_pb2.Order:
+    """A quote or order as a cqc Order: FILLED when executed, EXPIRED past expiry, else OPEN.
+
+    ``order_reply``: the answer to a placement (market or fill-or-kill): unfilled means killed, so
+    EXPIRED whatever the quote's expiry says (nothing rests at FalconX).
+    """
     side = v.side_executed or v.side_requested
     limit = v.order_type == "limit"
     out = order_pb2.Order(
@@ -265,7 +269,8 @@ def order_of(v: QuoteView, now: datetime) -> order_pb2.Order:
             out.total_fees = dec_str(v.fee_usd)
             out.fee_asset = "USD"
     else:
-        out.status = order_pb2.ORDER_STATUS_EXPIRED if v.expired(now) else order_pb2.ORDER_STATUS_OPEN
+        dead = order_reply or v.expired(now)
+        out.status = order_pb2.ORDER_STATUS_EXPIRED if dead else order_pb2.ORDER_STATUS_OPEN
         out.filled_quantity = "0"
     if (t := _ts(v.quoted_at)) is not None:
         out.created_at.CopyFrom(t)
@@ -276,10 +281,10 @@ def order_of(v: QuoteView, now: datetime) -> order_pb2.Order:
     return out
 
 
-def report_of(v: QuoteView, now: datetime) -> execution_pb2.ExecutionReport:
+def report_of(v: QuoteView, now: datetime, *, order_reply: bool = False) -> execution_pb2.ExecutionReport:
     """The execution report of a placement or execute: one fill for a filled quote (its id is the
-    quote id, so a replay de-duplicates), EXPIRED for one that did not fill."""
-    order = order_of(v, now)
+    quote id, so a replay de-duplicates), EXPIRED for one that did not fill (see :func:`order_of`)."""
+    order = order_of(v, now, order_reply=order_reply)
     if not v.filled:
         expired = order.status == order_pb2.ORDER_STATUS_EXPIRED
         kind = execution_pb2.EXECUTION_TYPE_EXPIRED if expired else execution_pb2.EXECUTION_TYPE_NEW
