@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from cqvx.errors import (
@@ -118,3 +120,26 @@ def test_raw_is_redacted() -> None:
     body["passphrase"] = "hunter2"
     err = http_error_mapper(_resp(body, 401))
     assert err is not None and "hunter2" not in json.dumps(err.raw)
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=120),
+        _values.map(json.dumps).map(str.encode),
+        st.builds(lambda e: json.dumps({"status": "failure", "error": e}).encode(), _values),
+    ),
+    st.sampled_from([200, 400, 401, 404, 429, 500, 503]),
+)
+def test_mapper_never_raises(body: bytes, status: int) -> None:
+    err = http_error_mapper(_resp(body, status, "/v1/quotes/execute"))
+    assert err is None or isinstance(err, VenueError)
