@@ -3,7 +3,6 @@
 Every venue registers the same way, once, at the bottom of this module::
 
     registry.register("coinbase", CoinbaseSection, _coinbase)
-registry.register("fordefi", FordefiSection, _fordefi)
 
 and every process builds its clients from config through it (the connector's ``venues:`` map, the
 engine's in-process ``venue:``)::
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 from cqvx.client import VenueClient
 from cqvx.errors import VenueError
 from cqvx.venues.coinbase.section import CoinbaseSection
+from cqvx.venues.falconx.section import FalconXSection
 from cqvx.venues.fordefi.section import FordefiSection
 from cqvx.venues.sections import Section
 from cqvx.venues.sim.section import SimSection
@@ -171,6 +171,12 @@ def _coinbase(section: CoinbaseSection) -> VenueClient:
     return CoinbaseClient(section.to_config())
 
 
+def _falconx(section: FalconXSection) -> VenueClient:
+    from cqvx.venues.falconx import FalconXClient
+
+    return FalconXClient(section.to_config())
+
+
 def _fordefi(section: FordefiSection) -> VenueClient:
     from cqvx.venues.fordefi import FordefiClient
 
@@ -181,6 +187,7 @@ registry = VenueRegistry()
 registry.register("sim", SimSection, _sim)
 registry.register("coinbase", CoinbaseSection, _coinbase)
 registry.register("fordefi", FordefiSection, _fordefi)
+registry.register("falconx", FalconXSection, _falconx)
 
 register = registry.register
 parse = registry.parse
