@@ -205,6 +205,10 @@ class HttpConfig(_Model):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The live page (``/`` and ``/ws``, docs/live.md) on the same port; a token is required beyond loopback.
+    live: bool = True
+    live_token: str | None = None
+    live_origins: list[str] = Field(default_factory=list)
 
 
 class EngineConfig(_Model):
