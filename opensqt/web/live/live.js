@@ -23,6 +23,15 @@ const chart = createChart($("chart"), {
 });
 const candles = chart.addSeries(CandlestickSeries, {
   upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
+  // keep every open order's price line on screen: the price scale covers them as well as the candles
+  autoscaleInfoProvider: (original) => {
+    const res = original();
+    if (res === null || state.lines.size === 0) return res;
+    const prices = [...state.lines.values()].map((l) => num(l.order.price));
+    res.priceRange.minValue = Math.min(res.priceRange.minValue, ...prices);
+    res.priceRange.maxValue = Math.max(res.priceRange.maxValue, ...prices);
+    return res;
+  },
 });
 const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
 volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
