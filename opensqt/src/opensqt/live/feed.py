@@ -38,11 +38,11 @@ class LiveFeed:
         self.latest: dict[str, Any] = {}  # account, position, slots, risk_status: the last of each
 
     def publish(self, kind: str, data: Any) -> None:
-        self.apply(kind, data)
-        if self.hub is not None:
+        if self.apply(kind, data) and self.hub is not None:
             self.hub.broadcast(encode(kind, data))
 
-    def apply(self, kind: str, data: Any) -> None:
+    def apply(self, kind: str, data: Any) -> bool:
+        """Apply one message; False for a fill already known (an upstream snapshot replaying it)."""
         if kind == "history":
             self.candles = sorted(data, key=lambda c: c["time"])[-HISTORY_LIMIT:]
         elif kind == "kline":
@@ -57,9 +57,12 @@ class LiveFeed:
                 keep = {o["id"] for o in data if o["status"] in _OPEN}
                 self.orders = {k: v for k, v in self.orders.items() if k in keep}
         elif kind == "trade_event":
+            if data in self.trades:
+                return False
             self.trades.append(data)
         else:
             self.latest[kind] = data
+        return True
 
     def _kline(self, c: dict[str, Any]) -> None:
         candles = self.candles
