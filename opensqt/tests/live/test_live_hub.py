@@ -27,11 +27,16 @@ async def _until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 class _Srv:
-    def __init__(self, limits: HubLimits, snapshot: Iterable[tuple[str, object]] = ()) -> None:
+    def __init__(
+        self,
+        limits: HubLimits,
+        snapshot: Iterable[tuple[str, object]] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.feed = LiveFeed()
         for kind, data in snapshot:
             self.feed.apply(kind, data)
-        self.server = LiveServer(self.feed, limits)
+        self.server = LiveServer(self.feed, limits, clock=clock)
         self.url = ""
 
     async def __aenter__(self) -> _Srv:
@@ -90,7 +95,7 @@ async def _raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWr
 async def test_a_slow_client_is_disconnected_and_never_delays_the_others(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with _Srv(HubLimits(queue_size=8, ping_interval=60)) as srv:
+    async with _Srv(HubLimits(max_buffer=256 * 1024, ping_interval=60)) as srv:
         hub = srv.server.hub
         fast = await session.ws_connect(srv.url + "/ws")
         await fast.receive(timeout=5)  # history
@@ -114,6 +119,25 @@ async def test_a_slow_client_is_disconnected_and_never_delays_the_others(
         assert json.loads((await fast.receive(timeout=5)).data)["data"]["time"] == 99_999_960
         writer.close()
         await fast.close()
+
+
+async def test_a_client_whose_buffer_does_not_drain_is_closed_by_the_write_deadline() -> None:
+    now = [0.0]
+    async with _Srv(HubLimits(max_buffer=64 << 20, write_timeout=10), clock=lambda: now[0]) as srv:
+        hub = srv.server.hub
+        _reader, writer = await _raw_client(srv.server.port)
+        await _until(lambda: hub.clients == 1)
+        big = {"time": 60, "open": "1" * 200_000, "high": "1", "low": "1", "close": "1", "volume": "1"}
+        for _ in range(20):  # far more than the socket buffers take: the rest waits in the transport
+            srv.feed.publish("kline", big)
+        hub.sweep()
+        now[0] = 5.0
+        hub.sweep()
+        assert hub.clients == 1  # backed up, but not for long enough yet
+        now[0] = 10.5
+        hub.sweep()
+        assert hub.clients == 0
+        writer.close()
 
 
 async def test_a_client_that_does_not_answer_pings_is_closed_by_the_read_deadline(

@@ -178,8 +178,10 @@ class LiveBridge:
                 self._send_order(row, "PARTIALLY_FILLED" if row["filled"] > ZERO else "NEW")
         for cid, row in self._orders.items():
             if cid not in now:
-                done = (row["level"], row["side"]) in filled_keys
-                self._send_order(row, "FILLED" if done else "CANCELED")
+                if (row["level"], row["side"]) in filled_keys:
+                    self._send_order({**row, "filled": row["quantity"]}, "FILLED")
+                else:
+                    self._send_order(row, "CANCELED")
         self._orders = now
 
     def _send_order(self, o: dict[str, Any], status: str) -> None:

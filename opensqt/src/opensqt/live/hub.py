@@ -2,11 +2,15 @@
 
 Rules:
 
-* every message is encoded ONCE (:meth:`Hub.broadcast` takes the JSON text) and put on each client's own
-  bounded queue without awaiting; a client whose queue is full is a slow client and is **disconnected**
-  at once (its transport aborted, its queue dropped): it never grows memory and never delays the others
-  (the rewrite's hub only dropped its messages, reference §5.3);
-* a writer task per client sends from its queue with a write deadline; a send that misses it disconnects;
+* every message is encoded ONCE: :meth:`Hub.broadcast` takes the JSON text, builds the RFC 6455 text
+  frame once (server frames are unmasked, and the hub turns compression off, so the bytes are the same
+  for every client) and writes it to each client's transport without awaiting: no task, no coroutine
+  and no copy per client;
+* each client's queue is its transport's write buffer, bounded by ``max_buffer`` bytes: a client whose
+  buffer is over it at a broadcast is a slow client and is **disconnected** at once (transport aborted,
+  buffer freed); so is one whose buffer has not drained for ``write_timeout`` seconds (swept once a
+  second).  A slow client never grows memory and never delays the others (the rewrite's hub only
+  dropped its messages, reference §5.3);
 * ping/pong: aiohttp's heartbeat pings every ``ping_interval`` s; a client that does not answer within
   half of it is closed (the read deadline); client messages are ignored (the protocol is server -> client);
 * admission, in order: per-IP connection rate (token bucket, HTTP 429), connection cap (503), Origin
@@ -22,8 +26,9 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -37,7 +42,7 @@ log = structlog.get_logger("opensqt.live")
 
 @dataclass(frozen=True)
 class HubLimits:
-    queue_size: int = 256  # messages waiting per client before it counts as slow
+    max_buffer: int = 1 << 20  # bytes waiting per client before it counts as slow
     max_clients: int = 1000
     rate_per_ip: float = 10.0  # new connections per second per IP (token bucket)
     burst_per_ip: int = 20
@@ -65,11 +70,23 @@ def require_token_for(host: str, token: str | None) -> None:
 @dataclass(eq=False)  # identity: a set of live connections
 class _Client:
     ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
-    queue: asyncio.Queue[str]
+    transport: asyncio.Transport
     ip: str
-    writer: asyncio.Task[None] | None = None
+    backlog_since: float | None = None  # when the write buffer was last seen non-empty
     closed: bool = False
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, final, uncompressed RFC 6455 text frame (section 5.2)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
 
 
 @dataclass
@@ -110,6 +127,7 @@ class Hub:
         self._buckets: dict[str, _Bucket] = {}
         self.metrics = _Metrics()
         self.slow_disconnects = 0
+        self._sweep_task: asyncio.Task[None] | None = None
 
     @property
     def clients(self) -> int:
@@ -121,13 +139,37 @@ class Hub:
     # ------------------------------------------------------------------ fan-out
 
     def broadcast(self, text: str) -> None:
-        """Queue one encoded message for every client; never awaits, never blocks on a client."""
+        """Send one encoded message to every client; never awaits, never blocks on a client."""
         self.metrics.messages.inc()
-        for client in list(self._clients):
-            try:
-                client.queue.put_nowait(text)
-            except asyncio.QueueFull:
-                self._drop(client, "slow")
+        frame = text_frame(text)
+        limit = self.limits.max_buffer
+        for client in tuple(self._clients):
+            self._send(client, frame, limit)
+
+    def _send(self, client: _Client, frame: bytes, limit: int) -> None:
+        transport = client.transport
+        if transport.is_closing():
+            self._drop(client, "closed")
+        elif transport.get_write_buffer_size() > limit:
+            self._drop(client, "slow")
+        else:
+            transport.write(frame)
+
+    def sweep(self) -> None:
+        """Disconnect clients whose write buffer has not drained for ``write_timeout`` seconds."""
+        now = self._clock()
+        for client in tuple(self._clients):
+            if client.transport.get_write_buffer_size() == 0:
+                client.backlog_since = None
+            elif client.backlog_since is None:
+                client.backlog_since = now
+            elif now - client.backlog_since > self.limits.write_timeout:
+                self._drop(client, "write")
+
+    async def _sweeper(self) -> None:
+        while self._clients:
+            await asyncio.sleep(1.0)
+            self.sweep()
 
     def _drop(self, client: _Client, reason: str) -> None:
         if client.closed:
@@ -138,19 +180,14 @@ class Hub:
         self.metrics.dropped.labels(reason=reason).inc()
         if reason == "slow":
             self.slow_disconnects += 1
-        while not client.queue.empty():  # free the backlog now, not when the handler unwinds
-            client.queue.get_nowait()
-        if client.writer is not None:
-            client.writer.cancel()
-        if client.transport is not None:
-            client.transport.abort()
+        client.transport.abort()  # frees the write buffer now, not when the handler unwinds
         log.info("live client closed", reason=reason, ip=client.ip)
 
     async def close_all(self) -> None:
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
         for client in list(self._clients):
             client.closed = True
-            if client.writer is not None:
-                client.writer.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.ws.close(code=1001, message=b"server shutdown"), 1.0)
         self._clients.clear()
@@ -209,23 +246,20 @@ class Hub:
             self.metrics.rejected.labels(reason=reason).inc()
             return web.json_response({"error": reason}, status=status)
         lim = self.limits
-        ws = web.WebSocketResponse(heartbeat=lim.ping_interval, max_msg_size=4096)
+        ws = web.WebSocketResponse(heartbeat=lim.ping_interval, max_msg_size=4096, compress=False)
         await ws.prepare(request)
-        client = _Client(
-            ws,
-            request.transport,
-            asyncio.Queue(lim.queue_size),
-            request.remote or "?",
-        )
-        # The snapshot goes first on this client's own queue, then the client joins the fan-out: no
-        # broadcast can slip between them (both happen without an await).
+        transport = request.transport
+        if transport is None:  # the peer left during the handshake
+            return ws
+        client = _Client(ws, transport, request.remote or "?")
+        # The snapshot is written first, then the client joins the fan-out: no broadcast can slip between
+        # them (both happen without an await).
         for text in self._on_connect():
-            if client.queue.full():
-                break  # a snapshot longer than the queue: the page still gets history first
-            client.queue.put_nowait(text)
+            transport.write(text_frame(text))
         self._clients.add(client)
         self.metrics.active.labels(endpoint="/ws").set(len(self._clients))
-        client.writer = asyncio.create_task(self._write(client))
+        if self._sweep_task is None or self._sweep_task.done():
+            self._sweep_task = asyncio.create_task(self._sweeper())
         try:
             async for msg in ws:  # client frames are ignored; the loop ends on close / heartbeat timeout
                 if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
@@ -234,14 +268,3 @@ class Hub:
             if not client.closed:
                 self._drop(client, "closed")
         return ws
-
-    async def _write(self, client: _Client) -> None:
-        send: Callable[[str], Awaitable[None]] = client.ws.send_str
-        try:
-            while True:
-                text = await client.queue.get()
-                await asyncio.wait_for(send(text), self.limits.write_timeout)
-        except asyncio.CancelledError:
-            raise
-        except (TimeoutError, ConnectionError, RuntimeError):
-            self._drop(client, "write")

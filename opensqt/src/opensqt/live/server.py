@@ -52,8 +52,15 @@ def add_live_routes(app: web.Application, hub: Hub, static: Path = STATIC) -> No
 class LiveServer:
     """The standalone server of ``opensqt live``: the page, the hub, ``/health`` and ``/metrics``."""
 
-    def __init__(self, feed: LiveFeed, limits: HubLimits | None = None, *, static: Path = STATIC) -> None:
-        self.hub = Hub(limits, on_connect=feed.snapshot)
+    def __init__(
+        self,
+        feed: LiveFeed,
+        limits: HubLimits | None = None,
+        *,
+        static: Path = STATIC,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub = Hub(limits, on_connect=feed.snapshot, clock=clock)
         feed.hub = self.hub
         self.feed = feed
         self.upstream_ok: Callable[[], bool] = lambda: True
