@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import aiohttp
 import pytest
 
+from cqvx.secrets import Secret
 from opensqt.live.feed import LiveFeed
 from opensqt.live.hub import HubLimits, require_token_for
 from opensqt.live.server import LiveServer
@@ -204,7 +205,7 @@ async def test_origin_check(session: aiohttp.ClientSession) -> None:
 
 
 async def test_token_when_set(session: aiohttp.ClientSession) -> None:
-    async with _Srv(HubLimits(token="s3cret")) as srv:
+    async with _Srv(HubLimits(token=Secret("s3cret"))) as srv:
         url = srv.url + "/ws"
         assert await _status(session, url) == 401
         assert await _status(session, url + "?token=wrong") == 401

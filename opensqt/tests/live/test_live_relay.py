@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from cqvx.backoff import Backoff
+from cqvx.secrets import Secret
 from opensqt.live.feed import LiveFeed
 from opensqt.live.hub import HubLimits
 from opensqt.live.relay import Relay, _ws_url
@@ -43,11 +44,11 @@ def test_upstream_url_forms() -> None:
 
 
 async def test_the_relay_serves_the_engine_feed_and_survives_an_upstream_drop(tmp_path: Path) -> None:
-    async with Rig(tmp_path, HubLimits(token="up")) as rig, aiohttp.ClientSession() as s:
+    async with Rig(tmp_path, HubLimits(token=Secret("up"))) as rig, aiohttp.ClientSession() as s:
         await rig.tick("100")
         feed = LiveFeed()
         server = LiveServer(feed, HubLimits())
-        relay = Relay(feed, rig.url, token="up", backoff=Backoff(initial=0.01, maximum=0.05))
+        relay = Relay(feed, rig.url, token=Secret("up"), backoff=Backoff(initial=0.01, maximum=0.05))
         server.upstream_ok = lambda: relay.connected
         port = await server.start("127.0.0.1", 0)
         task = asyncio.create_task(relay.run())

@@ -21,6 +21,7 @@ import structlog
 
 from cqvx.client import VenueClient
 from cqvx.num import dec_str
+from cqvx.secrets import Secret
 from opensqt.app.live_bridge import LiveBridge
 from opensqt.config import Config, ConfigError
 from opensqt.engine.orchestrator import GridEngine
@@ -207,11 +208,11 @@ async def run_engine(
 
 
 async def _start_live(
-    engine: GridEngine, host: str, token: str | None, origins: list[str]
+    engine: GridEngine, host: str, token: Secret | None, origins: list[str]
 ) -> tuple[Hub, LiveBridge]:
     """The live page inside the engine process: a hub fed by the engine's events (docs/live.md)."""
     try:
-        require_token_for(host, token)
+        require_token_for(host, token)  # also checked when the config is read
     except ValueError as exc:
         raise ConfigError(f"http.live_token: {exc}") from None
     feed = LiveFeed()

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from cqvx.secrets import Secret
 from opensqt.live.feed import LiveFeed
 from opensqt.live.hub import HubLimits
 from opensqt.live.relay import Relay
@@ -27,7 +28,13 @@ TOKEN_ENV = "OPENSQT_LIVE_TOKEN"
 
 
 async def serve(
-    engine: str, host: str, port: int, *, token: str | None, engine_token: str | None, origins: list[str]
+    engine: str,
+    host: str,
+    port: int,
+    *,
+    token: Secret | None,
+    engine_token: Secret | None,
+    origins: list[str],
 ) -> None:
     feed = LiveFeed()
     server = LiveServer(feed, HubLimits(token=token, allowed_origins=tuple(origins)))
@@ -48,6 +55,11 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await server.stop()
+
+
+def _secret(env: str) -> Secret | None:
+    value = os.environ.get(env)
+    return Secret(value) if value else None
 
 
 def register(app: typer.Typer) -> None:
@@ -74,8 +86,8 @@ def register(app: typer.Typer) -> None:
                     engine,
                     host,
                     port,
-                    token=os.environ.get(token_env) or None,
-                    engine_token=os.environ.get(engine_token_env) or None,
+                    token=_secret(token_env),
+                    engine_token=_secret(engine_token_env),
                     origins=origin or [],
                 )
             )

@@ -35,6 +35,8 @@ import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from cqvx.secrets import Secret
+
 __all__ = ["Hub", "HubLimits", "require_token_for"]
 
 log = structlog.get_logger("opensqt.live")
@@ -49,7 +51,7 @@ class HubLimits:
     ping_interval: float = 20.0  # seconds; the pong deadline is half of it
     write_timeout: float = 10.0
     allowed_origins: tuple[str, ...] = ()  # "scheme://host[:port]"; the page's own host is always allowed
-    token: str | None = None
+    token: Secret | None = None
 
 
 def _is_loopback(host: str) -> bool:
@@ -61,7 +63,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def require_token_for(host: str, token: str | None) -> None:
+def require_token_for(host: str, token: Secret | str | None) -> None:
     """Refuse to serve beyond loopback without a token (raises ``ValueError``)."""
     if not _is_loopback(host) and not token:
         raise ValueError(f"the live server binds {host!r} (beyond loopback): set a token")
@@ -218,7 +220,7 @@ class Hub:
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_ok(origin, request):
             return 403, "invalid_origin"
-        if lim.token and not self._token_ok(request, lim.token):
+        if lim.token is not None and not self._token_ok(request, lim.token):
             return 401, "unauthorized"
         return None
 
@@ -230,12 +232,12 @@ class Hub:
         return origin in (f"http://{host}", f"https://{host}")
 
     @staticmethod
-    def _token_ok(request: web.Request, token: str) -> bool:
+    def _token_ok(request: web.Request, token: Secret) -> bool:
         given = request.query.get("token", "")
         auth = request.headers.get("Authorization", "")
         if not given and auth.startswith("Bearer "):
             given = auth[7:]
-        return hmac.compare_digest(given.encode(), token.encode())
+        return hmac.compare_digest(given.encode(), token.reveal_bytes())
 
     # ------------------------------------------------------------------ one connection
 

@@ -19,6 +19,7 @@ import aiohttp
 import structlog
 
 from cqvx.backoff import Backoff
+from cqvx.secrets import Secret
 from opensqt.live.feed import LiveFeed
 from opensqt.live.protocol import TYPES
 
@@ -33,7 +34,7 @@ class Relay:
         feed: LiveFeed,
         upstream: str,
         *,
-        token: str | None = None,
+        token: Secret | None = None,
         backoff: Backoff | None = None,
         on_message: Callable[[str], None] | None = None,
     ) -> None:
@@ -47,7 +48,7 @@ class Relay:
 
     async def run(self) -> None:
         """Follow the upstream until cancelled."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Authorization": f"Bearer {self.token.reveal()}"} if self.token is not None else {}
         failures = 0
         async with aiohttp.ClientSession() as session:
             while True:
