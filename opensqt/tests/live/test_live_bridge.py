@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,19 @@ def test_a_failing_listener_never_reaches_the_engine(caplog: pytest.LogCaptureFi
     remove()
     events.emit("price")
     assert seen == ["price"]
+
+
+async def test_candles_fall_back_to_price_ticks_when_the_candle_stream_ends(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        sent = _published(rig)
+        await rig.mock.stream("candles").wait_subscribed()
+        rig.mock.stream("candles").fail(RuntimeError("stream lost"))
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            await rig.tick("100.5")
+            if [d for k, d in sent if k == "kline"]:
+                break
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        kline = [d for k, d in sent if k == "kline"][-1]
+        assert kline["close"] == "100.5" and kline["time"] % 60 == 0

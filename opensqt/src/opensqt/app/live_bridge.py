@@ -100,8 +100,12 @@ class LiveBridge:
         try:
             async for bar in stream:
                 self.feed.publish("kline", self._candle(bar))
+        except Exception as exc:  # the chart keeps moving on the engine's price ticks instead
+            log.warning("live page: candle stream ended, candles from price ticks", error=str(exc)[:200])
         finally:
-            await stream.aclose()
+            self._candles_from_venue = False
+            with contextlib.suppress(Exception):
+                await stream.aclose()
 
     async def _poll_balances(self) -> None:
         quote = parse_symbol(self.symbol).quote
