@@ -1,6 +1,7 @@
 """Engine -> live page: turn the engine's change notices into protocol messages on a :class:`LiveFeed`.
 
 The engine only says "something changed" (:class:`opensqt.engine.events.EngineEvents`); this bridge
+coalesces the notices into one diff scheduled right after the engine's current step (never inside it),
 keeps what it last published and sends the difference:
 
 * open orders (slots LOCKED / CANCEL_REQUESTED: acknowledged by the venue) -> ``orders`` NEW,
@@ -66,6 +67,8 @@ class LiveBridge:
         self._candles_from_venue = False
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
+        self._reasons: set[str] = set()
+        self._scheduled = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,7 +86,7 @@ class LiveBridge:
             except Exception as exc:  # no candles on this venue after all: build them from ticks
                 log.info("live page: candles from price ticks", reason=str(exc)[:120])
         self._tasks.append(asyncio.create_task(self._poll_balances()))
-        self.on_change("start")
+        self.flush()
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -140,8 +143,21 @@ class LiveBridge:
     # ------------------------------------------------------------------ the diff
 
     def on_change(self, reason: str) -> None:
+        """The engine's listener: coalesce notices into one diff run just after the engine's current step,
+        so the page's work (diff, encode, fan-out) never runs inside a trading step."""
+        self._reasons.add(reason)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a synchronous caller): diff now
+                self.flush()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        reasons, self._reasons = self._reasons, set()
         e = self.engine
-        if reason == "price" and not self._candles_from_venue and e.last_price is not None:
+        if "price" in reasons and not self._candles_from_venue and e.last_price is not None:
             self._tick(e.last_price)
         new_fills = e.fills[self._fills_seen :]
         self._fills_seen = len(e.fills)
