@@ -130,7 +130,8 @@ async def test_sound_starts_muted(browser: Browser, tmp_path: Path) -> None:
         await page.goto(rig.url + "/")
         await page.wait_for_function("window.__live && window.__live.connected")
         assert await page.locator("#mute").get_attribute("aria-pressed") == "false"
-        assert await page.locator("#mute").inner_text() == "🔇"
+        assert await page.locator("#mute").inner_text() == "♪ off"
         await page.locator("#mute").click()
         assert await page.locator("#mute").get_attribute("aria-pressed") == "true"
+        assert await page.locator("#mute").inner_text() == "♪ on"
         await page.close()

@@ -18,7 +18,7 @@ const chart = createChart($("chart"), {
   autoSize: true,
   layout: { background: { color: "#0b0e11" }, textColor: "#d1d4dc" },
   grid: { vertLines: { color: "#151a21" }, horzLines: { color: "#151a21" } },
-  timeScale: { timeVisible: true, secondsVisible: false },
+  timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 6 },
   rightPriceScale: { borderColor: "#222a35" },
 });
 const candles = chart.addSeries(CandlestickSeries, {
@@ -216,7 +216,7 @@ function ding(buy) {
 }
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
-  $("mute").textContent = state.muted ? "🔇" : "🔊";
+  $("mute").textContent = state.muted ? "♪ off" : "♪ on";
   $("mute").setAttribute("aria-pressed", String(!state.muted));
 });
 
