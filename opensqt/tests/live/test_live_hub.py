@@ -144,13 +144,17 @@ async def test_a_client_whose_buffer_does_not_drain_is_closed_by_the_write_deadl
 async def test_a_client_that_does_not_answer_pings_is_closed_by_the_read_deadline(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with _Srv(HubLimits(ping_interval=0.2)) as srv:
+    async with _Srv(HubLimits(ping_interval=0.6)) as srv:
         deaf = await session.ws_connect(srv.url + "/ws", autoping=False)
-        alive = await session.ws_connect(srv.url + "/ws")  # answers pings while it reads
+        alive = await session.ws_connect(srv.url + "/ws", autoping=False)
+        pongs = 0
 
-        async def read_alive() -> None:
-            async for _ in alive:
-                pass
+        async def read_alive() -> None:  # answers every ping itself, and counts them
+            nonlocal pongs
+            async for msg in alive:
+                if msg.type is aiohttp.WSMsgType.PING:
+                    await alive.pong(msg.data)
+                    pongs += 1
 
         reading = asyncio.create_task(read_alive())
         closed_at = None
@@ -160,9 +164,9 @@ async def test_a_client_that_does_not_answer_pings_is_closed_by_the_read_deadlin
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                 closed_at = time.monotonic() - started
                 break
-        assert closed_at is not None and closed_at < 2.0
+        assert closed_at is not None and closed_at < 4.0
         await _until(lambda: srv.server.hub.clients == 1)
-        await asyncio.sleep(0.6)  # three ping periods: the answering client stays
+        await _until(lambda: pongs >= 3)  # three ping periods later the answering client is still here
         assert srv.server.hub.clients == 1 and not alive.closed
         await alive.close()
         await reading
