@@ -14,6 +14,20 @@ const UP = "#22c55e";
 const DOWN = "#ef4444";
 const MAX_MARKERS = 50;
 
+const state = {
+  connected: false,
+  connects: 0,
+  history: 0,
+  lines: new Map(), // order id -> { line, order }
+  markers: [],
+  markerKeys: new Set(),
+  buys: 0,
+  sells: 0,
+  pnl: null,
+  muted: true,
+  messages: 0,
+};
+
 const chart = createChart($("chart"), {
   autoSize: true,
   layout: { background: { color: "#0b0e11" }, textColor: "#d1d4dc" },
@@ -37,19 +51,6 @@ const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" 
 volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
 const markerLayer = createSeriesMarkers(candles, []);
 
-const state = {
-  connected: false,
-  connects: 0,
-  history: 0,
-  lines: new Map(), // order id -> { line, order }
-  markers: [],
-  markerKeys: new Set(),
-  buys: 0,
-  sells: 0,
-  pnl: null,
-  muted: true,
-  messages: 0,
-};
 window.__live = {
   get connected() { return state.connected; },
   get connects() { return state.connects; },
@@ -137,6 +138,10 @@ function onTrade(t) {
   const key = `${t.time}|${t.side}|${t.price}|${t.amount}`;
   if (state.markerKeys.has(key)) return; // replayed by the snapshot after a reconnect
   state.markerKeys.add(key);
+  if (state.markerKeys.size > 500) {
+    // a day of fills must not grow memory: the server replays at most its last 50, so 500 keys suffice
+    state.markerKeys.delete(state.markerKeys.values().next().value);
+  }
   const buy = t.side === "buy";
   if (buy) state.buys += 1; else state.sells += 1;
   $("counts").textContent = `${state.buys} / ${state.sells}`;
