@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap venv node deps-debian deps-go generate check-generated lint typecheck buf-lint buf-breaking \
-        pytest ts-build ts-test test bench demo clean
+        pytest ts-build ts-test live-page test bench demo clean
 
 help:
 	@echo "make demo   - paper trading on the simulated venue (no credentials needed)"
@@ -75,13 +75,22 @@ buf-lint: node
 buf-breaking: node
 	$(ROOT)/node_modules/.bin/buf breaking cqc/proto --against cqc/baseline/image.binpb
 
-pytest: venv node deps-go ts-build
+pytest: venv node deps-go deps-debian ts-build live-page
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # A clean build, so that no compiled file of a deleted proto or test lingers in dist/.
 ts-build: node
 	rm -rf cqc/typescript/dist
 	cd cqc/typescript && $(ROOT)/node_modules/.bin/tsc -p tsconfig.json
+
+# The live page (docs/live.md): esbuild bundles opensqt/web/live/ with lightweight-charts from npm into the
+# package's static/ directory, which the live server serves (the build output is not committed).
+LIVE_STATIC := opensqt/src/opensqt/live/static
+live-page: node
+	mkdir -p $(LIVE_STATIC)
+	$(ROOT)/node_modules/.bin/esbuild opensqt/web/live/live.js --bundle --minify --format=esm \
+	  --target=es2020 --log-level=warning --outfile=$(LIVE_STATIC)/live.js
+	cp opensqt/web/live/index.html opensqt/web/live/live.css $(LIVE_STATIC)/
 
 # Tests are TypeScript in cqc/typescript/test/, compiled by ts-build into cqc/typescript/dist/test/.
 ts-test: ts-build
@@ -92,7 +101,7 @@ test: venv node lint typecheck buf-lint buf-breaking check-generated ts-test pyt
 bench: venv
 	$(PY) benchmarks/run_all.py
 
-demo: venv
+demo: venv live-page
 	$(VENV)/bin/opensqt paper
 
 clean:

@@ -4,7 +4,7 @@ Layers, lowest first; a package may import only packages of a LOWER layer (and i
 ``opensqt/tests/test_layers.py``:
 
 0. ``model`` (pure: slots, client order ids, quantities; imports nothing else from opensqt);
-   ``observability`` (metrics, logging) and ``live`` (HTTP endpoints): leaves
+   ``observability`` (metrics, logging) and ``live`` (HTTP endpoints, the live page): leaves
 1. ``config`` (the YAML schema and loader)
 2. ``strategy`` (pure grid decisions)
 3. ``risk`` (pure risk rules)

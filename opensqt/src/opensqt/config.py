@@ -37,6 +37,8 @@ from pydantic import (
 
 from cqvx.errors import ParseError
 from cqvx.num import dec, excerpt, round_quantity
+from cqvx.secrets import Secret
+from cqvx.venues.sections import SecretField
 
 __all__ = [
     "DEFAULT_PAPER_YAML",
@@ -202,9 +204,30 @@ class SystemConfig(_Model):
 
 
 class HttpConfig(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The live page (``/`` and ``/ws``, docs/live.md) on the same port; a token is required beyond loopback.
+    live: bool = True
+    live_token: SecretField | None = None  # {env: VAR}, {file: PATH} or ${VAR}; never shown in dumps
+    live_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> HttpConfig:
+        from opensqt.live.hub import require_token_for
+
+        if self.enabled and self.live:
+            try:
+                require_token_for(self.host, self.live_token.reveal() if self.live_token else None)
+            except ValueError as exc:
+                raise ValueError(f"live_token: {exc} (or set http.live: false)") from None
+        return self
+
+    @field_serializer("live_token")
+    def _hidden(self, token: Secret | None) -> str | None:
+        return None if token is None else "[REDACTED]"
 
 
 class EngineConfig(_Model):

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,10 +21,15 @@ import structlog
 
 from cqvx.client import VenueClient
 from cqvx.num import dec_str
+from cqvx.secrets import Secret
+from opensqt.app.live_bridge import LiveBridge
 from opensqt.config import Config, ConfigError
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.live.feed import LiveFeed
 from opensqt.live.http import StatusServer
+from opensqt.live.hub import Hub, HubLimits, require_token_for
+from opensqt.live.server import add_live_routes
 from opensqt.ui.chart import render_chart
 from opensqt.ui.view import run_view
 
@@ -108,6 +114,8 @@ async def run_engine(
         # streams carry on_gap.
         venue.on_gap = lambda _gap: engine.request_reconcile()
     server: StatusServer | None = None
+    bridge: LiveBridge | None = None
+    hub: Hub | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -131,12 +139,19 @@ async def run_engine(
     try:
         await engine.start()
         if config.http.enabled:
-            server = StatusServer(engine.status, engine.metrics.render, lambda: _health(engine))
-            port = config.http.port if http_port is None else http_port
-            bound = await _serve(server, config.http.host, port)
-            base = f"http://{config.http.host}:{bound}"
+            h = config.http
+            if h.live:
+                hub, bridge = await _start_live(engine, h.host, h.live_token, h.live_origins)
+            server = StatusServer(engine.status, _metrics(engine, hub), lambda: _health(engine))
+            if hub is not None:
+                add_live_routes(server.app, hub)
+            port = h.port if http_port is None else http_port
+            bound = await _serve(server, h.host, port)
+            base = f"http://{h.host}:{bound}"
             log.info("http", url=f"{base}/status")
             print(f"opensqt: {base}/status  {base}/metrics  {base}/health", file=sys.stderr, flush=True)
+            if hub is not None:
+                print(f"opensqt: live page {base}/", file=sys.stderr, flush=True)
         view = asyncio.create_task(
             run_view(engine, stop, equity, plain=_plain_output() if plain is None else plain)
         )
@@ -152,7 +167,11 @@ async def run_engine(
                 await view
     finally:
         try:
+            if bridge is not None:
+                await bridge.stop()
             if server is not None:
+                if hub is not None:
+                    await hub.close_all()
                 await server.stop()
             if engine.started:
                 await engine.stop()
@@ -186,6 +205,27 @@ async def run_engine(
         http_port=server.port if server else 0,
         equity=equity,
     )
+
+
+async def _start_live(
+    engine: GridEngine, host: str, token: Secret | None, origins: list[str]
+) -> tuple[Hub, LiveBridge]:
+    """The live page inside the engine process: a hub fed by the engine's events (docs/live.md)."""
+    try:
+        require_token_for(host, token)  # also checked when the config is read
+    except ValueError as exc:
+        raise ConfigError(f"http.live_token: {exc}") from None
+    feed = LiveFeed()
+    hub = feed.hub = Hub(HubLimits(token=token, allowed_origins=tuple(origins)), on_connect=feed.snapshot)
+    bridge = LiveBridge(engine, feed)
+    await bridge.start()
+    return hub, bridge
+
+
+def _metrics(engine: GridEngine, hub: Hub | None) -> Callable[[], bytes]:
+    if hub is None:
+        return engine.metrics.render
+    return lambda: engine.metrics.render() + hub.metrics_text()
 
 
 async def _serve(server: StatusServer, host: str, port: int) -> int:

@@ -44,6 +44,7 @@ from cqvx.num import round_price
 from cqvx.streams import LiveStream
 from opensqt.config import Config
 from opensqt.engine.context import Breaker, EngineStats, FillEvent, GridContext, RiskGuards
+from opensqt.engine.events import EngineEvents
 from opensqt.engine.executor import Confirmed, OrderExecutor, Rejected, Unresolved, VenueOrderState
 from opensqt.engine.ledger import SlotLedger, side_name
 from opensqt.engine.price_monitor import PriceMonitor
@@ -152,6 +153,7 @@ class GridEngine:
         self._reconcile_requested = asyncio.Event()
         self.price_history: list[tuple[float, Decimal]] = []
         self._labels = {"symbol": self.symbol}
+        self.events = EngineEvents()  # observers (the live page) are told after each state change
 
     # ============================================================================ shared state, views
 
@@ -326,6 +328,7 @@ class GridEngine:
         edge = self.volume_feed.check()
         if edge is not None:
             self.view.update_gauges()
+            self.events.emit("risk")
         if edge == "on" and self.ctx.rules is not None and self.ctx.anchor is not None:
             await self._cancel_opening_orders("risk")
 
@@ -351,6 +354,7 @@ class GridEngine:
         """One item of the order stream (routing by client order id only)."""
         self.metrics.order_updates.labels(**self._labels).inc()
         await self.ledger.apply_report(report)
+        self.events.emit("report")
 
     async def resolve(self, cid: str) -> None:
         """Settle one order whose outcome we do not know, by looking it up by client order id."""
@@ -364,6 +368,7 @@ class GridEngine:
         if self.breaker.open and not was_open and self.ctx.anchor is not None:
             await self._cancel_opening_orders("risk")
         self.view.update_gauges()
+        self.events.emit("reconcile")
         return found
 
     # ============================================================================ ticks
@@ -395,6 +400,7 @@ class GridEngine:
         if cancels:
             await self._run_cancels(cancels)
         self.view.update_gauges()
+        self.events.emit("price")
 
     async def _execute(self, placing: Sequence[tuple[Slot, order_pb2.Order]]) -> None:
         started = self._clock()
@@ -443,6 +449,7 @@ class GridEngine:
             await self._cancel_opening_orders("margin_lock")
         for cid in unresolved:
             await self.resolve(cid)
+        self.events.emit("placed")
 
     # ============================================================================ cancels
 

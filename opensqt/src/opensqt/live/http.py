@@ -1,6 +1,6 @@
 """The engine's HTTP endpoints: ``/health`` (liveness), ``/status`` (JSON per component), ``/metrics``.
 
-(The WebSocket hub and the browser page of reference §5 are a later issue.)
+(The WebSocket hub and the browser page of reference §5 are in :mod:`.hub` and :mod:`.server`.)
 """
 
 from __future__ import annotations
