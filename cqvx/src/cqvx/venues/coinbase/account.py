@@ -62,8 +62,7 @@ class _Account:
                 resp = await self._get(ep.cfm_position_path(self._to_product[symbols[0]]), ep.R_CFM_POSITION)
             except NotFound:
                 return []
-            one = parse.decode(resp.body, m.FcmPositionResponse).position
-            raw = [one] if one is not None and one.product_id else []
+            raw = [parse.decode(resp.body, m.FcmPositionResponse).position]
         else:
             resp = await self._get(ep.CFM_POSITIONS, ep.R_CFM_POSITIONS)
             raw = parse.decode(resp.body, m.FcmPositionsResponse).positions

@@ -4,8 +4,11 @@ Field names and types follow the Advanced Trade REST reference
 (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api) and the WebSocket channels page
 (https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels), checked
 against the real samples in ``tests/coinbase/fixtures``.  Unknown fields are ignored (the venue adds
-fields without notice); every field has a default so an omitted field is not an error.  Numbers stay
-strings here: :mod:`cqvx.venues.coinbase.parse` turns them into Decimals, never floats.
+fields without notice).  Absence is not emptiness: the field that carries a reply's meaning (the orders
+list, the accounts list, a create-order ``success`` flag, a position's size) has no default, or defaults
+to None and the parser refuses None, so an error object or another API version's envelope is a
+ParseError, never "no orders" or "flat".  Other fields are optional.  Numbers stay strings here:
+:mod:`cqvx.venues.coinbase.parse` turns them into Decimals, never floats.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class GetOrderResponse(_S):
 
 
 class OrdersResponse(_S):
-    orders: list[Order] = []
+    orders: list[Order]
     has_next: bool = False
     cursor: str = ""
 
@@ -162,7 +165,8 @@ class ErrorResponse(_S):
 
 
 class CreateOrderResponse(_S):
-    success: bool = False
+    # None = absent: not the documented shape, so the outcome is unknown (never "rejected").
+    success: bool | None = None
     failure_reason: str = ""
     order_id: str = ""
     success_response: SuccessResponse | None = None
@@ -170,13 +174,13 @@ class CreateOrderResponse(_S):
 
 
 class CancelResult(_S):
-    success: bool = False
+    success: bool | None = None
     failure_reason: str = ""
     order_id: str = ""
 
 
 class CancelResponse(_S):
-    results: list[CancelResult] = []
+    results: list[CancelResult]
 
 
 class Fill(_S):
@@ -197,7 +201,7 @@ class Fill(_S):
 
 
 class FillsResponse(_S):
-    fills: list[Fill] = []
+    fills: list[Fill]
     cursor: str = ""
 
 
@@ -218,7 +222,7 @@ class Account(_S):
 
 
 class AccountsResponse(_S):
-    accounts: list[Account] = []
+    accounts: list[Account]
     has_next: bool = False
     cursor: str = ""
 
@@ -235,7 +239,7 @@ class FcmPosition(_S):
     product_id: str = ""
     expiration_time: str | None = None
     side: str = ""
-    number_of_contracts: str = ""
+    number_of_contracts: str | None = None  # the size: required by the parser
     current_price: MoneyOrText = None
     avg_entry_price: MoneyOrText = None
     unrealized_pnl: MoneyOrText = None
@@ -248,11 +252,11 @@ class FcmPosition(_S):
 
 
 class FcmPositionsResponse(_S):
-    positions: list[FcmPosition] = []
+    positions: list[FcmPosition]
 
 
 class FcmPositionResponse(_S):
-    position: FcmPosition | None = None
+    position: FcmPosition
 
 
 class FcmBalanceSummary(_S):
@@ -311,7 +315,7 @@ class Product(_S):
 
 
 class ProductsResponse(_S):
-    products: list[Product] = []
+    products: list[Product]
     num_products: int = 0
 
 
@@ -327,7 +331,7 @@ class ProductBookResponse(_S):
 
 
 class BestBidAskResponse(_S):
-    pricebooks: list[PriceBook] = []
+    pricebooks: list[PriceBook]
 
 
 class Candle(_S):
@@ -341,7 +345,7 @@ class Candle(_S):
 
 
 class CandlesResponse(_S):
-    candles: list[Candle] = []
+    candles: list[Candle]
 
 
 class MarketTrade(_S):
@@ -356,7 +360,7 @@ class MarketTrade(_S):
 class TickerResponse(_S):
     """``GET /products/{id}/ticker`` ("market trades")."""
 
-    trades: list[MarketTrade] = []
+    trades: list[MarketTrade]
     best_bid: str = ""
     best_ask: str = ""
 

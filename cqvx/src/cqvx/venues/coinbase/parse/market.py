@@ -39,8 +39,20 @@ def canonical_for_product(p: m.Product) -> str:
         return f"{root}-{quote}-PERP"
     expiry = timestamp(fd.contract_expiry, "contract_expiry")
     if expiry is None:
-        raise ParseError(f"future {p.product_id}: no contract_expiry", venue=VENUE)
-    return f"{root}-{quote}-{to_datetime(expiry).strftime('%Y%m%d')}"
+        raise ParseError(f"future {p.product_id[:40]}: no contract_expiry", venue=VENUE)
+    day = to_datetime(expiry)
+    # Zero-padded by hand: strftime("%Y") does not pad years before 1000 on every platform.
+    return f"{root}-{quote}-{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _funding_interval(text: str | None) -> int:
+    """``funding_interval`` ("3600s", a protobuf Duration in JSON) -> whole seconds; 0 when absent."""
+    if not text:
+        return 0
+    digits = text[:-1]
+    if not (text.endswith("s") and digits.isascii() and digits.isdigit() and len(digits) <= 9):
+        raise ParseError(f"funding_interval: not a duration in seconds: {text[:30]!r}", venue=VENUE)
+    return int(digits)
 
 
 def instrument_from_product(p: m.Product) -> instrument_pb2.Instrument:
@@ -87,11 +99,12 @@ def instrument_from_product(p: m.Product) -> instrument_pb2.Instrument:
         out.base_asset = fd.contract_root_unit or out.base_asset
         out.settle_asset = out.quote_asset
         out.contract_size = dec_text(fd.contract_size, "contract_size") or "1"
+        if out.contract_size == "0":
+            raise ParseError(f"future {p.product_id[:40]}: contract_size 0", venue=VENUE)
         expiry = timestamp(fd.contract_expiry, "contract_expiry")
         if expiry is not None and not perpetual:
             out.expiry.CopyFrom(expiry)
-        if fd.funding_interval and fd.funding_interval.endswith("s") and fd.funding_interval[:-1].isdigit():
-            out.funding_interval_seconds = int(fd.funding_interval[:-1])
+        out.funding_interval_seconds = _funding_interval(fd.funding_interval)
     else:
         out.instrument_type = instrument_pb2.INSTRUMENT_TYPE_SPOT
     return out
