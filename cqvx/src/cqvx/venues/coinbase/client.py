@@ -47,6 +47,7 @@ from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.coinbase import endpoints as ep
+from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
 from cqvx.venues.coinbase.account import _Account
 from cqvx.venues.coinbase.auth import CoinbaseAuth
@@ -112,6 +113,7 @@ class CoinbaseClient(_Account, _MarketData):
         self._to_canon: dict[str, str] = {}
         self._to_product: dict[str, str] = {}
         self._contract_size: dict[str, Decimal] = {}  # futures product id -> base units per contract
+        self._quote: dict[str, str] = {}  # product id -> quote (fee and settlement) currency
         # client order id -> order id for orders this process placed (first place to look on lookups).
         self._coid_index: OrderedDict[str, str] = OrderedDict()
         self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry, rate_limiters=shared)
@@ -267,7 +269,7 @@ class CoinbaseClient(_Account, _MarketData):
         for _ in range(_MAX_LOOKUP_PAGES):
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
-            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            orders, cursor = await self._orders_page(resp.body)
             for o in orders:
                 if o.client_order_id == coid:
                     self._remember(coid, o.order_id)
@@ -278,7 +280,16 @@ class CoinbaseClient(_Account, _MarketData):
 
     async def _get_order_by_id(self, order_id: str) -> order_pb2.Order:
         resp = await self._get(ep.order_path(order_id), ep.R_ORDER)
-        return parse.order_from_json(resp.body, self.to_canonical)
+        raw = parse.decode(resp.body, m.GetOrderResponse).order
+        await self._learn_products([raw.product_id])
+        return parse.order_from_model(raw, self._known, self.quote_of)
+
+    async def _orders_page(self, body: bytes) -> tuple[list[order_pb2.Order], str | None]:
+        """A list-orders page, its products looked up first (symbols and fee currency come from the
+        products table, never from the product id)."""
+        page = parse.decode(body, m.OrdersResponse)
+        await self._learn_products([o.product_id for o in page.orders])
+        return parse.orders_page(page, self._known, self.quote_of)
 
     async def get_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
@@ -439,7 +450,7 @@ class CoinbaseClient(_Account, _MarketData):
         while True:
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
-            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            orders, cursor = await self._orders_page(resp.body)
             for o in orders:
                 if flt.matches(o):
                     out.append(o)
@@ -472,7 +483,9 @@ class CoinbaseClient(_Account, _MarketData):
         while True:
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.FILLS, "/orders/historical/fills", page_params)
-            fills, cursor = parse.fills_from_json(resp.body, self.to_canonical)
+            page = parse.decode(resp.body, m.FillsResponse)
+            await self._learn_products([f.product_id for f in page.fills])
+            fills, cursor = parse.fills_page(page, self._known, self.quote_of)
             out.extend(fills)
             if cursor is None or cursor in seen:
                 return out

@@ -1,5 +1,14 @@
 """Coinbase market data over REST (products, books, best bid/ask, trades, tickers, candles) and the
-product id <-> canonical symbol mapping learned from product listings.
+products table: product id <-> canonical symbol, quote (= fee and settlement) currency and contract
+size, all learned from the venue's product listings, never from splitting a product id.
+
+The table fills as products are seen (``get_instruments``) and is refreshed for every unknown product
+id a reply names (:meth:`_learn_products`: one ``GET /products?product_ids=...``, then
+``GET /products/{id}`` for ids the list left out), so futures (``BIP-20DEC30-CDE``) and INTX
+perpetuals (``BTC-PERP-INTX``) get their canonical id, USD/USDC quote and contract size before any
+order, fill or position of theirs is converted.  Lookup limits: one list call plus one call per id
+the list did not return, per reply; a product the venue does not know stays unknown and its rows
+are a ParseError on the REST paths (never an identity mapping).
 
 Market-data calls use the authenticated route when the client has keys and the public ``/market``
 twin otherwise (:meth:`CoinbaseClient._market`).
@@ -14,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqvx.errors import InvalidRequest
+from cqvx.errors import InvalidRequest, NotFound, ParseError
 from cqvx.num import dec, dec_str
 from cqvx.transport.http import HttpResponse
 from cqvx.venues.coinbase import endpoints as ep
@@ -29,6 +38,7 @@ class _MarketData:
     _to_canon: dict[str, str]
     _to_product: dict[str, str]
     _contract_size: dict[str, Decimal]
+    _quote: dict[str, str]
 
     if TYPE_CHECKING:
 
@@ -43,23 +53,44 @@ class _MarketData:
         def to_canonical(self, product_id: str) -> str: ...
 
     async def _learn_products(self, product_ids: Sequence[str]) -> None:
-        """Load the products behind ids we cannot map yet: futures product ids (``BIP-20DEC30-CDE``)
-        are not canonical, so positions need their canonical id and contract size first."""
-        unknown = sorted({p for p in product_ids if p not in self._to_canon})
+        """Load the products behind ids not in the table yet (module docstring: lookup limits)."""
+        unknown = sorted({p for p in product_ids if p and p not in self._to_canon})
         if not unknown:
             return
         path, private = self._market(ep.PRODUCTS)
         params: list[tuple[str, str | int]] = [("product_ids", p) for p in unknown]
-        params.append(("product_type", "FUTURE"))
         resp = await self._get(path, "/products", params, private=private)
         self._learn(parse.products_from_json(resp.body))
+        for pid in unknown:
+            if pid in self._to_canon:
+                continue
+            # List Products may leave out futures and perpetuals; Get Product names any one.
+            one_path, one_private = self._market(ep.product_path(pid))
+            try:
+                one = await self._get(one_path, ep.R_PRODUCT, private=one_private)
+            except NotFound:
+                continue
+            self._learn([parse.instrument_from_product(parse.decode(one.body, m.Product))])
 
     def _learn(self, instruments: Sequence[instrument_pb2.Instrument]) -> None:
         for inst in instruments:
             self._to_canon[inst.venue_symbol] = inst.symbol
             self._to_product[inst.symbol] = inst.venue_symbol
+            self._quote[inst.venue_symbol] = inst.settle_asset or inst.quote_asset
             if inst.contract_size and inst.instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
                 self._contract_size[inst.venue_symbol] = dec(inst.contract_size, "contract_size")
+
+    def quote_of(self, product_id: str) -> str:
+        """The product's quote (fee and settlement) currency from the table; "" when unknown."""
+        return self._quote.get(product_id, "")
+
+    def _known(self, product_id: str) -> str:
+        """The canonical id of a product in the table; a ParseError for one the venue did not name
+        (REST paths call :meth:`_learn_products` first, so this means the venue does not know it)."""
+        symbol = self._to_canon.get(product_id)
+        if symbol is None:
+            raise ParseError(f"product {product_id[:40]!r} is unknown to the venue", venue=VENUE)
+        return symbol
 
     async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
         path, private = self._market(ep.PRODUCTS)

@@ -33,6 +33,16 @@ __all__ = [
     "Fill",
     "FillsResponse",
     "GetOrderResponse",
+    "IntxAsset",
+    "IntxBalance",
+    "IntxBalancesResponse",
+    "IntxPortfolio",
+    "IntxPortfolioBalances",
+    "IntxPortfolioSummaryResponse",
+    "IntxPosition",
+    "IntxPositionResponse",
+    "IntxPositionsResponse",
+    "IntxSummary",
     "L2Event",
     "L2Update",
     "MarketTrade",
@@ -276,6 +286,106 @@ class FcmBalanceSummary(_S):
 
 class FcmBalanceSummaryResponse(_S):
     balance_summary: FcmBalanceSummary | None = None
+
+
+# --- perpetuals on Coinbase International (INTX), per perpetuals portfolio ------------------------------
+# Shapes: List/Get Perpetuals Position(s), Get Perpetuals Portfolio Summary, Get Portfolio Balances
+# (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/perpetuals/...); money
+# fields are ``{"value", "currency"}`` objects there, but plain strings are accepted as for CFM.
+
+
+class IntxPosition(_S):
+    product_id: str = ""
+    product_uuid: str = ""
+    portfolio_uuid: str = ""
+    symbol: str = ""
+    vwap: MoneyOrText = None
+    entry_vwap: MoneyOrText = None
+    position_side: str = ""  # POSITION_SIDE_LONG / POSITION_SIDE_SHORT / POSITION_SIDE_UNKNOWN
+    margin_type: str = ""  # MARGIN_TYPE_CROSS / MARGIN_TYPE_ISOLATED / MARGIN_TYPE_UNSPECIFIED
+    net_size: str | None = None  # the size, in contracts: required by the parser
+    buy_order_size: str = ""
+    sell_order_size: str = ""
+    im_contribution: str = ""
+    unrealized_pnl: MoneyOrText = None
+    mark_price: MoneyOrText = None
+    liquidation_price: MoneyOrText = None
+    leverage: str = ""
+    im_notional: MoneyOrText = None
+    mm_notional: MoneyOrText = None
+    position_notional: MoneyOrText = None
+    aggregated_pnl: MoneyOrText = None
+
+
+class IntxPositionsResponse(_S):
+    positions: list[IntxPosition]
+
+
+class IntxPositionResponse(_S):
+    position: IntxPosition
+
+
+class IntxPortfolio(_S):
+    portfolio_uuid: str = ""
+    collateral: str | None = None
+    position_notional: str = ""
+    open_position_notional: str = ""
+    pending_fees: str = ""
+    borrow: str = ""
+    accrued_interest: str = ""
+    rolling_debt: str = ""
+    portfolio_initial_margin: str = ""
+    portfolio_im_notional: MoneyOrText = None
+    portfolio_maintenance_margin: str = ""
+    portfolio_mm_notional: MoneyOrText = None
+    liquidation_percentage: str = ""
+    liquidation_buffer: str = ""
+    margin_type: str = ""
+    liquidation_status: str = ""
+    unrealized_pnl: MoneyOrText = None
+    total_balance: MoneyOrText = None
+
+
+class IntxSummary(_S):
+    unrealized_pnl: MoneyOrText = None
+    buying_power: MoneyOrText = None
+    total_balance: MoneyOrText = None
+    max_withdrawal_amount: MoneyOrText = None
+
+
+class IntxPortfolioSummaryResponse(_S):
+    portfolios: list[IntxPortfolio]
+    summary: IntxSummary | None = None
+
+
+class IntxAsset(_S):
+    asset_id: str = ""
+    asset_uuid: str = ""
+    asset_name: str = ""
+    status: str = ""
+
+
+class IntxBalance(_S):
+    asset: IntxAsset | None = None
+    quantity: str | None = None
+    hold: str | None = None
+    transfer_hold: str = ""
+    collateral_value: str = ""
+    collateral_weight: str = ""
+    max_withdraw_amount: str = ""
+    loan: str = ""
+    loan_collateral_requirement_usd: str = ""
+    pledged_quantity: str = ""
+
+
+class IntxPortfolioBalances(_S):
+    balances: list[IntxBalance]
+    portfolio_uuid: str = ""
+    is_margin_limit_reached: bool = False
+
+
+class IntxBalancesResponse(_S):
+    portfolio_balances: list[IntxPortfolioBalances]
 
 
 # --- products and market data ---------------------------------------------------------------------
