@@ -256,3 +256,28 @@ async def test_unknown_products_are_looked_up_not_mapped_by_identity(
         (o,) = [o for o in await reader.get_orders() if o.client_order_id == "perp-2"]
         assert (o.symbol, o.fee_asset) == ("BTC-USDC-PERP", "USDC")
         assert reader.product_id("BTC-USDC-PERP") == "BTC-PERP-INTX"
+
+
+async def test_unknown_futures_symbols_are_looked_up_before_placing(
+    fake: FakeCoinbase, load: Load, make_config: MakeConfig, ec_pem: str
+) -> None:
+    for p in _perp_products(load):
+        fake.products[p.product_id] = p
+    fake.available["USDC"] = Decimal("100000")
+    async with CoinbaseClient(make_config(fake, secret=ec_pem)) as fresh:
+        # Never listed products: the perpetual's product id is looked up, not guessed.
+        rep = await fresh.place_order(
+            order_pb2.Order(
+                client_order_id="perp-3",
+                symbol="ETH-USDC-PERP",
+                side=order_pb2.ORDER_SIDE_BUY,
+                order_type=order_pb2.ORDER_TYPE_LIMIT,
+                quantity="0.01",
+                price="3000",
+            )
+        )
+        assert fake.orders[rep.order_id]["product_id"] == "ETH-PERP-INTX"
+        with pytest.raises(InvalidRequest, match="unknown symbol"):
+            await fresh.get_order_book("DOGE-USDC-PERP")
+        with pytest.raises(InvalidRequest):
+            fresh.product_id("SOL-USD-20301220")  # sync: an unknown future is refused, not sent

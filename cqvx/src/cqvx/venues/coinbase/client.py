@@ -26,7 +26,7 @@ import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry
 
-from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
@@ -153,10 +153,14 @@ class CoinbaseClient(_Account, _MarketData):
         return self._to_canon.get(product_id, product_id)
 
     def product_id(self, symbol: str) -> str:
+        """The product id of a canonical symbol: from the products table; a spot symbol is its own
+        product id on Coinbase.  An unknown futures/perpetual symbol is refused (InvalidRequest),
+        never sent as a guess: async paths look it up first (``_resolve_symbols``)."""
         pid = self._to_product.get(symbol)
         if pid is not None:
             return pid
-        parse_symbol(symbol)  # raises InvalidRequest naming a malformed id
+        if parse_symbol(symbol).instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
+            raise InvalidRequest(f"unknown symbol {symbol}: no such Coinbase product", venue=VENUE)
         return symbol
 
     def _remember(self, client_order_id: str, order_id: str) -> None:
@@ -208,6 +212,7 @@ class CoinbaseClient(_Account, _MarketData):
         return report
 
     async def _place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        await self._resolve_symbols([order.symbol])
         body, product_id, coid = self.build_order_request(order)
         try:
             resp = await self._post(ep.ORDERS, "/orders", body, idempotent=True)
@@ -298,6 +303,8 @@ class CoinbaseClient(_Account, _MarketData):
         if order_id:
             return await self._get_order_by_id(order_id)
         assert client_order_id
+        if symbol:
+            await self._resolve_symbols([symbol])
         found = await self._find_by_client_order_id(
             client_order_id, self.product_id(symbol) if symbol else None
         )
@@ -437,6 +444,7 @@ class CoinbaseClient(_Account, _MarketData):
         if flt.open_only:
             params.append(("order_status", "OPEN"))
         if flt.symbol:
+            await self._resolve_symbols([flt.symbol])
             params.append(("product_ids", self.product_id(flt.symbol)))
         if flt.side:
             params.append(("order_side", "BUY" if flt.side == order_pb2.ORDER_SIDE_BUY else "SELL"))
@@ -470,6 +478,7 @@ class CoinbaseClient(_Account, _MarketData):
         """Fills (TRADE reports), every page of ``/orders/historical/fills``."""
         params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
         if symbol:
+            await self._resolve_symbols([symbol])
             params.append(("product_ids", self.product_id(symbol)))
         if order_id:
             params.append(("order_ids", order_id))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqvx.errors import InvalidRequest, NotFound, ParseError
 from cqvx.num import dec, dec_str
+from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse
 from cqvx.venues.coinbase import endpoints as ep
 from cqvx.venues.coinbase import models as m
@@ -80,6 +81,24 @@ class _MarketData:
             if inst.contract_size and inst.instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
                 self._contract_size[inst.venue_symbol] = dec(inst.contract_size, "contract_size")
 
+    async def _resolve_symbols(self, symbols: Sequence[str]) -> None:
+        """Make every futures/perpetual canonical symbol in ``symbols`` known, loading the futures
+        products (``product_type=FUTURE``; perpetuals also with ``contract_expiry_type=PERPETUAL``)
+        when one is not in the table yet.  Spot ids need no lookup: a Coinbase spot product id is its
+        canonical id (:func:`~cqvx.venues.coinbase.parse.canonical_for_product`)."""
+        missing = [s for s in symbols if s not in self._to_product]
+        kinds = {parse_symbol(s).instrument_type for s in missing}  # InvalidRequest for a malformed id
+        kinds.discard(instrument_pb2.INSTRUMENT_TYPE_SPOT)
+        if not kinds:
+            return
+        path, private = self._market(ep.PRODUCTS)
+        queries: list[list[tuple[str, str | int]]] = [[("product_type", "FUTURE")]]
+        if instrument_pb2.INSTRUMENT_TYPE_PERPETUAL in kinds:
+            queries.append([("product_type", "FUTURE"), ("contract_expiry_type", "PERPETUAL")])
+        for params in queries:
+            resp = await self._get(path, "/products", params, private=private)
+            self._learn(parse.products_from_json(resp.body))
+
     def quote_of(self, product_id: str) -> str:
         """The product's quote (fee and settlement) currency from the table; "" when unknown."""
         return self._quote.get(product_id, "")
@@ -93,6 +112,8 @@ class _MarketData:
         return symbol
 
     async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        if symbols:
+            await self._resolve_symbols(symbols)
         path, private = self._market(ep.PRODUCTS)
         params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
         resp = await self._get(path, "/products", params, private=private)
@@ -104,6 +125,7 @@ class _MarketData:
         return instruments
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.PRODUCT_BOOK)
         resp = await self._get(
             path,
@@ -117,11 +139,13 @@ class _MarketData:
 
     async def get_best_bid_ask(self, symbols: Sequence[str]) -> list[price_pb2.Price]:
         """``GET /best_bid_ask`` (repeated ``product_ids``; needs keys)."""
+        await self._resolve_symbols(symbols)
         params = [("product_ids", self.product_id(s)) for s in symbols]
         resp = await self._get(ep.BEST_BID_ASK, "/best_bid_ask", params)
         return parse.best_bid_ask_from_json(resp.body, self.to_canonical)
 
     async def get_market_trades(self, symbol: str, limit: int = 100) -> list[trade_pb2.Trade]:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.ticker_path(self.product_id(symbol)))
         resp = await self._get(path, ep.R_TICKER, [("limit", limit)], private=private)
         trades = parse.market_trades_from_json(resp.body, self.to_canonical)
@@ -130,6 +154,7 @@ class _MarketData:
         return trades
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.ticker_path(self.product_id(symbol)))
         resp = await self._get(path, ep.R_TICKER, [("limit", 1)], private=private)
         data = parse.decode(resp.body, m.TickerResponse)
@@ -147,6 +172,7 @@ class _MarketData:
         return price
 
     async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
+        await self._resolve_symbols(symbols or [])
         path, private = self._market(ep.PRODUCTS)
         params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
         resp = await self._get(path, "/products", params, private=private)
@@ -181,6 +207,7 @@ class _MarketData:
         end_s = int((end or datetime.now(UTC)).timestamp())
         count = min(limit or ep.MAX_CANDLES, ep.MAX_CANDLES)
         start_s = int(start.timestamp()) if start else end_s - count * width
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.candles_path(self.product_id(symbol)))
         out: list[candle_pb2.Candle] = []
         chunk_start = start_s
