@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cqc.markets.v1 import orderbook_pb2
 from cqc.venues.v1 import order_pb2
-from cqvx.client import VenueClient
+from cqvx.client import SupportsPositions, VenueClient
 from cqvx.errors import AuthenticationError
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
 from cqvx.testing.fake_coinbase import FakeCoinbase, FakeProduct
@@ -282,6 +282,7 @@ async def test_positions_rpc_serves_intx_perpetuals(yaml_harness: YamlConnectorH
     }
     remote = await yaml_harness.new_client("cb-hedge")
     try:
+        assert isinstance(remote, SupportsPositions)
         (pos,) = await remote.get_positions()
     finally:
         await remote.aclose()
