@@ -255,3 +255,30 @@ def test_future_canonical_symbols_are_zero_padded(expiry: str, symbol: str) -> N
         ),
     )
     assert parse.canonical_for_product(p) == symbol
+
+
+@pytest.mark.parametrize(
+    ("channel", "event"),
+    [
+        ("user", {"type": "snapshot"}),  # not "no open orders"
+        ("l2_data", {"type": "snapshot", "product_id": "BTC-USD"}),  # not an empty book
+        ("market_trades", {"type": "update"}),
+        ("ticker", {"type": "update"}),
+        ("candles", {"type": "update"}),
+    ],
+)
+def test_channel_events_without_their_list_raise(channel: str, event: dict[str, Any]) -> None:
+    env = parse.envelope_from_json(
+        json.dumps(
+            {"channel": channel, "timestamp": "2024-01-15T10:30:00Z", "sequence_num": 1, "events": [event]}
+        )
+    )
+    fn = {
+        "user": parse.ws_user_events,
+        "l2_data": parse.l2_events,
+        "market_trades": parse.ws_trades,
+        "ticker": parse.ws_prices,
+        "candles": parse.ws_candles,
+    }[channel]
+    with pytest.raises(ParseError):
+        fn(env)

@@ -499,14 +499,14 @@ class L2Update(_S):
 
 
 class L2Event(_S):
+    updates: list[L2Update]
     type: str = ""
     product_id: str = ""
-    updates: list[L2Update] = []
 
 
 class MarketTradesEvent(_S):
+    trades: list[MarketTrade]
     type: str = ""
-    trades: list[MarketTrade] = []
 
 
 class WsTicker(_S):
@@ -523,13 +523,13 @@ class WsTicker(_S):
 
 
 class TickerEvent(_S):
+    tickers: list[WsTicker]
     type: str = ""
-    tickers: list[WsTicker] = []
 
 
 class WsCandlesEvent(_S):
+    candles: list[Candle]
     type: str = ""
-    candles: list[Candle] = []
 
 
 class WsHeartbeatEvent(_S):
@@ -565,5 +565,6 @@ class WsOrder(_S):
 
 
 class UserEvent(_S):
+    # A snapshot without ``orders`` is unreadable, never "no open orders".
+    orders: list[WsOrder]
     type: str = ""
-    orders: list[WsOrder] = []
