@@ -282,3 +282,24 @@ def test_channel_events_without_their_list_raise(channel: str, event: dict[str, 
     }[channel]
     with pytest.raises(ParseError):
         fn(env)
+
+
+@pytest.mark.parametrize(
+    "success_response",
+    [
+        {"order_id": _OID, "client_order_id": "someone-else", "product_id": "BTC-USD"},
+        {"order_id": _OID, "client_order_id": "c-1", "product_id": "ETH-USD"},
+        {"order_id": "another-id", "client_order_id": "c-1"},  # two different order ids in one reply
+    ],
+)
+def test_success_reply_about_another_order_is_unresolved(success_response: dict[str, str]) -> None:
+    with pytest.raises(ParseError):
+        _create({"success": True, "order_id": _OID, "success_response": success_response})
+
+
+def test_negative_heartbeat_counter_raises() -> None:
+    env = parse.envelope_from_json(
+        b'{"channel":"heartbeats","sequence_num":1,"events":[{"heartbeat_counter":-3}]}'
+    )
+    with pytest.raises(ParseError):
+        parse.ws_heartbeat_counter(env)

@@ -190,12 +190,14 @@ class _ReadRoutes(FakeServer):
     async def _products(self, request: web.Request) -> web.Response:
         wanted = set(request.query.getall("product_ids", []))
         kind = request.query.get("product_type")
+        expiry = request.query.get("contract_expiry_type")
         items = [
             w
             for p in self.products.values()
             if (not wanted or p.product_id in wanted)
             for w in [p.wire()]
             if not kind or w["product_type"] == kind
+            if not expiry or (w["future_product_details"] or {}).get("contract_expiry_type") == expiry
         ]
         return web.json_response({"products": items, "num_products": len(items)})
 

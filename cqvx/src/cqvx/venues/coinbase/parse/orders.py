@@ -216,11 +216,19 @@ def create_order_from_json(
         raise create_order_error(
             error_fields, resp.failure_reason, client_order_id=client_order_id, raw=data[:2048]
         )
-    sr = resp.success_response
-    order_id = (sr.order_id if sr is not None else "") or resp.order_id
+    sr = resp.success_response or m.SuccessResponse()
+    order_id = sr.order_id or resp.order_id
     if not order_id:
         raise ParseError("create order: success without an order_id", venue=VENUE)
-    ack_coid = sr.client_order_id if sr is not None and sr.client_order_id else client_order_id
+    # A success that names another order (client id, product or a second order id) is not an
+    # acknowledgement of this one: unresolved, looked up by client order id.
+    if (
+        (sr.client_order_id and sr.client_order_id != client_order_id)
+        or (sr.product_id and sr.product_id != product_id)
+        or (sr.order_id and resp.order_id and sr.order_id != resp.order_id)
+    ):
+        raise ParseError("create order: the reply acknowledges a different order", venue=VENUE)
+    ack_coid = client_order_id
     return execution_pb2.ExecutionReport(
         execution_id=f"{order_id}:new",
         order_id=order_id,

@@ -152,6 +152,8 @@ def ws_heartbeat_counter(env: m.Envelope) -> int:
         if not (counter.isascii() and counter.isdigit()) or len(counter) > 20:
             raise ParseError("heartbeat_counter: not an integer", venue=VENUE)
         return int(counter)
+    if counter < 0:
+        raise ParseError("heartbeat_counter: negative", venue=VENUE)
     return counter
 
 
