@@ -303,3 +303,16 @@ def test_negative_heartbeat_counter_raises() -> None:
     )
     with pytest.raises(ParseError):
         parse.ws_heartbeat_counter(env)
+
+
+@pytest.mark.parametrize(
+    ("fn", "body"),
+    [
+        (parse.orders_page_from_json, b'{"orders": [], "cursor": "next-page"}'),
+        (parse.accounts_from_json, b'{"accounts": [], "cursor": "next-page"}'),
+    ],
+)
+def test_page_without_has_next_is_not_the_last_page(fn: Callable[[bytes], Any], body: bytes) -> None:
+    # Without has_next the reply does not say whether more pages exist: never read as "complete".
+    with pytest.raises(ParseError):
+        fn(body)

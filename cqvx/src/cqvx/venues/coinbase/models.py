@@ -155,7 +155,7 @@ class GetOrderResponse(_S):
 
 class OrdersResponse(_S):
     orders: list[Order]
-    has_next: bool = False
+    has_next: bool  # absent: whether more pages exist is unknown, so no page is read as the last
     cursor: str = ""
 
 
@@ -233,7 +233,7 @@ class Account(_S):
 
 class AccountsResponse(_S):
     accounts: list[Account]
-    has_next: bool = False
+    has_next: bool
     cursor: str = ""
 
 
