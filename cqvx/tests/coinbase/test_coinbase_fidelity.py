@@ -316,3 +316,20 @@ def test_page_without_has_next_is_not_the_last_page(fn: Callable[[bytes], Any], 
     # Without has_next the reply does not say whether more pages exist: never read as "complete".
     with pytest.raises(ParseError):
         fn(body)
+
+
+def test_future_without_its_details_is_not_mapped_by_identity(load: Load) -> None:
+    doc = json.loads(load("http_products_future.json"))
+    doc["products"][0]["future_product_details"] = None
+    with pytest.raises(ParseError):
+        parse.products_from_json(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("key", ["quote_currency_id", "contract_root_unit"])
+def test_future_symbol_parts_come_from_the_product(load: Load, key: str) -> None:
+    doc = json.loads(load("http_products_future.json"))
+    product = doc["products"][0]
+    product.pop(key, None)
+    product["future_product_details"].pop(key, None)
+    with pytest.raises(ParseError):
+        parse.products_from_json(json.dumps(doc).encode())

@@ -29,12 +29,18 @@ def _precision(step: str) -> int:
 
 
 def canonical_for_product(p: m.Product) -> str:
-    """Canonical id: spot ids as they are; futures ``ROOT-QUOTE-PERP`` or ``ROOT-QUOTE-YYYYMMDD``."""
-    if p.product_type != "FUTURE" or p.future_product_details is None:
+    """Canonical id: spot ids as they are; futures ``ROOT-QUOTE-PERP`` or ``ROOT-QUOTE-YYYYMMDD``.
+    A future without ``future_product_details`` has no canonical id (never its product id)."""
+    if p.product_type != "FUTURE":
         return p.product_id
+    if p.future_product_details is None:
+        raise ParseError(f"future {p.product_id[:40]}: no future_product_details", venue=VENUE)
     fd = p.future_product_details
-    root = fd.contract_root_unit or p.base_currency_id or p.product_id.split("-")[0]
-    quote = p.quote_currency_id or "USD"
+    # Root and quote come from the product, never from splitting its id or guessing USD.
+    root = fd.contract_root_unit or p.base_currency_id
+    quote = p.quote_currency_id
+    if not root or not quote:
+        raise ParseError(f"future {p.product_id[:40]}: no root unit or quote currency", venue=VENUE)
     if fd.contract_expiry_type == "PERPETUAL":
         return f"{root}-{quote}-PERP"
     expiry = timestamp(fd.contract_expiry, "contract_expiry")
