@@ -125,7 +125,8 @@ def main() -> None:
     build = bench(lambda: client.build_order_request(order), inner=500)
     sign = bench(lambda: signer.sign("POST", ep.ORDERS, b"{}"), inner=200)
     reply_parse = bench(
-        lambda: parse.create_order_from_json(reply, order, "BTC-USD", "BTC-USD", "c"), inner=500
+        lambda: parse.create_order_from_json(reply, order, "BTC-USD", "BTC-USD", order.client_order_id),
+        inner=500,
     )
     total = bench(place_internals, inner=200)
     print()

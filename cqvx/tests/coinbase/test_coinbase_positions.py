@@ -46,9 +46,10 @@ def test_positions_fixture(load: Load) -> None:
 
 def test_single_position_fixture(load: Load) -> None:
     pos = parse.position_from_json(load("http_cfm_position.json"), _canon)
-    assert pos is not None
     assert (pos.symbol, pos.side, pos.quantity) == (BIP_CANON, position_pb2.POSITION_SIDE_SHORT, "0.03")
-    assert parse.position_from_json(b'{"position": null}') is None
+    # No position is the venue's 404; a 200 without one is unreadable, never "flat" (issue 12).
+    with pytest.raises(ParseError):
+        parse.position_from_json(b'{"position": null}')
 
 
 def test_balance_summary_fixture(load: Load) -> None:

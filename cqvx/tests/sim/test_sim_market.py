@@ -218,3 +218,26 @@ async def test_wall_clock_driver_moves_the_market() -> None:
     # aclose ended the stream
     with pytest.raises(StopAsyncIteration):
         await prices.__anext__()
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "2024-01-15T10:30:00,100,1,buy",  # no zone: which moment is it?
+        "2024-02-30T10:30:00Z,100,1,buy",
+        "1e999999,100,1,buy",  # a magnitude no clock reaches
+        "-5,100,1,buy",
+        "1700000000,-100,1,buy",  # a negative price
+        "1700000000,100,-1,buy",  # a negative size
+        "1700000000,1e999,1,buy",
+    ],
+)
+def test_replay_rows_with_impossible_values_are_parse_errors(tmp_path: Path, row: str) -> None:
+    """Issue 12 (the same class as the Coinbase edge): impossible values never enter the replay."""
+    from cqvx.errors import ParseError
+    from cqvx.venues.sim.market import load_replay
+
+    path = tmp_path / "trades.csv"
+    path.write_text("timestamp,price,quantity,side\n" + row + "\n", encoding="utf-8")
+    with pytest.raises(ParseError):
+        load_replay(path, "trades", Decimal("0.001"))

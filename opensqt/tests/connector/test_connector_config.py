@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cqc.markets.v1 import orderbook_pb2
 from cqc.venues.v1 import order_pb2
-from cqvx.client import VenueClient
+from cqvx.client import SupportsPositions, VenueClient
 from cqvx.errors import AuthenticationError
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
-from cqvx.testing.fake_coinbase import FakeCoinbase
+from cqvx.testing.fake_coinbase import FakeCoinbase, FakeProduct
 from cqvx.transport.ratelimit import limiters
 from cqvx.venues.coinbase import CoinbaseClient
 from opensqt.config import ConfigError
@@ -70,6 +70,7 @@ venues:
     ws_market_url: ${CB_WS_MARKET}
     ws_user_url: ${CB_WS_USER}
     rate_limits: {private_rps: 5}
+    derivatives: {cfm: false, intx_portfolio_uuid: "${CB_INTX_PORTFOLIO}"}
     credentials:
       key_name: ${CB_HEDGE_KEY_NAME}
       key_secret: {file: "${CB_HEDGE_SECRET_FILE}"}
@@ -126,6 +127,7 @@ class YamlConnectorHarness(HarnessDefaults):
             "CB_MAIN_KEY_SECRET": _pem(self._main),
             "CB_HEDGE_KEY_NAME": HEDGE_KEY,
             "CB_HEDGE_SECRET_FILE": str(secret_file),
+            "CB_INTX_PORTFOLIO": self.fake.intx_portfolio_uuid,
         }
         settings = load_connector_settings(config, env=self.env)
         self.venues = settings.build_venues()
@@ -257,6 +259,41 @@ async def test_one_process_serves_sim_and_two_coinbase_accounts(yaml_harness: Ya
         for r in yaml_harness.fake.requests_to("/api/v3/brokerage/accounts")
     }
     assert signers == {MAIN_KEY, HEDGE_KEY}, "each account signed with its own key"
+
+
+async def test_positions_rpc_serves_intx_perpetuals(yaml_harness: YamlConnectorHarness) -> None:
+    """Issue 12: the positions capability reads the configured INTX perpetuals portfolio."""
+    fake = yaml_harness.fake
+    fake.products["BTC-PERP-INTX"] = FakeProduct(
+        "BTC-PERP-INTX",
+        quote_increment="0.1",
+        future={"contract_size": "1", "contract_root_unit": "BTC", "contract_expiry_type": "PERPETUAL"},
+        quote_currency="USDC",
+        product_venue="INTX",
+    )
+    fake.intx_positions["BTC-PERP-INTX"] = {
+        "product_id": "BTC-PERP-INTX",
+        "portfolio_uuid": fake.intx_portfolio_uuid,
+        "position_side": "POSITION_SIDE_SHORT",
+        "net_size": "-0.5",
+        "entry_vwap": {"value": "67000", "currency": "USDC"},
+        "unrealized_pnl": {"value": "-12.5", "currency": "USDC"},
+        "liquidation_price": {"value": "90000", "currency": "USDC"},
+    }
+    remote = await yaml_harness.new_client("cb-hedge")
+    try:
+        assert isinstance(remote, SupportsPositions)
+        (pos,) = await remote.get_positions()
+    finally:
+        await remote.aclose()
+    assert (pos.symbol, pos.quantity, pos.entry_price, pos.unrealized_pnl, pos.settle_asset) == (
+        "BTC-USDC-PERP",
+        "0.5",
+        "67000",
+        "-12.5",
+        "USDC",
+    )
+    assert not fake.requests_to("/api/v3/brokerage/cfm/positions")  # cfm: false for this account
 
 
 async def test_token_from_the_environment_is_enforced(yaml_harness: YamlConnectorHarness) -> None:

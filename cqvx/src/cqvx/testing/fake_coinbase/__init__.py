@@ -15,7 +15,9 @@ Test controls: :meth:`push_l2`, :meth:`push_trade`, :meth:`push_ticker`, :meth:`
 :meth:`fill` (a maker fill of a resting order), :meth:`inject_gap` (skip sequence numbers),
 :meth:`drop_ws` (inherited) / :meth:`drop_kind`, ``refused_ws`` (an endpoint refusing connections),
 ``cancel_failures`` (scripted batch_cancel failure reasons), ``cfm_positions`` and
-``cfm_balance_summary`` (the futures account), plus the base class's HTTP faults (5xx, 429, resets,
+``cfm_balance_summary`` (the futures account), ``intx_portfolio_uuid``, ``intx_positions``,
+``intx_portfolio`` and ``intx_balances`` (the INTX perpetuals portfolio; products with
+``product_venue="INTX"``, ``quote_currency="USDC"``), plus the base class's HTTP faults (5xx, 429, resets,
 latency) and its counters (``rate_limits_served``).
 
     async with FakeCoinbase(keys={"organizations/o/apiKeys/k": public_key}) as fake:

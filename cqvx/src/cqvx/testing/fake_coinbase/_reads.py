@@ -1,4 +1,5 @@
-"""The fake's read-only REST routes: accounts, the futures (CFM) account, server time and market data
+"""The fake's read-only REST routes: accounts, the futures (CFM) account, the INTX perpetuals portfolio,
+server time and market data
 (products, product book, best bid/ask, candles, ticker) under both the private and ``/market`` prefixes.
 """
 
@@ -23,6 +24,10 @@ class _ReadRoutes(FakeServer):
     trades: dict[str, list[dict[str, Any]]]
     cfm_positions: dict[str, dict[str, Any]]
     cfm_balance_summary: dict[str, Any] | None
+    intx_portfolio_uuid: str
+    intx_positions: dict[str, dict[str, Any]]
+    intx_portfolio: dict[str, Any] | None
+    intx_balances: list[dict[str, Any]]
 
     if TYPE_CHECKING:
 
@@ -99,6 +104,70 @@ class _ReadRoutes(FakeServer):
             )
         return web.json_response({"balance_summary": self.cfm_balance_summary})
 
+    # --- perpetuals (INTX) portfolio: List/Get Perpetuals Position(s), Portfolio Summary, Balances ---
+
+    def _intx_portfolio_or_error(self, request: web.Request) -> web.Response | None:
+        failure = self._check_rest_auth(request)
+        if failure is not None:
+            return failure
+        if not self.intx_portfolio_uuid or request.match_info["portfolio_uuid"] != self.intx_portfolio_uuid:
+            return web.json_response(
+                {"error": "NOT_FOUND", "message": "portfolio not found", "error_details": ""}, status=404
+            )
+        return None
+
+    async def _intx_positions(self, request: web.Request) -> web.Response:
+        failure = self._intx_portfolio_or_error(request)
+        if failure is not None:
+            return failure
+        return web.json_response(
+            {
+                "positions": list(self.intx_positions.values()),
+                "summary": {"aggregated_pnl": {"value": "0", "currency": "USDC"}},
+            }
+        )
+
+    async def _intx_position(self, request: web.Request) -> web.Response:
+        failure = self._intx_portfolio_or_error(request)
+        if failure is not None:
+            return failure
+        position = self.intx_positions.get(request.match_info["symbol"])
+        if position is None:
+            return web.json_response(
+                {"error": "NOT_FOUND", "message": "position not found", "error_details": ""}, status=404
+            )
+        return web.json_response({"position": position})
+
+    async def _intx_summary(self, request: web.Request) -> web.Response:
+        failure = self._intx_portfolio_or_error(request)
+        if failure is not None:
+            return failure
+        portfolio = self.intx_portfolio or {}
+        return web.json_response(
+            {
+                "portfolios": [{"portfolio_uuid": self.intx_portfolio_uuid, **portfolio}],
+                "summary": {
+                    key: portfolio[key] for key in ("unrealized_pnl", "total_balance") if key in portfolio
+                },
+            }
+        )
+
+    async def _intx_balances_route(self, request: web.Request) -> web.Response:
+        failure = self._intx_portfolio_or_error(request)
+        if failure is not None:
+            return failure
+        return web.json_response(
+            {
+                "portfolio_balances": [
+                    {
+                        "portfolio_uuid": self.intx_portfolio_uuid,
+                        "balances": self.intx_balances,
+                        "is_margin_limit_reached": False,
+                    }
+                ]
+            }
+        )
+
     async def _time(self, request: web.Request) -> web.Response:
         now = time.time()
         return web.json_response(
@@ -121,12 +190,14 @@ class _ReadRoutes(FakeServer):
     async def _products(self, request: web.Request) -> web.Response:
         wanted = set(request.query.getall("product_ids", []))
         kind = request.query.get("product_type")
+        expiry = request.query.get("contract_expiry_type")
         items = [
             w
             for p in self.products.values()
             if (not wanted or p.product_id in wanted)
             for w in [p.wire()]
             if not kind or w["product_type"] == kind
+            if not expiry or (w["future_product_details"] or {}).get("contract_expiry_type") == expiry
         ]
         return web.json_response({"products": items, "num_products": len(items)})
 

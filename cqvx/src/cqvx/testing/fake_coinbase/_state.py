@@ -39,6 +39,9 @@ class FakeProduct:
     asks: dict[Decimal, Decimal] = field(default_factory=dict)
     # A futures product: its ``future_product_details`` object (products reference); None for spot.
     future: dict[str, Any] | None = None
+    # The quote currency when the id does not name it (futures: USD; INTX perpetuals: USDC).
+    quote_currency: str = ""
+    product_venue: str = ""  # "FCM" (US futures), "INTX" (perpetuals), "" for spot
 
     @property
     def base(self) -> str:
@@ -48,6 +51,8 @@ class FakeProduct:
 
     @property
     def quote(self) -> str:
+        if self.quote_currency:
+            return self.quote_currency
         return "USD" if self.future is not None else self.product_id.split("-")[1]
 
     def wire(self) -> dict[str, Any]:
@@ -73,7 +78,8 @@ class FakeProduct:
             "is_disabled": False,
             "product_type": "SPOT" if self.future is None else "FUTURE",
             "quote_currency_id": self.quote,
-            "base_currency_id": self.base if self.future is None else "",
+            "base_currency_id": self.base if self.future is None or self.product_venue == "INTX" else "",
+            "product_venue": self.product_venue or ("FCM" if self.future is not None else "CBE"),
             "future_product_details": self.future,
         }
 

@@ -78,6 +78,12 @@ class FakeCoinbase(_WebSockets, _ReadRoutes):
         # The US-derivatives account: product id -> position (wire shape), and the balance summary.
         self.cfm_positions: dict[str, dict[str, Any]] = {}
         self.cfm_balance_summary: dict[str, Any] | None = None
+        # The INTX perpetuals portfolio: its uuid, positions by product id (wire shape), the portfolio
+        # object of the summary and the per-asset balances (wire shape).
+        self.intx_portfolio_uuid = "018c2b5e-4a1f-7c3d-9e2a-5b6c7d8e9f01"
+        self.intx_positions: dict[str, dict[str, Any]] = {}
+        self.intx_portfolio: dict[str, Any] | None = None
+        self.intx_balances: list[dict[str, Any]] = []
         self.deadline_closes = 0
         self.subscribe_messages: list[dict[str, Any]] = []
         self._conns: list[_Conn] = []
@@ -117,6 +123,10 @@ class FakeCoinbase(_WebSockets, _ReadRoutes):
         r.add_get(f"{P}/cfm/positions", self._cfm_positions)
         r.add_get(f"{P}/cfm/positions/{{product_id}}", self._cfm_position)
         r.add_get(f"{P}/cfm/balance_summary", self._cfm_balance)
+        r.add_get(f"{P}/intx/positions/{{portfolio_uuid}}", self._intx_positions)
+        r.add_get(f"{P}/intx/positions/{{portfolio_uuid}}/{{symbol}}", self._intx_position)
+        r.add_get(f"{P}/intx/portfolio/{{portfolio_uuid}}", self._intx_summary)
+        r.add_get(f"{P}/intx/balances/{{portfolio_uuid}}", self._intx_balances_route)
         for prefix, private in ((P, True), (f"{P}/market", False)):
             r.add_get(f"{prefix}/products", self._wrap(self._products, private))
             r.add_get(f"{prefix}/products/{{product_id}}", self._wrap(self._product, private))

@@ -26,7 +26,7 @@ import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry
 
-from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
@@ -47,6 +47,7 @@ from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.coinbase import endpoints as ep
+from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
 from cqvx.venues.coinbase.account import _Account
 from cqvx.venues.coinbase.auth import CoinbaseAuth
@@ -112,6 +113,7 @@ class CoinbaseClient(_Account, _MarketData):
         self._to_canon: dict[str, str] = {}
         self._to_product: dict[str, str] = {}
         self._contract_size: dict[str, Decimal] = {}  # futures product id -> base units per contract
+        self._quote: dict[str, str] = {}  # product id -> quote (fee and settlement) currency
         # client order id -> order id for orders this process placed (first place to look on lookups).
         self._coid_index: OrderedDict[str, str] = OrderedDict()
         self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry, rate_limiters=shared)
@@ -151,10 +153,14 @@ class CoinbaseClient(_Account, _MarketData):
         return self._to_canon.get(product_id, product_id)
 
     def product_id(self, symbol: str) -> str:
+        """The product id of a canonical symbol: from the products table; a spot symbol is its own
+        product id on Coinbase.  An unknown futures/perpetual symbol is refused (InvalidRequest),
+        never sent as a guess: async paths look it up first (``_resolve_symbols``)."""
         pid = self._to_product.get(symbol)
         if pid is not None:
             return pid
-        parse_symbol(symbol)  # raises InvalidRequest naming a malformed id
+        if parse_symbol(symbol).instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
+            raise InvalidRequest(f"unknown symbol {symbol}: no such Coinbase product", venue=VENUE)
         return symbol
 
     def _remember(self, client_order_id: str, order_id: str) -> None:
@@ -206,6 +212,7 @@ class CoinbaseClient(_Account, _MarketData):
         return report
 
     async def _place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        await self._resolve_symbols([order.symbol])
         body, product_id, coid = self.build_order_request(order)
         try:
             resp = await self._post(ep.ORDERS, "/orders", body, idempotent=True)
@@ -267,7 +274,7 @@ class CoinbaseClient(_Account, _MarketData):
         for _ in range(_MAX_LOOKUP_PAGES):
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
-            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            orders, cursor = await self._orders_page(resp.body)
             for o in orders:
                 if o.client_order_id == coid:
                     self._remember(coid, o.order_id)
@@ -278,7 +285,16 @@ class CoinbaseClient(_Account, _MarketData):
 
     async def _get_order_by_id(self, order_id: str) -> order_pb2.Order:
         resp = await self._get(ep.order_path(order_id), ep.R_ORDER)
-        return parse.order_from_json(resp.body, self.to_canonical)
+        raw = parse.decode(resp.body, m.GetOrderResponse).order
+        await self._learn_products([raw.product_id])
+        return parse.order_from_model(raw, self._known, self.quote_of)
+
+    async def _orders_page(self, body: bytes) -> tuple[list[order_pb2.Order], str | None]:
+        """A list-orders page, its products looked up first (symbols and fee currency come from the
+        products table, never from the product id)."""
+        page = parse.decode(body, m.OrdersResponse)
+        await self._learn_products([o.product_id for o in page.orders])
+        return parse.orders_page(page, self._known, self.quote_of)
 
     async def get_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
@@ -287,6 +303,8 @@ class CoinbaseClient(_Account, _MarketData):
         if order_id:
             return await self._get_order_by_id(order_id)
         assert client_order_id
+        if symbol:
+            await self._resolve_symbols([symbol])
         found = await self._find_by_client_order_id(
             client_order_id, self.product_id(symbol) if symbol else None
         )
@@ -426,6 +444,7 @@ class CoinbaseClient(_Account, _MarketData):
         if flt.open_only:
             params.append(("order_status", "OPEN"))
         if flt.symbol:
+            await self._resolve_symbols([flt.symbol])
             params.append(("product_ids", self.product_id(flt.symbol)))
         if flt.side:
             params.append(("order_side", "BUY" if flt.side == order_pb2.ORDER_SIDE_BUY else "SELL"))
@@ -439,7 +458,7 @@ class CoinbaseClient(_Account, _MarketData):
         while True:
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.ORDERS_BATCH, "/orders/historical/batch", page_params)
-            orders, cursor = parse.orders_page_from_json(resp.body, self.to_canonical)
+            orders, cursor = await self._orders_page(resp.body)
             for o in orders:
                 if flt.matches(o):
                     out.append(o)
@@ -459,6 +478,7 @@ class CoinbaseClient(_Account, _MarketData):
         """Fills (TRADE reports), every page of ``/orders/historical/fills``."""
         params: list[tuple[str, str | int]] = [("limit", self.config.page_limit)]
         if symbol:
+            await self._resolve_symbols([symbol])
             params.append(("product_ids", self.product_id(symbol)))
         if order_id:
             params.append(("order_ids", order_id))
@@ -472,7 +492,9 @@ class CoinbaseClient(_Account, _MarketData):
         while True:
             page_params = [*params, ("cursor", cursor)] if cursor else params
             resp = await self._get(ep.FILLS, "/orders/historical/fills", page_params)
-            fills, cursor = parse.fills_from_json(resp.body, self.to_canonical)
+            page = parse.decode(resp.body, m.FillsResponse)
+            await self._learn_products([f.product_id for f in page.fills])
+            fills, cursor = parse.fills_page(page, self._known, self.quote_of)
             out.extend(fills)
             if cursor is None or cursor in seen:
                 return out

@@ -72,8 +72,13 @@ class CoinbaseConfig:
     # Execution reports one subscriber may have queued; beyond it the stream ends with Unavailable
     # (never a silent drop) and the consumer re-subscribes and reconciles.
     executions_queue_max: int = 10_000
-    # subscribe_positions polls GET /cfm/positions this often (see CoinbaseClient.subscribe_positions).
+    # subscribe_positions polls the positions endpoints this often (CoinbaseClient.subscribe_positions).
     positions_poll_s: float = 5.0
+    # Derivatives: US futures through the CFM account, and perpetuals on Coinbase International
+    # (INTX) through the perpetuals portfolio with this uuid ("" = no INTX portfolio; the perpetuals
+    # endpoints of https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/perpetuals).
+    cfm_enabled: bool = True
+    intx_portfolio_uuid: str = ""
 
     @property
     def has_credentials(self) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "CFM_POSITIONS",
     "FILLS",
     "GRANULARITY",
+    "INTX",
     "ORDERS",
     "ORDERS_BATCH",
     "PREFIX",
@@ -35,6 +36,7 @@ __all__ = [
     "build_create_order",
     "candles_path",
     "cfm_position_path",
+    "intx_path",
     "order_path",
     "product_path",
     "ticker_path",
@@ -54,6 +56,10 @@ TIME = f"{PREFIX}/time"
 # (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/futures/...).
 CFM_POSITIONS = f"{PREFIX}/cfm/positions"
 CFM_BALANCE_SUMMARY = f"{PREFIX}/cfm/balance_summary"
+# Perpetuals on Coinbase International (INTX), per perpetuals portfolio: List/Get Perpetuals
+# Position(s), Get Perpetuals Portfolio Summary, Get Portfolio Balances
+# (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/perpetuals/...).
+INTX = f"{PREFIX}/intx"
 
 # Metric route labels (templates, never raw paths).
 R_ORDER = "/orders/historical/{order_id}"
@@ -63,6 +69,10 @@ R_TICKER = "/products/{product_id}/ticker"
 R_CFM_POSITIONS = "/cfm/positions"
 R_CFM_POSITION = "/cfm/positions/{product_id}"
 R_CFM_BALANCE_SUMMARY = "/cfm/balance_summary"
+R_INTX_POSITIONS = "/intx/positions/{portfolio_uuid}"
+R_INTX_POSITION = "/intx/positions/{portfolio_uuid}/{symbol}"
+R_INTX_PORTFOLIO = "/intx/portfolio/{portfolio_uuid}"
+R_INTX_BALANCES = "/intx/balances/{portfolio_uuid}"
 
 # cqc CandleInterval -> Advanced Trade granularity (candles endpoint enum; venues.md §1.4).
 # Widths come from the one candle table (cqvx.timeutil).
@@ -83,6 +93,11 @@ MAX_CANDLES = 350
 
 def order_path(order_id: str) -> str:
     return f"{PREFIX}/orders/historical/{_segment(order_id)}"
+
+
+def intx_path(kind: str, portfolio_uuid: str, symbol: str = "") -> str:
+    """``/intx/{kind}/{portfolio_uuid}[/{symbol}]`` (kind: positions, portfolio, balances)."""
+    return f"{INTX}/{kind}/{_segment(portfolio_uuid)}" + (f"/{_segment(symbol)}" if symbol else "")
 
 
 def product_path(product_id: str) -> str:

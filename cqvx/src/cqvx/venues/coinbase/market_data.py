@@ -1,5 +1,14 @@
 """Coinbase market data over REST (products, books, best bid/ask, trades, tickers, candles) and the
-product id <-> canonical symbol mapping learned from product listings.
+products table: product id <-> canonical symbol, quote (= fee and settlement) currency and contract
+size, all learned from the venue's product listings, never from splitting a product id.
+
+The table fills as products are seen (``get_instruments``) and is refreshed for every unknown product
+id a reply names (:meth:`_learn_products`: one ``GET /products?product_ids=...``, then
+``GET /products/{id}`` for ids the list left out), so futures (``BIP-20DEC30-CDE``) and INTX
+perpetuals (``BTC-PERP-INTX``) get their canonical id, USD/USDC quote and contract size before any
+order, fill or position of theirs is converted.  Lookup limits: one list call plus one call per id
+the list did not return, per reply; a product the venue does not know stays unknown and its rows
+are a ParseError on the REST paths (never an identity mapping).
 
 Market-data calls use the authenticated route when the client has keys and the public ``/market``
 twin otherwise (:meth:`CoinbaseClient._market`).
@@ -14,8 +23,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqvx.errors import InvalidRequest
+from cqvx.errors import InvalidRequest, NotFound, ParseError
 from cqvx.num import dec, dec_str
+from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse
 from cqvx.venues.coinbase import endpoints as ep
 from cqvx.venues.coinbase import models as m
@@ -29,6 +39,7 @@ class _MarketData:
     _to_canon: dict[str, str]
     _to_product: dict[str, str]
     _contract_size: dict[str, Decimal]
+    _quote: dict[str, str]
 
     if TYPE_CHECKING:
 
@@ -43,25 +54,66 @@ class _MarketData:
         def to_canonical(self, product_id: str) -> str: ...
 
     async def _learn_products(self, product_ids: Sequence[str]) -> None:
-        """Load the products behind ids we cannot map yet: futures product ids (``BIP-20DEC30-CDE``)
-        are not canonical, so positions need their canonical id and contract size first."""
-        unknown = sorted({p for p in product_ids if p not in self._to_canon})
+        """Load the products behind ids not in the table yet (module docstring: lookup limits)."""
+        unknown = sorted({p for p in product_ids if p and p not in self._to_canon})
         if not unknown:
             return
         path, private = self._market(ep.PRODUCTS)
         params: list[tuple[str, str | int]] = [("product_ids", p) for p in unknown]
-        params.append(("product_type", "FUTURE"))
         resp = await self._get(path, "/products", params, private=private)
         self._learn(parse.products_from_json(resp.body))
+        for pid in unknown:
+            if pid in self._to_canon:
+                continue
+            # List Products may leave out futures and perpetuals; Get Product names any one.
+            one_path, one_private = self._market(ep.product_path(pid))
+            try:
+                one = await self._get(one_path, ep.R_PRODUCT, private=one_private)
+            except NotFound:
+                continue
+            self._learn([parse.instrument_from_product(parse.decode(one.body, m.Product))])
 
     def _learn(self, instruments: Sequence[instrument_pb2.Instrument]) -> None:
         for inst in instruments:
             self._to_canon[inst.venue_symbol] = inst.symbol
             self._to_product[inst.symbol] = inst.venue_symbol
+            self._quote[inst.venue_symbol] = inst.settle_asset or inst.quote_asset
             if inst.contract_size and inst.instrument_type != instrument_pb2.INSTRUMENT_TYPE_SPOT:
                 self._contract_size[inst.venue_symbol] = dec(inst.contract_size, "contract_size")
 
+    async def _resolve_symbols(self, symbols: Sequence[str]) -> None:
+        """Make every futures/perpetual canonical symbol in ``symbols`` known, loading the futures
+        products (``product_type=FUTURE``; perpetuals also with ``contract_expiry_type=PERPETUAL``)
+        when one is not in the table yet.  Spot ids need no lookup: a Coinbase spot product id is its
+        canonical id (:func:`~cqvx.venues.coinbase.parse.canonical_for_product`)."""
+        missing = [s for s in symbols if s not in self._to_product]
+        kinds = {parse_symbol(s).instrument_type for s in missing}  # InvalidRequest for a malformed id
+        kinds.discard(instrument_pb2.INSTRUMENT_TYPE_SPOT)
+        if not kinds:
+            return
+        path, private = self._market(ep.PRODUCTS)
+        queries: list[list[tuple[str, str | int]]] = [[("product_type", "FUTURE")]]
+        if instrument_pb2.INSTRUMENT_TYPE_PERPETUAL in kinds:
+            queries.append([("product_type", "FUTURE"), ("contract_expiry_type", "PERPETUAL")])
+        for params in queries:
+            resp = await self._get(path, "/products", params, private=private)
+            self._learn(parse.products_from_json(resp.body))
+
+    def quote_of(self, product_id: str) -> str:
+        """The product's quote (fee and settlement) currency from the table; "" when unknown."""
+        return self._quote.get(product_id, "")
+
+    def _known(self, product_id: str) -> str:
+        """The canonical id of a product in the table; a ParseError for one the venue did not name
+        (REST paths call :meth:`_learn_products` first, so this means the venue does not know it)."""
+        symbol = self._to_canon.get(product_id)
+        if symbol is None:
+            raise ParseError(f"product {product_id[:40]!r} is unknown to the venue", venue=VENUE)
+        return symbol
+
     async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        if symbols:
+            await self._resolve_symbols(symbols)
         path, private = self._market(ep.PRODUCTS)
         params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
         resp = await self._get(path, "/products", params, private=private)
@@ -73,6 +125,7 @@ class _MarketData:
         return instruments
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.PRODUCT_BOOK)
         resp = await self._get(
             path,
@@ -86,11 +139,13 @@ class _MarketData:
 
     async def get_best_bid_ask(self, symbols: Sequence[str]) -> list[price_pb2.Price]:
         """``GET /best_bid_ask`` (repeated ``product_ids``; needs keys)."""
+        await self._resolve_symbols(symbols)
         params = [("product_ids", self.product_id(s)) for s in symbols]
         resp = await self._get(ep.BEST_BID_ASK, "/best_bid_ask", params)
         return parse.best_bid_ask_from_json(resp.body, self.to_canonical)
 
     async def get_market_trades(self, symbol: str, limit: int = 100) -> list[trade_pb2.Trade]:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.ticker_path(self.product_id(symbol)))
         resp = await self._get(path, ep.R_TICKER, [("limit", limit)], private=private)
         trades = parse.market_trades_from_json(resp.body, self.to_canonical)
@@ -99,6 +154,7 @@ class _MarketData:
         return trades
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.ticker_path(self.product_id(symbol)))
         resp = await self._get(path, ep.R_TICKER, [("limit", 1)], private=private)
         data = parse.decode(resp.body, m.TickerResponse)
@@ -116,6 +172,7 @@ class _MarketData:
         return price
 
     async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
+        await self._resolve_symbols(symbols or [])
         path, private = self._market(ep.PRODUCTS)
         params = [("product_ids", self.product_id(s)) for s in symbols] if symbols else None
         resp = await self._get(path, "/products", params, private=private)
@@ -150,6 +207,7 @@ class _MarketData:
         end_s = int((end or datetime.now(UTC)).timestamp())
         count = min(limit or ep.MAX_CANDLES, ep.MAX_CANDLES)
         start_s = int(start.timestamp()) if start else end_s - count * width
+        await self._resolve_symbols([symbol])
         path, private = self._market(ep.candles_path(self.product_id(symbol)))
         out: list[candle_pb2.Candle] = []
         chunk_start = start_s

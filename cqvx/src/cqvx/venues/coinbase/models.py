@@ -4,8 +4,11 @@ Field names and types follow the Advanced Trade REST reference
 (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api) and the WebSocket channels page
 (https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels), checked
 against the real samples in ``tests/coinbase/fixtures``.  Unknown fields are ignored (the venue adds
-fields without notice); every field has a default so an omitted field is not an error.  Numbers stay
-strings here: :mod:`cqvx.venues.coinbase.parse` turns them into Decimals, never floats.
+fields without notice).  Absence is not emptiness: the field that carries a reply's meaning (the orders
+list, the accounts list, a create-order ``success`` flag, a position's size) has no default, or defaults
+to None and the parser refuses None, so an error object or another API version's envelope is a
+ParseError, never "no orders" or "flat".  Other fields are optional.  Numbers stay strings here:
+:mod:`cqvx.venues.coinbase.parse` turns them into Decimals, never floats.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ __all__ = [
     "Fill",
     "FillsResponse",
     "GetOrderResponse",
+    "IntxAsset",
+    "IntxBalance",
+    "IntxBalancesResponse",
+    "IntxPortfolio",
+    "IntxPortfolioBalances",
+    "IntxPortfolioSummaryResponse",
+    "IntxPosition",
+    "IntxPositionResponse",
+    "IntxPositionsResponse",
+    "IntxSummary",
     "L2Event",
     "L2Update",
     "MarketTrade",
@@ -141,8 +154,8 @@ class GetOrderResponse(_S):
 
 
 class OrdersResponse(_S):
-    orders: list[Order] = []
-    has_next: bool = False
+    orders: list[Order]
+    has_next: bool  # absent: whether more pages exist is unknown, so no page is read as the last
     cursor: str = ""
 
 
@@ -162,7 +175,8 @@ class ErrorResponse(_S):
 
 
 class CreateOrderResponse(_S):
-    success: bool = False
+    # None = absent: not the documented shape, so the outcome is unknown (never "rejected").
+    success: bool | None = None
     failure_reason: str = ""
     order_id: str = ""
     success_response: SuccessResponse | None = None
@@ -170,13 +184,13 @@ class CreateOrderResponse(_S):
 
 
 class CancelResult(_S):
-    success: bool = False
+    success: bool | None = None
     failure_reason: str = ""
     order_id: str = ""
 
 
 class CancelResponse(_S):
-    results: list[CancelResult] = []
+    results: list[CancelResult]
 
 
 class Fill(_S):
@@ -197,7 +211,7 @@ class Fill(_S):
 
 
 class FillsResponse(_S):
-    fills: list[Fill] = []
+    fills: list[Fill]
     cursor: str = ""
 
 
@@ -218,8 +232,8 @@ class Account(_S):
 
 
 class AccountsResponse(_S):
-    accounts: list[Account] = []
-    has_next: bool = False
+    accounts: list[Account]
+    has_next: bool
     cursor: str = ""
 
 
@@ -235,7 +249,7 @@ class FcmPosition(_S):
     product_id: str = ""
     expiration_time: str | None = None
     side: str = ""
-    number_of_contracts: str = ""
+    number_of_contracts: str | None = None  # the size: required by the parser
     current_price: MoneyOrText = None
     avg_entry_price: MoneyOrText = None
     unrealized_pnl: MoneyOrText = None
@@ -248,11 +262,11 @@ class FcmPosition(_S):
 
 
 class FcmPositionsResponse(_S):
-    positions: list[FcmPosition] = []
+    positions: list[FcmPosition]
 
 
 class FcmPositionResponse(_S):
-    position: FcmPosition | None = None
+    position: FcmPosition
 
 
 class FcmBalanceSummary(_S):
@@ -272,6 +286,106 @@ class FcmBalanceSummary(_S):
 
 class FcmBalanceSummaryResponse(_S):
     balance_summary: FcmBalanceSummary | None = None
+
+
+# --- perpetuals on Coinbase International (INTX), per perpetuals portfolio ------------------------------
+# Shapes: List/Get Perpetuals Position(s), Get Perpetuals Portfolio Summary, Get Portfolio Balances
+# (https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/perpetuals/...); money
+# fields are ``{"value", "currency"}`` objects there, but plain strings are accepted as for CFM.
+
+
+class IntxPosition(_S):
+    product_id: str = ""
+    product_uuid: str = ""
+    portfolio_uuid: str = ""
+    symbol: str = ""
+    vwap: MoneyOrText = None
+    entry_vwap: MoneyOrText = None
+    position_side: str = ""  # POSITION_SIDE_LONG / POSITION_SIDE_SHORT / POSITION_SIDE_UNKNOWN
+    margin_type: str = ""  # MARGIN_TYPE_CROSS / MARGIN_TYPE_ISOLATED / MARGIN_TYPE_UNSPECIFIED
+    net_size: str | None = None  # the size, in contracts: required by the parser
+    buy_order_size: str = ""
+    sell_order_size: str = ""
+    im_contribution: str = ""
+    unrealized_pnl: MoneyOrText = None
+    mark_price: MoneyOrText = None
+    liquidation_price: MoneyOrText = None
+    leverage: str = ""
+    im_notional: MoneyOrText = None
+    mm_notional: MoneyOrText = None
+    position_notional: MoneyOrText = None
+    aggregated_pnl: MoneyOrText = None
+
+
+class IntxPositionsResponse(_S):
+    positions: list[IntxPosition]
+
+
+class IntxPositionResponse(_S):
+    position: IntxPosition
+
+
+class IntxPortfolio(_S):
+    portfolio_uuid: str = ""
+    collateral: str | None = None
+    position_notional: str = ""
+    open_position_notional: str = ""
+    pending_fees: str = ""
+    borrow: str = ""
+    accrued_interest: str = ""
+    rolling_debt: str = ""
+    portfolio_initial_margin: str = ""
+    portfolio_im_notional: MoneyOrText = None
+    portfolio_maintenance_margin: str = ""
+    portfolio_mm_notional: MoneyOrText = None
+    liquidation_percentage: str = ""
+    liquidation_buffer: str = ""
+    margin_type: str = ""
+    liquidation_status: str = ""
+    unrealized_pnl: MoneyOrText = None
+    total_balance: MoneyOrText = None
+
+
+class IntxSummary(_S):
+    unrealized_pnl: MoneyOrText = None
+    buying_power: MoneyOrText = None
+    total_balance: MoneyOrText = None
+    max_withdrawal_amount: MoneyOrText = None
+
+
+class IntxPortfolioSummaryResponse(_S):
+    portfolios: list[IntxPortfolio]
+    summary: IntxSummary | None = None
+
+
+class IntxAsset(_S):
+    asset_id: str = ""
+    asset_uuid: str = ""
+    asset_name: str = ""
+    status: str = ""
+
+
+class IntxBalance(_S):
+    asset: IntxAsset | None = None
+    quantity: str | None = None
+    hold: str | None = None
+    transfer_hold: str = ""
+    collateral_value: str = ""
+    collateral_weight: str = ""
+    max_withdraw_amount: str = ""
+    loan: str = ""
+    loan_collateral_requirement_usd: str = ""
+    pledged_quantity: str = ""
+
+
+class IntxPortfolioBalances(_S):
+    balances: list[IntxBalance]
+    portfolio_uuid: str = ""
+    is_margin_limit_reached: bool = False
+
+
+class IntxBalancesResponse(_S):
+    portfolio_balances: list[IntxPortfolioBalances]
 
 
 # --- products and market data ---------------------------------------------------------------------
@@ -311,7 +425,7 @@ class Product(_S):
 
 
 class ProductsResponse(_S):
-    products: list[Product] = []
+    products: list[Product]
     num_products: int = 0
 
 
@@ -327,7 +441,7 @@ class ProductBookResponse(_S):
 
 
 class BestBidAskResponse(_S):
-    pricebooks: list[PriceBook] = []
+    pricebooks: list[PriceBook]
 
 
 class Candle(_S):
@@ -341,7 +455,7 @@ class Candle(_S):
 
 
 class CandlesResponse(_S):
-    candles: list[Candle] = []
+    candles: list[Candle]
 
 
 class MarketTrade(_S):
@@ -356,7 +470,7 @@ class MarketTrade(_S):
 class TickerResponse(_S):
     """``GET /products/{id}/ticker`` ("market trades")."""
 
-    trades: list[MarketTrade] = []
+    trades: list[MarketTrade]
     best_bid: str = ""
     best_ask: str = ""
 
@@ -385,14 +499,14 @@ class L2Update(_S):
 
 
 class L2Event(_S):
+    updates: list[L2Update]
     type: str = ""
     product_id: str = ""
-    updates: list[L2Update] = []
 
 
 class MarketTradesEvent(_S):
+    trades: list[MarketTrade]
     type: str = ""
-    trades: list[MarketTrade] = []
 
 
 class WsTicker(_S):
@@ -409,13 +523,13 @@ class WsTicker(_S):
 
 
 class TickerEvent(_S):
+    tickers: list[WsTicker]
     type: str = ""
-    tickers: list[WsTicker] = []
 
 
 class WsCandlesEvent(_S):
+    candles: list[Candle]
     type: str = ""
-    candles: list[Candle] = []
 
 
 class WsHeartbeatEvent(_S):
@@ -451,5 +565,6 @@ class WsOrder(_S):
 
 
 class UserEvent(_S):
+    # A snapshot without ``orders`` is unreadable, never "no open orders".
+    orders: list[WsOrder]
     type: str = ""
-    orders: list[WsOrder] = []

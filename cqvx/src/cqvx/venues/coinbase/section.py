@@ -10,6 +10,9 @@ its own private rate-limit budget)::
         key_secret: {env: CB_MAIN_KEY_SECRET} # or {file: /run/secrets/cb_main}
       # or: credentials: {key_file: /run/secrets/cdp_api_key.json}   (the CDP portal's JSON file)
       rate_limits: {private_rps: 15}          # stay under a share of the venue's limit
+      derivatives:                            # optional; positions read from both when set
+        cfm: true                             # US futures (CFM) account
+        intx_portfolio_uuid: 1f2e...          # perpetuals portfolio on Coinbase International
 
 Everything else defaults to :class:`~cqvx.venues.coinbase.config.CoinbaseConfig` (the real API).
 """
@@ -25,7 +28,7 @@ from cqvx.secrets import MissingSecret
 from cqvx.venues.coinbase.config import CoinbaseConfig, KeyKind, _read_key_file
 from cqvx.venues.sections import SecretField, Section, TextField
 
-__all__ = ["CoinbaseCredentials", "CoinbaseRateLimits", "CoinbaseSection"]
+__all__ = ["CoinbaseCredentials", "CoinbaseDerivatives", "CoinbaseRateLimits", "CoinbaseSection"]
 
 _D = CoinbaseConfig()
 
@@ -69,8 +72,24 @@ class CoinbaseRateLimits(Section):
     ws_messages_per_s: float = Field(default=_D.ws_messages_per_s, gt=0)
 
 
+class CoinbaseDerivatives(Section):
+    """Which derivatives accounts the positions capability reads: the US futures (CFM) account and
+    the INTX perpetuals portfolio named by its uuid (List Perpetuals Positions reference)."""
+
+    cfm: bool = _D.cfm_enabled
+    intx_portfolio_uuid: TextField = _D.intx_portfolio_uuid
+
+    @field_validator("intx_portfolio_uuid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        if value and not all(c.isascii() and (c.isalnum() or c == "-") for c in value):
+            raise ValueError("intx_portfolio_uuid: letters, digits and '-' only (a portfolio uuid)")
+        return value
+
+
 class CoinbaseSection(Section):
     credentials: CoinbaseCredentials | None = None
+    derivatives: CoinbaseDerivatives = Field(default_factory=CoinbaseDerivatives)
     rest_url: str = _D.rest_url
     ws_market_url: str = _D.ws_market_url
     ws_user_url: str = _D.ws_user_url
@@ -98,6 +117,8 @@ class CoinbaseSection(Section):
             reconnect_initial_s=self.reconnect_initial_s,
             reconnect_max_s=self.reconnect_max_s,
             heartbeat_timeout_s=self.heartbeat_timeout_s,
+            cfm_enabled=self.derivatives.cfm,
+            intx_portfolio_uuid=self.derivatives.intx_portfolio_uuid,
         )
         creds = self.credentials
         if creds is None:

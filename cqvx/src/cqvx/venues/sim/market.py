@@ -77,12 +77,12 @@ class _ReplayEvent:
 
 
 def _parse_time(text: str) -> int:
+    """Epoch seconds/ms/us (non-negative, bounded by :func:`dec`) or ISO 8601 with a zone."""
     text = text.strip()
-    try:
-        number = Decimal(text)
-    except ArithmeticError:
-        number = None
-    if number is not None and number.is_finite():
+    if text[:1].isdigit() and "-" not in text and ":" not in text:
+        number = dec(text, "replay timestamp")
+        if number < 0 or number > Decimal(10) ** 17:
+            raise ParseError(f"replay: timestamp out of range {text[:40]!r}")
         # Epoch seconds, milliseconds or microseconds, told apart by magnitude.
         if number > Decimal(10) ** 14:
             return int(number * 1_000)
@@ -90,9 +90,19 @@ def _parse_time(text: str) -> int:
             return int(number * 1_000_000)
         return round(number * _NS)
     try:
-        return to_ns(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ParseError(f"replay: bad timestamp {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise ParseError(f"replay: timestamp without a zone {text[:40]!r}")
+    return to_ns(moment)
+
+
+def _non_negative(text: str | None, field: str) -> Decimal:
+    value = dec(text, field)
+    if value < 0:
+        raise ParseError(f"replay: negative {field} {value}")
+    return value
 
 
 def load_replay(path: Path, fmt: str, lot_size: Decimal) -> list[_ReplayEvent]:
@@ -115,8 +125,8 @@ def load_replay(path: Path, fmt: str, lot_size: Decimal) -> list[_ReplayEvent]:
             events.append(
                 _ReplayEvent(
                     _parse_time(row["timestamp"]),
-                    dec(row["price"], "price"),
-                    dec(row["quantity"], "quantity"),
+                    _non_negative(row["price"], "price"),
+                    _non_negative(row["quantity"], "quantity"),
                     side,
                 )
             )
@@ -128,8 +138,8 @@ def load_replay(path: Path, fmt: str, lot_size: Decimal) -> list[_ReplayEvent]:
                 if i + 1 < len(rows)
                 else (opens[i] - opens[i - 1] if i else 60 * _NS)
             )
-            o, h, lo, c = (dec(row[k], k) for k in ("open", "high", "low", "close"))
-            vol = dec(row.get("volume") or "0", "volume")
+            o, h, lo, c = (_non_negative(row[k], k) for k in ("open", "high", "low", "close"))
+            vol = _non_negative(row.get("volume") or "0", "volume")
             # A candle becomes four trades: open, the extreme nearer the open first, the other, close.
             path_prices = [o, lo, h, c] if c >= o else [o, h, lo, c]
             part = floor_to(vol / 4, lot_size) if vol else ZERO

@@ -16,13 +16,14 @@ Semantics worth knowing (sources in venues.md §1.4-§1.6 and the channel docs):
 * The ``user`` channel reports cumulative order state; fills are derived by the stream from deltas.
 
 Layout: ``_common`` (decoding, times, decimal text), ``orders`` (orders, fills), ``account``
-(balances, futures positions), ``market`` (products, books, candles, trades), ``ws`` (channel events).
+(balances, CFM futures positions), ``intx`` (INTX perpetuals portfolio: positions, balances,
+summary), ``market`` (products, books, candles, trades), ``ws`` (channel events).
 Every public name is re-exported here: import from ``cqvx.venues.coinbase.parse``.
 """
 
 from __future__ import annotations
 
-from cqvx.venues.coinbase.parse._common import ToCanonical, dec_text, decode, timestamp
+from cqvx.venues.coinbase.parse._common import QuoteOf, ToCanonical, dec_text, decode, timestamp
 from cqvx.venues.coinbase.parse.account import (
     FuturesBalanceSummary,
     accounts_from_json,
@@ -31,6 +32,14 @@ from cqvx.venues.coinbase.parse.account import (
     position_from_fcm,
     position_from_json,
     positions_from_json,
+)
+from cqvx.venues.coinbase.parse.intx import (
+    PerpsPortfolioSummary,
+    intx_balances_from_json,
+    intx_portfolio_from_json,
+    intx_position,
+    intx_position_from_json,
+    intx_positions_from_json,
 )
 from cqvx.venues.coinbase.parse.market import (
     best_bid_ask_from_json,
@@ -48,8 +57,10 @@ from cqvx.venues.coinbase.parse.orders import (
     create_order_from_json,
     fill_report,
     fills_from_json,
+    fills_page,
     order_from_json,
     order_from_model,
+    orders_page,
     orders_page_from_json,
 )
 from cqvx.venues.coinbase.parse.ws import (
@@ -71,6 +82,8 @@ __all__ = [
     "WS_CANDLE_INTERVAL",
     "WS_CANDLE_WIDTH_S",
     "FuturesBalanceSummary",
+    "PerpsPortfolioSummary",
+    "QuoteOf",
     "ToCanonical",
     "accounts_from_json",
     "balance_from_account",
@@ -86,14 +99,21 @@ __all__ = [
     "envelope_from_json",
     "fill_report",
     "fills_from_json",
+    "fills_page",
     "futures_balance_from_json",
     "instrument_from_product",
+    "intx_balances_from_json",
+    "intx_portfolio_from_json",
+    "intx_position",
+    "intx_position_from_json",
+    "intx_positions_from_json",
     "l2_events",
     "l2_levels",
     "l2_messages",
     "market_trades_from_json",
     "order_from_json",
     "order_from_model",
+    "orders_page",
     "orders_page_from_json",
     "position_from_fcm",
     "position_from_json",

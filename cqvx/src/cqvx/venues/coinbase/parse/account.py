@@ -11,16 +11,27 @@ from cqvx.errors import ParseError
 from cqvx.num import dec, dec_str
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase.errors import VENUE
-from cqvx.venues.coinbase.parse._common import ToCanonical, _identity, dec_text, decode, timestamp
+from cqvx.venues.coinbase.parse._common import (
+    QuoteOf,
+    ToCanonical,
+    _identity,
+    _spot_quote,
+    dec_text,
+    decode,
+    non_negative,
+    timestamp,
+)
 
 
 def balance_from_account(a: m.Account) -> balance_pb2.Balance:
+    """One account; ``available_balance`` and ``hold`` are both required (a missing hold is not
+    "nothing locked") and neither may be negative."""
     if not a.currency:
         raise ParseError("account: missing currency", venue=VENUE)
-    available = dec(a.available_balance.value, "available_balance", VENUE) if a.available_balance else None
-    hold = dec(a.hold.value, "hold", VENUE) if a.hold and a.hold.value else Decimal(0)
-    if available is None:
-        raise ParseError("account: missing available_balance", venue=VENUE)
+    if a.available_balance is None or a.hold is None:
+        raise ParseError("account: missing available_balance or hold", venue=VENUE)
+    available = non_negative(a.available_balance.value, "available_balance")
+    hold = non_negative(a.hold.value, "hold")
     out = balance_pb2.Balance(
         venue=VENUE,
         account_id=a.uuid,
@@ -53,24 +64,30 @@ _POSITION_SIDE = {
 }
 
 
-def _money(value: m.MoneyOrText, field: str) -> tuple[str, str]:
-    """(canonical decimal text, currency) of a money field in either documented shape."""
+def _money(value: m.MoneyOrText, field: str, *, signed: bool = False) -> tuple[str, str]:
+    """(canonical decimal text, currency) of a money field in either documented shape; negative
+    only where ``signed`` (PnL)."""
     if value is None:
         return "", ""
     if isinstance(value, m.Money):
-        return dec_text(value.value, field), value.currency
-    return dec_text(value, field), ""
+        return dec_text(value.value, field, signed=signed), value.currency
+    return dec_text(value, field, signed=signed), ""
 
 
 def position_from_fcm(
-    p: m.FcmPosition, to_canonical: ToCanonical = _identity, contract_size: Decimal | None = None
+    p: m.FcmPosition,
+    to_canonical: ToCanonical = _identity,
+    contract_size: Decimal | None = None,
+    quote_of: QuoteOf = _spot_quote,
 ) -> position_pb2.Position:
     """A futures position -> cqc Position.
 
     ``number_of_contracts`` counts contracts; cqc quantities are base units, so it is multiplied by the
     contract size (the position's own ``contract_size`` when sent, else the product's, else 1).
     ``daily_realized_pnl`` is realized today only, not since the position opened, so ``realized_pnl``
-    stays empty.  Sides come as ``LONG``/``SHORT`` or ``FUTURES_POSITION_SIDE_*``.
+    stays empty.  Sides come as ``LONG``/``SHORT`` or ``FUTURES_POSITION_SIDE_*``.  The size is
+    required (a position without one is a ParseError, never "flat"); the settlement currency is the
+    product's quote currency (``quote_of``), else the currency the money fields carry.
     """
     if not p.product_id:
         raise ParseError("futures position: missing product_id", venue=VENUE)
@@ -78,9 +95,17 @@ def position_from_fcm(
     side = _POSITION_SIDE.get(side_text)
     if side is None:
         raise ParseError(f"futures position: side {p.side[:40]!r}", venue=VENUE)
-    contracts = dec(p.number_of_contracts or "0", "number_of_contracts", VENUE)
-    size = dec(p.contract_size, "contract_size", VENUE) if p.contract_size else (contract_size or Decimal(1))
+    if not p.number_of_contracts:
+        raise ParseError(f"futures position {p.product_id[:40]}: missing number_of_contracts", venue=VENUE)
+    contracts = dec(p.number_of_contracts, "number_of_contracts", VENUE)
+    size = (
+        non_negative(p.contract_size, "contract_size") if p.contract_size else (contract_size or Decimal(1))
+    )
+    if size <= 0:
+        raise ParseError("futures position: contract_size must be positive", venue=VENUE)
     if contracts < 0:
+        if side == position_pb2.POSITION_SIDE_LONG:
+            raise ParseError("futures position: LONG with a negative size", venue=VENUE)
         # Some payloads sign the count instead of naming the side.
         side = position_pb2.POSITION_SIDE_SHORT if side == position_pb2.POSITION_SIDE_UNSPECIFIED else side
         contracts = -contracts
@@ -88,7 +113,7 @@ def position_from_fcm(
         side = position_pb2.POSITION_SIDE_FLAT
     mark, currency = _money(p.current_price, "current_price")
     entry, c2 = _money(p.avg_entry_price, "avg_entry_price")
-    upnl, c3 = _money(p.unrealized_pnl, "unrealized_pnl")
+    upnl, c3 = _money(p.unrealized_pnl, "unrealized_pnl", signed=True)
     liq, _ = _money(p.liquidation_price, "liquidation_price")
     im, _ = _money(p.im_contribution, "im_contribution")
     mm, _ = _money(p.mm_contribution, "mm_contribution")
@@ -104,30 +129,35 @@ def position_from_fcm(
         unrealized_pnl=upnl,
         margin=im,
         maintenance_margin=mm,
-        # CFM futures settle in USD (futures balance summary reference).
-        settle_asset=currency or c2 or c3 or "USD",
+        # The product's quote currency (CFM futures: USD, futures balance summary reference).
+        settle_asset=quote_of(p.product_id) or currency or c2 or c3,
     )
 
 
 def positions_from_json(
-    data: bytes, to_canonical: ToCanonical = _identity, contract_sizes: dict[str, Decimal] | None = None
+    data: bytes,
+    to_canonical: ToCanonical = _identity,
+    contract_sizes: dict[str, Decimal] | None = None,
+    quote_of: QuoteOf = _spot_quote,
 ) -> list[position_pb2.Position]:
-    """``GET /cfm/positions`` -> positions."""
+    """``GET /cfm/positions`` -> positions (a reply without a ``positions`` list is a ParseError)."""
     sizes = contract_sizes or {}
     return [
-        position_from_fcm(p, to_canonical, sizes.get(p.product_id))
+        position_from_fcm(p, to_canonical, sizes.get(p.product_id), quote_of)
         for p in decode(data, m.FcmPositionsResponse).positions
     ]
 
 
 def position_from_json(
-    data: bytes, to_canonical: ToCanonical = _identity, contract_sizes: dict[str, Decimal] | None = None
-) -> position_pb2.Position | None:
-    """``GET /cfm/positions/{product_id}`` -> the position, or None when the answer holds none."""
+    data: bytes,
+    to_canonical: ToCanonical = _identity,
+    contract_sizes: dict[str, Decimal] | None = None,
+    quote_of: QuoteOf = _spot_quote,
+) -> position_pb2.Position:
+    """``GET /cfm/positions/{product_id}`` -> the position.  No position is a 404 from the venue; a
+    200 without a ``position`` is a ParseError, never "flat"."""
     p = decode(data, m.FcmPositionResponse).position
-    if p is None or not p.product_id:
-        return None
-    return position_from_fcm(p, to_canonical, (contract_sizes or {}).get(p.product_id))
+    return position_from_fcm(p, to_canonical, (contract_sizes or {}).get(p.product_id), quote_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +197,10 @@ def futures_balance_from_json(data: bytes) -> FuturesBalanceSummary:
     if b is None:
         raise ParseError("futures balance summary: missing balance_summary", venue=VENUE)
 
-    def amount(value: m.MoneyOrText, field: str) -> Decimal:
-        text, _ = _money(value, field)
+    def amount(value: m.MoneyOrText, field: str, *, signed: bool = False, required: bool = True) -> Decimal:
+        text, _ = _money(value, field, signed=signed)
+        if not text and required:
+            raise ParseError(f"futures balance summary: missing {field}", venue=VENUE)
         return dec(text or "0", field, VENUE)
 
     return FuturesBalanceSummary(
@@ -177,12 +209,14 @@ def futures_balance_from_json(data: bytes) -> FuturesBalanceSummary:
         cbi_usd_balance=amount(b.cbi_usd_balance, "cbi_usd_balance"),
         cfm_usd_balance=amount(b.cfm_usd_balance, "cfm_usd_balance"),
         total_open_orders_hold_amount=amount(b.total_open_orders_hold_amount, "open_orders_hold"),
-        unrealized_pnl=amount(b.unrealized_pnl, "unrealized_pnl"),
-        daily_realized_pnl=amount(b.daily_realized_pnl, "daily_realized_pnl"),
+        unrealized_pnl=amount(b.unrealized_pnl, "unrealized_pnl", signed=True),
+        daily_realized_pnl=amount(b.daily_realized_pnl, "daily_realized_pnl", signed=True, required=False),
         initial_margin=amount(b.initial_margin, "initial_margin"),
         available_margin=amount(b.available_margin, "available_margin"),
-        liquidation_threshold=amount(b.liquidation_threshold, "liquidation_threshold"),
-        liquidation_buffer_amount=amount(b.liquidation_buffer_amount, "liquidation_buffer_amount"),
+        liquidation_threshold=amount(b.liquidation_threshold, "liquidation_threshold", required=False),
+        liquidation_buffer_amount=amount(
+            b.liquidation_buffer_amount, "liquidation_buffer_amount", signed=True, required=False
+        ),
         liquidation_buffer_percentage=dec(
             b.liquidation_buffer_percentage or "0", "liquidation_buffer_percentage", VENUE
         ),

@@ -29,18 +29,36 @@ def _precision(step: str) -> int:
 
 
 def canonical_for_product(p: m.Product) -> str:
-    """Canonical id: spot ids as they are; futures ``ROOT-QUOTE-PERP`` or ``ROOT-QUOTE-YYYYMMDD``."""
-    if p.product_type != "FUTURE" or p.future_product_details is None:
+    """Canonical id: spot ids as they are; futures ``ROOT-QUOTE-PERP`` or ``ROOT-QUOTE-YYYYMMDD``.
+    A future without ``future_product_details`` has no canonical id (never its product id)."""
+    if p.product_type != "FUTURE":
         return p.product_id
+    if p.future_product_details is None:
+        raise ParseError(f"future {p.product_id[:40]}: no future_product_details", venue=VENUE)
     fd = p.future_product_details
-    root = fd.contract_root_unit or p.base_currency_id or p.product_id.split("-")[0]
-    quote = p.quote_currency_id or "USD"
+    # Root and quote come from the product, never from splitting its id or guessing USD.
+    root = fd.contract_root_unit or p.base_currency_id
+    quote = p.quote_currency_id
+    if not root or not quote:
+        raise ParseError(f"future {p.product_id[:40]}: no root unit or quote currency", venue=VENUE)
     if fd.contract_expiry_type == "PERPETUAL":
         return f"{root}-{quote}-PERP"
     expiry = timestamp(fd.contract_expiry, "contract_expiry")
     if expiry is None:
-        raise ParseError(f"future {p.product_id}: no contract_expiry", venue=VENUE)
-    return f"{root}-{quote}-{to_datetime(expiry).strftime('%Y%m%d')}"
+        raise ParseError(f"future {p.product_id[:40]}: no contract_expiry", venue=VENUE)
+    day = to_datetime(expiry)
+    # Zero-padded by hand: strftime("%Y") does not pad years before 1000 on every platform.
+    return f"{root}-{quote}-{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _funding_interval(text: str | None) -> int:
+    """``funding_interval`` ("3600s", a protobuf Duration in JSON) -> whole seconds; 0 when absent."""
+    if not text:
+        return 0
+    digits = text[:-1]
+    if not (text.endswith("s") and digits.isascii() and digits.isdigit() and len(digits) <= 9):
+        raise ParseError(f"funding_interval: not a duration in seconds: {text[:30]!r}", venue=VENUE)
+    return int(digits)
 
 
 def instrument_from_product(p: m.Product) -> instrument_pb2.Instrument:
@@ -87,11 +105,12 @@ def instrument_from_product(p: m.Product) -> instrument_pb2.Instrument:
         out.base_asset = fd.contract_root_unit or out.base_asset
         out.settle_asset = out.quote_asset
         out.contract_size = dec_text(fd.contract_size, "contract_size") or "1"
+        if out.contract_size == "0":
+            raise ParseError(f"future {p.product_id[:40]}: contract_size 0", venue=VENUE)
         expiry = timestamp(fd.contract_expiry, "contract_expiry")
         if expiry is not None and not perpetual:
             out.expiry.CopyFrom(expiry)
-        if fd.funding_interval and fd.funding_interval.endswith("s") and fd.funding_interval[:-1].isdigit():
-            out.funding_interval_seconds = int(fd.funding_interval[:-1])
+        out.funding_interval_seconds = _funding_interval(fd.funding_interval)
     else:
         out.instrument_type = instrument_pb2.INSTRUMENT_TYPE_SPOT
     return out

@@ -8,11 +8,20 @@ import msgspec
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
-from cqvx.num import dec, dec_str
+from cqvx.num import dec_str
 from cqvx.types import TERMINAL_STATUSES
 from cqvx.venues.coinbase import models as m
-from cqvx.venues.coinbase.errors import VENUE, cancel_error, create_order_error
-from cqvx.venues.coinbase.parse._common import ToCanonical, _identity, dec_text, decode, timestamp
+from cqvx.venues.coinbase.errors import ORDER_FAILURE, VENUE, cancel_error, create_order_error
+from cqvx.venues.coinbase.parse._common import (
+    QuoteOf,
+    ToCanonical,
+    _identity,
+    _spot_quote,
+    dec_text,
+    decode,
+    non_negative,
+    timestamp,
+)
 
 _SIDE: dict[str, order_pb2.OrderSide.ValueType] = {
     "BUY": order_pb2.ORDER_SIDE_BUY,
@@ -72,12 +81,6 @@ def _side(raw: str) -> order_pb2.OrderSide.ValueType:
     return side
 
 
-def _quote_asset(product_id: str) -> str:
-    # Fees are charged in the quote currency; spot product ids are BASE-QUOTE.
-    parts = product_id.split("-")
-    return parts[1] if len(parts) >= 2 else ""
-
-
 # --- orders -------------------------------------------------------------------------------------
 
 
@@ -122,11 +125,14 @@ _CONFIG_KEYS: tuple[tuple[str, order_pb2.OrderType.ValueType, order_pb2.TimeInFo
 )
 
 
-def order_from_model(o: m.Order, to_canonical: ToCanonical = _identity) -> order_pb2.Order:
-    """A REST ``Order`` object as a cqc Order."""
+def order_from_model(
+    o: m.Order, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> order_pb2.Order:
+    """A REST ``Order`` object as a cqc Order (fees are in the product's quote currency, from
+    ``quote_of``: the products table in the client)."""
     if not o.order_id:
         raise ParseError("order: missing order_id", venue=VENUE)
-    filled = dec(o.filled_size, "filled_size", VENUE) if o.filled_size else Decimal(0)
+    filled = non_negative(o.filled_size, "filled_size", Decimal(0))
     out = order_pb2.Order(
         order_id=o.order_id,
         client_order_id=o.client_order_id,
@@ -138,7 +144,7 @@ def order_from_model(o: m.Order, to_canonical: ToCanonical = _identity) -> order
         filled_quantity=dec_str(filled),
         average_fill_price=dec_text(o.average_filled_price, "average_filled_price") if filled else "",
         total_fees=dec_text(o.total_fees, "total_fees"),
-        fee_asset=_quote_asset(o.product_id),
+        fee_asset=quote_of(o.product_id) or "",
         account_id=o.retail_portfolio_id or "",
         leverage=dec_text(o.leverage, "leverage"),
     )
@@ -164,37 +170,65 @@ def order_from_model(o: m.Order, to_canonical: ToCanonical = _identity) -> order
     return out
 
 
-def order_from_json(data: bytes, to_canonical: ToCanonical = _identity) -> order_pb2.Order:
+def order_from_json(
+    data: bytes, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> order_pb2.Order:
     """``GET /orders/historical/{order_id}`` -> Order."""
-    return order_from_model(decode(data, m.GetOrderResponse).order, to_canonical)
+    return order_from_model(decode(data, m.GetOrderResponse).order, to_canonical, quote_of)
+
+
+def orders_page(
+    page: m.OrdersResponse, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> tuple[list[order_pb2.Order], str | None]:
+    """A decoded orders page -> (orders, next cursor or None)."""
+    orders = [order_from_model(o, to_canonical, quote_of) for o in page.orders]
+    return orders, (page.cursor if page.has_next and page.cursor else None)
 
 
 def orders_page_from_json(
-    data: bytes, to_canonical: ToCanonical = _identity
+    data: bytes, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
 ) -> tuple[list[order_pb2.Order], str | None]:
-    """One ``GET /orders/historical/batch`` page -> (orders, next cursor or None)."""
-    page = decode(data, m.OrdersResponse)
-    orders = [order_from_model(o, to_canonical) for o in page.orders]
-    return orders, (page.cursor if page.has_next and page.cursor else None)
+    """One ``GET /orders/historical/batch`` page -> (orders, next cursor or None); a reply without an
+    ``orders`` list is a ParseError, never "no orders"."""
+    return orders_page(decode(data, m.OrdersResponse), to_canonical, quote_of)
 
 
 def create_order_from_json(
     data: bytes, order: order_pb2.Order, symbol: str, product_id: str, client_order_id: str
 ) -> execution_pb2.ExecutionReport:
     """``POST /orders`` answer -> the acknowledgement report, or the mapped error when
-    ``success: false`` (HTTP 200 with a failure body; create-order reference)."""
+    ``success: false`` (HTTP 200 with a failure body; create-order reference,
+    https://docs.cdp.coinbase.com/api-reference/advanced-trade-api/rest-api/orders/create-order).
+
+    Only the documented failure shape is a rejection: ``success: false`` with a documented failure
+    reason (a code of the create-order enums other than ``UNKNOWN_*``).  Any other 2xx body (no
+    ``success`` flag, only an ``order_id``, a wrapper, a failure without a reason) raises
+    :class:`ParseError`: the order may exist, so the client resolves it by client order id.
+    """
     resp = decode(data, m.CreateOrderResponse)
+    if resp.success is None:
+        raise ParseError("create order: reply without a success flag (outcome unknown)", venue=VENUE)
     if not resp.success:
         er = resp.error_response
         error_fields = msgspec.structs.asdict(er) if er is not None else None
+        if not _documented_failure(error_fields, resp.failure_reason):
+            raise ParseError("create order: success false without a documented reason", venue=VENUE)
         raise create_order_error(
             error_fields, resp.failure_reason, client_order_id=client_order_id, raw=data[:2048]
         )
-    sr = resp.success_response
-    order_id = (sr.order_id if sr is not None else "") or resp.order_id
+    sr = resp.success_response or m.SuccessResponse()
+    order_id = sr.order_id or resp.order_id
     if not order_id:
         raise ParseError("create order: success without an order_id", venue=VENUE)
-    ack_coid = sr.client_order_id if sr is not None and sr.client_order_id else client_order_id
+    # A success that names another order (client id, product or a second order id) is not an
+    # acknowledgement of this one: unresolved, looked up by client order id.
+    if (
+        (sr.client_order_id and sr.client_order_id != client_order_id)
+        or (sr.product_id and sr.product_id != product_id)
+        or (sr.order_id and resp.order_id and sr.order_id != resp.order_id)
+    ):
+        raise ParseError("create order: the reply acknowledges a different order", venue=VENUE)
+    ack_coid = client_order_id
     return execution_pb2.ExecutionReport(
         execution_id=f"{order_id}:new",
         order_id=order_id,
@@ -219,11 +253,26 @@ def create_order_from_json(
     )
 
 
+def _documented_failure(error_fields: dict[str, object] | None, failure_reason: str) -> bool:
+    """Whether a ``success: false`` reply names a documented, specific failure reason."""
+    fields = error_fields or {}
+    codes = [
+        fields.get("new_order_failure_reason"),
+        fields.get("error"),
+        fields.get("preview_failure_reason"),
+        failure_reason,
+    ]
+    return any(isinstance(c, str) and c in ORDER_FAILURE and not c.startswith("UNKNOWN_") for c in codes)
+
+
 def cancel_results_from_json(data: bytes) -> list[tuple[str, VenueError | None]]:
-    """``POST /orders/batch_cancel`` -> [(order_id, None on success else the mapped error)]."""
+    """``POST /orders/batch_cancel`` -> [(order_id, None on success else the mapped error)]; a result
+    without a ``success`` flag is a ParseError (the cancel may or may not have happened)."""
     resp = decode(data, m.CancelResponse)
     out: list[tuple[str, VenueError | None]] = []
     for r in resp.results:
+        if r.success is None or not r.order_id:
+            raise ParseError("cancel result: missing success flag or order_id", venue=VENUE)
         out.append((r.order_id, None if r.success else cancel_error(r.failure_reason, r.order_id)))
     return out
 
@@ -233,12 +282,14 @@ def cancel_results_from_json(data: bytes) -> list[tuple[str, VenueError | None]]
 _LIQUIDITY = {"MAKER": execution_pb2.LIQUIDITY_SIDE_MAKER, "TAKER": execution_pb2.LIQUIDITY_SIDE_TAKER}
 
 
-def fill_report(f: m.Fill, to_canonical: ToCanonical = _identity) -> execution_pb2.ExecutionReport:
+def fill_report(
+    f: m.Fill, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> execution_pb2.ExecutionReport:
     """A REST fill -> a TRADE ExecutionReport (``trade_id`` is the de-duplication key)."""
     if not f.trade_id or not f.order_id:
         raise ParseError("fill: missing trade_id or order_id", venue=VENUE)
-    price = dec(f.price, "price", VENUE)
-    size = dec(f.size, "size", VENUE)
+    price = non_negative(f.price, "price")
+    size = non_negative(f.size, "size")
     if f.size_in_quote:
         # ``size`` is quote currency when the order was sized in quote (fills reference).
         try:
@@ -255,7 +306,7 @@ def fill_report(f: m.Fill, to_canonical: ToCanonical = _identity) -> execution_p
         last_price=dec_str(price),
         last_quantity=dec_str(size),
         fee=dec_text(f.commission, "commission"),
-        fee_asset=_quote_asset(f.product_id),
+        fee_asset=quote_of(f.product_id) or "",
         liquidity=_LIQUIDITY.get(f.liquidity_indicator, execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED),
         trade_id=f.trade_id,
         account_id=f.retail_portfolio_id or "",
@@ -266,12 +317,18 @@ def fill_report(f: m.Fill, to_canonical: ToCanonical = _identity) -> execution_p
     return report
 
 
+def fills_page(
+    page: m.FillsResponse, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> tuple[list[execution_pb2.ExecutionReport], str | None]:
+    """A decoded fills page -> (reports, next cursor or None)."""
+    return [fill_report(f, to_canonical, quote_of) for f in page.fills], (page.cursor or None)
+
+
 def fills_from_json(
-    data: bytes, to_canonical: ToCanonical = _identity
+    data: bytes, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
 ) -> tuple[list[execution_pb2.ExecutionReport], str | None]:
     """One ``GET /orders/historical/fills`` page -> (reports, next cursor or None)."""
-    page = decode(data, m.FillsResponse)
-    return [fill_report(f, to_canonical) for f in page.fills], (page.cursor or None)
+    return fills_page(decode(data, m.FillsResponse), to_canonical, quote_of)
 
 
 # --- accounts -------------------------------------------------------------------------------------

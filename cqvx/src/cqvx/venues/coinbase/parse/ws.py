@@ -7,21 +7,24 @@ from decimal import Decimal
 from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import ParseError
-from cqvx.num import dec, dec_str
+from cqvx.num import dec_str
 from cqvx.timeutil import CANDLE_SECONDS
 from cqvx.types import TERMINAL_STATUSES
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase.errors import VENUE
 from cqvx.venues.coinbase.parse._common import (
+    QuoteOf,
     ToCanonical,
     _decode_list,
     _identity,
+    _spot_quote,
     dec_text,
     decode,
+    non_negative,
     timestamp,
 )
 from cqvx.venues.coinbase.parse.market import _Lvl, candle_from_model, trade_from_model
-from cqvx.venues.coinbase.parse.orders import _TIF, _TYPE, _quote_asset, _side, _status
+from cqvx.venues.coinbase.parse.orders import _TIF, _TYPE, _side, _status
 
 # --- WebSocket ------------------------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ def ws_heartbeat_counter(env: m.Envelope) -> int:
         if not (counter.isascii() and counter.isdigit()) or len(counter) > 20:
             raise ParseError("heartbeat_counter: not an integer", venue=VENUE)
         return int(counter)
+    if counter < 0:
+        raise ParseError("heartbeat_counter: negative", venue=VENUE)
     return counter
 
 
@@ -156,12 +161,14 @@ def ws_user_events(env: m.Envelope) -> list[m.UserEvent]:
     return _decode_list(env.events, m.UserEvent)
 
 
-def ws_order_state(o: m.WsOrder, to_canonical: ToCanonical = _identity) -> order_pb2.Order:
-    """A ``user`` channel order (cumulative state) as a cqc Order."""
+def ws_order_state(
+    o: m.WsOrder, to_canonical: ToCanonical = _identity, quote_of: QuoteOf = _spot_quote
+) -> order_pb2.Order:
+    """A ``user`` channel order (cumulative state) as a cqc Order (fee currency from ``quote_of``)."""
     if not o.order_id:
         raise ParseError("user order: missing order_id", venue=VENUE)
-    filled = dec(o.cumulative_quantity, "cumulative_quantity", VENUE) if o.cumulative_quantity else Decimal(0)
-    leaves = dec(o.leaves_quantity, "leaves_quantity", VENUE) if o.leaves_quantity else Decimal(0)
+    filled = non_negative(o.cumulative_quantity, "cumulative_quantity", Decimal(0))
+    leaves = non_negative(o.leaves_quantity, "leaves_quantity", Decimal(0))
     post_only = o.post_only if isinstance(o.post_only, bool) else o.post_only.lower() == "true"
     out = order_pb2.Order(
         order_id=o.order_id,
@@ -180,7 +187,7 @@ def ws_order_state(o: m.WsOrder, to_canonical: ToCanonical = _identity) -> order
         remaining_quantity=dec_str(leaves),
         average_fill_price=dec_text(o.avg_price, "avg_price") if filled else "",
         total_fees=dec_text(o.total_fees, "total_fees"),
-        fee_asset=_quote_asset(o.product_id),
+        fee_asset=quote_of(o.product_id) or "",
         rejection_reason=(o.reject_reason or o.cancel_reason)[:200],
     )
     if out.status not in TERMINAL_STATUSES:
