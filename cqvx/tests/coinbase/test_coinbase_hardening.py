@@ -88,9 +88,12 @@ async def test_clients_on_one_key_share_the_private_budget(
         assert elapsed >= (60 - 40) / 40.0 * 0.9
         arrivals = sorted(r.at for r in fake.requests_to("/api/v3/brokerage/accounts"))
         assert len(arrivals) == 60
-        for i, t in enumerate(arrivals):
-            in_window = sum(1 for u in arrivals[i:] if u - t <= 0.25)
-            assert in_window <= 40 + 40 * 0.3
+        # The n-th request (0-based) past the burst cannot reach the server before the shared bucket
+        # has refilled for it.  A loaded machine only delays arrivals, never advances them, so this
+        # bound holds under load; two separate 40/s budgets would break it (all 60 inside ~0.25 s).
+        for n, t in enumerate(arrivals):
+            if n >= 40:
+                assert t - start >= (n + 1 - 40) / 40.0 * 0.9, (n, t - start)
     finally:
         for c in (a, b, other, anonymous):
             await c.aclose()
