@@ -39,18 +39,27 @@ import structlog
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import SupportsOrderStream, VenueClient
-from cqvx.errors import InsufficientFunds, NotFound, OrderRejected, Timeout
+from cqvx.errors import InsufficientFunds, NotFound, OrderRejected, VenueError
 from cqvx.num import round_price
 from cqvx.streams import LiveStream
+from cqvx.types import OPEN_STATUSES
 from opensqt.config import Config
 from opensqt.engine.context import Breaker, EngineStats, FillEvent, GridContext, RiskGuards
-from opensqt.engine.executor import Confirmed, OrderExecutor, Rejected, Unresolved, VenueOrderState
+from opensqt.engine.executor import (
+    Confirmed,
+    OrderExecutor,
+    Outcome,
+    Rejected,
+    Unresolved,
+    VenueOrderState,
+    ambiguous,
+)
 from opensqt.engine.ledger import SlotLedger, side_name
 from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.reconciler import MISMATCH_KINDS, Reconciler, ReconcileStatus
 from opensqt.engine.recovery import Recovery
 from opensqt.engine.status import StatusView
-from opensqt.engine.store import AsyncStore, StateStore
+from opensqt.engine.store import AsyncStore, StateStore, StoreWriteFailed
 from opensqt.engine.supervisor import Supervisor
 from opensqt.engine.venue_queries import load_rules
 from opensqt.engine.volume_feed import VolumeFeed
@@ -64,6 +73,8 @@ from opensqt.strategy.grid import Cancel, GridParams, InstrumentRules, Place, gr
 __all__ = ["MISMATCH_KINDS", "FillEvent", "GridEngine"]
 
 log = structlog.get_logger("opensqt.engine")
+
+_CANCEL_ROUNDS = 3  # sends of one cancel whose answers are lost, before the reconciler takes over
 
 
 class GridEngine:
@@ -114,7 +125,9 @@ class GridEngine:
                 ),
             )
             self.volume_feed = VolumeFeed(self.volume, client, clock=clock, wall=wall)
-        self.ledger = SlotLedger(self.ctx, self.store, self.stats, self.metrics, wall=wall)
+        self.ledger = SlotLedger(self.ctx, self.store, self.stats, self.metrics, wall=wall, clock=clock)
+        # An order of ours that no slot expects (reported by the stream): a pass binds or cancels it.
+        self.ledger.on_unexpected = lambda _cid: self.request_reconcile()
         self.reconciler = Reconciler(
             self.ctx,
             client=client,
@@ -125,6 +138,8 @@ class GridEngine:
             position_divergence=r.position_divergence,
             clock=clock,
             wall=wall,
+            landing_window=float(e.effective_landing_window),
+            stuck_after=float(e.effective_stuck_after),
         )
         self.recovery = Recovery(
             self.ctx,
@@ -150,6 +165,7 @@ class GridEngine:
         self._clock = clock
         self._wall = wall
         self._reconcile_requested = asyncio.Event()
+        self._inflight: set[asyncio.Future[None]] = set()
         self.price_history: list[tuple[float, Decimal]] = []
         self._labels = {"symbol": self.symbol}
 
@@ -247,6 +263,8 @@ class GridEngine:
     async def stop(self, *, cancel_orders: bool | None = None) -> None:
         """Stop the loops; cancel our live orders when ``cancel_on_exit`` (default from the config)."""
         await self.supervisor.stop()
+        if self._inflight:  # a tick that was placing when the loop stopped: let it finish
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
         if cancel:
             # A placement may have been in flight when the loops stopped (PENDING), or its outcome is
@@ -263,6 +281,8 @@ class GridEngine:
                     if s.order is not None and s.state in live
                 ]
             await self._run_cancels(targets, resend=True)
+            # Orders of ours that no slot holds (late landings) are cancelled too.
+            await self.reconciler.late.cancel_unbound()
         await self.store.aclose()
 
     async def recover(self) -> None:
@@ -281,8 +301,13 @@ class GridEngine:
     async def _tick_loop(self) -> None:
         while True:
             price, received = await self.monitor.next()
+            # Shielded: stopping the loop must not cut a placement off mid-call (its outcome would be
+            # unknown); stop() waits for it instead.
+            tick = asyncio.ensure_future(self.on_price(price, received))
+            self._inflight.add(tick)
+            tick.add_done_callback(self._inflight.discard)
             try:
-                await self.on_price(price, received)
+                await asyncio.shield(tick)
             except Exception:  # a bad tick must not kill the engine; it is logged and counted
                 self.stats.anomalies += 1
                 log.exception("tick failed", symbol=self.symbol)
@@ -361,6 +386,8 @@ class GridEngine:
         the position breaker, the opening orders are cancelled."""
         was_open = self.breaker.open
         found = await self.reconciler.reconcile()
+        if self.reconciler.cancel_due:
+            await self._run_cancels(self.reconciler.cancel_due, resend=True)
         if self.breaker.open and not was_open and self.ctx.anchor is not None:
             await self._cancel_opening_orders("risk")
         self.view.update_gauges()
@@ -414,35 +441,47 @@ class GridEngine:
                 slot = ledger.slot_for(cid)
                 if slot is None:
                     continue  # the stream already finished this order (instant fill / cancel)
-                if isinstance(outcome, Confirmed):
-                    self.stats.placed += 1
-                    self.metrics.orders_placed.labels(symbol=self.symbol, side=side_name(msg.side)).inc()
-                    await ledger.apply_state(slot, cid, outcome.state)
-                elif isinstance(outcome, Rejected):
-                    self.stats.rejected += 1
-                    err = outcome.error
-                    self.metrics.order_failures.labels(symbol=self.symbol, kind=err.kind.value).inc()
-                    if isinstance(err, InsufficientFunds):
-                        margin_error = True
-                    post_only_reject = isinstance(err, OrderRejected) and msg.post_only
-                    if slot.state is SlotState.PENDING:
-                        order = slot.order
-                        slot.reject(post_only_reject=post_only_reject)
-                        await ledger.save(slot, order, "rejected")
-                    log.info("order rejected", cid=cid, kind=err.kind.value, reason=err.message[:120])
-                elif isinstance(outcome, Unresolved):
-                    self.stats.unresolved += 1
-                    self.metrics.order_failures.labels(symbol=self.symbol, kind="unresolved").inc()
-                    if slot.state is SlotState.PENDING:
-                        slot.timeout()
-                        await ledger.save(slot, slot.order, "unresolved")
+                if isinstance(outcome, Unresolved):
+                    ledger.sent_at[cid] = self._clock()  # the landing window runs from here
                     unresolved.append(cid)
+                try:
+                    margin_error |= await self._apply_outcome(slot, msg, outcome)
+                except StoreWriteFailed as err:
+                    # Memory is unchanged (PENDING): the reconciler resolves it once stuck; the other
+                    # outcomes of the batch are still applied.
+                    self.stats.anomalies += 1
+                    log.error("could not record a placement outcome", cid=cid, error=str(err))
         if margin_error:
             self.margin_lock.trigger()
             log.warning("insufficient funds: margin lock", seconds=self.margin_lock.duration)
             await self._cancel_opening_orders("margin_lock")
         for cid in unresolved:
             await self.resolve(cid)
+
+    async def _apply_outcome(self, slot: Slot, msg: order_pb2.Order, outcome: Outcome) -> bool:
+        """Apply one placement outcome (lock held); True when it was an insufficient-funds refusal."""
+        ledger, cid = self.ledger, msg.client_order_id
+        if isinstance(outcome, Confirmed):
+            self.stats.placed += 1
+            self.metrics.orders_placed.labels(symbol=self.symbol, side=side_name(msg.side)).inc()
+            await ledger.apply_state(slot, cid, outcome.state)
+        elif isinstance(outcome, Rejected):
+            self.stats.rejected += 1
+            err = outcome.error
+            self.metrics.order_failures.labels(symbol=self.symbol, kind=err.kind.value).inc()
+            post_only_reject = isinstance(err, OrderRejected) and msg.post_only
+            if slot.state is SlotState.PENDING:
+                await ledger.transition(
+                    slot, lambda s: s.reject(post_only_reject=post_only_reject), "rejected"
+                )
+            log.info("order rejected", cid=cid, kind=err.kind.value, reason=err.message[:120])
+            return isinstance(err, InsufficientFunds)
+        elif isinstance(outcome, Unresolved):
+            self.stats.unresolved += 1
+            self.metrics.order_failures.labels(symbol=self.symbol, kind="unresolved").inc()
+            if slot.state is SlotState.PENDING:
+                await ledger.transition(slot, lambda s: s.timeout(), "unresolved")
+        return False
 
     # ============================================================================ cancels
 
@@ -456,10 +495,13 @@ class GridEngine:
             [Cancel(a.level, a.client_order_id, reason) for a in actions if isinstance(a, Cancel)]
         )
 
-    async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
+    async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False, round_: int = 0) -> None:
         """Mark and commit every cancel intent (one commit), then cancel (batched where supported).
 
-        ``resend`` (shutdown): see :meth:`SlotLedger.commit_cancels`."""
+        ``resend``: see :meth:`SlotLedger.commit_cancels`.  A cancel whose answer was lost (timeout) is
+        resolved at once: the order is looked up and, while it still works, the cancel is sent again
+        (``_CANCEL_ROUNDS`` in all; after that the reconciler re-sends it once it is stuck), so a risk
+        cancel cannot silently not happen."""
         ledger = self.ledger
         async with ledger.lock:
             sent = await ledger.commit_cancels(cancels, resend=resend)
@@ -469,21 +511,49 @@ class GridEngine:
             self.stats.cancels += 1
             self.metrics.orders_cancelled.labels(symbol=self.symbol, reason=c.reason).inc()
         results = await self.executor.cancel_many(self.symbol, [c.client_order_id for c in sent])
+        again: list[Cancel] = []
         for c, result in zip(sent, results, strict=True):
-            if isinstance(result, NotFound):
-                await self.resolve(c.client_order_id)  # already closed at the venue: learn how (fills?)
-                continue
-            async with ledger.lock:
-                slot = ledger.slot_for(c.client_order_id)
-                if slot is None:
-                    continue
-                if isinstance(result, VenueOrderState):
-                    await ledger.apply_state(slot, c.client_order_id, result)
-                elif isinstance(result, Timeout):
-                    pass  # stays CANCEL_REQUESTED; the stream or the reconciler settles it
-                elif slot.state is SlotState.CANCEL_REQUESTED:
-                    slot.cancel_failed()
-                    await ledger.save(slot, slot.order, "placed")
+            cid = c.client_order_id
+            try:
+                if isinstance(result, NotFound):
+                    await self.resolve(cid)  # already closed at the venue: learn how (fills?)
+                elif isinstance(result, VenueError) and ambiguous(result):
+                    if await self._still_working(cid):
+                        again.append(c)
+                else:
+                    async with ledger.lock:
+                        slot = ledger.slot_for(cid)
+                        if slot is None:
+                            continue
+                        if isinstance(result, VenueOrderState):
+                            await ledger.apply_state(slot, cid, result)
+                        elif slot.state is SlotState.CANCEL_REQUESTED:
+                            await ledger.transition(slot, lambda s: s.cancel_failed(), "placed")
+            except StoreWriteFailed as err:
+                self.stats.anomalies += 1
+                log.error("could not record a cancel outcome", cid=cid, error=str(err))
+        if again and round_ + 1 < _CANCEL_ROUNDS:
+            await self._run_cancels(again, resend=True, round_=round_ + 1)
+
+    async def _still_working(self, cid: str) -> bool:
+        """After a cancel timed out: look the order up; apply what the venue says; is it still open?"""
+        async with self.ledger.lock:
+            slot = self.ledger.slot_for(cid)
+            order_id = slot.order.order_id if slot is not None and slot.order is not None else ""
+        if slot is None:
+            return False
+        try:
+            found = await self.executor.lookup(self.symbol, cid, order_id)
+        except VenueError:
+            return True  # unknown: sending the cancel again is harmless
+        if found is None:
+            await self.resolve(cid)
+            return False
+        async with self.ledger.lock:
+            slot = self.ledger.slot_for(cid)
+            if slot is not None:
+                await self.ledger.apply_state(slot, cid, found)
+        return found.status in OPEN_STATUSES
 
 
 def _bind_trades(

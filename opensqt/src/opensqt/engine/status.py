@@ -112,6 +112,7 @@ class StatusView:
                 "circuit_breaker": {
                     "open": g.breaker.open,
                     "reason": g.breaker.reason,
+                    "detail": g.breaker.detail,
                     "trips": g.breaker.trips,
                 },
             },

@@ -14,15 +14,17 @@ dedicated thread (no blocking I/O on the event loop, and writes stay strictly or
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from sqlalchemy import (
     Boolean,
     Column,
@@ -37,12 +39,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from cqvx.backoff import Backoff
 from cqvx.num import dec_str
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 
-__all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "sqlite_url"]
+__all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
+
+log = structlog.get_logger("opensqt.engine")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -367,16 +373,52 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class AsyncStore:
-    """Runs :class:`StateStore` calls on one dedicated thread, in submission order."""
+class StoreWriteFailed(RuntimeError):
+    """A state write still failed after its bounded retries; nothing of it was applied in memory."""
 
-    def __init__(self, store: StateStore) -> None:
+
+class AsyncStore:
+    """Runs :class:`StateStore` calls on one dedicated thread, in submission order.
+
+    :meth:`write` retries a failed write (a dropped database connection, a locked SQLite file) a bounded
+    number of times with the one jittered :class:`cqvx.backoff.Backoff`, then raises
+    :class:`StoreWriteFailed`.  Every write is one transaction, so a retry never applies half of one.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        write_attempts: int = 5,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
+        self.write_attempts = max(1, write_attempts)
+        self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
+        self._sleep = sleep
+        self._rng = rng
+        self.write_failures = 0  # failed attempts, for /status
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run` a write, retried (bounded, jittered) when the database fails."""
+        attempt = 0
+        while True:
+            try:
+                return await self.run(fn, *args, **kwargs)
+            except SQLAlchemyError as err:
+                self.write_failures += 1
+                attempt += 1
+                if attempt >= self.write_attempts:
+                    raise StoreWriteFailed(f"state write failed {attempt} times: {err}"[:300]) from err
+                log.warning("state write failed; retrying", attempt=attempt, error=str(err)[:200])
+                await self.backoff.sleep(attempt, self._rng, sleep=self._sleep)
 
     async def aclose(self) -> None:
         await self.run(self.store.close)
