@@ -39,11 +39,11 @@ import structlog
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import SupportsOrderStream, VenueClient
-from cqvx.errors import InsufficientFunds, NotFound, OrderRejected, VenueError
+from cqvx.errors import InsufficientFunds, OrderRejected
 from cqvx.num import round_price
 from cqvx.streams import LiveStream
-from cqvx.types import OPEN_STATUSES
 from opensqt.config import Config
+from opensqt.engine.cancels import Canceller
 from opensqt.engine.context import Breaker, EngineStats, FillEvent, GridContext, RiskGuards
 from opensqt.engine.executor import (
     Confirmed,
@@ -51,8 +51,6 @@ from opensqt.engine.executor import (
     Outcome,
     Rejected,
     Unresolved,
-    VenueOrderState,
-    ambiguous,
 )
 from opensqt.engine.ledger import SlotLedger, side_name
 from opensqt.engine.price_monitor import PriceMonitor
@@ -73,8 +71,6 @@ from opensqt.strategy.grid import Cancel, GridParams, InstrumentRules, Place, gr
 __all__ = ["MISMATCH_KINDS", "FillEvent", "GridEngine"]
 
 log = structlog.get_logger("opensqt.engine")
-
-_CANCEL_ROUNDS = 3  # sends of one cancel whose answers are lost, before the reconciler takes over
 
 
 class GridEngine:
@@ -149,6 +145,14 @@ class GridEngine:
             reconciler=self.reconciler,
             monitor=self.monitor,
             stats=self.stats,
+        )
+        self.canceller = Canceller(
+            self.symbol,
+            ledger=self.ledger,
+            executor=self.executor,
+            reconciler=self.reconciler,
+            stats=self.stats,
+            metrics=self.metrics,
         )
         self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker)
         self.view = StatusView(
@@ -495,65 +499,9 @@ class GridEngine:
             [Cancel(a.level, a.client_order_id, reason) for a in actions if isinstance(a, Cancel)]
         )
 
-    async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False, round_: int = 0) -> None:
-        """Mark and commit every cancel intent (one commit), then cancel (batched where supported).
-
-        ``resend``: see :meth:`SlotLedger.commit_cancels`.  A cancel whose answer was lost (timeout) is
-        resolved at once: the order is looked up and, while it still works, the cancel is sent again
-        (``_CANCEL_ROUNDS`` in all; after that the reconciler re-sends it once it is stuck), so a risk
-        cancel cannot silently not happen."""
-        ledger = self.ledger
-        async with ledger.lock:
-            sent = await ledger.commit_cancels(cancels, resend=resend)
-        if not sent:
-            return
-        for c in sent:
-            self.stats.cancels += 1
-            self.metrics.orders_cancelled.labels(symbol=self.symbol, reason=c.reason).inc()
-        results = await self.executor.cancel_many(self.symbol, [c.client_order_id for c in sent])
-        again: list[Cancel] = []
-        for c, result in zip(sent, results, strict=True):
-            cid = c.client_order_id
-            try:
-                if isinstance(result, NotFound):
-                    await self.resolve(cid)  # already closed at the venue: learn how (fills?)
-                elif isinstance(result, VenueError) and ambiguous(result):
-                    if await self._still_working(cid):
-                        again.append(c)
-                else:
-                    async with ledger.lock:
-                        slot = ledger.slot_for(cid)
-                        if slot is None:
-                            continue
-                        if isinstance(result, VenueOrderState):
-                            await ledger.apply_state(slot, cid, result)
-                        elif slot.state is SlotState.CANCEL_REQUESTED:
-                            await ledger.transition(slot, lambda s: s.cancel_failed(), "placed")
-            except StoreWriteFailed as err:
-                self.stats.anomalies += 1
-                log.error("could not record a cancel outcome", cid=cid, error=str(err))
-        if again and round_ + 1 < _CANCEL_ROUNDS:
-            await self._run_cancels(again, resend=True, round_=round_ + 1)
-
-    async def _still_working(self, cid: str) -> bool:
-        """After a cancel timed out: look the order up; apply what the venue says; is it still open?"""
-        async with self.ledger.lock:
-            slot = self.ledger.slot_for(cid)
-            order_id = slot.order.order_id if slot is not None and slot.order is not None else ""
-        if slot is None:
-            return False
-        try:
-            found = await self.executor.lookup(self.symbol, cid, order_id)
-        except VenueError:
-            return True  # unknown: sending the cancel again is harmless
-        if found is None:
-            await self.resolve(cid)
-            return False
-        async with self.ledger.lock:
-            slot = self.ledger.slot_for(cid)
-            if slot is not None:
-                await self.ledger.apply_state(slot, cid, found)
-        return found.status in OPEN_STATUSES
+    async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
+        """Commit and send cancels (``cancels.py``: batching, lost replies looked up and re-sent)."""
+        await self.canceller.run(cancels, resend=resend)
 
 
 def _bind_trades(
