@@ -56,6 +56,7 @@ from opensqt.engine.ledger import SlotLedger, side_name
 from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.reconciler import MISMATCH_KINDS, Reconciler, ReconcileStatus
 from opensqt.engine.recovery import Recovery
+from opensqt.engine.resyncer import Resyncer, ResyncResult
 from opensqt.engine.status import StatusView
 from opensqt.engine.store import AsyncStore, StateStore, StoreWriteFailed
 from opensqt.engine.supervisor import Supervisor
@@ -153,6 +154,15 @@ class GridEngine:
             reconciler=self.reconciler,
             stats=self.stats,
             metrics=self.metrics,
+        )
+        self.resyncer = Resyncer(
+            self.ctx,
+            config=config,
+            client=client,
+            ledger=self.ledger,
+            reconciler=self.reconciler,
+            canceller=self.canceller,
+            wall=wall,
         )
         self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker)
         self.view = StatusView(
@@ -296,6 +306,13 @@ class GridEngine:
     async def recover_position(self) -> list[Slot]:
         """Fresh state store, existing venue position: create its FILLED slots (see recovery.py)."""
         return await self.recovery.recover_position()
+
+    async def resync(self, operator: str, reason: str) -> ResyncResult:
+        """Adopt the venue's position and resume after a divergence fills cannot explain (resyncer.py);
+        audited in the store.  Raises ``ResyncRefused`` with nothing changed."""
+        result = await self.resyncer.run(operator, reason)
+        self.view.update_gauges()
+        return result
 
     async def run_startup_checks(self) -> list[Check]:
         return await self.recovery.run_startup_checks()

@@ -46,7 +46,7 @@ from cqvx.backoff import Backoff
 from cqvx.num import dec_str
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 
-__all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
+__all__ = ["AsyncStore", "AuditRecord", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
 
 log = structlog.get_logger("opensqt.engine")
 
@@ -69,9 +69,22 @@ class OrderRow:
     price: Decimal
     quantity: Decimal
     cycle: int
-    status: str  # intent | placed | unresolved | filled | closed | rejected | absent
+    # intent | placed | partial | unresolved | cancel_requested | filled | closed | rejected | absent
+    # (not found after the landing window; may still land) | adopted | late (no slot holds it)
+    status: str
     filled: Decimal = Decimal(0)
     order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One operator action on the state (``resync``), with who and why; ``detail`` is JSON."""
+
+    ts: float
+    action: str
+    operator: str
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +166,18 @@ class StateStore:
             Column("fee", String(64), nullable=False),
             Column("realized_pnl", String(64), nullable=False),
             Column("ts", Float, nullable=False),
+        )
+        # Operator actions (``resync``): who, why, what changed.  Never updated, never deleted.
+        self.audit = Table(
+            f"{p}audit",
+            self._md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("ts", Float, nullable=False),
+            Column("symbol", String(64), nullable=False),
+            Column("action", String(32), nullable=False),
+            Column("operator", String(128), nullable=False),
+            Column("reason", String(512), nullable=False),
+            Column("detail", String(4000), nullable=False),
         )
         self._md.create_all(self.engine)
         # Upserts built once with bound parameters and run as executemany: building and compiling a
@@ -317,6 +342,31 @@ class StateStore:
                 conn.execute(self._order_upsert, order_rows)
             conn.commit()
         return True
+
+    def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
+        """Commit slots and an audit record in ONE transaction (an operator's change is never half done,
+        and never done without its record)."""
+        with self.engine.begin() as conn:
+            slot_rows = [self._slot_row(symbol, slot) for slot in slots]
+            if slot_rows:
+                conn.execute(self._slot_upsert, slot_rows)
+            conn.execute(
+                self.audit.insert().values(
+                    ts=record.ts,
+                    symbol=symbol,
+                    action=record.action,
+                    operator=record.operator,
+                    reason=record.reason,
+                    detail=record.detail,
+                )
+            )
+
+    def load_audit(self, symbol: str) -> list[AuditRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(self.audit).where(self.audit.c.symbol == symbol).order_by(self.audit.c.id)
+            ).mappings()
+            return [AuditRecord(r["ts"], r["action"], r["operator"], r["reason"], r["detail"]) for r in rows]
 
     def has_fill(self, fill_key: str) -> bool:
         with self.engine.connect() as conn:
