@@ -8,9 +8,11 @@ Order of operations for every side effect (the rule that makes kill -9 safe):
 3. under the lock: apply the outcomes and commit.
 
 A restart loads the slots and calls :meth:`GridEngine.recover`: every slot with an order is looked up at
-the venue by its client order id; "not found" means the placement never happened (slot FREE, the same
-intent will be re-decided with a NEW cycle, hence a new id), "found" adopts the venue's state including
-fills (keyed ``<cid>@<cumulative>`` so a later stream report of the same quantity applies nothing).
+the venue (best id known); "found" adopts the venue's state including fills (keyed ``<cid>@<cumulative>``
+so a later stream report of the same quantity applies nothing); "not found" proves nothing until the
+landing window has passed (the slot stays UNRESOLVED; then it is FREE and the level is placed again under
+the SAME client order id, so a late landing answers as a duplicate).  Orders of ours no slot expects are
+bound or cancelled with their fills recorded (late_orders.py).
 
 The engine lock is never held across venue I/O (reference §12.7).
 
@@ -18,6 +20,9 @@ Collaborators (each gets what it needs in its constructor; none calls back into 
 
 * :class:`~opensqt.engine.ledger.SlotLedger`: slots, client-id index, seen fills, persistence;
 * :class:`~opensqt.engine.reconciler.Reconciler`: lookups, reconciler passes, adoption, breaker;
+* :class:`~opensqt.engine.late_orders.LateOrders` (the reconciler's): orders no slot expects;
+* :class:`~opensqt.engine.cancels.Canceller`: the cancel path (lost replies looked up and re-sent);
+* :class:`~opensqt.engine.resyncer.Resyncer`: the operator's way back from a divergence;
 * :class:`~opensqt.engine.recovery.Recovery`: restart and position recovery, startup checks;
 * :class:`~opensqt.engine.volume_feed.VolumeFeed`: the volume-anomaly monitor's feed;
 * :class:`~opensqt.engine.status.StatusView`: ``/status``, open orders, gauges;
