@@ -132,6 +132,7 @@ async def test_not_found_stays_unresolved_and_a_slow_ack_binds_the_same_order(tm
     clock.t += _window(engine) / 2
     await engine.reconcile()
     assert {s.state for s in engine.slots.values() if s.order} == {SlotState.UNRESOLVED}
+    assert engine.status()["reconciler"]["awaiting_landing"] == 4
     for o in stash:  # the venue acknowledges them after all, 30 s late
         mock._place(o)
     await engine.reconcile()
@@ -187,6 +188,7 @@ async def test_a_late_order_is_bound_to_its_slot_and_its_fill_recorded(tmp_path:
     mock, _clock, engine, stash = await _absent_then_land(tmp_path)
     found = await engine.reconcile()
     assert found["late"] == 4
+    assert engine.status()["reconciler"]["late_adopted"] == 4
     bound = {
         s.order.client_order_id for s in engine.slots.values() if s.order and s.state is SlotState.LOCKED
     }
@@ -207,6 +209,7 @@ async def test_a_late_fill_reported_before_any_pass_is_recorded_and_the_rest_can
     report = await mock.fill(client_order_id=cid, quantity=D(stash[0].quantity) / 2)
     await engine.on_report(report)  # no slot holds it: the fill still counts
     assert engine.position() == D(stash[0].quantity) / 2
+    assert engine._reconcile_requested.is_set()  # an order no slot expects asks for a pass at once
     assert [f.client_order_id for f in engine.store.store.load_fills(SYM)] == [cid]
     await engine.reconcile()
     # partly filled already, so it is not bound (its fill is in the slot's position): it is cancelled
@@ -317,7 +320,7 @@ async def test_a_failed_write_is_retried_and_the_batch_fully_applied(tmp_path: P
 
     store.fail = twice
     await engine.on_price(D("100"))
-    assert store.failures == 2
+    assert store.failures == 2 == engine.status()["store"]["write_failures"]
     assert {s.state for s in engine.slots.values() if s.order} == {SlotState.LOCKED}
     await engine.stop()
 
@@ -349,4 +352,25 @@ async def test_a_write_that_keeps_failing_leaves_memory_unchanged_and_the_rest_a
     found = await engine.reconcile()
     assert found["stuck"] == 1
     assert {s.state for s in engine.slots.values() if s.order} == {SlotState.LOCKED}
+    await engine.stop()
+
+
+async def test_a_duplicate_bound_on_reuse_takes_the_venues_quantity_so_no_fill_is_dropped(
+    tmp_path: Path,
+) -> None:
+    mock, clock, stash = _mock(), _Clock(), list[order_pb2.Order]()
+    engine = await _engine(mock, tmp_path, clock)
+    mock.on("place_order", _lost(mock, stash), times=4)
+    await engine.on_price(D("100"))
+    clock.t += _window(engine) + 1
+    await engine.reconcile()
+    late = order_pb2.Order()
+    late.CopyFrom(stash[0])
+    late.quantity = str(D(stash[0].quantity) * 2)  # what landed is not what the level would place now
+    mock._place(late)
+    await engine.on_price(D("100"))  # same id again: DuplicateOrder, bound to the venue's order
+    report = await mock.fill(client_order_id=late.client_order_id)
+    await engine.on_report(report)
+    assert engine.position() == D(late.quantity)  # the whole fill counted, none dropped
+    assert engine.stats.anomalies == 0
     await engine.stop()

@@ -76,6 +76,7 @@ class VenueOrderState:
     status: int
     cumulative: Decimal  # filled so far
     average_price: Decimal | None
+    quantity: Decimal | None = None  # the order's quantity at the venue (lookups; None: not told)
 
     @classmethod
     def from_report(cls, r: execution_pb2.ExecutionReport) -> VenueOrderState:
@@ -93,6 +94,7 @@ class VenueOrderState:
             o.status,
             dec_or_none(o.filled_quantity, "filled_quantity") or ZERO,
             dec_or_none(o.average_fill_price, "average_fill_price"),
+            dec_or_none(o.quantity, "quantity"),
         )
 
 

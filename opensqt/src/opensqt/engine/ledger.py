@@ -369,7 +369,23 @@ class SlotLedger:
         result: FillResult | None = None
         try:
             is_open = state.status in OPEN_STATUSES or state.status == order_pb2.ORDER_STATUS_UNSPECIFIED
-            if is_open and trial.state in (SlotState.PENDING, SlotState.UNRESOLVED):
+            binding = trial.state in (SlotState.PENDING, SlotState.UNRESOLVED)
+            if (
+                binding
+                and state.quantity
+                and state.quantity != order.quantity
+                and state.quantity >= order.filled
+            ):
+                # The order under this id is not the one we would place now (a late landing bound on
+                # reuse of its id): the venue's quantity wins, or its fills would overrun ours.
+                log.warning(
+                    "bound order's quantity differs",
+                    cid=cid,
+                    ours=str(order.quantity),
+                    venue=str(state.quantity),
+                )
+                order.quantity = state.quantity
+            if is_open and binding:
                 trial.ack(state.order_id)
             if state.order_id and not order.order_id:
                 order.order_id = state.order_id

@@ -70,6 +70,9 @@ class ReconcileStatus:
     local_position: str | None = None
     venue_position: str | None = None
     divergent_passes: int = 0
+    awaiting_landing: int = 0  # UNRESOLVED slots not found yet, inside their landing window (last pass)
+    late_adopted: int = 0  # late orders bound to their slot (total)
+    late_cancelled: int = 0  # late orders cancelled because their slot moved on (total)
 
 
 class Reconciler:
@@ -217,6 +220,8 @@ class Reconciler:
                     await self.resolve(cid)
             if await self._check_position():
                 found["position"] += 1
+            rec.awaiting_landing = self.awaiting_landing
+            rec.late_adopted, rec.late_cancelled = self.late.adopted, self.late.cancelled
         except VenueError as err:
             rec.status = "failed"
             rec.last_error = f"{type(err).__name__}: {err.message}"[:200]
