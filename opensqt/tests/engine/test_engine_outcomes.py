@@ -374,3 +374,20 @@ async def test_a_duplicate_bound_on_reuse_takes_the_venues_quantity_so_no_fill_i
     assert engine.position() == D(late.quantity)  # the whole fill counted, none dropped
     assert engine.stats.anomalies == 0
     await engine.stop()
+
+
+async def test_an_order_closed_as_forgotten_that_shows_up_open_again_is_bound_back(tmp_path: Path) -> None:
+    mock, clock = _mock(), _Clock()
+    engine = await _engine(mock, tmp_path, clock)
+    await engine.on_price(D("100"))
+    slot = next(s for s in engine.slots.values() if s.order)
+    assert slot.order is not None
+    cid = slot.order.client_order_id
+    mock.on("get_orders", [], times=1)  # a listing glitch, and the lookups say "not found" too
+    mock.on("get_order", NotFound("purged"), times=2)
+    await engine.reconcile()
+    assert slot.state is SlotState.FREE  # closed as an anomaly: the venue forgot it
+    found = await engine.reconcile()  # ...but it is open after all: ours, so bound again
+    assert found["late"] == 1
+    assert slot.state is SlotState.LOCKED and slot.order is not None and slot.order.client_order_id == cid
+    await engine.stop()

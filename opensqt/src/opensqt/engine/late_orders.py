@@ -20,7 +20,6 @@ Venue I/O runs without the ledger lock; ledger changes take it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 
 import structlog
@@ -60,6 +59,10 @@ class LateOrders:
         self.to_cancel: set[str] = set()  # late orders to cancel (their slot moved on)
         self.adopted = 0
         self.cancelled = 0
+
+    def unbound(self, cid: str) -> bool:
+        """Issued by this store and held by no slot (whatever its row says)."""
+        return cid in self.ledger.issued and self.ledger.slot_for(cid) is None
 
     def is_late(self, cid: str) -> bool:
         """Issued by this store, not known final, and no slot holds it."""
@@ -154,7 +157,7 @@ class LateOrders:
             log.warning("listing open orders at shutdown failed", error=str(err))
             listed = []
         for o in listed:
-            if o.status in OPEN_STATUSES and self.is_late(o.client_order_id):
+            if o.status in OPEN_STATUSES and self.unbound(o.client_order_id):
                 self.to_cancel.add(o.client_order_id)
         await self.cancel_pending()
 
@@ -169,7 +172,3 @@ class LateOrders:
                 news += 1
         await self.cancel_pending()
         return news
-
-    def unbound_open(self, listed: Iterable[order_pb2.Order]) -> list[order_pb2.Order]:
-        """The listed open orders issued by this store that no slot holds."""
-        return [o for o in listed if o.status in OPEN_STATUSES and self.is_late(o.client_order_id)]

@@ -182,7 +182,8 @@ class Reconciler:
                 if order.strategy_id and order.strategy_id != self.ctx.strategy_tag:
                     continue  # another engine's order (the venue echoes the strategy tag)
                 if cid in ledger.issued:
-                    if self.late.is_late(cid) and await self.late.settle(cid, order) is not None:
+                    # Ours and open, whatever its row says (even one closed as forgotten by the venue).
+                    if self.late.unbound(cid) and await self.late.settle(cid, order) is not None:
                         found["late"] += 1
                     continue
                 outcome = await self._adopt(order)
