@@ -110,7 +110,7 @@ class SlotLedger:
 
     async def set_anchor(self, anchor: Decimal) -> None:
         """Commit the grid anchor (once per store), then use it."""
-        await self.store.run(self.store.store.set_meta, f"anchor:{self.symbol}", dec_str(anchor))
+        await self.store.write(self.store.store.set_meta, f"anchor:{self.symbol}", dec_str(anchor))
         self.ctx.anchor = anchor
 
     # ------------------------------------------------------------------------------ index
