@@ -21,7 +21,7 @@ from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
 from opensqt.config import ConfigError, parse_config
 from opensqt.engine.orchestrator import GridEngine
-from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.engine.store import StateStore, StoreWriteFailed, sqlite_url
 from opensqt.model.slots import SlotState
 
 D = Decimal
@@ -390,4 +390,20 @@ async def test_an_order_closed_as_forgotten_that_shows_up_open_again_is_bound_ba
     found = await engine.reconcile()  # ...but it is open after all: ours, so bound again
     assert found["late"] == 1
     assert slot.state is SlotState.LOCKED and slot.order is not None and slot.order.client_order_id == cid
+    await engine.stop()
+
+
+async def test_intents_that_cannot_be_committed_are_never_sent(tmp_path: Path) -> None:
+    mock, clock = _mock(), _Clock()
+    store = _FlakyStore(sqlite_url(tmp_path / "s.db"))
+    engine = await _engine(mock, tmp_path, clock, store)
+    store.fail = lambda orders: any(r.status == "intent" for r in orders)
+    with pytest.raises(StoreWriteFailed):
+        await engine.on_price(D("100"))
+    assert store.failures == 5  # retried (bounded), then given up
+    assert mock.orders == {}  # nothing sent without its committed intent
+    assert all(s.order is None and s.cycle == 0 for s in engine.slots.values())  # memory unchanged
+    store.fail = lambda orders: False
+    await engine.on_price(D("100"))
+    assert len(_open(mock)) == 4
     await engine.stop()
