@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from cqvx.errors import ParseError
-from cqvx.num import dec, excerpt, round_quantity
+from cqvx.num import dec, dec_str, excerpt, round_quantity
 
 __all__ = [
     "DEFAULT_PAPER_YAML",
@@ -286,6 +286,29 @@ class Config(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+
+    @model_validator(mode="after")
+    def _lifetime_covers_the_transport(self, info: ValidationInfo) -> Config:
+        # When the venue runs in process and its section says its per-attempt timeout, the transport's
+        # request lifetime is known (RetryPolicy.max_request_lifetime): the landing window must cover it.
+        if self.venue.kind == "remote":
+            return self
+        from cqvx.transport.http import RetryPolicy
+        from cqvx.venues.registry import registry
+
+        environ = info.context.get("environ") if isinstance(info.context, Mapping) else None
+        section = registry.parse(self.venue.kind, self.venue.section(), path="settings", environ=environ)
+        timeout = getattr(section, "timeout_s", None)
+        if not isinstance(timeout, int | float):
+            return self
+        lifetime = Decimal(str(RetryPolicy().max_request_lifetime(float(timeout))))
+        if self.engine.request_lifetime < lifetime:
+            raise ValueError(
+                f"engine.request_lifetime: {self.engine.request_lifetime} s is shorter than the venue"
+                f" transport's request lifetime {dec_str(lifetime)} s (RetryPolicy.max_elapsed +"
+                " venue.settings.timeout_s); raise it (the landing window must cover it)"
+            )
+        return self
 
 
 def base_quantity(quote_amount: Decimal, price: Decimal, lot_size: Decimal) -> Decimal:

@@ -407,3 +407,22 @@ async def test_intents_that_cannot_be_committed_are_never_sent(tmp_path: Path) -
     await engine.on_price(D("100"))
     assert len(_open(mock)) == 4
     await engine.stop()
+
+
+COINBASE = """
+venue:
+  kind: coinbase
+  settings:
+    rest_url: http://127.0.0.1:9
+    timeout_s: {timeout}
+    credentials: {{key_name: legacy-key, key_kind: legacy, key_secret: {{env: OUTCOMES_CB_SECRET}}}}
+"""
+
+
+def test_request_lifetime_must_cover_an_in_process_venues_transport() -> None:
+    env = {"OUTCOMES_CB_SECRET": "s3cret"}
+    text = CFG.replace("system:\n", COINBASE.format(timeout=10) + "system:\n")
+    assert parse_config(text, env).engine.request_lifetime == D(40)  # 30 + 10: the Coinbase defaults
+    slow = CFG.replace("system:\n", COINBASE.format(timeout=25) + "system:\n")
+    with pytest.raises(ConfigError, match=r"engine.request_lifetime: 40 s is shorter than .* 55 s"):
+        parse_config(slow, env)
