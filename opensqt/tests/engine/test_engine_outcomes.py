@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 
 from cqc.venues.v1 import order_pb2
@@ -426,3 +428,53 @@ def test_request_lifetime_must_cover_an_in_process_venues_transport() -> None:
     slow = CFG.replace("system:\n", COINBASE.format(timeout=25) + "system:\n")
     with pytest.raises(ConfigError, match=r"engine.request_lifetime: 40 s is shorter than .* 55 s"):
         parse_config(slow, env)
+
+
+def _snapshot(slots: dict[int, Any]) -> dict[int, tuple[Any, ...]]:
+    out = {}
+    for lvl, s in slots.items():
+        o = s.order
+        order = (o.client_order_id, o.side, o.price, o.quantity, o.cycle, o.filled, o.order_id) if o else None
+        out[lvl] = (s.state, s.position, s.entry_price, s.cycle, order)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["tick", "fill", "reconcile"]), st.integers(0, 6), st.booleans()),
+        min_size=1,
+        max_size=14,
+    )
+)
+async def test_memory_never_runs_ahead_of_the_store(steps: list[tuple[str, int, bool]]) -> None:
+    """Any sequence of ticks, fills and passes with writes failing at random (no retries): after every
+    step the slots in memory are exactly the slots in the store."""
+    mock, clock = _mock(), _Clock()
+    store = _FlakyStore("sqlite://")
+    engine = await _engine(mock, Path("."), clock, store)
+    engine.store.write_attempts = 1
+    failing = [False]
+    store.fail = lambda orders: failing[0]
+    for kind, n, fail in steps:
+        failing[0] = fail
+        try:
+            if kind == "tick":
+                await engine.on_price(D(97 + n))
+            elif kind == "fill":
+                live = _open(mock)
+                if live:
+                    await engine.on_report(
+                        await mock.fill(client_order_id=live[n % len(live)].client_order_id)
+                    )
+            else:
+                clock.t += 100
+                await engine.reconcile()
+        except StoreWriteFailed:
+            pass
+        failing[0] = False
+        assert _snapshot(engine.slots) == _snapshot(
+            {lvl: s for lvl, s in store.load_slots(SYM).items() if lvl in engine.slots}
+        )
+        assert set(store.load_slots(SYM)) <= set(engine.slots)
+    await engine.stop()
