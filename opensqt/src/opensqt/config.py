@@ -36,12 +36,13 @@ from pydantic import (
 )
 
 from cqvx.errors import ParseError
-from cqvx.num import dec, excerpt, round_quantity
+from cqvx.num import dec, dec_str, excerpt, round_quantity
 from cqvx.secrets import Secret
 from cqvx.venues.sections import SecretField
 
 __all__ = [
     "DEFAULT_PAPER_YAML",
+    "LANDING_MARGIN",
     "Config",
     "ConfigError",
     "EngineConfig",
@@ -230,6 +231,9 @@ class HttpConfig(_Model):
         return None if token is None else "[REDACTED]"
 
 
+LANDING_MARGIN = Decimal(10)  # seconds: venue-side latency (creating late) beyond the request's lifetime
+
+
 class EngineConfig(_Model):
     """Timing and throughput knobs (reference §6.1 ``timing``)."""
 
@@ -240,6 +244,40 @@ class EngineConfig(_Model):
     order_burst: int = Field(default=30, ge=1)
     max_retries: int = Field(default=3, ge=0)
     retry_delay: Decimal = Field(default=Decimal("0.5"), ge=0)
+    # The one time budget of an order request (docs/engine.md "Landing window").  A placement whose
+    # outcome is unknown stays UNRESOLVED until the venue shows it or ``landing_window`` seconds have
+    # passed since its last send; only then does a lookup's "not found" prove it never landed.
+    # ``call_deadline``: the engine's per-call deadline (a remote connector's unary timeout);
+    # ``request_lifetime``: how long the connector / transport may still act after the call (a shielded
+    # side-effecting call runs the transport to completion: ``RetryPolicy.max_elapsed`` + the per-attempt
+    # timeout, 30 + 10 = 40 s for the Coinbase defaults).  Default window: deadline + lifetime + margin.
+    call_deadline: Decimal = Field(default=Decimal(10), gt=0)
+    request_lifetime: Decimal = Field(default=Decimal(40), ge=0)
+    landing_window: Decimal | None = Field(default=None, gt=0)
+    # Slots stuck in PENDING / CANCEL_REQUESTED longer than this are resolved by the reconciler
+    # (default: the landing window).
+    stuck_after: Decimal | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window_covers_the_request(self) -> EngineConfig:
+        floor = self.call_deadline + self.request_lifetime
+        if self.landing_window is not None and self.landing_window < floor:
+            raise ValueError(
+                f"landing_window: must be >= call_deadline + request_lifetime = {floor} s (the longest"
+                " time a request may still act at the venue)"
+            )
+        return self
+
+    @property
+    def effective_landing_window(self) -> Decimal:
+        """``landing_window``, or the default: call_deadline + request_lifetime + LANDING_MARGIN."""
+        if self.landing_window is not None:
+            return self.landing_window
+        return self.call_deadline + self.request_lifetime + LANDING_MARGIN
+
+    @property
+    def effective_stuck_after(self) -> Decimal:
+        return self.stuck_after if self.stuck_after is not None else self.effective_landing_window
 
 
 class RiskConfig(_Model):
@@ -271,6 +309,29 @@ class Config(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+
+    @model_validator(mode="after")
+    def _lifetime_covers_the_transport(self, info: ValidationInfo) -> Config:
+        # When the venue runs in process and its section says its per-attempt timeout, the transport's
+        # request lifetime is known (RetryPolicy.max_request_lifetime): the landing window must cover it.
+        if self.venue.kind == "remote":
+            return self
+        from cqvx.transport.http import RetryPolicy
+        from cqvx.venues.registry import registry
+
+        environ = info.context.get("environ") if isinstance(info.context, Mapping) else None
+        section = registry.parse(self.venue.kind, self.venue.section(), path="settings", environ=environ)
+        timeout = getattr(section, "timeout_s", None)
+        if not isinstance(timeout, int | float):
+            return self
+        lifetime = Decimal(str(RetryPolicy().max_request_lifetime(float(timeout))))
+        if self.engine.request_lifetime < lifetime:
+            raise ValueError(
+                f"engine.request_lifetime: {self.engine.request_lifetime} s is shorter than the venue"
+                f" transport's request lifetime {dec_str(lifetime)} s (RetryPolicy.max_elapsed +"
+                " venue.settings.timeout_s); raise it (the landing window must cover it)"
+            )
+        return self
 
 
 def base_quantity(quote_amount: Decimal, price: Decimal, lot_size: Decimal) -> Decimal:

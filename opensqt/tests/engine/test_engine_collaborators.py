@@ -1,3 +1,4 @@
+# mypy: disable-error-code="comparison-overlap"
 """The engine's collaborators on their own: loop supervisor, slot ledger, reconciler, status view, and the
 price monitor's and the order stream's reconnect behaviour (gap notices, the one backoff)."""
 
@@ -190,13 +191,20 @@ def _mock() -> MockVenue:
 
 
 async def test_reconciler_frees_an_intent_the_venue_never_saw(tmp_path: Path) -> None:
-    engine = GridEngine(parse_config(CFG, {}), _mock(), StateStore(sqlite_url(tmp_path / "s.db")))
+    now = [1000.0]
+    engine = GridEngine(
+        parse_config(CFG, {}), _mock(), StateStore(sqlite_url(tmp_path / "s.db")), clock=lambda: now[0]
+    )
     await engine.start(run_tasks=False)
     async with engine.ledger.lock:
         ((slot, msg),) = await engine.ledger.commit_intents(
             [Place(-1, order_pb2.ORDER_SIDE_BUY, D("99"), D("0.3"), True, False, True)]
         )
-    await engine.reconciler.resolve(msg.client_order_id)  # lookup: NotFound -> never placed
+    # Not found is no proof while the request may still land (issue 11): UNRESOLVED until the window.
+    await engine.reconciler.resolve(msg.client_order_id)
+    assert slot.state is SlotState.UNRESOLVED
+    now[0] += float(engine.config.engine.effective_landing_window)
+    await engine.reconciler.resolve(msg.client_order_id)  # lookup: NotFound after the window -> never placed
     assert slot.state is SlotState.FREE and slot.order is None
     await engine.stop()
 

@@ -154,7 +154,13 @@ async def test_position_divergence_opens_the_breaker_after_two_passes(tmp_path: 
     assert not [o for o in await sim.get_orders() if o.side == order_pb2.ORDER_SIDE_BUY]  # buys cancelled
     assert b'market_maker_circuit_breaker_open{symbol="BTC-USDT-PERP"} 1.0' in engine.metrics.render()
     status = engine.status()
-    assert status["risk"]["circuit_breaker"] == {"open": True, "reason": "position_divergence", "trips": 1}
+    breaker = status["risk"]["circuit_breaker"]
+    assert {k: breaker[k] for k in ("open", "reason", "trips")} == {
+        "open": True,
+        "reason": "position_divergence",
+        "trips": 1,
+    }
+    assert "opensqt resync" in breaker["detail"] and "0.01" in breaker["detail"]  # the way back
     assert status["reconciler"]["venue_position"] == "0.01"
     await engine.stop()
     await sim.aclose()

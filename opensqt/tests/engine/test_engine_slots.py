@@ -95,6 +95,50 @@ def test_unresolved_resolves_by_lookup() -> None:
     assert slot.state is SlotState.LOCKED
 
 
+def test_not_found_within_the_landing_window_stays_unresolved() -> None:
+    slot = Slot(level=0)
+    _submit(slot)
+    slot.not_seen()  # a PENDING placement stuck beyond the bound: its outcome is unknown
+    assert slot.state is SlotState.UNRESOLVED
+    slot.not_seen()
+    assert slot.state is SlotState.UNRESOLVED and slot.order is not None
+
+
+def test_absent_does_not_consume_the_cycle_so_the_same_id_is_reused() -> None:
+    slot = Slot(level=3)
+    first = _submit(slot)
+    slot.timeout()
+    slot.absent()
+    assert slot.cycle == 0
+    again = _submit(slot)
+    assert again == first  # a late landing of the first request answers as a duplicate
+    slot.ack("x")
+    slot.close()
+    assert _submit(slot) != first  # a finished order's id is never reused
+
+
+def test_external_fill_moves_the_position_without_touching_the_bound_order() -> None:
+    slot = Slot(level=0)
+    _submit(slot, qty="2")
+    slot.ack("x")
+    pnl = slot.external_fill(BUY, Decimal(1), Decimal(100))
+    assert pnl == 0 and slot.position == 1 and slot.state is SlotState.LOCKED
+    assert slot.order is not None and slot.order.filled == 0
+    assert slot.external_fill(SELL, Decimal(1), Decimal(101)) == 1 and slot.position == 0
+
+
+def test_assume_takes_over_a_committed_trial() -> None:
+    slot = Slot(level=0)
+    _submit(slot)
+    trial = slot.copy()
+    trial.ack("oid")
+    trial.fill(Decimal(1), Decimal(100))
+    assert slot.state is SlotState.PENDING and slot.position == 0  # untouched until committed
+    slot.assume(trial)
+    assert slot.state is SlotState.FREE and slot.position == 1
+    assert slot.history == [SlotState.FREE, SlotState.PENDING, SlotState.LOCKED]
+
+
 def test_cancel_flow_and_fill_during_cancel() -> None:
     slot = Slot(level=0)
     _submit(slot)
@@ -163,6 +207,7 @@ _EVENTS = st.sampled_from(
         "reject_po",
         "timeout",
         "absent",
+        "not_seen",
         "fill",
         "cancel",
         "cancel_failed",
@@ -176,6 +221,7 @@ _EVENTS = st.sampled_from(
 def test_random_event_sequences_never_break_the_invariants(events: list[tuple[str, int]]) -> None:
     slot = Slot(level=5)
     seen_ids: set[str] = set()
+    absent_ids: set[str] = set()  # proven never placed: the only ids a submit may issue again
     signed_fills = Decimal(0)
     for name, n in events:
         before = slot.copy()
@@ -190,7 +236,9 @@ def test_random_event_sequences_never_break_the_invariants(events: list[tuple[st
                     post_only=True,
                     reduce_only=False,
                 ).client_order_id
-                assert cid not in seen_ids  # a new intent always gets a new id
+                # a new intent gets a new id, unless its id was proven absent (reused on purpose)
+                assert cid not in seen_ids or cid in absent_ids
+                absent_ids.discard(cid)
                 seen_ids.add(cid)
             elif name == "ack":
                 slot.ack("oid")
@@ -201,7 +249,11 @@ def test_random_event_sequences_never_break_the_invariants(events: list[tuple[st
             elif name == "timeout":
                 slot.timeout()
             elif name == "absent":
+                cid = slot.order.client_order_id if slot.order else ""
                 slot.absent()
+                absent_ids.add(cid)
+            elif name == "not_seen":
+                slot.not_seen()
             elif name == "fill":
                 side = slot.order.side if slot.order else BUY
                 slot.fill(Decimal(n), Decimal(100))
@@ -226,7 +278,10 @@ def test_random_event_sequences_never_break_the_invariants(events: list[tuple[st
         if slot.order is not None:
             assert 0 <= slot.order.filled <= slot.order.quantity
         assert slot.position == signed_fills
-        assert slot.cycle == len(seen_ids)
+        # the cycle counts the ids that may exist at the venue (an absent one is given back)
+        assert slot.cycle <= len(seen_ids)
+        if slot.order is not None:
+            assert slot.order.cycle == slot.cycle
         states = [*slot.history, slot.state]
         for prev, nxt in itertools.pairwise(states):
             assert any(k[0] is prev and v is nxt for k, v in TRANSITIONS.items())

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from cqc.venues.v1 import order_pb2
-from opensqt.engine.store import AsyncStore, FillRow, OrderRow, StateStore, sqlite_url
+from opensqt.engine.store import (
+    AsyncStore,
+    AuditRecord,
+    FillRow,
+    OrderRow,
+    StateStore,
+    StoreWriteFailed,
+    sqlite_url,
+)
 from opensqt.model.slots import Slot, SlotState
 
 PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -122,4 +130,41 @@ async def test_async_store_runs_off_the_loop(tmp_path: Path) -> None:
     await store.run(store.store.save, SYM, [Slot(level=1)])
     loaded = await store.run(store.store.load_slots, SYM)
     assert list(loaded) == [1]
+    await store.aclose()
+
+
+def test_audited_change_commits_slots_and_record_together(store: StateStore) -> None:
+    slot = Slot(level=3, position=Decimal("0.2"), entry_price=Decimal(100))
+    store.save_audited(SYM, [slot], AuditRecord(5.0, "resync", "alice", "venue restored", '{"venue": "0.2"}'))
+    assert store.load_slots(SYM)[3].position == Decimal("0.2")
+    assert store.load_audit(SYM) == [
+        AuditRecord(5.0, "resync", "alice", "venue restored", '{"venue": "0.2"}')
+    ]
+    assert store.load_audit("ETH-USDT") == []
+
+
+async def test_async_store_write_retries_a_failing_database_then_gives_up(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def flaky(n: int) -> int:
+        calls.append(n)
+        if len(calls) < 3:
+            raise OperationalError("INSERT", {}, Exception("connection reset"))
+        return n
+
+    async def no_wait(_s: float) -> None:
+        return None
+
+    store = AsyncStore(StateStore(sqlite_url(tmp_path / "w.db")), write_attempts=3, sleep=no_wait)
+    assert await store.write(flaky, 7) == 7 and len(calls) == 3
+    assert store.write_failures == 2
+    calls.clear()
+
+    def broken(n: int) -> int:
+        raise OperationalError("INSERT", {}, Exception("connection reset"))
+
+    with pytest.raises(StoreWriteFailed, match="3 times"):
+        await store.write(broken, 1)
     await store.aclose()

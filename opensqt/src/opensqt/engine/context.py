@@ -77,7 +77,8 @@ class Breaker:
     """Opens when the local position and the venue's keep disagreeing; pauses placement until they agree."""
 
     open: bool = False
-    reason: str = ""
+    reason: str = ""  # bounded: position_divergence
+    detail: str = ""  # what the operator reads in /status: the numbers and the way back
     opened_at: float | None = None
     trips: int = 0
 

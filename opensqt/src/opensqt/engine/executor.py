@@ -64,6 +64,7 @@ __all__ = [
     "Rejected",
     "Unresolved",
     "VenueOrderState",
+    "ambiguous",
 ]
 
 
@@ -75,6 +76,7 @@ class VenueOrderState:
     status: int
     cumulative: Decimal  # filled so far
     average_price: Decimal | None
+    quantity: Decimal | None = None  # the order's quantity at the venue (lookups; None: not told)
 
     @classmethod
     def from_report(cls, r: execution_pb2.ExecutionReport) -> VenueOrderState:
@@ -92,6 +94,7 @@ class VenueOrderState:
             o.status,
             dec_or_none(o.filled_quantity, "filled_quantity") or ZERO,
             dec_or_none(o.average_fill_price, "average_fill_price"),
+            dec_or_none(o.quantity, "quantity"),
         )
 
 
@@ -115,8 +118,8 @@ _MAX_DELAY = 30.0  # the longest backoff between two executor attempts (seconds)
 CancelOutcome = VenueOrderState | VenueError
 
 
-def _ambiguous(err: VenueError) -> bool:
-    """May this failed placement have taken effect at the venue?"""
+def ambiguous(err: VenueError) -> bool:
+    """May this failed request (placement or cancel) have taken effect at the venue?"""
     if isinstance(err, Timeout | ParseError):
         return True
     return isinstance(err, Unavailable | RateLimited) and not err.retry_safe
@@ -233,21 +236,36 @@ class OrderExecutor:
             except VenueError as lookup_err:
                 return Unresolved(lookup_err)
             return Confirmed(found) if found is not None else Unresolved(err)
-        if _ambiguous(err):
+        if ambiguous(err):
             return Unresolved(err)
         self.failures += 1
         return Rejected(err)
 
     # ------------------------------------------------------------------------------ lookups, cancels
 
-    async def lookup(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
-        """The venue's view of our order, or None when the venue has no such order (never placed).
+    async def lookup(self, symbol: str, client_order_id: str, order_id: str = "") -> VenueOrderState | None:
+        """The venue's view of our order, or None when the venue does not know it (which proves nothing
+        while the request may still land: the caller applies the landing window).
 
-        Raises the venue error when the lookup itself fails (the outcome stays unresolved)."""
+        Looks up by the best id known: the venue order id when we have it (some venues find client
+        order ids only for recent orders: Coinbase scans ``lookup_window_s``, 24 h by default), else the
+        client order id.  Raises the venue error when the lookup itself fails."""
+        if order_id:
+            found = await self._lookup(symbol, order_id=order_id)
+            if found is not None:
+                return found
+        return await self._lookup(symbol, client_order_id=client_order_id)
+
+    async def _lookup(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> VenueOrderState | None:
         attempt = 0
         while True:
             try:
-                order = await self.client.get_order(symbol=symbol, client_order_id=client_order_id)
+                if order_id:
+                    order = await self.client.get_order(symbol=symbol, order_id=order_id)
+                else:
+                    order = await self.client.get_order(symbol=symbol, client_order_id=client_order_id)
             except NotFound:
                 return None
             except VenueError as err:

@@ -5,8 +5,15 @@ Rules:
 
 * :attr:`SlotLedger.lock` is THE engine lock: every read-modify-commit of slots runs under it, and it is
   never held across venue I/O.  Methods that say "lock held" expect the caller to hold it.
-* A change is committed to the store before it is applied in memory (fills: a trial copy of the slot is
-  saved first); intents are committed before the venue hears of them.
+* A change is committed to the store before it is applied in memory: every transition runs on a trial
+  copy of the slot, the copy is committed (:meth:`AsyncStore.write`: bounded retries), and only then does
+  the slot :meth:`~opensqt.model.slots.Slot.assume` it.  A write that still fails raises
+  :class:`~opensqt.engine.store.StoreWriteFailed` with memory unchanged (the reconciler settles the slot
+  later).  Intents are committed before the venue hears of them.
+* Every client order id ever issued is in :attr:`SlotLedger.issued` (the ``orders`` table: level, side,
+  cycle), so an order of ours that no slot expects (a late landing) maps back to its slot, after a
+  restart too.  :attr:`SlotLedger.sent_at` is when each in-flight id was last sent (monotonic; after a
+  restart, the load time: nothing of the dead process was sent later).
 * A fill is keyed by the venue trade id, else ``<cid>@<cumulative>``; the quantity applied is always
   ``cumulative - already filled``, so a replay (reconnect, lookup after a report) adds nothing.
 
@@ -16,7 +23,9 @@ The ledger does no venue I/O: what the venue said arrives as :class:`VenueOrderS
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import structlog
@@ -26,16 +35,21 @@ from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES
 from opensqt.engine.context import EngineStats, FillEvent, GridContext
 from opensqt.engine.executor import VenueOrderState
-from opensqt.engine.store import AsyncStore, FillRow, OrderRow
-from opensqt.model.slots import IllegalTransition, OrderIntent, Slot, SlotState
+from opensqt.engine.store import AsyncStore, FillRow, OrderRow, StoreWriteFailed
+from opensqt.model.slots import FillResult, IllegalTransition, OrderIntent, Slot, SlotState
 from opensqt.observability.metrics import EngineMetrics
 from opensqt.strategy.grid import Cancel, Place
 
-__all__ = ["SlotLedger", "side_name"]
+__all__ = ["FINAL_ORDER_STATUSES", "SlotLedger", "StoreWriteFailed", "side_name"]
 
 log = structlog.get_logger("opensqt.engine")
 
 _POST_ONLY_CLOSE = frozenset({order_pb2.ORDER_STATUS_REJECTED, order_pb2.ORDER_STATUS_EXPIRED})
+
+
+# Order-row statuses after which the venue has nothing more to tell about the order.  ``absent`` is NOT
+# final: a request proven absent may still have been created late by a slow venue.
+FINAL_ORDER_STATUSES = frozenset({"filled", "closed", "rejected"})
 
 
 def side_name(side: int) -> str:
@@ -51,6 +65,7 @@ class SlotLedger:
         metrics: EngineMetrics,
         *,
         wall: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx = ctx
         self.symbol = ctx.symbol
@@ -58,9 +73,16 @@ class SlotLedger:
         self.stats = stats
         self.metrics = metrics
         self._wall = wall
+        self._clock = clock
         self.lock = asyncio.Lock()
         self.slots: dict[int, Slot] = {}
         self.by_cid: dict[str, int] = {}
+        self.issued: dict[str, OrderRow] = {}  # every client order id this store ever issued
+        self.sent_at: dict[str, float] = {}  # in-flight placements: when last sent (monotonic)
+        self.cancel_sent_at: dict[str, float] = {}  # CANCEL_REQUESTED: when the cancel was last sent
+        # Called (no I/O, no lock) when an order of ours arrives that no slot expects: the coordinator
+        # asks for a reconciler pass, which binds or cancels it.
+        self.on_unexpected: Callable[[str], None] = lambda _cid: None
         self.seen_fills: set[str] = set()
         self.fills: list[FillEvent] = []
 
@@ -75,6 +97,11 @@ class SlotLedger:
         self.ctx.anchor = Decimal(anchor) if anchor else None
         self.slots = await self.store.run(st.load_slots, self.symbol)
         self.by_cid = {s.order.client_order_id: lvl for lvl, s in self.slots.items() if s.order}
+        self.issued = {r.client_order_id: r for r in await self.store.run(st.load_orders, self.symbol)}
+        now = self._clock()
+        for s in self.slots.values():
+            if s.order is not None and s.state in (SlotState.PENDING, SlotState.UNRESOLVED):
+                self.sent_at[s.order.client_order_id] = now
         for f in await self.store.run(st.load_fills, self.symbol):
             self.seen_fills.add(f.fill_key)
             self.stats.realized_pnl += f.realized_pnl
@@ -83,7 +110,7 @@ class SlotLedger:
 
     async def set_anchor(self, anchor: Decimal) -> None:
         """Commit the grid anchor (once per store), then use it."""
-        await self.store.run(self.store.store.set_meta, f"anchor:{self.symbol}", dec_str(anchor))
+        await self.store.write(self.store.store.set_meta, f"anchor:{self.symbol}", dec_str(anchor))
         self.ctx.anchor = anchor
 
     # ------------------------------------------------------------------------------ index
@@ -135,25 +162,46 @@ class SlotLedger:
             order.order_id,
         )
 
+    async def write(
+        self, slots: Sequence[Slot], rows: Sequence[OrderRow], fill: FillRow | None = None
+    ) -> bool:
+        """ONE transaction of slots, order rows and at most one fill, retried when the database fails
+        (raises :class:`StoreWriteFailed`).  False: the fill was already recorded (nothing committed)."""
+        ok = await self.store.write(self.store.store.save, self.symbol, list(slots), list(rows), fill)
+        if ok:
+            for r in rows:
+                self.issued[r.client_order_id] = r
+        return ok
+
     async def save(self, slot: Slot, order: OrderIntent | None, status: str) -> None:
         """Commit the slot and the status of ``order`` (captured before a transition may detach it)."""
         rows = [self.order_row(slot.level, order, status)] if order is not None else []
-        await self.store.run(self.store.store.save, self.symbol, [slot], rows)
+        await self.write([slot], rows)
+
+    async def transition(self, slot: Slot, event: Callable[[Slot], object], status: str) -> None:
+        """Run ``event`` on a trial copy, commit the copy with the order's ``status``, then take it over
+        (memory changes only after the commit); lock held."""
+        trial = slot.copy()
+        order = trial.order
+        event(trial)
+        await self.save(trial, order, status)
+        slot.assume(trial)
 
     async def save_new(self, slots: Sequence[Slot]) -> None:
         """Commit slots created outside the state machine (position recovery); lock held."""
+        await self.write(list(slots), [])
         for s in slots:
             self.slots[s.level] = s
-        await self.store.run(self.store.store.save, self.symbol, list(slots), [])
 
     async def commit_intents(self, places: Sequence[Place]) -> list[tuple[Slot, order_pb2.Order]]:
         """FREE -> PENDING for each placement and ONE commit of all intents; lock held.  Returns what
-        to send."""
-        out: list[tuple[Slot, order_pb2.Order]] = []
+        to send.  A failed commit raises with no slot changed (nothing is sent)."""
+        trials: list[tuple[Slot, Slot, OrderIntent]] = []
         rows: list[OrderRow] = []
         for p in places:
-            slot = self.slots.setdefault(p.level, Slot(p.level))
-            intent = slot.submit(
+            slot = self.slots.get(p.level) or Slot(p.level)
+            trial = slot.copy()
+            intent = trial.submit(
                 namespace=self.ctx.namespace,
                 side=p.side,
                 price=p.price,
@@ -161,22 +209,19 @@ class SlotLedger:
                 post_only=p.post_only,
                 reduce_only=p.reduce_only,
             )
-            self.by_cid[intent.client_order_id] = p.level
-            rows.append(
-                OrderRow(
-                    intent.client_order_id,
-                    self.symbol,
-                    p.level,
-                    p.side,
-                    p.price,
-                    p.quantity,
-                    intent.cycle,
-                    "intent",
-                )
-            )
-            out.append((slot, self._order_message(intent)))
-        if out:
-            await self.store.run(self.store.store.save, self.symbol, [s for s, _ in out], rows)
+            rows.append(self.order_row(p.level, intent, "intent"))
+            trials.append((slot, trial, intent))
+        if not trials:
+            return []
+        await self.write([t for _, t, _ in trials], rows)
+        now = self._clock()
+        out: list[tuple[Slot, order_pb2.Order]] = []
+        for slot, trial, intent in trials:
+            bound = self.slots.setdefault(slot.level, slot)
+            bound.assume(trial)
+            self.by_cid[intent.client_order_id] = bound.level
+            self.sent_at[intent.client_order_id] = now
+            out.append((bound, self._order_message(intent)))
         return out
 
     def _order_message(self, o: OrderIntent) -> order_pb2.Order:
@@ -196,25 +241,32 @@ class SlotLedger:
     async def commit_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> list[Cancel]:
         """LOCKED -> CANCEL_REQUESTED for each cancel and ONE commit; lock held.  Returns what to send.
 
-        ``resend`` (shutdown): also return slots already in CANCEL_REQUESTED, and UNRESOLVED ones (their
-        lookup failed: the order may be live; a cancel by client order id is harmless when it never
-        landed, the venue answers NotFound)."""
+        ``resend``: also return slots already in CANCEL_REQUESTED (a cancel whose answer was lost, or
+        shutdown), and UNRESOLVED ones (the order may be live; a cancel by client order id is harmless
+        when it never landed, the venue answers NotFound)."""
         sent: list[Cancel] = []
-        marked: list[Slot] = []
+        marked: list[tuple[Slot, Slot]] = []
         rows: list[OrderRow] = []
         for c in cancels:
             slot = self.slot_for(c.client_order_id)
             if slot is None or slot.order is None:
                 continue
             if slot.state is SlotState.LOCKED:
-                slot.request_cancel()
-                marked.append(slot)
-                rows.append(self.order_row(slot.level, slot.order, "cancel_requested"))
+                trial = slot.copy()
+                trial.request_cancel()
+                assert trial.order is not None
+                marked.append((slot, trial))
+                rows.append(self.order_row(slot.level, trial.order, "cancel_requested"))
             elif not (resend and slot.state in (SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)):
                 continue
             sent.append(c)
         if marked:
-            await self.store.run(self.store.store.save, self.symbol, marked, rows)
+            await self.write([t for _, t in marked], rows)
+            for slot, trial in marked:
+                slot.assume(trial)
+        now = self._clock()
+        for c in sent:
+            self.cancel_sent_at[c.client_order_id] = now
         return sent
 
     # ------------------------------------------------------------------------------ venue state
@@ -224,21 +276,75 @@ class SlotLedger:
         cid = report.client_order_id
         async with self.lock:
             slot = self.slot_for(cid)
-            if slot is None:
-                return  # not ours, or an order this engine has already finished
+            issued = self.issued.get(cid)
+            if slot is None and issued is None:
+                return  # not ours (or an earlier store's: the reconciler adopts those by price)
             state = VenueOrderState.from_report(report)
             last_qty = dec_or_none(report.last_quantity, "last_quantity")
             last_px = dec_or_none(report.last_price, "last_price")
             key = report.trade_id or None
-            if not report.cumulative_quantity and last_qty and slot.order is not None:
+            known = slot.order.filled if slot is not None and slot.order is not None else None
+            if known is None and issued is not None:
+                known = issued.filled
+            if not report.cumulative_quantity and last_qty and known is not None:
                 # A venue that reports only per-fill quantities: rebuild the cumulative figure.  A replay
                 # of a trade already applied (reconnect) must add nothing, and without a cumulative figure
                 # only its trade id can tell.
                 replay = key is not None and key in self.seen_fills
-                filled = slot.order.filled + (ZERO if replay else last_qty)
-                state = VenueOrderState(state.order_id, state.status, filled, None)
+                state = VenueOrderState(
+                    state.order_id, state.status, known + (ZERO if replay else last_qty), None
+                )
             fee = dec_or_none(report.fee, "fee") or ZERO
-            await self.apply_state(slot, cid, state, trade_key=key, last_price=last_px, fee=fee)
+            if slot is not None:
+                await self.apply_state(slot, cid, state, trade_key=key, last_price=last_px, fee=fee)
+                return
+            # An order of ours that no slot holds (it landed after its slot gave it up): its fills count.
+            await self.record_late(cid, state, trade_key=key, last_price=last_px, fee=fee)
+        if state.status in OPEN_STATUSES and issued is not None and issued.status not in FINAL_ORDER_STATUSES:
+            self.on_unexpected(cid)
+
+    async def record_late(
+        self,
+        cid: str,
+        state: VenueOrderState,
+        *,
+        trade_key: str | None = None,
+        last_price: Decimal | None = None,
+        fee: Decimal = ZERO,
+    ) -> None:
+        """Record the fills of an issued order that no slot holds (a late landing, or one being cancelled
+        because its slot moved on) in its level's position and PnL: no fill of ours is dropped.  Lock held.
+        """
+        row = self.issued.get(cid)
+        if row is None or self.slot_for(cid) is not None:
+            return
+        new_row = replace(
+            row,
+            status="late",
+            filled=max(row.filled, state.cumulative),
+            order_id=state.order_id or row.order_id,
+        )
+        delta = state.cumulative - row.filled
+        key = (
+            trade_key
+            if trade_key and trade_key not in self.seen_fills
+            else f"{cid}@{dec_str(state.cumulative)}"
+        )
+        slot = self.slots.get(row.level) or Slot(row.level)
+        if delta <= 0 or key in self.seen_fills:
+            if row.status not in FINAL_ORDER_STATUSES and new_row != row:
+                await self.write([], [new_row])  # news without a fill (its venue id): remembered
+            return
+        price = last_price if last_price is not None and last_price > 0 else state.average_price or row.price
+        trial = slot.copy()
+        realized = trial.external_fill(row.side, delta, price)
+        fill = FillRow(key, cid, self.symbol, row.level, row.side, price, delta, fee, realized, self._wall())
+        if await self.write([trial], [new_row], fill):
+            self.slots.setdefault(row.level, slot).assume(trial)
+            self.count_fill(fill, realized, complete=new_row.filled >= row.quantity)
+            log.warning("recorded a fill of an order no slot holds", cid=cid, level=row.level, qty=str(delta))
+        else:
+            self.seen_fills.add(key)
 
     async def apply_state(
         self,
@@ -252,16 +358,37 @@ class SlotLedger:
     ) -> None:
         """Adopt the venue's view of the slot's order: ack, fills up to ``cumulative``, terminal state.
 
-        Lock held."""
-        order = slot.order
-        if order is None or order.client_order_id != cid:
+        All of it is computed on a trial copy and committed in ONE transaction before the slot takes it
+        over.  Lock held; raises :class:`StoreWriteFailed` with the slot unchanged."""
+        if slot.order is None or slot.order.client_order_id != cid:
             return
+        trial = slot.copy()
+        order = trial.order
+        assert order is not None
+        fill: FillRow | None = None
+        result: FillResult | None = None
         try:
-            if state.status in OPEN_STATUSES or state.status == order_pb2.ORDER_STATUS_UNSPECIFIED:
-                if slot.state in (SlotState.PENDING, SlotState.UNRESOLVED):
-                    slot.ack(state.order_id)
-                elif state.order_id and not order.order_id:
-                    order.order_id = state.order_id
+            is_open = state.status in OPEN_STATUSES or state.status == order_pb2.ORDER_STATUS_UNSPECIFIED
+            binding = trial.state in (SlotState.PENDING, SlotState.UNRESOLVED)
+            if (
+                binding
+                and state.quantity
+                and state.quantity != order.quantity
+                and state.quantity >= order.filled
+            ):
+                # The order under this id is not the one we would place now (a late landing bound on
+                # reuse of its id): the venue's quantity wins, or its fills would overrun ours.
+                log.warning(
+                    "bound order's quantity differs",
+                    cid=cid,
+                    ours=str(order.quantity),
+                    venue=str(state.quantity),
+                )
+                order.quantity = state.quantity
+            if is_open and binding:
+                trial.ack(state.order_id)
+            if state.order_id and not order.order_id:
+                order.order_id = state.order_id
             delta = state.cumulative - order.filled
             if delta > 0:
                 price = _fill_price(
@@ -276,59 +403,59 @@ class SlotLedger:
                     if trade_key and trade_key not in self.seen_fills
                     else f"{cid}@{dec_str(state.cumulative)}"
                 )
-                await self._fill(slot, cid, qty=delta, price=price, key=key, fee=fee)
-            if (
-                slot.order is not None
-                and slot.order.client_order_id == cid
-                and state.status in TERMINAL_STATUSES
-            ):
-                po = slot.order.post_only and slot.order.filled == 0 and state.status in _POST_ONLY_CLOSE
+                if key not in self.seen_fills:
+                    result = trial.fill(delta, price)
+                    fill = FillRow(
+                        key,
+                        cid,
+                        self.symbol,
+                        slot.level,
+                        order.side,
+                        price,
+                        delta,
+                        fee,
+                        result.realized_pnl,
+                        self._wall(),
+                    )
+            status = "placed"
+            if result is not None:
+                status = "filled" if result.complete else "partial"
+            if trial.order is order and state.status in TERMINAL_STATUSES:
+                po = order.post_only and order.filled == 0 and state.status in _POST_ONLY_CLOSE
                 if state.status == order_pb2.ORDER_STATUS_FILLED:
                     # FILLED with less than our quantity: the venue's word wins, but it is an anomaly.
                     self.stats.anomalies += 1
                     log.error("venue says FILLED below quantity", cid=cid, cumulative=str(state.cumulative))
-                closing = slot.order
-                slot.close(post_only_reject=po)
-                await self.save(slot, closing, "closed")
-            elif slot.order is not None:
-                await self.save(slot, slot.order, "placed")
+                trial.close(post_only_reject=po)
+                status = "closed"
         except IllegalTransition as exc:
             self.stats.anomalies += 1
             log.error("illegal slot transition", cid=cid, error=str(exc))
+            return
+        if not await self.write([trial], [self.order_row(slot.level, order, status)], fill):
+            # The fill was recorded before (a replay this process had not seen): apply none of it.
+            assert fill is not None
+            self.seen_fills.update((fill.fill_key, f"{cid}@{dec_str(state.cumulative)}"))
+            await self.apply_state(slot, cid, state, trade_key=trade_key, last_price=last_price, fee=fee)
+            return
+        slot.assume(trial)
+        if slot.state in (SlotState.LOCKED, SlotState.FREE):
+            self.sent_at.pop(cid, None)
+        if slot.state is not SlotState.CANCEL_REQUESTED:
+            self.cancel_sent_at.pop(cid, None)
+        if fill is not None and result is not None:
+            self.count_fill(fill, result.realized_pnl, complete=result.complete)
 
-    async def _fill(
-        self, slot: Slot, cid: str, *, qty: Decimal, price: Decimal, key: str, fee: Decimal
-    ) -> None:
-        if key in self.seen_fills:
-            return
-        order = slot.order
-        assert order is not None
-        side = order.side
-        trial = slot.copy()
-        result = trial.fill(qty, price)
-        row = FillRow(
-            key, cid, self.symbol, slot.level, side, price, qty, fee, result.realized_pnl, self._wall()
-        )
-        status = "filled" if result.complete else "partial"
-        filled_total = order.filled + qty
-        ok = await self.store.run(
-            self.store.store.save,
-            self.symbol,
-            [trial],
-            [self.order_row(slot.level, order, status, filled_total)],
-            row,
-        )
-        self.seen_fills.add(key)
-        if not ok:
-            return
-        result = slot.fill(qty, price)  # the committed change, now applied in memory
+    def count_fill(self, row: FillRow, realized: Decimal, *, complete: bool) -> None:
+        """A committed fill, now applied in memory: seen, stats, the view's list, metrics."""
+        self.seen_fills.add(row.fill_key)
         self.stats.fills += 1
-        self.stats.realized_pnl += result.realized_pnl
-        self.stats.fees += fee
-        self.fills.append(FillEvent(row.ts, slot.level, side, price, qty, result.realized_pnl))
-        s = side_name(side)
-        self.metrics.volume.labels(symbol=self.symbol, side=s).inc(float(qty))
-        if result.complete:
+        self.stats.realized_pnl += realized
+        self.stats.fees += row.fee
+        self.fills.append(FillEvent(row.ts, row.level, row.side, row.price, row.quantity, realized))
+        s = side_name(row.side)
+        self.metrics.volume.labels(symbol=self.symbol, side=s).inc(float(row.quantity))
+        if complete:
             self.metrics.orders_filled.labels(symbol=self.symbol, side=s).inc()
 
 

@@ -8,9 +8,11 @@ Order of operations for every side effect (the rule that makes kill -9 safe):
 3. under the lock: apply the outcomes and commit.
 
 A restart loads the slots and calls :meth:`GridEngine.recover`: every slot with an order is looked up at
-the venue by its client order id; "not found" means the placement never happened (slot FREE, the same
-intent will be re-decided with a NEW cycle, hence a new id), "found" adopts the venue's state including
-fills (keyed ``<cid>@<cumulative>`` so a later stream report of the same quantity applies nothing).
+the venue (best id known); "found" adopts the venue's state including fills (keyed ``<cid>@<cumulative>``
+so a later stream report of the same quantity applies nothing); "not found" proves nothing until the
+landing window has passed (the slot stays UNRESOLVED; then it is FREE and the level is placed again under
+the SAME client order id, so a late landing answers as a duplicate).  Orders of ours no slot expects are
+bound or cancelled with their fills recorded (late_orders.py).
 
 The engine lock is never held across venue I/O (reference §12.7).
 
@@ -18,6 +20,9 @@ Collaborators (each gets what it needs in its constructor; none calls back into 
 
 * :class:`~opensqt.engine.ledger.SlotLedger`: slots, client-id index, seen fills, persistence;
 * :class:`~opensqt.engine.reconciler.Reconciler`: lookups, reconciler passes, adoption, breaker;
+* :class:`~opensqt.engine.late_orders.LateOrders` (the reconciler's): orders no slot expects;
+* :class:`~opensqt.engine.cancels.Canceller`: the cancel path (lost replies looked up and re-sent);
+* :class:`~opensqt.engine.resyncer.Resyncer`: the operator's way back from a divergence;
 * :class:`~opensqt.engine.recovery.Recovery`: restart and position recovery, startup checks;
 * :class:`~opensqt.engine.volume_feed.VolumeFeed`: the volume-anomaly monitor's feed;
 * :class:`~opensqt.engine.status.StatusView`: ``/status``, open orders, gauges;
@@ -39,19 +44,27 @@ import structlog
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import SupportsOrderStream, VenueClient
-from cqvx.errors import InsufficientFunds, NotFound, OrderRejected, Timeout
+from cqvx.errors import InsufficientFunds, OrderRejected
 from cqvx.num import round_price
 from cqvx.streams import LiveStream
 from opensqt.config import Config
+from opensqt.engine.cancels import Canceller
 from opensqt.engine.context import Breaker, EngineStats, FillEvent, GridContext, RiskGuards
 from opensqt.engine.events import EngineEvents
-from opensqt.engine.executor import Confirmed, OrderExecutor, Rejected, Unresolved, VenueOrderState
+from opensqt.engine.executor import (
+    Confirmed,
+    OrderExecutor,
+    Outcome,
+    Rejected,
+    Unresolved,
+)
 from opensqt.engine.ledger import SlotLedger, side_name
 from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.reconciler import MISMATCH_KINDS, Reconciler, ReconcileStatus
 from opensqt.engine.recovery import Recovery
+from opensqt.engine.resyncer import Resyncer, ResyncResult
 from opensqt.engine.status import StatusView
-from opensqt.engine.store import AsyncStore, StateStore
+from opensqt.engine.store import AsyncStore, StateStore, StoreWriteFailed
 from opensqt.engine.supervisor import Supervisor
 from opensqt.engine.venue_queries import load_rules
 from opensqt.engine.volume_feed import VolumeFeed
@@ -115,7 +128,9 @@ class GridEngine:
                 ),
             )
             self.volume_feed = VolumeFeed(self.volume, client, clock=clock, wall=wall)
-        self.ledger = SlotLedger(self.ctx, self.store, self.stats, self.metrics, wall=wall)
+        self.ledger = SlotLedger(self.ctx, self.store, self.stats, self.metrics, wall=wall, clock=clock)
+        # An order of ours that no slot expects (reported by the stream): a pass binds or cancels it.
+        self.ledger.on_unexpected = lambda _cid: self.request_reconcile()
         self.reconciler = Reconciler(
             self.ctx,
             client=client,
@@ -126,6 +141,8 @@ class GridEngine:
             position_divergence=r.position_divergence,
             clock=clock,
             wall=wall,
+            landing_window=float(e.effective_landing_window),
+            stuck_after=float(e.effective_stuck_after),
         )
         self.recovery = Recovery(
             self.ctx,
@@ -135,6 +152,23 @@ class GridEngine:
             reconciler=self.reconciler,
             monitor=self.monitor,
             stats=self.stats,
+        )
+        self.canceller = Canceller(
+            self.symbol,
+            ledger=self.ledger,
+            executor=self.executor,
+            reconciler=self.reconciler,
+            stats=self.stats,
+            metrics=self.metrics,
+        )
+        self.resyncer = Resyncer(
+            self.ctx,
+            config=config,
+            client=client,
+            ledger=self.ledger,
+            reconciler=self.reconciler,
+            canceller=self.canceller,
+            wall=wall,
         )
         self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker)
         self.view = StatusView(
@@ -151,6 +185,7 @@ class GridEngine:
         self._clock = clock
         self._wall = wall
         self._reconcile_requested = asyncio.Event()
+        self._inflight: set[asyncio.Future[None]] = set()
         self.price_history: list[tuple[float, Decimal]] = []
         self._labels = {"symbol": self.symbol}
         self.events = EngineEvents()  # observers (the live page) are told after each state change
@@ -249,6 +284,8 @@ class GridEngine:
     async def stop(self, *, cancel_orders: bool | None = None) -> None:
         """Stop the loops; cancel our live orders when ``cancel_on_exit`` (default from the config)."""
         await self.supervisor.stop()
+        if self._inflight:  # a tick that was placing when the loop stopped: let it finish
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
         if cancel:
             # A placement may have been in flight when the loops stopped (PENDING), or its outcome is
@@ -265,6 +302,8 @@ class GridEngine:
                     if s.order is not None and s.state in live
                 ]
             await self._run_cancels(targets, resend=True)
+            # Orders of ours that no slot holds (late landings) are cancelled too.
+            await self.reconciler.late.cancel_unbound()
         await self.store.aclose()
 
     async def recover(self) -> None:
@@ -275,6 +314,13 @@ class GridEngine:
         """Fresh state store, existing venue position: create its FILLED slots (see recovery.py)."""
         return await self.recovery.recover_position()
 
+    async def resync(self, operator: str, reason: str) -> ResyncResult:
+        """Adopt the venue's position and resume after a divergence fills cannot explain (resyncer.py);
+        audited in the store.  Raises ``ResyncRefused`` with nothing changed."""
+        result = await self.resyncer.run(operator, reason)
+        self.view.update_gauges()
+        return result
+
     async def run_startup_checks(self) -> list[Check]:
         return await self.recovery.run_startup_checks()
 
@@ -283,8 +329,13 @@ class GridEngine:
     async def _tick_loop(self) -> None:
         while True:
             price, received = await self.monitor.next()
+            # Shielded: stopping the loop must not cut a placement off mid-call (its outcome would be
+            # unknown); stop() waits for it instead.
+            tick = asyncio.ensure_future(self.on_price(price, received))
+            self._inflight.add(tick)
+            tick.add_done_callback(self._inflight.discard)
             try:
-                await self.on_price(price, received)
+                await asyncio.shield(tick)
             except Exception:  # a bad tick must not kill the engine; it is logged and counted
                 self.stats.anomalies += 1
                 log.exception("tick failed", symbol=self.symbol)
@@ -365,6 +416,8 @@ class GridEngine:
         the position breaker, the opening orders are cancelled."""
         was_open = self.breaker.open
         found = await self.reconciler.reconcile()
+        if self.reconciler.cancel_due:
+            await self._run_cancels(self.reconciler.cancel_due, resend=True)
         if self.breaker.open and not was_open and self.ctx.anchor is not None:
             await self._cancel_opening_orders("risk")
         self.view.update_gauges()
@@ -420,29 +473,16 @@ class GridEngine:
                 slot = ledger.slot_for(cid)
                 if slot is None:
                     continue  # the stream already finished this order (instant fill / cancel)
-                if isinstance(outcome, Confirmed):
-                    self.stats.placed += 1
-                    self.metrics.orders_placed.labels(symbol=self.symbol, side=side_name(msg.side)).inc()
-                    await ledger.apply_state(slot, cid, outcome.state)
-                elif isinstance(outcome, Rejected):
-                    self.stats.rejected += 1
-                    err = outcome.error
-                    self.metrics.order_failures.labels(symbol=self.symbol, kind=err.kind.value).inc()
-                    if isinstance(err, InsufficientFunds):
-                        margin_error = True
-                    post_only_reject = isinstance(err, OrderRejected) and msg.post_only
-                    if slot.state is SlotState.PENDING:
-                        order = slot.order
-                        slot.reject(post_only_reject=post_only_reject)
-                        await ledger.save(slot, order, "rejected")
-                    log.info("order rejected", cid=cid, kind=err.kind.value, reason=err.message[:120])
-                elif isinstance(outcome, Unresolved):
-                    self.stats.unresolved += 1
-                    self.metrics.order_failures.labels(symbol=self.symbol, kind="unresolved").inc()
-                    if slot.state is SlotState.PENDING:
-                        slot.timeout()
-                        await ledger.save(slot, slot.order, "unresolved")
+                if isinstance(outcome, Unresolved):
+                    ledger.sent_at[cid] = self._clock()  # the landing window runs from here
                     unresolved.append(cid)
+                try:
+                    margin_error |= await self._apply_outcome(slot, msg, outcome)
+                except StoreWriteFailed as err:
+                    # Memory is unchanged (PENDING): the reconciler resolves it once stuck; the other
+                    # outcomes of the batch are still applied.
+                    self.stats.anomalies += 1
+                    log.error("could not record a placement outcome", cid=cid, error=str(err))
         if margin_error:
             self.margin_lock.trigger()
             log.warning("insufficient funds: margin lock", seconds=self.margin_lock.duration)
@@ -450,6 +490,31 @@ class GridEngine:
         for cid in unresolved:
             await self.resolve(cid)
         self.events.emit("placed")
+
+    async def _apply_outcome(self, slot: Slot, msg: order_pb2.Order, outcome: Outcome) -> bool:
+        """Apply one placement outcome (lock held); True when it was an insufficient-funds refusal."""
+        ledger, cid = self.ledger, msg.client_order_id
+        if isinstance(outcome, Confirmed):
+            self.stats.placed += 1
+            self.metrics.orders_placed.labels(symbol=self.symbol, side=side_name(msg.side)).inc()
+            await ledger.apply_state(slot, cid, outcome.state)
+        elif isinstance(outcome, Rejected):
+            self.stats.rejected += 1
+            err = outcome.error
+            self.metrics.order_failures.labels(symbol=self.symbol, kind=err.kind.value).inc()
+            post_only_reject = isinstance(err, OrderRejected) and msg.post_only
+            if slot.state is SlotState.PENDING:
+                await ledger.transition(
+                    slot, lambda s: s.reject(post_only_reject=post_only_reject), "rejected"
+                )
+            log.info("order rejected", cid=cid, kind=err.kind.value, reason=err.message[:120])
+            return isinstance(err, InsufficientFunds)
+        elif isinstance(outcome, Unresolved):
+            self.stats.unresolved += 1
+            self.metrics.order_failures.labels(symbol=self.symbol, kind="unresolved").inc()
+            if slot.state is SlotState.PENDING:
+                await ledger.transition(slot, lambda s: s.timeout(), "unresolved")
+        return False
 
     # ============================================================================ cancels
 
@@ -464,33 +529,8 @@ class GridEngine:
         )
 
     async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
-        """Mark and commit every cancel intent (one commit), then cancel (batched where supported).
-
-        ``resend`` (shutdown): see :meth:`SlotLedger.commit_cancels`."""
-        ledger = self.ledger
-        async with ledger.lock:
-            sent = await ledger.commit_cancels(cancels, resend=resend)
-        if not sent:
-            return
-        for c in sent:
-            self.stats.cancels += 1
-            self.metrics.orders_cancelled.labels(symbol=self.symbol, reason=c.reason).inc()
-        results = await self.executor.cancel_many(self.symbol, [c.client_order_id for c in sent])
-        for c, result in zip(sent, results, strict=True):
-            if isinstance(result, NotFound):
-                await self.resolve(c.client_order_id)  # already closed at the venue: learn how (fills?)
-                continue
-            async with ledger.lock:
-                slot = ledger.slot_for(c.client_order_id)
-                if slot is None:
-                    continue
-                if isinstance(result, VenueOrderState):
-                    await ledger.apply_state(slot, c.client_order_id, result)
-                elif isinstance(result, Timeout):
-                    pass  # stays CANCEL_REQUESTED; the stream or the reconciler settles it
-                elif slot.state is SlotState.CANCEL_REQUESTED:
-                    slot.cancel_failed()
-                    await ledger.save(slot, slot.order, "placed")
+        """Commit and send cancels (``cancels.py``: batching, lost replies looked up and re-sent)."""
+        await self.canceller.run(cancels, resend=resend)
 
 
 def _bind_trades(

@@ -1,17 +1,28 @@
 """The reconciler: brings the ledger into agreement with the venue (reference §3.4, with the §12.4 fixes).
 
-* :meth:`Reconciler.resolve` settles ONE order whose outcome is unknown by looking it up by client order
-  id: not found -> the placement never happened (slot FREE); found -> its state and fills are adopted.
-  Nothing is ever re-sent or freed blindly.
+* :meth:`Reconciler.resolve` settles ONE order whose outcome is unknown by looking it up by the best id
+  known (venue order id when stored, else client order id): found -> its state and fills are adopted;
+  not found -> NOT proof while the request may still land: the slot stays UNRESOLVED until
+  ``landing_window`` seconds have passed since its last send (later passes look again), and only then is
+  it ``absent`` (slot FREE, the next placement there reuses the same client order id).  Nothing is ever
+  re-sent or freed blindly.
+* Slots stuck beyond ``stuck_after``: a PENDING one (its placement call never returned) is resolved like
+  an UNRESOLVED one; a CANCEL_REQUESTED one whose order is still open gets its cancel re-sent
+  (:attr:`Reconciler.cancel_due`, sent by the coordinator), so a risk cancel cannot silently not happen.
+* Orders of ours that no slot expects: issued by this store -> :class:`~opensqt.engine.late_orders.LateOrders`
+  (bound to their slot, or cancelled, fills recorded); an earlier store's -> adopted by price (below).
 * :meth:`Reconciler.reconcile` is one full pass: our live slots vs the venue's open orders (``vanished``
   orders are looked up, ``state`` differences adopted), unknown live orders with our id prefix ADOPTED
   into the slot they belong to (``adopted``) or reported (``orphan``), and on derivatives the slots'
   position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`.
-  PENDING slots (a placement in flight in this process) are skipped.  Orders without our prefix, or
-  whose echoed strategy tag is another engine's, are never touched.
+  PENDING slots (a placement in flight in this process) are skipped until stuck.  Orders without our
+  prefix, or whose echoed strategy tag is another engine's, are never touched.
 
-The reconciler never cancels: the coordinator cancels the opening orders when the breaker opens (it
-reads :attr:`Reconciler.breaker`).  It takes the ledger lock only around ledger changes, never across
+A divergence first looks up the orders no slot holds (``LateOrders.recover_fills``: fills the engine
+missed) and compares again; what fills cannot explain keeps the breaker open with a reason naming
+``opensqt resync`` (engine/resync.py).  The reconciler never cancels a slot's order: the coordinator
+cancels the opening orders when the breaker opens (it reads :attr:`Reconciler.breaker`) and re-sends
+:attr:`Reconciler.cancel_due`.  It takes the ledger lock only around ledger changes, never across
 venue I/O.
 """
 
@@ -30,18 +41,19 @@ from cqvx.num import dec, dec_or_none, dec_str, round_price
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from opensqt.engine.context import Breaker, EngineStats, GridContext
 from opensqt.engine.executor import OrderExecutor, VenueOrderState
+from opensqt.engine.late_orders import LateOrders
 from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.venue_queries import venue_inventory
 from opensqt.model.client_ids import is_our_client_order_id
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 from opensqt.observability.metrics import EngineMetrics
-from opensqt.strategy.grid import level_price, nearest_level
+from opensqt.strategy.grid import Cancel, level_price, nearest_level
 
 __all__ = ["MISMATCH_KINDS", "ReconcileStatus", "Reconciler"]
 
 log = structlog.get_logger("opensqt.engine")
 
-MISMATCH_KINDS = ("adopted", "orphan", "vanished", "state", "position")
+MISMATCH_KINDS = ("adopted", "orphan", "vanished", "state", "position", "late", "stuck")
 
 
 @dataclass
@@ -58,6 +70,9 @@ class ReconcileStatus:
     local_position: str | None = None
     venue_position: str | None = None
     divergent_passes: int = 0
+    awaiting_landing: int = 0  # UNRESOLVED slots not found yet, inside their landing window (last pass)
+    late_adopted: int = 0  # late orders bound to their slot (total)
+    late_cancelled: int = 0  # late orders cancelled because their slot moved on (total)
 
 
 class Reconciler:
@@ -73,6 +88,8 @@ class Reconciler:
         position_divergence: Decimal,
         clock: Callable[[], float],
         wall: Callable[[], float],
+        landing_window: float = 60.0,
+        stuck_after: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.symbol = ctx.symbol
@@ -86,18 +103,26 @@ class Reconciler:
         self._wall = wall
         self.status = ReconcileStatus()
         self.breaker = Breaker()
+        self.landing_window = landing_window
+        self.stuck_after = landing_window if stuck_after is None else stuck_after
+        self.late = LateOrders(ctx, executor=executor, ledger=ledger)
+        self.cancel_due: list[Cancel] = []  # cancels to re-send (stuck CANCEL_REQUESTED), for the coordinator
+        self.awaiting_landing = 0  # UNRESOLVED slots not found yet, inside their landing window
 
     async def resolve(self, cid: str) -> None:
-        """Settle one order whose outcome we do not know, by looking it up by client order id."""
+        """Settle one order whose outcome we do not know, by looking it up (best id known)."""
         ledger = self.ledger
         async with ledger.lock:
             slot = ledger.slot_for(cid)
-            if slot is None:
+            if slot is None or slot.order is None:
                 return
             if slot.state is SlotState.PENDING:
-                slot.timeout()  # a restart found the intent: whether it was sent is unknown
+                # A restart found the intent, or the placement call is stuck: whether it was sent is
+                # unknown.  Committed before anything else changes.
+                await ledger.transition(slot, lambda s: s.not_seen(), "unresolved")
+            order_id = slot.order.order_id if slot.order is not None else ""
         try:
-            found = await self.executor.lookup(self.symbol, cid)
+            found = await self.executor.lookup(self.symbol, cid, order_id)
         except VenueError as err:
             log.warning("lookup failed; will retry", cid=cid, error=str(err))
             return
@@ -105,19 +130,29 @@ class Reconciler:
             slot = ledger.slot_for(cid)
             if slot is None:
                 return
-            if found is None:
-                order = slot.order
-                if slot.state is SlotState.UNRESOLVED:
-                    slot.absent()  # the placement never happened
-                    await ledger.save(slot, order, "absent")
-                else:
-                    # The venue acknowledged it once and forgot it (purged history): nothing more to learn.
-                    self.stats.anomalies += 1
-                    log.error("acknowledged order not found at the venue", cid=cid, state=slot.state.value)
-                    slot.close()
-                    await ledger.save(slot, order, "closed")
+            if found is not None:
+                await ledger.apply_state(slot, cid, found)
                 return
-            await ledger.apply_state(slot, cid, found)
+            if slot.state is SlotState.UNRESOLVED:
+                since = ledger.sent_at.setdefault(cid, self._clock())
+                if self._clock() - since < self.landing_window:
+                    # Not found is no proof yet: the request may still land.  Look again next pass.
+                    self.awaiting_landing += 1
+                    log.info("unresolved order not found yet; waiting for the landing window", cid=cid)
+                    return
+                await ledger.transition(slot, lambda s: s.absent(), "absent")  # it never happened
+                ledger.sent_at.pop(cid, None)
+                return
+            # The venue acknowledged it once and forgot it (purged history): nothing more to learn.
+            self.stats.anomalies += 1
+            log.error("acknowledged order not found at the venue", cid=cid, state=slot.state.value)
+            await ledger.transition(slot, lambda s: s.close(), "closed")
+
+    def _stuck(self, cid: str, state: SlotState) -> bool:
+        """A PENDING placement or CANCEL_REQUESTED cancel older than ``stuck_after`` (monotonic)."""
+        sent = self.ledger.sent_at if state is SlotState.PENDING else self.ledger.cancel_sent_at
+        since = sent.setdefault(cid, self._clock())
+        return self._clock() - since >= self.stuck_after
 
     async def reconcile(self) -> dict[str, int]:
         """One reconciler pass; returns the mismatches found per kind (see the module docstring)."""
@@ -130,23 +165,47 @@ class Reconciler:
         try:
             opened = await self.client.get_orders(OrderFilter(symbol=self.symbol))
             by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
+            self.cancel_due = []
+            self.awaiting_landing = 0
             async with ledger.lock:
+                # A PENDING placement is in flight in this process: a lookup racing it could free a slot
+                # whose order then lands untracked.  Only a PENDING one stuck beyond the bound is resolved.
                 bound = {
                     s.order.client_order_id: s.state
                     for s in ledger.slots.values()
-                    if s.order is not None and s.state is not SlotState.PENDING
+                    if s.order is not None
+                    and (s.state is not SlotState.PENDING or self._stuck(s.order.client_order_id, s.state))
                 }
             for cid, order in by_cid.items():
                 if cid in bound or not is_our_client_order_id(cid):
                     continue
                 if order.strategy_id and order.strategy_id != self.ctx.strategy_tag:
                     continue  # another engine's order (the venue echoes the strategy tag)
+                if cid in ledger.issued:
+                    # Ours and open, whatever its row says (even one closed as forgotten by the venue).
+                    if self.late.unbound(cid) and await self.late.settle(cid, order) is not None:
+                        found["late"] += 1
+                    continue
                 outcome = await self._adopt(order)
                 if outcome is not None:
                     found[outcome] += 1
+            await self.late.cancel_pending()
             for cid, state in bound.items():
                 o = by_cid.get(cid)
-                if o is not None:
+                if state is SlotState.PENDING:
+                    found["stuck"] += 1
+                    await self.resolve(cid)
+                elif o is not None:
+                    if (
+                        state is SlotState.CANCEL_REQUESTED
+                        and o.status in OPEN_STATUSES
+                        and self._stuck(cid, state)
+                    ):
+                        # The cancel was sent long ago and the order still works: send it again.
+                        level = ledger.by_cid.get(cid)
+                        if level is not None:
+                            found["stuck"] += 1
+                            self.cancel_due.append(Cancel(level, cid, "resend"))
                     async with ledger.lock:
                         slot = ledger.slot_for(cid)
                         if slot is None or slot.order is None:
@@ -162,6 +221,8 @@ class Reconciler:
                     await self.resolve(cid)
             if await self._check_position():
                 found["position"] += 1
+            rec.awaiting_landing = self.awaiting_landing
+            rec.late_adopted, rec.late_cancelled = self.late.adopted, self.late.cancelled
         except VenueError as err:
             rec.status = "failed"
             rec.last_error = f"{type(err).__name__}: {err.message}"[:200]
@@ -253,12 +314,26 @@ class Reconciler:
         rec.local_position, rec.venue_position = dec_str(local), dec_str(venue)
         tolerance = max(rules.lot_size, self.position_divergence * abs(venue))
         diverged = abs(local - venue) > tolerance
+        if diverged and await self.late.recover_fills():
+            # Fills the engine missed (orders no slot held) explain some of it: compare again.
+            local = self.ledger.position()
+            rec.local_position = dec_str(local)
+            diverged = abs(local - venue) > tolerance
         rec.divergent_passes = rec.divergent_passes + 1 if diverged else 0
         if rec.divergent_passes >= 2 and not br.open:
             br.open, br.reason, br.opened_at = True, "position_divergence", self._wall()
+            br.detail = (
+                f"venue position {dec_str(venue)}, engine {dec_str(local)}: not explained by the fills of"
+                " our orders; paused until they agree, or `opensqt resync` adopts the venue's position"
+            )
             br.trips += 1
-            log.error("circuit breaker open: position divergence", local=str(local), venue=str(venue))
-        elif not diverged and br.open:
-            br.open, br.reason = False, ""
+            log.error(
+                "circuit breaker open: position divergence",
+                local=str(local),
+                venue=str(venue),
+                detail=br.detail,
+            )
+        elif not diverged and br.open and br.reason == "position_divergence":
+            br.open, br.reason, br.detail = False, "", ""
             log.info("circuit breaker closed: positions agree again")
         return diverged

@@ -1,8 +1,9 @@
 """Restart and position recovery, and the startup checks (docs/engine.md "Position recovery").
 
-* :meth:`Recovery.recover` (every start): every slot with an order is settled by one lookup by client
-  order id (the reconciler's ``resolve``): a PENDING intent is treated as UNRESOLVED, "not found" frees
-  the slot, "found" adopts the venue's state and fills.
+* :meth:`Recovery.recover` (every start): every slot with an order is settled by one lookup (the
+  reconciler's ``resolve``): a PENDING intent is treated as UNRESOLVED, "found" adopts the venue's state
+  and fills, "not found" keeps it UNRESOLVED until the landing window since the restart has passed
+  (later reconciler passes look again).
 * :meth:`Recovery.recover_position` (a fresh store only, ``trading.recover_position``): what the venue
   already holds becomes FILLED slots, so the grid closes that inventory instead of ignoring it.  The
   anchor is committed before the slots (a crash in between re-runs the recovery with the same anchor).

@@ -112,6 +112,7 @@ class StatusView:
                 "circuit_breaker": {
                     "open": g.breaker.open,
                     "reason": g.breaker.reason,
+                    "detail": g.breaker.detail,
                     "trips": g.breaker.trips,
                 },
             },
@@ -124,7 +125,11 @@ class StatusView:
                 "totals": rec.totals,
                 "local_position": rec.local_position,
                 "venue_position": rec.venue_position,
+                "awaiting_landing": rec.awaiting_landing,
+                "late_adopted": rec.late_adopted,
+                "late_cancelled": rec.late_cancelled,
             },
+            "store": {"write_failures": self.ledger.store.write_failures},
             "executor": {
                 "placed": self.executor.placed,
                 "retries": self.executor.retries,

@@ -14,15 +14,17 @@ dedicated thread (no blocking I/O on the event loop, and writes stay strictly or
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from sqlalchemy import (
     Boolean,
     Column,
@@ -37,12 +39,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from cqvx.backoff import Backoff
 from cqvx.num import dec_str
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 
-__all__ = ["AsyncStore", "FillRow", "OrderRow", "StateStore", "sqlite_url"]
+__all__ = ["AsyncStore", "AuditRecord", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
+
+log = structlog.get_logger("opensqt.engine")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -63,9 +69,22 @@ class OrderRow:
     price: Decimal
     quantity: Decimal
     cycle: int
-    status: str  # intent | placed | unresolved | filled | closed | rejected | absent
+    # intent | placed | partial | unresolved | cancel_requested | filled | closed | rejected | absent
+    # (not found after the landing window; may still land) | adopted | late (no slot holds it)
+    status: str
     filled: Decimal = Decimal(0)
     order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One operator action on the state (``resync``), with who and why; ``detail`` is JSON."""
+
+    ts: float
+    action: str
+    operator: str
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +166,18 @@ class StateStore:
             Column("fee", String(64), nullable=False),
             Column("realized_pnl", String(64), nullable=False),
             Column("ts", Float, nullable=False),
+        )
+        # Operator actions (``resync``): who, why, what changed.  Never updated, never deleted.
+        self.audit = Table(
+            f"{p}audit",
+            self._md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("ts", Float, nullable=False),
+            Column("symbol", String(64), nullable=False),
+            Column("action", String(32), nullable=False),
+            Column("operator", String(128), nullable=False),
+            Column("reason", String(512), nullable=False),
+            Column("detail", String(4000), nullable=False),
         )
         self._md.create_all(self.engine)
         # Upserts built once with bound parameters and run as executemany: building and compiling a
@@ -312,6 +343,31 @@ class StateStore:
             conn.commit()
         return True
 
+    def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
+        """Commit slots and an audit record in ONE transaction (an operator's change is never half done,
+        and never done without its record)."""
+        with self.engine.begin() as conn:
+            slot_rows = [self._slot_row(symbol, slot) for slot in slots]
+            if slot_rows:
+                conn.execute(self._slot_upsert, slot_rows)
+            conn.execute(
+                self.audit.insert().values(
+                    ts=record.ts,
+                    symbol=symbol,
+                    action=record.action,
+                    operator=record.operator,
+                    reason=record.reason,
+                    detail=record.detail,
+                )
+            )
+
+    def load_audit(self, symbol: str) -> list[AuditRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(self.audit).where(self.audit.c.symbol == symbol).order_by(self.audit.c.id)
+            ).mappings()
+            return [AuditRecord(r["ts"], r["action"], r["operator"], r["reason"], r["detail"]) for r in rows]
+
     def has_fill(self, fill_key: str) -> bool:
         with self.engine.connect() as conn:
             found = conn.execute(select(self.fills.c.fill_key).where(self.fills.c.fill_key == fill_key))
@@ -367,16 +423,52 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class AsyncStore:
-    """Runs :class:`StateStore` calls on one dedicated thread, in submission order."""
+class StoreWriteFailed(RuntimeError):
+    """A state write still failed after its bounded retries; nothing of it was applied in memory."""
 
-    def __init__(self, store: StateStore) -> None:
+
+class AsyncStore:
+    """Runs :class:`StateStore` calls on one dedicated thread, in submission order.
+
+    :meth:`write` retries a failed write (a dropped database connection, a locked SQLite file) a bounded
+    number of times with the one jittered :class:`cqvx.backoff.Backoff`, then raises
+    :class:`StoreWriteFailed`.  Every write is one transaction, so a retry never applies half of one.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        write_attempts: int = 5,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
+        self.write_attempts = max(1, write_attempts)
+        self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
+        self._sleep = sleep
+        self._rng = rng
+        self.write_failures = 0  # failed attempts, for /status
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run` a write, retried (bounded, jittered) when the database fails."""
+        attempt = 0
+        while True:
+            try:
+                return await self.run(fn, *args, **kwargs)
+            except SQLAlchemyError as err:
+                self.write_failures += 1
+                attempt += 1
+                if attempt >= self.write_attempts:
+                    raise StoreWriteFailed(f"state write failed {attempt} times: {err}"[:300]) from err
+                log.warning("state write failed; retrying", attempt=attempt, error=str(err)[:200])
+                await self.backoff.sleep(attempt, self._rng, sleep=self._sleep)
 
     async def aclose(self) -> None:
         await self.run(self.store.close)

@@ -10,7 +10,13 @@ States (reference §2.1, plus the two the original lacked):
 * ``LOCKED``           a live venue order is bound to the slot.
 * ``CANCEL_REQUESTED`` a cancel was sent for the bound order; waiting for the venue's answer.
 * ``UNRESOLVED``       the placement's outcome is unknown (timeout / disconnect); it is resolved by
-                       looking the order up by client order id, never by re-sending.
+                       looking the order up, never by re-sending.  A lookup's "not found" is no proof
+                       while the request may still land (``NOT_SEEN``: the slot stays UNRESOLVED); only
+                       after the landing window (docs/engine.md) is it ``ABSENT``.
+
+``ABSENT`` does not consume the cycle: the next submit of the same side at the slot reuses the SAME client
+order id, so a request that lands later after all is answered by the venue as a duplicate (and bound by
+the executor's lookup), never placed as a second order.
 
 Every transition is in :data:`TRANSITIONS`; anything else raises :class:`IllegalTransition` and leaves the
 slot untouched.  Fills accumulate per order and can never exceed the order quantity.
@@ -61,7 +67,8 @@ class SlotEvent(enum.StrEnum):
     ACK = "ack"  # the venue confirmed the order (REST answer, NEW report, or lookup found it open)
     REJECT = "reject"  # the placement was refused (taxonomy error, or local denial)
     TIMEOUT = "timeout"  # outcome unknown
-    ABSENT = "absent"  # lookup by client order id: the placement never happened
+    ABSENT = "absent"  # not found after the landing window: the placement never happened
+    NOT_SEEN = "not_seen"  # not found, but the request may still land: stay UNRESOLVED, look again later
     FILL_PARTIAL = "fill_partial"
     FILL_COMPLETE = "fill_complete"
     CANCEL_REQUEST = "cancel_request"
@@ -83,6 +90,9 @@ TRANSITIONS: dict[tuple[SlotState, SlotEvent], SlotState] = {
     (S.PENDING, E.CLOSED): S.FREE,
     (S.UNRESOLVED, E.ACK): S.LOCKED,
     (S.UNRESOLVED, E.ABSENT): S.FREE,
+    (S.UNRESOLVED, E.NOT_SEEN): S.UNRESOLVED,
+    # Stuck in flight beyond the bound (the reconciler): the outcome is unknown, resolve by lookup.
+    (S.PENDING, E.NOT_SEEN): S.UNRESOLVED,
     (S.UNRESOLVED, E.FILL_PARTIAL): S.LOCKED,
     (S.UNRESOLVED, E.FILL_COMPLETE): S.FREE,
     (S.UNRESOLVED, E.CLOSED): S.FREE,
@@ -220,7 +230,37 @@ class Slot:
         self._set(self._go(SlotEvent.TIMEOUT))
 
     def absent(self) -> None:
-        self._set(self._go(SlotEvent.ABSENT))
+        """Proven never placed: FREE, and the cycle is given back so that the next submit of the same
+        side reuses the same client order id (a late landing then answers as a duplicate)."""
+        target = self._go(SlotEvent.ABSENT)
+        order = self._require_order(SlotEvent.ABSENT)
+        if order.cycle == self.cycle:
+            self.cycle = order.cycle - 1
+        self._set(target)
+
+    def not_seen(self) -> None:
+        """Not found, but the request may still land (UNRESOLVED stays; PENDING becomes UNRESOLVED)."""
+        self._set(self._go(SlotEvent.NOT_SEEN))
+
+    def external_fill(self, side: int, quantity: Decimal, price: Decimal) -> Decimal:
+        """A fill of an order of ours that is NOT bound to this slot (a late order the slot moved on
+        from, cancelled by the reconciler): it moves the position all the same; returns realized PnL.
+        No state change: the slot's own order, if any, is untouched."""
+        if quantity <= 0:
+            raise ValueError(f"slot {self.level}: fill quantity must be > 0")
+        return self._apply_position(quantity if side == BUY else -quantity, price)
+
+    def assume(self, other: Slot) -> None:
+        """Take over the state computed on a trial copy (after it was committed to the store)."""
+        if other.level != self.level:
+            raise ValueError("assume: another level")
+        self.history.extend(other.history)  # the trial's path starts at our current state
+        self.state = other.state
+        self.position = other.position
+        self.entry_price = other.entry_price
+        self.cycle = other.cycle
+        self.post_only_rejects = other.post_only_rejects
+        self.order = other.order
 
     def request_cancel(self) -> None:
         self._set(self._go(SlotEvent.CANCEL_REQUEST))
