@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from cqvx.num import ZERO
 from opensqt.model.slots import MarginLock
+from opensqt.risk.breakers import BreakerBook
 from opensqt.risk.startup import Check
 from opensqt.risk.volume import VolumeMonitor
 from opensqt.strategy.grid import GridParams, InstrumentRules
@@ -90,12 +91,14 @@ class RiskGuards:
     margin_lock: MarginLock
     volume: VolumeMonitor | None
     breaker: Breaker
+    breakers: BreakerBook | None = None  # the circuit breakers of risk/breakers.py
 
     @property
     def paused(self) -> bool:
-        """No placement: margin lock, volume anomaly, or the position breaker."""
+        """No placement: margin lock, volume anomaly, the position breaker or a circuit breaker."""
         return (
             self.margin_lock.locked
             or (self.volume is not None and self.volume.triggered)
             or self.breaker.open
+            or (self.breakers is not None and self.breakers.open)
         )

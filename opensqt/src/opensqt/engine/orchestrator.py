@@ -26,7 +26,8 @@ Collaborators (each gets what it needs in its constructor; none calls back into 
 * :class:`~opensqt.engine.recovery.Recovery`: restart and position recovery, startup checks;
 * :class:`~opensqt.engine.volume_feed.VolumeFeed`: the volume-anomaly monitor's feed;
 * :class:`~opensqt.engine.status.StatusView`: ``/status``, open orders, gauges;
-* :class:`~opensqt.engine.supervisor.Supervisor`: every background loop.
+* :class:`~opensqt.engine.supervisor.Supervisor`: every background loop;
+* :class:`~opensqt.engine.risk_guard.RiskGuard`: circuit breakers, exposure limits, alerts (docs/risk.md).
 
 Stream gaps: when an execution stream is a :class:`cqvx.streams.LiveStream`, its gap notices request an
 immediate reconciler pass; the engine never needs to know which venue class it talks to.
@@ -63,14 +64,18 @@ from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.reconciler import MISMATCH_KINDS, Reconciler, ReconcileStatus
 from opensqt.engine.recovery import Recovery
 from opensqt.engine.resyncer import Resyncer, ResyncResult
+from opensqt.engine.risk_guard import RiskGuard
 from opensqt.engine.status import StatusView
 from opensqt.engine.store import AsyncStore, StateStore, StoreWriteFailed
 from opensqt.engine.supervisor import Supervisor
 from opensqt.engine.venue_queries import load_rules
 from opensqt.engine.volume_feed import VolumeFeed
 from opensqt.model.slots import MarginLock, Slot, SlotState
+from opensqt.observability.alerts import AlertRouter, build_router
 from opensqt.observability.metrics import EngineMetrics
+from opensqt.risk.breakers import Kind
 from opensqt.risk.cleaner import cleanup_cancels
+from opensqt.risk.exposure import AccountExposure
 from opensqt.risk.startup import Check
 from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 from opensqt.strategy.grid import Cancel, GridParams, InstrumentRules, Place, grid_actions
@@ -91,6 +96,8 @@ class GridEngine:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        alerts: AlertRouter | None = None,
+        account: AccountExposure | None = None,
     ) -> None:
         self.config = config
         self.symbol = config.trading.symbol
@@ -170,7 +177,24 @@ class GridEngine:
             canceller=self.canceller,
             wall=wall,
         )
-        self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker)
+        self.alerts = alerts or build_router(r.alerts, clock=clock, wall=wall)
+        self.risk = RiskGuard(
+            self.ctx,
+            config=r,
+            client=client,
+            ledger=self.ledger,
+            stats=self.stats,
+            metrics=self.metrics,
+            store=self.store,
+            monitor=self.monitor,
+            cancel_opening=self._cancel_opening_orders,
+            alerts=self.alerts,
+            account=account,
+            clock=clock,
+            wall=wall,
+        )
+        self.risk.on_change = self._risk_changed
+        self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker, self.risk.book)
         self.view = StatusView(
             self.ctx,
             ledger=self.ledger,
@@ -181,7 +205,7 @@ class GridEngine:
             monitor=self.monitor,
             metrics=self.metrics,
         )
-        self.supervisor = Supervisor(on_unexpected=self.stats.count_anomaly, clock=clock)
+        self.supervisor = Supervisor(on_unexpected=self._loop_crashed, clock=clock)
         self._clock = clock
         self._wall = wall
         self._reconcile_requested = asyncio.Event()
@@ -247,7 +271,9 @@ class GridEngine:
         return self.view.open_orders()
 
     def status(self) -> dict[str, Any]:
-        return self.view.status()
+        out = self.view.status()
+        out["risk"]["breakers"] = self.risk.status()
+        return out
 
     # ============================================================================ lifecycle
 
@@ -255,6 +281,7 @@ class GridEngine:
         """Load state, resolve every in-flight intent at the venue, run the safety checks, start loops."""
         self.ctx.rules = await load_rules(self.client, self.symbol)
         await self.ledger.load()
+        await self.risk.load()
         await self.recover()
         if not self.ledger.slots and self.config.trading.recover_position:
             await self.recover_position()
@@ -275,6 +302,7 @@ class GridEngine:
             sup.spawn("order-stream", self.read_executions, after_restart=self.reconcile)
         sup.every("reconcile", float(e.reconcile_interval), self.reconcile, wake=self._reconcile_requested)
         sup.every("order cleaner", float(e.order_cleanup_interval), self.clean_orders)
+        sup.every("breakers", float(self.config.risk.breakers.interval_seconds), self.risk.evaluate)
         feed = self.volume_feed
         if feed is not None:
             for sym in feed.monitor.symbols:
@@ -304,6 +332,7 @@ class GridEngine:
             await self._run_cancels(targets, resend=True)
             # Orders of ours that no slot holds (late landings) are cancelled too.
             await self.reconciler.late.cancel_unbound()
+        await self.alerts.aclose()
         await self.store.aclose()
 
     async def recover(self) -> None:
@@ -345,12 +374,14 @@ class GridEngine:
         assert isinstance(self.client, SupportsOrderStream)
         stream = self.client.subscribe_executions([self.symbol])
         self.watch_gaps(stream)
+        self.risk.order_stream_up()
         try:
             async for report in stream:
                 if report.symbol and report.symbol != self.symbol:
                     continue
                 await self.on_report(report)
         finally:
+            self.risk.order_stream_down()
             await stream.aclose()
 
     def watch_gaps(self, stream: object) -> None:
@@ -382,6 +413,18 @@ class GridEngine:
             self.events.emit("risk")
         if edge == "on" and self.ctx.rules is not None and self.ctx.anchor is not None:
             await self._cancel_opening_orders("risk")
+
+    async def reset_breakers(self, kind: Kind | None = None, *, operator: str = "") -> list[Kind]:
+        """The manual reset of the circuit breakers (all open ones, or ``kind``); durable."""
+        return await self.risk.reset(kind, operator=operator)
+
+    def _risk_changed(self) -> None:
+        self.view.update_gauges()
+        self.events.emit("risk")
+
+    def _loop_crashed(self) -> None:
+        self.stats.count_anomaly()
+        self.risk.crashed()
 
     async def _risk_check_guarded(self) -> None:
         await self.supervisor.guarded("risk check", self.risk_check)
@@ -434,6 +477,7 @@ class GridEngine:
         self.ctx.last_price = price
         self.stats.ticks += 1
         self.metrics.price_updates.labels(**self._labels).inc()
+        self.risk.price_seen(received)
         self.price_history.append((self._wall(), price))
         if len(self.price_history) > 100_000:
             del self.price_history[: len(self.price_history) // 2]
@@ -445,7 +489,8 @@ class GridEngine:
                 price, self.ctx.anchor, self.ledger.slots, self.params, rules, margin_locked=self.paused
             )
             cancels = [a for a in actions if isinstance(a, Cancel)]
-            placing = await self.ledger.commit_intents([a for a in actions if isinstance(a, Place)])
+            admitted = self.risk.admit([a for a in actions if isinstance(a, Place)], price)
+            placing = await self.ledger.commit_intents(admitted)
         if placing:
             self.stats.tick_to_order_ms.append((self._clock() - received) * 1000)
             self.metrics.latency_tick_to_trade.labels(**self._labels).observe(self.stats.tick_to_order_ms[-1])
@@ -460,9 +505,8 @@ class GridEngine:
         self.metrics.order_placements.labels(**self._labels).inc(len(placing))
         retries_before = self.executor.retries
         outcomes = await self.executor.place([m for _, m in placing])
-        self.metrics.latency_exchange.labels(symbol=self.symbol, op="place").observe(
-            (self._clock() - started) * 1000
-        )
+        elapsed_ms = (self._clock() - started) * 1000
+        self.metrics.latency_exchange.labels(symbol=self.symbol, op="place").observe(elapsed_ms)
         self.metrics.order_retries.labels(**self._labels).inc(self.executor.retries - retries_before)
         unresolved: list[str] = []
         margin_error = False
@@ -489,6 +533,7 @@ class GridEngine:
             await self._cancel_opening_orders("margin_lock")
         for cid in unresolved:
             await self.resolve(cid)
+        await self.risk.observe_placements(elapsed_ms, [isinstance(o, Rejected) for o in outcomes])
         self.events.emit("placed")
 
     async def _apply_outcome(self, slot: Slot, msg: order_pb2.Order, outcome: Outcome) -> bool:

@@ -107,5 +107,43 @@ class EngineMetrics:
             registry=r,
         )
 
+        # Risk (docs/risk.md): breaker and feed labels are fixed enums.
+        self.breaker_open = Gauge(
+            "risk_breaker_open", "Circuit breaker open (1) by breaker", ["symbol", "breaker"], registry=r
+        )
+        self.breaker_trips = Counter(
+            "risk_breaker_trips", "Circuit breaker trips", ["symbol", "breaker"], registry=r
+        )
+        self.feed_staleness = Gauge(
+            "risk_feed_staleness_seconds",
+            "Seconds since the price feed ticked / the order stream has been down (feed: price, orders)",
+            ["symbol", "feed"],
+            registry=r,
+        )
+        self.margin_ratio = Gauge(
+            "risk_margin_ratio",
+            "Maintenance margin / position margin (venue positions)",
+            ["symbol"],
+            registry=r,
+        )
+        self.liquidation_distance = Gauge(
+            "risk_liquidation_distance_percent",
+            "|mark - liquidation| / mark, percent",
+            ["symbol"],
+            registry=r,
+        )
+        self.exposure = Gauge(
+            "risk_exposure_notional",
+            "Exposure, quote notional (scope: symbol, account)",
+            ["symbol", "scope"],
+            registry=r,
+        )
+        self.denied = Counter(
+            "risk_orders_denied", "Placements denied locally by a limit", ["symbol", "limit"], registry=r
+        )
+        self.alerts = Counter(
+            "risk_alerts", "Alerts accepted by the router, by kind", ["symbol", "kind"], registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

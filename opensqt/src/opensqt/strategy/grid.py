@@ -39,6 +39,7 @@ __all__ = [
     "Place",
     "grid_actions",
     "inventory_slots",
+    "is_opening",
     "level_price",
     "nearest_level",
 ]
@@ -132,7 +133,7 @@ def nearest_level(price: Decimal, anchor: Decimal, interval: Decimal) -> int:
     return int(((price - anchor) / interval).to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _opening(slot: Slot) -> bool:
+def is_opening(slot: Slot) -> bool:
     """An order that adds exposure (a buy on a flat/long slot, a sell on a flat/short slot)."""
     o = slot.order
     if o is None:
@@ -160,7 +161,7 @@ def grid_actions(
         # Pause placement; release the margin held by opening orders (original CancelAllBuyOrders).
         for level in sorted(slots):
             slot = slots[level]
-            if slot.state is SlotState.LOCKED and slot.order is not None and _opening(slot):
+            if slot.state is SlotState.LOCKED and slot.order is not None and is_opening(slot):
                 actions.append(Cancel(level, slot.order.client_order_id, "margin_lock"))
         return actions
 
