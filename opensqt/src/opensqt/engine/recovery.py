@@ -114,10 +114,14 @@ class Recovery:
             if bal.asset == quote:
                 available += dec_or_none(bal.available, "available") or ZERO
         has_position = any(s.position != 0 for s in self.ledger.slots.values())
-        if not has_position and isinstance(self.client, SupportsPositions):
+        leverage: Decimal | None = None  # the venue's, from its positions (risk/startup.py)
+        if isinstance(self.client, SupportsPositions):
             for pos in await self.client.get_positions([self.symbol]):
                 if dec_or_none(pos.quantity, "quantity"):
                     has_position = True
+                    lev = dec_or_none(pos.leverage, "leverage")
+                    if lev is not None and (leverage is None or lev > leverage):
+                        leverage = lev
         fee = self.config.venue.fee_rate
         if fee is None:
             fee = rules.maker_fee
@@ -129,6 +133,8 @@ class Recovery:
             rules=rules,
             fee_rate=fee,
             position_safety_check=self.config.trading.position_safety_check,
+            leverage=leverage,
+            max_leverage=self.config.risk.max_leverage,
         )
         self.ctx.checks = checks
         failed = [c for c in checks if not c.ok]

@@ -3,6 +3,10 @@
 The original skips every check when the account already holds a position ("the user knows the risk");
 we keep that rule but still run the checks that protect against a broken configuration (price sanity,
 instrument rules), since those do not depend on the user's risk appetite.
+
+The leverage check always runs, on the account's REAL leverage as the venue reports it (the highest
+``leverage`` of its positions; ``None`` when the venue reports none, e.g. no open position): a position
+held at more than ``risk.max_leverage`` is exactly the risk the limit is for.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def startup_checks(
     rules: InstrumentRules,
     fee_rate: Decimal,
     position_safety_check: int,
-    leverage: Decimal = Decimal(1),
+    leverage: Decimal | None = None,
     max_leverage: Decimal = Decimal(10),
 ) -> list[Check]:
     checks: list[Check] = []
@@ -66,14 +70,19 @@ def startup_checks(
         not params.neutral or rules.derivatives,
         "neutral mode needs a derivatives instrument" if params.neutral else "long",
     )
+    add(
+        "leverage",
+        leverage is None or leverage <= max_leverage,
+        f"leverage {leverage if leverage is not None else 'not reported'} (max {max_leverage})",
+    )
     if has_position:
         add("account", True, "existing position: balance and fee checks skipped, as in the original")
         return checks
 
     # -- account and profitability (skipped when a position exists)
     add("balance", available_quote > 0, f"available {available_quote}")
-    add("leverage", leverage <= max_leverage, f"leverage {leverage} (max {max_leverage})")
-    affordable = int(available_quote * leverage / params.order_quantity) if params.order_quantity else 0
+    lev = leverage if leverage is not None and leverage > 0 else Decimal(1)
+    affordable = int(available_quote * lev / params.order_quantity) if params.order_quantity else 0
     add(
         "position_safety_check",
         affordable >= position_safety_check,
