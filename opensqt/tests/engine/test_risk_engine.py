@@ -56,7 +56,7 @@ class Recorder:
     def alerts(self) -> list[Alert]:
         return list(self.router.history)
 
-    def keys(self) -> list[str]:
+    def sent_keys(self) -> list[str]:
         return [a.key for a in self.router.history]
 
 
@@ -159,14 +159,12 @@ class Pump:
         async for r in self.stream:
             self.inbox.append(r)
 
-    async def run(self, seconds: float) -> None:
-        for _ in range(int(seconds)):
-            await self.sim.run_for(1.0)
-            for _ in range(3):
-                await asyncio.sleep(0)
-            batch, self.inbox[:] = self.inbox[:], []
-            for r in batch:
-                await self.engine.on_report(r)
+    async def drain(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        batch, self.inbox[:] = self.inbox[:], []
+        for r in batch:
+            await self.engine.on_report(r)
 
     async def close(self) -> None:
         self.task.cancel()
@@ -194,7 +192,7 @@ async def test_stale_price_feed_trips_cancels_opening_orders_and_closes_after_th
     assert engine.risk.book.open_kinds() == ["stale_feed"]
     assert engine.paused
     assert await _open(sim) == []  # the opening orders were cancelled
-    assert rec.keys() == [f"breaker:stale_feed:{SYM}"]
+    assert rec.sent_keys() == [f"breaker:stale_feed:{SYM}"]
     assert "no price for 15" in rec.alerts[0].text
     # The feed is back: still open during the cool-down, then closes by itself.
     await _tick(engine, sim)
@@ -218,7 +216,7 @@ async def test_reject_rate_trips_is_durable_across_a_restart_and_resets_manually
     await _tick(engine, sim)  # 4 buys: 3 rejected by the venue, 1 placed
     assert engine.risk.book.open_kinds() == ["reject_rate"]
     assert await _open(sim) == []  # the one that landed was cancelled: it opens exposure
-    assert rec.keys() == [f"breaker:reject_rate:{SYM}"]
+    assert rec.sent_keys() == [f"breaker:reject_rate:{SYM}"]
     assert "3 of the last 4" in rec.alerts[0].text
     await engine.stop(cancel_orders=False)
 
@@ -265,19 +263,16 @@ async def test_margin_breaker_trips_near_liquidation_after_a_crash_and_keeps_the
     sim.set_leverage(SYM, D(20))
     await _market(sim, BUY, "0.01")  # liquidation about 5 % below the entry
     rec = Recorder(sim)
-    cfg = _config(
-        "  max_leverage: 25\n  breakers:\n    margin: {min_liquidation_distance_percent: 3}\n"
-    )
+    cfg = _config("  max_leverage: 25\n  breakers:\n    margin: {min_liquidation_distance_percent: 3}\n")
     engine = await _engine(tmp_path, sim, cfg, rec, check=False)
     await engine.risk.evaluate()
     assert not engine.risk.book.open
     (pos,) = await sim.get_positions([SYM])
     liq = D(pos.liquidation_price)
     sim.set_price(SYM, liq * D("1.02"))  # the crash: 2 % above the liquidation price
-    await sim.run_for(1.0)
     await engine.risk.evaluate()
     assert engine.risk.book.open_kinds() == ["margin"]
-    assert rec.keys() == [f"breaker:margin:{SYM}"]
+    assert rec.sent_keys() == [f"breaker:margin:{SYM}"]
     (after,) = await sim.get_positions([SYM])
     assert D(after.quantity) == D("0.01")  # on_trip keep: the position is untouched
     assert engine.status()["risk"]["breakers"]["liquidation_distance_percent"] is not None
@@ -294,9 +289,15 @@ async def test_drawdown_breaker_on_a_price_crash(tmp_path: Path) -> None:
         await engine.risk.evaluate()
         price = D((await sim.get_latest_price(SYM)).last)
         sim.set_price(SYM, price - 95)  # the price gaps down through three buy levels
-        await pump.run(3)
-        await _tick(engine, sim)
+        sim.inject_trade(SYM, price - 95, D("0.01"), SELL)
+        await pump.drain()
         assert engine.position() > 0
+        await engine.risk.evaluate()
+        assert not engine.risk.book.open  # a few cents down: within the limit
+        sim.set_price(SYM, price - 2000)  # the crash
+        sim.inject_trade(SYM, price - 2000, D("0.01"), SELL)
+        await pump.drain()
+        await _tick(engine, sim)
         await engine.risk.evaluate()
     finally:
         await pump.close()
@@ -325,7 +326,7 @@ async def test_losing_streak_breaker_counts_consecutive_losing_round_trips(tmp_p
     await engine.risk.evaluate()
     assert engine.risk.book.open_kinds() == ["losing_streak"]
     assert await _open(sim) == []
-    assert rec.keys() == [f"breaker:losing_streak:{SYM}"]
+    assert rec.sent_keys() == [f"breaker:losing_streak:{SYM}"]
 
 
 # ====================================================================================== exposure
@@ -341,7 +342,7 @@ async def test_symbol_exposure_limit_denies_locally_before_the_venue(tmp_path: P
     assert len(open_orders) == 2  # 2 x 100 quote admitted, the other 2 buys denied locally
     assert engine.risk.denied == {"symbol_notional": 2}
     assert engine.stats.rejected == 0  # a denial is not a venue rejection
-    assert rec.keys() == [f"limit:symbol_notional:{SYM}"]  # de-duplicated: one alert
+    assert rec.sent_keys() == [f"limit:symbol_notional:{SYM}"]  # de-duplicated: one alert
 
 
 async def test_account_exposure_limit_counts_the_other_symbols(tmp_path: Path) -> None:
@@ -369,17 +370,24 @@ async def test_account_exposure_limit_counts_the_other_symbols(tmp_path: Path) -
 
 
 async def test_unresolved_orders_and_crashed_loops_alert(tmp_path: Path) -> None:
+    from opensqt.model.slots import SlotState
+
     sim = _sim()
     rec = Recorder(sim)
     cfg = _config("  alerts: {unresolved_seconds: 30}\n")
     engine = await _engine(tmp_path, sim, cfg, rec)
-    sim.faults.ambiguous_next(1)
-    sim.faults.reject_next(0)
     await _tick(engine, sim)
-    engine.ledger.sent_at.update({cid: -1000.0 for cid in engine.ledger.sent_at})
-    unresolved = [s for s in engine.slots.values() if s.state.value == "UNRESOLVED"]
+    # One placement whose outcome is unknown (what a lost reply leaves until a lookup settles it).
+    slot = next(s for s in engine.slots.values() if s.order is not None)
+    slot.state = SlotState.UNRESOLVED
+    assert slot.order is not None
+    engine.ledger.sent_at[slot.order.client_order_id] = sim.clock.now_ns() / 1e9
     await engine.risk.evaluate()
-    if unresolved:
-        assert f"unresolved:{SYM}" in rec.keys()
+    assert f"unresolved:{SYM}" not in rec.sent_keys()  # within the bound
+    await sim.run_for(31.0)
+    await _tick(engine, sim)
+    await engine.risk.evaluate()
+    assert f"unresolved:{SYM}" in rec.sent_keys()
     engine._loop_crashed()
-    assert f"strategy_crash:{SYM}" in rec.keys()
+    assert f"strategy_crash:{SYM}" in rec.sent_keys()
+    assert engine.stats.anomalies == 1
