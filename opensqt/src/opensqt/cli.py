@@ -146,6 +146,37 @@ def run(
     )
 
 
+@app.command("risk-reset")
+def risk_reset(
+    *,
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config")],
+    state: Annotated[Path, typer.Option(help="SQLite state file when state.url is empty")] = Path(
+        "opensqt-state.db"
+    ),
+    breaker: Annotated[str | None, typer.Option(help="one breaker (default: every open one)")] = None,
+) -> None:
+    """Close open circuit breakers in the state store of a STOPPED engine (docs/risk.md)."""
+    from opensqt.engine.risk_guard import reset_stored
+    from opensqt.engine.store import StateStore, sqlite_url
+    from opensqt.risk.breakers import KINDS
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    kind = next((k for k in KINDS if k == breaker), None)
+    if breaker is not None and kind is None:
+        raise _fail(f"--breaker: unknown breaker {breaker!r} ({', '.join(KINDS)})")
+    store = StateStore(cfg.state.url or sqlite_url(state), table_prefix=cfg.state.table_prefix)
+    try:
+        closed = reset_stored(store, cfg.risk, cfg.trading.symbol, kind)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    finally:
+        store.close()
+    typer.echo(f"reset: {', '.join(closed)}" if closed else "no open breaker")
+
+
 @app.command("check-config")
 def check_config(config: Annotated[Path, typer.Argument(help="YAML config")]) -> None:
     """Validate a config file and print the resolved values."""

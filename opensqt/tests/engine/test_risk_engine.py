@@ -391,3 +391,30 @@ async def test_unresolved_orders_and_crashed_loops_alert(tmp_path: Path) -> None
     engine._loop_crashed()
     assert f"strategy_crash:{SYM}" in rec.sent_keys()
     assert engine.stats.anomalies == 1
+
+
+# ====================================================================================== CLI
+
+
+async def test_cli_risk_reset_closes_a_stored_breaker(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from opensqt.cli import app
+
+    sim = _sim()
+    extra = "  breakers:\n    reject_rate: {max_percent: 50, window: 4, min_orders: 4, cooldown_seconds: 0}\n"
+    engine = await _engine(tmp_path, sim, _config(extra), Recorder(sim), name="cli.db")
+    sim.faults.reject_next(3)
+    await _tick(engine, sim)
+    assert engine.risk.book.open
+    await engine.stop(cancel_orders=False)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(BASE + extra)
+    runner = CliRunner()
+    args = ["risk-reset", "--config", str(cfg_path), "--state", str(tmp_path / "cli.db")]
+    bad = runner.invoke(app, [*args, "--breaker", "nope"])
+    assert bad.exit_code == 2
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0 and "reset: reject_rate" in ok.output
+    again = await _engine(tmp_path, sim, _config(extra), Recorder(sim), name="cli.db")
+    assert not again.risk.book.open

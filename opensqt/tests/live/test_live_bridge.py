@@ -87,6 +87,26 @@ async def test_risk_banner_follows_the_guards(tmp_path: Path) -> None:
         assert [d for k, d in sent if k == "risk_status"][-1]["type"] == "ok"
 
 
+async def test_risk_status_shows_the_circuit_breakers(tmp_path: Path) -> None:
+    from opensqt.config import BreakersConfig
+    from opensqt.risk.breakers import BreakerBook
+
+    async with Rig(tmp_path) as rig:
+        sent = _published(rig)
+        book = BreakerBook(BreakersConfig.model_validate({"stale_feed": {"price_seconds": 1}}))
+        book.feeds(5.0, None, 0.0)
+        rig.engine.guards.breakers = book
+        rig.engine.events.emit("risk")
+        await _settle()
+        risk = [d for k, d in sent if k == "risk_status"][-1]
+        assert risk["type"] == "circuit_breaker" and risk["severity"] == "critical"
+        assert "stale_feed" in risk["message"] and "no price for 5.0 s" in risk["message"]
+        book.reset()
+        rig.engine.events.emit("risk")
+        await _settle()
+        assert [d for k, d in sent if k == "risk_status"][-1]["type"] == "ok"
+
+
 def test_a_failing_listener_never_reaches_the_engine(caplog: pytest.LogCaptureFixture) -> None:
     events = EngineEvents()
     seen: list[str] = []

@@ -251,7 +251,11 @@ class LiveBridge:
 
     def _risk(self) -> dict[str, Any]:
         g = self.engine.guards
-        if g.breaker.open:
+        tripped = g.breakers.open_kinds() if g.breakers is not None else []
+        if tripped:  # circuit breakers (docs/risk.md): the first one's numbers, the others by name
+            first = g.breakers.states[tripped[0]].detail if g.breakers is not None else ""
+            kind, sev, msg = "circuit_breaker", "critical", f"breaker open: {', '.join(tripped)}: {first}"
+        elif g.breaker.open:
             kind, sev, msg = "circuit_breaker", "critical", f"position breaker open: {g.breaker.reason}"
         elif g.volume is not None and g.volume.triggered:
             kind, sev, msg = "volume_anomaly", "warning", "volume anomaly: opening orders paused"

@@ -35,7 +35,7 @@ from opensqt.config import RiskConfig
 from opensqt.engine.context import EngineStats, GridContext
 from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.price_monitor import PriceMonitor
-from opensqt.engine.store import AsyncStore
+from opensqt.engine.store import AsyncStore, StateStore
 from opensqt.model.slots import SlotState
 from opensqt.observability.alerts import AlertRouter
 from opensqt.observability.metrics import EngineMetrics
@@ -43,7 +43,7 @@ from opensqt.risk.breakers import BreakerBook, Kind, Trip
 from opensqt.risk.exposure import AccountExposure, Denied, check_order
 from opensqt.strategy.grid import Place, is_opening
 
-__all__ = ["RiskGuard", "meta_key"]
+__all__ = ["RiskGuard", "meta_key", "reset_stored"]
 
 log = structlog.get_logger("opensqt.risk")
 
@@ -53,6 +53,20 @@ _LIVE = (SlotState.PENDING, SlotState.LOCKED, SlotState.UNRESOLVED, SlotState.CA
 def meta_key(symbol: str) -> str:
     """Where a symbol's breaker state lives in the state store's meta table."""
     return f"risk_breakers|{symbol}"
+
+
+def reset_stored(store: StateStore, config: RiskConfig, symbol: str, kind: Kind | None = None) -> list[Kind]:
+    """The offline manual reset (``opensqt risk-reset``): close open breakers in the state store of a
+    STOPPED engine (a running engine keeps its own state: use its API)."""
+    raw = store.get_meta(meta_key(symbol))
+    if not raw:
+        return []
+    book = BreakerBook(config.breakers)
+    book.restore(json.loads(raw))
+    closed = book.reset(kind)
+    if closed:
+        store.set_meta(meta_key(symbol), json.dumps(book.snapshot()))
+    return closed
 
 
 class RiskGuard:
