@@ -27,6 +27,7 @@ import msgspec
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, dec_str
+from cqvx.timeutil import to_datetime
 from cqvx.types import AlgoParams
 
 __all__ = [
@@ -140,7 +141,7 @@ def _base(order: order_pb2.Order, client_order_id: str, kind: str) -> dict[str, 
 def _expiry(order: order_pb2.Order) -> str:
     if not order.HasField("expires_at"):
         raise InvalidRequest("expires_at: required for a good-till-date order", venue=VENUE)
-    return rfc3339(order.expires_at.ToDatetime(tzinfo=UTC))
+    return rfc3339(to_datetime(order.expires_at))
 
 
 def build_order(order: order_pb2.Order, client_order_id: str, portfolio_id: str) -> dict[str, Any]:
