@@ -135,6 +135,9 @@ class ExecutionSuite(SuiteBase):
             placed.append(report.order_id)
             probe_wait = min(0.5, max(0.0, deadline - loop.time()))
             if await log.wait(partial(log.seen, report.client_order_id), probe_wait):
+                # Earlier probes rest at the same price and would take the fills meant for this one.
+                for order_id in placed[:-1]:
+                    await self._cleanup(client, harness, order_id)
                 return log, report
             log.assert_alive()
             if loop.time() >= deadline:
