@@ -32,6 +32,9 @@ def load() -> Callable[[str], bytes]:
 def make_config(url: str, **overrides: object) -> PrimeConfig:
     settings: dict[str, object] = {
         "rest_url": url,
+        "ws_url": url.replace("http://", "ws://") + "/ws",
+        "ws_reconnect_initial_s": 0.01,
+        "ws_reconnect_max_s": 0.1,
         "retry_base_delay_s": 0.01,
         "ip_requests_per_second": 1000.0,
         "portfolio_requests_per_second": 1000.0,

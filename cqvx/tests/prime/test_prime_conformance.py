@@ -1,13 +1,13 @@
 """The shared conformance suite against the wire-level fake Prime (HMAC-checked).
 
-Prime has no REST order book and no public trade feed, and this adapter's WebSocket (``l2_data``)
-is not built yet, so the book and trade capabilities are reported as not supported; trading
-(place/get/list/cancel/duplicate), insufficient funds, a real 429, health and close are exercised.
+The book comes from the fake's WebSocket ``l2_data`` feed (signed subscribes checked by the fake);
+Prime has no public trade feed, so that capability is reported as not supported.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
@@ -25,9 +25,7 @@ class PrimeHarness(HarnessDefaults):
     venue = "prime"
     symbol = "BTC-USD"
     timeout = 5.0
-    supports_order_book = False
-    supports_book_resync = False
-    supports_trades = False
+    supports_trades = False  # Prime publishes no public trade feed
     rate_limit_retries = True  # the transport retries a 429 after its Retry-After
 
     def __init__(self) -> None:
@@ -71,13 +69,18 @@ class PrimeHarness(HarnessDefaults):
         return self.fake.orders_with_client_id(client_order_id)
 
     async def drop_streams(self) -> None:
-        raise NotImplementedError
+        await self.fake.drop_ws()
+        best = max(self.fake.feed.books["BTC-USD"]["bid"])
+        await self.fake.feed.update("BTC-USD", "bid", best, Decimal(0))  # while nobody listens
 
     async def make_book_gap(self) -> None:
-        raise NotImplementedError
+        feed = self.fake.feed
+        best = max(feed.books["BTC-USD"]["bid"])
+        await feed.update("BTC-USD", "bid", best, Decimal(0), publish=False)  # lost
+        await feed.update("BTC-USD", "offer", max(feed.books["BTC-USD"]["offer"]), Decimal("9.5"))
 
     async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
-        raise NotImplementedError
+        return self.fake.feed.expected_book("BTC-USD", depth)
 
     async def emit_trade(self) -> None:
         raise NotImplementedError

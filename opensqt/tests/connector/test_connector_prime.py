@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,10 @@ venues:
   prime-main:
     type: prime
     rest_url: ${PRIME_URL}
+    ws_url: ${PRIME_WS_URL}
     retry_base_delay_s: 0.01
+    ws_reconnect_initial_s: 0.01
+    ws_reconnect_max_s: 0.1
     credentials:
       access_key: {env: PRIME_ACCESS_KEY}
       passphrase: {env: PRIME_PASSPHRASE}
@@ -69,8 +73,6 @@ class PrimeConnectorHarness(HarnessDefaults):
     venue = "prime"
     symbol = "BTC-USD"
     timeout = 5.0
-    supports_order_book = False
-    supports_book_resync = False
     supports_trades = False
     rate_limit_retries = True
 
@@ -93,6 +95,7 @@ class PrimeConnectorHarness(HarnessDefaults):
         self.env = {
             "PRIME_CONNECTOR_TOKEN": "prime-t0ken",
             "PRIME_URL": self.fake.url,
+            "PRIME_WS_URL": self.fake.ws_url + "/ws",
             "PRIME_ACCESS_KEY": ACCESS_KEY,
             "PRIME_PASSPHRASE": PASSPHRASE,
             "PRIME_SIGNING_KEY": SIGNING_KEY,
@@ -143,13 +146,18 @@ class PrimeConnectorHarness(HarnessDefaults):
         return self.fake.orders_with_client_id(client_order_id)
 
     async def drop_streams(self) -> None:
-        raise NotImplementedError
+        await self.fake.drop_ws()
+        best = max(self.fake.feed.books["BTC-USD"]["bid"])
+        await self.fake.feed.update("BTC-USD", "bid", best, Decimal(0))  # while nobody listens
 
     async def make_book_gap(self) -> None:
-        raise NotImplementedError
+        feed = self.fake.feed
+        best = max(feed.books["BTC-USD"]["bid"])
+        await feed.update("BTC-USD", "bid", best, Decimal(0), publish=False)  # lost
+        await feed.update("BTC-USD", "offer", max(feed.books["BTC-USD"]["offer"]), Decimal("9.5"))
 
     async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
-        raise NotImplementedError
+        return self.fake.feed.expected_book("BTC-USD", depth)
 
     async def emit_trade(self) -> None:
         raise NotImplementedError

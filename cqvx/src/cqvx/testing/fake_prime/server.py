@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from cqvx.testing.fake_prime.book import FakeOrder, PrimeState, Refusal
+from cqvx.testing.fake_prime.ws import FakePrimeFeed
 from cqvx.testing.fakeserver import FakeServer, Fault
 
 __all__ = ["FakeClock", "FakePrime"]
@@ -77,6 +78,7 @@ class FakePrime(FakeServer):
         self.page_limit: int | None = None
         self.rate_limits_served = 0
         self.auth_failures = 0
+        self.feed = FakePrimeFeed(self)
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -97,6 +99,7 @@ class FakePrime(FakeServer):
         r.add_get(base + "/products", self._products)
         r.add_post(base + "/rfq", self._rfq)
         r.add_post(base + "/accept_quote", self._accept)
+        r.add_get("/ws", self.feed.handle)
 
     def _take_fault(self, path: str, method: str) -> Fault | None:
         fault = super()._take_fault(path, method)

@@ -18,9 +18,9 @@ found -> :class:`~cqvx.errors.Timeout` (unresolved).  A duplicate client order i
 order before it is sent; with ``preview_before_place`` every create is previewed first and a failed
 preview stops it.  Fees of an order = commission + exchange fee (venues.md §11).
 
-Prime has no REST order book and no public trade feed; depth comes from the WebSocket ``l2_data``
-channel, which this adapter does not implement yet, so the book and trade calls raise
-:class:`~cqvx.errors.UnsupportedOperation`.
+Prime has no REST order book: ``get_order_book`` and ``subscribe_order_book`` use the WebSocket
+``l2_data`` channel (:mod:`cqvx.venues.prime.stream`).  Prime has no public trade feed, so
+``subscribe_trades`` raises :class:`~cqvx.errors.UnsupportedOperation`.
 
 Rate limits: a per-IP bucket (shared by every Prime client of the process) and a per-portfolio bucket
 with its burst (shared by every client on the same portfolio), from :data:`cqvx.transport.ratelimit.limiters`.
@@ -28,6 +28,7 @@ with its burst (shared by every client on the same portfolio), from :data:`cqvx.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -58,6 +59,7 @@ from cqvx.errors import (
 from cqvx.timeutil import timestamp_from_datetime, timestamp_now
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, TokenBucket, limiters
+from cqvx.transport.ws import Backoff
 from cqvx.types import AlgoParams, OrderFilter, Stream
 from cqvx.venues.prime import endpoints as ep
 from cqvx.venues.prime import models as m
@@ -65,6 +67,7 @@ from cqvx.venues.prime import parse
 from cqvx.venues.prime.config import PrimeConfig
 from cqvx.venues.prime.errors import http_error_mapper
 from cqvx.venues.prime.rfq import _Rfq
+from cqvx.venues.prime.stream import PrimeBookStream
 
 __all__ = ["PrimeClient"]
 
@@ -129,6 +132,7 @@ class PrimeClient(_Rfq):
             session=session,
         )
         self._quotes: OrderedDict[str, Any] = OrderedDict()
+        self._streams: set[PrimeBookStream] = set()
         self._last_error = ""
         self._closed = False
 
@@ -157,6 +161,9 @@ class PrimeClient(_Rfq):
         if self._closed:
             return
         self._closed = True
+        for stream in list(self._streams):
+            await stream.aclose()
+        self._streams.clear()
         await self._http.close()
 
     def capabilities(self) -> frozenset[int]:
@@ -394,15 +401,42 @@ class PrimeClient(_Rfq):
         wanted = set(symbols)
         return [i for i in found if i.symbol in wanted]
 
-    # --- not over REST ----------------------------------------------------------------------------
-
-    async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
-        raise UnsupportedOperation(
-            "Prime has no REST order book (depth is WebSocket l2_data only)", venue=VENUE
-        )
+    # --- market data (WebSocket l2_data) ---------------------------------------------------------
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
-        raise UnsupportedOperation("the Prime l2_data stream is not implemented yet", venue=VENUE)
+        """Top-``depth`` snapshots of the local l2_data book (resynced on gaps and reconnects)."""
+        return self._book_stream(symbol, depth)
+
+    def _book_stream(self, symbol: str, depth: int) -> PrimeBookStream:
+        if self._signer is None:
+            self._need_auth()
+        assert self._signer is not None
+        cfg = self.config
+        stream = PrimeBookStream(
+            cfg,
+            ep.check_id(symbol, "product id"),
+            depth,
+            timestamp=self._signer.timestamp,
+            heartbeat_timeout=cfg.ws_heartbeat_timeout_s,
+            backoff=Backoff(cfg.ws_reconnect_initial_s, cfg.ws_reconnect_max_s),
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
+        """Prime has no REST book: one l2_data snapshot over the WebSocket."""
+        stream = self._book_stream(symbol, depth)
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                await stream.wait_live()
+                return await anext(aiter(stream))
+        except TimeoutError:
+            raise Timeout(
+                f"no {symbol} book from the Prime feed in {self.config.timeout_s}s", venue=VENUE
+            ) from None
+        finally:
+            await stream.aclose()
+            self._streams.discard(stream)
 
     def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
         raise UnsupportedOperation("Prime publishes no public trade feed", venue=VENUE)

@@ -47,6 +47,10 @@ class PrimeConfig:
     page_size: int = 100
     # Call order_preview before every create and refuse locally when the preview fails.
     preview_before_place: bool = False
+    # WebSocket (l2_data book): reconnect schedule and heartbeat silence that forces a reconnect.
+    ws_reconnect_initial_s: float = 1.0
+    ws_reconnect_max_s: float = 30.0
+    ws_heartbeat_timeout_s: float = 30.0
     # Balance type of get_balances (TRADING_BALANCES, VAULT_BALANCES, TOTAL_BALANCES, ...).
     balance_type: str = "TRADING_BALANCES"
 

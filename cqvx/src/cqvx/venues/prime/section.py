@@ -53,6 +53,9 @@ class PrimeSection(Section):
     page_size: int = Field(default=_D.page_size, gt=0, le=1000)
     preview_before_place: bool = _D.preview_before_place
     balance_type: str = _D.balance_type
+    ws_reconnect_initial_s: float = Field(default=_D.ws_reconnect_initial_s, ge=0)
+    ws_reconnect_max_s: float = Field(default=_D.ws_reconnect_max_s, gt=0)
+    ws_heartbeat_timeout_s: float = Field(default=_D.ws_heartbeat_timeout_s, gt=0)
 
     def to_config(self) -> PrimeConfig:
         cfg = PrimeConfig(
@@ -68,6 +71,9 @@ class PrimeSection(Section):
             page_size=self.page_size,
             preview_before_place=self.preview_before_place,
             balance_type=self.balance_type,
+            ws_reconnect_initial_s=self.ws_reconnect_initial_s,
+            ws_reconnect_max_s=self.ws_reconnect_max_s,
+            ws_heartbeat_timeout_s=self.ws_heartbeat_timeout_s,
         )
         creds = self.credentials
         if creds is None:
