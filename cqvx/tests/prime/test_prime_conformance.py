@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from cqc.markets.v1 import orderbook_pb2
-from cqc.venues.v1 import order_pb2
+from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import VenueClient
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
 from cqvx.testing.fake_prime import FakeClock, FakePrime
@@ -84,6 +84,16 @@ class PrimeHarness(HarnessDefaults):
 
     async def emit_trade(self) -> None:
         raise NotImplementedError
+
+    async def fill(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity)
+
+    async def force_stream_drop(self) -> None:
+        await self.fake.drop_ws()
+
+    async def fill_lost_in_transit(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity, publish=False)
+        await self.fake.drop_ws()
 
     async def close(self) -> None:
         await self.fake.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cqc.markets.v1 import orderbook_pb2
-from cqc.venues.v1 import order_pb2
+from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import VenueClient
 from cqvx.errors import InsufficientFunds
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
@@ -161,6 +161,16 @@ class PrimeConnectorHarness(HarnessDefaults):
 
     async def emit_trade(self) -> None:
         raise NotImplementedError
+
+    async def fill(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity)
+
+    async def force_stream_drop(self) -> None:
+        await self.fake.drop_ws()
+
+    async def fill_lost_in_transit(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity, publish=False)
+        await self.fake.drop_ws()
 
     async def close(self) -> None:
         if self.server is not None:

@@ -107,6 +107,20 @@ class FakePrime(FakeServer):
             self.rate_limits_served += 1
         return fault
 
+    async def fill_order(
+        self, order_id: str, qty: Decimal, price: Decimal | None = None, *, publish: bool = True
+    ) -> None:
+        """A counterparty (or an algorithm's slice) fills ``qty`` of a resting order; the update goes
+        out on the orders channel unless ``publish=False`` (lost in transit)."""
+        order = self.state.orders[order_id]
+        self.state.fill(
+            order,
+            qty,
+            price if price is not None else order.limit_price or self.state.prices[order.product_id],
+            self.clock.iso(),
+        )
+        await self.feed.publish_order(order, publish=publish)
+
     def orders_with_client_id(self, coid: str) -> int:
         return self.state.orders_with_client_id(coid)
 
@@ -195,6 +209,7 @@ class FakePrime(FakeServer):
             order = self.state.create(body, self.clock.iso())
         except Refusal as r:
             return self.error(r.status, r.code, r.message, r.subcode)
+        await self.feed.publish_order(order)
         return self._ok({"order_id": order.id})
 
     async def _preview(self, request: web.Request) -> web.Response:
@@ -246,6 +261,7 @@ class FakePrime(FakeServer):
             )
         if order.status == "OPEN":
             order.status = "CANCELLED"
+            await self.feed.publish_order(order)
         return self._ok({"id": order.id})
 
     def _listed(self, request: web.Request, statuses: set[str] | None) -> list[dict[str, Any]]:

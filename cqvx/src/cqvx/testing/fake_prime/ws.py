@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from cqc.markets.v1 import orderbook_pb2
+from cqvx.testing.fake_prime.book import FakeOrder
 
 if TYPE_CHECKING:
     from cqvx.testing.fake_prime.server import FakePrime
 
 __all__ = ["FakePrimeFeed"]
+
+_ORDERS = "\x00orders"  # the orders subscription, beside product ids in a connection's set
 
 
 class FakePrimeFeed:
@@ -124,7 +127,7 @@ class FakePrimeFeed:
             self._subs[ws].difference_update(products)
             return True
         if channel == "l2_data":
-            if len(self._subs[ws] | set(products)) > self.max_products:
+            if len((self._subs[ws] - {_ORDERS}) | set(products)) > self.max_products:
                 return await self._refuse(ws, "too many products for one connection")
             unknown = [p for p in products if p not in self.books]
             if unknown:
@@ -133,6 +136,20 @@ class FakePrimeFeed:
             await self._send(ws, "subscriptions", [{"subscriptions": {"l2_data": products}}])
             for p in products:
                 await self._send(ws, "l2_data", [self._event("snapshot", p, self._levels(p))])
+            return True
+        if channel == "orders":
+            if msg.get("portfolio_id") != self._server.portfolio_id:
+                return await self._refuse(ws, "orders needs this key's portfolio id")
+            self._subs[ws].add(_ORDERS)
+            await self._send(
+                ws, "subscriptions", [{"subscriptions": {"orders": [self._server.portfolio_id]}}]
+            )
+            open_orders = [
+                self._order(o)
+                for o in self._server.state.orders.values()
+                if o.status == "OPEN" and o.type != "RFQ"
+            ]
+            await self._send(ws, "orders", [{"type": "snapshot", "orders": open_orders}])
             return True
         if channel == "heartbeats":
             await self._send(ws, "subscriptions", [{"subscriptions": {"heartbeats": ["heartbeats"]}}])
@@ -180,6 +197,39 @@ class FakePrimeFeed:
             if publish:
                 update = {"side": side, "event_time": self._now(), "px": str(px), "qty": str(qty)}
                 await self._send(ws, "l2_data", [self._event("update", product, [update])])
+            else:
+                self._seq[ws] = self._seq.get(ws, 0) + 1
+
+    @staticmethod
+    def _order(o: FakeOrder) -> dict[str, Any]:
+        """Cumulative state as the orders channel carries it (empty fields omitted)."""
+        out: dict[str, Any] = {
+            "order_id": o.id,
+            "client_order_id": o.client_order_id,
+            "cum_qty": str(o.filled_quantity),
+            "leaves_qty": str(o.base_quantity - o.filled_quantity if o.status == "OPEN" else Decimal(0)),
+            "status": o.status,
+            "product_id": o.product_id,
+            "order_type": o.type.lower(),
+            "side": o.side.lower(),
+            "fees": str(o.commission + o.exchange_fee),
+        }
+        if o.filled_quantity:
+            out["avg_px"] = str(o.filled_value / o.filled_quantity)
+        if o.limit_price is not None:
+            out["limit_px"] = str(o.limit_price)
+        return out
+
+    async def publish_order(self, order: FakeOrder, *, publish: bool = True) -> None:
+        """An ``update`` with the order's cumulative state to every orders subscriber (RFQ orders
+        never go out, venues.md §11); ``publish=False`` burns a sequence number instead (lost)."""
+        if order.type == "RFQ":
+            return
+        for ws, subs in list(self._subs.items()):
+            if _ORDERS not in subs:
+                continue
+            if publish:
+                await self._send(ws, "orders", [{"type": "update", "orders": [self._order(order)]}])
             else:
                 self._seq[ws] = self._seq.get(ws, 0) + 1
 

@@ -20,7 +20,8 @@ preview stops it.  Fees of an order = commission + exchange fee (venues.md §11)
 
 Prime has no REST order book: ``get_order_book`` and ``subscribe_order_book`` use the WebSocket
 ``l2_data`` channel (:mod:`cqvx.venues.prime.stream`).  Prime has no public trade feed, so
-``subscribe_trades`` raises :class:`~cqvx.errors.UnsupportedOperation`.
+``subscribe_trades`` raises :class:`~cqvx.errors.UnsupportedOperation`.  ``subscribe_executions``
+follows the ``orders`` channel (:mod:`cqvx.venues.prime.executions`).
 
 Rate limits: a per-IP bucket (shared by every Prime client of the process) and a per-portfolio bucket
 with its burst (shared by every client on the same portfolio), from :data:`cqvx.transport.ratelimit.limiters`.
@@ -66,6 +67,8 @@ from cqvx.venues.prime import models as m
 from cqvx.venues.prime import parse
 from cqvx.venues.prime.config import PrimeConfig
 from cqvx.venues.prime.errors import http_error_mapper
+from cqvx.venues.prime.executions import PrimeExecutionStream
+from cqvx.venues.prime.feed import PrimeFeed
 from cqvx.venues.prime.rfq import _Rfq
 from cqvx.venues.prime.stream import PrimeBookStream
 
@@ -132,7 +135,7 @@ class PrimeClient(_Rfq):
             session=session,
         )
         self._quotes: OrderedDict[str, Any] = OrderedDict()
-        self._streams: set[PrimeBookStream] = set()
+        self._streams: set[PrimeFeed] = set()
         self._last_error = ""
         self._closed = False
 
@@ -437,6 +440,25 @@ class PrimeClient(_Rfq):
         finally:
             await stream.aclose()
             self._streams.discard(stream)
+
+    def subscribe_executions(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[execution_pb2.ExecutionReport]:
+        """Order updates and fills of the portfolio from the ``orders`` channel (fills once each;
+        RFQ orders never appear there)."""
+        self._need_auth()
+        assert self._signer is not None
+        cfg = self.config
+        stream = PrimeExecutionStream(
+            cfg,
+            timestamp=self._signer.timestamp,
+            fetch=self._get_by_id,
+            symbols=symbols,
+            heartbeat_timeout=cfg.ws_heartbeat_timeout_s,
+            backoff=Backoff(cfg.ws_reconnect_initial_s, cfg.ws_reconnect_max_s),
+        )
+        self._streams.add(stream)
+        return stream
 
     def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
         raise UnsupportedOperation("Prime publishes no public trade feed", venue=VENUE)

@@ -1,9 +1,8 @@
 """Coinbase Prime WebSocket protocol pieces: the signed subscribe and the channel payloads.
 
-These are the wire facts a Prime stream is built from (venues.md §2.4 and §8; docs
-https://docs.cdp.coinbase.com/prime/websocket-feed/overview and /channels).  The stream itself
-(connection management, reconnect, l2 resync, execution reports) is NOT built yet: see
-docs/venues.md "Coinbase Prime".  What is here is complete and tested on its own:
+These are the wire facts the Prime streams are built from (venues.md §2.4 and §8; docs
+https://docs.cdp.coinbase.com/prime/websocket-feed/overview and /channels); the connection handling
+is :mod:`cqvx.venues.prime.feed`.
 
 * :func:`subscribe_message`: every subscribe/unsubscribe is signed: base64(HMAC-SHA256(signing key raw,
   channel + access_key + svc_account_id + timestamp + portfolio_id + product ids joined with no
