@@ -184,20 +184,25 @@ class Subscription(Generic[T]):
             self._count -= 1
             break
         if merged is None or merged.source != "fanout":
-            self.dropped += 1
+            self._overflowed()
             gap = self._overflow_gap(f"subscriber queue of {self.maxsize} overflowed: oldest dropped")
             self._notify(gap)
             merged = merged or gap
         q.appendleft(merged)
 
-    def _overflow_fail(self) -> None:
+    def _overflowed(self) -> None:
         self.dropped += 1
+        for hub in {id(h): h for h, _ in self.hubs}.values():
+            hub._overflowed(self)
+
+    def _overflow_fail(self) -> None:
+        self._overflowed()
         reason = f"subscriber queue of {self.maxsize} overflowed: the consumer fell behind"
         _log.error("stream_overflow", venue=self.venue, channel=self.channel, maxsize=self.maxsize)
         self.gap(self._overflow_gap(reason))
         self.fail(
             SubscriberOverflow(
-                f"{self.channel} stream overflow ({reason}); re-subscribe and reconcile",
+                f"subscriber overflow on {self.channel} ({reason}); re-subscribe and reconcile",
                 venue=self.venue,
                 retry_safe=True,
             )
@@ -403,18 +408,21 @@ class Hub:
             if self._on_change is not None:
                 self._on_change(topic, len(subs))
 
+    def _overflowed(self, sub: Subscription[Any]) -> None:
+        """Hook: ``sub`` overflowed (metrics)."""
+
     def has(self, topic: Hashable) -> bool:
         return topic in self.topics
 
-    def subscribers(self, topic: Hashable) -> list[Subscription[Any]]:
+    def members(self, topic: Hashable) -> list[Subscription[Any]]:
         return list(self.topics.get(topic, ()))
 
     def publish(self, topic: Hashable, msg: Any) -> int:
         """Queue ``msg`` for every subscriber of ``topic``; returns how many took it."""
-        return sum(sub.push(msg) for sub in self.subscribers(topic))
+        return sum(sub.push(msg) for sub in self.members(topic))
 
     def gap(self, topic: Hashable, gap: Gap) -> None:
-        for sub in self.subscribers(topic):
+        for sub in self.members(topic):
             sub.gap(gap)
 
     def each(self) -> list[Subscription[Any]]:

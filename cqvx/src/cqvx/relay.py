@@ -183,7 +183,7 @@ class Relay(Hub):
                         ),
                     )
                 up.live = True
-                for sub in self.subscribers(up.key):
+                for sub in self.members(up.key):
                     self._check_live(sub)
                 async for message in stream:
                     up.last_message_at = datetime.now(UTC)
@@ -198,7 +198,7 @@ class Relay(Hub):
                 _log.warning("upstream_failed", topic=str(up.key), error=str(err))
                 if self._upstreams.get(up.key) is up:
                     del self._upstreams[up.key]
-                for sub in self.subscribers(up.key):
+                for sub in self.members(up.key):
                     sub.fail(err)
                 return
             except Exception as err:  # transient: re-open below

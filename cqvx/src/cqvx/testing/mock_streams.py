@@ -57,7 +57,7 @@ class StreamHub:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._hub.subscribers(self.name))
+        return len(self._hub.members(self.name))
 
     def push_nowait(self, msg: Any) -> int:
         """Deliver ``msg`` to every matching subscriber; returns how many took it."""
