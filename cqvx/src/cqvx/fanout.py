@@ -35,6 +35,7 @@ Sharing one upstream stream between many subscribers, with re-opening on failure
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
@@ -46,7 +47,7 @@ import structlog
 from cqvx.errors import Unavailable
 from cqvx.streams import Gap, GapListener
 
-__all__ = ["POLICIES", "Hub", "Overflow", "SubscriberOverflow", "Subscription", "policy_for"]
+__all__ = ["POLICIES", "Hub", "Overflow", "SubscriberOverflow", "Subscription", "feed", "policy_for"]
 
 T = TypeVar("T")
 _log = structlog.get_logger("cqvx.fanout")
@@ -447,3 +448,38 @@ class Hub:
 
     def names(self) -> list[str]:
         return sorted(":".join(str(p) for p in t) if isinstance(t, tuple) else str(t) for t in self.topics)
+
+
+def feed(
+    source: AsyncIterator[T], *, venue: str, channel: str, symbol: str = "", maxsize: int = 1024
+) -> Subscription[T]:
+    """A live subscription fed at once by a task reading ``source`` (e.g. a polling generator): its
+    end ends the subscription, its error fails it, ``aclose`` stops the task."""
+
+    async def pump() -> None:
+        try:
+            async for msg in source:
+                sub.push(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            sub.fail(err)
+        else:
+            sub.end()
+
+    async def stop(_: Subscription[T]) -> None:
+        if task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+
+    sub: Subscription[T] = Subscription(
+        venue=venue, channel=channel, symbol=symbol, maxsize=maxsize, on_close=stop
+    )
+    sub.set_live()
+    task = asyncio.get_running_loop().create_task(pump(), name=f"feed:{venue}:{channel}")
+    return sub
