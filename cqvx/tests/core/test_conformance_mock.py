@@ -8,9 +8,10 @@ import pytest
 
 from cqvx.testing import MockVenueHarness
 from cqvx.testing.conformance import ConformanceHarness, ConformanceSuite
+from cqvx.testing.conformance_streams import StreamContractTests
 
 
-class TestMockConformance(ConformanceSuite):
+class TestMockConformance(ConformanceSuite, StreamContractTests):
     venue = "mock"
 
     @pytest.fixture

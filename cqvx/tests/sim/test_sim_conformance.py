@@ -17,6 +17,7 @@ import pytest
 from cqc.markets.v1 import orderbook_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
+from cqvx.testing.conformance_streams import StreamContractTests
 from cqvx.venues.sim import SimClock, SimVenue
 
 from .conftest import quiet_config
@@ -27,6 +28,9 @@ class SimHarness(HarnessDefaults):
     symbol = "BTC-USDT"
     timeout = 2.0
     rate_limit_retries = False  # the sim raises RateLimited(retry_after), like a venue
+    supports_stream_refusal = True
+    unknown_symbol = "NOPE-USDT"
+    supports_stream_gaps = True
 
     def __init__(self) -> None:
         self.sim = SimVenue(quiet_config(), clock=SimClock())
@@ -65,6 +69,9 @@ class SimHarness(HarnessDefaults):
         self.sim.set_price(self.symbol, self._mid() - Decimal("0.05"), publish=False)
         self.sim.faults.drop_streams(resume=True)
 
+    async def force_disconnect(self) -> None:
+        self.sim.faults.drop_streams(resume=True)
+
     async def make_book_gap(self) -> None:
         self.sim.set_price(self.symbol, self._mid() + Decimal("0.02"), publish=False)
         self.sim.set_price(self.symbol, self._mid() + Decimal("0.03"), publish=False)
@@ -80,7 +87,7 @@ class SimHarness(HarnessDefaults):
         await self.sim.aclose()
 
 
-class TestSimConformance(ConformanceSuite):
+class TestSimConformance(ConformanceSuite, StreamContractTests):
     venue = "sim"
 
     @pytest.fixture

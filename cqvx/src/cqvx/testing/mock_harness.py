@@ -8,7 +8,7 @@ from typing import Any, cast
 from cqc.markets.v1 import orderbook_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.book import OrderBookL2
-from cqvx.errors import RateLimited
+from cqvx.errors import InvalidRequest, RateLimited
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
 
@@ -32,9 +32,15 @@ class MockVenueHarness:
     supports_order_book = True
     supports_book_resync = True
     supports_trades = True
+    supports_stream_refusal = True
+    unknown_symbol = "NOPE-USD"
+    supports_stream_gaps = True
 
     def __init__(self) -> None:
         self.mock = MockVenue(self.venue)
+        self.mock.refused_symbols[self.unknown_symbol] = InvalidRequest(
+            f"unknown symbol {self.unknown_symbol!r}", venue=self.venue
+        )
         self._seq = 100
         self._rate_limits_served = 0
 
@@ -83,6 +89,10 @@ class MockVenueHarness:
         await self.mock.push_book(
             self.symbol, builders.order_book(bids, book.asks(), symbol=self.symbol, sequence=self._seq)
         )
+
+    async def force_disconnect(self) -> None:
+        for name in ("trades", "book", "executions"):
+            self.mock.stream(name).gap("forced disconnect")
 
     async def make_book_gap(self) -> None:
         book = self._book()
