@@ -429,6 +429,10 @@ class CoinbaseStreams:
                 if on_ready is not None:
                     on_ready(sub)
                 await self._acquire(c, keys)
+                # Live once the subscribe went out on a connected socket (the client re-sends every
+                # subscription on each connect before it counts as connected).  No deadline here: a
+                # venue that is down is the reconnect loop's to heal; callers bound wait_live.
+                await c.ws.wait_connected()
             except VenueError as err:
                 sub.refuse(err)
                 return
