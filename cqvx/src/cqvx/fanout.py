@@ -145,13 +145,15 @@ class Subscription(Generic[T]):
             if self.policy is Overflow.FAIL:
                 self._overflow_fail()
                 return False
-            if self.policy is Overflow.CONFLATE:
-                self._conflate()
-            if self._count >= self.maxsize:
+            if self.policy is Overflow.DROP_OLDEST:
                 self._drop_oldest()
         self._last_at = datetime.now(UTC)
         self._queue.append(msg)
         self._count += 1
+        if self._count > self.maxsize:  # CONFLATE: the new message replaces older ones of its key
+            self._conflate()
+            if self._count > self.maxsize:
+                self._drop_oldest()
         self._wake()
         return True
 

@@ -109,7 +109,7 @@ def test_subscription_delivers_in_order_or_drops(ops: list[int], maxsize: int) -
 
 
 async def test_conflating_subscriber_keeps_newest_per_key_and_gaps_in_place() -> None:
-    """A full prices queue keeps the newest per symbol, each still on its side of a gap notice."""
+    """A full prices queue keeps the newest per symbol, behind any gap notice that came before it."""
     hub = StreamHub(maxsize=4)
     sub: Any = hub.open("prices", [])
     for last in ("1", "2", "3"):
@@ -117,9 +117,8 @@ async def test_conflating_subscriber_keeps_newest_per_key_and_gaps_in_place() ->
     sub.push(price_pb2.Price(symbol="ETH-USD", last="10"))
     sub.gap(Gap("v", "prices", reason="upstream reconnect"))
     sub.push(price_pb2.Price(symbol="BTC-USD", last="4"))
-    got = [await sub.get() for _ in range(4)]
+    got = [await sub.get() for _ in range(3)]
     assert [(g.symbol, g.last) if not isinstance(g, Gap) else "gap" for g in got] == [
-        ("BTC-USD", "3"),
         ("ETH-USD", "10"),
         "gap",
         ("BTC-USD", "4"),
@@ -282,3 +281,26 @@ async def test_price_stream_conflates_for_a_slow_reader(
         latest[p.symbol] = p.last
     assert server.hub.stats.dropped == {}
     assert mock.call_count("subscribe_prices") == 2
+
+
+async def test_remote_stream_is_live_eagerly_refusals_are_typed_and_gaps_reach_on_gap(
+    mock: MockVenue, start_server: Any, connect: Any
+) -> None:
+    mock.refused_symbols["NOPE-USD"] = InvalidRequest("unknown symbol 'NOPE-USD'", venue="mock")
+    server = await start_server(mock)
+    remote = await connect(server)
+    refused = remote.subscribe_trades("NOPE-USD")
+    with pytest.raises(InvalidRequest):
+        await asyncio.wait_for(refused.wait_live(), 5)
+    stream = remote.subscribe_trades("BTC-USD")
+    gaps: list[Gap] = []
+    stream.on_gap(gaps.append)
+    await asyncio.wait_for(stream.wait_live(), 5)
+    # Live with nobody reading yet: the connector's upstream is subscribed already.
+    assert mock.stream("trades").subscriber_count == 1
+    mock.stream("trades").fail(Unavailable("websocket dropped"))
+    await mock.stream("trades").wait_subscribed()
+    await mock.push_trade("BTC-USD", trade_id="after")
+    assert (await asyncio.wait_for(stream.__anext__(), 5)).trade_id == "after"
+    assert [(g.source, g.reason) for g in gaps] == [("connector", "upstream reconnect")]
+    await stream.aclose()
