@@ -105,14 +105,7 @@ async def run_engine(
     own_client = client is None
     venue = client or await build_client(config, speed=speed)
     engine = GridEngine(config, venue, store)
-    from opensqt.connector.remote import RemoteVenue
 
-    if isinstance(venue, RemoteVenue):
-        # A connector stream that resubscribed may have missed order updates: reconcile at once rather
-        # than at the next interval (RemoteVenue reports every such gap).  The engine itself registers on
-        # every LiveStream's on_gap (GridEngine.watch_gaps); this venue-class hook goes once RemoteVenue's
-        # streams carry on_gap.
-        venue.on_gap = lambda _gap: engine.request_reconcile()
     server: StatusServer | None = None
     bridge: LiveBridge | None = None
     hub: Hub | None = None
