@@ -11,6 +11,7 @@ from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import (
     DuplicateOrder,
     InsufficientFunds,
+    NotFound,
     RateLimited,
     Timeout,
     Unavailable,
@@ -141,3 +142,135 @@ async def test_latency_delays_the_effect_in_simulated_time(sim: SimVenue, mk: Mk
     await sim.run_for(1)
     report = await task
     assert report.transact_time.ToNanoseconds() == start + 500_000_000
+
+
+# -- slow acknowledgement and lost replies (issue 11) -------------------------------------------------
+
+
+async def _settle() -> None:
+    """Let just-created tasks reach the venue (the SimClock only moves when the test moves it)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_slow_ack_creates_the_order_only_when_acknowledged(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.slow_ack_next(1, seconds=12)
+    start = sim.clock.now_ns()
+    task = asyncio.create_task(sim.place_order(mk("slow", "buy", "0.1", "59000")))
+    await _settle()
+    await sim.run_for(11)
+    assert not task.done() and sim.faults.pending_acks == 1
+    # Not acknowledged yet: the venue does not know the order, a lookup says so.
+    with pytest.raises(NotFound):
+        await sim.get_order(client_order_id="slow")
+    assert await sim.get_orders() == []
+    await sim.run_for(1)
+    report = await task
+    assert report.transact_time.ToNanoseconds() == start + 12_000_000_000
+    assert (await sim.get_order(client_order_id="slow")).status == order_pb2.ORDER_STATUS_OPEN
+    assert sim.faults.pending_acks == 0
+
+
+async def test_slow_ack_lands_even_if_the_caller_gave_up(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.slow_ack_next(1, seconds=12)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):  # real time; the venue's clock does not move meanwhile
+            await sim.place_order(mk("late", "buy", "0.1", "59000"))
+    with pytest.raises(NotFound):
+        await sim.get_order(client_order_id="late")
+    await sim.run_for(12)
+    assert (await sim.get_order(client_order_id="late")).status == order_pb2.ORDER_STATUS_OPEN
+
+
+async def test_replacing_with_the_same_client_order_id_makes_the_late_one_a_duplicate(
+    sim: SimVenue, mk: Mk
+) -> None:
+    sim.faults.slow_ack_next(1, seconds=12)
+    late = asyncio.create_task(sim.place_order(mk("lvl-1", "buy", "0.1", "59000")))
+    await _settle()
+    await sim.run_for(1)
+    again = await sim.place_order(mk("lvl-1", "buy", "0.1", "59000"))  # the same id, placed again
+    await sim.run_for(11)
+    with pytest.raises(DuplicateOrder):
+        await late
+    assert [o.order_id for o in await sim.get_orders()] == [again.order_id]
+
+
+async def test_slow_ack_every_kth_placement(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.slow_ack_every(3, seconds=5)
+    tasks = [asyncio.create_task(sim.place_order(mk(f"k{i}", "buy", "0.1", "59000"))) for i in range(7)]
+    await _settle()
+    await sim.run_for(0.1)
+    assert [t.done() for t in tasks] == [True, True, False, True, True, False, True]
+    assert sorted(o.client_order_id for o in await sim.get_orders()) == ["k0", "k1", "k3", "k4", "k6"]
+    await sim.run_for(5)
+    assert all(t.done() and t.exception() is None for t in tasks)
+    assert len(await sim.get_orders()) == 7
+
+
+async def test_slow_ack_in_a_batch_delays_the_reply_not_the_other_items(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.slow_ack_every(2, seconds=3)
+    batch = asyncio.create_task(sim.place_orders([mk(f"b{i}", "buy", "0.1", "59000") for i in range(3)]))
+    await _settle()
+    await sim.run_for(0.1)
+    assert not batch.done()
+    assert sorted(o.client_order_id for o in await sim.get_orders()) == ["b0", "b2"]
+    await sim.run_for(3)
+    results = await batch
+    assert [r.client_order_id for r in results if not isinstance(r, Exception)] == ["b0", "b1", "b2"]
+
+
+async def test_lost_reply_after_a_delay_then_found(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.ambiguous_next(1, delay=10)
+    task = asyncio.create_task(sim.place_order(mk("lost", "buy", "0.1", "59000")))
+    await _settle()
+    await sim.run_for(1)
+    # The venue acted at once; the caller only learns (nothing) when its wait runs out.
+    assert (await sim.get_order(client_order_id="lost")).status == order_pb2.ORDER_STATUS_OPEN
+    assert not task.done()
+    await sim.run_for(9)
+    with pytest.raises(Timeout):
+        await task
+
+
+async def test_lost_reply_every_kth_placement(sim: SimVenue, mk: Mk) -> None:
+    sim.faults.lost_reply_every(2)
+    outcomes = []
+    for i in range(4):
+        try:
+            await sim.place_order(mk(f"e{i}", "buy", "0.1", "59000"))
+            outcomes.append("ok")
+        except Timeout:
+            outcomes.append("lost")
+    assert outcomes == ["ok", "lost", "ok", "lost"]
+    assert len(await sim.get_orders()) == 4  # every one acted
+    sim.faults.clear()
+    await sim.place_order(mk("e4", "buy", "0.1", "59000"))
+
+
+async def test_closing_the_venue_drops_pending_acks(make_sim: Callable[..., SimVenue], mk: Mk) -> None:
+    sim = make_sim()
+    async with sim:
+        sim.faults.slow_ack_next(1, seconds=5)
+        task = asyncio.create_task(sim.place_order(mk("gone", "buy", "0.1", "59000")))
+        await _settle()
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sim.faults.pending_acks == 0
+
+
+def test_faults_from_the_config_section() -> None:
+    from cqvx.venues import registry
+    from cqvx.venues.registry import VenueConfigError
+
+    venue = registry.build(
+        "sim",
+        {"faults": {"slow_ack": {"every": 8, "seconds": 12}, "lost_reply": {"every": 20, "delay": 1}}},
+    )
+    assert isinstance(venue, SimVenue)
+    assert venue.faults._slow_every == (8, 12.0) and venue.faults._lost_every == (20, 1.0)
+    with pytest.raises(VenueConfigError, match=r"faults\.slow_ack\.every"):
+        registry.build("sim", {"faults": {"slow_ack": {"every": 0, "seconds": 1}}})
+    with pytest.raises(VenueConfigError, match=r"faults\.bogus"):
+        registry.build("sim", {"faults": {"bogus": {}}})

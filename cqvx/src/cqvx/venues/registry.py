@@ -160,7 +160,12 @@ def _sim(section: SimSection) -> VenueClient:
         overrides["warmup_seconds"] = section.warmup_seconds
     if section.rate_limit is not None:
         overrides["rate_limit"] = RateLimit(section.rate_limit.per_second, section.rate_limit.burst)
-    return SimVenue.default(section.seed, speed=section.speed, **overrides)
+    venue = SimVenue.default(section.seed, speed=section.speed, **overrides)
+    if (slow := section.faults.slow_ack) is not None:
+        venue.faults.slow_ack_every(slow.every, slow.seconds)
+    if (lost := section.faults.lost_reply) is not None:
+        venue.faults.lost_reply_every(lost.every, delay=lost.delay)
+    return venue
 
 
 def _coinbase(section: CoinbaseSection) -> VenueClient:

@@ -5,9 +5,17 @@
 * ``latency`` - simulated seconds added before every request takes effect (with a SimClock the
   request then completes only while the simulation is being driven);
 * ``reject_next(n, error)`` - the next ``n`` order placements fail with ``error`` and create nothing;
-* ``ambiguous_next(n, operation)`` - the next ``n`` placements (or cancels) take effect at the venue,
-  but the reply is lost: the call raises :class:`~cqvx.errors.Timeout`; the order can be found by its
-  client order id (``get_order(client_order_id=...)``) and is on the execution stream;
+* ``ambiguous_next(n, operation, delay=)`` - the next ``n`` placements (or cancels) take effect at the
+  venue, but the reply is lost: the call raises :class:`~cqvx.errors.Timeout` (after ``delay``
+  simulated seconds: a client waiting out its deadline); the order can be found by its client order id
+  (``get_order(client_order_id=...)``) and is on the execution stream.  ``lost_reply_every(k, delay=)``
+  does the same to every ``k``-th placement (soak runs);
+* ``slow_ack_next(n, seconds)`` / ``slow_ack_every(k, seconds)`` - the next ``n`` (or every ``k``-th)
+  placements are acknowledged ``seconds`` later on the venue's clock, and the order is *created at
+  acknowledgement time*: until then a lookup (``get_order`` / ``get_orders``) does not show it (NotFound),
+  and it lands even if the caller gave up (cancelled the call, hit its deadline, crashed).  A placement
+  with the same client order id arriving meanwhile is created first; the late one is then refused as a
+  duplicate, which is what a real venue does and what a client must rely on;
 * ``unavailable_for(seconds)`` / ``set_unavailable(flag)`` - every call raises
   :class:`~cqvx.errors.Unavailable` and nothing happens;
 * ``set_rate_limit(per_second, burst)`` - order requests beyond the budget raise
@@ -29,8 +37,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cqvx.errors import OrderRejected, RateLimited, Timeout, Unavailable, VenueError
 from cqvx.transport.ratelimit import TokenBucket
@@ -40,6 +49,7 @@ from cqvx.venues.sim.config import RateLimit
 __all__ = ["FaultInjector"]
 
 Operation = Literal["place", "cancel"]
+T = TypeVar("T")
 _NS = 1_000_000_000
 
 
@@ -51,7 +61,13 @@ class FaultInjector:
         self.venue = venue
         self.latency = latency
         self._rejections: list[VenueError] = []
-        self._ambiguous: dict[str, int] = {"place": 0, "cancel": 0}
+        # Per operation, the delay (simulated seconds) before each pending lost reply is reported.
+        self._ambiguous: dict[str, list[float]] = {"place": [], "cancel": []}
+        self._lost_every: tuple[int, float] | None = None
+        self._slow_next: list[float] = []
+        self._slow_every: tuple[int, float] | None = None
+        self._placements = 0  # placements seen (each item of a batch counts), for the every-k faults
+        self._acks: set[asyncio.Task[object]] = set()
         self._unavailable_until: int | None = None
         self._bucket: TokenBucket | None = None
         if rate_limit is not None:
@@ -67,8 +83,24 @@ class FaultInjector:
         for _ in range(n):
             self._rejections.append(error or OrderRejected("injected rejection", venue=self.venue))
 
-    def ambiguous_next(self, n: int = 1, operation: Operation = "place") -> None:
-        self._ambiguous[operation] += n
+    def ambiguous_next(self, n: int = 1, operation: Operation = "place", *, delay: float = 0.0) -> None:
+        self._ambiguous[operation].extend([max(0.0, delay)] * n)
+
+    def lost_reply_every(self, k: int, *, delay: float = 0.0) -> None:
+        """Every ``k``-th placement acts but its reply is lost (``k=0`` turns this off)."""
+        self._lost_every = (k, max(0.0, delay)) if k > 0 else None
+
+    def slow_ack_next(self, n: int = 1, seconds: float = 1.0) -> None:
+        self._slow_next.extend([max(0.0, seconds)] * n)
+
+    def slow_ack_every(self, k: int, seconds: float) -> None:
+        """Every ``k``-th placement is acknowledged (created) ``seconds`` late (``k=0`` turns this off)."""
+        self._slow_every = (k, max(0.0, seconds)) if k > 0 else None
+
+    @property
+    def pending_acks(self) -> int:
+        """Placements accepted but not yet acknowledged (their orders do not exist yet)."""
+        return len(self._acks)
 
     def unavailable_for(self, seconds: float) -> None:
         self._unavailable_until = self._clock.now_ns() + round(seconds * _NS)
@@ -99,7 +131,10 @@ class FaultInjector:
         """Remove every pending fault (latency and rate limit included)."""
         self.latency = 0.0
         self._rejections.clear()
-        self._ambiguous = {"place": 0, "cancel": 0}
+        self._ambiguous = {"place": [], "cancel": []}
+        self._lost_every = None
+        self._slow_next.clear()
+        self._slow_every = None
         self._unavailable_until = None
         self._bucket = None
         self._forced_rate_limits = 0
@@ -139,7 +174,54 @@ class FaultInjector:
         return self._rejections.pop(0) if self._rejections else None
 
     def take_ambiguous(self, operation: Operation) -> Timeout | None:
-        if self._ambiguous[operation] <= 0:
+        if not self._ambiguous[operation]:
             return None
-        self._ambiguous[operation] -= 1
+        self._ambiguous[operation].pop(0)
+        return self._lost(operation)
+
+    def _lost(self, operation: Operation) -> Timeout:
         return Timeout(f"{operation} reply lost (injected); the request took effect", venue=self.venue)
+
+    async def placement(self, act: Callable[[], T]) -> T:
+        """Run one placement ``act`` (which creates the order) under the slow-ack and lost-reply faults.
+
+        A slow acknowledgement runs ``act`` in a task of its own after the delay, shielded from the
+        caller: a caller that gives up does not stop the venue from creating the order.
+        """
+        self._placements += 1
+        n = self._placements
+        slow: float | None = self._slow_next.pop(0) if self._slow_next else None
+        if slow is None and self._slow_every is not None and n % self._slow_every[0] == 0:
+            slow = self._slow_every[1]
+        if slow is None:
+            result = act()
+        else:
+            task: asyncio.Task[T] = asyncio.get_running_loop().create_task(
+                self._acknowledge(slow, act), name="sim-slow-ack"
+            )
+            self._acks.add(task)
+            task.add_done_callback(self._ack_done)
+            result = await asyncio.shield(task)
+        delay: float | None = self._ambiguous["place"].pop(0) if self._ambiguous["place"] else None
+        if delay is None and self._lost_every is not None and n % self._lost_every[0] == 0:
+            delay = self._lost_every[1]
+        if delay is not None:
+            if delay > 0:
+                await self._clock.sleep(delay)
+            raise self._lost("place")
+        return result
+
+    async def _acknowledge(self, seconds: float, act: Callable[[], T]) -> T:
+        await self._clock.sleep(seconds)
+        return act()
+
+    def _ack_done(self, task: asyncio.Task[object]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that gave up must not leave it unobserved
+
+    def close(self) -> None:
+        """The venue is closing: acknowledgements still pending never happen."""
+        for task in list(self._acks):
+            task.cancel()
+        self._acks.clear()

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from cqvx.venues.sections import Section
 
-__all__ = ["SimRateLimit", "SimSection"]
+__all__ = ["SimFaults", "SimLostReply", "SimRateLimit", "SimSection", "SimSlowAck"]
 
 
 class SimRateLimit(Section):
@@ -15,6 +15,29 @@ class SimRateLimit(Section):
 
     per_second: float = Field(gt=0)
     burst: float = Field(gt=0)
+
+
+class SimSlowAck(Section):
+    """Every ``every``-th placement is acknowledged (and the order created) ``seconds`` late."""
+
+    every: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+
+class SimLostReply(Section):
+    """Every ``every``-th placement acts, then its reply is lost (Timeout after ``delay`` seconds)."""
+
+    every: int = Field(ge=1)
+    delay: float = Field(default=0.0, ge=0)
+
+
+class SimFaults(Section):
+    """Standing faults of a simulated venue served from config (testing only; docs/operations.md).
+
+    Times are seconds on the venue's clock (divided by ``speed`` in real time)."""
+
+    slow_ack: SimSlowAck | None = None
+    lost_reply: SimLostReply | None = None
 
 
 class SimSection(Section):
@@ -25,3 +48,4 @@ class SimSection(Section):
     warmup_seconds: float | None = Field(default=None, ge=0)
     latency: float = Field(default=0.0, ge=0)
     rate_limit: SimRateLimit | None = None
+    faults: SimFaults = Field(default_factory=SimFaults)
