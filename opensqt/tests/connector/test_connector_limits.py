@@ -27,6 +27,7 @@ from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.services.v1 import venue_gateway_pb2_grpc as gw_grpc
 from cqc.venues.v1 import order_pb2
 from cqvx.secrets import Secret
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.registry import registry
 from cqvx.venues.sim import SimClock, SimVenue
 from opensqt.config import parse_config
@@ -34,6 +35,8 @@ from opensqt.connector import ConnectorServer, LazyRemoteVenue
 from opensqt.connector.errors import from_grpc, venue_error_detail
 
 from .conftest import fast_config
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _sim_clock(sim: SimVenue) -> SimClock:
@@ -167,4 +170,52 @@ async def test_run_reaches_a_tls_connector_with_a_token(start_server: Any, tmp_p
 
     with pytest.raises(AuthenticationError):
         await build_client(parse_config(text))
+    await sim.aclose()
+
+
+async def _opensqt(*args: str) -> tuple[int, str, str]:
+    import os
+    import sys
+
+    env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("OPENSQT_CONNECTOR_TOKEN", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "opensqt.cli", *args, cwd=str(ROOT), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+@pytest.mark.slow
+async def test_opensqt_run_over_tls_with_a_token_and_a_clean_refusal(
+    start_server: Any, tmp_path: Path
+) -> None:
+    sim = SimVenue.default(seed=4, speed=10)
+    sim.start()
+    cert, key = _self_signed(tmp_path)
+    server = await start_server(sim, tls_cert=cert, tls_key=key, token=Secret("engine-token"))
+    token_file = tmp_path / "token"
+    token_file.write_text("engine-token\n")
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text(
+        "trading:\n  symbol: BTC-USDT-PERP\n  price_interval: 10\n  order_quantity: 100\n"
+        "  min_order_value: 5\n  buy_window_size: 3\n  sell_window_size: 3\n  position_safety_check: 1\n"
+        f"venue:\n  kind: remote\n  address: {server.address}\n  fee_rate: 0\n  tls_root_cert: {cert}\n"
+        f"  tls_server_name: localhost\n  token_file: {token_file}\n"
+        "http:\n  enabled: false\nsystem:\n  log_level: WARNING\n"
+    )
+    rc, out, err = await _opensqt("run", "--config", str(cfg), "--duration", "3", "--plain",
+                                  "--state", str(tmp_path / "s.db"))  # fmt: skip
+    assert rc == 0, out[-2000:] + err[-2000:]
+    assert "anomalies: 0" in out
+    everything = OrderFilter(statuses=TERMINAL_STATUSES | OPEN_STATUSES)
+    assert await sim.get_orders(everything)  # it traded through the TLS connector
+    token_file.write_text("wrong-token\n")
+    rc, out, err = await _opensqt("run", "--config", str(cfg), "--duration", "3", "--plain",
+                                  "--state", str(tmp_path / "s2.db"))  # fmt: skip
+    assert rc == 2, out[-2000:] + err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("opensqt: venue:") and "Traceback" not in err, err
+    assert "wrong-token" not in err + out
     await sim.aclose()
