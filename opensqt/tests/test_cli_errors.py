@@ -34,10 +34,13 @@ CASES = {
         "trading.price_interval",
     ),
     "broken-yaml": (b"trading: [\n", "not valid YAML"),
+    "deep-nesting": (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than 64 levels"),
+    "huge-integer": (b"trading:\n  buy_window_size: " + b"9" * 5000 + b"\n", "trading.buy_window_size"),
 }
 CONNECTOR_CASES = {
     **{k: v for k, v in CASES.items() if k != "huge-exponent"},
     "huge-exponent": (b"venues:\n  sim: {type: sim, latency: 1e400}\n", "venues.sim.latency"),
+    "huge-integer": (b"connector:\n  port: " + b"9" * 5000 + b"\n", "connector.port"),
 }
 
 

@@ -297,6 +297,9 @@ def _expand_tree(node: Any, env: Mapping[str, str], path: str) -> Any:
     return node
 
 
+_MAX_DEPTH = 64
+
+
 class _DecimalLoader(yaml.SafeLoader):
     """SafeLoader that reads floats as Decimal from the source text (0.1 stays exactly 0.1).
 
@@ -304,13 +307,24 @@ class _DecimalLoader(yaml.SafeLoader):
     exponentially (the "billion laughs" document), which would exhaust memory before any check ran.
     """
 
+    _depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not allowed in a config file", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= _MAX_DEPTH:  # before Python's recursion limit turns it into a traceback
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {_MAX_DEPTH} levels deep", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -336,7 +350,8 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     # YAML 1.1 ints include "1_000", "0x1F", "0o17", "010" (octal 8) and "1:30" (base 60): plain ASCII
     # digits only, read in base 10; anything else stays text and is refused by the field's validator.
     text = str(loader.construct_scalar(node))
-    return int(text, 10) if _PLAIN_INT.fullmatch(text) else text
+    # Beyond 40 digits it stays text too (Python refuses to convert > 4300 digits with a ValueError).
+    return int(text, 10) if len(text) <= 40 and _PLAIN_INT.fullmatch(text) else text
 
 
 _PLAIN_INT = re.compile(r"[-+]?[0-9]+")
