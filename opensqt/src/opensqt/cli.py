@@ -1,6 +1,6 @@
 """The ``opensqt`` command line.
 
-Commands live here (``paper``, ``run``, ``check-config``) or in a module that offers
+Commands live here (``paper``, ``run``, ``check-config``, ``resync``) or in a module that offers
 ``register(app: typer.Typer) -> None`` and is listed in :data:`PLUGINS`; :func:`main` imports each listed
 module that exists and lets it add its commands (e.g. ``opensqt.connector.cli`` adds ``connector``).
 """
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cqvx.errors import VenueError
 from opensqt.config import Config, ConfigError, default_paper_config, load_config
 
 __all__ = ["PLUGINS", "app", "main"]
@@ -77,6 +79,8 @@ def _run(
         raise _fail(f"startup safety check failed: {exc}") from None
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    except VenueError as exc:  # e.g. the connector is unreachable or refuses the token
+        raise _fail(f"venue: {exc}") from None
     for line in summary.lines():
         typer.echo(line)
 
@@ -154,6 +158,50 @@ def check_config(config: Annotated[Path, typer.Argument(help="YAML config")]) ->
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+
+
+@app.command()
+def resync(
+    *,
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config of the engine to resync")],
+    operator: Annotated[str, typer.Option(help="who adopts the venue's state (recorded in the audit log)")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+    state: Annotated[Path, typer.Option(help="SQLite state file when state.url is empty")] = Path(
+        "opensqt-state.db"
+    ),
+) -> None:
+    """Adopt the venue's truth (orders, fills, position) after a divergence the engine cannot repair.
+
+    Run it with the engine stopped; it records who and why, then the engine resumes on its next start
+    (docs/operations.md).
+    """
+    operator, reason = operator.strip(), reason.strip()
+    if not operator:
+        raise _fail("--operator: must name who is resyncing")
+    if not reason:
+        raise _fail("--reason: must say why")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        # Imported lazily: the engine-side function lands with the issue-11 engine work.
+        engine_resync = importlib.import_module("opensqt.engine.resync")
+    except ModuleNotFoundError:
+        raise _fail("resync is not available in this build (opensqt.engine.resync is missing)") from None
+    try:
+        fn = engine_resync.resync
+        # The SQLite file of --state matters only when state.url is empty; passed if the function takes it.
+        extra = {"state_path": state} if "state_path" in inspect.signature(fn).parameters else {}
+        result = fn(cfg, operator=operator, reason=reason, **extra)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except VenueError as exc:
+        raise _fail(f"venue: {exc}") from None
+    for line in getattr(result, "lines", lambda: [str(result)] if result is not None else [])():
+        typer.echo(line)
 
 
 def main() -> None:

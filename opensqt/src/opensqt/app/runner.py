@@ -71,10 +71,25 @@ async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
     :mod:`cqvx.venues.registry` built in process from ``venue.settings`` (and started)."""
     v = config.venue
     if v.kind == "remote":
+        from cqvx.secrets import MissingSecret
         from opensqt.connector.auth import load_token
         from opensqt.connector.remote import RemoteVenue
 
-        return await RemoteVenue.connect(v.address, token=load_token())
+        root: bytes | None = None
+        if v.tls_root_cert is not None:
+            try:
+                root = v.tls_root_cert.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
+                ) from None
+        try:
+            token = load_token(env=v.token_env or None, file=v.token_file)
+        except MissingSecret as exc:
+            raise ConfigError(f"venue.token: {exc}") from None
+        return await RemoteVenue.connect(
+            v.address, token=token, tls_root_cert=root, tls_server_name=v.tls_server_name or None
+        )
     from cqvx.venues.registry import VenueConfigError, registry
 
     try:
