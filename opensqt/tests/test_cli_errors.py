@@ -102,3 +102,28 @@ def test_resync_needs_operator_and_reason(tmp_path: Path) -> None:
         CliRunner().invoke(app, ["resync", "--config", str(bad), "--operator", "alice", "--reason", "r"]),
         "not UTF-8",
     )
+
+
+def test_resync_adopts_the_venue_state_and_writes_an_audit_record(tmp_path: Path) -> None:
+    """The whole command: config -> venue (the in-process sim) -> engine resync -> audit row."""
+    from opensqt.config import load_config
+    from opensqt.engine.store import StateStore, sqlite_url
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "venue:\n  kind: sim\ntrading:\n  symbol: BTC-USDT-PERP\n  price_interval: 10\n  order_quantity: 10\n"
+    )
+    state = tmp_path / "state.db"
+    result = CliRunner().invoke(
+        app,
+        ["resync", "--config", str(cfg), "--state", str(state), "--operator", "alice", "--reason", "lost"],
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "resynced by alice (lost)" in result.output
+    config = load_config(cfg)
+    store = StateStore(sqlite_url(state), table_prefix=config.state.table_prefix)
+    try:
+        audit = store.load_audit(config.trading.symbol)
+    finally:
+        store.engine.dispose()
+    assert [(a.operator, a.reason) for a in audit] == [("alice", "lost")]

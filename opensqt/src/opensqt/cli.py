@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import json
 from pathlib import Path
 from typing import Annotated
@@ -184,24 +183,34 @@ def resync(
         cfg = load_config(config)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    from opensqt.app.runner import build_client
+    from opensqt.engine.resync import ResyncRefused, ResyncResult
+    from opensqt.engine.resync import resync as engine_resync
+    from opensqt.engine.store import StateStore, sqlite_url
+
+    async def _resync() -> ResyncResult:
+        url = cfg.state.url or sqlite_url(state)
+        store = StateStore(url, table_prefix=cfg.state.table_prefix)
+        client = await build_client(cfg)  # already started
+        try:
+            # engine_resync closes the store.
+            return await engine_resync(cfg, client, store, operator=operator, reason=reason)
+        finally:
+            await client.aclose()
+
     try:
-        # Imported lazily: the engine-side function lands with the issue-11 engine work.
-        engine_resync = importlib.import_module("opensqt.engine.resync")
-    except ModuleNotFoundError:
-        raise _fail("resync is not available in this build (opensqt.engine.resync is missing)") from None
-    try:
-        fn = engine_resync.resync
-        # The SQLite file of --state matters only when state.url is empty; passed if the function takes it.
-        extra = {"state_path": state} if "state_path" in inspect.signature(fn).parameters else {}
-        result = fn(cfg, operator=operator, reason=reason, **extra)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
+        result = asyncio.run(_resync())
+    except ResyncRefused as exc:
+        raise _fail(f"resync refused: {exc}") from None
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     except VenueError as exc:
         raise _fail(f"venue: {exc}") from None
-    for line in getattr(result, "lines", lambda: [str(result)] if result is not None else [])():
-        typer.echo(line)
+    typer.echo(
+        f"resynced by {result.operator} ({result.reason}): engine position {result.engine_position_before}"
+        f" -> venue position {result.venue_position}; cancelled {result.cancelled} order(s) of ours;"
+        f" {result.slots} slot(s) hold the position. Start the engine to resume."
+    )
 
 
 def main() -> None:

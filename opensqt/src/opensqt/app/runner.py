@@ -87,8 +87,13 @@ async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
             token = load_token(env=v.token_env or None, file=v.token_file)
         except MissingSecret as exc:
             raise ConfigError(f"venue.token: {exc}") from None
+        # The engine's per-call deadline is one part of the landing window (docs/engine.md).
         return await RemoteVenue.connect(
-            v.address, token=token, tls_root_cert=root, tls_server_name=v.tls_server_name or None
+            v.address,
+            token=token,
+            tls_root_cert=root,
+            tls_server_name=v.tls_server_name or None,
+            timeout=float(config.engine.call_deadline),
         )
     from cqvx.venues.registry import VenueConfigError, registry
 
