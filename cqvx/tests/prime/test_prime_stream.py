@@ -9,15 +9,16 @@ import pytest
 
 from cqc.markets.v1 import orderbook_pb2
 from cqvx.errors import AuthenticationError
+from cqvx.fanout import Subscription
 from cqvx.streams import Gap, LiveStream
 from cqvx.testing.fake_prime import FakeClock, FakePrime
+from cqvx.types import Stream
 from cqvx.venues.prime import PrimeClient, PrimeConfig
-from cqvx.venues.prime.stream import PrimeBookStream
 
 from .conftest import make_config
 
 
-async def _until(stream: PrimeBookStream, want: orderbook_pb2.OrderBook) -> None:
+async def _until(stream: Stream[orderbook_pb2.OrderBook], want: orderbook_pb2.OrderBook) -> None:
     async with asyncio.timeout(5):
         async for book in stream:
             if list(book.bids) == list(want.bids) and list(book.asks) == list(want.asks):
@@ -26,7 +27,7 @@ async def _until(stream: PrimeBookStream, want: orderbook_pb2.OrderBook) -> None
 
 async def test_signed_subscribe_snapshot_updates_and_gap(client: PrimeClient, fake: FakePrime) -> None:
     stream = client.subscribe_order_book("BTC-USD", 5)
-    assert isinstance(stream, PrimeBookStream) and isinstance(stream, LiveStream)
+    assert isinstance(stream, Subscription) and isinstance(stream, LiveStream)
     gaps: list[Gap] = []
     stream.on_gap(gaps.append)
     try:
@@ -47,7 +48,7 @@ async def test_signed_subscribe_snapshot_updates_and_gap(client: PrimeClient, fa
 
 async def test_dropped_connection_is_a_gap_and_resubscribes(client: PrimeClient, fake: FakePrime) -> None:
     stream = client.subscribe_order_book("BTC-USD", 3)
-    assert isinstance(stream, PrimeBookStream)
+    assert isinstance(stream, Subscription)
     gaps: list[Gap] = []
     stream.on_gap(gaps.append)
     try:
@@ -67,7 +68,7 @@ async def test_refused_subscription_raises_from_wait_live(fake: FakePrime, clock
     )
     async with PrimeClient(bad, clock=clock) as c:
         stream = c.subscribe_order_book("BTC-USD")
-        assert isinstance(stream, PrimeBookStream)
+        assert isinstance(stream, Subscription)
         with pytest.raises(AuthenticationError):
             await asyncio.wait_for(stream.wait_live(), 5)
         await stream.aclose()
@@ -97,10 +98,9 @@ async def test_algo_child_fills_stream_back_once_across_reconnects(
 
     from cqc.venues.v1 import execution_pb2, order_pb2
     from cqvx.types import AlgoParams
-    from cqvx.venues.prime.executions import PrimeExecutionStream
 
     stream = client.subscribe_executions(["BTC-USD"])
-    assert isinstance(stream, PrimeExecutionStream)
+    assert isinstance(stream, Subscription)
     try:
         await asyncio.wait_for(stream.wait_live(), 5)
         start = datetime.now(UTC)

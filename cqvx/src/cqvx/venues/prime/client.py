@@ -408,7 +408,7 @@ class PrimeClient(_Rfq):
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         """Top-``depth`` snapshots of the local l2_data book (resynced on gaps and reconnects)."""
-        return self._book_stream(symbol, depth)
+        return self._book_stream(symbol, depth).sub
 
     def _book_stream(self, symbol: str, depth: int) -> PrimeBookStream:
         if self._signer is None:
@@ -424,6 +424,7 @@ class PrimeClient(_Rfq):
             backoff=Backoff(cfg.ws_reconnect_initial_s, cfg.ws_reconnect_max_s),
         )
         self._streams.add(stream)
+        stream.on_closed = self._streams.discard
         return stream
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
@@ -431,15 +432,15 @@ class PrimeClient(_Rfq):
         stream = self._book_stream(symbol, depth)
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                await stream.wait_live()
-                return await anext(aiter(stream))
+                await stream.sub.wait_live()
+                book: orderbook_pb2.OrderBook = await anext(aiter(stream.sub))
+                return book
         except TimeoutError:
             raise Timeout(
                 f"no {symbol} book from the Prime feed in {self.config.timeout_s}s", venue=VENUE
             ) from None
         finally:
             await stream.aclose()
-            self._streams.discard(stream)
 
     def subscribe_executions(
         self, symbols: Sequence[str] | None = None
@@ -458,7 +459,8 @@ class PrimeClient(_Rfq):
             backoff=Backoff(cfg.ws_reconnect_initial_s, cfg.ws_reconnect_max_s),
         )
         self._streams.add(stream)
-        return stream
+        stream.on_closed = self._streams.discard
+        return stream.sub
 
     def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
         raise UnsupportedOperation("Prime publishes no public trade feed", venue=VENUE)

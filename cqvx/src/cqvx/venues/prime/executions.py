@@ -12,8 +12,9 @@ deterministic trade id ``<order_id>:<cum_qty>``, replays de-duplicated), which o
   are missing from it finished meanwhile and are fetched over REST, so a fill that happened while the
   stream was away is still reported once.
 * RFQ orders never appear on this channel (venues.md §11): follow them with ``get_order``.
-* Reports are never dropped: a consumer that falls ``queue_size`` reports behind ends the stream with
-  a VenueError (re-subscribe and reconcile) instead.
+* Reports are never dropped: the fan-out's ``executions`` channel is FAIL, so a consumer that falls
+  ``queue_size`` reports behind gets :class:`cqvx.fanout.SubscriberOverflow` (re-subscribe and
+  reconcile) instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from cqc.venues.v1 import execution_pb2, order_pb2
+from cqc.venues.v1 import order_pb2
 from cqvx.errors import ParseError, VenueError
 from cqvx.transport.ws import Backoff
 from cqvx.venues.coinbase.stream import FillTracker
@@ -37,6 +38,7 @@ Fetch = Callable[[str], Awaitable[order_pb2.Order]]
 
 class PrimeExecutionStream(PrimeFeed):
     channel = "orders"
+    fanout_channel = "executions"
 
     def __init__(
         self,
@@ -66,7 +68,7 @@ class PrimeExecutionStream(PrimeFeed):
         if self._symbols and order.symbol not in self._symbols:
             return
         for report in self.tracker.update(order, baseline=baseline):
-            self._publish(report, lossless=True)
+            self._publish(report)
 
     def _on_envelope(self, env: wp.Envelope) -> None:
         for event in env.events:
@@ -98,11 +100,3 @@ class PrimeExecutionStream(PrimeFeed):
             except VenueError:
                 continue  # the next snapshot tries again
             self._emit(order)
-
-    def __aiter__(self) -> PrimeExecutionStream:
-        return self
-
-    async def __anext__(self) -> execution_pb2.ExecutionReport:
-        item = await self._next()
-        assert isinstance(item, execution_pb2.ExecutionReport)
-        return item

@@ -14,14 +14,14 @@ venue's refusal (``{"type": "error"}``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Hashable
 from typing import Any
 
 import msgspec
 
 from cqvx.errors import AuthenticationError, ParseError, VenueError
-from cqvx.streams import Gap, GapListener
+from cqvx.fanout import Subscription
+from cqvx.streams import Gap
 from cqvx.transport.ws import Backoff, WsClient
 from cqvx.venues.prime import ws_protocol as wp
 from cqvx.venues.prime.config import PrimeConfig
@@ -29,11 +29,14 @@ from cqvx.venues.prime.endpoints import VENUE
 
 __all__ = ["PrimeFeed"]
 
-END = object()
-
 
 class PrimeFeed:
-    channel = ""
+    """The producer side of one Prime subscription; consumers read :attr:`sub`, a bounded
+    :class:`cqvx.fanout.Subscription` (the one fan-out: its channel's overflow policy, gaps, ends).
+    Closing the subscription closes the connection."""
+
+    channel = ""  # the Prime channel
+    fanout_channel = ""  # the fan-out channel name (its overflow policy: book CONFLATE, executions FAIL)
 
     def __init__(
         self,
@@ -54,14 +57,18 @@ class PrimeFeed:
         self._timestamp = timestamp  # () -> integer-seconds string (the signer's clock)
         self._products = product_ids
         self._portfolio = portfolio_id
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
-        self._live = asyncio.Event()
-        self._failure: VenueError | None = None
-        self._listeners: list[GapListener] = []
+        self.sub: Subscription[Any] = Subscription(
+            venue=VENUE,
+            channel=self.fanout_channel,
+            symbol=",".join(product_ids),
+            maxsize=queue_size,
+            on_close=self._sub_closed,
+        )
         self._last_seq: int | None = None
         self.connections = 0
         self._closed = False
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.on_closed: Any = None  # called with this feed once closed (the client forgets it)
         self._ws = WsClient(
             config.ws_url,
             venue=VENUE,
@@ -125,9 +132,7 @@ class PrimeFeed:
 
     def _gap(self, reason: str) -> None:
         self._reset()
-        gap = Gap(venue=VENUE, channel=self.channel, symbol=",".join(self._products), reason=reason)
-        for listener in list(self._listeners):
-            listener(gap)
+        self.sub.gap(Gap(venue=VENUE, channel=self.fanout_channel, symbol=self.sub.symbol, reason=reason))
 
     async def _on_message(self, data: str | bytes) -> None:
         try:
@@ -157,58 +162,30 @@ class PrimeFeed:
         if env.channel == self.channel:
             self._on_envelope(env)
 
-    def _publish(self, item: Any, *, lossless: bool = False) -> None:
-        if self._queue.full():
-            if lossless:
-                self._fail(
-                    VenueError(
-                        f"{self.channel} consumer fell behind; re-subscribe and reconcile", venue=VENUE
-                    )
-                )
-                return
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-        self._queue.put_nowait(item)
+    def _publish(self, item: Any) -> None:
+        self.sub.push(item)  # the channel's overflow policy applies (never awaits the reader)
 
     def _mark_live(self) -> None:
-        self._live.set()
+        self.sub.set_live()
 
     def _fail(self, error: VenueError) -> None:
-        if self._failure is None:
-            self._failure = error
-            self._live.set()
-            with contextlib.suppress(asyncio.QueueEmpty):
-                if self._queue.full():
-                    self._queue.get_nowait()
-            self._queue.put_nowait(END)
+        if not self.sub.ended:
+            self.sub.refuse(error)
             self._spawn(self._ws.close())
 
-    # --- LiveStream -------------------------------------------------------------------------------
-
-    def on_gap(self, listener: GapListener) -> None:
-        self._listeners.append(listener)
-
-    async def wait_live(self) -> None:
-        await self._live.wait()
-        if self._failure is not None:
-            raise self._failure
-
-    async def _next(self) -> Any:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is END:
-            if self._failure is not None:
-                raise self._failure
-            raise StopAsyncIteration
-        return item
+    async def _sub_closed(self, _sub: Subscription[Any]) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        current = asyncio.current_task()
         for task in list(self._tasks):
-            task.cancel()
+            if task is not current:
+                task.cancel()
         await self._ws.close()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(END)
+        if not self.sub.closed:
+            await self.sub.aclose()
+        if self.on_closed is not None:
+            self.on_closed(self)

@@ -3,16 +3,15 @@
 The connection, signed subscribes, sequence checks and the LiveStream contract are
 :class:`~cqvx.venues.prime.feed.PrimeFeed`'s.  One product per connection, so the 10-products limit
 never binds.  ``snapshot`` replaces the book; ``update`` sets absolute sizes (0 removes a level) and is
-refused until a snapshot arrived after a gap.  Subscribers get top-``depth`` snapshots; a lagging
-subscriber loses the oldest queued book (market data: the newest state matters).  The stream is live at
-its first snapshot.
+refused until a snapshot arrived after a gap.  Subscribers read top-``depth`` snapshots from
+:attr:`~cqvx.venues.prime.feed.PrimeFeed.sub` (the fan-out's ``book`` channel: CONFLATE, a lagging
+reader ends on the current book).  The stream is live at its first snapshot.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cqc.markets.v1 import orderbook_pb2
 from cqvx.book import ApplyResult, OrderBookL2, ResyncReason, SequenceMode
 from cqvx.transport.ws import Backoff
 from cqvx.venues.prime import ws_protocol as wp
@@ -27,6 +26,7 @@ class PrimeBookStream(PrimeFeed):
     """A live top-``depth`` book of one Prime product."""
 
     channel = "l2_data"
+    fanout_channel = "book"
 
     def __init__(
         self,
@@ -70,11 +70,3 @@ class PrimeBookStream(PrimeFeed):
         if changed and not self.book.needs_resync:
             self._publish(self.book.snapshot(self.depth))
             self._mark_live()
-
-    def __aiter__(self) -> PrimeBookStream:
-        return self
-
-    async def __anext__(self) -> orderbook_pb2.OrderBook:
-        item = await self._next()
-        assert isinstance(item, orderbook_pb2.OrderBook)
-        return item
