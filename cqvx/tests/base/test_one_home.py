@@ -43,7 +43,7 @@ WIRE_BUILDERS = {
     ("report", "cqvx/src/cqvx/venues/sim/matching.py"),
 }
 # Files other helpers were editing concurrently; the integrator switches them to the homes:
-PENDING_CLEANUP = {}
+PENDING_CLEANUP: set[tuple[str, str]] = set()
 
 _TIMESTAMP_METHODS = frozenset(
     f"{d}{u}"
