@@ -24,8 +24,8 @@ from typing import Any
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import ParseError, VenueError
+from cqvx.fills import FillTracker
 from cqvx.transport.ws import Backoff
-from cqvx.venues.coinbase.stream import FillTracker
 from cqvx.venues.prime import ws_protocol as wp
 from cqvx.venues.prime.config import PrimeConfig
 from cqvx.venues.prime.endpoints import VENUE
@@ -53,7 +53,7 @@ class PrimeExecutionStream(PrimeFeed):
     ) -> None:
         self._fetch = fetch
         self._symbols = frozenset(symbols or ())
-        self.tracker = FillTracker()
+        self.tracker = FillTracker(venue=VENUE)
         self._baseline = True
         super().__init__(
             config,
