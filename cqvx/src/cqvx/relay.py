@@ -43,6 +43,8 @@ from cqvx.streams import Gap
 __all__ = ["FATAL_STREAM_ERRORS", "Relay", "UpstreamFactory"]
 
 _log = structlog.get_logger("cqvx.relay")
+# How long aclose() waits for cancelled upstream tasks to finish.
+_CLOSE_TIMEOUT = 5.0
 
 # Re-opening cannot help these: the same subscription would fail the same way.
 FATAL_STREAM_ERRORS: tuple[type[VenueError], ...] = (
@@ -219,10 +221,15 @@ class Relay(Hub):
         ups = list(self._upstreams.values())
         self._upstreams.clear()
         self.fail_all(Unavailable(reason, retry_safe=True))
-        for up in ups:
-            if up.task is not None:
-                up.task.cancel()
-        for up in ups:
-            if up.task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await up.task
+        tasks = {up.task for up in ups if up.task is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: an upstream whose own close hangs (a venue socket that never acknowledges the
+            # close) must not hold up the shutdown of everything else; it is left cancelled.
+            done, pending = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved, so it is never logged as "never retrieved"
+            if pending:
+                _log.warning("relay_upstreams_not_closed", pending=len(pending), timeout_s=_CLOSE_TIMEOUT)

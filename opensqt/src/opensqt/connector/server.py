@@ -38,6 +38,10 @@ SERVICE_NAME: str = venue_gateway_pb2.DESCRIPTOR.services_by_name["VenueGateway"
 _log = structlog.get_logger("opensqt.connector")
 
 
+# How long stop() waits for one venue client to close.
+_VENUE_CLOSE_TIMEOUT = 10.0
+
+
 class ConnectorStartupError(RuntimeError):
     """The connector cannot start (credentials rejected, venue unreachable, port taken)."""
 
@@ -243,8 +247,9 @@ class ConnectorServer:
                 await self._metrics_runner.cleanup()
             if self._close_venues:
                 for client in self.venues.values():
+                    # Bounded per venue: one venue whose close hangs must not keep the process alive.
                     with contextlib.suppress(Exception):
-                        await client.aclose()
+                        await asyncio.wait_for(client.aclose(), _VENUE_CLOSE_TIMEOUT)
             _log.info("connector_stopped", address=self.address)
         finally:
             self._stopped.set()
