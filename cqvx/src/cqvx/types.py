@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import NamedTuple, TypeVar
 
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
+from cqvx.streams import Gap, LiveStream
 from cqvx.timeutil import to_datetime
 
 __all__ = [
     "OPEN_STATUSES",
     "TERMINAL_STATUSES",
+    "Gap",
+    "LiveStream",
     "OrderFilter",
     "QuoteExecution",
     "Stream",
@@ -40,19 +42,9 @@ TERMINAL_STATUSES: frozenset[int] = frozenset(
 )
 
 
-@runtime_checkable
-class Stream(Protocol[T_co]):
-    """An async iterator of cqc messages with an explicit close.
-
-    ``async for msg in stream`` reads; ``await stream.aclose()`` unsubscribes and releases the
-    connection share.  Async generators satisfy this protocol.
-    """
-
-    def __aiter__(self) -> AsyncIterator[T_co]: ...
-
-    async def __anext__(self) -> T_co: ...
-
-    async def aclose(self) -> None: ...
+# Every ``subscribe_*`` returns this: the live-stream contract (eager start, ``wait_live``, ``on_gap``,
+# ``aclose``).  Its one home is :mod:`cqvx.streams`.
+Stream = LiveStream
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,3 +214,16 @@ def test_fill_tracker_dedups_and_prices_fills() -> None:
     assert (reps[0].last_quantity, reps[0].last_price) == ("2", "115")  # (330 - 100) / 2
     assert tr.update(state("1", "100")) == []  # an older state never un-fills
     assert tr.open_order_ids() == []
+
+
+async def test_reconnect_gives_every_market_stream_a_gap(fake: FakeCoinbase, client: CoinbaseClient) -> None:
+    trades = client.subscribe_trades("BTC-USD")
+    gaps: list[Any] = []
+    trades.on_gap(gaps.append)
+    await asyncio.wait_for(trades.wait_live(), 3)
+    await fake.drop_ws()
+    async with asyncio.timeout(5):
+        while not gaps:  # noqa: ASYNC110  (the reconnect happens in the client's own task)
+            await asyncio.sleep(0.02)
+    assert gaps[0].venue == "coinbase" and gaps[0].channel == "trades" and "reconnect" in gaps[0].reason
+    await trades.aclose()

@@ -69,6 +69,11 @@ def quiet_sim_config() -> SimConfig:
 
 
 class SimHarness(HarnessDefaults):
+    # Stream-contract knobs (cqvx.testing.conformance_streams): the sim refuses an unknown symbol and
+    # announces a gap when its streams drop.
+    supports_stream_refusal = True
+    unknown_symbol = "NOPE-USDT"
+    supports_stream_gaps = True
     venue = "sim"
     symbol = "BTC-USDT"
     position_symbol = "BTC-USDT-PERP"
@@ -165,6 +170,7 @@ DuplicateMode = Literal["return_existing", "reject"]
 
 
 class CoinbaseHarness(HarnessDefaults):
+    supports_stream_gaps = True  # a WebSocket drop gaps every stream on that connection
     venue = "coinbase"
     symbol = "BTC-USD"
     timeout = 5.0

@@ -47,7 +47,7 @@ class ConnectorConfig(BaseModel):
     so tests can use milliseconds.  ``token`` is ``{env: NAME}``, ``{file: PATH}`` or a string; the
     command line resolves it through :func:`opensqt.connector.auth.load_token`."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
@@ -63,6 +63,8 @@ class ConnectorConfig(BaseModel):
     upstream_retry_max: float = Field(default=30.0, gt=0)
     grace: float = Field(default=5.0, ge=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Unary calls served at once; more are refused with RESOURCE_EXHAUSTED (docs/operations.md).
+    max_concurrent_calls: int = Field(default=256, ge=1)
 
     @property
     def tls(self) -> bool:
@@ -135,7 +137,9 @@ class ConnectorServer:
         if cfg.validate_credentials:
             await self.validate_credentials()
         # Outermost first: the RPC interceptor maps errors and counts every call, refused ones too.
-        interceptors: list[aio.ServerInterceptor] = [RpcInterceptor(self.metrics, SERVICE_NAME)]
+        interceptors: list[aio.ServerInterceptor] = [
+            RpcInterceptor(self.metrics, SERVICE_NAME, max_concurrent=cfg.max_concurrent_calls)
+        ]
         if cfg.token:
             interceptors.append(BearerTokenInterceptor(cfg.token))
         server = aio.server(

@@ -49,6 +49,7 @@ from cqvx.testing.conformance.harness import (
     StreamDropHarness,
 )
 from cqvx.testing.conformance.matrix import CapabilityResults, read_capability_matrix, write_capability_matrix
+from cqvx.testing.conformance_streams import StreamContractTests
 
 __all__ = [
     "CAPABILITIES",
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(CoreSuite, ExecutionSuite, AccountSuite):
+class ConformanceSuite(CoreSuite, ExecutionSuite, AccountSuite, StreamContractTests):
     """Subclass as ``Test<Venue>Conformance``, set :attr:`venue`, provide a ``harness`` fixture.
 
     Every capability group is a mixin over :class:`SuiteBase`; add a new group to the bases here.
