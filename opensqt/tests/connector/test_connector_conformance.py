@@ -76,18 +76,8 @@ async def _served(inner: Any) -> AsyncIterator[RemoteHarness]:
         await h.close()
 
 
-# The sim loses the in-transit report without a notice, so the connector cannot announce a gap either
-# (and RemoteVenue's streams have no on_gap yet); remove once the stream contract lands.
-SIM_KNOWN_FAILURES = {
-    "test_execution_stream_fill_lost_in_transit": (
-        "the sim announces no Gap when a dropped stream lost an execution report (nor can the connector)"
-    ),
-}
-
-
 class TestConnectorSimConformance(ConformanceSuite):
     venue = "connector:sim"
-    known_failures = SIM_KNOWN_FAILURES
 
     @pytest.fixture
     async def harness(self) -> AsyncIterator[RemoteHarness]:

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rfq_pb2
+from cqvx import timeutil
 from cqvx.book import ApplyResult, OrderBookL2
 from cqvx.errors import (
     InvalidRequest,
@@ -274,7 +275,7 @@ class _MockData:
             for c in sorted(self.candles, key=lambda c: (c.open_time.seconds, c.open_time.nanos)):
                 if c.symbol != symbol or c.interval != interval:
                     continue
-                opened = c.open_time.ToDatetime(tzinfo=UTC)
+                opened = timeutil.to_datetime(c.open_time)
                 if start is not None and opened < _aware(start):
                     continue
                 if end is not None and opened >= _aware(end):
