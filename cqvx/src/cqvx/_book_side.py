@@ -195,8 +195,8 @@ class _Side:
     __slots__ = (
         "bound",
         "depth",
-        "enc",
         "eblank",
+        "enc",
         "field",
         "full",
         "joined",
