@@ -34,6 +34,12 @@ from cqvx.venues.sim.orders import (
 
 
 @functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Decimal:
+    """:func:`cqvx.num.dec` of a request's number, remembered (pure; refusals are not cached)."""
+    return dec(text, "number")
+
+
+@functools.lru_cache(maxsize=4096)
 def _multiple_of(value: Decimal, step: Decimal) -> bool:
     """Whether ``value`` is on the ``step`` grid, exactly (``%`` raises past 28 digits).
 
@@ -60,6 +66,10 @@ class _OrderChecks:
     def _num(self, text: str, field: str) -> Decimal | None:
         if not text:
             return None
+        try:
+            return _parsed(text)
+        except ParseError:
+            pass  # parsed again below, for the message naming the field
         try:
             return dec(text, field, self.venue)
         except ParseError as exc:
