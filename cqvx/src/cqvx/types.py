@@ -13,6 +13,7 @@ from cqvx.timeutil import to_datetime
 __all__ = [
     "OPEN_STATUSES",
     "TERMINAL_STATUSES",
+    "AlgoParams",
     "Gap",
     "LiveStream",
     "OrderFilter",
@@ -89,6 +90,22 @@ class OrderFilter:
 def _aware(moment: datetime) -> datetime:
     """Naive datetimes are UTC by the platform's convention."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoParams:
+    """How an algorithmic order works itself out (:class:`cqvx.client.SupportsAlgoOrders`).
+
+    ``strategy`` is ``"TWAP"`` (evenly over time) or ``"VWAP"`` (following volume).  ``start`` and
+    ``expiry`` bound the schedule (naive datetimes are UTC); ``participation`` is the fraction of
+    market volume to aim for, as a decimal string (``"0.1"`` = 10 %), when the venue takes one.  The
+    order's own ``price`` is the limit no child fill may cross.
+    """
+
+    strategy: str
+    start: datetime | None = None
+    expiry: datetime | None = None
+    participation: str | None = None
 
 
 class QuoteExecution(NamedTuple):

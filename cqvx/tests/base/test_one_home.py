@@ -41,9 +41,11 @@ WIRE_BUILDERS = {
     ("report", "cqvx/src/cqvx/venues/coinbase/parse/orders.py"),
     # The simulated venue's own reports, built from its matching state (fill price, fee, liquidity).
     ("report", "cqvx/src/cqvx/venues/sim/matching.py"),
+    # Prime fill reports (one per fill, trade_id = Prime's fill id), built from the fills payload.
+    ("report", "cqvx/src/cqvx/venues/prime/parse.py"),
 }
 # Files other helpers were editing concurrently; the integrator switches them to the homes:
-PENDING_CLEANUP = {}
+PENDING_CLEANUP: set[tuple[str, str]] = set()
 
 _TIMESTAMP_METHODS = frozenset(
     f"{d}{u}"

@@ -12,10 +12,10 @@ import pytest
 from cqc.markets.v1 import candle_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InvalidRequest
+from cqvx.fills import FillTracker
 from cqvx.testing.fake_coinbase import FakeCoinbase
 from cqvx.types import Stream
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
-from cqvx.venues.coinbase.stream import FillTracker
 
 T = TypeVar("T")
 MakeConfig = Callable[..., CoinbaseConfig]
@@ -186,7 +186,7 @@ async def test_close_ends_streams(fake: FakeCoinbase, client: CoinbaseClient) ->
 
 
 def test_fill_tracker_dedups_and_prices_fills() -> None:
-    tr = FillTracker()
+    tr = FillTracker(venue="coinbase")
 
     def state(
         cum: str, avg: str, status: order_pb2.OrderStatus.ValueType = order_pb2.ORDER_STATUS_OPEN

@@ -49,6 +49,7 @@ from cqc.venues.v1 import execution_pb2, venue_pb2
 from cqvx.book import ApplyResult, OrderBookL2, ResyncReason, SequenceMode
 from cqvx.errors import InvalidRequest, ParseError, VenueError
 from cqvx.fanout import Hub, Subscription
+from cqvx.fills import FillTracker
 from cqvx.streams import Gap
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.transport.ws import Backoff, WsClient
@@ -58,7 +59,6 @@ from cqvx.venues.coinbase import parse
 from cqvx.venues.coinbase.auth import CoinbaseAuth
 from cqvx.venues.coinbase.config import CoinbaseConfig
 from cqvx.venues.coinbase.errors import VENUE
-from cqvx.venues.coinbase.fills import FillTracker
 
 if TYPE_CHECKING:
     from cqvx.venues.coinbase.client import CoinbaseClient
@@ -108,7 +108,7 @@ class CoinbaseStreams:
         self._depths: dict[int, int] = {}  # id(book subscription) -> depth
         self._books: dict[str, OrderBookL2] = {}
         self._trade_seen: OrderedDict[str, None] = OrderedDict()
-        self._fills = FillTracker(config.fill_dedup_size)
+        self._fills = FillTracker(config.fill_dedup_size, venue=VENUE)
         # The WebSocket message limit is per IP: one bucket for every client in the process.
         self._send_bucket = (limiters if rate_limiters is None else rate_limiters).get(
             VENUE, "ws", rate=config.ws_messages_per_s, capacity=config.ws_messages_per_s, registry=registry

@@ -1,7 +1,7 @@
-"""Fills from cumulative order states: the Coinbase ``user`` channel reports order state, never single
-fills, so fills are derived from increases of the cumulative quantity (price from the change of filled
-value), with a deterministic id ``<order_id>:<cumulative>``, and de-duplicated, so replays after a
-reconnect emit nothing twice (see :mod:`cqvx.venues.coinbase.stream`).
+"""Fills from cumulative order states, for venues whose order channel reports order state, never single
+fills (Coinbase's ``user`` channel, Prime's ``orders`` channel): fills are derived from increases of the
+cumulative quantity (price from the change of filled value), with a deterministic id
+``<order_id>:<cumulative>``, and de-duplicated, so replays after a reconnect emit nothing twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.num import dec_str
 from cqvx.types import TERMINAL_STATUSES, report_from_order
-from cqvx.venues.coinbase.errors import VENUE
 
 __all__ = ["FillTracker"]
 
@@ -39,10 +38,18 @@ class _OrderState:
 class FillTracker:
     """Turns successive cumulative order states into execution reports, each fill exactly once."""
 
-    def __init__(self, max_seen: int = 100_000) -> None:
+    def __init__(self, max_seen: int = 100_000, *, venue: str) -> None:
+        self._venue = venue  # stamped on every report (a stream's order states may not carry it)
         self._orders: dict[str, _OrderState] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._max_seen = max_seen
+
+    def _report(
+        self, order: order_pb2.Order, etype: execution_pb2.ExecutionType.ValueType
+    ) -> execution_pb2.ExecutionReport:
+        rep = report_from_order(order, etype)
+        rep.venue = self._venue
+        return rep
 
     def open_order_ids(self) -> list[str]:
         """Orders not known to be finished (including placed ones never seen on the stream)."""
@@ -80,17 +87,17 @@ class FillTracker:
                 self._prune()
             self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
             if baseline:
-                out.append(_report(order, execution_pb2.EXECUTION_TYPE_STATUS))
+                out.append(self._report(order, execution_pb2.EXECUTION_TYPE_STATUS))
                 return out
             prev = _OrderState(Decimal(0), Decimal(0), Decimal(0), order_pb2.ORDER_STATUS_UNSPECIFIED)
             if cum == 0 and order.status not in _EXEC_FOR_STATUS:
-                out.append(_report(order, execution_pb2.EXECUTION_TYPE_NEW))
+                out.append(self._report(order, execution_pb2.EXECUTION_TYPE_NEW))
                 return out
         if cum > prev.cumulative:
             trade_id = f"{order.order_id}:{dec_str(cum)}"
             if trade_id not in self._seen:
                 delta = cum - prev.cumulative
-                rep = _report(order, execution_pb2.EXECUTION_TYPE_TRADE)
+                rep = self._report(order, execution_pb2.EXECUTION_TYPE_TRADE)
                 rep.execution_id = trade_id
                 rep.trade_id = trade_id
                 rep.last_quantity = dec_str(delta)
@@ -102,12 +109,12 @@ class FillTracker:
                 # suppressed as a "replay" forever after.
                 self._mark_seen(trade_id)
         elif order.status != prev.status and order.status in _EXEC_FOR_STATUS:
-            out.append(_report(order, _EXEC_FOR_STATUS[order.status]))
+            out.append(self._report(order, _EXEC_FOR_STATUS[order.status]))
         if cum >= prev.cumulative:
             self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
         if order.status in TERMINAL_STATUSES and cum > prev.cumulative and order.status in _EXEC_FOR_STATUS:
             # Filled part and then cancelled/expired in one update: report both events.
-            out.append(_report(order, _EXEC_FOR_STATUS[order.status]))
+            out.append(self._report(order, _EXEC_FOR_STATUS[order.status]))
         return out
 
     def _mark_seen(self, trade_id: str) -> None:
@@ -127,11 +134,3 @@ def _fill_price(price: Decimal) -> str:
     with contextlib.suppress(InvalidOperation):
         price = price.quantize(_PRICE_STEP)
     return dec_str(price)
-
-
-def _report(
-    order: order_pb2.Order, etype: execution_pb2.ExecutionType.ValueType
-) -> execution_pb2.ExecutionReport:
-    rep = report_from_order(order, etype)
-    rep.venue = VENUE
-    return rep
