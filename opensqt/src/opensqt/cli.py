@@ -57,6 +57,7 @@ def _run(
     port: int | None,
 ) -> None:
     from opensqt.app.runner import run_engine
+    from opensqt.engine.lease import Fenced, LeaseHeld
     from opensqt.observability.logging import configure_logging
     from opensqt.risk.startup import StartupCheckFailed
 
@@ -76,6 +77,8 @@ def _run(
     except StartupCheckFailed as exc:
         raise _fail(f"startup safety check failed: {exc}") from None
     except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except (LeaseHeld, Fenced) as exc:
         raise _fail(str(exc)) from None
     for line in summary.lines():
         typer.echo(line)

@@ -197,6 +197,14 @@ class StateConfig(_Model):
 
     url: str = ""
     table_prefix: str = Field(default="osq_", pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    # One owner per account (engine/lease.py): the lease key (empty: venue kind and address), its time,
+    # and whether a second engine waits for it (true) or exits with one line (false).
+    account: str = Field(default="", max_length=128)
+    lease_seconds: Decimal = Field(default=Decimal(15), ge=Decimal(1), le=Decimal(600))
+    lease_wait: bool = False
+
+    def account_key(self, venue: VenueConfig) -> str:
+        return self.account or (f"{venue.kind}@{venue.address}" if venue.address else venue.kind)
 
 
 class SystemConfig(_Model):
