@@ -22,7 +22,7 @@ __all__ = ["PLUGINS", "app", "main"]
 app = typer.Typer(name="opensqt", no_args_is_help=True, add_completion=False, help="OpenSQT trading platform")
 
 # Modules that add commands through register(app); a missing module is skipped.
-PLUGINS: tuple[str, ...] = ("opensqt.connector.cli", "opensqt.live.cli")
+PLUGINS: tuple[str, ...] = ("opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli")
 _registered = False
 
 

@@ -222,6 +222,8 @@ class HttpConfig(_Model):
     live: bool = True
     live_token: SecretField | None = None  # {env: VAR}, {file: PATH} or ${VAR}; never shown in dumps
     live_origins: list[str] = Field(default_factory=list)
+    # The symbol control endpoint of ``opensqt fleet`` (POST /symbols..., app/multi.py): off without a token.
+    control_token: SecretField | None = None
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> HttpConfig:
@@ -234,7 +236,7 @@ class HttpConfig(_Model):
                 raise ValueError(f"live_token: {exc} (or set http.live: false)") from None
         return self
 
-    @field_serializer("live_token")
+    @field_serializer("live_token", "control_token")
     def _hidden(self, token: Secret | None) -> str | None:
         return None if token is None else "[REDACTED]"
 

@@ -104,7 +104,7 @@ async def run_engine(
     url = config.state.url or sqlite_url(state_path)
     store = StateStore(url, table_prefix=config.state.table_prefix)
     try:
-        lease = await _acquire_lease(config, store)  # before anything is loaded: one owner per account
+        lease = await acquire_lease(config, store)  # before anything is loaded: one owner per account
     except BaseException:
         store.close()
         raise
@@ -268,7 +268,7 @@ async def _serve(server: StatusServer, host: str, port: int) -> int:
         return bound
 
 
-async def _acquire_lease(config: Config, store: StateStore) -> AccountLease:
+async def acquire_lease(config: Config, store: StateStore) -> AccountLease:
     """The account's lease (engine/lease.py), installed as the store's fence; raises ``LeaseHeld``."""
     st = config.state
     lease = AccountLease(
