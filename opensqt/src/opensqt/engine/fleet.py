@@ -190,6 +190,16 @@ class Fleet:
                 elif entry.status != "active" and run is not None and run.state != entry.status:
                     await self._stop_run(run, entry.status, True)
 
+    async def settled(self, symbol: str, timeout: float | None = None) -> str:
+        """The symbol's state once it has left ``starting`` / ``stopping`` (or when ``timeout`` passes)."""
+        deadline = self._clock() + (self.start_timeout if timeout is None else timeout)
+        while True:
+            run = self.runs.get(symbol)
+            state = run.state if run is not None else "unknown"
+            if state not in ("starting", "stopping") or self._clock() >= deadline:
+                return state
+            await asyncio.sleep(0.05)
+
     # ------------------------------------------------------------------------------ views
 
     def symbol_status(self, symbol: str) -> dict[str, Any]:
