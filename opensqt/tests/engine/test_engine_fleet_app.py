@@ -119,6 +119,22 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         assert res.exit_code == 2 and "not registered" in res.output
         assert [row[0] for row in fleet_rows(fleet)] == [BTC, ETH, SOL]
 
+        # Remove and cancel-all are DBOS workflows keyed by the request's Idempotency-Key.
+        async with aiohttp.ClientSession() as http:
+            once = {**auth, "Idempotency-Key": "rm-sol-1"}
+            async with http.post(base + f"/symbols/{SOL}/remove", headers=once) as r:
+                first = await r.json()
+                assert r.status == 200 and first["state"] == "removed", first
+            async with http.post(base + f"/symbols/{SOL}/remove", headers=once) as r:
+                assert await r.json() == first  # the recorded result: nothing ran twice
+            trip = {**auth, "Idempotency-Key": "trip-1"}
+            async with http.post(base + "/cancel-all", json={"reason": "test"}, headers=trip) as r:
+                out = await r.json()
+                assert r.status == 200 and out["paused"] == [BTC, ETH], out
+            async with http.post(base + "/cancel-all", headers={**auth, "Idempotency-Key": "bad key!"}) as r:
+                assert r.status == 400
+        assert {s: r.state for s, r in fleet.runs.items()} == {BTC: "paused", ETH: "paused", SOL: "removed"}
+
         # One owner per account: a second process on the same state is refused.
         with pytest.raises(LeaseHeld, match="owned by another engine"):
             await run_fleet(cfg, state_path=state, client=sim, http_port=0, duration=1)

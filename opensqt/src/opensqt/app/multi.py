@@ -6,7 +6,12 @@ Control endpoint (on the status server, only when ``http.control_token`` is set;
 
 * ``GET /symbols``: the fleet's status (every symbol: state, restarts, last error, engine status);
 * ``POST /symbols`` with ``{"symbol": "ETH-USDT-PERP", "overrides": {"price_interval": "3"}}``: add;
-* ``POST /symbols/{symbol}/pause`` | ``/resume`` | ``/remove``.
+* ``POST /symbols/{symbol}/pause`` | ``/resume`` | ``/remove``;
+* ``POST /cancel-all`` with ``{"reason": "..."}``: pause every symbol and sweep the venue.
+
+Add, remove and cancel-all run as DBOS workflows (engine/workflows.py) whose id is the request's
+``Idempotency-Key`` header (a random one when absent): the same request retried, or a process killed
+mid-way and restarted, finishes the operation exactly once.
 
 Every change goes through the durable registry first (engine/symbols.py); ``opensqt symbols ...`` writes
 the same registry from another process and the running fleet picks it up within a second.
@@ -19,6 +24,7 @@ import contextlib
 import hmac
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,10 +36,11 @@ from cqvx.client import VenueClient
 from cqvx.secrets import Secret
 from opensqt.app.runner import _prepare_state_dir, _serve, acquire_lease, build_client
 from opensqt.config import Config
-from opensqt.engine.fleet import Fleet
+from opensqt.engine.fleet import Fleet, symbol_config
 from opensqt.engine.lease import Fenced
 from opensqt.engine.store import StateStore, sqlite_url
-from opensqt.engine.symbols import SymbolRegistry, UnknownSymbol
+from opensqt.engine.symbols import SymbolEntry, SymbolRegistry, UnknownSymbol
+from opensqt.engine.workflows import Durable, system_database_url
 from opensqt.live.http import StatusServer
 from opensqt.ui.fleet_view import run_fleet_view
 
@@ -65,6 +72,7 @@ async def run_fleet(
     own_client = client is None
     venue = client or await build_client(config, speed=speed)
     fleet = Fleet(config, venue, store, registry)
+    durable = Durable(fleet, system_database_url(store.url, state_path))
     stop = stop or asyncio.Event()
     lost: list[str] = []
     loop = asyncio.get_running_loop()
@@ -80,12 +88,14 @@ async def run_fleet(
     keeper = asyncio.create_task(lease.keep(on_lease_lost))
     server: StatusServer | None = None
     try:
+        # After the fleet exists (resumed workflows need it), before its symbols start.
+        durable.launch()
         await fleet.start()
         port = 0
         if config.http.enabled:
             server = StatusServer(fleet.status, fleet.metrics.render, lambda: _health(fleet))
             if config.http.control_token is not None:
-                add_control_routes(server.app, fleet, config.http.control_token)
+                add_control_routes(server.app, fleet, config.http.control_token, durable)
             port = await _serve(
                 server, config.http.host, config.http.port if http_port is None else http_port
             )
@@ -106,6 +116,8 @@ async def run_fleet(
             await server.stop()
         # Fenced out: the orders are the new owner's; leave them alone.
         await fleet.stop(cancel_orders=False if lost else None)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(durable.destroy)
         if not lost:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(lease.release)
@@ -128,7 +140,9 @@ def _health(fleet: Fleet) -> tuple[bool, dict[str, str]]:
     return all(v == "Healthy" for v in components.values()), components
 
 
-def add_control_routes(app: web.Application, fleet: Fleet, token: Secret) -> None:
+def add_control_routes(
+    app: web.Application, fleet: Fleet, token: Secret, durable: Durable | None = None
+) -> None:
     """The authenticated symbol control endpoint (see the module docstring)."""
 
     def guarded(
@@ -160,7 +174,17 @@ def add_control_routes(app: web.Application, fleet: Fleet, token: Secret) -> Non
         overrides = body.get("overrides") or {}
         if not isinstance(overrides, dict):
             raise ValueError("overrides: an object expected")
-        return web.json_response(await fleet.add(body["symbol"], overrides))
+        if durable is None:
+            return web.json_response(await fleet.add(body["symbol"], overrides))
+        symbol_config(fleet.config, SymbolEntry("", body["symbol"], overrides, "active", 0.0))
+        return web.json_response(await durable.add(body["symbol"], overrides, _request_id(request)))
+
+    async def cancel_all(request: web.Request) -> web.Response:
+        if durable is None:
+            return web.json_response({"error": "cancel-all needs the durable runtime"}, status=503)
+        body = await request.json() if request.can_read_body else {}
+        reason = str(body.get("reason", "operator")) if isinstance(body, dict) else "operator"
+        return web.json_response(await durable.cancel_all(reason[:200], _request_id(request)))
 
     actions: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {
         "pause": fleet.pause,
@@ -172,8 +196,20 @@ def add_control_routes(app: web.Application, fleet: Fleet, token: Secret) -> Non
         action = actions.get(request.match_info["action"])
         if action is None:
             return web.json_response({"error": "action: pause, resume or remove"}, status=404)
-        return web.json_response(await action(request.match_info["symbol"]))
+        symbol = request.match_info["symbol"]
+        if durable is not None and request.match_info["action"] == "remove":
+            await asyncio.to_thread(fleet.registry.get, symbol)  # 404 before a workflow is recorded
+            return web.json_response(await durable.remove(symbol, _request_id(request)))
+        return web.json_response(await action(symbol))
 
     app.router.add_get("/symbols", guarded(list_symbols))
     app.router.add_post("/symbols", guarded(add))
     app.router.add_post("/symbols/{symbol}/{action}", guarded(act))
+    app.router.add_post("/cancel-all", guarded(cancel_all))
+
+
+def _request_id(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if key and (len(key) > 100 or not all(c.isalnum() or c in "-_." for c in key)):
+        raise ValueError("Idempotency-Key: up to 100 of [A-Za-z0-9-_.]")
+    return key or uuid.uuid4().hex

@@ -47,7 +47,7 @@ def system_database_url(state_url: str, state_path: Path) -> str:
     """DBOS's system database: a SQLite file beside the state by default; for a PostgreSQL state, a
     database of its own on the same server (``<db>_dbos``), created by DBOS when missing."""
     if state_url.startswith("postgresql"):
-        base, _, db = state_url.rpartition("/")
+        base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
         return f"{base}/{db.split('?')[0]}_dbos"
     return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
 
