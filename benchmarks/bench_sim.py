@@ -56,6 +56,21 @@ async def bench_round_trips(run: int) -> float:
     return ORDERS / elapsed
 
 
+async def bench_direct_round_trips(run: int) -> float:
+    """The path a backtest can drive without the VenueClient API: ``sim.engine.place`` / ``cancel``
+    (the same validation, reservation, matching and event emission; no coroutine, no reply message)."""
+    sim = SimVenue(_config(MarketModel(volatility=0.0, trades_per_step=0)), clock=SimClock())
+    async with sim:
+        engine = sim.engine
+        price = Decimal("59000")
+        orders = [_limit(f"d{run}-{i}", order_pb2.ORDER_SIDE_BUY, price) for i in range(ORDERS)]
+        start = time.perf_counter()
+        for order in orders:
+            engine.cancel(engine.place(order).order_id, None)
+        elapsed = time.perf_counter() - start
+    return ORDERS / elapsed
+
+
 async def bench_market_events(run: int) -> tuple[float, float, int]:
     sim = SimVenue(_config(MarketModel()), clock=SimClock())
     async with sim:
@@ -82,8 +97,10 @@ async def bench_market_events(run: int) -> tuple[float, float, int]:
 
 async def main() -> None:
     rt = [await bench_round_trips(r) for r in range(RUNS)]
+    direct = [await bench_direct_round_trips(r) for r in range(RUNS)]
     ev = [await bench_market_events(r) for r in range(RUNS)]
     print(f"sim: place+cancel round trips/s (median of {RUNS}): {statistics.median(rt):,.0f}")
+    print(f"sim: place+cancel round trips/s, direct engine path (median): {statistics.median(direct):,.0f}")
     print(
         f"sim: market ticks/s with 50 resting orders, 2 instruments (median of {RUNS}): "
         f"{statistics.median(t for t, _, _ in ev):,.0f}  "

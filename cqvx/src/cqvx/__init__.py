@@ -36,6 +36,7 @@ from cqvx.errors import (
     VenueError,
 )
 from cqvx.num import dec, dec_str, round_price, round_quantity
+from cqvx.streams import Gap, LiveStream
 from cqvx.symbols import CanonicalSymbol, SymbolMap, parse_symbol
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter, QuoteExecution, Stream
 
@@ -49,8 +50,10 @@ __all__ = [
     "CanonicalSymbol",
     "DuplicateOrder",
     "ErrorKind",
+    "Gap",
     "InsufficientFunds",
     "InvalidRequest",
+    "LiveStream",
     "NotFound",
     "OrderBookL2",
     "OrderFilter",

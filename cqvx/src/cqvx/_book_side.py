@@ -192,7 +192,20 @@ def _level_tuple(lv: _Lvl) -> Level:
 class _Side:
     """One side of the book: ``key -> level``, the keys in ascending order (best first), top-N caches."""
 
-    __slots__ = ("bound", "depth", "enc", "field", "joined", "keys", "levels", "top", "vals")
+    __slots__ = (
+        "bound",
+        "depth",
+        "eblank",
+        "enc",
+        "field",
+        "full",
+        "joined",
+        "keys",
+        "levels",
+        "tblank",
+        "top",
+        "vals",
+    )
 
     def __init__(self, field: int) -> None:
         self.levels: dict[int, _Lvl] = {}
@@ -209,9 +222,17 @@ class _Side:
         self.top: list[Level | None] | None = None
         self.enc: list[bytes | None] | None = None
         self.joined: tuple[int, bytes] | None = None
+        # The ranks blanked in ``top`` / ``enc`` since they were last filled, so that a reader fills
+        # just those; ``full``: ``top`` exists and has no blank, readers copy it as it is.
+        self.tblank: list[int] = []
+        self.eblank: list[int] = []
+        self.full = False
 
     def forget(self) -> None:
         self.bound = _NEG_INF
+        self.full = False
+        self.tblank = []
+        self.eblank = []
         self.top = None
         self.enc = None
         self.joined = None
@@ -239,8 +260,11 @@ class _Side:
                         i = bisect_left(keys, key)
                         if self.top is not None:
                             self.top[i] = None
+                            self.tblank.append(i)
+                            self.full = False
                         if self.enc is not None:
                             self.enc[i] = None
+                            self.eblank.append(i)
                         self.joined = None
                     continue
             elif lv is not None:
@@ -277,6 +301,9 @@ class _Side:
         keys = self.keys
         if depth > self.depth or (self.top is None and self.enc is None):
             self.top = self.enc = self.joined = None
+            self.full = False
+            self.tblank = []
+            self.eblank = []
             self.depth = depth
             self.bound = keys[depth - 1] if len(keys) >= depth else _INF
         return self.vals[: self.depth]
@@ -289,8 +316,10 @@ class _Side:
         top = self.top
         if top is None or depth > self.depth:
             top = self.top = _memos(self._cover(depth), 2, _level_tuple)
-        elif None in top:
-            _fill(top, self.vals, _level_tuple)
+            self.tblank = []
+        elif not self.full:
+            _refill(top, self.tblank, self.vals, _level_tuple)
+        self.full = True
         return top[:depth]  # type: ignore[return-value]  # filled: no None left
 
     def top_encoded(self, depth: int | None) -> bytes:
@@ -304,8 +333,9 @@ class _Side:
         enc = self.enc
         if enc is None or depth > self.depth:
             enc = self.enc = _memos(self._cover(depth), 3, self._encode)
-        elif None in enc:
-            _fill(enc, self.vals, self._encode)
+            self.eblank = []
+        elif self.eblank:
+            _refill(enc, self.eblank, self.vals, self._encode)
         out = b"".join(enc[:depth])  # type: ignore[arg-type]  # filled: no None left
         self.joined = (depth, out)
         return out
@@ -318,9 +348,17 @@ class _Side:
 def _memos(chosen: list[_Lvl], slot: int, make: Callable[[_Lvl], Any]) -> list[Any]:
     """Each level's memo in ``slot``, made where missing (the common case runs in C: map + ``in``)."""
     out = list(map(itemgetter(slot), chosen))
-    if None in out:
+    if not all(out):  # memos are non-empty tuples or bytes: all() finds a None faster than ``in``
         _fill(out, chosen, make)
     return out
+
+
+def _refill(out: list[Any], blanks: list[int], chosen: list[_Lvl], make: Callable[[_Lvl], Any]) -> None:
+    """Fill the ranks in ``blanks`` (a rank may repeat), then forget them."""
+    for i in blanks:
+        if out[i] is None:
+            out[i] = make(chosen[i])
+    blanks.clear()
 
 
 def _fill(out: list[Any], chosen: list[_Lvl], make: Callable[[_Lvl], Any]) -> None:

@@ -23,11 +23,16 @@ How it stays exact and still cheap (numbers in benchmarks/bench_book.py):
 * Price strings -> key goes through a small per-book memo (venues repeat the same price strings all
   day); a miss, and any Decimal, takes the exact Decimal path.  Sizes given as plain decimal strings
   are validated with str operations and kept as given; Decimals are made only when a level is read.
+* A message of one level on one side (most of a busy feed) whose price string is remembered and whose
+  size is a plain decimal string is validated and written in place without the two-phase parse; a
+  size change of an existing level outside the cached top changes no order, so the crossed check
+  (already false while live) is skipped for it.  Everything else takes the general path.
 * Reads are memoised: each level carries its ``(Decimal, Decimal)`` tuple and its encoded cqc
   ``OrderBookLevel`` once someone asked for them (an update clears both), and each side caches its
   top ``N`` until an update touches a price at or better than the ``N``-th level (a size change
-  there blanks one entry instead).  :meth:`snapshot` joins the cached encodings and parses them in
-  one protobuf call, so the published message is always a fresh object the caller may mutate.
+  there blanks one entry, and its rank is noted so the next read fills just that one).
+  :meth:`snapshot` joins the cached encodings and parses them in one protobuf call, so the
+  published message is always a fresh object the caller may mutate.
 
 Numbers must be finite, sizes >= 0, and both below 1e40 (a price like ``1E+500000`` is a valid
 Decimal whose integer key would take seconds to build); anything else is a :class:`ParseError`.
@@ -281,6 +286,53 @@ class OrderBookL2:
                     self.gaps += 1
                     self._mark(ResyncReason.SEQUENCE_GAP)
                     return verdict
+        # One level on one side (most messages at high rates), an existing level outside the cached
+        # top, wire strings with a remembered price: validated, then written in place.  Anything else
+        # (or any doubt) takes the general two-phase path below, which explains what it refuses.
+        if not asks and type(bids) is list and len(bids) == 1:
+            one = bids[0]
+            side = self._bids
+            negate = True
+        elif not bids and type(asks) is list and len(asks) == 1:
+            one = asks[0]
+            side = self._asks
+            negate = False
+        else:
+            one = None
+        if type(one) is tuple and len(one) == 2:
+            price, size = one
+            if type(price) is str and type(size) is str:
+                key = self._memo_get(price)
+                if (
+                    key is not None
+                    and size.isascii()
+                    and len(size) <= _MAX_MAGNITUDE
+                    and size.replace(".", "", 1).isdigit()
+                ):
+                    if negate:
+                        key = -key
+                    if not size.strip("0."):
+                        size = None  # removes the level
+                    lv = side.levels.get(key)
+                    if sequence:
+                        self.last_sequence = sequence
+                    if timestamp is not None:
+                        self._set_time(timestamp)
+                    self.applied += 1
+                    if lv is not None and size is not None and key > side.bound:
+                        # Same key, new size, outside every cache: no order changes, so the book
+                        # is exactly as (un)crossed as before, and it was live, so not crossed.
+                        lv[0] = price
+                        lv[1] = size
+                        lv[2] = lv[3] = None
+                        return _APPLIED
+                    side.apply([(key, price, size)])
+                    bk = self._bids.keys
+                    ak = self._asks.keys
+                    if bk and ak and -bk[0] >= ak[0]:
+                        self._mark(ResyncReason.CROSSED)
+                        return _CROSSED
+                    return _APPLIED
         # Parse the whole update first so garbage leaves the book untouched (and then resyncs).
         try:
             bid_keyed = self._parse(bids, True, None) if bids else _EMPTY
@@ -342,11 +394,20 @@ class OrderBookL2:
 
     def bids(self, depth: int | None = None) -> list[Level]:
         """Bid levels ``(price, size)``, highest price first (all of them when ``depth`` is None)."""
-        return self._bids.top_levels(depth)
+        side = self._bids
+        top = side.top
+        # A complete cache for exactly this depth (the steady state of a reader): a copy of it.
+        if side.full and depth == side.depth:
+            return top[:]  # type: ignore[index,return-value]  # full: no None left
+        return side.top_levels(depth)
 
     def asks(self, depth: int | None = None) -> list[Level]:
         """Ask levels ``(price, size)``, lowest price first (all of them when ``depth`` is None)."""
-        return self._asks.top_levels(depth)
+        side = self._asks
+        top = side.top
+        if side.full and depth == side.depth:
+            return top[:]  # type: ignore[index,return-value]  # full: no None left
+        return side.top_levels(depth)
 
     # ------------------------------------------------------------------------------ price keys
 

@@ -30,9 +30,10 @@ from cqc.venues.v1 import (
     venue_pb2,
 )
 from cqvx.errors import InvalidRequest, VenueError
-from cqvx.types import OrderFilter, QuoteExecution, Stream
+from cqvx.types import AlgoParams, OrderFilter, QuoteExecution, Stream
 
 __all__ = [
+    "SupportsAlgoOrders",
     "SupportsBalanceStream",
     "SupportsBatchOrders",
     "SupportsCancelAll",
@@ -200,6 +201,25 @@ class SupportsRfq(Protocol):
     async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote: ...
 
     async def execute_quote(self, quote_id: str, side: int) -> QuoteExecution: ...
+
+
+@runtime_checkable
+class SupportsAlgoOrders(Protocol):
+    """Algorithmic parent orders (TWAP/VWAP): the venue slices them; child fills come back as
+    execution reports of the parent (``get_order`` / the order stream), never as orders of their own.
+
+    There is no ``Capability`` value for it in the proto (yet): find it with ``isinstance``.
+    """
+
+    def algo_strategies(self) -> frozenset[str]:
+        """The ``AlgoParams.strategy`` names this venue takes, e.g. ``{"TWAP", "VWAP"}``."""
+        ...
+
+    async def place_algo_order(
+        self, order: order_pb2.Order, algo: AlgoParams
+    ) -> execution_pb2.ExecutionReport:
+        """Same outcomes as ``place_order`` (confirmed, rejected, or Timeout = look it up)."""
+        ...
 
 
 @runtime_checkable

@@ -137,12 +137,21 @@ def _exact_context(value: Decimal, step: Decimal) -> decimal.Context:
     """
     quotient_digits = max(value.adjusted() - step.adjusted(), 0) + 2
     prec = max(28, quotient_digits + len(step.as_tuple().digits) + 2, len(value.as_tuple().digits) + 2)
-    return decimal.Context(
-        prec=prec,
-        Emax=decimal.MAX_EMAX,
-        Emin=decimal.MIN_EMIN,
-        traps=[decimal.InvalidOperation, decimal.Inexact, decimal.DivisionByZero],
-    )
+    ctx = _EXACT_CONTEXTS.get(prec)
+    if ctx is None:
+        # One per precision, shared: only prec and traps decide a result (flags just accumulate).
+        ctx = decimal.Context(
+            prec=prec,
+            Emax=decimal.MAX_EMAX,
+            Emin=decimal.MIN_EMIN,
+            traps=[decimal.InvalidOperation, decimal.Inexact, decimal.DivisionByZero],
+        )
+        if len(_EXACT_CONTEXTS) < 256:
+            _EXACT_CONTEXTS[prec] = ctx
+    return ctx
+
+
+_EXACT_CONTEXTS: dict[int, decimal.Context] = {}
 
 
 def _to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:

@@ -1,4 +1,4 @@
-"""Streams: the one contract every venue stream follows, and (to come) the one bounded fan-out.
+"""Streams: the one contract every venue stream follows (the fan-out that implements it: :mod:`cqvx.fanout`).
 
 The contract (:class:`LiveStream`), for every venue, the simulator, the mock and ``RemoteVenue``:
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import NamedTuple, TypeVar
 
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
+from cqvx.streams import Gap, LiveStream
 from cqvx.timeutil import to_datetime
 
 __all__ = [
     "OPEN_STATUSES",
     "TERMINAL_STATUSES",
+    "AlgoParams",
+    "Gap",
+    "LiveStream",
     "OrderFilter",
     "QuoteExecution",
     "Stream",
@@ -40,19 +43,9 @@ TERMINAL_STATUSES: frozenset[int] = frozenset(
 )
 
 
-@runtime_checkable
-class Stream(Protocol[T_co]):
-    """An async iterator of cqc messages with an explicit close.
-
-    ``async for msg in stream`` reads; ``await stream.aclose()`` unsubscribes and releases the
-    connection share.  Async generators satisfy this protocol.
-    """
-
-    def __aiter__(self) -> AsyncIterator[T_co]: ...
-
-    async def __anext__(self) -> T_co: ...
-
-    async def aclose(self) -> None: ...
+# Every ``subscribe_*`` returns this: the live-stream contract (eager start, ``wait_live``, ``on_gap``,
+# ``aclose``).  Its one home is :mod:`cqvx.streams`.
+Stream = LiveStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +90,22 @@ class OrderFilter:
 def _aware(moment: datetime) -> datetime:
     """Naive datetimes are UTC by the platform's convention."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoParams:
+    """How an algorithmic order works itself out (:class:`cqvx.client.SupportsAlgoOrders`).
+
+    ``strategy`` is ``"TWAP"`` (evenly over time) or ``"VWAP"`` (following volume).  ``start`` and
+    ``expiry`` bound the schedule (naive datetimes are UTC); ``participation`` is the fraction of
+    market volume to aim for, as a decimal string (``"0.1"`` = 10 %), when the venue takes one.  The
+    order's own ``price`` is the limit no child fill may cross.
+    """
+
+    strategy: str
+    start: datetime | None = None
+    expiry: datetime | None = None
+    participation: str | None = None
 
 
 class QuoteExecution(NamedTuple):

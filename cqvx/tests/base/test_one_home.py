@@ -41,12 +41,11 @@ WIRE_BUILDERS = {
     ("report", "cqvx/src/cqvx/venues/coinbase/parse/orders.py"),
     # The simulated venue's own reports, built from its matching state (fill price, fee, liquidity).
     ("report", "cqvx/src/cqvx/venues/sim/matching.py"),
+    # Prime fill reports (one per fill, trade_id = Prime's fill id), built from the fills payload.
+    ("report", "cqvx/src/cqvx/venues/prime/parse.py"),
 }
 # Files other helpers were editing concurrently; the integrator switches them to the homes:
-PENDING_CLEANUP = {
-    # get_candles' default: c.open_time.ToDatetime(tzinfo=UTC) -> cqvx.timeutil.to_datetime
-    ("timestamp", "cqvx/src/cqvx/testing/mock.py"),
-}
+PENDING_CLEANUP: set[tuple[str, str]] = set()
 
 _TIMESTAMP_METHODS = frozenset(
     f"{d}{u}"

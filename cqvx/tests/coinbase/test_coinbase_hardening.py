@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import ParseError
+from cqvx.fills import FillTracker
 from cqvx.testing.fake_coinbase import FakeCoinbase
 from cqvx.transport.ratelimit import RateLimiterRegistry
 from cqvx.types import Stream
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig, parse
 from cqvx.venues.coinbase.endpoints import ORDERS
-from cqvx.venues.coinbase.stream import FillTracker
 
 from .conftest import ED_KEY_NAME, KEY_NAME
 
@@ -178,7 +178,7 @@ def _state(
 
 
 def test_fill_with_an_extreme_price_is_reported_once_not_swallowed() -> None:
-    tracker = FillTracker()
+    tracker = FillTracker(venue="coinbase")
     tracker.update(_state("0", ""), baseline=True)
     (fill,) = tracker.update(_state("1", "100000000000000000000"))
     assert fill.execution_type == execution_pb2.EXECUTION_TYPE_TRADE
@@ -234,7 +234,7 @@ _FIXTURES: dict[str, Callable[[bytes], Any]] = {
     "ws_heartbeats.json": lambda d: parse.ws_heartbeat_counter(parse.envelope_from_json(d)),
     "ws_l2_data_update.json": parse.l2_messages,
     "ws_user.json": lambda d: [
-        FillTracker().update(parse.ws_order_state(o))
+        FillTracker(venue="coinbase").update(parse.ws_order_state(o))
         for ev in parse.ws_user_events(parse.envelope_from_json(d))
         for o in ev.orders
     ],

@@ -12,10 +12,10 @@ import pytest
 from cqc.markets.v1 import candle_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InvalidRequest
+from cqvx.fills import FillTracker
 from cqvx.testing.fake_coinbase import FakeCoinbase
 from cqvx.types import Stream
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
-from cqvx.venues.coinbase.stream import FillTracker
 
 T = TypeVar("T")
 MakeConfig = Callable[..., CoinbaseConfig]
@@ -186,7 +186,7 @@ async def test_close_ends_streams(fake: FakeCoinbase, client: CoinbaseClient) ->
 
 
 def test_fill_tracker_dedups_and_prices_fills() -> None:
-    tr = FillTracker()
+    tr = FillTracker(venue="coinbase")
 
     def state(
         cum: str, avg: str, status: order_pb2.OrderStatus.ValueType = order_pb2.ORDER_STATUS_OPEN
@@ -214,3 +214,16 @@ def test_fill_tracker_dedups_and_prices_fills() -> None:
     assert (reps[0].last_quantity, reps[0].last_price) == ("2", "115")  # (330 - 100) / 2
     assert tr.update(state("1", "100")) == []  # an older state never un-fills
     assert tr.open_order_ids() == []
+
+
+async def test_reconnect_gives_every_market_stream_a_gap(fake: FakeCoinbase, client: CoinbaseClient) -> None:
+    trades = client.subscribe_trades("BTC-USD")
+    gaps: list[Any] = []
+    trades.on_gap(gaps.append)
+    await asyncio.wait_for(trades.wait_live(), 3)
+    await fake.drop_ws()
+    async with asyncio.timeout(5):
+        while not gaps:  # noqa: ASYNC110  (the reconnect happens in the client's own task)
+            await asyncio.sleep(0.02)
+    assert gaps[0].venue == "coinbase" and gaps[0].channel == "trades" and "reconnect" in gaps[0].reason
+    await trades.aclose()

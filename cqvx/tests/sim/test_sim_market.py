@@ -62,7 +62,7 @@ async def _scenario(seed: int, mk: Mk) -> list[bytes]:
         await sim.place_order(mk("m1", "sell", "0.02"))
         await sim.run_for(5)
         for stream in (executions, trades):
-            while stream._items:  # drain what was published, without waiting for more
+            while stream.pending():  # drain what was published, without waiting for more
                 out.append((await stream.__anext__()).SerializeToString(deterministic=True))
         out.extend(b.SerializeToString(deterministic=True) for b in await sim.get_balances())
         out.extend(p.SerializeToString(deterministic=True) for p in await sim.get_positions())
@@ -88,7 +88,7 @@ async def test_candles_close_at_their_boundary(make_sim: Callable[..., SimVenue]
             assert D(c.low) <= min(D(c.open), D(c.close)) and D(c.high) >= max(D(c.open), D(c.close))
         assert candles[1].open_time == candles[0].close_time and D(candles[0].volume) > 0
         received = []
-        while stream._items:
+        while stream.pending():
             received.append(await stream.__anext__())
         closed = [c for c in received if c.is_closed]
         assert [c.open_time for c in closed] == [candles[0].open_time, candles[1].open_time]

@@ -102,7 +102,7 @@ async def _run(seed: int, steps: list[tuple[Any, ...]]) -> None:
         usdt, btc = D("50000"), D("1")
         filled: dict[str, D] = {}
         quantities: dict[str, D] = {}
-        while executions._items:
+        while executions.pending():
             r = await executions.__anext__()
             quantities[r.order_id] = D(r.order_quantity)
             if r.execution_type != execution_pb2.EXECUTION_TYPE_TRADE:

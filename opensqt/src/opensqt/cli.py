@@ -1,6 +1,6 @@
 """The ``opensqt`` command line.
 
-Commands live here (``paper``, ``run``, ``check-config``) or in a module that offers
+Commands live here (``paper``, ``run``, ``check-config``, ``resync``) or in a module that offers
 ``register(app: typer.Typer) -> None`` and is listed in :data:`PLUGINS`; :func:`main` imports each listed
 module that exists and lets it add its commands (e.g. ``opensqt.connector.cli`` adds ``connector``).
 """
@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from cqvx.errors import VenueError
 from opensqt.config import Config, ConfigError, default_paper_config, load_config
 
 __all__ = ["PLUGINS", "app", "main"]
@@ -80,6 +81,8 @@ def _run(
         raise _fail(str(exc)) from None
     except (LeaseHeld, Fenced) as exc:
         raise _fail(str(exc)) from None
+    except VenueError as exc:  # e.g. the connector is unreachable or refuses the token
+        raise _fail(f"venue: {exc}") from None
     for line in summary.lines():
         typer.echo(line)
 
@@ -157,6 +160,60 @@ def check_config(config: Annotated[Path, typer.Argument(help="YAML config")]) ->
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+
+
+@app.command()
+def resync(
+    *,
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config of the engine to resync")],
+    operator: Annotated[str, typer.Option(help="who adopts the venue's state (recorded in the audit log)")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+    state: Annotated[Path, typer.Option(help="SQLite state file when state.url is empty")] = Path(
+        "opensqt-state.db"
+    ),
+) -> None:
+    """Adopt the venue's truth (orders, fills, position) after a divergence the engine cannot repair.
+
+    Run it with the engine stopped; it records who and why, then the engine resumes on its next start
+    (docs/operations.md).
+    """
+    operator, reason = operator.strip(), reason.strip()
+    if not operator:
+        raise _fail("--operator: must name who is resyncing")
+    if not reason:
+        raise _fail("--reason: must say why")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    from opensqt.app.runner import build_client
+    from opensqt.engine.resync import ResyncRefused, ResyncResult
+    from opensqt.engine.resync import resync as engine_resync
+    from opensqt.engine.store import StateStore, sqlite_url
+
+    async def _resync() -> ResyncResult:
+        url = cfg.state.url or sqlite_url(state)
+        store = StateStore(url, table_prefix=cfg.state.table_prefix)
+        client = await build_client(cfg)  # already started
+        try:
+            # engine_resync closes the store.
+            return await engine_resync(cfg, client, store, operator=operator, reason=reason)
+        finally:
+            await client.aclose()
+
+    try:
+        result = asyncio.run(_resync())
+    except ResyncRefused as exc:
+        raise _fail(f"resync refused: {exc}") from None
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except VenueError as exc:
+        raise _fail(f"venue: {exc}") from None
+    typer.echo(
+        f"resynced by {result.operator} ({result.reason}): engine position {result.engine_position_before}"
+        f" -> venue position {result.venue_position}; cancelled {result.cancelled} order(s) of ours;"
+        f" {result.slots} slot(s) hold the position. Start the engine to resume."
+    )
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -144,6 +144,13 @@ class VenueConfig(_Model):
 
     kind: str = Field(default="sim", pattern=r"^[a-z][a-z0-9_]*$")
     address: str = ""
+    # kind: remote only.  TLS: the connector's root certificate (PEM; a self-signed cert is its own
+    # root) and the name it was issued for when it differs from the address's host.  The bearer token
+    # is read from token_file, else the variable token_env, else OPENSQT_CONNECTOR_TOKEN when set.
+    tls_root_cert: Path | None = None
+    tls_server_name: str = ""
+    token_env: str = ""
+    token_file: Path | None = None
     seed: int = 42
     initial_price: Decimal | None = Field(default=None, gt=0)
     fee_rate: Decimal | None = Field(default=None, ge=0)
@@ -176,7 +183,8 @@ class VenueConfig(_Model):
         from cqvx.venues.registry import VenueConfigError, registry
 
         if self.kind not in registry.names():
-            raise ValueError(f"kind: unknown venue {self.kind!r} (remote, {', '.join(registry.names())})")
+            known = ", ".join(["remote", *(n for n in registry.names() if n != "remote")])
+            raise ValueError(f"kind: unknown venue {self.kind!r} ({known})")
         environ = info.context.get("environ") if isinstance(info.context, Mapping) else None
         try:
             registry.parse(self.kind, self.section(), path="settings", environ=environ)
@@ -383,8 +391,43 @@ def _expand_tree(node: Any, env: Mapping[str, str], path: str) -> Any:
     return node
 
 
+_MAX_DEPTH = 64
+
+
 class _DecimalLoader(yaml.SafeLoader):
-    """SafeLoader that reads floats as Decimal from the source text (0.1 stays exactly 0.1)."""
+    """SafeLoader that reads floats as Decimal from the source text (0.1 stays exactly 0.1).
+
+    Aliases (``*name``) are refused: a config has no use for them, and nested aliases expand
+    exponentially (the "billion laughs" document), which would exhaust memory before any check ran.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a config file", event.start_mark
+            )
+        if self._depth >= _MAX_DEPTH:  # before Python's recursion limit turns it into a traceback
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {_MAX_DEPTH} levels deep", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: the problem and where (PyYAML's own text spans several lines and quotes the input)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+    return excerpt(str(exc).replace("\n", " "))
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
@@ -401,7 +444,8 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     # YAML 1.1 ints include "1_000", "0x1F", "0o17", "010" (octal 8) and "1:30" (base 60): plain ASCII
     # digits only, read in base 10; anything else stays text and is refused by the field's validator.
     text = str(loader.construct_scalar(node))
-    return int(text, 10) if _PLAIN_INT.fullmatch(text) else text
+    # Beyond 40 digits it stays text too (Python refuses to convert > 4300 digits with a ValueError).
+    return int(text, 10) if len(text) <= 40 and _PLAIN_INT.fullmatch(text) else text
 
 
 _PLAIN_INT = re.compile(r"[-+]?[0-9]+")
@@ -443,7 +487,7 @@ def read_yaml(text: str, source: str = "<config>") -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_DecimalLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -481,9 +525,13 @@ def load_model(path: str | Path, model: type[M], env: Mapping[str, str] | None =
 def read_text(path: str | Path) -> str:
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        return p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read config {p}: not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
 
 
 def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:

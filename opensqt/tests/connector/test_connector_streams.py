@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 import pytest
 from grpc import aio
 from hypothesis import given, settings
@@ -76,22 +75,29 @@ class _Feed:
     maxsize=st.integers(1, 8),
 )
 def test_subscription_delivers_in_order_or_drops(ops: list[int], maxsize: int) -> None:
-    """Offers (ints) and reads (-1) in any interleaving: what is read is exactly what was offered, in
-    order, unless the buffer overflowed, in which case the subscriber is dropped."""
+    """Offers (ints) and reads (-1) in any interleaving on an account channel (FAIL policy): what is
+    read is exactly what was offered, in order, unless the buffer overflowed, in which case the
+    subscriber ends with SubscriberOverflow after a gap notice."""
 
     async def run() -> None:
         hub = StreamHub(maxsize=maxsize)
-        sub: Any = hub.subscribe("t", [])
+        sub: Any = hub.open("orders", [])
         offered: list[int] = []
         read: list[int] = []
+
+        async def take() -> None:
+            item = await sub.get()
+            if not isinstance(item, Gap):
+                read.append(item)
+
         for op in ops:
             if op >= 0:
                 offered.append(op)
-                sub._offer(op)
+                sub.push(op)
             elif sub.pending():
-                read.append(await sub.get())
+                await take()
         while sub.pending():
-            read.append(await sub.get())
+            await take()
         if sub.dropped:
             assert read == offered[: len(read)]
             with pytest.raises(SubscriberOverflow):
@@ -103,13 +109,14 @@ def test_subscription_delivers_in_order_or_drops(ops: list[int], maxsize: int) -
 
 
 async def test_conflating_subscriber_keeps_newest_per_key_and_gaps_in_place() -> None:
+    """A full prices queue keeps the newest per symbol, behind any gap notice that came before it."""
     hub = StreamHub(maxsize=4)
-    sub: Any = hub.subscribe("prices", [], conflate_key=lambda p: p.symbol)
+    sub: Any = hub.open("prices", [])
     for last in ("1", "2", "3"):
-        sub._offer(price_pb2.Price(symbol="BTC-USD", last=last))
-    sub._offer(price_pb2.Price(symbol="ETH-USD", last="10"))
-    sub._offer_gap(Gap(None, "upstream reconnect"))
-    sub._offer(price_pb2.Price(symbol="BTC-USD", last="4"))
+        sub.push(price_pb2.Price(symbol="BTC-USD", last=last))
+    sub.push(price_pb2.Price(symbol="ETH-USD", last="10"))
+    sub.gap(Gap("v", "prices", reason="upstream reconnect"))
+    sub.push(price_pb2.Price(symbol="BTC-USD", last="4"))
     got = [await sub.get() for _ in range(3)]
     assert [(g.symbol, g.last) if not isinstance(g, Gap) else "gap" for g in got] == [
         ("ETH-USD", "10"),
@@ -128,7 +135,7 @@ async def test_topic_reconnects_with_gap_and_fatal_errors_end_it() -> None:
 
     hub = StreamHub(retry_initial=0.001, retry_max=0.01)
     key = TopicKey("v", "trades", "X")
-    sub: Any = hub.subscribe("trades", [(key, factory)])
+    sub: Any = hub.open("trades", [(key, factory)])
     await _until(lambda: feeds)
     feeds[0].queue.put_nowait("a")
     assert await sub.get() == "a"
@@ -170,7 +177,7 @@ async def test_ten_clients_share_one_upstream_and_see_the_same_ordered_messages(
     assert mock.stream("trades").subscriber_count == 0
 
 
-async def test_slow_client_is_dropped_without_delaying_the_others(
+async def test_slow_client_loses_oldest_trades_with_a_gap_without_delaying_the_others(
     mock: MockVenue, start_server: Any, connect: Any
 ) -> None:
     server = await start_server(mock, subscriber_queue=256)
@@ -193,18 +200,24 @@ async def test_slow_client_is_dropped_without_delaying_the_others(
                 await asyncio.sleep(0.005)  # a live feed has pauses; bursts stay below the queue size
         got = await asyncio.wait_for(reader, 20)
         assert [t.trade_id for t in got] == [f"t{i}-{pad}" for i in range(n)]
-        assert server.hub.stats.dropped == {"trades": 1}
+        # Trades drop the oldest (policy DROP_OLDEST): the slow client stays subscribed...
+        assert server.hub.stats.dropped.get("trades", 0) >= 1
         assert (
-            server.metrics.value("opensqt_connector_slow_clients_dropped_total", {"channel": "trades"}) == 1
+            server.metrics.value("opensqt_connector_slow_clients_dropped_total", {"channel": "trades"}) >= 1
         )
-        assert server.hub.subscribers("trades") == 1
-        # The slow client finds out when it reads: what it buffered, then UNAVAILABLE.
-        with pytest.raises(aio.AioRpcError) as info:
-            while True:
-                msg = await asyncio.wait_for(slow_call.read(), 5)
-                assert msg is not aio.EOF
-        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "subscriber overflow" in str(info.value.details())
+        assert server.hub.subscribers("trades") == 2
+        # ... and finds out when it reads: what it buffered, then a StreamGap, then the newest trades.
+        seen_gap = False
+        last = ""
+        while last != f"t{n - 1}-{pad}":
+            msg: Any = await asyncio.wait_for(slow_call.read(), 5)
+            assert msg is not aio.EOF
+            if msg.WhichOneof("event") == "gap":
+                seen_gap = True
+                assert "overflowed" in msg.gap.reason
+            else:
+                last = msg.trade.trade_id
+        assert seen_gap
     finally:
         await channel.close()
 
@@ -268,3 +281,26 @@ async def test_price_stream_conflates_for_a_slow_reader(
         latest[p.symbol] = p.last
     assert server.hub.stats.dropped == {}
     assert mock.call_count("subscribe_prices") == 2
+
+
+async def test_remote_stream_is_live_eagerly_refusals_are_typed_and_gaps_reach_on_gap(
+    mock: MockVenue, start_server: Any, connect: Any
+) -> None:
+    mock.refused_symbols["NOPE-USD"] = InvalidRequest("unknown symbol 'NOPE-USD'", venue="mock")
+    server = await start_server(mock)
+    remote = await connect(server)
+    refused = remote.subscribe_trades("NOPE-USD")
+    with pytest.raises(InvalidRequest):
+        await asyncio.wait_for(refused.wait_live(), 5)
+    stream = remote.subscribe_trades("BTC-USD")
+    gaps: list[Gap] = []
+    stream.on_gap(gaps.append)
+    await asyncio.wait_for(stream.wait_live(), 5)
+    # Live with nobody reading yet: the connector's upstream is subscribed already.
+    assert mock.stream("trades").subscriber_count == 1
+    mock.stream("trades").fail(Unavailable("websocket dropped"))
+    await mock.stream("trades").wait_subscribed()
+    await mock.push_trade("BTC-USD", trade_id="after")
+    assert (await asyncio.wait_for(stream.__anext__(), 5)).trade_id == "after"
+    assert [(g.source, g.reason) for g in gaps] == [("connector", "upstream reconnect")]
+    await stream.aclose()

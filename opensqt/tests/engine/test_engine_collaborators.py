@@ -11,8 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import Unavailable
 from cqvx.streams import Gap, GapListener, LiveStream
@@ -296,10 +294,3 @@ async def test_engine_reconciles_on_a_gap_of_any_live_stream(tmp_path: Path) -> 
         assert engine.recon.status == "completed"
     finally:
         await engine.stop()
-
-
-@pytest.mark.parametrize("stream", [object(), iter(())])
-async def test_streams_without_gap_notices_are_left_alone(tmp_path: Path, stream: object) -> None:
-    engine = GridEngine(parse_config(CFG, {}), _mock(), StateStore(sqlite_url(tmp_path / "s.db")))
-    engine.watch_gaps(stream)  # no on_gap: nothing to register, no error
-    await engine.store.aclose()

@@ -34,6 +34,7 @@ from cqvx.errors import VenueError
 from cqvx.venues.coinbase.section import CoinbaseSection
 from cqvx.venues.falconx.section import FalconXSection
 from cqvx.venues.fordefi.section import FordefiSection
+from cqvx.venues.prime.section import PrimeSection
 from cqvx.venues.sections import Section
 from cqvx.venues.sim.section import SimSection
 
@@ -188,11 +189,18 @@ def _fordefi(section: FordefiSection) -> VenueClient:
     return FordefiClient(section.to_config())
 
 
+def _prime(section: PrimeSection) -> VenueClient:
+    from cqvx.venues.prime import PrimeClient
+
+    return PrimeClient(section.to_config())
+
+
 registry = VenueRegistry()
 registry.register("sim", SimSection, _sim)
 registry.register("coinbase", CoinbaseSection, _coinbase)
 registry.register("fordefi", FordefiSection, _fordefi)
 registry.register("falconx", FalconXSection, _falconx)
+registry.register("prime", PrimeSection, _prime)
 
 register = registry.register
 parse = registry.parse

@@ -29,7 +29,7 @@ __all__ = ["SecretField", "Section", "TextField", "resolve_secret"]
 class Section(BaseModel):
     """Base of every venue section: unknown keys are errors (a typo never silently does nothing)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
 def _environ(info: ValidationInfo | None) -> Mapping[str, str]:

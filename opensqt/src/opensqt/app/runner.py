@@ -72,10 +72,30 @@ async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
     :mod:`cqvx.venues.registry` built in process from ``venue.settings`` (and started)."""
     v = config.venue
     if v.kind == "remote":
+        from cqvx.secrets import MissingSecret
         from opensqt.connector.auth import load_token
         from opensqt.connector.remote import RemoteVenue
 
-        return await RemoteVenue.connect(v.address, token=load_token())
+        root: bytes | None = None
+        if v.tls_root_cert is not None:
+            try:
+                root = v.tls_root_cert.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
+                ) from None
+        try:
+            token = load_token(env=v.token_env or None, file=v.token_file)
+        except MissingSecret as exc:
+            raise ConfigError(f"venue.token: {exc}") from None
+        # The engine's per-call deadline is one part of the landing window (docs/engine.md).
+        return await RemoteVenue.connect(
+            v.address,
+            token=token,
+            tls_root_cert=root,
+            tls_server_name=v.tls_server_name or None,
+            timeout=float(config.engine.call_deadline),
+        )
     from cqvx.venues.registry import VenueConfigError, registry
 
     try:
@@ -111,14 +131,7 @@ async def run_engine(
     own_client = client is None
     venue = client or await build_client(config, speed=speed)
     engine = GridEngine(config, venue, store)
-    from opensqt.connector.remote import RemoteVenue
 
-    if isinstance(venue, RemoteVenue):
-        # A connector stream that resubscribed may have missed order updates: reconcile at once rather
-        # than at the next interval (RemoteVenue reports every such gap).  The engine itself registers on
-        # every LiveStream's on_gap (GridEngine.watch_gaps); this venue-class hook goes once RemoteVenue's
-        # streams carry on_gap.
-        venue.on_gap = lambda _gap: engine.request_reconcile()
     server: StatusServer | None = None
     bridge: LiveBridge | None = None
     hub: Hub | None = None

@@ -7,6 +7,7 @@ In production the credentials live only in the connector process; the engine and
 from opensqt.connector.auth import BearerTokenInterceptor, ConnectorConfigError, check_bind, is_loopback
 from opensqt.connector.fanout import Gap, StreamHub, SubscriberOverflow, TopicKey
 from opensqt.connector.remote import DialPolicy, GapInfo, RemoteStream, RemoteVenue, StreamPolicy
+from opensqt.connector.remote_section import LazyRemoteVenue, RemoteSection
 from opensqt.connector.server import SERVICE_NAME, ConnectorConfig, ConnectorServer, ConnectorStartupError
 from opensqt.connector.settings import ConnectorSettings, load_connector_settings
 
@@ -21,6 +22,8 @@ __all__ = [
     "DialPolicy",
     "Gap",
     "GapInfo",
+    "LazyRemoteVenue",
+    "RemoteSection",
     "RemoteStream",
     "RemoteVenue",
     "StreamHub",

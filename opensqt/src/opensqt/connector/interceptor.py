@@ -8,6 +8,11 @@ Handlers raise; this maps what they raise onto the wire and counts the outcome o
 * a cancelled call (client deadline or disconnect) -> counted as CANCELLED;
 * an abort a handler (or the bearer-token check) already sent -> counted with its code.
 
+Overload: at most ``max_concurrent_calls`` unary calls run at once (``connector.max_concurrent_calls``,
+default 256; streams are long-lived and not counted).  A call beyond it is refused at once with
+RESOURCE_EXHAUSTED and a :class:`~cqvx.errors.RateLimited` detail (retry-safe: it did nothing), never
+queued behind a stalled venue (docs/operations.md).
+
 ``opensqt_connector_rpcs_total{method, code}`` counts every call, unary and stream; successful unary
 calls also observe ``opensqt_connector_rpc_seconds``.  Health-check RPCs are not counted.
 """
@@ -23,7 +28,7 @@ import grpc
 import structlog
 from grpc import aio
 
-from cqvx.errors import VenueError
+from cqvx.errors import RateLimited, VenueError
 from opensqt.connector.errors import status_details, status_of
 from opensqt.connector.metrics import ConnectorMetrics
 
@@ -46,9 +51,11 @@ def _final_code(context: _Ctx) -> grpc.StatusCode:
 class RpcInterceptor(aio.ServerInterceptor):
     """Wraps the handlers of ``service`` (a full service name); other services pass through."""
 
-    def __init__(self, metrics: ConnectorMetrics, service: str) -> None:
+    def __init__(self, metrics: ConnectorMetrics, service: str, *, max_concurrent: int | None = None) -> None:
         self._metrics = metrics
         self._prefix = f"/{service}/"
+        self._limit = max_concurrent
+        self._in_flight = 0
 
     async def intercept_service(
         self,
@@ -87,6 +94,13 @@ class RpcInterceptor(aio.ServerInterceptor):
     def _unary(self, method: str, behavior: Callable[..., Any]) -> Callable[[Any, _Ctx], Awaitable[Any]]:
         async def handle(request: Any, context: _Ctx) -> Any:
             started = time.perf_counter()
+            if self._limit is not None and self._in_flight >= self._limit:
+                busy = RateLimited(
+                    f"connector busy: {self._in_flight} calls in flight (max_concurrent_calls {self._limit})",
+                    retry_after=0.1,
+                )
+                await self._fail(method, context, busy)
+            self._in_flight += 1
             try:
                 response = await behavior(request, context)
             except aio.AbortError:
@@ -98,6 +112,8 @@ class RpcInterceptor(aio.ServerInterceptor):
             except Exception as exc:
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises
+            finally:
+                self._in_flight -= 1
             self._metrics.rpc(method, grpc.StatusCode.OK, time.perf_counter() - started)
             return response
 

@@ -14,12 +14,13 @@ The engine uses it exactly like an in-process venue client; the credentials stay
 - **Unary calls** are one table (:mod:`opensqt.connector.remote_calls`); each method is one line.
   The capability mixins live in :mod:`opensqt.connector.remote_mixins`.
 - **Deadlines**: every unary call carries ``timeout`` seconds.
-- **Streams reconnect by themselves.**  A typed ``Stream[T]`` cannot carry a gap notice, so gaps go
-  beside it: the ``on_gap`` callback (sync, or async: run as a task), the ``gap_count`` counter,
-  ``last_gap``, and ``await remote.next_gap()``.  A gap is reported when the connector says its
-  upstream was interrupted (``StreamGap``) and when this client itself had to re-subscribe (connector
-  restart, network loss, dropped as a slow reader).  After a gap the caller should reconcile (re-read
-  open orders, balances, the book).
+- **Streams** (:mod:`opensqt.connector.remote_stream`) start eagerly, follow the
+  :class:`~cqvx.streams.LiveStream` contract (``wait_live``, ``on_gap`` per stream) and reconnect by
+  themselves.  Venue-wide, gaps also go to the ``on_gap`` callback (sync, or async: run as a task), the
+  ``gap_count`` counter, ``last_gap``, and ``await remote.next_gap()``.  A gap is reported when the
+  connector says its upstream was interrupted (``StreamGap``) and when this client itself had to
+  re-subscribe (connector restart, network loss, dropped as a slow reader).  After a gap the caller
+  should reconcile (re-read open orders, balances, the book).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Generic, ParamSpec, Self, TypeVar, cast
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
 import grpc
 import structlog
@@ -40,11 +41,12 @@ from cqc.markets.v1 import orderbook_pb2, trade_pb2
 from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.services.v1 import venue_gateway_pb2_grpc as gw_grpc
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqvx.backoff import Backoff
 from cqvx.client import check_order_ref
 from cqvx.errors import InvalidRequest, Timeout, Unavailable, VenueError
 from cqvx.secrets import Secret
 from cqvx.types import OrderFilter
-from opensqt.connector.convert import filter_to_request, timestamp, to_datetime
+from opensqt.connector.convert import filter_to_request, timestamp
 from opensqt.connector.errors import from_grpc, venue_error_detail
 from opensqt.connector.remote_calls import (
     CANCEL_ORDER,
@@ -55,6 +57,7 @@ from opensqt.connector.remote_calls import (
     PLACE_ORDER,
     RemoteCall,
 )
+from opensqt.connector.remote_stream import GapInfo, RemoteStream
 
 __all__ = ["DialPolicy", "GapInfo", "RemoteStream", "RemoteVenue", "StreamPolicy"]
 
@@ -63,16 +66,6 @@ R = TypeVar("R")
 P = ParamSpec("P")
 _log = structlog.get_logger("opensqt.connector.remote")
 
-# Re-subscribing cannot fix these; the stream raises the error instead of reconnecting.
-_FATAL_STREAM_CODES = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.UNAUTHENTICATED,
-        grpc.StatusCode.PERMISSION_DENIED,
-    }
-)
 # Without the connector's trailer these mean "the request may have reached the venue".
 _TRANSPORT_AMBIGUOUS = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN}
@@ -97,148 +90,7 @@ class StreamPolicy:
     maximum: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class GapInfo:
-    """Updates of ``stream`` between ``since`` and now may be missing: reconcile.
-
-    ``source`` is ``"connector"`` (its upstream venue stream was interrupted) or ``"client"`` (this
-    client re-subscribed after losing the connector); ``reason`` says why.
-    """
-
-    stream: str
-    since: datetime | None
-    reason: str
-    source: str
-
-
 GapCallback = Callable[[GapInfo], Awaitable[None] | None]
-
-
-def _backoff(initial: float, maximum: float, attempt: int) -> float:
-    return float(min(initial * (2**attempt), maximum))
-
-
-class RemoteStream(Generic[T]):
-    """A ``Stream[T]`` over one server-streaming RPC that re-subscribes by itself."""
-
-    def __init__(
-        self,
-        owner: RemoteVenue,
-        name: str,
-        open_call: Callable[[], aio.UnaryStreamCall[Any, Any]],
-    ) -> None:
-        self._owner = owner
-        self.name = name
-        self._open_call = open_call
-        self._call: aio.UnaryStreamCall[Any, Any] | None = None
-        self._closed = False
-        self._subscribed_once = False
-        self._failures = 0
-        self._last_seq = 0
-        self._last_message_at: datetime | None = None
-        self._pending_gap: str | None = None
-        self.gaps = 0
-        self.reconnects = 0
-
-    def __aiter__(self) -> RemoteStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            if self._closed:
-                raise StopAsyncIteration
-            if self._call is None:
-                await self._subscribe()
-                continue
-            try:
-                resp = await self._call.read()
-            except asyncio.CancelledError:
-                if self._closed:
-                    raise StopAsyncIteration from None
-                raise
-            except aio.AioRpcError as err:
-                self._interrupted(err)
-                continue
-            if resp is aio.EOF:
-                self._interrupted(None)
-                continue
-            resp = cast(Any, resp)
-            seq = resp.sequence
-            if self._last_seq and seq and seq != self._last_seq + 1:
-                await self._gap(self._last_message_at, f"sequence jump {self._last_seq} -> {seq}", "client")
-            self._last_seq = seq
-            kind = resp.WhichOneof("event")
-            if kind == "gap":
-                since = to_datetime(resp.gap.since) if resp.gap.HasField("since") else None
-                await self._gap(since, resp.gap.reason or "upstream gap", "connector")
-                continue
-            if kind is None or kind == "delta":  # only snapshots are part of the typed interface
-                continue
-            self._last_message_at = datetime.now(UTC)
-            payload: T = getattr(resp, kind)
-            return payload
-
-    def _interrupted(self, err: aio.AioRpcError | None) -> None:
-        if self._call is not None:
-            self._call.cancel()
-        self._call = None
-        if self._closed:
-            return
-        if err is not None and err.code() in _FATAL_STREAM_CODES:
-            self._closed = True
-            self._owner._streams.discard(self)
-            raise self._owner._error(err)
-        self._pending_gap = (
-            "connector stream ended" if err is None else f"connector stream lost ({err.code().name})"
-        )
-        _log.warning("remote_stream_interrupted", stream=self.name, reason=self._pending_gap)
-
-    async def _subscribe(self) -> None:
-        policy = self._owner._stream_policy
-        if self._failures:
-            await asyncio.sleep(_backoff(policy.initial, policy.maximum, self._failures - 1))
-        if self._closed:
-            return
-        self._failures += 1
-        call = self._open_call()
-        self._call = call
-        try:
-            # The connector sends initial metadata once the subscription is live; wait_for_ready
-            # makes this wait for the connector to come back rather than fail at once.
-            await call.initial_metadata()
-        except asyncio.CancelledError:
-            if self._closed:
-                return
-            raise
-        if self._closed:
-            return
-        if call.done() and await call.code() != grpc.StatusCode.OK:
-            try:
-                await call.read()
-            except aio.AioRpcError as err:
-                self._interrupted(err)
-                return
-        if self._call is not call:
-            return
-        self._failures = 0
-        self._last_seq = 0
-        if self._subscribed_once:
-            self.reconnects += 1
-            await self._gap(self._last_message_at, self._pending_gap or "connector reconnect", "client")
-        self._subscribed_once = True
-        self._pending_gap = None
-
-    async def _gap(self, since: datetime | None, reason: str, source: str) -> None:
-        self.gaps += 1
-        self._owner._report_gap(GapInfo(self.name, since, reason, source))
-
-    async def aclose(self) -> None:
-        """Unsubscribe; safe to call from another task while a read is pending."""
-        self._closed = True
-        self._owner._streams.discard(self)
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
 
 
 class RemoteVenue:
@@ -329,7 +181,7 @@ class RemoteVenue:
                 last = f"{err.code().name}: {err.details()}"
                 _log.warning("connector_dial_failed", target=target, attempt=attempt + 1, error=last)
             if attempt + 1 < dial.attempts:
-                await asyncio.sleep(_backoff(dial.initial, dial.maximum, attempt))
+                await Backoff(dial.initial, dial.maximum).sleep(attempt + 1)
         if resp is None:
             await channel.close()
             raise Unavailable(

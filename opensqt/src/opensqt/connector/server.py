@@ -38,6 +38,10 @@ SERVICE_NAME: str = venue_gateway_pb2.DESCRIPTOR.services_by_name["VenueGateway"
 _log = structlog.get_logger("opensqt.connector")
 
 
+# How long stop() waits for one venue client to close.
+_VENUE_CLOSE_TIMEOUT = 10.0
+
+
 class ConnectorStartupError(RuntimeError):
     """The connector cannot start (credentials rejected, venue unreachable, port taken)."""
 
@@ -47,7 +51,7 @@ class ConnectorConfig(BaseModel):
     so tests can use milliseconds.  ``token`` is ``{env: NAME}``, ``{file: PATH}`` or a string; the
     command line resolves it through :func:`opensqt.connector.auth.load_token`."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
@@ -63,6 +67,8 @@ class ConnectorConfig(BaseModel):
     upstream_retry_max: float = Field(default=30.0, gt=0)
     grace: float = Field(default=5.0, ge=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Unary calls served at once; more are refused with RESOURCE_EXHAUSTED (docs/operations.md).
+    max_concurrent_calls: int = Field(default=256, ge=1)
 
     @property
     def tls(self) -> bool:
@@ -135,7 +141,9 @@ class ConnectorServer:
         if cfg.validate_credentials:
             await self.validate_credentials()
         # Outermost first: the RPC interceptor maps errors and counts every call, refused ones too.
-        interceptors: list[aio.ServerInterceptor] = [RpcInterceptor(self.metrics, SERVICE_NAME)]
+        interceptors: list[aio.ServerInterceptor] = [
+            RpcInterceptor(self.metrics, SERVICE_NAME, max_concurrent=cfg.max_concurrent_calls)
+        ]
         if cfg.token:
             interceptors.append(BearerTokenInterceptor(cfg.token))
         server = aio.server(
@@ -239,8 +247,9 @@ class ConnectorServer:
                 await self._metrics_runner.cleanup()
             if self._close_venues:
                 for client in self.venues.values():
+                    # Bounded per venue: one venue whose close hangs must not keep the process alive.
                     with contextlib.suppress(Exception):
-                        await client.aclose()
+                        await asyncio.wait_for(client.aclose(), _VENUE_CLOSE_TIMEOUT)
             _log.info("connector_stopped", address=self.address)
         finally:
             self._stopped.set()

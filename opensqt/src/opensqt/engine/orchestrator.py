@@ -353,13 +353,13 @@ class GridEngine:
         finally:
             await stream.aclose()
 
-    def watch_gaps(self, stream: object) -> None:
+    def watch_gaps(self, stream: LiveStream[Any]) -> None:
         """Reconcile at once whenever ``stream`` reports a gap (``cqvx.streams.LiveStream.on_gap``).
 
-        Account streams (executions, balances, positions) go through here: a gap means order updates may
-        be lost, and only a reconciler pass finds them."""
-        if isinstance(stream, LiveStream):
-            stream.on_gap(lambda _gap: self.request_reconcile())
+        Every venue's streams carry gap notices (the stream contract), so this needs no knowledge of the
+        venue class.  Account streams (executions, balances, positions) go through here: a gap means
+        order updates may be lost, and only a reconciler pass finds them."""
+        stream.on_gap(lambda _gap: self.request_reconcile())
 
     def request_reconcile(self) -> None:
         """Run a reconciler pass now instead of at the next interval (e.g. a stream reported a gap)."""

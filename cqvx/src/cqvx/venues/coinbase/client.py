@@ -42,6 +42,7 @@ from cqvx.errors import (
     VenueError,
     redact,
 )
+from cqvx.fanout import feed
 from cqvx.symbols import parse_symbol
 from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
@@ -512,7 +513,7 @@ class CoinbaseClient(_Account, _MarketData):
         position that disappears is yielded once as FLAT with quantity 0.  Transient failures
         (rate limit, 5xx, timeout) are logged and retried at the next poll; others end the stream.
         """
-        return self._poll_positions(symbols)
+        return feed(self._poll_positions(symbols), venue=VENUE, channel="positions")
 
     async def _poll_positions(
         self, symbols: Sequence[str] | None

@@ -35,25 +35,25 @@ https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websock
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry
 
 from cqc.markets.v1 import candle_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
+from cqc.venues.v1 import execution_pb2, venue_pb2
 from cqvx.book import ApplyResult, OrderBookL2, ResyncReason, SequenceMode
-from cqvx.errors import InvalidRequest, ParseError, Unavailable, VenueError
-from cqvx.num import dec_str
+from cqvx.errors import InvalidRequest, ParseError, VenueError
+from cqvx.fanout import Hub, Subscription
+from cqvx.fills import FillTracker
+from cqvx.streams import Gap
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.transport.ws import Backoff, WsClient
-from cqvx.types import TERMINAL_STATUSES, Stream, report_from_order
+from cqvx.types import Stream
 from cqvx.venues.coinbase import models as m
 from cqvx.venues.coinbase import parse
 from cqvx.venues.coinbase.auth import CoinbaseAuth
@@ -72,159 +72,6 @@ Key = tuple[str, str]  # (channel, product id or "")
 _HEARTBEATS: Key = ("heartbeats", "")
 _USER: Key = ("user", "")
 _USER_SNAPSHOT_BATCH = 50  # open orders per user snapshot event (user channel reference)
-_UNSEEN = order_pb2.ORDER_STATUS_UNSPECIFIED  # tracked (placed by us) but no state seen yet
-_EXEC_FOR_STATUS: dict[int, execution_pb2.ExecutionType.ValueType] = {
-    order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
-    order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
-    order_pb2.ORDER_STATUS_FAILED: execution_pb2.EXECUTION_TYPE_FAILED,
-    order_pb2.ORDER_STATUS_REJECTED: execution_pb2.EXECUTION_TYPE_REJECTED,
-    order_pb2.ORDER_STATUS_PENDING_CANCEL: execution_pb2.EXECUTION_TYPE_PENDING_CANCEL,
-}
-
-
-@dataclass(slots=True)
-class _OrderState:
-    cumulative: Decimal
-    value: Decimal  # filled quantity x average price
-    fees: Decimal
-    status: int
-
-
-class FillTracker:
-    """Turns successive cumulative order states into execution reports, each fill exactly once."""
-
-    def __init__(self, max_seen: int = 100_000) -> None:
-        self._orders: dict[str, _OrderState] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._max_seen = max_seen
-
-    def open_order_ids(self) -> list[str]:
-        """Orders not known to be finished (including placed ones never seen on the stream)."""
-        return [oid for oid, st in self._orders.items() if st.status not in TERMINAL_STATUSES]
-
-    def register(self, order_id: str) -> None:
-        """Track an order this client placed before the stream has said anything about it: if it
-        finishes while the stream is away, the next snapshot's reconciliation fetches it."""
-        if order_id and order_id not in self._orders:
-            self._orders[order_id] = _OrderState(Decimal(0), Decimal(0), Decimal(0), _UNSEEN)
-            self._prune()
-
-    def _prune(self) -> None:
-        # Finished orders are only kept so replays stay quiet; beyond the bound, the oldest go first
-        # (their fill ids stay in ``_seen``).  Open orders are never dropped.
-        excess = len(self._orders) - self._max_seen
-        if excess <= 0:
-            return
-        for oid in [o for o, st in self._orders.items() if st.status in TERMINAL_STATUSES][:excess]:
-            del self._orders[oid]
-
-    def update(
-        self, order: order_pb2.Order, *, baseline: bool = False
-    ) -> list[execution_pb2.ExecutionReport]:
-        """Reports for a new state of ``order``.  ``baseline`` (the first snapshot of a stream) records
-        the state and reports it as STATUS without inventing fills from before the stream started."""
-        cum = Decimal(order.filled_quantity or "0")
-        avg = Decimal(order.average_fill_price or "0")
-        fees = Decimal(order.total_fees or "0")
-        value = cum * avg
-        prev = self._orders.get(order.order_id)
-        out: list[execution_pb2.ExecutionReport] = []
-        if prev is None or prev.status == _UNSEEN:
-            if prev is None:
-                self._prune()
-            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
-            if baseline:
-                out.append(_report(order, execution_pb2.EXECUTION_TYPE_STATUS))
-                return out
-            prev = _OrderState(Decimal(0), Decimal(0), Decimal(0), order_pb2.ORDER_STATUS_UNSPECIFIED)
-            if cum == 0 and order.status not in _EXEC_FOR_STATUS:
-                out.append(_report(order, execution_pb2.EXECUTION_TYPE_NEW))
-                return out
-        if cum > prev.cumulative:
-            trade_id = f"{order.order_id}:{dec_str(cum)}"
-            if trade_id not in self._seen:
-                delta = cum - prev.cumulative
-                rep = _report(order, execution_pb2.EXECUTION_TYPE_TRADE)
-                rep.execution_id = trade_id
-                rep.trade_id = trade_id
-                rep.last_quantity = dec_str(delta)
-                price = (value - prev.value) / delta if value > prev.value else avg
-                rep.last_price = _fill_price(price)
-                rep.fee = dec_str(max(fees - prev.fees, Decimal(0)))
-                out.append(rep)
-                # Marked only once the report exists: a fill marked seen but never reported would be
-                # suppressed as a "replay" forever after.
-                self._mark_seen(trade_id)
-        elif order.status != prev.status and order.status in _EXEC_FOR_STATUS:
-            out.append(_report(order, _EXEC_FOR_STATUS[order.status]))
-        if cum >= prev.cumulative:
-            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
-        if order.status in TERMINAL_STATUSES and cum > prev.cumulative and order.status in _EXEC_FOR_STATUS:
-            # Filled part and then cancelled/expired in one update: report both events.
-            out.append(_report(order, _EXEC_FOR_STATUS[order.status]))
-        return out
-
-    def _mark_seen(self, trade_id: str) -> None:
-        self._seen[trade_id] = None
-        if len(self._seen) > self._max_seen:
-            self._seen.popitem(last=False)
-
-
-_PRICE_STEP = Decimal("1e-12")
-
-
-def _fill_price(price: Decimal) -> str:
-    """A derived fill price, trimmed of division noise; never raises on extreme values."""
-    if not price:
-        return ""
-    # More digits than the context holds: keep the quotient as it is.
-    with contextlib.suppress(InvalidOperation):
-        price = price.quantize(_PRICE_STEP)
-    return dec_str(price)
-
-
-def _report(
-    order: order_pb2.Order, etype: execution_pb2.ExecutionType.ValueType
-) -> execution_pb2.ExecutionReport:
-    rep = report_from_order(order, etype)
-    rep.venue = VENUE
-    return rep
-
-
-@dataclass(eq=False)
-class _Sink:
-    limit: int
-    depth: int = 20
-    symbols: frozenset[str] = frozenset()
-    lossless: bool = False
-    # Unbounded underneath so the end-of-stream markers always fit; ``limit`` bounds the messages.
-    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    overflowed: bool = False
-
-    def put(self, item: Any) -> None:
-        if self.overflowed:
-            return
-        if isinstance(item, _Closed | _Failed):
-            self.queue.put_nowait(item)
-            return
-        if self.queue.qsize() >= self.limit:
-            if self.lossless:
-                # Order events must never be dropped: end the stream instead (after what is queued).
-                self.overflowed = True
-                _log.error("coinbase.stream_overflow", limit=self.limit)
-                self.queue.put_nowait(
-                    _Failed(
-                        Unavailable(
-                            f"execution stream overflow: the consumer fell {self.limit} reports behind; "
-                            "re-subscribe and reconcile",
-                            venue=VENUE,
-                            retry_safe=True,
-                        )
-                    )
-                )
-                return
-            self.queue.get_nowait()  # market data: the newest state matters, drop the oldest
-        self.queue.put_nowait(item)
 
 
 @dataclass(eq=False)
@@ -237,6 +84,7 @@ class _Conn:
     user_snapshot_done: bool = False
     # This connection's snapshot is the stream's first: it sets the baseline (no fills invented).
     user_snapshot_baseline: bool = False
+    connects: int = 0
 
 
 class CoinbaseStreams:
@@ -256,10 +104,11 @@ class CoinbaseStreams:
         self._auth = auth
         self._registry = registry
         self._conns: dict[str, _Conn] = {}
-        self._sinks: dict[Hashable, list[_Sink]] = {}
+        self._hub = Hub(VENUE)
+        self._depths: dict[int, int] = {}  # id(book subscription) -> depth
         self._books: dict[str, OrderBookL2] = {}
         self._trade_seen: OrderedDict[str, None] = OrderedDict()
-        self._fills = FillTracker(config.fill_dedup_size)
+        self._fills = FillTracker(config.fill_dedup_size, venue=VENUE)
         # The WebSocket message limit is per IP: one bucket for every client in the process.
         self._send_bucket = (limiters if rate_limiters is None else rate_limiters).get(
             VENUE, "ws", rate=config.ws_messages_per_s, capacity=config.ws_messages_per_s, registry=registry
@@ -288,6 +137,9 @@ class CoinbaseStreams:
             async def on_connect(_ws: WsClient) -> None:
                 c = holder[0]
                 c.last_seq = None
+                c.connects += 1
+                if c.connects > 1:
+                    self._gap(kind, "websocket reconnected")
                 _restart_user_snapshot(c)
                 if kind == "market":
                     # Only this connection's books: invalidating them on a user-connection reconnect
@@ -396,9 +248,7 @@ class CoinbaseStreams:
         for conn in self._conns.values():
             await conn.ws.close()
         self._conns.clear()
-        for sinks in list(self._sinks.values()):
-            for sink in list(sinks):
-                sink.put(_Closed())
+        self._hub.end_all()
 
     def health(self) -> list[venue_pb2.StreamHealth]:
         return [
@@ -423,6 +273,7 @@ class CoinbaseStreams:
             conn.last_seq = seq
             if last is not None and seq > last + 1:
                 self.gaps += 1
+                self._gap(_kind_of(conn, self._conns), f"sequence gap {last} -> {seq}")
                 for key in conn.refs:
                     if key[0] == "level2" and key[1] in self._books:
                         self._books[key[1]].invalidate(ResyncReason.SEQUENCE_GAP)
@@ -454,9 +305,7 @@ class CoinbaseStreams:
                 self._emit(("trades", t.symbol), t)
         elif channel == "ticker":
             for p in parse.ws_prices(env, self._client.to_canonical):
-                for sink in self._sinks.get(("prices", ""), ()):
-                    if p.symbol in sink.symbols:
-                        sink.put(p)
+                self._emit(("prices", ""), p)
         elif channel == "candles":
             for c in parse.ws_candles(env, self._client.to_canonical):
                 self._emit(("candles", c.symbol), c)
@@ -465,9 +314,14 @@ class CoinbaseStreams:
         elif channel == "heartbeats":
             parse.ws_heartbeat_counter(env)
 
-    def _emit(self, sink_key: Hashable, item: Any) -> None:
-        for sink in self._sinks.get(sink_key, ()):
-            sink.put(item)
+    def _emit(self, topic: Hashable, item: Any) -> None:
+        self._hub.publish(topic, item)
+
+    def _gap(self, kind: str, reason: str) -> None:
+        """Messages of every stream on the ``kind`` connection may be lost: tell their listeners."""
+        for sub in self._hub.each():
+            if (sub.channel == "executions") == (kind == "user"):
+                sub.gap(Gap(VENUE, sub.channel, sub.symbol, reason=reason))
 
     def _on_l2(self, conn: _Conn, env: m.Envelope) -> None:
         when = parse.timestamp(env.timestamp, "timestamp")
@@ -483,8 +337,8 @@ class CoinbaseStreams:
             else:
                 raise ParseError(f"l2 event type {ev.type[:20]!r}", venue=VENUE)
             if result is ApplyResult.APPLIED:
-                for sink in self._sinks.get(("book", book.symbol), ()):
-                    sink.put(book.snapshot(sink.depth))
+                for sub in self._hub.members(("book", book.symbol)):
+                    sub.push(book.snapshot(self._depths.get(id(sub), 20)))
             elif result is ApplyResult.CROSSED:
                 self._spawn(self._resync(conn))
 
@@ -532,62 +386,109 @@ class CoinbaseStreams:
 
     def _publish_reports(self, reports: list[execution_pb2.ExecutionReport]) -> None:
         for rep in reports:
-            for sink in self._sinks.get(("executions", ""), ()):
-                if not sink.symbols or rep.symbol in sink.symbols:
-                    sink.put(rep)
+            self._hub.publish(("executions", ""), rep)
 
     # --- public streams ---------------------------------------------------------------------------------
 
-    def _iterate(
-        self, kind: str, keys: list[Key], sink_key: Hashable, sink: _Sink, on_ready: Any = None
-    ) -> _SubStream[Any]:
-        return _SubStream(self, kind=kind, keys=keys, sink_key=sink_key, sink=sink, on_ready=on_ready)
+    def _open(
+        self,
+        kind: str,
+        keys: list[Key],
+        topic: tuple[str, str],
+        *,
+        symbol: str = "",
+        symbols: Sequence[str] = (),
+        maxsize: int = 1024,
+        on_ready: Callable[[Subscription[Any]], None] | None = None,
+    ) -> Subscription[Any]:
+        """A subscription started at once: live when the subscribe message went out on ``kind``."""
+        wanted = frozenset(symbols)
+        conn: list[_Conn] = []
+
+        async def release(sub: Subscription[Any]) -> None:
+            self._depths.pop(id(sub), None)
+            if conn and not self._closed:
+                await self._release(conn[0], keys)
+
+        sub = self._hub.subscribe(
+            [topic],
+            channel=topic[0],
+            symbol=symbol,
+            maxsize=maxsize,
+            accept=(lambda m: m.symbol in wanted) if wanted else None,
+            on_close=release,
+            live=False,
+        )
+
+        async def start() -> None:
+            try:
+                c = await self._connection(kind)
+                conn.append(c)
+                if sub.ended:
+                    return
+                if on_ready is not None:
+                    on_ready(sub)
+                await self._acquire(c, keys)
+                # Live once the subscribe went out on a connected socket (the client re-sends every
+                # subscription on each connect before it counts as connected).  No deadline here: a
+                # venue that is down is the reconnect loop's to heal; callers bound wait_live.
+                await c.ws.wait_connected()
+            except VenueError as err:
+                sub.refuse(err)
+                return
+            sub.set_live()
+
+        if self._closed:
+            sub.end()
+        else:
+            self._spawn(start())
+        return sub
 
     def order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         product = self._client.product_id(symbol)
-        sink = _Sink(256, depth=depth)
 
-        def ready() -> None:
+        def ready(sub: Subscription[Any]) -> None:
+            self._depths[id(sub)] = depth
             book = self._books.get(product)
             if book is None:
                 self._books[product] = OrderBookL2(symbol, VENUE, sequence=SequenceMode.NONE)
             elif not book.needs_resync:
-                sink.put(book.snapshot(depth))
+                sub.push(book.snapshot(depth))
 
-        return self._iterate("market", [("level2", product)], ("book", symbol), sink, ready)
+        return self._open(
+            "market", [("level2", product)], ("book", symbol), symbol=symbol, maxsize=256, on_ready=ready
+        )
 
     def trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
         product = self._client.product_id(symbol)
-        sink = _Sink(10_000)
-        return self._iterate("market", [("market_trades", product)], ("trades", symbol), sink)
+        return self._open(
+            "market", [("market_trades", product)], ("trades", symbol), symbol=symbol, maxsize=10_000
+        )
 
     def prices(self, symbols: Sequence[str]) -> Stream[price_pb2.Price]:
         products = [self._client.product_id(s) for s in symbols]
-        sink = _Sink(1024, symbols=frozenset(symbols))
-        return self._iterate("market", [("ticker", p) for p in products], ("prices", ""), sink)
+        return self._open("market", [("ticker", p) for p in products], ("prices", ""), symbols=symbols)
 
     def candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
         if interval != parse.WS_CANDLE_INTERVAL:
             raise InvalidRequest("the candles channel only streams 5-minute candles", venue=VENUE)
         product = self._client.product_id(symbol)
-        sink = _Sink(1024)
-        return self._iterate("market", [("candles", product)], ("candles", symbol), sink)
+        return self._open("market", [("candles", product)], ("candles", symbol), symbol=symbol)
 
     def executions(self, symbols: Sequence[str] | None = None) -> Stream[execution_pb2.ExecutionReport]:
-        # Lossless and bounded: on overflow the stream ends with Unavailable instead of dropping.
-        sink = _Sink(self._config.executions_queue_max, symbols=frozenset(symbols or ()), lossless=True)
-        return self._iterate("user", [_USER], ("executions", ""), sink)
+        # Policy FAIL: on overflow the stream ends with SubscriberOverflow (an Unavailable) instead of
+        # dropping a report; the consumer re-subscribes and reconciles.
+        return self._open(
+            "user",
+            [_USER],
+            ("executions", ""),
+            symbols=symbols or (),
+            maxsize=self._config.executions_queue_max,
+        )
 
 
-class _Closed:
-    """Sentinel that ends a stream when the client closes."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """Sentinel that ends a stream with an error (after the items queued before it)."""
-
-    error: VenueError
+def _kind_of(conn: _Conn, conns: dict[str, _Conn]) -> str:
+    return next((k for k, c in conns.items() if c is conn), "market")
 
 
 def _restart_user_snapshot(conn: _Conn) -> None:
@@ -595,70 +496,3 @@ def _restart_user_snapshot(conn: _Conn) -> None:
     conn.user_snapshot_ids = set()
     conn.user_snapshot_started = False
     conn.user_snapshot_done = False
-
-
-class _SubStream(Generic[T]):
-    """One subscriber's stream: subscribes on first read, unsubscribes on :meth:`aclose` (which may be
-    called from another task while a reader is waiting; the reader then ends)."""
-
-    def __init__(
-        self,
-        owner: CoinbaseStreams,
-        *,
-        kind: str,
-        keys: list[Key],
-        sink_key: Hashable,
-        sink: _Sink,
-        on_ready: Callable[[], None] | None,
-    ) -> None:
-        self._owner = owner
-        self._kind = kind
-        self._keys = keys
-        self._sink_key = sink_key
-        self._sink = sink
-        self._on_ready = on_ready
-        self._conn: _Conn | None = None
-        self._started = False
-        self._closed = False
-
-    def __aiter__(self) -> _SubStream[T]:
-        return self
-
-    async def _start(self) -> None:
-        self._started = True
-        owner = self._owner
-        owner._sinks.setdefault(self._sink_key, []).append(self._sink)
-        self._conn = await owner._connection(self._kind)
-        if self._on_ready is not None:
-            self._on_ready()
-        await owner._acquire(self._conn, self._keys)
-
-    async def __anext__(self) -> T:
-        if self._closed or self._owner._closed:
-            raise StopAsyncIteration
-        if not self._started:
-            try:
-                await self._start()
-            except BaseException:
-                await self.aclose()
-                raise
-        item = await self._sink.queue.get()
-        if isinstance(item, _Closed):
-            await self.aclose()
-            raise StopAsyncIteration
-        if isinstance(item, _Failed):
-            await self.aclose()
-            raise item.error
-        result: T = item
-        return result
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        sinks = self._owner._sinks.get(self._sink_key, [])
-        if self._sink in sinks:
-            sinks.remove(self._sink)
-        self._sink.put(_Closed())  # wakes a reader waiting in another task
-        if self._conn is not None and not self._owner._closed:
-            await self._owner._release(self._conn, self._keys)

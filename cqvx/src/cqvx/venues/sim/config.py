@@ -6,6 +6,7 @@ its :class:`SimConfig` (seed included) plus the sequence of client actions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +22,10 @@ FillModel = Literal["queue", "pessimistic"]
 
 # 2024-01-01T00:00:00Z: a fixed default start keeps SimClock runs reproducible.
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+# Symbols are parsed on every order (is_perpetual, quote_asset): remember the few a sim trades.
+_parsed = functools.lru_cache(maxsize=256)(parse_symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +54,15 @@ class InstrumentSpec:
 
     @property
     def is_perpetual(self) -> bool:
-        return parse_symbol(self.symbol).instrument_type == instrument_pb2.INSTRUMENT_TYPE_PERPETUAL
+        return _parsed(self.symbol).instrument_type == instrument_pb2.INSTRUMENT_TYPE_PERPETUAL
 
     @property
     def base_asset(self) -> str:
-        return parse_symbol(self.symbol).base
+        return _parsed(self.symbol).base
 
     @property
     def quote_asset(self) -> str:
-        return parse_symbol(self.symbol).quote
+        return _parsed(self.symbol).quote
 
 
 @dataclass(frozen=True, slots=True)

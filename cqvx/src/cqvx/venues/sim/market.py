@@ -176,6 +176,11 @@ class InstrumentMarket:
         self._trade_seq = 0
         # Synthetic liquidity taken by our own taker orders during the current step, by price.
         self._taken: dict[Decimal, Decimal] = {}
+        # The synthetic book is a pure function of the step's state: its level sizes (by index) and
+        # the levels() lists are made once per step on first use and dropped by _rebuild() (a new
+        # step or mid) and take() (liquidity taken).  Callers never mutate the lists they get.
+        self._base: dict[int, Decimal] = {}
+        self._book_memo: dict[tuple[int, int], list[tuple[Decimal, Decimal]]] = {}
         self._replay: deque[_ReplayEvent] = deque()
         self._replay_offset = 0
         if model.kind == "replay":
@@ -200,12 +205,17 @@ class InstrumentMarket:
         self.best_ask = self.mid + half
         self._step = self.model.level_step_ticks * self.tick
         self._taken.clear()
+        self._base.clear()
+        self._book_memo.clear()
         self.sequence += 1
 
     def _level_base(self, index: int) -> Decimal:
-        # Deeper levels hold a little more; the per-step scale makes the book breathe.
-        size = self.model.level_size * self._size_scale * (1 + Decimal(index) / 10)
-        return max(self.lot, floor_to(size, self.lot))
+        base = self._base.get(index)
+        if base is None:
+            # Deeper levels hold a little more; the per-step scale makes the book breathe.
+            size = self.model.level_size * self._size_scale * (1 + Decimal(index) / 10)
+            base = self._base[index] = max(self.lot, floor_to(size, self.lot))
+        return base
 
     def level_size(self, side: int, price: Decimal) -> Decimal:
         """Synthetic resting size at ``price`` on the bid (BUY) or ask (SELL) side; 0 off the grid."""
@@ -218,8 +228,15 @@ class InstrumentMarket:
         return max(ZERO, self._level_base(int(index)) - self._taken.get(price, ZERO))
 
     def levels(self, side: int, depth: int) -> list[tuple[Decimal, Decimal]]:
-        """Best ``depth`` synthetic levels of one side, best first (levels taken to zero omitted)."""
+        """Best ``depth`` synthetic levels of one side, best first (levels taken to zero omitted).
+
+        The list is shared until the book changes: callers must not mutate it.
+        """
+        memo = self._book_memo.get((side, depth))
+        if memo is not None:
+            return memo
         out: list[tuple[Decimal, Decimal]] = []
+        self._book_memo[(side, depth)] = out
         sign = -1 if side == BUY else 1
         best = self.best_bid if side == BUY else self.best_ask
         for i in range(min(depth, self.model.levels)):
@@ -234,6 +251,7 @@ class InstrumentMarket:
     def take(self, price: Decimal, quantity: Decimal) -> None:
         """Our taker order consumed synthetic liquidity at ``price`` (until the next step)."""
         self._taken[price] = self._taken.get(price, ZERO) + quantity
+        self._book_memo.clear()
 
     def set_mid(self, price: Decimal) -> None:
         """Move the market to ``price`` at once (scenario tests and external price feeds)."""

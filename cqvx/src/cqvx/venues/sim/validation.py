@@ -4,6 +4,7 @@ Refusals are the taxonomy's InvalidRequest / UnsupportedOperation / OrderRejecte
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -32,6 +33,22 @@ from cqvx.venues.sim.orders import (
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Decimal:
+    """:func:`cqvx.num.dec` of a request's number, remembered (pure; refusals are not cached)."""
+    return dec(text, "number")
+
+
+@functools.lru_cache(maxsize=4096)
+def _multiple_of(value: Decimal, step: Decimal) -> bool:
+    """Whether ``value`` is on the ``step`` grid, exactly (``%`` raises past 28 digits).
+
+    A pure function of the two numbers, remembered: a strategy sends the same few prices and
+    quantities over and over, and the exact check costs more than the rest of admission.
+    """
+    return floor_to(value, step) == value
+
+
 class _OrderChecks:
     """Validation half of :class:`~cqvx.venues.sim.matching.MatchingEngine` (mixin: no state of its own)."""
 
@@ -49,6 +66,10 @@ class _OrderChecks:
     def _num(self, text: str, field: str) -> Decimal | None:
         if not text:
             return None
+        try:
+            return _parsed(text)
+        except ParseError:
+            pass  # parsed again below, for the message naming the field
         try:
             return dec(text, field, self.venue)
         except ParseError as exc:
@@ -84,7 +105,7 @@ class _OrderChecks:
         else:
             if price is None or price <= 0:
                 raise InvalidRequest("a limit order needs a positive price", venue=v)
-            if floor_to(price, spec.tick_size) != price:  # exact; `%` raises past 28 digits
+            if not _multiple_of(price, spec.tick_size):
                 raise InvalidRequest(
                     f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
                     venue=v,
@@ -104,7 +125,7 @@ class _OrderChecks:
         else:
             if qty is None or qty <= 0:
                 raise InvalidRequest("quantity must be positive", venue=v)
-            if floor_to(qty, spec.lot_size) != qty:
+            if not _multiple_of(qty, spec.lot_size):
                 raise InvalidRequest(
                     f"lot size: quantity {dec_str(qty)} is not a multiple of {dec_str(spec.lot_size)}",
                     venue=v,

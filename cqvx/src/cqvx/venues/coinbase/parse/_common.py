@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -89,6 +90,22 @@ def _unix_seconds(text: str, field: str) -> int:
     return int(text)
 
 
+@functools.lru_cache(maxsize=256)
+def _minute_start(prefix: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DD?HH:MM`` (already matched by _RFC3339); None for year <= 1
+    (Go's zero time).  ValueError (not cached) when that date or time does not exist.
+    """
+    year, month, day = int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10])
+    hour, minute = int(prefix[11:13]), int(prefix[14:16])
+    if year <= 1:
+        return None
+    if not (
+        1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
+    ):
+        raise ValueError(prefix)
+    return calendar.timegm((year, month, day, hour, minute, 0, 0, 0, 0))
+
+
 def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
     """RFC 3339 (any fraction up to ns, ``Z`` or offset) or Unix seconds -> Timestamp; empty/zero -> None.
 
@@ -103,19 +120,19 @@ def timestamp(text: str | None, field: str = "time") -> Timestamp | None:
     mt = _RFC3339.fullmatch(text)
     if mt is None:
         raise ParseError(f"{field}: not an RFC 3339 time: {text[:40]!r}", venue=VENUE)
-    y, mo, d, h, mi, s, frac, zone = mt.groups()
-    year, month, day, hour, minute, sec = int(y), int(mo), int(d), int(h), int(mi), int(s)
-    if year <= 1:
+    s, frac, zone = mt.group(6, 7, 8)
+    # The regex fixed the layout, so text[:16] is "YYYY-MM-DD?HH:MM": a stream's messages share it
+    # for a minute, and its validation and epoch are remembered (_minute_start).
+    try:
+        minute_start = _minute_start(text[:16])
+    except ValueError:
+        raise ParseError(f"{field}: time out of range: {text[:40]!r}", venue=VENUE) from None
+    if minute_start is None:
         return None  # Go's zero time "0001-01-01T00:00:00Z" means "not set" on the user channel
-    if not (
-        1 <= month <= 12
-        and 1 <= day <= calendar.monthrange(year, month)[1]
-        and hour < 24
-        and minute < 60
-        and sec < 60
-    ):
+    sec = int(s)
+    if sec >= 60:
         raise ParseError(f"{field}: time out of range: {text[:40]!r}", venue=VENUE)
-    seconds = calendar.timegm((year, month, day, hour, minute, sec, 0, 0, 0))
+    seconds = minute_start + sec
     if zone != "Z":
         digits = zone[1:].replace(":", "")
         off_h, off_m = int(digits[:2]), int(digits[2:])
