@@ -23,7 +23,7 @@ __all__ = ["PLUGINS", "app", "main"]
 app = typer.Typer(name="opensqt", no_args_is_help=True, add_completion=False, help="OpenSQT trading platform")
 
 # Modules that add commands through register(app); a missing module is skipped.
-PLUGINS: tuple[str, ...] = ("opensqt.connector.cli", "opensqt.live.cli")
+PLUGINS: tuple[str, ...] = ("opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli")
 _registered = False
 
 
@@ -58,6 +58,7 @@ def _run(
     port: int | None,
 ) -> None:
     from opensqt.app.runner import run_engine
+    from opensqt.engine.lease import Fenced, LeaseHeld
     from opensqt.observability.logging import configure_logging
     from opensqt.risk.startup import StartupCheckFailed
 
@@ -77,6 +78,8 @@ def _run(
     except StartupCheckFailed as exc:
         raise _fail(f"startup safety check failed: {exc}") from None
     except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except (LeaseHeld, Fenced) as exc:
         raise _fail(str(exc)) from None
     except VenueError as exc:  # e.g. the connector is unreachable or refuses the token
         raise _fail(f"venue: {exc}") from None

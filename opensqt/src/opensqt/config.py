@@ -209,6 +209,14 @@ class StateConfig(_Model):
 
     url: str = ""
     table_prefix: str = Field(default="osq_", pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    # One owner per account (engine/lease.py): the lease key (empty: venue kind and address), its time,
+    # and whether a second engine waits for it (true) or exits with one line (false).
+    account: str = Field(default="", max_length=128)
+    lease_seconds: Decimal = Field(default=Decimal(15), ge=Decimal(1), le=Decimal(600))
+    lease_wait: bool = False
+
+    def account_key(self, venue: VenueConfig) -> str:
+        return self.account or (f"{venue.kind}@{venue.address}" if venue.address else venue.kind)
 
 
 class SystemConfig(_Model):
@@ -226,6 +234,8 @@ class HttpConfig(_Model):
     live: bool = True
     live_token: SecretField | None = None  # {env: VAR}, {file: PATH} or ${VAR}; never shown in dumps
     live_origins: list[str] = Field(default_factory=list)
+    # The symbol control endpoint of ``opensqt fleet`` (POST /symbols..., app/multi.py): off without a token.
+    control_token: SecretField | None = None
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> HttpConfig:
@@ -238,7 +248,7 @@ class HttpConfig(_Model):
                 raise ValueError(f"live_token: {exc} (or set http.live: false)") from None
         return self
 
-    @field_serializer("live_token")
+    @field_serializer("live_token", "control_token")
     def _hidden(self, token: Secret | None) -> str | None:
         return None if token is None else "[REDACTED]"
 

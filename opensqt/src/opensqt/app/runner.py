@@ -24,6 +24,7 @@ from cqvx.num import dec_str
 from cqvx.secrets import Secret
 from opensqt.app.live_bridge import LiveBridge
 from opensqt.config import Config, ConfigError
+from opensqt.engine.lease import AccountLease, Fenced
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.live.feed import LiveFeed
@@ -122,6 +123,11 @@ async def run_engine(
     state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
     url = config.state.url or sqlite_url(state_path)
     store = StateStore(url, table_prefix=config.state.table_prefix)
+    try:
+        lease = await acquire_lease(config, store)  # before anything is loaded: one owner per account
+    except BaseException:
+        store.close()
+        raise
     own_client = client is None
     venue = client or await build_client(config, speed=speed)
     engine = GridEngine(config, venue, store)
@@ -149,6 +155,14 @@ async def run_engine(
             loop.add_signal_handler(sig, on_signal, sig)
     started = time.monotonic()
     equity: list[tuple[float, Decimal]] = []
+    lost: list[str] = []
+
+    def on_lease_lost(message: str) -> None:
+        print(f"opensqt: {message}", file=sys.stderr, flush=True)
+        lost.append(message)
+        stop.set()
+
+    keeper = asyncio.create_task(lease.keep(on_lease_lost))
     try:
         await engine.start()
         if config.http.enabled:
@@ -186,10 +200,17 @@ async def run_engine(
                 if hub is not None:
                     await hub.close_all()
                 await server.stop()
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             if engine.started:
-                await engine.stop()
+                # Fenced out: the new owner runs the account; leave its orders alone.
+                await engine.stop(cancel_orders=False if lost else None)
             else:
                 await engine.store.aclose()
+            if not lost:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(lease.release)
             if own_client:
                 await venue.aclose()
         finally:
@@ -204,6 +225,8 @@ async def run_engine(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.remove_signal_handler(sig)
+    if lost:
+        raise Fenced(lost[0])
     return RunSummary(
         seconds=time.monotonic() - started,
         ticks=engine.stats.ticks,
@@ -256,6 +279,20 @@ async def _serve(server: StatusServer, host: str, port: int) -> int:
             flush=True,
         )
         return bound
+
+
+async def acquire_lease(config: Config, store: StateStore) -> AccountLease:
+    """The account's lease (engine/lease.py), installed as the store's fence; raises ``LeaseHeld``."""
+    st = config.state
+    lease = AccountLease(
+        store.engine,
+        st.account_key(config.venue),
+        ttl=float(st.lease_seconds),
+        table_prefix=st.table_prefix,
+    )
+    await lease.acquire(wait=st.lease_wait)
+    store.fence = lease.fence_check
+    return lease
 
 
 def _prepare_state_dir(path: Path) -> Path:

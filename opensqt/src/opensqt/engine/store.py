@@ -185,6 +185,9 @@ class StateStore:
         self._slot_upsert = self._upsert_stmt(self.slots, ["symbol", "level"])
         self._order_upsert = self._upsert_stmt(self.orders, ["cid"])
         self._fill_insert = self._insert(self.fills).on_conflict_do_nothing().returning(self.fills.c.fill_key)
+        # The account lease's fencing check (lease.AccountLease.fence_check), run inside every
+        # order-placing transaction; None = no lease (a single-process test or tool).
+        self.fence: Callable[[Connection], None] | None = None
 
     # ---------------------------------------------------------------------------------- plumbing
 
@@ -313,7 +316,10 @@ class StateStore:
         Returns False (and commits nothing) when ``fill`` was already recorded: the caller then drops
         the in-memory change it computed from that fill.
         """
+        orders = list(orders)
         with self.engine.connect() as conn:
+            if self.fence is not None and any(r.status == "intent" for r in orders):
+                self.fence(conn)  # raises lease.Fenced: the transaction rolls back, nothing is sent
             if fill is not None:
                 res = conn.execute(
                     self._fill_insert,

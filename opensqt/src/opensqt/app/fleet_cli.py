@@ -1,0 +1,144 @@
+"""``opensqt fleet`` (run many symbols in one process) and ``opensqt symbols add|remove|pause|resume|list``.
+
+``symbols`` writes the durable registry (engine/symbols.py) in the state database the config names; a
+running fleet applies the change within a second (its registry sync), a stopped one at its next start.
+It needs no HTTP endpoint and no token: whoever can write the state database already owns the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from opensqt.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from opensqt.engine.symbols import SymbolRegistry
+
+__all__ = ["register"]
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (state.url, venue, trading)")]
+StateOpt = Annotated[Path, typer.Option(help="SQLite state file when state.url is empty")]
+DEFAULT_STATE = Path("opensqt-state.db")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"opensqt: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _registry(cfg: Config, state: Path) -> SymbolRegistry:
+    from opensqt.engine.store import StateStore, sqlite_url
+    from opensqt.engine.symbols import SymbolRegistry
+
+    url = cfg.state.url or sqlite_url(state.resolve())
+    store = StateStore(url, table_prefix=cfg.state.table_prefix)
+    return SymbolRegistry(store.engine, cfg.state.account_key(cfg.venue), table_prefix=cfg.state.table_prefix)
+
+
+def _parse_set(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"--set {pair!r}: expected key=value (a trading: field)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    symbols = typer.Typer(help="The symbols an account's fleet runs (durable registry)", no_args_is_help=True)
+    app.add_typer(symbols, name="symbols")
+
+    @app.command()
+    def fleet(
+        *,
+        config: ConfigOpt,
+        state: StateOpt = DEFAULT_STATE,
+        duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+        port: Annotated[int | None, typer.Option(help="HTTP port (overrides http.port)")] = None,
+        plain: Annotated[bool, typer.Option("--plain")] = False,
+    ) -> None:
+        """Run every registered symbol of the account in one process (the config's symbol on first start)."""
+        import sys
+
+        from opensqt.app.multi import run_fleet
+        from opensqt.engine.lease import Fenced, LeaseHeld
+        from opensqt.observability.logging import configure_logging
+
+        cfg = _config(config)
+        configure_logging(cfg.system.log_level)
+        try:
+            final = asyncio.run(
+                run_fleet(
+                    cfg,
+                    state_path=state,
+                    duration=duration,
+                    plain=plain or not sys.stdout.isatty(),
+                    http_port=port,
+                )
+            )
+        except (LeaseHeld, Fenced) as exc:
+            raise _fail(str(exc)) from None
+        for sym, st in final["symbols"].items():
+            typer.echo(f"{sym}: {st['state']} (restarts {st['restarts']})")
+
+    @symbols.command("add")
+    def add(
+        symbol: Annotated[str, typer.Argument()],
+        *,
+        config: ConfigOpt,
+        state: StateOpt = DEFAULT_STATE,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="trading override key=value")] = None,
+    ) -> None:
+        """Register SYMBOL as active (with trading overrides); a running fleet starts it."""
+        from opensqt.engine.fleet import symbol_config
+        from opensqt.engine.symbols import SymbolEntry
+
+        cfg = _config(config)
+        overrides = _parse_set(set_ or [])
+        try:
+            symbol_config(cfg, SymbolEntry("", symbol, dict(overrides), "active", 0.0))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise _fail(f"{symbol}: {exc}") from None
+        reg = _registry(cfg, state)
+        entry = reg.add(symbol, overrides)
+        typer.echo(f"{entry.symbol}: {entry.status} {json.dumps(entry.overrides, sort_keys=True)}")
+
+    def _status_command(name: str, status: str, doc: str) -> None:
+        def command(
+            symbol: Annotated[str, typer.Argument()], *, config: ConfigOpt, state: StateOpt = DEFAULT_STATE
+        ) -> None:
+            from opensqt.engine.symbols import UnknownSymbol
+
+            reg = _registry(_config(config), state)
+            try:
+                entry = reg.set_status(symbol, status)  # type: ignore[arg-type]
+            except UnknownSymbol:
+                raise _fail(f"{symbol}: not registered on account {reg.account!r}") from None
+            typer.echo(f"{entry.symbol}: {entry.status}")
+
+        command.__doc__ = doc
+        symbols.command(name)(command)
+
+    _status_command("pause", "paused", "Stop SYMBOL's engine and cancel its orders; the position is kept.")
+    _status_command("resume", "active", "Start a paused SYMBOL again (its state is recovered).")
+    _status_command("remove", "removed", "Stop SYMBOL for good: cancel its orders, keep its position.")
+
+    @symbols.command("list")
+    def list_(*, config: ConfigOpt, state: StateOpt = DEFAULT_STATE) -> None:
+        """Every registered symbol of the account with its desired status and overrides."""
+        reg = _registry(_config(config), state)
+        for e in reg.entries():
+            typer.echo(f"{e.symbol}\t{e.status}\t{json.dumps(e.overrides, sort_keys=True)}")

@@ -1,0 +1,180 @@
+"""DBOS workflows for the fleet's multi-step operations: add a symbol, remove a symbol, cancel-all on a
+risk trip.
+
+Rules:
+
+* One DBOS runtime per process (DBOS is a process singleton), system database = ``state.url``'s server
+  for PostgreSQL, a SQLite file next to the state by default.  :class:`Durable` launches it AFTER the
+  fleet exists (``DBOS.launch()`` resumes the workflows a killed process left unfinished, and their steps
+  need the fleet) and BEFORE the fleet starts its symbols.
+* Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
+  ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``; an individual cancel inside a
+  workflow is keyed by its client order id.  Starting the same id again returns the first run's result
+  (or joins it): a replay never makes a second side effect.  The caller chooses ``request`` (the HTTP
+  request id, the risk trip's id); the same operator request retried uses the same id.
+* Every step is idempotent on its own too (DBOS runs a step again when the process died inside it):
+  registry writes are upserts, stopping a stopped symbol is a no-op, cancelling an order that is already
+  gone is answered by the venue and recorded, never retried blindly.
+* The grid's single-step order intents do NOT run here: they stay on the intent-first store (see
+  docs/engine.md "DBOS workflows", the measured decision).
+* Workflows reach the live fleet through :data:`_FLEETS` (by account): DBOS records arguments, and a
+  fleet is not serialisable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dbos import DBOS, SetWorkflowID
+
+from cqvx.errors import VenueError
+from cqvx.types import OPEN_STATUSES, OrderFilter
+from opensqt.engine.fleet import Fleet
+from opensqt.model.client_ids import is_our_client_order_id
+
+__all__ = ["Durable", "system_database_url"]
+
+log = structlog.get_logger("opensqt.workflows")
+
+_FLEETS: dict[str, Fleet] = {}
+
+
+def system_database_url(state_url: str, state_path: Path) -> str:
+    """DBOS's system database: a SQLite file beside the state by default; for a PostgreSQL state, a
+    database of its own on the same server (``<db>_dbos``), created by DBOS when missing."""
+    if state_url.startswith("postgresql"):
+        base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
+        return f"{base}/{db.split('?')[0]}_dbos"
+    return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
+
+
+def _fleet(account: str) -> Fleet:
+    fleet = _FLEETS.get(account)
+    if fleet is None:
+        raise RuntimeError(f"no fleet for account {account!r} in this process")
+    return fleet
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+
+@DBOS.step()
+async def _register(account: str, symbol: str, status: str, overrides: dict[str, Any] | None) -> str:
+    reg = _fleet(account).registry
+    if status == "active" and overrides is not None:
+        await asyncio.to_thread(reg.add, symbol, overrides)
+    else:
+        await asyncio.to_thread(reg.set_status, symbol, status)  # type: ignore[arg-type]
+    return status
+
+
+@DBOS.step()
+async def _apply(account: str, symbol: str) -> str:
+    """Make the running engines match the registry; returns the symbol's state afterwards."""
+    fleet = _fleet(account)
+    await fleet.sync()
+    return await fleet.settled(symbol)
+
+
+@DBOS.step()
+async def _our_open_orders(account: str, symbol: str) -> list[str]:
+    """Client order ids of OUR orders still open at the venue for ``symbol`` (recorded once: a replay
+    sees the same list)."""
+    orders = await _fleet(account).client.get_orders(OrderFilter(symbol=symbol))
+    return sorted(
+        o.client_order_id
+        for o in orders
+        if o.status in OPEN_STATUSES and is_our_client_order_id(o.client_order_id)
+    )
+
+
+@DBOS.step()
+async def _cancel(account: str, symbol: str, cid: str) -> str:
+    """Cancel one order by client order id; the venue's answer (or refusal) is the recorded result."""
+    try:
+        order = await _fleet(account).client.cancel_order(symbol=symbol, client_order_id=cid)
+    except VenueError as exc:  # already gone / not found: recorded, not retried (lookups settle it)
+        return f"refused:{exc.kind.value}"
+    return f"status:{int(order.status)}"
+
+
+@DBOS.step()
+async def _running_symbols(account: str) -> list[str]:
+    return sorted(s for s, r in _fleet(account).runs.items() if r.state not in ("paused", "removed"))
+
+
+# ------------------------------------------------------------------------------------------ workflows
+
+
+@DBOS.workflow()
+async def add_symbol_workflow(account: str, symbol: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    await _register(account, symbol, "active", overrides)
+    state = await _apply(account, symbol)
+    return {"symbol": symbol, "state": state}
+
+
+@DBOS.workflow()
+async def remove_symbol_workflow(account: str, symbol: str) -> dict[str, Any]:
+    """Registry -> removed, stop the engine cancelling its orders, then sweep what is still open at the
+    venue (an order the engine could not see).  The position is kept."""
+    await _register(account, symbol, "removed", None)
+    state = await _apply(account, symbol)
+    leftovers = await _our_open_orders(account, symbol)
+    cancels = {cid: await _cancel(account, symbol, cid) for cid in leftovers}
+    return {"symbol": symbol, "state": state, "swept": cancels}
+
+
+@DBOS.workflow()
+async def cancel_all_workflow(account: str, reason: str) -> dict[str, Any]:
+    """Risk trip: pause every running symbol (its engine cancels its orders), then sweep the venue."""
+    symbols = await _running_symbols(account)
+    swept: dict[str, dict[str, str]] = {}
+    for symbol in symbols:
+        await _register(account, symbol, "paused", None)
+        await _apply(account, symbol)
+        leftovers = await _our_open_orders(account, symbol)
+        swept[symbol] = {cid: await _cancel(account, symbol, cid) for cid in leftovers}
+    log.warning("cancel-all done", account=account, reason=reason, symbols=symbols)
+    return {"reason": reason, "paused": symbols, "swept": swept}
+
+
+class Durable:
+    """The process's DBOS runtime bound to one fleet."""
+
+    def __init__(self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt") -> None:
+        self.fleet = fleet
+        self.account = fleet.registry.account
+        self.system_url = system_url
+        self.app_name = app_name
+
+    def launch(self) -> None:
+        """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process)."""
+        _FLEETS[self.account] = self.fleet
+        DBOS(config={"name": self.app_name, "system_database_url": self.system_url, "log_level": "WARNING"})
+        DBOS.launch()
+
+    def destroy(self) -> None:
+        DBOS.destroy(destroy_registry=False)
+        _FLEETS.pop(self.account, None)
+
+    async def add(self, symbol: str, overrides: dict[str, Any], request: str) -> dict[str, Any]:
+        return await self._run(
+            f"add:{self.account}:{symbol}:{request}", add_symbol_workflow, symbol, overrides
+        )
+
+    async def remove(self, symbol: str, request: str) -> dict[str, Any]:
+        return await self._run(f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol)
+
+    async def cancel_all(self, reason: str, trip: str | None = None) -> dict[str, Any]:
+        trip = trip or f"{int(time.time() * 1000)}"
+        return await self._run(f"cancel-all:{self.account}:{trip}", cancel_all_workflow, reason)
+
+    async def _run(self, workflow_id: str, func: Any, *args: Any) -> dict[str, Any]:
+        with SetWorkflowID(workflow_id):
+            handle = await DBOS.start_workflow_async(func, self.account, *args)
+        result: dict[str, Any] = await handle.get_result()
+        return result

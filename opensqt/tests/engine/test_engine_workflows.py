@@ -1,0 +1,130 @@
+"""DBOS workflows of the fleet (engine/workflows.py) on SQLite and the real PostgreSQL system database.
+
+PostgreSQL cases FAIL (never skip) when the server at 127.0.0.1:5432 is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+
+from cqvx.backoff import Backoff
+from cqvx.types import OPEN_STATUSES, OrderFilter
+from cqvx.venues.sim import SimVenue
+from cqvx.venues.sim.config import InstrumentSpec
+from opensqt.config import default_paper_config
+from opensqt.engine.fleet import Fleet
+from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.engine.symbols import SymbolRegistry
+from opensqt.engine.workflows import Durable, system_database_url
+
+BTC, ETH = "BTC-USDT-PERP", "ETH-USDT-PERP"
+PG_BASE = os.environ.get("OPENSQT_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def _system_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return system_database_url("", tmp_path / "state.db")
+    try:
+        sqlalchemy.create_engine(f"{PG_BASE}/test").connect().close()
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL not reachable at {PG_BASE}: {exc}")
+    return f"{PG_BASE.replace('+psycopg', '')}/opensqt_dbos_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def durable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Durable, SimVenue]]:
+    spot = InstrumentSpec(symbol="BTC-USDT", initial_price=Decimal(60000))
+    perps = tuple(
+        InstrumentSpec(symbol=s, initial_price=p, maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"))
+        for s, p in ((BTC, Decimal(60000)), (ETH, Decimal(3000)))
+    )
+    sim = SimVenue.default(seed=8, speed=10, instruments=(spot, *perps))
+    sim.start()
+    store = StateStore(sqlite_url(tmp_path / "state.db"))
+    registry = SymbolRegistry(store.engine, f"acct-{uuid.uuid4().hex[:6]}")
+    cfg = default_paper_config({"OPENSQT_HTTP_PORT": "0"})
+    fleet = Fleet(cfg, sim, store, registry, backoff=Backoff(initial=0.05, maximum=0.2), poll=0.1)
+    d = Durable(fleet, _system_url(request.param, tmp_path))
+    d.launch()
+    await fleet.start()
+    try:
+        yield d, sim
+    finally:
+        await fleet.stop(cancel_orders=True)
+        d.destroy()
+        await sim.aclose()
+        store.close()
+        if request.param == "postgres":
+            _drop_database(d.system_url)
+
+
+def _drop_database(url: str) -> None:
+    base, _, name = url.rpartition("/")
+    admin = sqlalchemy.create_engine(f"{base.replace('postgresql:', 'postgresql+psycopg:')}/test")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _placed(fleet: Fleet, symbol: str) -> bool:
+    engine = fleet.runs[symbol].engine
+    return engine is not None and engine.stats.placed > 0
+
+
+async def _ours_open(sim: SimVenue, symbol: str) -> list[Any]:
+    return [o for o in await sim.get_orders(OrderFilter(symbol=symbol)) if o.status in OPEN_STATUSES]
+
+
+async def test_add_and_remove_run_once_per_intent(durable: tuple[Durable, SimVenue]) -> None:
+    d, sim = durable
+    fleet = d.fleet
+    calls: list[str] = []
+    real_cancel = sim.cancel_order
+
+    async def counting_cancel(**kw: Any) -> Any:
+        calls.append(str(kw.get("client_order_id")))
+        return await real_cancel(**kw)
+
+    sim.cancel_order = counting_cancel  # type: ignore[method-assign]
+    first = await d.add(ETH, {"price_interval": "3"}, request="r1")
+    assert first == {"symbol": ETH, "state": "running"}
+    await _until(lambda: _placed(fleet, ETH))
+    removed = await d.remove(ETH, request="r2")
+    assert removed["state"] == "removed" and await _ours_open(sim, ETH) == []
+    n = len(calls)
+    # The same intents again: the recorded results, no second side effect.
+    assert await d.remove(ETH, request="r2") == removed
+    assert await d.add(ETH, {"price_interval": "3"}, request="r1") == first
+    assert len(calls) == n and fleet.runs[ETH].state == "removed"
+    assert fleet.registry.get(ETH).status == "removed"
+
+
+async def test_cancel_all_pauses_every_symbol_and_leaves_no_order(durable: tuple[Durable, SimVenue]) -> None:
+    d, sim = durable
+    fleet = d.fleet
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    await _until(lambda: all(r.engine is not None and r.engine.stats.placed for r in fleet.runs.values()))
+    out = await d.cancel_all("volume anomaly", trip="trip-1")
+    assert out["paused"] == [BTC, ETH]
+    assert {s: r.state for s, r in fleet.runs.items()} == {BTC: "paused", ETH: "paused"}
+    for sym in (BTC, ETH):
+        assert await _ours_open(sim, sym) == []
+    # The same trip again is the same workflow: nothing re-run.
+    assert await d.cancel_all("volume anomaly", trip="trip-1") == out
