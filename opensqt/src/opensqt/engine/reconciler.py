@@ -14,7 +14,8 @@
 * :meth:`Reconciler.reconcile` is one full pass: our live slots vs the venue's open orders (``vanished``
   orders are looked up, ``state`` differences adopted), unknown live orders with our id prefix ADOPTED
   into the slot they belong to (``adopted``) or reported (``orphan``), and on derivatives the slots'
-  position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`.
+  position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`
+  (at start-up one check does: :meth:`Reconciler.check_position_at_start`, called by the recovery).
   PENDING slots (a placement in flight in this process) are skipped until stuck.  Orders without our
   prefix, or whose echoed strategy tag is another engine's, are never touched.
 
@@ -304,8 +305,14 @@ class Reconciler:
         log.warning("adopted a live order of ours", cid=cid, level=level)
         return "adopted"
 
-    async def _check_position(self) -> bool:
-        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker."""
+    async def check_position_at_start(self) -> bool:
+        """Start-up, after every order was settled by lookup: one divergent check opens the breaker at
+        once, before the first placement (a venue that lost its state is never traded against)."""
+        return await self._check_position(trip_after=1)
+
+    async def _check_position(self, *, trip_after: int = 2) -> bool:
+        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker (open
+        after ``trip_after`` divergent checks in a row)."""
         rec, br, rules = self.status, self.breaker, self.ctx.rules
         if rules is None or not rules.derivatives or not isinstance(self.client, SupportsPositions):
             return False
@@ -320,7 +327,7 @@ class Reconciler:
             rec.local_position = dec_str(local)
             diverged = abs(local - venue) > tolerance
         rec.divergent_passes = rec.divergent_passes + 1 if diverged else 0
-        if rec.divergent_passes >= 2 and not br.open:
+        if rec.divergent_passes >= trip_after and not br.open:
             br.open, br.reason, br.opened_at = True, "position_divergence", self._wall()
             br.detail = (
                 f"venue position {dec_str(venue)}, engine {dec_str(local)}: not explained by the fills of"
