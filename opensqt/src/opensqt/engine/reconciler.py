@@ -9,6 +9,9 @@
 * Slots stuck beyond ``stuck_after``: a PENDING one (its placement call never returned) is resolved like
   an UNRESOLVED one; a CANCEL_REQUESTED one whose order is still open gets its cancel re-sent
   (:attr:`Reconciler.cancel_due`, sent by the coordinator), so a risk cancel cannot silently not happen.
+* A slot UNRESOLVED inside its window sets :attr:`Reconciler.next_expiry`: the coordinator runs a pass
+  when the earliest window expires, not a full ``reconcile_interval`` later.  At shutdown
+  :meth:`Reconciler.await_landings` waits (at most the window) for each to land or expire.
 * Orders of ours that no slot expects: issued by this store -> :class:`~opensqt.engine.late_orders.LateOrders`
   (bound to their slot, or cancelled, fills recorded); an earlier store's -> adopted by price (below).
 * :meth:`Reconciler.reconcile` is one full pass: our live slots vs the venue's open orders (``vanished``
@@ -29,7 +32,7 @@ venue I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -109,6 +112,8 @@ class Reconciler:
         self.late = LateOrders(ctx, executor=executor, ledger=ledger)
         self.cancel_due: list[Cancel] = []  # cancels to re-send (stuck CANCEL_REQUESTED), for the coordinator
         self.awaiting_landing = 0  # UNRESOLVED slots not found yet, inside their landing window
+        # The earliest landing-window expiry (clock) of those: the coordinator runs a pass then.
+        self.next_expiry: float | None = None
 
     async def resolve(self, cid: str) -> None:
         """Settle one order whose outcome we do not know, by looking it up (best id known)."""
@@ -139,6 +144,8 @@ class Reconciler:
                 if self._clock() - since < self.landing_window:
                     # Not found is no proof yet: the request may still land.  Look again next pass.
                     self.awaiting_landing += 1
+                    expiry = since + self.landing_window
+                    self.next_expiry = expiry if self.next_expiry is None else min(self.next_expiry, expiry)
                     log.info("unresolved order not found yet; waiting for the landing window", cid=cid)
                     return
                 await ledger.transition(slot, lambda s: s.absent(), "absent")  # it never happened
@@ -148,6 +155,23 @@ class Reconciler:
             self.stats.anomalies += 1
             log.error("acknowledged order not found at the venue", cid=cid, state=slot.state.value)
             await ledger.transition(slot, lambda s: s.close(), "closed")
+
+    async def await_landings(self, sleep: Callable[[float], Awaitable[object]], *, poll: float = 1.0) -> None:
+        """Shutdown: look the UNRESOLVED placements up until each shows at the venue or its landing
+        window has passed (bounded by the window), so a late landing can still be cancelled."""
+        for _ in range(int(self.landing_window / poll) + 3):  # a bound even if the clock stood still
+            async with self.ledger.lock:
+                waiting = self.ledger.order_ids((SlotState.UNRESOLVED,))
+            if not waiting:
+                return
+            self.next_expiry = None
+            for cid in waiting:
+                await self.resolve(cid)
+            async with self.ledger.lock:
+                if not self.ledger.order_ids((SlotState.UNRESOLVED,)):
+                    return
+            expiry = self.next_expiry
+            await sleep(poll if expiry is None else min(poll, max(expiry - self._clock(), 0.0)))
 
     def _stuck(self, cid: str, state: SlotState) -> bool:
         """A PENDING placement or CANCEL_REQUESTED cancel older than ``stuck_after`` (monotonic)."""
@@ -168,6 +192,7 @@ class Reconciler:
             by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
             self.cancel_due = []
             self.awaiting_landing = 0
+            self.next_expiry = None
             async with ledger.lock:
                 # A PENDING placement is in flight in this process: a lookup racing it could free a slot
                 # whose order then lands untracked.  Only a PENDING one stuck beyond the bound is resolved.
