@@ -488,9 +488,6 @@ def pg() -> Iterator[tuple[str, str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-# Only audit findings (AssertionError) are expected to fail until the engine fixes land; a harness
-# error (anything else) still fails the test.
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason="needs issue-11 engine fixes (wt-outcomes)")
 async def test_crash_and_fault_audit(tmp_path: Path, pg: tuple[str, str, str]) -> None:
     url, prefix, app_name = pg
     rng = random.Random(SEED)
