@@ -152,3 +152,27 @@ async def test_offline_resync_on_a_stopped_engines_store(tmp_path: Path) -> None
     assert sum(s.position for s in store.load_slots(PERP).values()) == D("0.3")
     assert [r.operator for r in store.load_audit(PERP)] == ["bob"]
     store.close()
+
+
+async def test_a_venue_that_lost_our_position_pauses_the_engine_at_start(tmp_path: Path) -> None:
+    """The venue lost its state (a fresh venue): the store's position is not there.  The engine must see
+    it at start-up, before any placement, and stay paused with a reason naming ``opensqt resync``."""
+    mock, clock = _mock(), _Clock()
+    engine = await _engine(mock, tmp_path, clock)
+    await engine.on_price(D("100"))
+    buy = next(o for o in mock.orders.values() if o.side == order_pb2.ORDER_SIDE_BUY)
+    await mock.fill(client_order_id=buy.client_order_id)
+    _venue_holds(mock, buy.quantity)
+    await engine.reconcile()  # the fill is recorded (the mock's stream is not read here)
+    assert engine.position() == D(buy.quantity)
+    await engine.stop(cancel_orders=False)
+
+    fresh = _mock()  # same symbol, no orders, no position
+    engine = await _engine(fresh, tmp_path, clock)
+    assert engine.breaker.open and engine.paused
+    assert engine.breaker.reason == "position_divergence"
+    assert "opensqt resync" in engine.breaker.detail
+    await engine.on_price(D("100"))
+    await engine.on_price(D("99"))
+    assert list(fresh.orders.values()) == []  # nothing placed against the lost venue
+    await engine.stop()

@@ -8,6 +8,7 @@ a real SQLite store.  Time is a fake monotonic clock: no sleeps encode timing.
 # mypy: disable-error-code="comparison-overlap"
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,67 @@ async def test_shutdown_cancels_late_orders_no_slot_holds(tmp_path: Path) -> Non
     assert len(_open(mock)) == 4
     await engine.stop(cancel_orders=True)
     assert _open(mock) == []
+
+
+async def test_shutdown_waits_for_an_unresolved_placement_to_land_and_cancels_it(tmp_path: Path) -> None:
+    """cancel_on_exit: a placement that may still land is looked up until it shows (then cancelled) or
+    its landing window has passed; shutdown never leaves a late landing working."""
+    mock, clock, stash = _mock(), _Clock(), list[order_pb2.Order]()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the slow venue acknowledges them while shutdown waits
+        slept.append(seconds)
+        clock.t += seconds
+        if len(slept) == 2:
+            for o in stash:
+                mock._place(o)
+
+    engine = GridEngine(
+        parse_config(CFG, {}), mock, StateStore(sqlite_url(tmp_path / "state.db")), clock=clock, sleep=sleep
+    )
+    engine.store._sleep = _noop_sleep
+    await engine.start(run_tasks=False)
+    mock.on("place_order", _lost(mock, stash), times=4)
+    await engine.on_price(D("100"))
+    assert len(stash) == 4 and mock.orders == {}
+    await engine.stop(cancel_orders=True)
+    assert len(mock.orders) == 4 and _open(mock) == []  # landed during shutdown, then cancelled
+    assert sum(slept) < _window(engine)
+
+
+async def test_shutdown_waits_no_longer_than_the_landing_window(tmp_path: Path) -> None:
+    mock, clock, stash = _mock(), _Clock(), list[order_pb2.Order]()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.t += seconds
+
+    engine = GridEngine(
+        parse_config(CFG, {}), mock, StateStore(sqlite_url(tmp_path / "state.db")), clock=clock, sleep=sleep
+    )
+    engine.store._sleep = _noop_sleep
+    await engine.start(run_tasks=False)
+    mock.on("place_order", _lost(mock, stash), times=4)
+    await engine.on_price(D("100"))
+    await engine.stop(cancel_orders=True)
+    assert _window(engine) <= sum(slept) <= _window(engine) + 2
+    assert all(s.state is SlotState.FREE for s in engine.slots.values())  # proven absent: never landed
+
+
+async def test_a_pass_is_requested_when_a_landing_window_expires(tmp_path: Path) -> None:
+    """An UNRESOLVED slot is looked at again as soon as its window expires, not a reconcile interval
+    (here an hour) later."""
+    mock, clock, stash = _mock(), _Clock(), list[order_pb2.Order]()
+    engine = await _engine(mock, tmp_path, clock)
+    mock.on("place_order", _lost(mock, stash), times=4)
+    await engine.on_price(D("100"))
+    clock.t += _window(engine) - 0.05  # the windows expire 50 ms (real time) from now
+    await engine.reconcile()
+    assert engine.status()["reconciler"]["awaiting_landing"] == 4
+    assert not engine._reconcile_requested.is_set()
+    await asyncio.wait_for(engine._reconcile_requested.wait(), timeout=10)
+    await engine.stop()
 
 
 # ---------------------------------------------------------------------------- best id, cancels

@@ -207,6 +207,8 @@ class GridEngine:
         )
         self.supervisor = Supervisor(on_unexpected=self._loop_crashed, clock=clock)
         self._clock = clock
+        self._sleep = sleep
+        self._expiry_timer: asyncio.TimerHandle | None = None  # a pass when a landing window expires
         self._wall = wall
         self._reconcile_requested = asyncio.Event()
         self._inflight: set[asyncio.Future[None]] = set()
@@ -312,6 +314,8 @@ class GridEngine:
     async def stop(self, *, cancel_orders: bool | None = None) -> None:
         """Stop the loops; cancel our live orders when ``cancel_on_exit`` (default from the config)."""
         await self.supervisor.stop()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
         if self._inflight:  # a tick that was placing when the loop stopped: let it finish
             await asyncio.gather(*self._inflight, return_exceptions=True)
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
@@ -330,6 +334,17 @@ class GridEngine:
                     if s.order is not None and s.state in live
                 ]
             await self._run_cancels(targets, resend=True)
+            # A placement that may still land is waited for (at most its landing window), then
+            # cancelled if it did: shutdown never leaves a late landing working.
+            await self.reconciler.await_landings(self._sleep)
+            async with self.ledger.lock:
+                landed = [
+                    Cancel(lvl, s.order.client_order_id, "shutdown")
+                    for lvl, s in sorted(self.ledger.slots.items())
+                    if s.order is not None and s.state is SlotState.LOCKED
+                ]
+            if landed:
+                await self._run_cancels(landed, resend=True)
             # Orders of ours that no slot holds (late landings) are cancelled too.
             await self.reconciler.late.cancel_unbound()
         await self.alerts.aclose()
@@ -391,6 +406,17 @@ class GridEngine:
         venue class.  Account streams (executions, balances, positions) go through here: a gap means
         order updates may be lost, and only a reconciler pass finds them."""
         stream.on_gap(lambda _gap: self.request_reconcile())
+
+    def _wake_at_expiry(self) -> None:
+        """Run a pass when the earliest landing window of an UNRESOLVED slot expires (not up to a whole
+        ``reconcile_interval`` later), so it is proven absent and its level re-placed promptly."""
+        expiry = self.reconciler.next_expiry
+        if expiry is None:
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        delay = max(expiry - self._clock(), 0.0) + 0.05  # just past the expiry
+        self._expiry_timer = asyncio.get_running_loop().call_later(delay, self.request_reconcile)
 
     def request_reconcile(self) -> None:
         """Run a reconciler pass now instead of at the next interval (e.g. a stream reported a gap)."""
@@ -459,6 +485,7 @@ class GridEngine:
         the position breaker, the opening orders are cancelled."""
         was_open = self.breaker.open
         found = await self.reconciler.reconcile()
+        self._wake_at_expiry()
         if self.reconciler.cancel_due:
             await self._run_cancels(self.reconciler.cancel_due, resend=True)
         if self.breaker.open and not was_open and self.ctx.anchor is not None:
@@ -534,6 +561,8 @@ class GridEngine:
         for cid in unresolved:
             await self.resolve(cid)
         await self.risk.observe_placements(elapsed_ms, [isinstance(o, Rejected) for o in outcomes])
+        if unresolved:
+            self._wake_at_expiry()
         self.events.emit("placed")
 
     async def _apply_outcome(self, slot: Slot, msg: order_pb2.Order, outcome: Outcome) -> bool:

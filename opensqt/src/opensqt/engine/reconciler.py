@@ -9,12 +9,16 @@
 * Slots stuck beyond ``stuck_after``: a PENDING one (its placement call never returned) is resolved like
   an UNRESOLVED one; a CANCEL_REQUESTED one whose order is still open gets its cancel re-sent
   (:attr:`Reconciler.cancel_due`, sent by the coordinator), so a risk cancel cannot silently not happen.
+* A slot UNRESOLVED inside its window sets :attr:`Reconciler.next_expiry`: the coordinator runs a pass
+  when the earliest window expires, not a full ``reconcile_interval`` later.  At shutdown
+  :meth:`Reconciler.await_landings` waits (at most the window) for each to land or expire.
 * Orders of ours that no slot expects: issued by this store -> :class:`~opensqt.engine.late_orders.LateOrders`
   (bound to their slot, or cancelled, fills recorded); an earlier store's -> adopted by price (below).
 * :meth:`Reconciler.reconcile` is one full pass: our live slots vs the venue's open orders (``vanished``
   orders are looked up, ``state`` differences adopted), unknown live orders with our id prefix ADOPTED
   into the slot they belong to (``adopted``) or reported (``orphan``), and on derivatives the slots'
-  position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`.
+  position vs the venue's (``position``): two divergent passes in a row open the :class:`Breaker`
+  (at start-up one check does: :meth:`Reconciler.check_position_at_start`, called by the recovery).
   PENDING slots (a placement in flight in this process) are skipped until stuck.  Orders without our
   prefix, or whose echoed strategy tag is another engine's, are never touched.
 
@@ -28,7 +32,7 @@ venue I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -108,6 +112,8 @@ class Reconciler:
         self.late = LateOrders(ctx, executor=executor, ledger=ledger)
         self.cancel_due: list[Cancel] = []  # cancels to re-send (stuck CANCEL_REQUESTED), for the coordinator
         self.awaiting_landing = 0  # UNRESOLVED slots not found yet, inside their landing window
+        # The earliest landing-window expiry (clock) of those: the coordinator runs a pass then.
+        self.next_expiry: float | None = None
 
     async def resolve(self, cid: str) -> None:
         """Settle one order whose outcome we do not know, by looking it up (best id known)."""
@@ -138,6 +144,8 @@ class Reconciler:
                 if self._clock() - since < self.landing_window:
                     # Not found is no proof yet: the request may still land.  Look again next pass.
                     self.awaiting_landing += 1
+                    expiry = since + self.landing_window
+                    self.next_expiry = expiry if self.next_expiry is None else min(self.next_expiry, expiry)
                     log.info("unresolved order not found yet; waiting for the landing window", cid=cid)
                     return
                 await ledger.transition(slot, lambda s: s.absent(), "absent")  # it never happened
@@ -147,6 +155,23 @@ class Reconciler:
             self.stats.anomalies += 1
             log.error("acknowledged order not found at the venue", cid=cid, state=slot.state.value)
             await ledger.transition(slot, lambda s: s.close(), "closed")
+
+    async def await_landings(self, sleep: Callable[[float], Awaitable[object]], *, poll: float = 1.0) -> None:
+        """Shutdown: look the UNRESOLVED placements up until each shows at the venue or its landing
+        window has passed (bounded by the window), so a late landing can still be cancelled."""
+        for _ in range(int(self.landing_window / poll) + 3):  # a bound even if the clock stood still
+            async with self.ledger.lock:
+                waiting = self.ledger.order_ids((SlotState.UNRESOLVED,))
+            if not waiting:
+                return
+            self.next_expiry = None
+            for cid in waiting:
+                await self.resolve(cid)
+            async with self.ledger.lock:
+                if not self.ledger.order_ids((SlotState.UNRESOLVED,)):
+                    return
+            expiry = self.next_expiry
+            await sleep(poll if expiry is None else min(poll, max(expiry - self._clock(), 0.0)))
 
     def _stuck(self, cid: str, state: SlotState) -> bool:
         """A PENDING placement or CANCEL_REQUESTED cancel older than ``stuck_after`` (monotonic)."""
@@ -167,6 +192,7 @@ class Reconciler:
             by_cid = {o.client_order_id: o for o in opened if o.client_order_id}
             self.cancel_due = []
             self.awaiting_landing = 0
+            self.next_expiry = None
             async with ledger.lock:
                 # A PENDING placement is in flight in this process: a lookup racing it could free a slot
                 # whose order then lands untracked.  Only a PENDING one stuck beyond the bound is resolved.
@@ -304,8 +330,14 @@ class Reconciler:
         log.warning("adopted a live order of ours", cid=cid, level=level)
         return "adopted"
 
-    async def _check_position(self) -> bool:
-        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker."""
+    async def check_position_at_start(self) -> bool:
+        """Start-up, after every order was settled by lookup: one divergent check opens the breaker at
+        once, before the first placement (a venue that lost its state is never traded against)."""
+        return await self._check_position(trip_after=1)
+
+    async def _check_position(self, *, trip_after: int = 2) -> bool:
+        """Derivatives: does the slots' position disagree with the venue's?  Drives the breaker (open
+        after ``trip_after`` divergent checks in a row)."""
         rec, br, rules = self.status, self.breaker, self.ctx.rules
         if rules is None or not rules.derivatives or not isinstance(self.client, SupportsPositions):
             return False
@@ -320,7 +352,7 @@ class Reconciler:
             rec.local_position = dec_str(local)
             diverged = abs(local - venue) > tolerance
         rec.divergent_passes = rec.divergent_passes + 1 if diverged else 0
-        if rec.divergent_passes >= 2 and not br.open:
+        if rec.divergent_passes >= trip_after and not br.open:
             br.open, br.reason, br.opened_at = True, "position_divergence", self._wall()
             br.detail = (
                 f"venue position {dec_str(venue)}, engine {dec_str(local)}: not explained by the fills of"

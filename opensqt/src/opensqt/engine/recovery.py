@@ -3,7 +3,8 @@
 * :meth:`Recovery.recover` (every start): every slot with an order is settled by one lookup (the
   reconciler's ``resolve``): a PENDING intent is treated as UNRESOLVED, "found" adopts the venue's state
   and fills, "not found" keeps it UNRESOLVED until the landing window since the restart has passed
-  (later reconciler passes look again).
+  (later reconciler passes look again).  A store with slots is then compared with the venue's position:
+  a divergence (e.g. the venue lost its state) opens the breaker before the first placement.
 * :meth:`Recovery.recover_position` (a fresh store only, ``trading.recover_position``): what the venue
   already holds becomes FILLED slots, so the grid closes that inventory instead of ignoring it.  The
   anchor is committed before the slots (a crash in between re-runs the recovery with the same anchor).
@@ -61,9 +62,13 @@ class Recovery:
         return self.monitor.latest or await first_price(self.client, self.symbol)
 
     async def recover(self) -> None:
-        """After a restart: settle every slot that has an order, one lookup each."""
+        """After a restart: settle every slot that has an order, one lookup each; then, when the store
+        holds slots, compare its position with the venue's before anything is placed (a divergence
+        opens the breaker at once: paused, the reason names ``opensqt resync``)."""
         for cid in self.ledger.order_ids():
             await self.reconciler.resolve(cid)
+        if self.ledger.slots and self.ctx.rules is not None:
+            await self.reconciler.check_position_at_start()
 
     async def recover_position(self) -> list[Slot]:
         """Fresh state store, existing venue position: create its FILLED slots (original
