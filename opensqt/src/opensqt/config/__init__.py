@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
-from cqvx.num import dec_str, round_quantity
+from cqvx.num import dec_str
 from cqvx.secrets import Secret
 from cqvx.venues.sections import SecretField
 from opensqt.config.base import ConfigError, _check_symbol, _Model
