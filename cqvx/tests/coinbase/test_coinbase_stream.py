@@ -47,7 +47,8 @@ async def test_subscribes_within_deadline_with_fresh_jwts(fake: FakeCoinbase, cl
     stream = client.subscribe_order_book("BTC-USD", 2)
     (book,) = await take(stream)
     assert [lv.price for lv in book.bids] == ["49990", "49980"] and book.asks[0].price == "50010"
-    await asyncio.sleep(0.6)
+    # No sleep past the deadline needed: the fake's deadline timer waits on the first subscribe, which
+    # landed before the book was sent; a late subscribe shows up as a deadline close and a reconnect.
     assert fake.deadline_closes == 0 and fake.ws_connects == 1
     channels = [m["channel"] for m in fake.subscribe_messages]
     assert channels[:2] == ["heartbeats", "level2"]  # heartbeats first, one channel per message
@@ -154,7 +155,7 @@ async def test_user_fills_once_across_reconnects(fake: FakeCoinbase, client: Coi
     assert f1.order_status == order_pb2.ORDER_STATUS_PARTIALLY_FILLED
     # Drop the connection: the snapshot after the reconnect replays the same cumulative state.
     await fake.drop_ws()
-    await asyncio.sleep(0.3)
+    await fake.wait_subscribed("user")  # the client is back on a new connection
     await fake.fill(rep.order_id, "0.005", "39990")
     f2 = await _next(queue, execution_pb2.EXECUTION_TYPE_TRADE)
     assert (f2.last_quantity, f2.last_price, f2.cumulative_quantity) == ("0.005", "39990", "0.01")
@@ -164,6 +165,10 @@ async def test_user_fills_once_across_reconnects(fake: FakeCoinbase, client: Coi
     f3 = await _next(queue, execution_pb2.EXECUTION_TYPE_TRADE)
     assert f3.last_quantity == "0.01" and f3.order_status == order_pb2.ORDER_STATUS_FILLED
     assert len({f1.trade_id, f2.trade_id, f3.trade_id}) == 3
+    # A duplicate would come from the reconnect's snapshot replaying the fills: wait for the client to be
+    # subscribed again (the snapshot follows on that connection), then give it a short bounded window
+    # to arrive, since "nothing arrives" has no event to wait on.
+    await fake.wait_subscribed("user")
     await asyncio.sleep(0.3)
     assert queue.empty(), "a fill was reported twice"
     await stream.aclose()
@@ -179,7 +184,7 @@ async def test_close_ends_streams(fake: FakeCoinbase, client: CoinbaseClient) ->
     stream = client.subscribe_order_book("BTC-USD")
     await take(stream)
     reader = asyncio.create_task(take(stream, 100, timeout=5))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one turn: the reader runs up to its wait for the next book
     await client.aclose()
     await asyncio.wait_for(reader, 2)
     await client.aclose()

@@ -147,7 +147,10 @@ async def test_non_idempotent_post_is_never_resent(server: Venue, fault: str) ->
         with pytest.raises(Timeout) as info:
             await t.post("/orders", route="/orders", json={"side": "buy", "qty": "1"})
     assert info.value.retry_safe is False
-    await asyncio.sleep(0.05)  # give a (wrong) re-send time to arrive
+    # "No re-send" has no event to wait on. The first request is already recorded (the server logs it
+    # on arrival, before the fault) and the transport is closed, so only a re-send already on the wire
+    # could still land: a short bounded window over loopback covers it.
+    await asyncio.sleep(0.05)
     assert len(server.requests_to("/orders")) == 1
 
 
@@ -270,7 +273,10 @@ async def test_error_mapper_hook_sees_every_response(server: Venue) -> None:
 
 async def test_breaker_opens_and_recovers(server: Venue) -> None:
     reg = CollectorRegistry()
-    breaker = CircuitBreaker("fake", failure_threshold=3, reset_timeout=0.3, registry=reg)
+    now = [0.0]  # a fake clock: the reset timeout elapses when the test says so, not after a sleep
+    breaker = CircuitBreaker(
+        "fake", failure_threshold=3, reset_timeout=0.3, clock=lambda: now[0], registry=reg
+    )
     server.fail("/items/1", times=None, status=503)  # down until cleared
     async with transport(server, breaker=breaker, retry=RetryPolicy(retries=0), registry=reg) as t:
         for _ in range(3):
@@ -283,13 +289,17 @@ async def test_breaker_opens_and_recovers(server: Venue) -> None:
             await t.get("/items/1", route="/items/{id}")
         assert info.value.code == "circuit_open"
         assert len(server.requests) == seen  # fails fast: nothing sent
+        now[0] = 0.29
+        assert _state(breaker) is BreakerState.OPEN  # not before reset_timeout
         # Half-open probe that fails re-opens for another reset_timeout.
-        await asyncio.sleep(0.32)
+        now[0] = 0.31
         with pytest.raises(Unavailable):
             await t.get("/items/1", route="/items/{id}")
         assert breaker.state is BreakerState.OPEN
         server.clear_faults()
-        await asyncio.sleep(0.32)
+        now[0] = 0.5
+        assert _state(breaker) is BreakerState.OPEN  # the new reset_timeout counts from the failed probe
+        now[0] = 0.62
         assert _state(breaker) is BreakerState.HALF_OPEN
         assert (await t.get("/items/1", route="/items/{id}")).status == 200
         assert _state(breaker) is BreakerState.CLOSED
