@@ -91,7 +91,11 @@ async def test_server_restart_on_same_port_client_recovers(
     reader = asyncio.ensure_future(stream.__anext__())
     await first.stop(0)
     assert mock.stream("trades").subscriber_count == 0
-    await asyncio.sleep(0.1)  # the client is now retrying against a closed port
+
+    async def retrying() -> bool:
+        return stream._pending_gap is not None  # saw the loss, re-subscribing
+
+    await _until(retrying)  # the client is now retrying against a closed port
     second = await start_server(mock, port=port)
     assert second.port == port
     await mock.stream("trades").wait_subscribed()
@@ -242,8 +246,11 @@ async def test_dial_gives_up_with_a_clear_error() -> None:
 
 
 async def test_graceful_stop_finishes_in_flight_calls(mock: MockVenue, connect: Any) -> None:
+    started = asyncio.Event()
+
     async def slow_place(order: Any) -> Any:
-        await asyncio.sleep(0.3)
+        started.set()
+        await asyncio.sleep(0.3)  # a slow venue: the stop below must wait for it
         return builders.execution_report(order)
 
     mock.on("place_order", slow_place)
@@ -251,7 +258,7 @@ async def test_graceful_stop_finishes_in_flight_calls(mock: MockVenue, connect: 
     await server.start()
     remote = await connect(server)
     in_flight = asyncio.ensure_future(remote.place_order(builders.order(venue="mock")))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(started.wait(), 5)  # the call is in flight at the venue
     await server.stop()
     assert (await in_flight).client_order_id  # completed inside the grace period
     assert mock.closed  # venues closed after draining
