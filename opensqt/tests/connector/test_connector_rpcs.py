@@ -254,11 +254,14 @@ async def test_every_stream_rpc_delivers(mock: MockVenue, start_server: Any, con
     assert got["positions"].symbol == "BTC-USDT-PERP"
     assert got["funding"].symbol == "BTC-USDT-PERP"
     assert got["candles"].symbol == "BTC-USD"
+    assert mock.stream("trades").subscriber_count == 1
     for s in streams.values():
         await s.aclose()
-    await asyncio.sleep(0.05)
-    # Closing the last subscriber releases the upstream subscription.
-    assert mock.stream("trades").subscriber_count == 0
+    # Closing the last subscriber releases the upstream subscription (the connector notices the
+    # cancelled RPC in its own task, so poll with a deadline).
+    async with asyncio.timeout(5):
+        while mock.stream("trades").subscriber_count != 0:  # noqa: ASYNC110 - polling the mock's state
+            await asyncio.sleep(0.005)
 
 
 async def test_sim_venue_behind_the_connector(start_server: Any, connect: Any) -> None:
@@ -278,7 +281,7 @@ async def test_sim_venue_behind_the_connector(start_server: Any, connect: Any) -
         )
         executions = remote.subscribe_executions()
         first_exec = asyncio.ensure_future(_first(executions))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(executions.wait_live(), 5)  # subscribed before the order goes in
         report = await remote.place_order(order)
         assert report.client_order_id == order.client_order_id
         assert (await first_exec).client_order_id == order.client_order_id
@@ -431,9 +434,10 @@ async def test_a_placement_outlives_the_client_deadline(
     # (a half-sent order cancelled mid-flight would be unknowable there too), so a later lookup by
     # client order id finds it.
     finished = asyncio.Event()
+    release = asyncio.Event()
 
     async def slow_place(order: order_pb2.Order) -> execution_pb2.ExecutionReport:
-        await asyncio.sleep(0.3)
+        await release.wait()  # the venue answers only after the client has given up
         finished.set()
         return builders.execution_report(client_order_id=order.client_order_id, venue="mock")
 
@@ -444,5 +448,6 @@ async def test_a_placement_outlives_the_client_deadline(
     with pytest.raises(aio.AioRpcError) as info:
         await stub.PlaceOrder(gw.PlaceOrderRequest(venue="mock", order=order), timeout=0.05)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    release.set()
     await asyncio.wait_for(finished.wait(), 5)
     assert mock.call_count("place_order") == 1

@@ -273,7 +273,10 @@ async def test_price_stream_conflates_for_a_slow_reader(
     for i in range(2, 2000):
         await mock.push_price(builders.price(venue="mock", symbol="BTC-USD", last=str(i)))
     await mock.push_price(builders.price(venue="mock", symbol="ETH-USD", last="7"))
-    await asyncio.sleep(0.1)
+    # The reader falls behind for real: wait until the connector has pulled every price from the
+    # mock's upstream queues (into its conflating per-subscriber queue) before reading any.
+    upstreams = mock.stream("prices")._hub.members("prices")
+    await _until(lambda: all(sub.pending() == 0 for sub in upstreams))
     # However far behind, the reader is never dropped and ends on the newest prices.
     latest: dict[str, str] = {}
     while latest.get("BTC-USD") != "1999" or latest.get("ETH-USD") != "7":
