@@ -316,16 +316,18 @@ async def test_custody_await_transaction() -> None:
             tx.transaction_id, frozenset({custody_pb2.CUSTODY_TRANSACTION_STATE_APPROVED}), timeout=0.02
         )
 
-    async def approve() -> None:
-        await asyncio.sleep(0.01)
-        mock.set_transaction_state(tx.transaction_id, custody_pb2.CUSTODY_TRANSACTION_STATE_APPROVED)
-
     waiter = asyncio.create_task(
         mock.await_transaction(
             tx.transaction_id, frozenset({custody_pb2.CUSTODY_TRANSACTION_STATE_APPROVED}), timeout=1
         )
     )
-    await approve()
+    # Approve only once the waiter is waiting (its call is recorded), so the state change is what wakes it.
+    async with asyncio.timeout(1):
+        while mock.call_count("await_transaction") < 2:  # noqa: ASYNC110 - polling the mock's call log
+            await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    mock.set_transaction_state(tx.transaction_id, custody_pb2.CUSTODY_TRANSACTION_STATE_APPROVED)
     assert (await waiter).state == custody_pb2.CUSTODY_TRANSACTION_STATE_APPROVED
 
 
