@@ -191,14 +191,25 @@ async def test_slow_client_loses_oldest_trades_with_a_gap_without_delaying_the_o
         )
         await slow_call.initial_metadata()
         n = 1500
-        reader = asyncio.ensure_future(_read(fast_stream, n))
+        got: list[Any] = []
+
+        async def read_fast() -> None:
+            async for msg in fast_stream:
+                got.append(msg)
+                if len(got) == n:
+                    break
+
+        reader = asyncio.ensure_future(read_fast())
         await _until(lambda: server.hub.subscribers("trades") == 2)
         pad = "x" * 1000  # bigger messages fill the slow client's 64 KiB flow-control window sooner
         for i in range(n):
             await mock.push_trade("BTC-USD", trade_id=f"t{i}-{pad}")
-            if i % 10 == 0:
-                await asyncio.sleep(0.005)  # a live feed has pauses; bursts stay below the queue size
-        got = await asyncio.wait_for(reader, 20)
+            if i % 50 == 49:
+                # A live feed has pauses: bursts stay below the queue size (256). Wait for the fast
+                # reader to catch up rather than for a fixed time; were it held back by the slow
+                # client, this times out.
+                await _until(lambda i=i: len(got) > i)
+        await asyncio.wait_for(reader, 20)
         assert [t.trade_id for t in got] == [f"t{i}-{pad}" for i in range(n)]
         # Trades drop the oldest (policy DROP_OLDEST): the slow client stays subscribed...
         assert server.hub.stats.dropped.get("trades", 0) >= 1
