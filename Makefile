@@ -11,13 +11,14 @@ export UV_PYTHON_DOWNLOADS := never
 export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap venv node deps-debian deps-go generate check-generated lint typecheck buf-lint buf-breaking \
-        pytest ts-build ts-test live-page test bench demo clean
+        pytest ts-build ts-test live-page test bench demo clean capabilities
 
 help:
 	@echo "make demo   - paper trading on the simulated venue (no credentials needed)"
 	@echo "make test   - everything CI runs: lint, types, contracts checks, all tests"
 	@echo "make bench  - benchmarks (medians, ratios to peers)"
 	@echo "make generate - regenerate contract code (Python, TypeScript, Go)"
+	@echo "make capabilities - refresh docs/capabilities.md from the conformance suites"
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -77,6 +78,7 @@ buf-breaking: node
 
 pytest: venv node deps-go deps-debian ts-build live-page
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) scripts/check_capabilities.py
 
 # A clean build, so that no compiled file of a deleted proto or test lingers in dist/.
 ts-build: node
@@ -97,6 +99,13 @@ ts-test: ts-build
 	node --test cqc/typescript/dist/test/
 
 test: venv node lint typecheck buf-lint buf-breaking check-generated ts-test pytest
+
+# The capability matrix: rerun every conformance suite into a fresh build/capabilities.md and commit
+# the copy in docs/ (make test fails while they differ).
+capabilities: venv
+	rm -f build/capabilities.md
+	$(PY) -m pytest -q -p no:cacheprovider -k Conformance cqvx/tests opensqt/tests
+	cp build/capabilities.md docs/capabilities.md
 
 bench: venv
 	$(PY) benchmarks/run_all.py

@@ -13,5 +13,5 @@ import opensqt
 
 __all__ = ["cqc", "cqvx", "opensqt"]
 
-# The conformance suite records which capability tests passed and rewrites docs/capabilities.md.
+# The conformance suite records which capability tests passed and writes build/capabilities.md.
 pytest_plugins = ["cqvx.testing.conformance_plugin"]

@@ -5,10 +5,14 @@ Register it once in the root ``conftest.py``::
     pytest_plugins = ["cqvx.testing.conformance_plugin"]
 
 (or ad hoc: ``pytest -p cqvx.testing.conformance_plugin``).  At the end of a session that ran any
-:class:`~cqvx.testing.conformance.ConformanceSuite` test it writes ``docs/capabilities.md`` under the
+:class:`~cqvx.testing.conformance.ConformanceSuite` test it writes ``build/capabilities.md`` under the
 rootdir (``--capability-matrix PATH`` to choose another file, ``--capability-matrix none`` to skip).
-A cell is marked passed only if every phase (setup, call, teardown) of every test for that venue and
-capability passed; cells the session did not run keep their previous value.
+Running the tests never writes a tracked file: ``make test`` compares the generated matrix with the
+committed ``docs/capabilities.md`` after the full run (``scripts/check_capabilities.py``) and
+``make capabilities`` refreshes the committed copy.  A cell is marked passed only if every phase
+(setup, call, teardown) of every test for that venue and capability passed; a test marked ``xfail``
+(a known failure) counts as failed, with its reason; cells the session did not run keep their
+previous value.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import pytest
 
 from cqvx.testing.conformance import ConformanceSuite, capability_of, write_capability_matrix
 
+# Where a run writes the matrix (gitignored); docs/capabilities.md is the committed copy, compared by
+# scripts/check_capabilities.py.
+DEFAULT_MATRIX = Path("build") / "capabilities.md"
+
 _RESULTS = pytest.StashKey[dict[str, dict[str, list[tuple[str, str]]]]]()
 
 
@@ -30,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="where the conformance run writes the venue capability matrix "
-        "(default: docs/capabilities.md under the rootdir; 'none' to disable)",
+        "(default: build/capabilities.md under the rootdir; 'none' to disable)",
     )
 
 
@@ -57,7 +65,11 @@ def pytest_runtest_makereport(
     if key is not None and isinstance(report, pytest.TestReport):
         venue, cap = key
         reason = ""
-        if report.skipped:
+        xfail = getattr(report, "wasxfail", None)
+        if xfail is not None and report.skipped:
+            status = "failed"  # a known failure is not a pass, and not "unsupported" either
+            reason = f"known failure: {str(xfail).removeprefix('reason: ')}"
+        elif report.skipped:
             status = "skipped"
             longrepr = report.longrepr
             # A skip's longrepr is (file, line, "Skipped: reason").
@@ -95,6 +107,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     option = session.config.getoption("--capability-matrix")
     if option is not None and str(option).lower() == "none":
         return
-    path = Path(option) if option else session.config.rootpath / "docs" / "capabilities.md"
+    path = Path(option) if option else session.config.rootpath / DEFAULT_MATRIX
     matrix = {venue: {cap: _verdict(out) for cap, out in caps.items()} for venue, caps in results.items()}
     write_capability_matrix(matrix, path)

@@ -1092,6 +1092,16 @@ class MockVenueHarness:
     async def emit_trade(self) -> None:
         await self.mock.push_trade(self.symbol, price="50000", quantity="0.01")
 
+    # The optional conformance hooks it can serve (it has no connection to cut and no positions).
+
+    async def fill(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.mock.fill(order_id=report.order_id, quantity=quantity)
+
+    def other_resting_order(self, client_order_id: str) -> order_pb2.Order:
+        return builders.limit_buy(
+            price="2000", quantity="0.1", symbol="ETH-USD", client_order_id=client_order_id
+        )
+
     async def close(self) -> None:
         await self.mock.aclose()
 
