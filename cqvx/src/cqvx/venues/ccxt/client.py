@@ -333,13 +333,7 @@ class CcxtClient:
         raws = await self._call("read", self._ex.fetch_funding_rate_history, unified, since, limit)
         if not isinstance(raws, list):
             raise ParseError("funding history: expected a list", venue=self.venue)
-        out = []
-        for raw in raws:
-            rate = parse.parse_funding_rate(raw, symbol, self.venue)
-            if rate.HasField("timestamp") and not rate.HasField("funding_time"):
-                rate.funding_time.CopyFrom(rate.timestamp)  # ccxt's history rows stamp the funding time
-            out.append(rate)
-        return out
+        return [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
 
     async def get_candles(
         self,

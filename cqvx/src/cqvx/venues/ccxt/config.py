@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import ccxt.pro
-
 from cqvx.secrets import Secret
 from cqvx.venues.ccxt.quirks import VenueQuirks
 
@@ -72,6 +70,8 @@ def _override_urls(api: Any, base: str) -> Any:
 
 def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
     """A configured ``ccxt.pro`` exchange instance (no I/O)."""
+    import ccxt.pro  # here, not at module level: see the package docstring
+
     options: dict[str, Any] = {
         "fetchCurrencies": False,  # currencies need wallet endpoints; markets carry what we use
         "fetchMarkets": {"types": list(config.market_types or quirks.market_types)},

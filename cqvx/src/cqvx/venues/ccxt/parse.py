@@ -214,7 +214,12 @@ def parse_position(
     return position
 
 
-def parse_funding_rate(raw: object, symbol: str, venue: str) -> funding_pb2.FundingRate:
+def parse_funding_rate(
+    raw: object, symbol: str, venue: str, *, history: bool = False
+) -> funding_pb2.FundingRate:
+    """A current rate (ccxt ``FundingRate``: ``fundingTimestamp`` is the *next* settlement, see
+    docs.ccxt.com "Funding Rate Structure") or, with ``history``, a settled one (ccxt
+    ``FundingRateHistory``: ``timestamp`` is when it was charged)."""
     f = _map(raw, "funding rate", venue)
     rate = num(f.get("fundingRate"), "fundingRate", venue)
     if not rate:
@@ -227,11 +232,15 @@ def parse_funding_rate(raw: object, symbol: str, venue: str) -> funding_pb2.Fund
         mark_price=num(f.get("markPrice"), "markPrice", venue),
         index_price=num(f.get("indexPrice"), "indexPrice", venue),
     )
-    if (at := _ms(f.get("fundingTimestamp"), "fundingTimestamp", venue)) is not None:
-        out.funding_time.CopyFrom(timestamp_from_ms(at))
-    if (nxt := _ms(f.get("nextFundingTimestamp"), "nextFundingTimestamp", venue)) is not None:
+    ts = _ms(f.get("timestamp"), "timestamp", venue)
+    if history:
+        if ts is None:
+            raise ParseError("funding history: timestamp missing", venue=venue)
+        out.funding_time.CopyFrom(timestamp_from_ms(ts))
+        return out
+    if (nxt := _ms(f.get("fundingTimestamp"), "fundingTimestamp", venue)) is not None:
         out.next_funding_time.CopyFrom(timestamp_from_ms(nxt))
-    if (ts := _ms(f.get("timestamp"), "timestamp", venue)) is not None:
+    if ts is not None:
         out.timestamp.CopyFrom(timestamp_from_ms(ts))
     return out
 

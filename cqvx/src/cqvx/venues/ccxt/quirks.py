@@ -78,6 +78,8 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=180.0,  # the server pings every 3 minutes; ccxt answers (pro/binance keepAlive)
         batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
+        # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
+        ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
         docs=(
             "https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api",
             "https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code",
