@@ -91,3 +91,15 @@ def test_venue_code_is_read_from_the_body_ccxt_quotes() -> None:
 def test_a_taxonomy_error_passes_through() -> None:
     err = Timeout("already mapped")
     assert map_error(err, op="write", quirks=Q) is err
+
+
+def test_pinned_codes_are_kinds_and_win_over_the_ccxt_class() -> None:
+    from cqvx.errors import ErrorKind
+    from cqvx.venues.ccxt.quirks import QUIRKS
+
+    for q in QUIRKS.values():
+        for _, kind in q.pinned_codes:
+            assert kind in {k.value for k in ErrorKind}, (q.venue, kind)
+    # ccxt's generic Binance table (any host but fapi.binance.com) files -2019 as OperationFailed.
+    exc = ccxt.OperationFailed('binanceusdm {"code":-2019,"msg":"Margin is insufficient."}')
+    assert isinstance(map_error(exc, op="write", quirks=Q), InsufficientFunds)

@@ -71,6 +71,13 @@ class FakeBinance(FakeServer):
         self.listen_keys: dict[str, int] = {}  # listen key -> keepalives received
         self.keepalives = 0
         self.bad_signatures = 0
+        self.rate_limits_served = 0
+
+    def _take_fault(self, path: str, method: str) -> Any:
+        fault = super()._take_fault(path, method)
+        if fault is not None and fault.kind == "status" and fault.status == 429:
+            self.rate_limits_served += 1
+        return fault
 
     async def start(self) -> None:
         await self.sim.__aenter__()

@@ -137,16 +137,23 @@ class CcxtClient:
                 err.attempts = attempt
                 raise err from None
 
-    def _markets(self) -> MarketIndex:
+    async def _markets(self) -> MarketIndex:
+        """The market index, loading the venue's markets on first use (as ``start`` does)."""
         if self._index is None:
-            raise InvalidRequest("client not started (use 'async with' or await start())", venue=self.venue)
+            await self.start()
+        assert self._index is not None
         return self._index
 
-    def _unified(self, canonical: str) -> str:
-        return self._markets().symbols.to_venue(canonical)
+    def _loaded(self) -> MarketIndex:
+        if self._index is None:  # every parse follows a call that loaded the markets
+            raise InvalidRequest("markets not loaded", venue=self.venue)
+        return self._index
+
+    async def _unified(self, canonical: str) -> str:
+        return (await self._markets()).symbols.to_venue(canonical)
 
     def _order(self, raw: object, canonical: str = "") -> order_pb2.Order:
-        index = self._markets()
+        index = self._loaded()
         order = parse.parse_order(raw, index.symbols, self.venue, index.contract_sizes)
         order.venue_symbol = index.venue_ids.get(order.symbol, "")
         if canonical and order.symbol != canonical:
@@ -155,7 +162,7 @@ class CcxtClient:
 
     def _contracts(self, canonical: str, quantity: str) -> str:
         """Base units -> ccxt's amount unit (contracts on derivatives); must divide exactly."""
-        size = self._markets().contract_size(canonical)
+        size = self._loaded().contract_size(canonical)
         base = dec(quantity, "quantity", self.venue)
         contracts = base / size
         if contracts * size != base:
@@ -183,7 +190,7 @@ class CcxtClient:
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
         coid = order.client_order_id
         check_client_order_id(self._quirks, coid)
-        unified = self._unified(order.symbol)
+        unified = await self._unified(order.symbol)
         side = {order_pb2.ORDER_SIDE_BUY: "buy", order_pb2.ORDER_SIDE_SELL: "sell"}.get(order.side)
         kind = {order_pb2.ORDER_TYPE_LIMIT: "limit", order_pb2.ORDER_TYPE_MARKET: "market"}.get(
             order.order_type
@@ -235,7 +242,7 @@ class CcxtClient:
         check_order_ref(order_id, client_order_id)
         if not symbol:
             raise InvalidRequest(f"{self.venue} scopes orders per symbol: give symbol", venue=self.venue)
-        unified = self._unified(symbol)
+        unified = await self._unified(symbol)
         if client_order_id:
             ident, params = lookup_args(self._quirks, client_order_id)
         else:
@@ -257,7 +264,7 @@ class CcxtClient:
 
     async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
         f = filter or OrderFilter()
-        unified = self._unified(f.symbol) if f.symbol else None
+        unified = await self._unified(f.symbol) if f.symbol else None
         since = int(f.start.timestamp() * 1000) if f.start else None
         if f.open_only:
             raws = await self._call("read", self._ex.fetch_open_orders, unified, since, None)
@@ -297,11 +304,11 @@ class CcxtClient:
         return parse.parse_balances(raw, self.venue, kind)
 
     async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
-        unified = [self._unified(s) for s in symbols] if symbols else None
+        unified = [await self._unified(s) for s in symbols] if symbols else None
         raws = await self._call("read", self._ex.fetch_positions, unified)
         if not isinstance(raws, list):
             raise ParseError("positions: expected a list", venue=self.venue)
-        index = self._markets()
+        index = await self._markets()
         out = []
         for raw in raws:
             position = parse.parse_position(raw, index.symbols, self.venue, index.contract_sizes)
@@ -312,15 +319,15 @@ class CcxtClient:
     # -- market data -----------------------------------------------------------------------------
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
-        raw = await self._call("read", self._ex.fetch_order_book, self._unified(symbol), depth)
+        raw = await self._call("read", self._ex.fetch_order_book, await self._unified(symbol), depth)
         return parse.parse_order_book(raw, symbol, self.venue, depth)
 
     async def get_funding_rate(self, symbol: str) -> funding_pb2.FundingRate:
-        raw = await self._call("read", self._ex.fetch_funding_rate, self._unified(symbol))
+        raw = await self._call("read", self._ex.fetch_funding_rate, await self._unified(symbol))
         return parse.parse_funding_rate(raw, symbol, self.venue)
 
     async def get_funding_rates(self, symbols: Sequence[str] | None = None) -> list[funding_pb2.FundingRate]:
-        index = self._markets()
+        index = await self._markets()
         every = index.symbols.canonical_symbols()
         wanted = list(symbols) if symbols else [s for s in every if index.is_derivative(s)]
         return [await self.get_funding_rate(s) for s in wanted]
@@ -329,7 +336,7 @@ class CcxtClient:
         self, symbol: str, start: datetime | None = None, limit: int | None = None
     ) -> list[funding_pb2.FundingRate]:
         since = int(start.timestamp() * 1000) if start else None
-        unified = self._unified(symbol)
+        unified = await self._unified(symbol)
         raws = await self._call("read", self._ex.fetch_funding_rate_history, unified, since, limit)
         if not isinstance(raws, list):
             raise ParseError("funding history: expected a list", venue=self.venue)
@@ -347,7 +354,9 @@ class CcxtClient:
         if timeframe is None:
             raise InvalidRequest(f"candle interval {interval} not offered", venue=self.venue)
         since = int(start.timestamp() * 1000) if start else None
-        raws = await self._call("read", self._ex.fetch_ohlcv, self._unified(symbol), timeframe, since, limit)
+        raws = await self._call(
+            "read", self._ex.fetch_ohlcv, await self._unified(symbol), timeframe, since, limit
+        )
         if not isinstance(raws, list):
             raise ParseError("candles: expected a list", venue=self.venue)
         width = CANDLE_SECONDS[interval]
@@ -358,7 +367,7 @@ class CcxtClient:
         return candles
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
-        raw = await self._call("read", self._ex.fetch_ticker, self._unified(symbol))
+        raw = await self._call("read", self._ex.fetch_ticker, await self._unified(symbol))
         if not isinstance(raw, dict):
             raise ParseError("ticker: expected an object", venue=self.venue)
         v = self.venue
@@ -377,13 +386,13 @@ class CcxtClient:
         return price
 
     async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
-        index = self._markets()
+        index = await self._markets()
         wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
         return [
             instrument_pb2.Instrument(
                 symbol=s,
                 venue=self.venue,
-                venue_symbol=index.venue_ids[s] if s in index.venue_ids else self._unified(s),
+                venue_symbol=index.venue_ids[s] if s in index.venue_ids else index.symbols.to_venue(s),
                 instrument_type=index.instrument_types.get(s, 0),  # type: ignore[arg-type]
             )
             for s in wanted

@@ -18,7 +18,9 @@ on reads and :class:`Timeout` on writes (the request was sent).
 Venue error codes: ccxt puts the venue's raw error body in the exception text
 (``"<id> {json body}"``); :func:`venue_code` reads the code from it with the quirk table's key, and a
 code in ``quirks.duplicate_codes`` becomes :class:`DuplicateOrder` whatever ccxt class carried it
-(ccxt files Binance ``-4116`` under ``InvalidOrder``).
+(ccxt files Binance ``-4116`` under ``InvalidOrder``).  Likewise a code in ``quirks.pinned_codes``
+decides the kind (ccxt selects Binance's per-market exception table by hostname, so the same venue
+answer reached through a testnet, proxy or fake host would otherwise change class).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cqvx.errors import (
     Unavailable,
     UnsupportedOperation,
     VenueError,
+    error_class,
 )
 from cqvx.venues.ccxt.quirks import VenueQuirks
 
@@ -137,8 +140,11 @@ def map_error(exc: BaseException, *, op: Op, quirks: VenueQuirks, client_order_i
         return exc
     message = str(exc) or type(exc).__name__
     code = venue_code(quirks, message) if isinstance(exc, ccxt.BaseError) else None
+    pinned = dict(quirks.pinned_codes).get(code) if code is not None else None
     if code is not None and code in quirks.duplicate_codes:
         err: VenueError = DuplicateOrder(message, client_order_id=client_order_id)
+    elif pinned is not None:
+        err = error_class(pinned)(message)
     elif isinstance(exc, ccxt.BaseError):
         factory = next((_BY_CLASS[c] for c in type(exc).__mro__ if c in _BY_CLASS), _transport)
         err = factory(message, op)

@@ -53,6 +53,10 @@ class VenueQuirks:
     client_id_lookup: str = "param"
     lookup_params: tuple[tuple[str, object], ...] = ()  # extra params every lookup needs
     ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
+    # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
+    # Binance's exception table by hostname, so on a testnet, proxy or fake host the class differs).
+    # Values are cqvx ErrorKind names: "insufficient_funds", "not_found", "order_rejected", ...
+    pinned_codes: tuple[tuple[str, str], ...] = ()
     docs: tuple[str, ...] = field(default=())
 
 
@@ -80,6 +84,15 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
         # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
         ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
+        pinned_codes=(
+            ("-2019", "insufficient_funds"),  # Margin is insufficient.
+            ("-2018", "insufficient_funds"),  # Balance is insufficient.
+            ("-2013", "not_found"),  # Order does not exist.
+            ("-2011", "not_found"),  # Unknown order sent. (cancel)
+            ("-5022", "order_rejected"),  # post-only order would be executed as taker
+            ("-4164", "invalid_request"),  # notional below the minimum
+            ("-1111", "invalid_request"),  # precision over the maximum
+        ),
         docs=(
             "https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api",
             "https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code",
