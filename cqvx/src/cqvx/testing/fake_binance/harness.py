@@ -100,6 +100,9 @@ class BinanceCcxtHarness(HarnessDefaults):
     async def make_book_gap(self) -> None:
         raise NotImplementedError("no streams in the ccxt adapter yet")
 
+    async def emit_trade(self) -> None:
+        raise NotImplementedError("no trade stream in the ccxt adapter yet")
+
     async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
         return await self.sim.get_order_book(self.symbol, depth)
 
