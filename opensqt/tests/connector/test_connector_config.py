@@ -322,7 +322,7 @@ def _write(tmp_path: Path, text: str) -> Path:
             {},
             "environment variable CB_URL is not set (at venues.cb1.rest_url)",
         ),
-        ("venues:\n  x: {type: binance}\n", {}, "venues.x.type: unknown venue type 'binance'"),
+        ("venues:\n  x: {type: kraken}\n", {}, "venues.x.type: unknown venue type 'kraken'"),
         ("venues:\n  x: {seed: 1}\n", {}, "venues.x.type: required"),
         ("venues:\n  s: {type: sim, sede: 1}\n", {}, "venues.s.sede: unknown key"),
         ("connector: {port: -1}\n", {}, "connector.port: must be >= 0"),
@@ -398,7 +398,7 @@ async def test_opensqt_run_builds_its_in_process_venue_through_the_registry(
     with pytest.raises(ConfigError, match=r"venue: settings\.credentials\.key_secret: environment variable"):
         parse_config(ENGINE_YAML, env={})
     # Every registered venue is listed, sorted after "remote"; other venues may sit between these.
-    unknown = r"venue: kind: unknown venue 'kraken' \(remote, coinbase, (.+, )?sim"
+    unknown = r"venue: kind: unknown venue 'kraken' \(remote, (.+, )?coinbase, (.+, )?sim"
     with pytest.raises(ConfigError, match=unknown):
         parse_config(ENGINE_YAML.replace("kind: coinbase", "kind: kraken"), env={})
     monkeypatch.setenv("RUN_CB_SECRET", "s3cret")

@@ -31,6 +31,14 @@ from pydantic import ValidationError
 
 from cqvx.client import VenueClient
 from cqvx.errors import VenueError
+from cqvx.venues.ccxt.section import (
+    BinanceSection,
+    BitgetSection,
+    BybitSection,
+    CcxtSection,
+    GateSection,
+    OkxSection,
+)
 from cqvx.venues.coinbase.section import CoinbaseSection
 from cqvx.venues.falconx.section import FalconXSection
 from cqvx.venues.fordefi.section import FordefiSection
@@ -195,12 +203,24 @@ def _prime(section: PrimeSection) -> VenueClient:
     return PrimeClient(section.to_config())
 
 
+def _ccxt(section: CcxtSection) -> VenueClient:
+    from cqvx.venues.ccxt import CcxtClient
+
+    return CcxtClient(section.to_config())
+
+
 registry = VenueRegistry()
 registry.register("sim", SimSection, _sim)
 registry.register("coinbase", CoinbaseSection, _coinbase)
 registry.register("fordefi", FordefiSection, _fordefi)
 registry.register("falconx", FalconXSection, _falconx)
 registry.register("prime", PrimeSection, _prime)
+# One adapter, one quirk table each (cqvx.venues.ccxt.quirks).
+registry.register("binance", BinanceSection, _ccxt)
+registry.register("bybit", BybitSection, _ccxt)
+registry.register("okx", OkxSection, _ccxt)
+registry.register("bitget", BitgetSection, _ccxt)
+registry.register("gate", GateSection, _ccxt)
 
 register = registry.register
 parse = registry.parse

@@ -1,0 +1,382 @@
+"""A wire-level fake Binance USD-M server whose matching is the simulated venue (:mod:`cqvx.venues.sim`).
+
+It speaks the REST paths ccxt's ``binanceusdm`` calls (so ccxt runs unmodified against it over
+loopback: point every ``urls['api']`` host at :attr:`FakeBinance.url`), checks the Binance signing
+scheme with its own code (HMAC-SHA256 over ``query string + body`` without the trailing
+``signature``; ``X-MBX-APIKEY`` header; ``timestamp`` within ``recvWindow``), and answers with Binance
+shapes and error codes.  It shares no code with the adapter under test.
+
+Signed: ``GET /fapi/v3/account``, ``GET /fapi/v2/positionRisk``, ``GET /fapi/v1/leverageBracket``,
+``POST|GET|DELETE /fapi/v1/order``, ``GET /fapi/v1/openOrders``, ``GET /fapi/v1/allOrders``.
+API key only: ``POST|PUT|DELETE /fapi/v1/listenKey`` (keepalives counted in :attr:`keepalives`).
+Public: ``exchangeInfo``, ``time``, ``depth``, ``premiumIndex``, ``fundingRate``, ``klines``,
+``ticker/24hr``.  Error codes (USD-M error-code page): -1022 bad signature, -2015 bad key, -1021
+timestamp outside recvWindow, -4116 duplicate client order id, -2019 margin insufficient, -2013 order
+does not exist, -2011 unknown order (cancel), -5022 post-only would take, -4164 notional too small,
+-1111 precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from cqc.venues.v1 import order_pb2
+from cqvx.errors import (
+    DuplicateOrder,
+    InsufficientFunds,
+    NotFound,
+    OrderRejected,
+    RateLimited,
+    VenueError,
+)
+from cqvx.testing.fake_binance import _shapes as shapes
+from cqvx.testing.fakeserver import FakeServer
+from cqvx.timeutil import timestamp_from_ms, to_datetime
+from cqvx.types import OrderFilter
+from cqvx.venues.sim import SimVenue
+
+__all__ = ["FakeBinance"]
+
+_JSON = "application/json"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+class FakeBinance(FakeServer):
+    """``async with FakeBinance(api_key, secret) as fake:`` serves a started :class:`SimVenue`."""
+
+    def __init__(
+        self, api_key: str, secret: str, *, sim: SimVenue | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__(host)
+        self.api_key = api_key
+        self._secret = secret.encode()
+        self.sim = sim or SimVenue.default(0, speed=1.0)
+        self._perps = {
+            shapes.venue_symbol(s.symbol): s for s in self.sim.config.instruments if s.is_perpetual
+        }
+        self.listen_keys: dict[str, int] = {}  # listen key -> keepalives received
+        self.keepalives = 0
+        self.bad_signatures = 0
+        self.rate_limits_served = 0
+
+    def _take_fault(self, path: str, method: str) -> Any:
+        fault = super()._take_fault(path, method)
+        if fault is not None and fault.kind == "status" and fault.status == 429:
+            self.rate_limits_served += 1
+        return fault
+
+    async def start(self) -> None:
+        await self.sim.__aenter__()
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.sim.aclose()
+
+    def setup_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
+        r.add_get("/fapi/v1/time", self._time)
+        r.add_get("/fapi/v1/depth", self._public(self._depth))
+        r.add_get("/fapi/v1/premiumIndex", self._public(self._premium_index))
+        r.add_get("/fapi/v1/fundingRate", self._public(self._funding_history))
+        r.add_get("/fapi/v1/klines", self._public(self._klines))
+        r.add_get("/fapi/v1/ticker/24hr", self._public(self._ticker))
+        r.add_get("/fapi/v3/account", self._signed(self._account))
+        r.add_get("/fapi/v2/positionRisk", self._signed(self._position_risk))
+        r.add_get("/fapi/v1/leverageBracket", self._signed(self._brackets))
+        r.add_post("/fapi/v1/order", self._signed(self._new_order))
+        r.add_get("/fapi/v1/order", self._signed(self._query_order))
+        r.add_delete("/fapi/v1/order", self._signed(self._cancel_order))
+        r.add_get("/fapi/v1/openOrders", self._signed(self._open_orders))
+        r.add_get("/fapi/v1/allOrders", self._signed(self._all_orders))
+        r.add_post("/fapi/v1/listenKey", self._keyed(self._listen_key_new))
+        r.add_put("/fapi/v1/listenKey", self._keyed(self._listen_key_keepalive))
+        r.add_delete("/fapi/v1/listenKey", self._keyed(self._listen_key_close))
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    def _check_key(self, request: web.Request) -> None:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            raise _Refused(401, -2015, "Invalid API-key, IP, or permissions for action.")
+
+    async def _verify(self, request: web.Request) -> dict[str, str]:
+        self._check_key(request)
+        query = request.query_string
+        body = (await request.read()).decode()
+        signature = ""
+        parts = []
+        for raw in (query, body):
+            text = raw
+            head, sep, sig = raw.rpartition("&signature=")
+            if sep:
+                signature, text = sig, head
+            elif raw.startswith("signature="):
+                signature, text = raw.removeprefix("signature="), ""
+            parts.append(text)
+        total = "".join(parts)
+        expected = hmac.new(self._secret, total.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            self.bad_signatures += 1
+            raise _Refused(400, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(parts[0])) | dict(parse_qsl(parts[1]))
+        stamp = int(params.get("timestamp", "0"))
+        window = int(params.get("recvWindow", "5000"))
+        if abs(time.time() * 1000 - stamp) > window:
+            raise _Refused(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return params
+
+    def _answer(self, status: int, payload: Any) -> web.Response:
+        return web.Response(status=status, text=json.dumps(payload), content_type=_JSON)
+
+    def _signed(self, handler: Any) -> Any:
+        async def run(request: web.Request) -> web.Response:
+            try:
+                return self._answer(200, await handler(await self._verify(request)))
+            except _Refused as err:
+                return self._answer(err.status, {"code": err.code, "msg": err.msg})
+
+        return run
+
+    def _keyed(self, handler: Any) -> Any:
+        async def run(request: web.Request) -> web.Response:
+            try:
+                self._check_key(request)
+                params = dict(request.query) | dict(parse_qsl((await request.read()).decode()))
+                return self._answer(200, await handler(params))
+            except _Refused as err:
+                return self._answer(err.status, {"code": err.code, "msg": err.msg})
+
+        return run
+
+    def _public(self, handler: Any) -> Any:
+        async def run(request: web.Request) -> web.Response:
+            try:
+                return self._answer(200, await handler(dict(request.query)))
+            except _Refused as err:
+                return self._answer(err.status, {"code": err.code, "msg": err.msg})
+
+        return run
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _canonical(self, symbol: str) -> str:
+        spec = self._perps.get(symbol)
+        if spec is None:
+            raise _Refused(400, -1121, "Invalid symbol.")
+        return spec.symbol
+
+    @staticmethod
+    def _refusal(err: VenueError, *, cancel: bool = False) -> _Refused:
+        if isinstance(err, DuplicateOrder):
+            return _Refused(400, -4116, "ClientOrderId is duplicated.")
+        if isinstance(err, InsufficientFunds):
+            return _Refused(400, -2019, "Margin is insufficient.")
+        if isinstance(err, NotFound):
+            return (
+                _Refused(400, -2011, "Unknown order sent.")
+                if cancel
+                else _Refused(400, -2013, "Order does not exist.")
+            )
+        if isinstance(err, OrderRejected):
+            return _Refused(
+                400,
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+            )
+        if isinstance(err, RateLimited):
+            return _Refused(429, -1003, "Too many requests.")
+        if "notional" in err.message.lower():
+            return _Refused(400, -4164, "Order's notional must be no smaller than 5.")
+        return _Refused(400, -1111, "Precision is over the maximum defined for this asset.")
+
+    def _ref(self, params: dict[str, str]) -> dict[str, Any]:
+        if "orderId" in params:
+            return {"order_id": f"sim-{params['orderId']}"}
+        coid = params.get("origClientOrderId") or params.get("clientOrderId")
+        if not coid:
+            raise _Refused(400, -1102, "Either orderId or origClientOrderId must be sent.")
+        return {"client_order_id": coid}
+
+    # -- public ----------------------------------------------------------------------------------
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        return self._answer(
+            200,
+            {
+                "timezone": "UTC",
+                "serverTime": int(time.time() * 1000),
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [shapes.symbol_info(s) for s in self._perps.values()],
+            },
+        )
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return self._answer(200, {"serverTime": int(time.time() * 1000)})
+
+    async def _depth(self, params: dict[str, str]) -> Any:
+        book = await self.sim.get_order_book(
+            self._canonical(params.get("symbol", "")), int(params.get("limit", "20"))
+        )
+        return shapes.depth(book)
+
+    async def _premium_index(self, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol", "")
+        return shapes.premium_index(await self.sim.get_funding_rate(self._canonical(symbol)), symbol)
+
+    async def _funding_history(self, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol", "")
+        rate = await self.sim.get_funding_rate(self._canonical(symbol))
+        at = shapes._ms(rate.funding_time) or int(time.time() * 1000)
+        return [
+            {
+                "symbol": symbol,
+                "fundingRate": rate.rate,
+                "fundingTime": at,
+                "markPrice": rate.mark_price or "0",
+            }
+        ]
+
+    async def _klines(self, params: dict[str, str]) -> Any:
+        from cqvx.timeutil import candle_interval
+
+        widths = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
+        interval = candle_interval(widths.get(params.get("interval", ""), 0))
+        if interval is None:
+            raise _Refused(400, -1120, "Invalid interval.")
+        limit = int(params.get("limit", "500"))
+        candles = await self.sim.get_candles(self._canonical(params.get("symbol", "")), interval, limit=limit)
+        return [shapes.kline(c) for c in candles]
+
+    async def _ticker(self, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol", "")
+        price = await self.sim.get_latest_price(self._canonical(symbol))
+        return {
+            "symbol": symbol,
+            "lastPrice": price.last,
+            "openPrice": price.last,
+            "highPrice": price.last,
+            "lowPrice": price.last,
+            "volume": "0",
+            "quoteVolume": "0",
+            "closeTime": int(time.time() * 1000),
+        }
+
+    # -- account ---------------------------------------------------------------------------------
+
+    async def _account(self, params: dict[str, str]) -> Any:
+        return shapes.account(await self.sim.get_balances(), await self.sim.get_positions())
+
+    async def _position_risk(self, params: dict[str, str]) -> Any:
+        positions = await self.sim.get_positions()
+        return [shapes.position_risk(p) for p in positions]
+
+    async def _brackets(self, params: dict[str, str]) -> Any:
+        return [
+            {
+                "symbol": s,
+                "brackets": [
+                    {
+                        "bracket": 1,
+                        "initialLeverage": 50,
+                        "notionalCap": 1000000,
+                        "notionalFloor": 0,
+                        "maintMarginRatio": 0.005,
+                        "cum": 0,
+                    }
+                ],
+            }
+            for s in self._perps
+        ]
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    async def _new_order(self, params: dict[str, str]) -> Any:
+        canonical = self._canonical(params.get("symbol", ""))
+        kind = params.get("type", "")
+        tif = params.get("timeInForce", "GTC")
+        order = order_pb2.Order(
+            symbol=canonical,
+            client_order_id=params.get("newClientOrderId", ""),
+            side=order_pb2.ORDER_SIDE_BUY if params.get("side") == "BUY" else order_pb2.ORDER_SIDE_SELL,
+            order_type=order_pb2.ORDER_TYPE_LIMIT if kind == "LIMIT" else order_pb2.ORDER_TYPE_MARKET,
+            quantity=str(Decimal(params.get("quantity", "0"))),
+            price=str(Decimal(params["price"])) if "price" in params else "",
+            post_only=tif == "GTX",
+            reduce_only=params.get("reduceOnly") == "true",
+            time_in_force={"IOC": order_pb2.TIME_IN_FORCE_IOC, "FOK": order_pb2.TIME_IN_FORCE_FOK}.get(
+                tif, order_pb2.TIME_IN_FORCE_GTC
+            ),
+        )
+        if kind not in ("LIMIT", "MARKET"):
+            raise _Refused(400, -1116, "Invalid orderType.")
+        if kind == "MARKET":  # Binance market orders carry no timeInForce; they never rest
+            order.time_in_force = order_pb2.TIME_IN_FORCE_IOC
+        try:
+            report = await self.sim.place_order(order)
+            placed = await self.sim.get_order(symbol=canonical, order_id=report.order_id)
+        except VenueError as err:
+            raise self._refusal(err) from None
+        return shapes.order(placed)
+
+    async def _query_order(self, params: dict[str, str]) -> Any:
+        canonical = self._canonical(params.get("symbol", ""))
+        try:
+            return shapes.order(await self.sim.get_order(symbol=canonical, **self._ref(params)))
+        except VenueError as err:
+            raise self._refusal(err) from None
+
+    async def _cancel_order(self, params: dict[str, str]) -> Any:
+        canonical = self._canonical(params.get("symbol", ""))
+        try:
+            return shapes.order(await self.sim.cancel_order(symbol=canonical, **self._ref(params)))
+        except VenueError as err:
+            raise self._refusal(err, cancel=True) from None
+
+    async def _open_orders(self, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol")
+        orders = await self.sim.get_orders(OrderFilter(symbol=self._canonical(symbol) if symbol else None))
+        return [shapes.order(o) for o in orders if o.symbol in {s.symbol for s in self._perps.values()}]
+
+    async def _all_orders(self, params: dict[str, str]) -> Any:
+        canonical = self._canonical(params.get("symbol", ""))
+        statuses = frozenset(shapes.STATUS)
+        start = int(params["startTime"]) if "startTime" in params else None
+        since = to_datetime(timestamp_from_ms(start)) if start else None
+        orders = await self.sim.get_orders(OrderFilter(symbol=canonical, statuses=statuses, start=since))
+        return [shapes.order(o) for o in orders]
+
+    # -- user data stream ------------------------------------------------------------------------
+
+    async def _listen_key_new(self, params: dict[str, str]) -> Any:
+        key = secrets.token_hex(32)
+        self.listen_keys[key] = 0
+        return {"listenKey": key}
+
+    async def _listen_key_keepalive(self, params: dict[str, str]) -> Any:
+        key = params.get("listenKey") or next(iter(self.listen_keys), "")
+        if key not in self.listen_keys:
+            raise _Refused(400, -1125, "This listenKey does not exist.")
+        self.listen_keys[key] += 1
+        self.keepalives += 1
+        return {"listenKey": key}
+
+    async def _listen_key_close(self, params: dict[str, str]) -> Any:
+        self.listen_keys.pop(params.get("listenKey") or next(iter(self.listen_keys), ""), None)
+        return {}

@@ -1,0 +1,423 @@
+"""One :class:`VenueClient` over a ccxt async exchange (Binance USD-M, Bybit, OKX, Bitget, Gate).
+
+Everything venue-specific is in the quirk table (:mod:`.quirks`); everything ccxt raises goes through
+the one error table (:mod:`.errors`); every number comes from ccxt's unified structures read as text
+(:mod:`.parse`); symbols go through the one map built from the venue's markets (:mod:`.markets`).
+
+Placement outcomes (the VenueClient contract): an ExecutionReport; a taxonomy error; or
+:class:`~cqvx.errors.Timeout` when the request may have acted (the caller looks the order up by its
+client order id; nothing here re-sends a placement).  A duplicate client order id is answered with
+:class:`~cqvx.errors.DuplicateOrder` carrying the existing order's id, found by fetching that order.
+
+Quantities and prices are never rounded here: ccxt's ``amount_to_precision``/``price_to_precision``
+are used only to check that the caller's values are already on the venue's steps; a value ccxt would
+change is refused (``InvalidRequest``), because ccxt rounds prices to nearest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
+from cqc.portfolio.v1 import position_pb2
+from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqvx.backoff import Backoff
+from cqvx.client import check_order_ref
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, UnsupportedOperation, VenueError
+from cqvx.num import dec, dec_str
+from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
+from cqvx.types import OrderFilter, Stream, report_from_order
+from cqvx.venues.ccxt import parse
+from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
+from cqvx.venues.ccxt.errors import Op, map_error
+from cqvx.venues.ccxt.markets import MarketIndex
+from cqvx.venues.ccxt.quirks import VenueQuirks, check_client_order_id, lookup_args, quirks_for
+
+__all__ = ["CcxtClient"]
+
+T = TypeVar("T")
+
+_TIMEFRAMES: dict[int, str] = {
+    candle_pb2.CANDLE_INTERVAL_1MIN: "1m",
+    candle_pb2.CANDLE_INTERVAL_5MIN: "5m",
+    candle_pb2.CANDLE_INTERVAL_15MIN: "15m",
+    candle_pb2.CANDLE_INTERVAL_30MIN: "30m",
+    candle_pb2.CANDLE_INTERVAL_1HOUR: "1h",
+    candle_pb2.CANDLE_INTERVAL_2HOUR: "2h",
+    candle_pb2.CANDLE_INTERVAL_4HOUR: "4h",
+    candle_pb2.CANDLE_INTERVAL_6HOUR: "6h",
+    candle_pb2.CANDLE_INTERVAL_1DAY: "1d",
+    candle_pb2.CANDLE_INTERVAL_1WEEK: "1w",
+}
+_TIF = {
+    order_pb2.TIME_IN_FORCE_GTC: "GTC",
+    order_pb2.TIME_IN_FORCE_IOC: "IOC",
+    order_pb2.TIME_IN_FORCE_FOK: "FOK",
+}
+_CAPS = frozenset(
+    {
+        venue_pb2.CAPABILITY_POSITIONS,
+        venue_pb2.CAPABILITY_FUNDING_RATES,
+        venue_pb2.CAPABILITY_CANDLES,
+        venue_pb2.CAPABILITY_CANCEL_ALL,
+        venue_pb2.CAPABILITY_TICKERS,
+    }
+)
+
+
+class CcxtClient:
+    """A ccxt-backed venue client; ``exchange`` may be injected (tests), else built from config."""
+
+    def __init__(self, config: CcxtConfig, *, exchange: Any = None) -> None:
+        self._config = config
+        self._quirks: VenueQuirks = quirks_for(config.venue)
+        self._ex: Any = exchange if exchange is not None else build_exchange(config, self._quirks)
+        self._index: MarketIndex | None = None
+        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
+        self._last_error = ""
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def venue(self) -> str:
+        return self._quirks.venue
+
+    @property
+    def quirks(self) -> VenueQuirks:
+        return self._quirks
+
+    async def start(self) -> None:
+        if self._index is None:
+            markets = await self._call("read", self._ex.load_markets)
+            self._index = MarketIndex.build(self.venue, markets.values())
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._ex.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def capabilities(self) -> frozenset[int]:
+        return _CAPS
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    async def _call(
+        self, op: Op, fn: Callable[..., Awaitable[T]], *args: Any, client_order_id: str = "", **kw: Any
+    ) -> T:
+        """Run one ccxt call; map its failure; repeat only retry-safe reads (the one retry owner)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn(*args, **kw)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                err = map_error(exc, op=op, quirks=self._quirks, client_order_id=client_order_id)
+                self._last_error = type(err).__name__
+                if op == "read" and err.retry_safe and attempt <= self._config.read_retries:
+                    await self._backoff.sleep(attempt, retry_after=getattr(err, "retry_after", None))
+                    continue
+                err.attempts = attempt
+                raise err from None
+
+    async def _markets(self) -> MarketIndex:
+        """The market index, loading the venue's markets on first use (as ``start`` does)."""
+        if self._index is None:
+            await self.start()
+        assert self._index is not None
+        return self._index
+
+    def _loaded(self) -> MarketIndex:
+        if self._index is None:  # every parse follows a call that loaded the markets
+            raise InvalidRequest("markets not loaded", venue=self.venue)
+        return self._index
+
+    async def _unified(self, canonical: str) -> str:
+        return (await self._markets()).symbols.to_venue(canonical)
+
+    def _order(self, raw: object, canonical: str = "") -> order_pb2.Order:
+        index = self._loaded()
+        order = parse.parse_order(raw, index.symbols, self.venue, index.contract_sizes)
+        order.venue_symbol = index.venue_ids.get(order.symbol, "")
+        if canonical and order.symbol != canonical:
+            raise ParseError(f"order for {order.symbol!r}, asked {canonical!r}", venue=self.venue)
+        return order
+
+    def _contracts(self, canonical: str, quantity: str) -> str:
+        """Base units -> ccxt's amount unit (contracts on derivatives); must divide exactly."""
+        size = self._loaded().contract_size(canonical)
+        base = dec(quantity, "quantity", self.venue)
+        contracts = base / size
+        if contracts * size != base:
+            raise InvalidRequest(
+                f"quantity {quantity} is not a whole multiple of the contract size {size}", venue=self.venue
+            )
+        return dec_str(contracts)
+
+    def _on_step(self, unified: str, value: str, what: str) -> str:
+        fn = self._ex.amount_to_precision if what == "quantity" else self._ex.price_to_precision
+        try:
+            stepped = fn(unified, value)
+        except Exception as exc:
+            raise map_error(exc, op="read", quirks=self._quirks) from None
+        if dec(str(stepped)) != dec(value, what):
+            raise InvalidRequest(
+                f"{what} {value} is not on the venue's step for {unified} (would be {stepped}); "
+                "round it before placing (never rounded here)",
+                venue=self.venue,
+            )
+        return dec_str(dec(value))
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        coid = order.client_order_id
+        check_client_order_id(self._quirks, coid)
+        unified = await self._unified(order.symbol)
+        side = {order_pb2.ORDER_SIDE_BUY: "buy", order_pb2.ORDER_SIDE_SELL: "sell"}.get(order.side)
+        kind = {order_pb2.ORDER_TYPE_LIMIT: "limit", order_pb2.ORDER_TYPE_MARKET: "market"}.get(
+            order.order_type
+        )
+        if side is None or kind is None:
+            raise InvalidRequest("only limit and market buy/sell orders are supported", venue=self.venue)
+        amount = self._on_step(unified, self._contracts(order.symbol, order.quantity), "quantity")
+        price = self._on_step(unified, order.price, "price") if kind == "limit" else None
+        params: dict[str, Any] = {}
+        if coid:
+            params["clientOrderId"] = coid
+        if order.post_only:
+            params["postOnly"] = True
+        if order.reduce_only:
+            params["reduceOnly"] = True
+        if order.time_in_force in _TIF and not order.post_only:
+            params["timeInForce"] = _TIF[order.time_in_force]
+        try:
+            raw = await self._call(
+                "write",
+                self._ex.create_order,
+                unified,
+                kind,
+                side,
+                amount,
+                price,
+                params,
+                client_order_id=coid,
+            )
+        except DuplicateOrder as dup:
+            await self._resolve_duplicate(dup, order.symbol, coid)
+            raise
+        placed = self._order(raw, order.symbol)
+        return report_from_order(placed, execution_pb2.EXECUTION_TYPE_NEW)
+
+    async def _resolve_duplicate(self, dup: DuplicateOrder, symbol: str, coid: str) -> None:
+        """Attach the existing order's id (fetched by our id); a failed lookup leaves it empty."""
+        if not coid:
+            return
+        try:
+            existing = await self.get_order(symbol=symbol, client_order_id=coid)
+        except VenueError:
+            return
+        dup.order_id = existing.order_id
+
+    async def _by_ref(
+        self, op: Op, method: str, symbol: str, order_id: str | None, client_order_id: str | None
+    ) -> order_pb2.Order:
+        check_order_ref(order_id, client_order_id)
+        if not symbol:
+            raise InvalidRequest(f"{self.venue} scopes orders per symbol: give symbol", venue=self.venue)
+        unified = await self._unified(symbol)
+        if client_order_id:
+            ident, params = lookup_args(self._quirks, client_order_id)
+        else:
+            ident, params = order_id, dict(self._quirks.lookup_params)
+        raw = await self._call(op, getattr(self._ex, method), ident, unified, params)
+        return self._order(raw, symbol)
+
+    async def get_order(
+        self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
+    ) -> order_pb2.Order:
+        return await self._by_ref("read", "fetch_order", symbol, order_id, client_order_id)
+
+    async def cancel_order(
+        self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
+    ) -> order_pb2.Order:
+        await self._by_ref("cancel", "cancel_order", symbol, order_id, client_order_id)
+        # Venues answer a cancel with anything from the full order to an ack; read the final state.
+        return await self.get_order(symbol=symbol, order_id=order_id, client_order_id=client_order_id)
+
+    async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
+        f = filter or OrderFilter()
+        unified = await self._unified(f.symbol) if f.symbol else None
+        since = int(f.start.timestamp() * 1000) if f.start else None
+        if f.open_only:
+            raws = await self._call("read", self._ex.fetch_open_orders, unified, since, None)
+        else:
+            if unified is None:
+                raise InvalidRequest("order history needs a symbol on this venue", venue=self.venue)
+            raws = await self._call("read", self._ex.fetch_orders, unified, since, None)
+        if not isinstance(raws, list):
+            raise ParseError("orders: expected a list", venue=self.venue)
+        orders = [o for o in (self._order(r) for r in raws) if f.matches(o)]
+        orders.sort(key=lambda o: (o.created_at.seconds, o.created_at.nanos), reverse=True)
+        return orders[: f.limit] if f.limit else orders
+
+    async def cancel_all_orders(
+        self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
+    ) -> list[order_pb2.Order]:
+        """Every open order is cancelled one by one (the contract needs per-order outcomes, which
+        the venues' cancel-all endpoints do not return)."""
+        opened = await self.get_orders(OrderFilter(symbol=symbol, side=side))
+        done: list[order_pb2.Order] = []
+        failures: list[tuple[str, VenueError]] = []
+        for o in opened:
+            try:
+                done.append(await self.cancel_order(symbol=o.symbol, order_id=o.order_id))
+            except VenueError as err:
+                failures.append((o.order_id, err))
+        if failures:
+            raise failures[0][1].with_partial(completed=done, failures=failures)
+        return done
+
+    # -- account ---------------------------------------------------------------------------------
+
+    async def get_balances(self) -> list[balance_pb2.Balance]:
+        raw = await self._call("read", self._ex.fetch_balance)
+        derivatives = self._quirks.market_types == ("linear",) or self._config.market_types == ("swap",)
+        kind = balance_pb2.BALANCE_TYPE_FUTURES if derivatives else balance_pb2.BALANCE_TYPE_SPOT
+        return parse.parse_balances(raw, self.venue, kind)
+
+    async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
+        unified = [await self._unified(s) for s in symbols] if symbols else None
+        raws = await self._call("read", self._ex.fetch_positions, unified)
+        if not isinstance(raws, list):
+            raise ParseError("positions: expected a list", venue=self.venue)
+        index = await self._markets()
+        out = []
+        for raw in raws:
+            position = parse.parse_position(raw, index.symbols, self.venue, index.contract_sizes)
+            if position.side != position_pb2.POSITION_SIDE_FLAT:
+                out.append(position)
+        return out
+
+    # -- market data -----------------------------------------------------------------------------
+
+    async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
+        raw = await self._call("read", self._ex.fetch_order_book, await self._unified(symbol), depth)
+        return parse.parse_order_book(raw, symbol, self.venue, depth)
+
+    async def get_funding_rate(self, symbol: str) -> funding_pb2.FundingRate:
+        raw = await self._call("read", self._ex.fetch_funding_rate, await self._unified(symbol))
+        return parse.parse_funding_rate(raw, symbol, self.venue)
+
+    async def get_funding_rates(self, symbols: Sequence[str] | None = None) -> list[funding_pb2.FundingRate]:
+        index = await self._markets()
+        every = index.symbols.canonical_symbols()
+        wanted = list(symbols) if symbols else [s for s in every if index.is_derivative(s)]
+        return [await self.get_funding_rate(s) for s in wanted]
+
+    async def get_funding_rate_history(
+        self, symbol: str, start: datetime | None = None, limit: int | None = None
+    ) -> list[funding_pb2.FundingRate]:
+        since = int(start.timestamp() * 1000) if start else None
+        unified = await self._unified(symbol)
+        raws = await self._call("read", self._ex.fetch_funding_rate_history, unified, since, limit)
+        if not isinstance(raws, list):
+            raise ParseError("funding history: expected a list", venue=self.venue)
+        return [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
+
+    async def get_candles(
+        self,
+        symbol: str,
+        interval: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[candle_pb2.Candle]:
+        timeframe = _TIMEFRAMES.get(interval)
+        if timeframe is None:
+            raise InvalidRequest(f"candle interval {interval} not offered", venue=self.venue)
+        since = int(start.timestamp() * 1000) if start else None
+        raws = await self._call(
+            "read", self._ex.fetch_ohlcv, await self._unified(symbol), timeframe, since, limit
+        )
+        if not isinstance(raws, list):
+            raise ParseError("candles: expected a list", venue=self.venue)
+        width = CANDLE_SECONDS[interval]
+        candles = [parse.parse_candle(r, symbol, interval, width, self.venue) for r in raws]
+        if end is not None:
+            cut = end.timestamp()
+            candles = [c for c in candles if c.open_time.seconds < cut]
+        return candles
+
+    async def get_latest_price(self, symbol: str) -> price_pb2.Price:
+        raw = await self._call("read", self._ex.fetch_ticker, await self._unified(symbol))
+        if not isinstance(raw, dict):
+            raise ParseError("ticker: expected an object", venue=self.venue)
+        v = self.venue
+        price = price_pb2.Price(
+            venue=v,
+            symbol=symbol,
+            last=parse.num(raw.get("last"), "last", v),
+            bid=parse.num(raw.get("bid"), "bid", v),
+            ask=parse.num(raw.get("ask"), "ask", v),
+            bid_size=parse.num(raw.get("bidVolume"), "bidVolume", v),
+            ask_size=parse.num(raw.get("askVolume"), "askVolume", v),
+            mark=parse.num(raw.get("markPrice"), "markPrice", v),
+            index=parse.num(raw.get("indexPrice"), "indexPrice", v),
+        )
+        price.timestamp.CopyFrom(timestamp_now())
+        return price
+
+    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        index = await self._markets()
+        wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
+        return [
+            instrument_pb2.Instrument(
+                symbol=s,
+                venue=self.venue,
+                venue_symbol=index.venue_ids[s] if s in index.venue_ids else index.symbols.to_venue(s),
+                instrument_type=index.instrument_types.get(s, 0),  # type: ignore[arg-type]
+            )
+            for s in wanted
+        ]
+
+    # -- streams (not in this adapter yet: see docs/venues.md) -----------------------------------
+
+    def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
+        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+
+    def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
+        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+
+    async def health(self) -> venue_pb2.VenueHealth:
+        start = time.perf_counter()
+        try:
+            await self._call("read", self._ex.fetch_time)
+        except VenueError as err:
+            return venue_pb2.VenueHealth(
+                venue=self.venue, reachable=False, last_error=type(err).__name__, checked_at=timestamp_now()
+            )
+        return venue_pb2.VenueHealth(
+            venue=self.venue,
+            reachable=True,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            last_error=self._last_error,
+            checked_at=timestamp_now(),
+        )

@@ -1,0 +1,107 @@
+"""Runtime configuration of a ccxt-backed client, and the ccxt instance built from it.
+
+One owner per mechanism (docs/venues.md):
+
+* Rate limiting: ccxt (``enableRateLimit=True``): it knows each venue's per-endpoint weights.  The
+  adapter adds no limiter of its own, so the two never stack.
+* Retries: the adapter.  ccxt's ``maxRetriesOnFailure`` is forced to 0; the adapter repeats only
+  reads whose error is ``retry_safe`` (``read_retries`` times, with :class:`cqvx.backoff.Backoff`)
+  and never repeats a placement or cancel.
+* Logging: ccxt's ``verbose`` is forced off and its logger is replaced by one whose filter removes
+  every credential value from each record, so nothing ccxt logs carries a key, secret or passphrase.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from cqvx.secrets import Secret
+from cqvx.venues.ccxt.quirks import VenueQuirks
+
+__all__ = ["CcxtConfig", "RedactingFilter", "build_exchange"]
+
+
+@dataclass(frozen=True, slots=True)
+class CcxtConfig:
+    venue: str  # the quirk table's key: binance, bybit, okx, bitget, gate
+    api_key: Secret | None = None
+    secret: Secret | None = None
+    passphrase: Secret | None = None  # OKX and Bitget ("password" in ccxt)
+    market_types: tuple[str, ...] = ()  # () = the quirk table's default
+    rest_url: str = ""  # overrides every ccxt ``urls['api']`` entry (fakes, testnets)
+    timeout_s: float = 10.0
+    read_retries: int = 2
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 2.0
+    sandbox: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
+
+    def secrets(self) -> list[str]:
+        return [s.reveal() for s in (self.api_key, self.secret, self.passphrase) if s]
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every given value in a record's final message with ``***``."""
+
+    def __init__(self, values: list[str]) -> None:
+        super().__init__()
+        self._values = [v for v in values if v]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for value in self._values:
+            message = message.replace(value, "***")
+        record.msg, record.args = message, ()
+        return True
+
+
+def _override_urls(api: Any, base: str) -> Any:
+    """Every REST url of ccxt's ``urls['api']`` with its scheme and host replaced (paths kept)."""
+    if isinstance(api, dict):
+        return {k: _override_urls(v, base) for k, v in api.items()}
+    if isinstance(api, str) and api.startswith("http"):
+        parts, to = urlsplit(api), urlsplit(base)
+        return urlunsplit((to.scheme, to.netloc, parts.path, parts.query, parts.fragment))
+    return api
+
+
+def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
+    """A configured ``ccxt.pro`` exchange instance (no I/O)."""
+    import ccxt.pro  # here, not at module level: see the package docstring
+
+    options: dict[str, Any] = {
+        "fetchCurrencies": False,  # currencies need wallet endpoints; markets carry what we use
+        "fetchMarkets": {"types": list(config.market_types or quirks.market_types)},
+        "maxRetriesOnFailure": 0,  # the adapter owns retries
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    }
+    if quirks.listen_key_keepalive_s is not None:
+        options["listenKeyRefreshRate"] = int(quirks.listen_key_keepalive_s * 1000)
+    options.update(dict(quirks.ccxt_options))
+    options.update(config.options)
+    params: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": int(config.timeout_s * 1000),
+        "verbose": False,
+        "options": options,
+    }
+    if config.api_key:
+        params["apiKey"] = config.api_key.reveal()
+    if config.secret:
+        params["secret"] = config.secret.reveal()
+    if config.passphrase:
+        params["password"] = config.passphrase.reveal()
+    exchange = getattr(ccxt.pro, quirks.ccxt_id)(params)
+    exchange.number = str  # unified structures carry decimal text, never floats (parse.py)
+    if config.sandbox:
+        exchange.set_sandbox_mode(True)
+    if config.rest_url:
+        exchange.urls["api"] = _override_urls(exchange.urls["api"], config.rest_url)
+    logger = logging.getLogger(f"cqvx.venues.ccxt.{quirks.venue}.{id(exchange)}")
+    logger.addFilter(RedactingFilter(config.secrets()))
+    exchange.logger = logger
+    exchange.log = lambda *args: None  # ccxt's verbose printer; verbose is off, and stays silent
+    return exchange

@@ -1,0 +1,286 @@
+"""ccxt unified structures -> cqc messages.  Every function raises only :class:`ParseError`.
+
+Numbers: the client sets ``exchange.number = str`` on its ccxt instance, so ccxt's unified
+structures carry the venue's own decimal text (or ccxt's ``Precise`` string arithmetic) instead of
+floats, and :func:`cqvx.num.dec` parses that text exactly.  Where a ccxt code path still yields a
+float (a few derived fields do float arithmetic), :func:`num` takes its shortest ``repr``, which is
+the JSON text ccxt read when the float came straight from it; the value is then a Decimal string, so
+no float reaches a cqc message.  Unknown is not absent: an order without id, side or a known status,
+a balance entry that is not a mapping, etc. is a ParseError, never an empty message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2
+from cqc.portfolio.v1 import position_pb2
+from cqc.venues.v1 import balance_pb2, order_pb2
+from cqvx.errors import ParseError, VenueError
+from cqvx.num import dec, dec_str
+from cqvx.symbols import SymbolMap
+from cqvx.timeutil import timestamp_from_ms
+
+__all__ = [
+    "num",
+    "parse_balances",
+    "parse_candle",
+    "parse_funding_rate",
+    "parse_order",
+    "parse_order_book",
+    "parse_position",
+]
+
+_STATUS = {
+    "open": order_pb2.ORDER_STATUS_OPEN,
+    "closed": order_pb2.ORDER_STATUS_FILLED,
+    "canceled": order_pb2.ORDER_STATUS_CANCELLED,
+    "cancelled": order_pb2.ORDER_STATUS_CANCELLED,
+    "expired": order_pb2.ORDER_STATUS_EXPIRED,
+    "rejected": order_pb2.ORDER_STATUS_REJECTED,
+}
+_SIDE = {"buy": order_pb2.ORDER_SIDE_BUY, "sell": order_pb2.ORDER_SIDE_SELL}
+_TIF = {
+    "GTC": order_pb2.TIME_IN_FORCE_GTC,
+    "PO": order_pb2.TIME_IN_FORCE_GTC,  # post-only is a flag on a GTC order
+    "IOC": order_pb2.TIME_IN_FORCE_IOC,
+    "FOK": order_pb2.TIME_IN_FORCE_FOK,
+    "GTD": order_pb2.TIME_IN_FORCE_GTD,
+}
+
+
+def num(value: object, field: str, venue: str) -> str:
+    """A canonical decimal string ("" when ccxt gave nothing)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        value = repr(value)  # shortest round-trip text; see the module docstring
+    return dec_str(dec(value, field, venue))
+
+
+def _map(value: object, what: str, venue: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ParseError(f"{what}: expected an object, got {type(value).__name__}", venue=venue)
+    return value
+
+
+def _text(value: object, field: str, venue: str, *, required: bool = False) -> str:
+    if value is None or value == "":
+        if required:
+            raise ParseError(f"{field}: missing", venue=venue)
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ParseError(f"{field}: expected text, got {type(value).__name__}", venue=venue)
+    return str(value)
+
+
+def _ms(value: object, field: str, venue: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ParseError(f"{field}: expected epoch milliseconds", venue=venue)
+    return int(value)
+
+
+def _canonical(symbols: SymbolMap, unified: object, venue: str) -> str:
+    text = _text(unified, "symbol", venue, required=True)
+    try:
+        return symbols.to_canonical(text)
+    except VenueError as err:
+        raise ParseError(err.message, venue=venue) from None
+
+
+def _base_units(contracts: str, size: Decimal) -> str:
+    return contracts if not contracts or size == 1 else dec_str(dec(contracts) * size)
+
+
+def parse_order(
+    raw: object, symbols: SymbolMap, venue: str, sizes: Mapping[str, Decimal] | None = None
+) -> order_pb2.Order:
+    """``sizes``: base units per contract by canonical symbol (ccxt amounts are in contracts)."""
+    o = _map(raw, "order", venue)
+    symbol = _canonical(symbols, o.get("symbol"), venue)
+    size = (sizes or {}).get(symbol, Decimal(1))
+    status_text = o.get("status")
+    if status_text not in _STATUS:
+        raise ParseError(f"order status: unknown {status_text!r}", venue=venue)
+    side = _SIDE.get(str(o.get("side")))
+    if side is None:
+        raise ParseError(f"order side: unknown {o.get('side')!r}", venue=venue)
+    quantity = _base_units(num(o.get("amount"), "amount", venue), size)
+    filled = _base_units(num(o.get("filled"), "filled", venue) or "0", size)
+    remaining = _base_units(num(o.get("remaining"), "remaining", venue), size)
+    status = _STATUS[str(status_text)]
+    if status == order_pb2.ORDER_STATUS_OPEN and dec(filled) > 0:
+        status = order_pb2.ORDER_STATUS_PARTIALLY_FILLED
+    trigger = num(o.get("triggerPrice") or o.get("stopPrice"), "triggerPrice", venue)
+    kind = str(o.get("type") or "").lower()
+    if kind == "limit":
+        order_type = order_pb2.ORDER_TYPE_STOP_LIMIT if trigger else order_pb2.ORDER_TYPE_LIMIT
+    elif kind == "market":
+        order_type = order_pb2.ORDER_TYPE_STOP_MARKET if trigger else order_pb2.ORDER_TYPE_MARKET
+    else:
+        order_type = order_pb2.ORDER_TYPE_UNSPECIFIED
+    tif_text = str(o.get("timeInForce") or "").upper()
+    order = order_pb2.Order(
+        order_id=_text(o.get("id"), "id", venue, required=True),
+        client_order_id=_text(o.get("clientOrderId"), "clientOrderId", venue),
+        venue=venue,
+        symbol=symbol,
+        side=side,
+        order_type=order_type,
+        time_in_force=_TIF.get(tif_text, order_pb2.TIME_IN_FORCE_UNSPECIFIED),
+        quantity=quantity,
+        price=num(o.get("price"), "price", venue),
+        stop_price=trigger,
+        post_only=bool(o.get("postOnly")) or tif_text == "PO",
+        reduce_only=bool(o.get("reduceOnly")),
+        status=status,
+        filled_quantity=filled,
+        remaining_quantity=remaining,
+        average_fill_price=num(o.get("average"), "average", venue),
+    )
+    fee = o.get("fee")
+    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+        order.total_fees = num(fee.get("cost"), "fee.cost", venue)
+        order.fee_asset = _text(fee.get("currency"), "fee.currency", venue)
+    if (created := _ms(o.get("timestamp"), "timestamp", venue)) is not None:
+        order.created_at.CopyFrom(timestamp_from_ms(created))
+    updated = _ms(o.get("lastUpdateTimestamp"), "lastUpdateTimestamp", venue)
+    if updated is not None:
+        order.updated_at.CopyFrom(timestamp_from_ms(updated))
+    return order
+
+
+def parse_balances(raw: object, venue: str, balance_type: int) -> list[balance_pb2.Balance]:
+    """From ccxt's ``fetch_balance`` result: one Balance per currency present in ``total``."""
+    b = _map(raw, "balance", venue)
+    total = _map(b.get("total"), "balance.total", venue)
+    free = _map(b.get("free") or {}, "balance.free", venue)
+    used = _map(b.get("used") or {}, "balance.used", venue)
+    out = []
+    for asset in sorted(total):
+        out.append(
+            balance_pb2.Balance(
+                venue=venue,
+                asset=str(asset),
+                balance_type=balance_type,  # type: ignore[arg-type]
+                total=num(total[asset], f"total.{asset}", venue) or "0",
+                available=num(free.get(asset), f"free.{asset}", venue) or "0",
+                locked=num(used.get(asset), f"used.{asset}", venue) or "0",
+            )
+        )
+    return out
+
+
+_POSITION_SIDE = {"long": position_pb2.POSITION_SIDE_LONG, "short": position_pb2.POSITION_SIDE_SHORT}
+_MARGIN_MODE = {"cross": position_pb2.MARGIN_MODE_CROSS, "isolated": position_pb2.MARGIN_MODE_ISOLATED}
+
+
+def parse_position(
+    raw: object, symbols: SymbolMap, venue: str, sizes: Mapping[str, Decimal] | None = None
+) -> position_pb2.Position:
+    p = _map(raw, "position", venue)
+    symbol = _canonical(symbols, p.get("symbol"), venue)
+    contracts = num(p.get("contracts"), "contracts", venue)
+    if not contracts:
+        raise ParseError("position: contracts missing", venue=venue)
+    size = dec(contracts)
+    side = _POSITION_SIDE.get(str(p.get("side")), position_pb2.POSITION_SIDE_UNSPECIFIED)
+    if size == 0:
+        side = position_pb2.POSITION_SIDE_FLAT
+    elif side == position_pb2.POSITION_SIDE_UNSPECIFIED:
+        raise ParseError(f"position side: unknown {p.get('side')!r}", venue=venue)
+    contract_size = (sizes or {}).get(symbol, Decimal(1))
+    position = position_pb2.Position(
+        venue=venue,
+        symbol=symbol,
+        side=side,
+        quantity=dec_str(abs(size) * contract_size),  # base units, never contracts
+        entry_price=num(p.get("entryPrice"), "entryPrice", venue),
+        mark_price=num(p.get("markPrice"), "markPrice", venue),
+        liquidation_price=num(p.get("liquidationPrice"), "liquidationPrice", venue),
+        leverage=num(p.get("leverage"), "leverage", venue),
+        unrealized_pnl=num(p.get("unrealizedPnl"), "unrealizedPnl", venue),
+        realized_pnl=num(p.get("realizedPnl"), "realizedPnl", venue),
+        margin=num(p.get("collateral") or p.get("initialMargin"), "collateral", venue),
+        margin_mode=_MARGIN_MODE.get(str(p.get("marginMode")), position_pb2.MARGIN_MODE_UNSPECIFIED),
+        maintenance_margin=num(p.get("maintenanceMargin"), "maintenanceMargin", venue),
+    )
+    if (at := _ms(p.get("timestamp"), "timestamp", venue)) is not None:
+        position.updated_at.CopyFrom(timestamp_from_ms(at))
+    return position
+
+
+def parse_funding_rate(
+    raw: object, symbol: str, venue: str, *, history: bool = False
+) -> funding_pb2.FundingRate:
+    """A current rate (ccxt ``FundingRate``: ``fundingTimestamp`` is the *next* settlement, see
+    docs.ccxt.com "Funding Rate Structure") or, with ``history``, a settled one (ccxt
+    ``FundingRateHistory``: ``timestamp`` is when it was charged)."""
+    f = _map(raw, "funding rate", venue)
+    rate = num(f.get("fundingRate"), "fundingRate", venue)
+    if not rate:
+        raise ParseError("funding rate: fundingRate missing", venue=venue)
+    out = funding_pb2.FundingRate(
+        venue=venue,
+        symbol=symbol,
+        rate=rate,
+        predicted_rate=num(f.get("nextFundingRate"), "nextFundingRate", venue),
+        mark_price=num(f.get("markPrice"), "markPrice", venue),
+        index_price=num(f.get("indexPrice"), "indexPrice", venue),
+    )
+    ts = _ms(f.get("timestamp"), "timestamp", venue)
+    if history:
+        if ts is None:
+            raise ParseError("funding history: timestamp missing", venue=venue)
+        out.funding_time.CopyFrom(timestamp_from_ms(ts))
+        return out
+    if (nxt := _ms(f.get("fundingTimestamp"), "fundingTimestamp", venue)) is not None:
+        out.next_funding_time.CopyFrom(timestamp_from_ms(nxt))
+    if ts is not None:
+        out.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return out
+
+
+def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: str) -> candle_pb2.Candle:
+    """A ccxt OHLCV row ``[ms, open, high, low, close, volume]``."""
+    if not isinstance(raw, list | tuple) or len(raw) < 6:
+        raise ParseError("candle: expected [time, open, high, low, close, volume]", venue=venue)
+    start = _ms(raw[0], "candle time", venue)
+    if start is None:
+        raise ParseError("candle: time missing", venue=venue)
+    candle = candle_pb2.Candle(
+        venue=venue,
+        symbol=symbol,
+        interval=interval,  # type: ignore[arg-type]
+        open=num(raw[1], "open", venue),
+        high=num(raw[2], "high", venue),
+        low=num(raw[3], "low", venue),
+        close=num(raw[4], "close", venue),
+        volume=num(raw[5], "volume", venue),
+    )
+    candle.open_time.CopyFrom(timestamp_from_ms(start))
+    candle.close_time.CopyFrom(timestamp_from_ms(start + width_s * 1000))
+    return candle
+
+
+def parse_order_book(raw: object, symbol: str, venue: str, depth: int) -> orderbook_pb2.OrderBook:
+    b = _map(raw, "order book", venue)
+    book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
+    for name, levels in (("bids", book.bids), ("asks", book.asks)):
+        rows = b.get(name)
+        if not isinstance(rows, list):
+            raise ParseError(f"order book {name}: missing", venue=venue)
+        for row in rows[:depth]:
+            if not isinstance(row, list | tuple) or len(row) < 2:
+                raise ParseError(f"order book {name}: bad level", venue=venue)
+            levels.add(price=num(row[0], f"{name}.price", venue), quantity=num(row[1], f"{name}.qty", venue))
+    if (ts := _ms(b.get("timestamp"), "timestamp", venue)) is not None:
+        book.timestamp.CopyFrom(timestamp_from_ms(ts))
+    nonce = b.get("nonce")
+    if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
+        book.sequence = nonce
+    return book

@@ -1,0 +1,250 @@
+"""Per-venue quirk tables for the ccxt adapter: everything that differs between the five venues.
+
+One :class:`VenueQuirks` per venue type, in :data:`QUIRKS`; the client reads nothing venue-specific
+from anywhere else.  Each line cites the venue documentation it comes from (checked against ccxt
+4.5.90's own ``exceptions``/``options`` tables where ccxt encodes the same fact):
+
+* client order id: the request field, maximum length and alphabet.  An id outside them is refused
+  *before* sending (``InvalidRequest``), so the venue never silently drops or rewrites our id (a
+  placement we could not look up again).
+* post-only and reduce-only: the venue parameter ccxt sends for ``params={"postOnly": True}`` /
+  ``{"reduceOnly": True}``; recorded so the mapping is visible and tested, never guessed.
+* position mode (one-way/hedge) and margin mode: the venue's parameter names.  The adapter assumes
+  one-way mode (the grid's model); a hedge-mode account is reported, not silently traded.
+* duplicate client order id: the venue's error code(s); :mod:`.errors` turns them into
+  :class:`~cqvx.errors.DuplicateOrder`, which the client resolves by fetching that order.
+* contract size: on derivatives ccxt's ``amount`` is in *contracts* (OKX BTC-USDT-SWAP: 0.01 BTC;
+  Gate BTC_USDT: 0.0001 BTC; Binance, Bybit, Bitget linear: 1), read from the market, never tabled.
+* keepalive: Binance's listen key (REST ``PUT /fapi/v1/listenKey``; the key expires 60 minutes after
+  the last keepalive, the docs recommend one every 30 minutes) and each venue's WebSocket ping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cqvx.errors import InvalidRequest
+
+__all__ = ["QUIRKS", "VenueQuirks", "check_client_order_id", "lookup_args", "quirks_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class VenueQuirks:
+    venue: str  # our venue type name (registry key)
+    ccxt_id: str  # the ccxt.pro exchange class
+    market_types: tuple[str, ...]  # ccxt ``fetchMarkets.types`` loaded by default
+    client_order_id_field: str
+    client_order_id_max_len: int
+    client_order_id_alphabet: re.Pattern[str]
+    client_order_id_prefix: str  # a prefix the venue requires on its raw field ("" when none)
+    post_only_param: str  # what ccxt sends for postOnly=True
+    reduce_only_param: str
+    position_mode_param: str  # how the venue names one-way vs hedge
+    margin_mode_param: str
+    duplicate_codes: frozenset[str]  # venue error codes meaning "client order id already used"
+    error_code_key: str  # where the venue puts its error code in an error body
+    listen_key_keepalive_s: float | None  # Binance only
+    ping_interval_s: float  # client-side WebSocket keepalive
+    batch_place: bool
+    batch_cancel: bool
+    # How ccxt looks an order up by our id: "param" = params["clientOrderId"]; "raw_field" = the
+    # venue's own field in params; "as_id" = the venue takes the client id where the order id goes.
+    client_id_lookup: str = "param"
+    lookup_params: tuple[tuple[str, object], ...] = ()  # extra params every lookup needs
+    ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
+    # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
+    # Binance's exception table by hostname, so on a testnet, proxy or fake host the class differs).
+    # Values are cqvx ErrorKind names: "insufficient_funds", "not_found", "order_rejected", ...
+    pinned_codes: tuple[tuple[str, str], ...] = ()
+    docs: tuple[str, ...] = field(default=())
+
+
+_ALNUM_DASH_UNDERSCORE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+QUIRKS: dict[str, VenueQuirks] = {
+    "binance": VenueQuirks(
+        venue="binance",
+        ccxt_id="binanceusdm",
+        market_types=("linear",),
+        # USD-M New Order: newClientOrderId "A unique id among open orders ... ^[\.A-Z\:/a-z0-9_-]{1,36}$".
+        client_order_id_field="newClientOrderId",
+        client_order_id_max_len=36,
+        client_order_id_alphabet=re.compile(r"^[.A-Z:/a-z0-9_-]+$"),
+        client_order_id_prefix="",
+        post_only_param="timeInForce=GTX",  # GTX = Good Till Crossing (post only)
+        reduce_only_param="reduceOnly=true",  # not accepted in hedge mode
+        position_mode_param="dualSidePosition (false = one-way; hedge orders carry positionSide)",
+        margin_mode_param="marginType ISOLATED|CROSSED (per symbol)",
+        duplicate_codes=frozenset({"-4116"}),  # DUPLICATED_CLIENT_ORDER_ID (USD-M error codes)
+        error_code_key="code",
+        listen_key_keepalive_s=30 * 60.0,  # key valid 60 min after the last PUT /fapi/v1/listenKey
+        ping_interval_s=180.0,  # the server pings every 3 minutes; ccxt answers (pro/binance keepAlive)
+        batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
+        batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
+        # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
+        ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
+        pinned_codes=(
+            ("-2019", "insufficient_funds"),  # Margin is insufficient.
+            ("-2018", "insufficient_funds"),  # Balance is insufficient.
+            ("-2013", "not_found"),  # Order does not exist.
+            ("-2011", "not_found"),  # Unknown order sent. (cancel)
+            ("-5022", "order_rejected"),  # post-only order would be executed as taker
+            ("-4164", "invalid_request"),  # notional below the minimum
+            ("-1111", "invalid_request"),  # precision over the maximum
+        ),
+        docs=(
+            "https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api",
+            "https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code",
+            "https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams",
+        ),
+    ),
+    "bybit": VenueQuirks(
+        venue="bybit",
+        ccxt_id="bybit",
+        market_types=("spot", "linear"),
+        # v5 Place Order: orderLinkId "max 36 characters; numbers, letters, dashes, underscores".
+        client_order_id_field="orderLinkId",
+        client_order_id_max_len=36,
+        client_order_id_alphabet=_ALNUM_DASH_UNDERSCORE,
+        client_order_id_prefix="",
+        post_only_param="timeInForce=PostOnly",
+        reduce_only_param="reduceOnly=true",
+        position_mode_param="positionIdx (0 = one-way, 1 = hedge buy side, 2 = hedge sell side)",
+        margin_mode_param="setMarginMode ISOLATED_MARGIN|REGULAR_MARGIN|PORTFOLIO_MARGIN (account)",
+        duplicate_codes=frozenset({"110072"}),  # "OrderLinkedID is duplicate"
+        error_code_key="retCode",
+        listen_key_keepalive_s=None,
+        ping_interval_s=20.0,  # docs: send {"op":"ping"} every 20 seconds
+        batch_place=True,  # /v5/order/create-batch
+        batch_cancel=True,  # /v5/order/cancel-batch
+        client_id_lookup="raw_field",  # GET /v5/order/realtime?orderLinkId=
+        # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
+        lookup_params=(("acknowledged", True),),
+        # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
+        # (which needs extra key permissions) before every order.
+        ccxt_options=(("enableUnifiedAccount", True), ("enableUnifiedMargin", False)),
+        docs=(
+            "https://bybit-exchange.github.io/docs/v5/order/create-order",
+            "https://bybit-exchange.github.io/docs/v5/error",
+            "https://bybit-exchange.github.io/docs/v5/ws/connect",
+        ),
+    ),
+    "okx": VenueQuirks(
+        venue="okx",
+        ccxt_id="okx",
+        market_types=("spot", "swap"),
+        # v5 Place order: clOrdId "case-sensitive alphanumerics ... up to 32 characters".
+        client_order_id_field="clOrdId",
+        client_order_id_max_len=32,
+        client_order_id_alphabet=re.compile(r"^[A-Za-z0-9]+$"),
+        client_order_id_prefix="",
+        post_only_param="ordType=post_only",
+        reduce_only_param="reduceOnly=true",
+        position_mode_param="posMode net_mode|long_short_mode (account); posSide on hedge orders",
+        margin_mode_param="tdMode cross|isolated|cash (per order)",
+        duplicate_codes=frozenset({"51016"}),  # "Duplicated clOrdId"
+        error_code_key="sCode",  # per-order code inside data[]; the envelope's "code" is 1
+        listen_key_keepalive_s=None,
+        ping_interval_s=25.0,  # docs: send "ping" when nothing arrived for < 30 s (else disconnect)
+        batch_place=True,  # /api/v5/trade/batch-orders (max 20)
+        batch_cancel=True,  # /api/v5/trade/cancel-batch-orders
+        docs=(
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
+            "https://www.okx.com/docs-v5/en/#error-code",
+            "https://www.okx.com/docs-v5/en/#overview-websocket-connect",
+        ),
+    ),
+    "bitget": VenueQuirks(
+        venue="bitget",
+        ccxt_id="bitget",
+        market_types=("spot", "swap"),
+        # v2 mix Place Order: clientOid; letters, digits and underscore, 1-32 characters (the
+        # documented 43011 "clientOid does not meet the specification" refuses anything else).
+        client_order_id_field="clientOid",
+        client_order_id_max_len=32,
+        client_order_id_alphabet=re.compile(r"^[A-Za-z0-9_]+$"),
+        client_order_id_prefix="",
+        post_only_param="force=post_only",
+        reduce_only_param="reduceOnly=YES",  # one-way mode only; hedge mode uses tradeSide=close
+        position_mode_param="posMode one_way_mode|hedge_mode (account)",
+        margin_mode_param="marginMode crossed|isolated (per order)",
+        # The duplicate-clientOid code is not confirmed from Bitget's docs in this change: until it
+        # is, a duplicate surfaces as OrderRejected (never retried), not as DuplicateOrder.
+        duplicate_codes=frozenset(),
+        error_code_key="code",
+        listen_key_keepalive_s=None,
+        ping_interval_s=30.0,  # docs: send "ping" every 30 s; no ping for 2 minutes disconnects
+        batch_place=True,  # /api/v2/mix/order/batch-place-order
+        batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
+        docs=(
+            "https://www.bitget.com/api-doc/contract/trade/Place-Order",
+            "https://www.bitget.com/api-doc/common/websocket-intro",
+        ),
+    ),
+    "gate": VenueQuirks(
+        venue="gate",
+        ccxt_id="gate",
+        market_types=("spot", "swap"),
+        # v4 futures/spot order "text": must start with "t-", at most 28 bytes after the prefix,
+        # only 0-9 A-Z a-z _ - . ; ccxt sends our id as text and prefixes nothing, so we require it.
+        client_order_id_field="text",
+        client_order_id_max_len=30,
+        client_order_id_alphabet=re.compile(r"^t-[A-Za-z0-9_.-]+$"),
+        client_order_id_prefix="t-",
+        post_only_param="tif=poc (futures) / time_in_force=poc (spot)",
+        reduce_only_param="reduce_only=true",
+        position_mode_param="dual_mode (futures account)",
+        margin_mode_param="leverage=0 means cross, > 0 isolated (futures position)",
+        # Gate documents no uniqueness of "text": a re-used text is accepted as a second order.
+        # So nothing maps to DuplicateOrder, and the engine's client-side id uniqueness is the guard.
+        duplicate_codes=frozenset(),
+        error_code_key="label",
+        listen_key_keepalive_s=None,
+        ping_interval_s=10.0,  # ccxt pro gate: "futures.ping"/"spot.ping" application pings
+        batch_place=True,  # POST /futures/{settle}/batch_orders (spot: /spot/batch_orders)
+        batch_cancel=True,  # POST /futures/{settle}/batch_cancel_orders
+        client_id_lookup="as_id",  # GET/DELETE .../orders/{order_id}: "order ID or custom text"
+        docs=(
+            "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
+            "https://www.gate.com/docs/developers/apiv4/ws/en/#application-ping-pong",
+        ),
+    ),
+}
+
+
+def lookup_args(quirks: VenueQuirks, client_order_id: str) -> tuple[str | None, dict[str, object]]:
+    """The ``(id, params)`` ccxt's fetch_order/cancel_order take to find an order by our id."""
+    params: dict[str, object] = dict(quirks.lookup_params)
+    if quirks.client_id_lookup == "as_id":
+        return client_order_id, params
+    if quirks.client_id_lookup == "raw_field":
+        params[quirks.client_order_id_field] = client_order_id
+        return None, params
+    params["clientOrderId"] = client_order_id
+    return None, params
+
+
+def quirks_for(venue: str) -> VenueQuirks:
+    try:
+        return QUIRKS[venue]
+    except KeyError:
+        raise InvalidRequest(f"no ccxt quirk table for venue {venue!r} (known: {sorted(QUIRKS)})") from None
+
+
+def check_client_order_id(quirks: VenueQuirks, client_order_id: str) -> None:
+    """Refuse an id the venue would reject or rewrite, before anything is sent."""
+    if not client_order_id:
+        return
+    if len(client_order_id) > quirks.client_order_id_max_len:
+        raise InvalidRequest(
+            f"client_order_id longer than {quirks.client_order_id_max_len} characters "
+            f"({quirks.client_order_id_field} limit)",
+            venue=quirks.venue,
+        )
+    if not quirks.client_order_id_alphabet.fullmatch(client_order_id):
+        raise InvalidRequest(
+            f"client_order_id has characters {quirks.venue} does not accept in "
+            f"{quirks.client_order_id_field} (pattern {quirks.client_order_id_alphabet.pattern})",
+            venue=quirks.venue,
+        )
