@@ -51,6 +51,13 @@ http:
 engine:
   price_send_interval: 0.02
   reconcile_interval: 1
+  # The time budget of this setup (docs/engine.md "Landing window"): the sim answers in process behind
+  # the connector, with no transport retries, so a request can act at most call_deadline +
+  # request_lifetime after it was sent.  Shutdown waits up to one landing window for an unresolved
+  # placement to land, so the default 60 s would outlast the restarted run.
+  call_deadline: 2
+  request_lifetime: 3
+  landing_window: 8
 system:
   cancel_on_exit: true
   log_level: WARNING
