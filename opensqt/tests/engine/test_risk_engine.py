@@ -388,7 +388,7 @@ async def test_unresolved_orders_and_crashed_loops_alert(tmp_path: Path) -> None
     await _tick(engine, sim)
     await engine.risk.evaluate()
     assert f"unresolved:{SYM}" in rec.sent_keys()
-    engine._loop_crashed()
+    engine.risk.crashed()
     assert f"strategy_crash:{SYM}" in rec.sent_keys()
     assert engine.stats.anomalies == 1
 

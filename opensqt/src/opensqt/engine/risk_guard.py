@@ -13,7 +13,10 @@ What it wires (docs/risk.md):
 * the pre-trade check :meth:`RiskGuard.admit` (lock held, before intents are committed): an opening
   placement that would exceed a notional limit is :class:`~opensqt.risk.exposure.Denied` locally;
 * alerts for a crashed loop, a feed down longer than ``alerts.disconnected_seconds`` and a slot
-  UNRESOLVED longer than ``alerts.unresolved_seconds``.
+  UNRESOLVED longer than ``alerts.unresolved_seconds``;
+* the volume-anomaly monitor and its feed (``risk.enabled``): :meth:`RiskGuard.risk_check` cancels the
+  opening orders on its rising edge; :meth:`RiskGuard.spawn_loops` starts the breaker, trade and
+  risk-check loops under the engine's supervisor.
 
 The guard never talks to the venue under the engine lock.
 """
@@ -36,11 +39,14 @@ from opensqt.engine.context import EngineStats, GridContext
 from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.price_monitor import PriceMonitor
 from opensqt.engine.store import AsyncStore, StateStore
+from opensqt.engine.supervisor import Supervisor
+from opensqt.engine.volume_feed import VolumeFeed
 from opensqt.model.slots import SlotState
 from opensqt.observability.alerts import AlertRouter
 from opensqt.observability.metrics import EngineMetrics
 from opensqt.risk.breakers import BreakerBook, Kind, Trip
 from opensqt.risk.exposure import AccountExposure, Denied, check_order
+from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 from opensqt.strategy.grid import Place, is_opening
 
 __all__ = ["RiskGuard", "meta_key", "reset_stored"]
@@ -112,6 +118,21 @@ class RiskGuard:
         self._pending: list[Trip] = []
         self._lab = {"symbol": ctx.symbol}
         self.on_change: Callable[[], None] = lambda: None  # the engine emits its "risk" event here
+        self.volume: VolumeMonitor | None = None
+        self.volume_feed: VolumeFeed | None = None
+        if config.enabled:
+            self.volume = VolumeMonitor(
+                config.monitor_symbols or [ctx.symbol],
+                VolumeSettings(
+                    window_seconds=float(config.window_seconds),
+                    average_window=config.average_window,
+                    volume_multiplier=config.volume_multiplier,
+                    require_price_drop=config.require_price_drop,
+                    recovery_threshold=config.recovery_threshold,
+                    global_strategy=config.global_strategy,
+                ),
+            )
+            self.volume_feed = VolumeFeed(self.volume, client, clock=clock, wall=wall)
 
     # ================================================================================ lifecycle
 
@@ -136,6 +157,30 @@ class RiskGuard:
             self.capital = total
         self._gauges()
 
+    def spawn_loops(self, sup: Supervisor) -> None:
+        """The breaker loop, and with the volume monitor its trade feeds and the risk check."""
+        sup.every("breakers", float(self.config.breakers.interval_seconds), self.evaluate)
+        feed = self.volume_feed
+        if feed is not None:
+
+            async def after_trade() -> None:
+                await sup.guarded("risk check", self.risk_check)
+
+            for sym in feed.monitor.symbols:
+                sup.spawn(f"trades-{sym}", _bind_trades(feed, sym, after_trade))
+            sup.every("risk check", feed.period, self.risk_check)
+
+    async def risk_check(self) -> None:
+        """Evaluate the volume monitor; on the rising edge cancel the opening orders (the original's
+        CancelAllBuyOrders)."""
+        if self.volume_feed is None:
+            return
+        edge = self.volume_feed.check()
+        if edge is not None:
+            self.on_change()
+        if edge == "on" and self.ctx.rules is not None and self.ctx.anchor is not None:
+            await self._cancel_opening("risk")
+
     async def _persist(self) -> None:
         await self.store.write(
             self.store.store.set_meta, meta_key(self.ctx.symbol), json.dumps(self.book.snapshot())
@@ -159,6 +204,7 @@ class RiskGuard:
 
     def crashed(self) -> None:
         """A background loop failed unexpectedly (the supervisor's ``on_unexpected``)."""
+        self.stats.count_anomaly()
         self._fire(
             "strategy_crash", "critical", "strategy loop crashed", "a background loop failed; see the log"
         )
@@ -353,3 +399,12 @@ class RiskGuard:
             else None,
             "alerts": self.alerts.status(),
         }
+
+
+def _bind_trades(
+    feed: VolumeFeed, symbol: str, after: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    async def body() -> None:
+        await feed.trades(symbol, after)
+
+    return body
