@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from opensqt.config import BreakersConfig, ExposureConfig
 from opensqt.risk.breakers import BreakerBook
-from opensqt.risk.exposure import AccountExposure, check_order, check_slippage
+from opensqt.risk.exposure import AccountExposure, check_order
 
 D = Decimal
 money = st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False)
@@ -124,16 +124,3 @@ def test_exposure_check_never_admits_beyond_a_limit(
     if denied is not None:
         assert denied.limit in ("symbol_notional", "account_notional")
 
-
-@given(st.decimals(min_value=1, max_value=10**5, places=2), st.decimals(min_value=0, max_value=5, places=3))
-def test_slippage_guard(mark: Decimal, pct: Decimal) -> None:
-    limits = ExposureConfig(max_slippage_percent=D(1))
-    ask = mark * (1 + pct / 100)
-    bid = mark * (1 - pct / 100)
-    assert (check_slippage(limits, is_buy=True, reference=mark, best_bid=bid, best_ask=ask) is None) == (
-        pct <= 1
-    )
-    assert (check_slippage(limits, is_buy=False, reference=mark, best_bid=bid, best_ask=ask) is None) == (
-        pct <= 1
-    )
-    assert check_slippage(ExposureConfig(), is_buy=True, reference=mark, best_bid=D(0), best_ask=D(0)) is None
