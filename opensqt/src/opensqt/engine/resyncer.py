@@ -109,7 +109,7 @@ class Resyncer:
         ledger, rules = self.ledger, self.ctx.rules
         assert rules is not None
         before = ledger.position()
-        cancelled = await self._cancel_everything()
+        cancelled = await self.cancel_everything()
         qty, entry = await venue_inventory(
             self.client,
             self.ctx.symbol,
@@ -171,8 +171,9 @@ class Resyncer:
         )
         return ResyncResult(operator, reason, ts, dec_str(before), dec_str(qty), cancelled, len(held))
 
-    async def _cancel_everything(self) -> int:
-        """Cancel every order of ours (slots' and late ones); returns how many cancels were sent."""
+    async def cancel_everything(self, reason: str = "resync") -> int:
+        """Cancel every order of ours (slots' and late ones); returns how many cancels were sent.  Also
+        the first step of a position reduction on a breaker trip (reducer.py)."""
         ledger = self.ledger
         async with ledger.lock:
             unsettled = ledger.order_ids((SlotState.PENDING, SlotState.UNRESOLVED))
@@ -181,7 +182,7 @@ class Resyncer:
         async with ledger.lock:
             live = (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
             targets = [
-                Cancel(lvl, s.order.client_order_id, "resync")
+                Cancel(lvl, s.order.client_order_id, reason)
                 for lvl, s in sorted(ledger.slots.items())
                 if s.order is not None and s.state in live
             ]

@@ -8,8 +8,9 @@ What it wires (docs/risk.md):
   and every placement's latency and outcome (:meth:`RiskGuard.observe_placements`);
 * a trip: the breaker state is written to the state store FIRST (meta key ``risk_breakers|<symbol>``, so
   it is open again after a restart), then an alert is fired, then the opening orders are cancelled
-  through the engine's ``cancel_opening`` (closing orders stay; placement stays paused while any
-  breaker is open, :attr:`RiskGuard.open`);
+  through the engine's ``cancel_opening`` (placement stays paused while any breaker is open,
+  :attr:`RiskGuard.open`), then the position is kept or reduced as ``risk.on_trip`` says
+  (:class:`~opensqt.engine.reducer.Reducer`; an unfinished reduction resumes on every breaker pass);
 * the pre-trade check :meth:`RiskGuard.admit` (lock held, before intents are committed): an opening
   placement that would exceed a notional limit is :class:`~opensqt.risk.exposure.Denied` locally;
 * alerts for a crashed loop, a feed down longer than ``alerts.disconnected_seconds`` and a slot
@@ -36,8 +37,11 @@ from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.symbols import parse_symbol
 from opensqt.config import RiskConfig
 from opensqt.engine.context import EngineStats, GridContext
+from opensqt.engine.executor import OrderExecutor
 from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.price_monitor import PriceMonitor
+from opensqt.engine.reducer import Reducer
+from opensqt.engine.resyncer import Resyncer
 from opensqt.engine.store import AsyncStore, StateStore
 from opensqt.engine.supervisor import Supervisor
 from opensqt.engine.volume_feed import VolumeFeed
@@ -89,6 +93,10 @@ class RiskGuard:
         monitor: PriceMonitor,
         cancel_opening: Callable[[str], Awaitable[None]],
         alerts: AlertRouter,
+        executor: OrderExecutor,
+        resyncer: Resyncer,
+        prices: Callable[[], Sequence[Decimal]],
+        landing_window: float,
         account: AccountExposure | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -118,6 +126,18 @@ class RiskGuard:
         self._pending: list[Trip] = []
         self._lab = {"symbol": ctx.symbol}
         self.on_change: Callable[[], None] = lambda: None  # the engine emits its "risk" event here
+        self.reducer = Reducer(
+            ctx,
+            config=config,
+            client=client,
+            executor=executor,
+            store=store,
+            resyncer=resyncer,
+            prices=prices,
+            alert=self._fire,
+            wall=wall,
+            landing_window=landing_window,
+        )
         self.volume: VolumeMonitor | None = None
         self.volume_feed: VolumeFeed | None = None
         if config.enabled:
@@ -147,6 +167,7 @@ class RiskGuard:
                     breaker=kind,
                     detail=self.book.states[kind].detail,
                 )
+        await self.reducer.load()
         self._fills_seen = len(self.ledger.fills)
         if self.config.breakers.drawdown is not None and self.capital is None:
             quote = parse_symbol(self.ctx.symbol).quote
@@ -227,7 +248,12 @@ class RiskGuard:
                 self._pending += book.round_trip(f.realized_pnl, now)
         self._fills_seen = len(fills)
         if self.capital is not None:
-            equity = self.capital + self.stats.realized_pnl + self.ledger.unrealized_pnl(self.ctx.last_price)
+            equity = (
+                self.capital
+                + self.stats.realized_pnl
+                + self.reducer.realized
+                + self.ledger.unrealized_pnl(self.ctx.last_price)
+            )
             self._pending += book.equity_at(equity, now)
         self.price_age = now - max(self.last_price_at, self.monitor.latest_at or 0.0)
         down = now - self.orders_down_since if self.orders_down_since is not None else None
@@ -235,6 +261,7 @@ class RiskGuard:
         await self._read_positions(now)
         self._watch(down)
         await self._settle(release=True)
+        await self.reducer.resume()
 
     async def _read_positions(self, now: float) -> None:
         if (
@@ -314,6 +341,8 @@ class RiskGuard:
             self.on_change()
         if trips and self.ctx.anchor is not None and self.ctx.rules is not None:
             await self._cancel_opening("risk")
+        if trips:
+            await self.reducer.on_trip(trips[0].kind)
 
     async def reset(self, kind: Kind | None = None, *, operator: str = "") -> list[Kind]:
         """The manual reset (engine API, CLI, HTTP): close ``kind`` or every open breaker."""
