@@ -183,7 +183,8 @@ class HttpConfig(_Model):
     live: bool = True
     live_token: SecretField | None = None  # {env: VAR}, {file: PATH} or ${VAR}; never shown in dumps
     live_origins: list[str] = Field(default_factory=list)
-    # The symbol control endpoint of ``opensqt fleet`` (POST /symbols..., app/multi.py): off without a token.
+    # The control endpoints (off without a token): ``opensqt fleet``'s POST /symbols... (app/multi.py) and
+    # the breaker reset POST /risk/reset of ``opensqt run`` (app/risk_http.py).
     control_token: SecretField | None = None
 
     @model_validator(mode="after")
