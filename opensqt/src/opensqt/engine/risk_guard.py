@@ -32,7 +32,8 @@ from typing import Any
 
 import structlog
 
-from cqvx.client import SupportsPositions, VenueClient
+from cqc.portfolio.v1 import position_pb2
+from cqvx.client import SupportsFundingRates, SupportsPositions, VenueClient
 from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.symbols import parse_symbol
 from opensqt.config import RiskConfig
@@ -119,6 +120,8 @@ class RiskGuard:
         self.price_age: float | None = None
         self.liquidation_distance: Decimal | None = None
         self.leverage: Decimal | None = None
+        self.funding_paid = ZERO  # since the engine started (quote units; negative: received)
+        self._funding_at = 0  # the last settlement counted (venue funding_time, epoch ns)
         self.denied: dict[str, int] = {}
         self.last_denied: str = ""
         self._fills_seen = 0
@@ -276,9 +279,12 @@ class RiskGuard:
             log.warning("positions read failed", error=type(exc).__name__)
             return
         nearest: Decimal | None = None
+        held, mark = ZERO, None
         for pos in positions:
-            if not dec_or_none(pos.quantity, "quantity"):
+            qty = dec_or_none(pos.quantity, "quantity")
+            if not qty:
                 continue
+            held += -abs(qty) if pos.side == position_pb2.POSITION_SIDE_SHORT else qty
             mark = dec_or_none(pos.mark_price, "mark_price")
             liq = dec_or_none(pos.liquidation_price, "liquidation_price")
             if mark and liq:
@@ -287,10 +293,32 @@ class RiskGuard:
             margin, maint = dec_or_none(pos.margin, "margin"), dec_or_none(pos.maintenance_margin, "mm")
             if margin and maint is not None:
                 self.metrics.margin_ratio.labels(**self._lab).set(float(maint / margin))
+        await self._read_funding(held, mark)
         self.liquidation_distance = nearest
         if nearest is not None:
             self.metrics.liquidation_distance.labels(**self._lab).set(float(nearest))
         self._pending += self.book.margin(nearest, now)
+
+    async def _read_funding(self, held: Decimal, mark: Decimal | None) -> None:
+        """Funding paid: at each settlement the venue reports (``funding_time`` moves on), the settled
+        ``rate`` x the venue's signed position x the mark (a long pays a positive rate).  The position
+        is the one read on the first pass after the settlement: one breaker interval late at most."""
+        if not isinstance(self.client, SupportsFundingRates):
+            return
+        try:
+            fr = await self.client.get_funding_rate(self.ctx.symbol)
+        except Exception as exc:  # no evidence either way; the next pass reads again
+            log.warning("funding rate read failed", error=type(exc).__name__)
+            return
+        at = fr.funding_time.ToNanoseconds() if fr.HasField("funding_time") else 0
+        if at <= self._funding_at:
+            return
+        first, self._funding_at = self._funding_at == 0, at
+        rate = dec_or_none(fr.rate, "rate")
+        price = dec_or_none(fr.mark_price, "mark_price") or mark
+        if not first and held and rate is not None and price:
+            self.funding_paid += held * price * rate
+        self.metrics.funding_paid.labels(**self._lab).set(float(self.funding_paid))
 
     def _watch(self, orders_down: float | None) -> None:
         a = self.config.alerts
@@ -426,6 +454,8 @@ class RiskGuard:
             "liquidation_distance_percent": dec_str(self.liquidation_distance)
             if self.liquidation_distance is not None
             else None,
+            "funding_paid": dec_str(self.funding_paid),
+            "position_on_trip": self.reducer.record or None,
             "alerts": self.alerts.status(),
         }
 
