@@ -65,11 +65,6 @@ async def _pump(engine: GridEngine) -> asyncio.Task[None]:
     return task
 
 
-async def _settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
-
-
 async def test_losing_round_trips_on_a_real_price_path_trip_the_streak(tmp_path: Path) -> None:
     sim = SimVenue.default(seed=11, clock=SimClock())
     # The account bought at about 60000; the price then fell: the grid takes the position over at that
@@ -158,3 +153,18 @@ async def test_an_order_stream_cut_trips_stale_feed_and_alerts_the_disconnection
     finally:
         stream.cancel()
         await asyncio.gather(stream, return_exceptions=True)
+
+
+async def test_a_crashing_loop_alerts_through_the_supervisor(tmp_path: Path) -> None:
+    sim = SimVenue.default(seed=13, clock=SimClock())
+    router = AlertRouter([], clock=_now(sim))
+    engine = await _engine(tmp_path, sim, "  recover_position: false\nrisk:\n  enabled: false\n", router)
+
+    async def broken() -> None:
+        raise RuntimeError("strategy bug")
+
+    await engine.supervisor.guarded("ticks", broken)  # what every loop body runs under
+    assert [a.key for a in router.history] == [f"strategy_crash:{SYM}"]
+    assert engine.stats.anomalies == 1
+    await engine.supervisor.guarded("ticks", broken)  # de-duplicated inside the window
+    assert len(router.history) == 1 and engine.stats.anomalies == 2
