@@ -36,6 +36,7 @@ from cqc.portfolio.v1 import position_pb2
 from cqvx.client import SupportsFundingRates, SupportsPositions, VenueClient
 from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.symbols import parse_symbol
+from cqvx.timeutil import to_ns
 from opensqt.config import RiskConfig
 from opensqt.engine.context import EngineStats, GridContext
 from opensqt.engine.executor import OrderExecutor
@@ -310,7 +311,7 @@ class RiskGuard:
         except Exception as exc:  # no evidence either way; the next pass reads again
             log.warning("funding rate read failed", error=type(exc).__name__)
             return
-        at = fr.funding_time.ToNanoseconds() if fr.HasField("funding_time") else 0
+        at = to_ns(fr.funding_time) if fr.HasField("funding_time") else 0
         if at <= self._funding_at:
             return
         first, self._funding_at = self._funding_at == 0, at
