@@ -300,34 +300,8 @@ class GridEngine:
         if self._inflight:  # a tick that was placing when the loop stopped: let it finish
             await asyncio.gather(*self._inflight, return_exceptions=True)
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
-        if cancel:
-            # A placement may have been in flight when the loops stopped (PENDING), or its outcome is
-            # unknown (UNRESOLVED): look those up first, so an order that did land is cancelled too.
-            async with self.ledger.lock:
-                unsettled = self.ledger.order_ids((SlotState.PENDING, SlotState.UNRESOLVED))
-            for cid in unsettled:
-                await self.resolve(cid)
-            async with self.ledger.lock:
-                live = (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
-                targets = [
-                    Cancel(lvl, s.order.client_order_id, "shutdown")
-                    for lvl, s in sorted(self.ledger.slots.items())
-                    if s.order is not None and s.state in live
-                ]
-            await self._run_cancels(targets, resend=True)
-            # A placement that may still land is waited for (at most its landing window), then
-            # cancelled if it did: shutdown never leaves a late landing working.
-            await self.reconciler.await_landings(self._sleep)
-            async with self.ledger.lock:
-                landed = [
-                    Cancel(lvl, s.order.client_order_id, "shutdown")
-                    for lvl, s in sorted(self.ledger.slots.items())
-                    if s.order is not None and s.state is SlotState.LOCKED
-                ]
-            if landed:
-                await self._run_cancels(landed, resend=True)
-            # Orders of ours that no slot holds (late landings) are cancelled too.
-            await self.reconciler.late.cancel_unbound()
+        if cancel:  # every order of ours, late landings included (cancels.py)
+            await self.canceller.cancel_everything("shutdown", sleep=self._sleep)
         await self.alerts.aclose()
         await self.store.aclose()
 

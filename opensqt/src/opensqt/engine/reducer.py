@@ -158,7 +158,7 @@ class Reducer:
             }
             await self._persist()
             log.warning("reducing the position after a trip", breaker=kind, mode=mode, position=dec_str(qty))
-            await self.resyncer.cancel_everything("risk")
+            await self.resyncer.canceller.cancel_everything("risk")
             await self._run()
 
     async def resume(self) -> None:
