@@ -541,3 +541,23 @@ async def test_a_book_beyond_the_slippage_allowance_holds_the_reduction_back(tmp
     assert await _venue_position(sim) == D("0.01")  # nothing sent beyond the bound
     assert f"reduce_denied:{SYM}" in rec.sent_keys()
     assert engine.risk.reducer.active  # tried again on every pass
+
+
+async def test_a_lost_reply_of_a_reduction_is_looked_up_not_resent(tmp_path: Path) -> None:
+    sim = _sim()
+    await _market(sim, BUY, "0.01")
+    rec = Recorder(sim)
+    cfg = _config(
+        "  breakers:\n    stale_feed: {price_seconds: 10, cooldown_seconds: 0}\n"
+        "  on_trip: {position: reduce, reduce_to_percent: 30}\n"
+    )
+    engine = await _engine(tmp_path, sim, cfg, rec, check=False)
+    await _tick(engine, sim)
+    await sim.run_for(15.0)
+    sim.faults.ambiguous_next(1)  # the IOC acts at the venue, its reply is lost
+    await engine.risk.evaluate()
+    reductions = [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)]
+    assert len(reductions) == 1 and D(reductions[0].quantity) == D("0.007")
+    assert await _venue_position(sim) == D("0.003")  # 30 % kept, exactly once
+    assert not engine.risk.reducer.active and engine.position() == D("0.003")
+    assert f"reduce:1:{SYM}" in rec.sent_keys()

@@ -142,6 +142,8 @@ class Reducer:
                     "reduce", "critical", "position not reduced", f"positions unreadable: {exc}"[:300]
                 )
                 return
+            if qty == 0:
+                return  # flat at the venue: nothing to reduce
             keep = ZERO if mode == "close" else self.config.on_trip.reduce_to_percent / 100
             target = round_quantity(abs(qty) * keep, rules.lot_size) * (1 if qty >= 0 else -1)
             self.record = {
