@@ -466,8 +466,9 @@ async def test_a_crash_trips_drawdown_cancels_and_reduces_the_position_by_half(t
     # No order of ours is left working: the opening buys and (before the reduction) the closing sells.
     assert await _open(sim) == []
     after = await _venue_position(sim)
-    target = (held / 2).quantize(D("0.00001"), rounding="ROUND_DOWN")
-    assert after == target  # reduced to half, lot-floored: never below the target
+    cut = (held / 2).quantize(D("0.00001"), rounding="ROUND_DOWN")  # the reduction, lot-floored
+    target = held - cut
+    assert after == target  # half sold, never more
     reductions = [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)]
     assert len(reductions) == 1
     (red,) = reductions

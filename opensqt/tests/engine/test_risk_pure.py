@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opensqt.config import BreakersConfig, ExposureConfig
+from opensqt.engine.reducer import reduction_target
 from opensqt.risk.breakers import BreakerBook
 from opensqt.risk.exposure import AccountExposure, check_order
 
@@ -124,3 +125,20 @@ def test_exposure_check_never_admits_beyond_a_limit(
     if denied is not None:
         assert denied.limit in ("symbol_notional", "account_notional")
 
+
+@given(
+    st.decimals(min_value=D("-50"), max_value=D("50"), places=5),
+    st.decimals(min_value=D("0"), max_value=D("0.99"), places=2),
+    st.sampled_from([D("0.00001"), D("0.001"), D("0.1"), D("1")]),
+)
+def test_the_reduction_is_lot_floored_and_never_beyond_the_configured_share(
+    position: Decimal, keep: Decimal, lot: Decimal
+) -> None:
+    target = reduction_target(position, keep, lot)
+    cut = abs(position) - abs(target)
+    exact = abs(position) * (1 - keep)
+    assert target == 0 or (target > 0) == (position > 0)  # never flips the side
+    assert abs(target) <= abs(position)
+    assert 0 <= cut <= exact  # never rounded up
+    assert exact - cut < lot
+    assert cut % lot == 0

@@ -8,8 +8,8 @@ Rules (the order of operations is what makes a restart safe):
 
 1. the venue's ACTUAL position is read (``get_positions``, never the engine's own slots); a failed
    read, or a venue that cannot report positions, reduces nothing (no evidence is not "flat");
-2. the target (signed) is fixed once, at the trip: ``position x reduce_to_percent / 100`` floored to
-   the lot (never rounded towards a bigger reduction);
+2. the target (signed) is fixed once, at the trip (:func:`reduction_target`): the reduction
+   ``position x (1 - reduce_to_percent / 100)`` floored to the lot, never rounded up;
 3. every order of ours is cancelled first (the grid's closing orders too: they would reduce the same
    position a second time), through the resyncer's cancel path;
 4. each attempt: the venue's position is read again, ``|position| - |target|`` floored to the lot is
@@ -19,7 +19,8 @@ Rules (the order of operations is what makes a restart safe):
    ``reduce_client_order_id(namespace, seq, attempt)``;
 5. the attempt is written to the state store (meta ``risk_reduce|<symbol>``) BEFORE it is sent; an
    outcome not known (a lost reply, a restart mid-send) is looked up by that id on the next pass, never
-   sent again; "not found" proves nothing until the landing window has passed since the send;
+   sent again; "not found" proves nothing until the landing window has passed since the send; an IOC
+   found still working is cancelled by its id before anything else is sent;
 6. at most ``max_attempts`` IOC orders (partial fills); then the venue's position is adopted into the
    slots (the resyncer, audited as operator ``risk``), so the grid and the venue agree again;
 7. an alert reports the result (``reduce``: from, to, attempts), or why nothing could be done.
@@ -54,7 +55,7 @@ from opensqt.model.client_ids import reduce_client_order_id
 from opensqt.risk.exposure import Denied
 from opensqt.risk.slippage import book_levels, volatility_percent, worst_price
 
-__all__ = ["Reducer", "reduce_key"]
+__all__ = ["Reducer", "reduce_key", "reduction_target"]
 
 log = structlog.get_logger("opensqt.risk")
 
@@ -64,6 +65,13 @@ Alert = Callable[[str, str, str, str], None]  # key, severity, title, text
 def reduce_key(symbol: str) -> str:
     """Where a symbol's reduction record lives in the state store's meta table."""
     return f"risk_reduce|{symbol}"
+
+
+def reduction_target(position: Decimal, keep: Decimal, lot_size: Decimal) -> Decimal:
+    """The signed position to reduce to: the reduction ``|position| x (1 - keep)`` floored to the lot
+    (never more than configured is sold or bought back), the rest kept."""
+    cut = round_quantity(abs(position) * (1 - keep), lot_size)
+    return (abs(position) - cut) * (1 if position >= 0 else -1)
 
 
 class Reducer:
@@ -145,7 +153,7 @@ class Reducer:
             if qty == 0:
                 return  # flat at the venue: nothing to reduce
             keep = ZERO if mode == "close" else self.config.on_trip.reduce_to_percent / 100
-            target = round_quantity(abs(qty) * keep, rules.lot_size) * (1 if qty >= 0 else -1)
+            target = reduction_target(qty, keep, rules.lot_size)
             self.record = {
                 "seq": int(self.record.get("seq") or 0) + 1,
                 "trip": kind,
@@ -224,6 +232,10 @@ class Reducer:
             else:
                 self._apply(a, found)
                 if a["status"] == "open":
+                    # An IOC still working (a venue that rests it): cancel it by its id; the next pass
+                    # reads the outcome.  Never a second order while this one may fill.
+                    await self._persist()
+                    await self.executor.cancel_many(self.ctx.symbol, [a["cid"]])
                     return False
             await self._persist()
         return True
