@@ -168,3 +168,47 @@ async def test_a_crashing_loop_alerts_through_the_supervisor(tmp_path: Path) -> 
     assert engine.stats.anomalies == 1
     await engine.supervisor.guarded("ticks", broken)  # de-duplicated inside the window
     assert len(router.history) == 1 and engine.stats.anomalies == 2
+
+
+async def test_placements_lost_at_the_venue_raise_the_unresolved_alert(tmp_path: Path) -> None:
+    from cqvx.errors import Timeout
+    from cqvx.testing import builders
+    from cqvx.testing.mock import MockVenue
+    from opensqt.model.slots import SlotState
+
+    now = [1000.0]
+    mock = MockVenue(
+        balances=[builders.balance(asset="USD", total="1000000", available="1000000", locked="0")]
+    )
+    mock.prices["BTC-USD"] = builders.price(symbol="BTC-USD", last="100.05", bid="100", ask="100.1")
+
+    def lost(order: order_pb2.Order) -> Any:
+        raise Timeout("no answer before the deadline")  # the request may or may not have acted
+
+    mock.on("place_order", lost, times=10)
+    router = AlertRouter([], clock=lambda: now[0])
+    cfg = (
+        "trading:\n  symbol: BTC-USD\n  price_interval: 1\n  order_quantity: 30\n  min_order_value: 20\n"
+        "  buy_window_size: 2\n  sell_window_size: 2\n  recover_position: false\n"
+        "engine: {price_send_interval: 0, reconcile_interval: 3600, retry_delay: 0}\n"
+        "system: {cancel_on_exit: false}\nrisk:\n  enabled: false\n  alerts: {unresolved_seconds: 30}\n"
+    )
+    engine = GridEngine(
+        parse_config(cfg, {}),
+        mock,
+        StateStore(sqlite_url(tmp_path / "u.db")),
+        clock=lambda: now[0],
+        alerts=router,
+    )
+    await engine.start(run_tasks=False)
+    await engine.on_price(D("100"))
+    # Looked up at once: "not found" proves nothing inside the landing window, so they stay UNRESOLVED.
+    states = [s.state for s in engine.slots.values() if s.order]
+    assert states and set(states) == {SlotState.UNRESOLVED}
+    await engine.risk.evaluate()
+    assert not router.history
+    now[0] += 31
+    await engine.risk.evaluate()
+    assert [a.key for a in router.history] == ["unresolved:BTC-USD"]
+    assert f"{len(states)} placements unresolved" in router.history[0].text
+    assert mock.orders == {}  # nothing was re-sent
