@@ -168,7 +168,6 @@ class Reducer:
             }
             await self._persist()
             log.warning("reducing the position after a trip", breaker=kind, mode=mode, position=dec_str(qty))
-            await self.resyncer.canceller.cancel_everything("risk")
             await self._run()
 
     async def resume(self) -> None:
@@ -185,6 +184,9 @@ class Reducer:
         if rules is None:
             return
         if rec["state"] == "running":
+            # Every pass (a restart may have cut the first one short): no order of ours may reduce the
+            # same position beside the IOC orders.  Idempotent: nothing left = nothing sent.
+            await self.resyncer.canceller.cancel_everything("risk")
             if not await self._settle_attempts():
                 return  # an outcome is still unknown: looked up again on the next pass
             while len(rec["attempts"]) < self.config.on_trip.max_attempts:
