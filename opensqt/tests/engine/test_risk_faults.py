@@ -212,3 +212,38 @@ async def test_placements_lost_at_the_venue_raise_the_unresolved_alert(tmp_path:
     assert [a.key for a in router.history] == ["unresolved:BTC-USD"]
     assert f"{len(states)} placements unresolved" in router.history[0].text
     assert mock.orders == {}  # nothing was re-sent
+
+
+async def test_a_rejected_reduction_alerts_and_is_not_retried_blindly(tmp_path: Path) -> None:
+    sim = SimVenue.default(seed=14, clock=SimClock())
+    await sim.place_order(
+        order_pb2.Order(
+            client_order_id="manual",
+            symbol=SYM,
+            side=BUY,
+            order_type=order_pb2.ORDER_TYPE_MARKET,
+            quantity="0.01",
+        )
+    )
+    router = AlertRouter([], clock=_now(sim))
+    engine = await _engine(
+        tmp_path,
+        sim,
+        "  recover_position: false\nrisk:\n  enabled: false\n"
+        "  breakers:\n    stale_feed: {price_seconds: 10, cooldown_seconds: 0}\n"
+        "  on_trip: {position: close}\n",
+        router,
+    )
+    await engine.on_price(D((await sim.get_latest_price(SYM)).last))
+    await sim.run_for(15.0)
+    sim.faults.reject_next(1)  # the venue refuses the reduce-only IOC
+    await engine.risk.evaluate()
+    keys = [a.key for a in router.history]
+    assert keys[0] == f"breaker:stale_feed:{SYM}" and f"reduce_rejected:{SYM}" in keys
+    assert await _open(sim) == []
+    assert await _position(sim) == D("0.01")  # kept: a refusal is not retried into the same refusal
+    record = engine.risk.reducer.record
+    assert [a["status"] for a in record["attempts"]] == ["rejected"] and record["state"] == "done"
+    assert engine.position() == D("0.01")  # the grid adopted what the venue holds
+    await engine.risk.evaluate()
+    assert len(record["attempts"]) == 1
