@@ -164,20 +164,21 @@ def risk_reset(
     """Close open circuit breakers in the state store of a STOPPED engine (docs/risk.md)."""
     from opensqt.engine.risk_guard import reset_stored
     from opensqt.engine.store import StateStore, sqlite_url
-    from opensqt.risk.breakers import KINDS
+    from opensqt.risk.breakers import UnknownBreaker, parse_kind
 
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    kind = next((k for k in KINDS if k == breaker), None)
-    if breaker is not None and kind is None:
-        raise _fail(f"--breaker: unknown breaker {breaker!r} ({', '.join(KINDS)})")
+    try:
+        kind = parse_kind(breaker) if breaker is not None else None
+    except UnknownBreaker as exc:
+        raise _fail(f"--breaker: {exc}") from None
     store = StateStore(cfg.state.url or sqlite_url(state), table_prefix=cfg.state.table_prefix)
     try:
         closed = reset_stored(store, cfg.risk, cfg.trading.symbol, kind)
-    except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+    except UnknownBreaker as exc:
+        raise _fail(str(exc)) from None
     finally:
         store.close()
     typer.echo(f"reset: {', '.join(closed)}" if closed else "no open breaker")

@@ -212,7 +212,7 @@ async def test_a_late_fill_reported_before_any_pass_is_recorded_and_the_rest_can
     report = await mock.fill(client_order_id=cid, quantity=D(stash[0].quantity) / 2)
     await engine.on_report(report)  # no slot holds it: the fill still counts
     assert engine.position() == D(stash[0].quantity) / 2
-    assert engine._reconcile_requested.is_set()  # an order no slot expects asks for a pass at once
+    assert engine.reconciler.requested.is_set()  # an order no slot expects asks for a pass at once
     assert [f.client_order_id for f in engine.store.store.load_fills(SYM)] == [cid]
     await engine.reconcile()
     # partly filled already, so it is not bound (its fill is in the slot's position): it is cancelled
@@ -297,8 +297,8 @@ async def test_a_pass_is_requested_when_a_landing_window_expires(tmp_path: Path)
     clock.t += _window(engine) - 0.05  # the windows expire 50 ms (real time) from now
     await engine.reconcile()
     assert engine.status()["reconciler"]["awaiting_landing"] == 4
-    assert not engine._reconcile_requested.is_set()
-    await asyncio.wait_for(engine._reconcile_requested.wait(), timeout=10)
+    assert not engine.reconciler.requested.is_set()
+    await asyncio.wait_for(engine.reconciler.requested.wait(), timeout=10)
     await engine.stop()
 
 

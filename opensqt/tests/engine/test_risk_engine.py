@@ -7,6 +7,7 @@ sleeps), drives a fault or a price path, and checks the venue's orders, the posi
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 
 from cqc.venues.v1 import order_pb2
-from cqvx.types import OrderFilter
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimClock, SimVenue
 from opensqt.config import Config, parse_config
 from opensqt.engine.orchestrator import GridEngine
+from opensqt.engine.reducer import reduce_key
 from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.model.client_ids import REDUCE_PREFIX
 from opensqt.observability.alerts import Alert, AlertRouter
 from opensqt.risk.startup import StartupCheckFailed
 
@@ -388,7 +391,7 @@ async def test_unresolved_orders_and_crashed_loops_alert(tmp_path: Path) -> None
     await _tick(engine, sim)
     await engine.risk.evaluate()
     assert f"unresolved:{SYM}" in rec.sent_keys()
-    engine._loop_crashed()
+    engine.risk.crashed()
     assert f"strategy_crash:{SYM}" in rec.sent_keys()
     assert engine.stats.anomalies == 1
 
@@ -418,3 +421,144 @@ async def test_cli_risk_reset_closes_a_stored_breaker(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and "reset: reject_rate" in ok.output
     again = await _engine(tmp_path, sim, _config(extra), Recorder(sim), name="cli.db")
     assert not again.risk.book.open
+
+
+# ====================================================================================== position on a trip
+
+
+async def _all_orders(sim: SimVenue) -> list[order_pb2.Order]:
+    return await sim.get_orders(OrderFilter(symbol=SYM, statuses=OPEN_STATUSES | TERMINAL_STATUSES))
+
+
+async def _venue_position(sim: SimVenue) -> Decimal:
+    return sum((D(p.quantity) for p in await sim.get_positions([SYM])), D(0))
+
+
+async def test_a_crash_trips_drawdown_cancels_and_reduces_the_position_by_half(tmp_path: Path) -> None:
+    sim = _sim()
+    rec = Recorder(sim)
+    cfg = _config(
+        "  breakers:\n    drawdown: {absolute: 5, capital: 10000}\n"
+        "  on_trip: {position: reduce, reduce_to_percent: 50}\n"
+        "  slippage: {base_percent: 1, max_percent: 2}\n"
+    )
+    engine = await _engine(tmp_path, sim, cfg, rec)
+    pump = Pump(engine, sim)
+    try:
+        await _tick(engine, sim)
+        await engine.risk.evaluate()
+        price = D((await sim.get_latest_price(SYM)).last)
+        sim.set_price(SYM, price - 95)  # the price gaps down through three buy levels
+        sim.inject_trade(SYM, price - 95, D("0.01"), SELL)
+        await pump.drain()
+        assert await _venue_position(sim) > 0
+        sim.set_price(SYM, price - 2000)  # the crash
+        sim.inject_trade(SYM, price - 2000, D("0.01"), SELL)
+        await pump.drain()
+        held = await _venue_position(sim)
+        assert held > 0 and engine.position() == held
+        await _tick(engine, sim)
+        await engine.risk.evaluate()
+        await pump.drain()
+    finally:
+        await pump.close()
+    assert engine.risk.book.open_kinds() == ["drawdown"]
+    # No order of ours is left working: the opening buys and (before the reduction) the closing sells.
+    assert await _open(sim) == []
+    after = await _venue_position(sim)
+    cut = (held / 2).quantize(D("0.00001"), rounding="ROUND_DOWN")  # the reduction, lot-floored
+    target = held - cut
+    assert after == target  # half sold, never more
+    reductions = [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)]
+    assert len(reductions) == 1
+    (red,) = reductions
+    assert red.reduce_only and red.side == SELL and red.time_in_force == order_pb2.TIME_IN_FORCE_IOC
+    assert D(red.price) >= (price - 2000) * D("0.98")  # bounded by the slippage guard's cap
+    # The grid adopted the venue's position (audited resync), and the alerts say what happened.
+    assert engine.position() == after
+    keys = rec.sent_keys()
+    assert keys[0] == f"breaker:drawdown:{SYM}"
+    assert f"reduce:1:{SYM}" in keys
+    reduced = next(a for a in rec.alerts if a.key == f"reduce:1:{SYM}")
+    assert "reduced after the drawdown trip" in reduced.title and str(held) in reduced.text
+    record = json.loads(engine.ledger.store.store.get_meta(reduce_key(SYM)) or "{}")
+    assert record["state"] == "done" and record["target"] == str(target)
+    await engine.risk.evaluate()  # a later pass changes nothing
+    assert await _venue_position(sim) == after
+
+
+async def test_close_on_trip_flattens_and_a_restart_mid_send_looks_up_never_resends(tmp_path: Path) -> None:
+    sim = _sim()
+    await _market(sim, BUY, "0.01")
+    cfg = _config(
+        "  breakers:\n    stale_feed: {price_seconds: 10, cooldown_seconds: 0}\n"
+        "  on_trip: {position: close}\n"
+    )
+    engine = await _engine(tmp_path, sim, cfg, Recorder(sim), check=False)
+    await _tick(engine, sim)
+    await sim.run_for(15.0)
+    sim.faults.slow_ack_next(1, seconds=5.0)  # the reduction is in flight when the process dies
+    dying = asyncio.ensure_future(engine.risk.evaluate())
+    record: dict[str, Any] = {}
+    for _ in range(500):  # until the attempt is on disk (the store writes on its own thread)
+        await asyncio.sleep(0.01)
+        record = json.loads(engine.ledger.store.store.get_meta(reduce_key(SYM)) or "{}")
+        if record.get("attempts"):
+            break
+    assert [a["status"] for a in record["attempts"]] == ["sending"]  # durable before the send
+    assert sim.faults.pending_acks == 1 and await _venue_position(sim) == D("0.01")
+    dying.cancel()  # kill -9: the outcome was never recorded
+    await asyncio.gather(dying, return_exceptions=True)
+    await sim.run_for(6.0)  # the venue acts on the request anyway
+    assert await _venue_position(sim) == 0
+
+    rec2 = Recorder(sim)
+    engine2 = await _engine(tmp_path, sim, cfg, rec2, check=False)
+    assert engine2.risk.reducer.active and engine2.risk.book.open_kinds() == ["stale_feed"]
+    await engine2.risk.evaluate()  # resumes: looks the attempt up by its id, sends nothing
+    reductions = [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)]
+    assert len(reductions) == 1
+    assert await _venue_position(sim) == 0
+    assert not engine2.risk.reducer.active
+    assert f"reduce:1:{SYM}" in rec2.sent_keys()
+    assert engine2.position() == 0
+
+
+async def test_a_book_beyond_the_slippage_allowance_holds_the_reduction_back(tmp_path: Path) -> None:
+    sim = _sim()
+    await _market(sim, BUY, "0.01")
+    rec = Recorder(sim)
+    cfg = _config(
+        "  breakers:\n    stale_feed: {price_seconds: 10, cooldown_seconds: 0}\n"
+        "  on_trip: {position: close}\n"
+        "  slippage: {base_percent: 0, max_percent: 0.0001}\n"  # no room at all: even the best bid is out
+    )
+    engine = await _engine(tmp_path, sim, cfg, rec, check=False)
+    await _tick(engine, sim)
+    await sim.run_for(15.0)
+    await engine.risk.evaluate()
+    assert engine.risk.book.open_kinds() == ["stale_feed"]
+    assert [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)] == []
+    assert await _venue_position(sim) == D("0.01")  # nothing sent beyond the bound
+    assert f"reduce_denied:{SYM}" in rec.sent_keys()
+    assert engine.risk.reducer.active  # tried again on every pass
+
+
+async def test_a_lost_reply_of_a_reduction_is_looked_up_not_resent(tmp_path: Path) -> None:
+    sim = _sim()
+    await _market(sim, BUY, "0.01")
+    rec = Recorder(sim)
+    cfg = _config(
+        "  breakers:\n    stale_feed: {price_seconds: 10, cooldown_seconds: 0}\n"
+        "  on_trip: {position: reduce, reduce_to_percent: 30}\n"
+    )
+    engine = await _engine(tmp_path, sim, cfg, rec, check=False)
+    await _tick(engine, sim)
+    await sim.run_for(15.0)
+    sim.faults.ambiguous_next(1)  # the IOC acts at the venue, its reply is lost
+    await engine.risk.evaluate()
+    reductions = [o for o in await _all_orders(sim) if o.client_order_id.startswith(REDUCE_PREFIX)]
+    assert len(reductions) == 1 and D(reductions[0].quantity) == D("0.007")
+    assert await _venue_position(sim) == D("0.003")  # 30 % kept, exactly once
+    assert not engine.risk.reducer.active and engine.position() == D("0.003")
+    assert f"reduce:1:{SYM}" in rec.sent_keys()

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opensqt.config import BreakersConfig, ExposureConfig
+from opensqt.engine.reducer import reduction_target
 from opensqt.risk.breakers import BreakerBook
-from opensqt.risk.exposure import AccountExposure, check_order, check_slippage
+from opensqt.risk.exposure import AccountExposure, check_order
 
 D = Decimal
 money = st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False)
@@ -125,15 +126,19 @@ def test_exposure_check_never_admits_beyond_a_limit(
         assert denied.limit in ("symbol_notional", "account_notional")
 
 
-@given(st.decimals(min_value=1, max_value=10**5, places=2), st.decimals(min_value=0, max_value=5, places=3))
-def test_slippage_guard(mark: Decimal, pct: Decimal) -> None:
-    limits = ExposureConfig(max_slippage_percent=D(1))
-    ask = mark * (1 + pct / 100)
-    bid = mark * (1 - pct / 100)
-    assert (check_slippage(limits, is_buy=True, reference=mark, best_bid=bid, best_ask=ask) is None) == (
-        pct <= 1
-    )
-    assert (check_slippage(limits, is_buy=False, reference=mark, best_bid=bid, best_ask=ask) is None) == (
-        pct <= 1
-    )
-    assert check_slippage(ExposureConfig(), is_buy=True, reference=mark, best_bid=D(0), best_ask=D(0)) is None
+@given(
+    st.decimals(min_value=D("-50"), max_value=D("50"), places=5),
+    st.decimals(min_value=D("0"), max_value=D("0.99"), places=2),
+    st.sampled_from([D("0.00001"), D("0.001"), D("0.1"), D("1")]),
+)
+def test_the_reduction_is_lot_floored_and_never_beyond_the_configured_share(
+    position: Decimal, keep: Decimal, lot: Decimal
+) -> None:
+    target = reduction_target(position, keep, lot)
+    cut = abs(position) - abs(target)
+    exact = abs(position) * (1 - keep)
+    assert target == 0 or (target > 0) == (position > 0)  # never flips the side
+    assert abs(target) <= abs(position)
+    assert 0 <= cut <= exact  # never rounded up
+    assert exact - cut < lot
+    assert cut % lot == 0

@@ -23,6 +23,7 @@ from cqvx.client import VenueClient
 from cqvx.num import dec_str
 from cqvx.secrets import Secret
 from opensqt.app.live_bridge import LiveBridge
+from opensqt.app.risk_http import add_risk_routes
 from opensqt.config import Config, ConfigError
 from opensqt.engine.lease import AccountLease, Fenced
 from opensqt.engine.orchestrator import GridEngine
@@ -172,6 +173,8 @@ async def run_engine(
             server = StatusServer(engine.status, _metrics(engine, hub), lambda: _health(engine))
             if hub is not None:
                 add_live_routes(server.app, hub)
+            if h.control_token is not None:  # POST /risk/reset (app/risk_http.py)
+                add_risk_routes(server.app, engine, h.control_token)
             port = h.port if http_port is None else http_port
             bound = await _serve(server, h.host, port)
             base = f"http://{h.host}:{bound}"

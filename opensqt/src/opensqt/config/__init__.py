@@ -26,7 +26,7 @@ from cqvx.secrets import Secret
 from cqvx.venues.sections import SecretField
 from opensqt.config.base import ConfigError, _check_symbol, _Model
 from opensqt.config.loader import expand_env, load_model, parse_model, read_text, read_yaml, validate_model
-from opensqt.config.risk import BreakersConfig, ExposureConfig, RiskConfig
+from opensqt.config.risk import BreakersConfig, ExposureConfig, OnTripConfig, RiskConfig, SlippageConfig
 from opensqt.model.quantities import base_quantity  # the one home; re-exported for callers
 from opensqt.observability.alerts.config import AlertsConfig
 
@@ -40,7 +40,9 @@ __all__ = [
     "EngineConfig",
     "ExposureConfig",
     "HttpConfig",
+    "OnTripConfig",
     "RiskConfig",
+    "SlippageConfig",
     "StateConfig",
     "SystemConfig",
     "TradingConfig",
@@ -181,7 +183,8 @@ class HttpConfig(_Model):
     live: bool = True
     live_token: SecretField | None = None  # {env: VAR}, {file: PATH} or ${VAR}; never shown in dumps
     live_origins: list[str] = Field(default_factory=list)
-    # The symbol control endpoint of ``opensqt fleet`` (POST /symbols..., app/multi.py): off without a token.
+    # The control endpoints (off without a token): ``opensqt fleet``'s POST /symbols... (app/multi.py) and
+    # the breaker reset POST /risk/reset of ``opensqt run`` (app/risk_http.py).
     control_token: SecretField | None = None
 
     @model_validator(mode="after")

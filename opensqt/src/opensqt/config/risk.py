@@ -14,7 +14,7 @@ from pydantic import (
 from opensqt.config.base import _check_symbol, _Model
 from opensqt.observability.alerts.config import AlertsConfig
 
-__all__ = ["BreakersConfig", "ExposureConfig", "RiskConfig"]
+__all__ = ["BreakersConfig", "ExposureConfig", "OnTripConfig", "RiskConfig", "SlippageConfig"]
 
 
 class _Breaker(_Model):
@@ -81,8 +81,32 @@ class ExposureConfig(_Model):
 
     max_symbol_notional: Decimal | None = Field(default=None, gt=0)
     max_account_notional: Decimal | None = Field(default=None, gt=0)
-    # A market order is refused when the book's far side is this many percent beyond the mark.
-    max_slippage_percent: Decimal | None = Field(default=None, gt=0, le=100)
+
+
+class SlippageConfig(_Model):
+    """The dynamic slippage guard of market-like orders (risk/slippage.py): allowance in percent of the
+    book's mid = ``base_percent + volatility_multiple x volatility``, capped at ``max_percent``."""
+
+    base_percent: Decimal = Field(default=Decimal("0.2"), ge=0, le=50)
+    max_percent: Decimal = Field(default=Decimal(1), gt=0, le=50)
+    volatility_multiple: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    volatility_window: int = Field(default=60, ge=2, le=10_000)  # the last N price ticks
+
+    @model_validator(mode="after")
+    def _base_within_cap(self) -> SlippageConfig:
+        if self.base_percent > self.max_percent:
+            raise ValueError("base_percent must not exceed max_percent")
+        return self
+
+
+class OnTripConfig(_Model):
+    """What a circuit-breaker trip does to the POSITION (the opening orders are always cancelled):
+    ``keep`` it, ``reduce`` it to ``reduce_to_percent`` of its size at the trip, or ``close`` it
+    (engine/reducer.py; derivatives only: reduce-only limit IOC orders bounded by the slippage guard)."""
+
+    position: Literal["keep", "reduce", "close"] = "keep"
+    reduce_to_percent: Decimal = Field(default=Decimal(50), ge=0, lt=100)
+    max_attempts: int = Field(default=3, ge=1, le=20)  # IOC orders per reduction (partial fills)
 
 
 class RiskConfig(_Model):
@@ -104,6 +128,8 @@ class RiskConfig(_Model):
     max_leverage: Decimal = Field(default=Decimal(10), gt=0)
     breakers: BreakersConfig = Field(default_factory=BreakersConfig)
     exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    slippage: SlippageConfig = Field(default_factory=SlippageConfig)
+    on_trip: OnTripConfig = Field(default_factory=OnTripConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("monitor_symbols")

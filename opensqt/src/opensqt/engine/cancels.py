@@ -10,11 +10,13 @@ the answers.
   silently not happen.
 * A refusal: the order is still working (CANCEL_REQUESTED -> LOCKED).
 * A state write that keeps failing is logged and counted; the other answers are still applied.
+* :meth:`Canceller.cancel_everything` (shutdown with ``cancel_on_exit``, a resync, a position reduction
+  on a breaker trip): every order of ours, the slots' and the late ones no slot holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
@@ -113,3 +115,38 @@ class Canceller:
             if slot is not None:
                 await self.ledger.apply_state(slot, cid, found)
         return found.status in OPEN_STATUSES
+
+    async def cancel_everything(
+        self, reason: str, *, sleep: Callable[[float], Awaitable[object]] | None = None
+    ) -> int:
+        """Cancel every order of ours; returns how many slot cancels were sent first.
+
+        A placement in flight (PENDING) or of unknown outcome (UNRESOLVED) is looked up first, so one
+        that did land is cancelled too; then late orders no slot holds.  With ``sleep`` (shutdown), a
+        placement that may still land is waited for (at most its landing window) and cancelled if it
+        did: shutdown never leaves a late landing working."""
+        ledger = self.ledger
+        async with ledger.lock:
+            unsettled = ledger.order_ids((SlotState.PENDING, SlotState.UNRESOLVED))
+        for cid in unsettled:
+            await self.reconciler.resolve(cid)
+        async with ledger.lock:
+            live = (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
+            targets = [
+                Cancel(lvl, s.order.client_order_id, reason)
+                for lvl, s in sorted(ledger.slots.items())
+                if s.order is not None and s.state in live
+            ]
+        await self.run(targets, resend=True)
+        if sleep is not None:
+            await self.reconciler.await_landings(sleep)
+            async with ledger.lock:
+                landed = [
+                    Cancel(lvl, s.order.client_order_id, reason)
+                    for lvl, s in sorted(ledger.slots.items())
+                    if s.order is not None and s.state is SlotState.LOCKED
+                ]
+            if landed:
+                await self.run(landed, resend=True)
+        await self.reconciler.late.cancel_unbound()
+        return len(targets)

@@ -24,10 +24,11 @@ Collaborators (each gets what it needs in its constructor; none calls back into 
 * :class:`~opensqt.engine.cancels.Canceller`: the cancel path (lost replies looked up and re-sent);
 * :class:`~opensqt.engine.resyncer.Resyncer`: the operator's way back from a divergence;
 * :class:`~opensqt.engine.recovery.Recovery`: restart and position recovery, startup checks;
-* :class:`~opensqt.engine.volume_feed.VolumeFeed`: the volume-anomaly monitor's feed;
+* :class:`~opensqt.engine.volume_feed.VolumeFeed` (the risk guard's): the volume-anomaly monitor's feed;
 * :class:`~opensqt.engine.status.StatusView`: ``/status``, open orders, gauges;
 * :class:`~opensqt.engine.supervisor.Supervisor`: every background loop;
-* :class:`~opensqt.engine.risk_guard.RiskGuard`: circuit breakers, exposure limits, alerts (docs/risk.md).
+* :class:`~opensqt.engine.risk_guard.RiskGuard`: circuit breakers, exposure limits, alerts, the volume
+  monitor and their loops (docs/risk.md).
 
 Stream gaps: when an execution stream is a :class:`cqvx.streams.LiveStream`, its gap notices request an
 immediate reconciler pass; the engine never needs to know which venue class it talks to.
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +70,6 @@ from opensqt.engine.status import StatusView
 from opensqt.engine.store import AsyncStore, StateStore, StoreWriteFailed
 from opensqt.engine.supervisor import Supervisor
 from opensqt.engine.venue_queries import load_rules
-from opensqt.engine.volume_feed import VolumeFeed
 from opensqt.model.slots import MarginLock, Slot, SlotState
 from opensqt.observability.alerts import AlertRouter, build_router
 from opensqt.observability.metrics import EngineMetrics
@@ -77,7 +77,6 @@ from opensqt.risk.breakers import Kind
 from opensqt.risk.cleaner import cleanup_cancels
 from opensqt.risk.exposure import AccountExposure
 from opensqt.risk.startup import Check
-from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 from opensqt.strategy.grid import Cancel, GridParams, InstrumentRules, Place, grid_actions
 
 __all__ = ["MISMATCH_KINDS", "FillEvent", "GridEngine"]
@@ -120,24 +119,9 @@ class GridEngine:
             client, self.symbol, min_interval=float(e.price_send_interval), clock=clock
         )
         self.margin_lock = MarginLock(float(config.trading.margin_lock_duration_seconds), clock)
-        self.volume: VolumeMonitor | None = None
-        self.volume_feed: VolumeFeed | None = None
-        if r.enabled:
-            self.volume = VolumeMonitor(
-                r.monitor_symbols or [self.symbol],
-                VolumeSettings(
-                    window_seconds=float(r.window_seconds),
-                    average_window=r.average_window,
-                    volume_multiplier=r.volume_multiplier,
-                    require_price_drop=r.require_price_drop,
-                    recovery_threshold=r.recovery_threshold,
-                    global_strategy=r.global_strategy,
-                ),
-            )
-            self.volume_feed = VolumeFeed(self.volume, client, clock=clock, wall=wall)
         self.ledger = SlotLedger(self.ctx, self.store, self.stats, self.metrics, wall=wall, clock=clock)
         # An order of ours that no slot expects (reported by the stream): a pass binds or cancels it.
-        self.ledger.on_unexpected = lambda _cid: self.request_reconcile()
+        self.ledger.on_unexpected = lambda _cid: self.reconciler.request()
         self.reconciler = Reconciler(
             self.ctx,
             client=client,
@@ -189,11 +173,16 @@ class GridEngine:
             monitor=self.monitor,
             cancel_opening=self._cancel_opening_orders,
             alerts=self.alerts,
+            executor=self.executor,
+            resyncer=self.resyncer,
+            prices=lambda: [p for _, p in self.price_history[-r.slippage.volatility_window :]],
+            landing_window=float(e.effective_landing_window),
             account=account,
             clock=clock,
             wall=wall,
         )
         self.risk.on_change = self._risk_changed
+        self.volume, self.volume_feed = self.risk.volume, self.risk.volume_feed
         self.guards = RiskGuards(self.margin_lock, self.volume, self.reconciler.breaker, self.risk.book)
         self.view = StatusView(
             self.ctx,
@@ -205,12 +194,10 @@ class GridEngine:
             monitor=self.monitor,
             metrics=self.metrics,
         )
-        self.supervisor = Supervisor(on_unexpected=self._loop_crashed, clock=clock)
+        self.supervisor = Supervisor(on_unexpected=self.risk.crashed, clock=clock)
         self._clock = clock
         self._sleep = sleep
-        self._expiry_timer: asyncio.TimerHandle | None = None  # a pass when a landing window expires
         self._wall = wall
-        self._reconcile_requested = asyncio.Event()
         self._inflight: set[asyncio.Future[None]] = set()
         self.price_history: list[tuple[float, Decimal]] = []
         self._labels = {"symbol": self.symbol}
@@ -289,8 +276,8 @@ class GridEngine:
             await self.recover_position()
         if check:
             await self.run_startup_checks()
-        if self.volume_feed is not None:
-            await self.volume_feed.seed()
+        if self.risk.volume_feed is not None:
+            await self.risk.volume_feed.seed()
         self.ctx.started = True
         if run_tasks:
             self._start_loops()
@@ -302,51 +289,19 @@ class GridEngine:
         if isinstance(self.client, SupportsOrderStream):
             # Whatever the stream missed while it was down is found by reconciling after the restart.
             sup.spawn("order-stream", self.read_executions, after_restart=self.reconcile)
-        sup.every("reconcile", float(e.reconcile_interval), self.reconcile, wake=self._reconcile_requested)
+        sup.every("reconcile", float(e.reconcile_interval), self.reconcile, wake=self.reconciler.requested)
         sup.every("order cleaner", float(e.order_cleanup_interval), self.clean_orders)
-        sup.every("breakers", float(self.config.risk.breakers.interval_seconds), self.risk.evaluate)
-        feed = self.volume_feed
-        if feed is not None:
-            for sym in feed.monitor.symbols:
-                sup.spawn(f"trades-{sym}", _bind_trades(feed, sym, self._risk_check_guarded))
-            sup.every("risk check", feed.period, self.risk_check)
+        self.risk.spawn_loops(sup)
 
     async def stop(self, *, cancel_orders: bool | None = None) -> None:
         """Stop the loops; cancel our live orders when ``cancel_on_exit`` (default from the config)."""
         await self.supervisor.stop()
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
+        self.reconciler.stop_timer()
         if self._inflight:  # a tick that was placing when the loop stopped: let it finish
             await asyncio.gather(*self._inflight, return_exceptions=True)
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
-        if cancel:
-            # A placement may have been in flight when the loops stopped (PENDING), or its outcome is
-            # unknown (UNRESOLVED): look those up first, so an order that did land is cancelled too.
-            async with self.ledger.lock:
-                unsettled = self.ledger.order_ids((SlotState.PENDING, SlotState.UNRESOLVED))
-            for cid in unsettled:
-                await self.resolve(cid)
-            async with self.ledger.lock:
-                live = (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
-                targets = [
-                    Cancel(lvl, s.order.client_order_id, "shutdown")
-                    for lvl, s in sorted(self.ledger.slots.items())
-                    if s.order is not None and s.state in live
-                ]
-            await self._run_cancels(targets, resend=True)
-            # A placement that may still land is waited for (at most its landing window), then
-            # cancelled if it did: shutdown never leaves a late landing working.
-            await self.reconciler.await_landings(self._sleep)
-            async with self.ledger.lock:
-                landed = [
-                    Cancel(lvl, s.order.client_order_id, "shutdown")
-                    for lvl, s in sorted(self.ledger.slots.items())
-                    if s.order is not None and s.state is SlotState.LOCKED
-                ]
-            if landed:
-                await self._run_cancels(landed, resend=True)
-            # Orders of ours that no slot holds (late landings) are cancelled too.
-            await self.reconciler.late.cancel_unbound()
+        if cancel:  # every order of ours, late landings included (cancels.py)
+            await self.canceller.cancel_everything("shutdown", sleep=self._sleep)
         await self.alerts.aclose()
         await self.store.aclose()
 
@@ -407,38 +362,20 @@ class GridEngine:
         order updates may be lost, and only a reconciler pass finds them."""
         stream.on_gap(lambda _gap: self.request_reconcile())
 
-    def _wake_at_expiry(self) -> None:
-        """Run a pass when the earliest landing window of an UNRESOLVED slot expires (not up to a whole
-        ``reconcile_interval`` later), so it is proven absent and its level re-placed promptly."""
-        expiry = self.reconciler.next_expiry
-        if expiry is None:
-            return
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
-        delay = max(expiry - self._clock(), 0.0) + 0.05  # just past the expiry
-        self._expiry_timer = asyncio.get_running_loop().call_later(delay, self.request_reconcile)
-
     def request_reconcile(self) -> None:
         """Run a reconciler pass now instead of at the next interval (e.g. a stream reported a gap)."""
-        self._reconcile_requested.set()
+        self.reconciler.request()
 
     # ============================================================================ risk
 
     def on_trade(self, symbol: str, trade: Any) -> None:
         """Feed one public trade (a ``cqc.markets.v1.Trade``) to the volume monitor."""
-        if self.volume_feed is not None:
-            self.volume_feed.on_trade(symbol, trade)
+        if self.risk.volume_feed is not None:
+            self.risk.volume_feed.on_trade(symbol, trade)
 
     async def risk_check(self) -> None:
-        """Evaluate the volume monitor; on the rising edge cancel the buys (original CancelAllBuyOrders)."""
-        if self.volume_feed is None:
-            return
-        edge = self.volume_feed.check()
-        if edge is not None:
-            self.view.update_gauges()
-            self.events.emit("risk")
-        if edge == "on" and self.ctx.rules is not None and self.ctx.anchor is not None:
-            await self._cancel_opening_orders("risk")
+        """One volume-monitor check (risk_guard.py); the rising edge cancels the opening orders."""
+        await self.risk.risk_check()
 
     async def reset_breakers(self, kind: Kind | None = None, *, operator: str = "") -> list[Kind]:
         """The manual reset of the circuit breakers (all open ones, or ``kind``); durable."""
@@ -447,13 +384,6 @@ class GridEngine:
     def _risk_changed(self) -> None:
         self.view.update_gauges()
         self.events.emit("risk")
-
-    def _loop_crashed(self) -> None:
-        self.stats.count_anomaly()
-        self.risk.crashed()
-
-    async def _risk_check_guarded(self) -> None:
-        await self.supervisor.guarded("risk check", self.risk_check)
 
     async def clean_orders(self) -> list[Cancel]:
         """One pass of the order cleaner (reference §3.3; risk/cleaner.py has the rule)."""
@@ -485,7 +415,7 @@ class GridEngine:
         the position breaker, the opening orders are cancelled."""
         was_open = self.breaker.open
         found = await self.reconciler.reconcile()
-        self._wake_at_expiry()
+        self.reconciler.wake_at_expiry()
         if self.reconciler.cancel_due:
             await self._run_cancels(self.reconciler.cancel_due, resend=True)
         if self.breaker.open and not was_open and self.ctx.anchor is not None:
@@ -562,7 +492,7 @@ class GridEngine:
             await self.resolve(cid)
         await self.risk.observe_placements(elapsed_ms, [isinstance(o, Rejected) for o in outcomes])
         if unresolved:
-            self._wake_at_expiry()
+            self.reconciler.wake_at_expiry()
         self.events.emit("placed")
 
     async def _apply_outcome(self, slot: Slot, msg: order_pb2.Order, outcome: Outcome) -> bool:
@@ -605,12 +535,3 @@ class GridEngine:
     async def _run_cancels(self, cancels: Sequence[Cancel], *, resend: bool = False) -> None:
         """Commit and send cancels (``cancels.py``: batching, lost replies looked up and re-sent)."""
         await self.canceller.run(cancels, resend=resend)
-
-
-def _bind_trades(
-    feed: VolumeFeed, symbol: str, after: Callable[[], Awaitable[None]]
-) -> Callable[[], Awaitable[None]]:
-    async def body() -> None:
-        await feed.trades(symbol, after)
-
-    return body

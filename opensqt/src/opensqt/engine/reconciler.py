@@ -9,8 +9,9 @@
 * Slots stuck beyond ``stuck_after``: a PENDING one (its placement call never returned) is resolved like
   an UNRESOLVED one; a CANCEL_REQUESTED one whose order is still open gets its cancel re-sent
   (:attr:`Reconciler.cancel_due`, sent by the coordinator), so a risk cancel cannot silently not happen.
-* A slot UNRESOLVED inside its window sets :attr:`Reconciler.next_expiry`: the coordinator runs a pass
-  when the earliest window expires, not a full ``reconcile_interval`` later.  At shutdown
+* A slot UNRESOLVED inside its window sets :attr:`Reconciler.next_expiry`; :meth:`Reconciler.wake_at_expiry`
+  arms a timer that requests a pass (:attr:`Reconciler.requested`, the supervisor's wake-up) when the
+  earliest window expires, not a full ``reconcile_interval`` later.  At shutdown
   :meth:`Reconciler.await_landings` waits (at most the window) for each to land or expire.
 * Orders of ours that no slot expects: issued by this store -> :class:`~opensqt.engine.late_orders.LateOrders`
   (bound to their slot, or cancelled, fills recorded); an earlier store's -> adopted by price (below).
@@ -32,6 +33,7 @@ venue I/O.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -114,6 +116,28 @@ class Reconciler:
         self.awaiting_landing = 0  # UNRESOLVED slots not found yet, inside their landing window
         # The earliest landing-window expiry (clock) of those: the coordinator runs a pass then.
         self.next_expiry: float | None = None
+        self.requested = asyncio.Event()  # the reconcile loop's wake-up: a pass now, not at the interval
+        self._expiry_timer: asyncio.TimerHandle | None = None
+
+    def request(self) -> None:
+        """Run a pass now instead of at the next interval (a stream gap, an unexpected order)."""
+        self.requested.set()
+
+    def wake_at_expiry(self) -> None:
+        """Request a pass when the earliest landing window of an UNRESOLVED slot expires, so it is
+        proven absent and its level re-placed promptly."""
+        expiry = self.next_expiry
+        if expiry is None:
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        delay = max(expiry - self._clock(), 0.0) + 0.05  # just past the expiry
+        self._expiry_timer = asyncio.get_running_loop().call_later(delay, self.request)
+
+    def stop_timer(self) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
 
     async def resolve(self, cid: str) -> None:
         """Settle one order whose outcome we do not know, by looking it up (best id known)."""

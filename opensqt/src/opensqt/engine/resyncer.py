@@ -38,8 +38,8 @@ from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.reconciler import Reconciler
 from opensqt.engine.store import AuditRecord
 from opensqt.engine.venue_queries import first_price, venue_inventory
-from opensqt.model.slots import Slot, SlotState
-from opensqt.strategy.grid import Cancel, inventory_slots
+from opensqt.model.slots import Slot
+from opensqt.strategy.grid import inventory_slots
 
 __all__ = ["ResyncRefused", "ResyncResult", "Resyncer"]
 
@@ -109,7 +109,7 @@ class Resyncer:
         ledger, rules = self.ledger, self.ctx.rules
         assert rules is not None
         before = ledger.position()
-        cancelled = await self._cancel_everything()
+        cancelled = await self.canceller.cancel_everything("resync")
         qty, entry = await venue_inventory(
             self.client,
             self.ctx.symbol,
@@ -170,21 +170,3 @@ class Resyncer:
             slots=len(held),
         )
         return ResyncResult(operator, reason, ts, dec_str(before), dec_str(qty), cancelled, len(held))
-
-    async def _cancel_everything(self) -> int:
-        """Cancel every order of ours (slots' and late ones); returns how many cancels were sent."""
-        ledger = self.ledger
-        async with ledger.lock:
-            unsettled = ledger.order_ids((SlotState.PENDING, SlotState.UNRESOLVED))
-        for cid in unsettled:
-            await self.reconciler.resolve(cid)
-        async with ledger.lock:
-            live = (SlotState.LOCKED, SlotState.CANCEL_REQUESTED, SlotState.UNRESOLVED)
-            targets = [
-                Cancel(lvl, s.order.client_order_id, "resync")
-                for lvl, s in sorted(ledger.slots.items())
-                if s.order is not None and s.state in live
-            ]
-        await self.canceller.run(targets, resend=True)
-        await self.reconciler.late.cancel_unbound()
-        return len(targets)

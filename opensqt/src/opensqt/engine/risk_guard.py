@@ -8,12 +8,16 @@ What it wires (docs/risk.md):
   and every placement's latency and outcome (:meth:`RiskGuard.observe_placements`);
 * a trip: the breaker state is written to the state store FIRST (meta key ``risk_breakers|<symbol>``, so
   it is open again after a restart), then an alert is fired, then the opening orders are cancelled
-  through the engine's ``cancel_opening`` (closing orders stay; placement stays paused while any
-  breaker is open, :attr:`RiskGuard.open`);
+  through the engine's ``cancel_opening`` (placement stays paused while any breaker is open,
+  :attr:`RiskGuard.open`), then the position is kept or reduced as ``risk.on_trip`` says
+  (:class:`~opensqt.engine.reducer.Reducer`; an unfinished reduction resumes on every breaker pass);
 * the pre-trade check :meth:`RiskGuard.admit` (lock held, before intents are committed): an opening
   placement that would exceed a notional limit is :class:`~opensqt.risk.exposure.Denied` locally;
 * alerts for a crashed loop, a feed down longer than ``alerts.disconnected_seconds`` and a slot
-  UNRESOLVED longer than ``alerts.unresolved_seconds``.
+  UNRESOLVED longer than ``alerts.unresolved_seconds``;
+* the volume-anomaly monitor and its feed (``risk.enabled``): :meth:`RiskGuard.risk_check` cancels the
+  opening orders on its rising edge; :meth:`RiskGuard.spawn_loops` starts the breaker, trade and
+  risk-check loops under the engine's supervisor.
 
 The guard never talks to the venue under the engine lock.
 """
@@ -28,19 +32,27 @@ from typing import Any
 
 import structlog
 
-from cqvx.client import SupportsPositions, VenueClient
+from cqc.portfolio.v1 import position_pb2
+from cqvx.client import SupportsFundingRates, SupportsPositions, VenueClient
 from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.symbols import parse_symbol
+from cqvx.timeutil import to_ns
 from opensqt.config import RiskConfig
 from opensqt.engine.context import EngineStats, GridContext
+from opensqt.engine.executor import OrderExecutor
 from opensqt.engine.ledger import SlotLedger
 from opensqt.engine.price_monitor import PriceMonitor
+from opensqt.engine.reducer import Reducer
+from opensqt.engine.resyncer import Resyncer
 from opensqt.engine.store import AsyncStore, StateStore
+from opensqt.engine.supervisor import Supervisor
+from opensqt.engine.volume_feed import VolumeFeed
 from opensqt.model.slots import SlotState
 from opensqt.observability.alerts import AlertRouter
 from opensqt.observability.metrics import EngineMetrics
 from opensqt.risk.breakers import BreakerBook, Kind, Trip
 from opensqt.risk.exposure import AccountExposure, Denied, check_order
+from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 from opensqt.strategy.grid import Place, is_opening
 
 __all__ = ["RiskGuard", "meta_key", "reset_stored"]
@@ -83,6 +95,10 @@ class RiskGuard:
         monitor: PriceMonitor,
         cancel_opening: Callable[[str], Awaitable[None]],
         alerts: AlertRouter,
+        executor: OrderExecutor,
+        resyncer: Resyncer,
+        prices: Callable[[], Sequence[Decimal]],
+        landing_window: float,
         account: AccountExposure | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -105,6 +121,8 @@ class RiskGuard:
         self.price_age: float | None = None
         self.liquidation_distance: Decimal | None = None
         self.leverage: Decimal | None = None
+        self.funding_paid = ZERO  # since the engine started (quote units; negative: received)
+        self._funding_at = 0  # the last settlement counted (venue funding_time, epoch ns)
         self.denied: dict[str, int] = {}
         self.last_denied: str = ""
         self._fills_seen = 0
@@ -112,6 +130,33 @@ class RiskGuard:
         self._pending: list[Trip] = []
         self._lab = {"symbol": ctx.symbol}
         self.on_change: Callable[[], None] = lambda: None  # the engine emits its "risk" event here
+        self.reducer = Reducer(
+            ctx,
+            config=config,
+            client=client,
+            executor=executor,
+            store=store,
+            resyncer=resyncer,
+            prices=prices,
+            alert=self._fire,
+            wall=wall,
+            landing_window=landing_window,
+        )
+        self.volume: VolumeMonitor | None = None
+        self.volume_feed: VolumeFeed | None = None
+        if config.enabled:
+            self.volume = VolumeMonitor(
+                config.monitor_symbols or [ctx.symbol],
+                VolumeSettings(
+                    window_seconds=float(config.window_seconds),
+                    average_window=config.average_window,
+                    volume_multiplier=config.volume_multiplier,
+                    require_price_drop=config.require_price_drop,
+                    recovery_threshold=config.recovery_threshold,
+                    global_strategy=config.global_strategy,
+                ),
+            )
+            self.volume_feed = VolumeFeed(self.volume, client, clock=clock, wall=wall)
 
     # ================================================================================ lifecycle
 
@@ -126,6 +171,7 @@ class RiskGuard:
                     breaker=kind,
                     detail=self.book.states[kind].detail,
                 )
+        await self.reducer.load()
         self._fills_seen = len(self.ledger.fills)
         if self.config.breakers.drawdown is not None and self.capital is None:
             quote = parse_symbol(self.ctx.symbol).quote
@@ -135,6 +181,30 @@ class RiskGuard:
                     total += dec_or_none(bal.total, "total") or ZERO
             self.capital = total
         self._gauges()
+
+    def spawn_loops(self, sup: Supervisor) -> None:
+        """The breaker loop, and with the volume monitor its trade feeds and the risk check."""
+        sup.every("breakers", float(self.config.breakers.interval_seconds), self.evaluate)
+        feed = self.volume_feed
+        if feed is not None:
+
+            async def after_trade() -> None:
+                await sup.guarded("risk check", self.risk_check)
+
+            for sym in feed.monitor.symbols:
+                sup.spawn(f"trades-{sym}", _bind_trades(feed, sym, after_trade))
+            sup.every("risk check", feed.period, self.risk_check)
+
+    async def risk_check(self) -> None:
+        """Evaluate the volume monitor; on the rising edge cancel the opening orders (the original's
+        CancelAllBuyOrders)."""
+        if self.volume_feed is None:
+            return
+        edge = self.volume_feed.check()
+        if edge is not None:
+            self.on_change()
+        if edge == "on" and self.ctx.rules is not None and self.ctx.anchor is not None:
+            await self._cancel_opening("risk")
 
     async def _persist(self) -> None:
         await self.store.write(
@@ -159,6 +229,7 @@ class RiskGuard:
 
     def crashed(self) -> None:
         """A background loop failed unexpectedly (the supervisor's ``on_unexpected``)."""
+        self.stats.count_anomaly()
         self._fire(
             "strategy_crash", "critical", "strategy loop crashed", "a background loop failed; see the log"
         )
@@ -181,7 +252,12 @@ class RiskGuard:
                 self._pending += book.round_trip(f.realized_pnl, now)
         self._fills_seen = len(fills)
         if self.capital is not None:
-            equity = self.capital + self.stats.realized_pnl + self.ledger.unrealized_pnl(self.ctx.last_price)
+            equity = (
+                self.capital
+                + self.stats.realized_pnl
+                + self.reducer.realized
+                + self.ledger.unrealized_pnl(self.ctx.last_price)
+            )
             self._pending += book.equity_at(equity, now)
         self.price_age = now - max(self.last_price_at, self.monitor.latest_at or 0.0)
         down = now - self.orders_down_since if self.orders_down_since is not None else None
@@ -189,6 +265,7 @@ class RiskGuard:
         await self._read_positions(now)
         self._watch(down)
         await self._settle(release=True)
+        await self.reducer.resume()
 
     async def _read_positions(self, now: float) -> None:
         if (
@@ -203,9 +280,12 @@ class RiskGuard:
             log.warning("positions read failed", error=type(exc).__name__)
             return
         nearest: Decimal | None = None
+        held, mark = ZERO, None
         for pos in positions:
-            if not dec_or_none(pos.quantity, "quantity"):
+            qty = dec_or_none(pos.quantity, "quantity")
+            if not qty:
                 continue
+            held += -abs(qty) if pos.side == position_pb2.POSITION_SIDE_SHORT else qty
             mark = dec_or_none(pos.mark_price, "mark_price")
             liq = dec_or_none(pos.liquidation_price, "liquidation_price")
             if mark and liq:
@@ -214,10 +294,32 @@ class RiskGuard:
             margin, maint = dec_or_none(pos.margin, "margin"), dec_or_none(pos.maintenance_margin, "mm")
             if margin and maint is not None:
                 self.metrics.margin_ratio.labels(**self._lab).set(float(maint / margin))
+        await self._read_funding(held, mark)
         self.liquidation_distance = nearest
         if nearest is not None:
             self.metrics.liquidation_distance.labels(**self._lab).set(float(nearest))
         self._pending += self.book.margin(nearest, now)
+
+    async def _read_funding(self, held: Decimal, mark: Decimal | None) -> None:
+        """Funding paid: at each settlement the venue reports (``funding_time`` moves on), the settled
+        ``rate`` x the venue's signed position x the mark (a long pays a positive rate).  The position
+        is the one read on the first pass after the settlement: one breaker interval late at most."""
+        if not isinstance(self.client, SupportsFundingRates):
+            return
+        try:
+            fr = await self.client.get_funding_rate(self.ctx.symbol)
+        except Exception as exc:  # no evidence either way; the next pass reads again
+            log.warning("funding rate read failed", error=type(exc).__name__)
+            return
+        at = to_ns(fr.funding_time) if fr.HasField("funding_time") else 0
+        if at <= self._funding_at:
+            return
+        first, self._funding_at = self._funding_at == 0, at
+        rate = dec_or_none(fr.rate, "rate")
+        price = dec_or_none(fr.mark_price, "mark_price") or mark
+        if not first and held and rate is not None and price:
+            self.funding_paid += held * price * rate
+        self.metrics.funding_paid.labels(**self._lab).set(float(self.funding_paid))
 
     def _watch(self, orders_down: float | None) -> None:
         a = self.config.alerts
@@ -268,6 +370,8 @@ class RiskGuard:
             self.on_change()
         if trips and self.ctx.anchor is not None and self.ctx.rules is not None:
             await self._cancel_opening("risk")
+        if trips:
+            await self.reducer.on_trip(trips[0].kind)
 
     async def reset(self, kind: Kind | None = None, *, operator: str = "") -> list[Kind]:
         """The manual reset (engine API, CLI, HTTP): close ``kind`` or every open breaker."""
@@ -351,5 +455,16 @@ class RiskGuard:
             "liquidation_distance_percent": dec_str(self.liquidation_distance)
             if self.liquidation_distance is not None
             else None,
+            "funding_paid": dec_str(self.funding_paid),
+            "position_on_trip": self.reducer.record or None,
             "alerts": self.alerts.status(),
         }
+
+
+def _bind_trades(
+    feed: VolumeFeed, symbol: str, after: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    async def body() -> None:
+        await feed.trades(symbol, after)
+
+    return body

@@ -132,6 +132,12 @@ class EngineMetrics:
             ["symbol"],
             registry=r,
         )
+        self.funding_paid = Gauge(
+            "risk_funding_paid",
+            "Funding paid since the engine started, quote units (negative: received)",
+            ["symbol"],
+            registry=r,
+        )
         self.exposure = Gauge(
             "risk_exposure_notional",
             "Exposure, quote notional (scope: symbol, account)",

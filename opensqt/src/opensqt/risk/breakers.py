@@ -27,6 +27,7 @@ it in the state store): a breaker open before a restart is open after it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -34,12 +35,30 @@ from typing import Any, Literal
 from cqvx.num import ZERO, dec_str
 from opensqt.config import BreakersConfig
 
-__all__ = ["KINDS", "BreakerBook", "BreakerState", "Kind", "Trip"]
+__all__ = ["KINDS", "BreakerBook", "BreakerState", "Kind", "Trip", "UnknownBreaker", "parse_kind"]
 
 Kind = Literal["losing_streak", "drawdown", "latency", "stale_feed", "margin", "reject_rate"]
 KINDS: tuple[Kind, ...] = ("losing_streak", "drawdown", "latency", "stale_feed", "margin", "reject_rate")
 HUNDRED = Decimal(100)
 _EVIDENCE: frozenset[str] = frozenset({"losing_streak", "latency", "reject_rate"})
+
+
+class UnknownBreaker(LookupError):
+    """A reset named a breaker that does not exist, or is not configured; the message lists the valid
+    names (the CLI and the HTTP reset endpoint answer with it)."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(f"unknown breaker {name!r} (configured: {', '.join(known) or 'none'})")
+        self.name = name
+        self.known = tuple(known)
+
+
+def parse_kind(name: str) -> Kind:
+    """A breaker name from outside (CLI, HTTP) as a :data:`Kind`; :class:`UnknownBreaker` otherwise."""
+    for k in KINDS:
+        if k == name:
+            return k
+    raise UnknownBreaker(name, KINDS)
 
 
 @dataclass
@@ -184,7 +203,7 @@ class BreakerBook:
         """The manual reset: close ``kind`` (or every open breaker) and re-base its evidence."""
         kinds = [k for k in self.open_kinds() if kind is None or k == kind]
         if kind is not None and kind not in self.states:
-            raise KeyError(f"breaker {kind!r} is not configured ({', '.join(self.states) or 'none'})")
+            raise UnknownBreaker(kind, list(self.states))
         for k in kinds:
             self.states[k].resets += 1
             self._close(k)

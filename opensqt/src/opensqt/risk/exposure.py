@@ -1,4 +1,4 @@
-"""Pre-trade exposure limits and the market-order slippage guard, as pure functions.
+"""Pre-trade exposure limits, as pure functions.
 
 Exposure of a symbol (quote notional) = ``|position| x price`` + the notional of its live OPENING orders
 (those that would grow the position if they filled).  An order is checked against what the exposure
@@ -11,8 +11,7 @@ would be if it filled too:
 A closing or reduce-only order never grows the exposure and is never denied.  A denial is local (the
 venue never sees the order): :class:`Denied`, distinct from a venue's rejection.
 
-Slippage guard: a market order is refused when the book's far side (ask for a buy, bid for a sell) is
-more than ``max_slippage_percent`` beyond the reference (mark) price.
+The slippage guard of market-like orders is :mod:`opensqt.risk.slippage`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from decimal import Decimal
 from cqvx.num import ZERO, dec_str
 from opensqt.config import ExposureConfig
 
-__all__ = ["AccountExposure", "Denied", "check_order", "check_slippage"]
+__all__ = ["AccountExposure", "Denied", "check_order"]
 
 HUNDRED = Decimal(100)
 
@@ -80,25 +79,4 @@ def check_order(
             return Denied(
                 "account_notional", f"account exposure would be {dec_str(total)}, limit {dec_str(acap)}"
             )
-    return None
-
-
-def check_slippage(
-    limits: ExposureConfig, *, is_buy: bool, reference: Decimal, best_bid: Decimal, best_ask: Decimal
-) -> Denied | None:
-    """The slippage guard for a market order against the book (``reference`` = mark or last)."""
-    cap = limits.max_slippage_percent
-    if cap is None:
-        return None
-    if reference <= 0 or best_bid <= 0 or best_ask <= 0:
-        return Denied("slippage", "no usable book or reference price for a market order")
-    far = best_ask if is_buy else best_bid
-    slip = (far - reference) / reference * HUNDRED if is_buy else (reference - far) / reference * HUNDRED
-    if slip > cap:
-        side = "ask" if is_buy else "bid"
-        return Denied(
-            "slippage",
-            f"best {side} {dec_str(far)} is {slip:.3f} % beyond the reference {dec_str(reference)}"
-            f" (max {dec_str(cap)} %)",
-        )
     return None
