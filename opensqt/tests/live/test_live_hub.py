@@ -34,7 +34,7 @@ class _Srv:
         snapshot: Iterable[tuple[str, object]] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.feed = LiveFeed()
+        self.feed = LiveFeed(min_interval=0)  # every publish is a broadcast: the hub is under test here
         for kind, data in snapshot:
             self.feed.apply(kind, data)
         self.server = LiveServer(self.feed, limits, clock=clock)

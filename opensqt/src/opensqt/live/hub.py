@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import os
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -74,8 +75,18 @@ class _Client:
     ws: web.WebSocketResponse
     transport: asyncio.Transport
     ip: str
+    fd: int = -1  # the plain TCP socket's descriptor, written directly when nothing is queued
     backlog_since: float | None = None  # when the write buffer was last seen non-empty
     closed: bool = False
+
+
+def _plain_fd(transport: asyncio.Transport) -> int:
+    """The descriptor of a plain (not TLS) socket transport, else -1 (TLS bytes must go through it)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.get_extra_info("sslcontext") is not None:
+        return -1
+    fd = sock.fileno()
+    return fd if isinstance(fd, int) else -1
 
 
 def text_frame(text: str) -> bytes:
@@ -144,18 +155,35 @@ class Hub:
         """Send one encoded message to every client; never awaits, never blocks on a client."""
         self.metrics.messages.inc()
         frame = text_frame(text)
+        size = len(frame)
         limit = self.limits.max_buffer
+        write = os.write
+        late: list[tuple[_Client, str]] = []
         for client in tuple(self._clients):
-            self._send(client, frame, limit)
-
-    def _send(self, client: _Client, frame: bytes, limit: int) -> None:
-        transport = client.transport
-        if transport.is_closing():
-            self._drop(client, "closed")
-        elif transport.get_write_buffer_size() > limit:
-            self._drop(client, "slow")
-        else:
-            transport.write(frame)
+            transport = client.transport
+            if transport.is_closing():
+                late.append((client, "closed"))
+                continue
+            pending = transport.get_write_buffer_size()
+            if pending or client.fd < 0:
+                if pending > limit:
+                    late.append((client, "slow"))
+                else:
+                    transport.write(frame)  # behind what is queued: the order is kept
+                continue
+            # Nothing queued: write the socket directly, as the transport itself would, without its
+            # per-call checks (a quarter of the fan-out's time at 1,000 clients; docs/live.md).
+            try:
+                sent = write(client.fd, frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                late.append((client, "closed"))
+                continue
+            if sent < size:
+                transport.write(frame[sent:])  # the transport queues the rest until the socket drains
+        for client, reason in late:
+            self._drop(client, reason)
 
     def sweep(self) -> None:
         """Disconnect clients whose write buffer has not drained for ``write_timeout`` seconds."""
@@ -253,7 +281,7 @@ class Hub:
         transport = request.transport
         if transport is None:  # the peer left during the handshake
             return ws
-        client = _Client(ws, transport, request.remote or "?")
+        client = _Client(ws, transport, request.remote or "?", _plain_fd(transport))
         # The snapshot is written first, then the client joins the fan-out: no broadcast can slip between
         # them (both happen without an await).
         for text in self._on_connect():
