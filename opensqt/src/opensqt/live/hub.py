@@ -4,8 +4,11 @@ Rules:
 
 * every message is encoded ONCE: :meth:`Hub.broadcast` takes the JSON text, builds the RFC 6455 text
   frame once (server frames are unmasked, and the hub turns compression off, so the bytes are the same
-  for every client) and writes it to each client's transport without awaiting: no task, no coroutine
-  and no copy per client;
+  for every client) and writes it to each client without awaiting: no task, no coroutine and no copy
+  per client.  A client whose transport has nothing queued gets a direct write on its plain TCP socket
+  (what ``transport.write`` does first, without its per-call checks); whatever the socket does not
+  take goes to ``transport.write``, which queues it, and everything after queues behind it (order kept);
+  TLS transports always go through the transport;
 * each client's queue is its transport's write buffer, bounded by ``max_buffer`` bytes: a client whose
   buffer is over it at a broadcast is a slow client and is **disconnected** at once (transport aborted,
   buffer freed); so is one whose buffer has not drained for ``write_timeout`` seconds (swept once a
