@@ -156,7 +156,7 @@ async def test_a_client_that_falls_behind_and_catches_up_gets_every_frame_whole_
                 },
             )
         assert hub.clients == 1 and hub.slow_disconnects == 0
-        got = []
+        got: list[tuple[int, int]] = []
         while len(got) < len(sizes):
             first, payload = await asyncio.wait_for(_read_frame(reader), 10)
             msg = json.loads(payload)
