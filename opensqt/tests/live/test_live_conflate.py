@@ -88,10 +88,14 @@ async def test_symbols_and_types_are_throttled_separately() -> None:
     feed.publish(
         "account", {"asset": "USDC", "free": "1", "balance": "2", "marginBalance": "2", "symbol": "ETHUSDC"}
     )
+    feed.publish(
+        "account", {"asset": "USDT", "free": "1", "balance": "2", "marginBalance": "2", "symbol": "ETHUSDC"}
+    )
     assert [(m["type"], m["data"]["symbol"]) for _, m in hub.sent] == [
         ("position", "ETHUSDC"),
         ("position", "BTCUSDC"),
         ("account", "ETHUSDC"),
+        ("account", "ETHUSDC"),  # another asset: its own balance line
     ]
 
 

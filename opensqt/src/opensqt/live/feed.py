@@ -8,8 +8,8 @@ the page does not ring for them).
 
 State messages that can change many times a second (``position`` moves with every price tick,
 ``account``, ``slots``, the current ``kline``) are **conflated** per symbol: at most one per
-``min_interval`` (0.25 s: 4 a second) per (type, symbol), the latest value wins, and the last value is
-always delivered (a trailing send when the interval is over).  A ``kline`` of a new minute first sends
+``min_interval`` (0.25 s: 4 a second) per (type, symbol[, asset]), the latest value wins, and the last
+value is always delivered (a trailing send when the interval is over).  A ``kline`` of a new minute first sends
 the held last value of the previous one, so candles never arrive out of order.  The state (and so every
 snapshot) is updated at once; only the broadcast is held.  Events (``orders``, ``trade_event``,
 ``risk_status``, ``history``) are never held: each one matters.
@@ -71,7 +71,7 @@ class LiveFeed:
             self.hub.broadcast(text)
 
     def _conflate(self, kind: str, data: dict[str, Any], text: str) -> None:
-        key = (kind, str(data.get("symbol", "")))
+        key = (kind, f"{data.get('symbol', '')}/{data.get('asset', '')}")  # an account is per asset too
         now = self._clock()
         held = self._held.get(key)
         if held is not None and kind == "kline" and held[0].get("time") != data.get("time"):
