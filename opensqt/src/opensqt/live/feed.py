@@ -7,10 +7,10 @@ last fills (``trade_event``, so the markers come back after a reconnect; they ca
 the page does not ring for them).
 
 State messages that can change many times a second (``position`` moves with every price tick,
-``account``, ``slots``, the current ``kline``) are **conflated** per symbol: at most one per
-``min_interval`` (0.25 s: 4 a second) per (type, symbol[, asset]), the latest value wins, and the last
-value is always delivered (a trailing send when the interval is over).  A ``kline`` of a new minute
-first sends the held last value of the previous one, so candles never arrive out of order.  The state (and so every
+``account``, ``slots``, the current ``kline``) are **conflated**: at most one per ``min_interval``
+(0.25 s: 4 a second) per (type, symbol[, asset]), the latest value wins, and the last value is always
+delivered (a trailing send when the interval is over).  A ``kline`` of a new minute first sends the held
+last value of the previous one, so candles never arrive out of order.  The state (and so every
 snapshot) is updated at once; only the broadcast is held.  Events (``orders``, ``trade_event``,
 ``risk_status``, ``history``) are never held: each one matters.
 
