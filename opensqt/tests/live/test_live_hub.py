@@ -34,7 +34,7 @@ class _Srv:
         snapshot: Iterable[tuple[str, object]] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.feed = LiveFeed()
+        self.feed = LiveFeed(min_interval=0)  # every publish is a broadcast: the hub is under test here
         for kind, data in snapshot:
             self.feed.apply(kind, data)
         self.server = LiveServer(self.feed, limits, clock=clock)
@@ -120,6 +120,51 @@ async def test_a_slow_client_is_disconnected_and_never_delays_the_others(
         assert json.loads((await fast.receive(timeout=5)).data)["data"]["time"] == 99_999_960
         writer.close()
         await fast.close()
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One server frame (unmasked, RFC 6455 5.2), parsed independently of the hub's encoder."""
+    head = await reader.readexactly(2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return head[0], await reader.readexactly(n)
+
+
+async def test_a_client_that_falls_behind_and_catches_up_gets_every_frame_whole_and_in_order() -> None:
+    # The socket fills in the middle of a frame: the hub's direct write is partial and the transport
+    # queues the rest, then everything after queues behind it; the bytes on the wire must still be frames.
+    async with _Srv(HubLimits(max_buffer=8 << 20, ping_interval=60)) as srv:
+        hub = srv.server.hub
+        reader, writer = await _raw_client(srv.server.port)
+        await _until(lambda: hub.clients == 1)
+        for client in hub._clients:  # a small send buffer (no autotuning): the socket fills at once
+            client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sizes = [1000 + 7919 * i % 50_000 for i in range(60)]  # about 1.5 MB, odd sizes
+        for i, size in enumerate(sizes):
+            srv.feed.publish(
+                "kline",
+                {
+                    "time": 60 * (i + 1),
+                    "open": "1" * size,
+                    "high": "1",
+                    "low": "1",
+                    "close": "1",
+                    "volume": "1",
+                },
+            )
+        assert hub.clients == 1 and hub.slow_disconnects == 0
+        got: list[tuple[int, int]] = []
+        while len(got) < len(sizes):
+            first, payload = await asyncio.wait_for(_read_frame(reader), 10)
+            msg = json.loads(payload)
+            if msg["type"] == "kline":
+                assert first == 0x81  # FIN + text
+                got.append((msg["data"]["time"], len(msg["data"]["open"])))
+        assert got == [(60 * (i + 1), size) for i, size in enumerate(sizes)]
+        writer.close()
 
 
 async def test_a_client_whose_buffer_does_not_drain_is_closed_by_the_write_deadline() -> None:

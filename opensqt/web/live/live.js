@@ -47,7 +47,10 @@ const candles = chart.addSeries(CandlestickSeries, {
     return res;
   },
 });
-const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
+// volume sits in the bottom fifth on its own hidden scale; its last value would sit on the price axis
+const volume = chart.addSeries(HistogramSeries, {
+  priceFormat: { type: "volume" }, priceScaleId: "", lastValueVisible: false, priceLineVisible: false,
+});
 volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
 const markerLayer = createSeriesMarkers(candles, []);
 

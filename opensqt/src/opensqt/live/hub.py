@@ -4,8 +4,11 @@ Rules:
 
 * every message is encoded ONCE: :meth:`Hub.broadcast` takes the JSON text, builds the RFC 6455 text
   frame once (server frames are unmasked, and the hub turns compression off, so the bytes are the same
-  for every client) and writes it to each client's transport without awaiting: no task, no coroutine
-  and no copy per client;
+  for every client) and writes it to each client without awaiting: no task, no coroutine and no copy
+  per client.  A client whose transport has nothing queued gets a direct write on its plain TCP socket
+  (what ``transport.write`` does first, without its per-call checks); whatever the socket does not
+  take goes to ``transport.write``, which queues it, and everything after queues behind it (order kept);
+  TLS transports always go through the transport;
 * each client's queue is its transport's write buffer, bounded by ``max_buffer`` bytes: a client whose
   buffer is over it at a broadcast is a slow client and is **disconnected** at once (transport aborted,
   buffer freed); so is one whose buffer has not drained for ``write_timeout`` seconds (swept once a
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import os
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -74,8 +78,18 @@ class _Client:
     ws: web.WebSocketResponse
     transport: asyncio.Transport
     ip: str
+    fd: int = -1  # the plain TCP socket's descriptor, written directly when nothing is queued
     backlog_since: float | None = None  # when the write buffer was last seen non-empty
     closed: bool = False
+
+
+def _plain_fd(transport: asyncio.Transport) -> int:
+    """The descriptor of a plain (not TLS) socket transport, else -1 (TLS bytes must go through it)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.get_extra_info("sslcontext") is not None:
+        return -1
+    fd = sock.fileno()
+    return fd if isinstance(fd, int) else -1
 
 
 def text_frame(text: str) -> bytes:
@@ -144,18 +158,35 @@ class Hub:
         """Send one encoded message to every client; never awaits, never blocks on a client."""
         self.metrics.messages.inc()
         frame = text_frame(text)
+        size = len(frame)
         limit = self.limits.max_buffer
+        write = os.write
+        late: list[tuple[_Client, str]] = []
         for client in tuple(self._clients):
-            self._send(client, frame, limit)
-
-    def _send(self, client: _Client, frame: bytes, limit: int) -> None:
-        transport = client.transport
-        if transport.is_closing():
-            self._drop(client, "closed")
-        elif transport.get_write_buffer_size() > limit:
-            self._drop(client, "slow")
-        else:
-            transport.write(frame)
+            transport = client.transport
+            if transport.is_closing():  # first: a closed transport's descriptor may be reused already
+                late.append((client, "closed"))
+                continue
+            pending = transport.get_write_buffer_size()
+            if pending or client.fd < 0:
+                if pending > limit:
+                    late.append((client, "slow"))
+                else:
+                    transport.write(frame)  # behind what is queued: the order is kept
+                continue
+            # Nothing queued: write the socket directly, as the transport itself would, without its
+            # per-call checks (10-25 % of the fan-out's time at 1,000 clients; docs/live.md).
+            try:
+                sent = write(client.fd, frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                late.append((client, "closed"))
+                continue
+            if sent < size:
+                transport.write(frame[sent:])  # the transport queues the rest until the socket drains
+        for client, reason in late:
+            self._drop(client, reason)
 
     def sweep(self) -> None:
         """Disconnect clients whose write buffer has not drained for ``write_timeout`` seconds."""
@@ -253,7 +284,7 @@ class Hub:
         transport = request.transport
         if transport is None:  # the peer left during the handshake
             return ws
-        client = _Client(ws, transport, request.remote or "?")
+        client = _Client(ws, transport, request.remote or "?", _plain_fd(transport))
         # The snapshot is written first, then the client joins the fan-out: no broadcast can slip between
         # them (both happen without an await).
         for text in self._on_connect():

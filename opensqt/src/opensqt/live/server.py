@@ -82,6 +82,7 @@ class LiveServer:
         return self.port
 
     async def stop(self) -> None:
+        self.feed.close()
         await self.hub.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
