@@ -18,7 +18,7 @@ import pytest
 
 from cqc.venues.v1 import order_pb2, rfq_pb2, venue_pb2
 from cqvx.client import SupportsRfq, VenueClient
-from cqvx.errors import InsufficientFunds, OrderRejected, UnsupportedOperation
+from cqvx.errors import InsufficientFunds, InvalidRequest, OrderRejected, UnsupportedOperation
 from cqvx.testing.fake_falconx import FakeClock, FakeFalconX
 from cqvx.transport.ratelimit import limiters
 from cqvx.venues.falconx import FalconXClient
@@ -187,3 +187,12 @@ async def test_refusal_over_grpc(remote: Any, served: Served) -> None:
     with pytest.raises(InsufficientFunds):
         await remote.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_BUY)
     assert served.fake.executions == {}
+
+
+async def test_limit_price_is_refused_not_ignored(remote: Any, served: Served) -> None:
+    """FalconX quotes take no limit: QuoteRequest.limit_price is refused by name, nothing is sent."""
+    asked = _request(order_pb2.ORDER_SIDE_BUY)
+    asked.limit_price = "50100"
+    with pytest.raises(InvalidRequest, match="limit_price"):
+        await remote.request_quote(asked)
+    assert served.fake.requests_to("/v1/quotes") == []

@@ -7,6 +7,7 @@ wire-level fake Prime (which checks every HMAC signature itself).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from cqc.markets.v1 import orderbook_pb2
-from cqc.venues.v1 import execution_pb2, order_pb2
-from cqvx.client import VenueClient
-from cqvx.errors import InsufficientFunds
+from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
+from cqvx.client import SupportsRfq, VenueClient
+from cqvx.errors import InsufficientFunds, InvalidRequest, OrderRejected
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
 from cqvx.testing.fake_prime import FakeClock, FakePrime
 from cqvx.transport.ratelimit import limiters
@@ -202,5 +203,37 @@ async def test_taxonomy_crosses_the_wire(prime_harness: PrimeConnectorHarness) -
         with pytest.raises(InsufficientFunds):
             await remote.place_order(prime_harness.unfundable_order("nofunds-1"))
         assert prime_harness.fake.auth_failures == 0
+    finally:
+        await remote.aclose()
+
+
+async def test_rfq_quote_and_accept_end_to_end(prime_harness: PrimeConnectorHarness) -> None:
+    """The limit price rides in QuoteRequest.limit_price: RemoteVenue -> gRPC -> connector -> Prime."""
+    remote = await prime_harness.new_client()
+    rfq = f"/v1/portfolios/{PORTFOLIO}/rfq"
+    try:
+        assert isinstance(remote, SupportsRfq)
+        asked = rfq_pb2.QuoteRequest(
+            symbol="BTC-USD", side=order_pb2.ORDER_SIDE_BUY, quantity="0.5", limit_price="50100"
+        )
+        quote = await remote.request_quote(asked)
+        assert quote.status == rfq_pb2.QUOTE_STATUS_OPEN and quote.buy_price == "50005"
+        (sent,) = prime_harness.fake.requests_to(rfq)
+        assert json.loads(sent.body)["limit_price"] == "50100"
+        done = await remote.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_BUY)
+        assert done.quote.status == rfq_pb2.QUOTE_STATUS_EXECUTED and done.quote.executed_price == "50005"
+        assert done.report.order_status == order_pb2.ORDER_STATUS_FILLED
+        assert done.report.cumulative_quantity == "0.5"
+        # Refusals cross the wire typed and name the field: a missing, malformed or unmarketable limit.
+        asked.ClearField("limit_price")
+        with pytest.raises(InvalidRequest, match="limit_price"):
+            await remote.request_quote(asked)
+        asked.limit_price = "1e"
+        with pytest.raises(InvalidRequest, match=r"quote_request\.limit_price"):
+            await remote.request_quote(asked)
+        asked.limit_price = "40000"  # below the 50005 offer: not marketable
+        with pytest.raises(OrderRejected):
+            await remote.request_quote(asked)
+        assert len(prime_harness.fake.requests_to(rfq)) == 2  # the malformed ones never left
     finally:
         await remote.aclose()

@@ -78,7 +78,15 @@ class _Rfq:
     # --- quotes -----------------------------------------------------------------------------------
 
     async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote:
-        """A buy, sell or two-way (side UNSPECIFIED) quote for a base or quote-token quantity."""
+        """A buy, sell or two-way (side UNSPECIFIED) quote for a base or quote-token quantity.
+
+        FalconX quotes take no limit: a ``limit_price`` on the request is refused (never dropped
+        silently); guard the price at execution instead (``execute_quote(limit_price=)``)."""
+        if request.limit_price:
+            raise InvalidRequest(
+                "limit_price: FalconX quote requests take no limit price (guard it at execute_quote)",
+                venue=VENUE,
+            )
         body = ep.build_quote_request(
             request.symbol, request.quantity, request.quantity_asset, request.side, request.client_quote_id
         )

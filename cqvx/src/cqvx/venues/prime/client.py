@@ -3,7 +3,7 @@
     async with PrimeClient(config) as prime:
         report = await prime.place_order(order)            # MARKET / LIMIT / STOP_LIMIT / BLOCK
         twap = await prime.place_algo_order(order, AlgoParams("TWAP", start=t0, expiry=t1))
-        quote = await prime.request_quote(request, limit_price="50100")
+        quote = await prime.request_quote(request)  # request.limit_price: required
         done = await prime.execute_quote(quote.quote_id, quote.side)
 
 Every trading path is scoped to the key's portfolio (``config.portfolio_id``).

@@ -4,9 +4,9 @@ same :class:`~cqvx.client.SupportsRfq` capability FalconX implements.
 Prime facts (RFQ concept page; venues.md §2.3 and §11, which wins):
 
 * ``POST .../rfq`` creates a one-sided quote: side BUY or SELL, quantity in BASE units only ("quote
-  units are not yet supported"), a limit price that must be marketable (required: pass
-  ``limit_price=``).  The reply is ``quote_id``, ``expiration_time``, ``best_price``, ... .  Quotes are
-  held at most ~2.5 s.
+  units are not yet supported"), a limit price that must be marketable (required: the request's
+  ``QuoteRequest.limit_price``, so it crosses the connector like every other field).  The reply is
+  ``quote_id``, ``expiration_time``, ``best_price``, ... .  Quotes are held at most ~2.5 s.
 * ``POST .../accept_quote`` ``{product_id, side, client_order_id, quote_id}`` -> ``{"order_id"}``.
   Prime has no quote lookup endpoint, so only quotes this client requested can be accepted.
 * RFQ orders do not appear on the WebSocket ``orders`` channel: they are followed over REST.
@@ -23,7 +23,6 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cqc.venues.v1 import order_pb2, rfq_pb2
@@ -76,12 +75,10 @@ class _Rfq:
 
         async def _get_by_id(self, order_id: str) -> order_pb2.Order: ...
 
-    async def request_quote(
-        self, request: rfq_pb2.QuoteRequest, *, limit_price: Decimal | str | None = None
-    ) -> rfq_pb2.Quote:
-        """A one-sided quote for a base quantity; ``limit_price`` (marketable) is required by Prime."""
-        if limit_price is None:
-            raise InvalidRequest("Prime RFQ needs limit_price (a marketable limit)", venue=VENUE)
+    async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote:
+        """A one-sided quote for a base quantity; Prime requires ``request.limit_price`` (marketable)."""
+        if not request.limit_price:
+            raise InvalidRequest("limit_price: required by Prime RFQ (a marketable limit)", venue=VENUE)
         base = request.symbol.partition("-")[0]
         if request.quantity_asset and request.quantity_asset != base:
             raise UnsupportedOperation("Prime RFQ quantities are in base units only", venue=VENUE)
@@ -90,7 +87,7 @@ class _Rfq:
             request.symbol,
             request.side,
             request.quantity,
-            limit_price=str(limit_price),
+            limit_price=request.limit_price,
             client_quote_id=coid,
             portfolio_id=self.config.portfolio_id,
         )
