@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cqc.markets.v1 import orderbook_pb2
+from cqc.markets.v1 import candle_pb2, orderbook_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
-from cqvx.client import SupportsRfq, VenueClient
+from cqvx.client import SupportsCandles, SupportsRfq, VenueClient
 from cqvx.errors import InsufficientFunds, InvalidRequest, OrderRejected
 from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
 from cqvx.testing.fake_prime import FakeClock, FakePrime
@@ -237,3 +237,26 @@ async def test_rfq_quote_and_accept_end_to_end(prime_harness: PrimeConnectorHarn
         assert len(prime_harness.fake.requests_to(rfq)) == 2  # the malformed ones never left
     finally:
         await remote.aclose()
+
+
+async def test_candles_over_grpc(prime_harness: PrimeConnectorHarness) -> None:
+    fake = prime_harness.fake
+    fake.candles[("BTC-USD", "ONE_HOUR")] = [
+        {
+            "timestamp": f"2026-01-01T0{h}:00:00Z",
+            "open": "1",
+            "high": "2",
+            "low": "0.5",
+            "close": "1.5",
+            "volume": "3",
+        }
+        for h in (2, 0, 1)
+    ]
+    remote = await prime_harness.new_client()
+    try:
+        assert isinstance(remote, SupportsCandles)
+        got = await remote.get_candles("BTC-USD", candle_pb2.CANDLE_INTERVAL_1HOUR)
+    finally:
+        await remote.aclose()
+    assert [c.open_time.ToJsonString() for c in got] == [f"2026-01-01T0{h}:00:00Z" for h in (0, 1, 2)]
+    assert all(c.is_closed and c.close == "1.5" for c in got)

@@ -18,6 +18,10 @@ found -> :class:`~cqvx.errors.Timeout` (unresolved).  A duplicate client order i
 order before it is sent; with ``preview_before_place`` every create is previewed first and a failed
 preview stops it.  Fees of an order = commission + exchange fee (venues.md §11).
 
+Candles: ``get_candles`` reads ``GET .../candles`` (beta); there is no candles WebSocket channel, so
+``subscribe_candles`` raises :class:`~cqvx.errors.UnsupportedOperation` and ``capabilities()`` lists
+CANDLES without CANDLE_STREAM.
+
 Prime has no REST order book: ``get_order_book`` and ``subscribe_order_book`` use the WebSocket
 ``l2_data`` channel (:mod:`cqvx.venues.prime.stream`).  Prime has no public trade feed, so
 ``subscribe_trades`` raises :class:`~cqvx.errors.UnsupportedOperation`.  ``subscribe_executions``
@@ -41,7 +45,7 @@ from typing import Any, Self, TypeVar
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from cqc.markets.v1 import instrument_pb2, orderbook_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, trade_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.auth.hmac import COINBASE_PRIME, HmacSigner
@@ -76,7 +80,7 @@ __all__ = ["PrimeClient"]
 
 VENUE = ep.VENUE
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-_PAGED = TypeVar("_PAGED", m.OrdersPage, m.FillsPage, m.ProductsPage)
+_PAGED = TypeVar("_PAGED", m.OrdersPage, m.FillsPage, m.ProductsPage, m.CandlesPage)
 _STATUS_NAMES: dict[int, tuple[str, ...]] = {
     order_pb2.ORDER_STATUS_OPEN: ("OPEN",),
     order_pb2.ORDER_STATUS_PARTIALLY_FILLED: ("OPEN",),
@@ -170,7 +174,8 @@ class PrimeClient(_Rfq):
         await self._http.close()
 
     def capabilities(self) -> frozenset[int]:
-        return capabilities_of(self)
+        # Candles come over REST only: Prime's WebSocket has no candles channel.
+        return capabilities_of(self) - {venue_pb2.CAPABILITY_CANDLE_STREAM}
 
     def algo_strategies(self) -> frozenset[str]:
         return ep.ALGO_STRATEGIES
@@ -209,13 +214,21 @@ class PrimeClient(_Rfq):
         )
 
     async def _pages(
-        self, path: str, route: str, type_: type[_PAGED], params: Sequence[tuple[str, str]] = ()
+        self,
+        path: str,
+        route: str,
+        type_: type[_PAGED],
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        sized: bool = True,
     ) -> AsyncIterator[_PAGED]:
-        """Every page of a cursor-paginated list (``pagination.has_next`` / ``next_cursor``)."""
+        """Every page of a cursor-paginated list (``pagination.has_next`` / ``next_cursor``);
+        ``sized=False`` where the endpoint documents no ``limit``."""
         cursor = ""
         seen: set[str] = set()
+        size = self.config.page_size if sized else 0
         while True:
-            resp = await self._get(path, route, ep.page_params(cursor, self.config.page_size, params))
+            resp = await self._get(path, route, ep.page_params(cursor, size, params))
             page = parse.decode(resp.body, type_)
             yield page
             if not page.pagination.has_next:
@@ -404,7 +417,33 @@ class PrimeClient(_Rfq):
         wanted = set(symbols)
         return [i for i in found if i.symbol in wanted]
 
-    # --- market data (WebSocket l2_data) ---------------------------------------------------------
+    # --- market data (REST candles, WebSocket l2_data) --------------------------------------------
+
+    async def get_candles(
+        self,
+        symbol: str,
+        interval: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[candle_pb2.Candle]:
+        """Candles of ``symbol`` (``GET .../candles``, beta), oldest first; every page; the newest
+        ``limit`` when given."""
+        if limit is not None and limit <= 0:
+            raise InvalidRequest("limit: must be positive", venue=VENUE)
+        params = ep.candle_params(symbol, interval, start, end)
+        items: list[m.Candle] = []
+        async for page in self._pages(
+            self._path("/candles"), ep.R_CANDLES, m.CandlesPage, params, sized=False
+        ):
+            items.extend(page.candles)
+        out = parse.candles(items, symbol, interval, self._now())
+        return out[-limit:] if limit else out
+
+    def subscribe_candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
+        raise UnsupportedOperation("Prime's WebSocket has no candles channel", venue=VENUE)
+
+    # --- order books (WebSocket l2_data) ----------------------------------------------------------
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         """Top-``depth`` snapshots of the local l2_data book (resynced on gaps and reconnects)."""
