@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cqc.venues.v1 import order_pb2, rfq_pb2
 from cqvx.errors import (
     InvalidRequest,
     OrderRejected,
     ParseError,
-    Timeout,
-    Unavailable,
     UnsupportedOperation,
     VenueError,
-    redact,
 )
 from cqvx.types import QuoteExecution
 from cqvx.venues.prime import endpoints as ep
@@ -42,12 +40,13 @@ from cqvx.venues.prime import models as m
 from cqvx.venues.prime import parse
 from cqvx.venues.prime.config import PrimeConfig
 from cqvx.venues.prime.errors import QUOTE_EXPIRED
+from cqvx.venues.rest import AMBIGUOUS
 
 if TYPE_CHECKING:
     from cqvx.transport.http import HttpResponse
 
 VENUE = ep.VENUE
-_AMBIGUOUS = (Timeout, Unavailable, ParseError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +58,6 @@ class _Held:
 class _Rfq:
     config: PrimeConfig
     _quotes: OrderedDict[str, Any]
-    _last_error: str
 
     if TYPE_CHECKING:
 
@@ -71,7 +69,11 @@ class _Rfq:
 
         def _now(self) -> datetime: ...
 
-        async def _lookup_quietly(self, coid: str) -> order_pb2.Order | None: ...
+        async def _find_client_order_id(self, coid: str, symbol: str = "") -> order_pb2.Order | None: ...
+
+        async def _resolve(
+            self, exc: VenueError, lookup: Callable[[], Awaitable[T | None]], what: str
+        ) -> T: ...
 
         async def _get_by_id(self, order_id: str) -> order_pb2.Order: ...
 
@@ -131,15 +133,10 @@ class _Rfq:
             order_id = parse.decode(resp.body, m.AcceptQuoteResponse).order_id
             if not order_id:
                 raise ParseError("accept_quote answered without an order id", venue=VENUE)
-        except _AMBIGUOUS as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            order = await self._lookup_quietly(coid)
-            if order is None:
-                raise Timeout(
-                    f"accept of quote {quote_id} unresolved ({type(exc).__name__}); look up {coid}",
-                    venue=VENUE,
-                    retry_safe=False,
-                ) from None
+        except AMBIGUOUS as exc:
+            order = await self._resolve(
+                exc, lambda: self._find_client_order_id(coid), f"accept of quote {quote_id} ({coid})"
+            )
         else:
             try:
                 order = await self._get_by_id(order_id)
