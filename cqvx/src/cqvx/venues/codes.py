@@ -44,7 +44,7 @@ class Code:
 
     cls: type[VenueError]
     retry_safe: bool  # may the same request be sent again?
-    what: str
+    what: str = ""  # when the code's name does not say it
     http_status: int = 0  # the status the venue documents for it (0: not documented)
     documented: bool = True
 

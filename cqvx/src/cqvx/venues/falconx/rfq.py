@@ -39,7 +39,6 @@ from cqvx.errors import (
     Timeout,
     Unavailable,
     VenueError,
-    redact,
 )
 from cqvx.num import dec, dec_str
 from cqvx.types import QuoteExecution
@@ -61,7 +60,6 @@ _AMBIGUOUS = (Timeout, Unavailable, ParseError)
 class _Rfq:
     config: FalconXConfig
     _quotes: OrderedDict[str, parse.QuoteView]
-    _last_error: str
 
     if TYPE_CHECKING:
 
@@ -74,6 +72,8 @@ class _Rfq:
         def _remember(self, v: parse.QuoteView) -> None: ...
 
         def _now(self) -> datetime: ...
+
+        def _note(self, exc: BaseException) -> None: ...
 
     # --- quotes -----------------------------------------------------------------------------------
 
@@ -133,10 +133,10 @@ class _Rfq:
         except _NOT_PROCESSED:
             raise
         except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            return await self._resolve(quote_id, side, exc)
+            self._note(exc)
+            return await self._settle(quote_id, side, exc)
         if not v.filled or v.quote_id != quote_id:
-            return await self._resolve(
+            return await self._settle(
                 quote_id, side, ParseError("execute answered without a fill of this quote", venue=VENUE)
             )
         return self._executed(v, side)
@@ -152,7 +152,7 @@ class _Rfq:
         now = self._now()
         return QuoteExecution(parse.quote_of(v, now), parse.report_of(v, now))
 
-    async def _resolve(self, quote_id: str, side: int, cause: VenueError) -> QuoteExecution:
+    async def _settle(self, quote_id: str, side: int, cause: VenueError) -> QuoteExecution:
         """Settle an execute whose answer was not a clean fill by looking the quote up."""
         cfg = self.config
         deadline = time.monotonic() + cfg.resolve_timeout_s
