@@ -36,7 +36,16 @@ from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
 from cqvx.venues.prime import PrimeClient, PrimeConfig
 from cqvx.venues.sim import InstrumentSpec, MarketModel, SimClock, SimConfig, SimVenue
 
-__all__ = ["CoinbaseHarness", "PrimeHarness", "SimHarness", "prime_config", "prime_fake", "quiet_sim_config"]
+__all__ = [
+    "COINBASE_KEY",
+    "CoinbaseHarness",
+    "PrimeHarness",
+    "SimHarness",
+    "pem_of",
+    "prime_config",
+    "prime_fake",
+    "quiet_sim_config",
+]
 
 _BUY = order_pb2.ORDER_SIDE_BUY
 _SELL = order_pb2.ORDER_SIDE_SELL
@@ -179,6 +188,8 @@ def pem_of(key: ec.EllipticCurvePrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
 DuplicateMode = Literal["return_existing", "reject"]
 
 
