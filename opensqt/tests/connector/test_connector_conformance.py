@@ -19,6 +19,9 @@ from cqvx.testing.harnesses import CoinbaseHarness, SimHarness
 
 from .served import ServedHarness
 
+# The name other connector suites import (test_connector_ccxt_conformance).
+RemoteHarness = ServedHarness
+
 
 async def _served(inner: Any) -> AsyncIterator[ServedHarness]:
     h = ServedHarness(inner)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,6 +39,7 @@ from cqvx.venues.sim import InstrumentSpec, MarketModel, SimClock, SimConfig, Si
 __all__ = [
     "COINBASE_KEY",
     "CoinbaseHarness",
+    "FakeServerHooks",
     "PrimeHarness",
     "SimHarness",
     "pem_of",
@@ -181,6 +182,35 @@ class SimHarness(HarnessDefaults):
         await self.sim.aclose()
 
 
+class _CountingFake(Protocol):
+    rate_limits_served: int
+
+    def rate_limit(
+        self, route: str | None = None, *, times: int = 1, retry_after: str | float | None = 1
+    ) -> None: ...
+
+    def orders_with_client_id(self, client_order_id: str) -> int: ...
+
+
+_F = TypeVar("_F", bound=_CountingFake)
+
+
+class FakeServerHooks(HarnessDefaults, Generic[_F]):
+    """The rate-limit and duplicate-count hooks of a harness whose ``fake`` is one of the wire-level
+    fakes in :mod:`cqvx.testing` (they count the 429s they served and orders per client order id)."""
+
+    fake: _F
+
+    async def rate_limit_next(self, n: int) -> None:
+        self.fake.rate_limit(times=n, retry_after=0.05)
+
+    async def rate_limits_served(self) -> int:
+        return self.fake.rate_limits_served
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return self.fake.orders_with_client_id(client_order_id)
+
+
 COINBASE_KEY = "organizations/org-conf/apiKeys/key-conf"
 
 
@@ -193,7 +223,7 @@ def pem_of(key: ec.EllipticCurvePrivateKey) -> str:
 DuplicateMode = Literal["return_existing", "reject"]
 
 
-class CoinbaseHarness(HarnessDefaults):
+class CoinbaseHarness(FakeServerHooks[FakeCoinbase]):
     supports_stream_gaps = True  # a WebSocket drop gaps every stream on that connection
     venue = "coinbase"
     symbol = "BTC-USD"
@@ -266,15 +296,6 @@ class CoinbaseHarness(HarnessDefaults):
             quantity="1000",
             price="40000",
         )
-
-    async def rate_limit_next(self, n: int) -> None:
-        self.fake.rate_limit(times=n, retry_after=0.05)
-
-    async def rate_limits_served(self) -> int:
-        return self.fake.rate_limits_served
-
-    async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.orders_with_client_id(client_order_id)
 
     async def drop_streams(self) -> None:
         # Change the book while the client is away: the best bid disappears.
@@ -358,7 +379,7 @@ def prime_config(url: str, **overrides: object) -> PrimeConfig:
     )
 
 
-class PrimeHarness(HarnessDefaults):
+class PrimeHarness(FakeServerHooks[FakePrime]):
     venue = "prime"
     symbol = "BTC-USD"
     timeout = 5.0
@@ -392,15 +413,6 @@ class PrimeHarness(HarnessDefaults):
         order.quantity = "1000"  # 10M USD against a 1M balance
         order.ClearField("time_in_force")
         return order
-
-    async def rate_limit_next(self, n: int) -> None:
-        self.fake.rate_limit(times=n, retry_after=0.05)
-
-    async def rate_limits_served(self) -> int:
-        return self.fake.rate_limits_served
-
-    async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.orders_with_client_id(client_order_id)
 
     async def drop_streams(self) -> None:
         await self.fake.drop_ws()
