@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from cqvx.testing.fake_prime import FakeClock, FakePrime
-from cqvx.transport.ratelimit import limiters
 from cqvx.testing.harnesses import (
     PRIME_ACCESS_KEY,
     PRIME_PASSPHRASE,
@@ -18,6 +17,7 @@ from cqvx.testing.harnesses import (
     prime_config,
     prime_fake,
 )
+from cqvx.transport.ratelimit import limiters
 from cqvx.venues.prime import PrimeClient
 
 FIXTURES = Path(__file__).parent / "fixtures"
