@@ -1,4 +1,4 @@
-"""First run with Coinbase Prime keys: the portfolio, balances, products and open orders.
+"""First run with Coinbase Prime keys: the portfolio, balances, products, hourly candles and open orders.
 
 Read-only: it never places, previews or cancels anything.
 
@@ -14,6 +14,7 @@ import asyncio
 import os
 import sys
 
+from cqc.markets.v1 import candle_pb2
 from cqvx.errors import VenueError
 from cqvx.secrets import Secret
 from cqvx.venues.prime import PrimeClient, PrimeConfig
@@ -53,6 +54,8 @@ async def main(balance_type: str) -> int:
             print(f"\n{len(products)} products, e.g.:")
             for inst in products[:5]:
                 print(f"  {inst.symbol:12s} tick={inst.tick_size:<12s} lot={inst.lot_size}")
+            if products:
+                await _candles(prime, products[0].symbol)
             orders = await prime.get_orders()
             print(f"\n{len(orders)} open orders")
             for o in orders[:10]:
@@ -62,6 +65,18 @@ async def main(balance_type: str) -> int:
             print(f"prime error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+async def _candles(prime: PrimeClient, symbol: str) -> None:
+    # The candles endpoint is documented as beta (enabled per account): a refusal is shown, not fatal.
+    try:
+        candles = await prime.get_candles(symbol, candle_pb2.CANDLE_INTERVAL_1HOUR, limit=3)
+    except VenueError as exc:
+        print(f"\ncandles of {symbol}: not available ({type(exc).__name__}: {exc})")
+        return
+    print(f"\nlast {len(candles)} hourly candles of {symbol}:")
+    for c in candles:
+        print(f"  {c.open_time.ToJsonString()} o={c.open} h={c.high} l={c.low} c={c.close} v={c.volume}")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,15 @@ import pytest
 from cqc.markets.v1 import orderbook_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
-from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
+from cqvx.testing.conformance import ConformanceSuite
 from cqvx.testing.fake_falconx import FakeClock, FakeFalconX
+from cqvx.testing.harnesses import FakeServerHooks
 from cqvx.venues.falconx import FalconXClient
 
 from .conftest import API_KEY, PASSPHRASE, SECRET, make_config
 
 
-class FalconXHarness(HarnessDefaults):
+class FalconXHarness(FakeServerHooks[FakeFalconX]):
     venue = "falconx"
     symbol = "BTC-USD"
     timeout = 5.0
@@ -54,15 +55,6 @@ class FalconXHarness(HarnessDefaults):
             order_type=order_pb2.ORDER_TYPE_MARKET,
             quantity="1000",  # 50M USD against a 1M balance
         )
-
-    async def rate_limit_next(self, n: int) -> None:
-        self.fake.rate_limit(times=n, retry_after=0.05)
-
-    async def rate_limits_served(self) -> int:
-        return self.fake.rate_limits_served
-
-    async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.orders_with_client_id(client_order_id)
 
     async def drop_streams(self) -> None:
         raise NotImplementedError

@@ -82,6 +82,10 @@ def test_internal_error_on_a_state_change_is_an_unknown_outcome() -> None:
         (429, "/v1/pairs", RateLimited, True),
         (503, "/v1/pairs", Unavailable, True),
         (503, "/v1/quotes/execute", Timeout, False),
+        # An answer we cannot read to an execute or an order may have acted: unknown outcome.
+        (200, "/v1/quotes/execute", Timeout, False),
+        (400, "/v1/order", Timeout, False),
+        (401, "/v1/order", AuthenticationError, False),  # refused before it was processed
     ],
 )
 def test_unknown_code_falls_back_on_http_status(
@@ -89,6 +93,10 @@ def test_unknown_code_falls_back_on_http_status(
 ) -> None:
     err = http_error_mapper(_resp(_failure("brand_new_code"), status, path))
     assert type(err) is cls and err.retry_safe is retry_safe and err.code == "brand_new_code"
+
+
+def test_every_row_says_it_is_not_from_public_docs() -> None:
+    assert not any(row.documented for row in CODES.values())
 
 
 def test_rate_limit_carries_retry_after() -> None:

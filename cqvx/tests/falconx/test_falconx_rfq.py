@@ -65,6 +65,14 @@ async def test_quote_in_quote_token_units(client: FalconXClient, fake: FakeFalco
         await client.request_quote(_request(BUY, "1", "ETH"))
 
 
+async def test_a_limit_price_on_the_request_is_refused(client: FalconXClient, fake: FakeFalconX) -> None:
+    asked = _request(BUY)
+    asked.limit_price = "50100"
+    with pytest.raises(InvalidRequest, match="limit_price"):
+        await client.request_quote(asked)
+    assert fake.requests_to("/v1/quotes", "POST") == []
+
+
 async def test_quote_status_and_history(client: FalconXClient, clock: FakeClock) -> None:
     first = await client.request_quote(_request())
     second = await client.request_quote(_request())

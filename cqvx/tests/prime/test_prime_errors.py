@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from cqc.venues.v1 import order_pb2
 from cqvx.errors import (
     AuthenticationError,
     InsufficientFunds,
@@ -16,8 +17,12 @@ from cqvx.errors import (
     Unavailable,
     VenueError,
 )
+from cqvx.testing.fake_prime import FakePrime
 from cqvx.transport.http import HttpResponse
+from cqvx.venues.prime import PrimeClient
 from cqvx.venues.prime.errors import CODES, SUBCODES, http_error_mapper
+
+from .conftest import PORTFOLIO
 
 GET = "/v1/portfolios/p/orders/x"
 CREATE = "/v1/portfolios/p/order"
@@ -84,3 +89,42 @@ def test_misc() -> None:
     assert http_error_mapper(HttpResponse(502, {}, b"<html>", GET)) is None  # generic mapping applies
     err = _map(400, {"code": "VALIDATION_ERROR", "message": "x" * 5000})
     assert err is not None and len(str(err)) < 400
+
+
+def test_only_the_documented_subcode_is_unmarked() -> None:
+    """The Error Dictionary shows one subcode; every other row says it is not from the docs."""
+    assert {k for k, row in SUBCODES.items() if row.documented} == {"ORDER_RESOURCE_NOT_FOUND"}
+    assert all(row.documented for row in CODES.values())
+
+
+@pytest.mark.parametrize(
+    "path", [CREATE, "/v1/portfolios/p/orders/x/cancel", "/v1/portfolios/p/accept_quote"]
+)
+def test_an_unknown_code_on_a_state_change_is_an_unknown_outcome(path: str) -> None:
+    """An answer we cannot read may have acted: Timeout (look it up), never a rejection."""
+    for status in (400, 409, 500):
+        err = _map(status, {"code": "SOMETHING_NEW", "message": "?"}, path)
+        assert isinstance(err, Timeout) and not err.retry_safe and err.code == "something_new"
+    # A status that says "not processed" keeps its meaning.
+    assert isinstance(_map(401, {"code": "SOMETHING_NEW"}, path), AuthenticationError)
+    limited = _map(429, {"code": "SOMETHING_NEW"}, path)
+    assert isinstance(limited, RateLimited) and limited.retry_after == 30.0
+    # A known code is not unknown: FAILED_PRECONDITION refused the create.
+    assert not isinstance(_map(400, {"code": "FAILED_PRECONDITION"}, path), Timeout)
+
+
+async def test_a_create_refused_with_an_unknown_code_is_looked_up(
+    client: PrimeClient, fake: FakePrime
+) -> None:
+    order = order_pb2.Order(
+        client_order_id="odd-refusal-1",
+        symbol="BTC-USD",
+        side=order_pb2.ORDER_SIDE_BUY,
+        order_type=order_pb2.ORDER_TYPE_LIMIT,
+        time_in_force=order_pb2.TIME_IN_FORCE_GTC,
+        quantity="0.01",
+        price="10000",
+    )
+    fake.fail(f"/v1/portfolios/{PORTFOLIO}/order", status=400, body=b'{"code":"SOMETHING_NEW"}', after=True)
+    report = await client.place_order(order)  # the venue did act: the lookup finds it
+    assert report.client_order_id == "odd-refusal-1" and fake.orders_with_client_id("odd-refusal-1") == 1

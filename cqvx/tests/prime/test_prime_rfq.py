@@ -19,7 +19,7 @@ def _req(side: int = order_pb2.ORDER_SIDE_BUY, **kw: str) -> rfq_pb2.QuoteReques
 
 
 async def test_quote_then_accept(client: PrimeClient, fake: FakePrime) -> None:
-    quote = await client.request_quote(_req(), limit_price="50100")
+    quote = await client.request_quote(_req(limit_price="50100"))
     assert (
         quote.status == rfq_pb2.QUOTE_STATUS_OPEN
         and quote.buy_price == "50005"
@@ -35,7 +35,7 @@ async def test_quote_then_accept(client: PrimeClient, fake: FakePrime) -> None:
 async def test_expired_quote_is_refused_locally(
     client: PrimeClient, fake: FakePrime, clock: FakeClock
 ) -> None:
-    quote = await client.request_quote(_req(order_pb2.ORDER_SIDE_SELL), limit_price="49000")
+    quote = await client.request_quote(_req(order_pb2.ORDER_SIDE_SELL, limit_price="49000"))
     clock.advance(2.6)  # Prime holds quotes ~2.5 s (§11)
     with pytest.raises(OrderRejected) as info:
         await client.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_SELL)
@@ -44,7 +44,7 @@ async def test_expired_quote_is_refused_locally(
 
 
 async def test_lost_accept_reply_is_resolved_by_lookup(client: PrimeClient, fake: FakePrime) -> None:
-    quote = await client.request_quote(_req(), limit_price="50100")
+    quote = await client.request_quote(_req(limit_price="50100"))
     fake.reset(ACCEPT, after=True)
     done = await client.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_BUY)
     assert done.report.order_status == order_pb2.ORDER_STATUS_FILLED
@@ -52,7 +52,7 @@ async def test_lost_accept_reply_is_resolved_by_lookup(client: PrimeClient, fake
 
 
 async def test_accept_that_never_happened_is_unresolved(client: PrimeClient, fake: FakePrime) -> None:
-    quote = await client.request_quote(_req(), limit_price="50100")
+    quote = await client.request_quote(_req(limit_price="50100"))
     fake.reset(ACCEPT)
     with pytest.raises(Timeout):
         await client.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_BUY)
@@ -60,13 +60,16 @@ async def test_accept_that_never_happened_is_unresolved(client: PrimeClient, fak
 
 
 async def test_rfq_rules(client: PrimeClient) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest, match="limit_price: required"):
         await client.request_quote(_req())  # no limit price
+    for bad in ("abc", "0", "-1"):
+        with pytest.raises(InvalidRequest, match="limit_price"):
+            await client.request_quote(_req(limit_price=bad))
     with pytest.raises(UnsupportedOperation):
-        await client.request_quote(_req(quantity_asset="USD"), limit_price="50100")
+        await client.request_quote(_req(quantity_asset="USD", limit_price="50100"))
     with pytest.raises(InvalidRequest):
-        await client.request_quote(_req(order_pb2.ORDER_SIDE_UNSPECIFIED), limit_price="50100")
-    quote = await client.request_quote(_req(), limit_price="50100")
+        await client.request_quote(_req(order_pb2.ORDER_SIDE_UNSPECIFIED, limit_price="50100"))
+    quote = await client.request_quote(_req(limit_price="50100"))
     with pytest.raises(InvalidRequest):
         await client.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_SELL)
     with pytest.raises(InvalidRequest):

@@ -2,55 +2,42 @@
 
 The conformance suite runs against Coinbase's wire-level fake as a client sees it in production:
 ``RemoteVenue`` -> connector (built from a YAML file whose credentials come from environment
-variables) -> ``CoinbaseClient`` -> fake.  The same process also serves the simulated venue and a
+variables) -> ``CoinbaseClient`` -> fake, with :class:`cqvx.testing.harnesses.CoinbaseHarness`'s hooks
+and the wiring of ``served.py``.  The same process also serves the simulated venue and a
 second Coinbase account, each under its own name with its own key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Literal
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cqc.markets.v1 import orderbook_pb2
-from cqc.venues.v1 import order_pb2
-from cqvx.client import SupportsPositions, VenueClient
+from cqvx.client import SupportsPositions
 from cqvx.errors import AuthenticationError
-from cqvx.testing.conformance import ConformanceSuite, HarnessDefaults
-from cqvx.testing.fake_coinbase import FakeCoinbase, FakeProduct
+from cqvx.testing.conformance import ConformanceSuite
+from cqvx.testing.fake_coinbase import FakeProduct
+from cqvx.testing.harnesses import COINBASE_KEY, CoinbaseHarness, DuplicateMode, pem_of
 from cqvx.transport.ratelimit import limiters
 from cqvx.venues.coinbase import CoinbaseClient
 from opensqt.config import ConfigError
-from opensqt.connector import ConnectorServer, DialPolicy, RemoteVenue, StreamPolicy
+from opensqt.connector import RemoteVenue
 from opensqt.connector.settings import load_connector_settings
+
+from .conftest import FAST_DIAL
+from .served import ServedHarness, YamlConnector
 
 pytestmark = pytest.mark.timeout(120)
 
-MAIN_KEY = "organizations/org-yaml/apiKeys/main"
+MAIN_KEY = COINBASE_KEY  # the harness's own key
 HEDGE_KEY = "organizations/org-yaml/apiKeys/hedge"
-DuplicateMode = Literal["return_existing", "reject"]
-FAST_DIAL = DialPolicy(initial=0.02, maximum=0.2, attempts=6, attempt_timeout=1.0)
-FAST_STREAM = StreamPolicy(initial=0.02, maximum=0.2)
 
 # Everything the connector knows comes from here and from the environment below.
-CONNECTOR_YAML = """\
-connector:
-  host: 127.0.0.1
-  port: 0
-  token: {env: YAML_CONNECTOR_TOKEN}
-  health_interval: 0.05
-  upstream_retry_initial: 0.01
-  upstream_retry_max: 0.05
-  grace: 0.5
-  validation_timeout: 5
-venues:
+VENUES_YAML = """\
   sim: {type: sim, seed: 7}
   coinbase:
     type: coinbase
@@ -77,12 +64,6 @@ venues:
 """
 
 
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
     limiters.clear()
@@ -90,130 +71,32 @@ def _fresh_rate_limits() -> Iterator[None]:
     limiters.clear()
 
 
-class YamlConnectorHarness(HarnessDefaults):
-    """RemoteVenue -> YAML-configured connector -> Coinbase fake."""
+def _yaml_harness(tmp: Path, duplicate_mode: DuplicateMode = "return_existing") -> ServedHarness:
+    """RemoteVenue -> YAML-configured connector (sim + two Coinbase accounts) -> the Coinbase fake."""
+    hedge = ec.generate_private_key(ec.SECP256R1())
 
-    venue = "coinbase"
-    symbol = "BTC-USD"
-    timeout = 5.0
-    rate_limit_retries = True
-
-    def __init__(self, tmp: Path, duplicate_mode: DuplicateMode = "return_existing") -> None:
-        self._tmp = tmp
-        self._main = ec.generate_private_key(ec.SECP256R1())
-        self._hedge = ec.generate_private_key(ec.SECP256R1())
-        self.fake = FakeCoinbase(
-            keys={MAIN_KEY: self._main.public_key(), HEDGE_KEY: self._hedge.public_key()},
-            heartbeat_interval=0.2,
-            duplicate_mode=duplicate_mode,
-        )
-        self.server: ConnectorServer | None = None
-        self.venues: dict[str, VenueClient] = {}
-        self.env: dict[str, str] = {}
-        self._step = 0
-
-    async def start(self) -> None:
-        await self.fake.start()
-        secret_file = self._tmp / "cb_hedge.pem"
-        secret_file.write_text(_pem(self._hedge), encoding="utf-8")
-        config = self._tmp / "connector.yaml"
-        config.write_text(CONNECTOR_YAML, encoding="utf-8")
-        self.env = {
-            "YAML_CONNECTOR_TOKEN": "t0ken-from-env",
-            "CB_URL": self.fake.url,
-            "CB_WS_MARKET": self.fake.ws_market_url,
-            "CB_WS_USER": self.fake.ws_user_url,
+    def connector(inner: CoinbaseHarness) -> YamlConnector:
+        secret_file = tmp / "cb_hedge.pem"
+        secret_file.write_text(pem_of(hedge), encoding="utf-8")
+        env = {
+            "CB_URL": inner.fake.url,
+            "CB_WS_MARKET": inner.fake.ws_market_url,
+            "CB_WS_USER": inner.fake.ws_user_url,
             "CB_MAIN_KEY_NAME": MAIN_KEY,
-            "CB_MAIN_KEY_SECRET": _pem(self._main),
+            "CB_MAIN_KEY_SECRET": inner.pem(),
             "CB_HEDGE_KEY_NAME": HEDGE_KEY,
             "CB_HEDGE_SECRET_FILE": str(secret_file),
-            "CB_INTX_PORTFOLIO": self.fake.intx_portfolio_uuid,
+            "CB_INTX_PORTFOLIO": inner.fake.intx_portfolio_uuid,
         }
-        settings = load_connector_settings(config, env=self.env)
-        self.venues = settings.build_venues()
-        for client in self.venues.values():
-            await client.__aenter__()
-        self.server = ConnectorServer(self.venues, settings.server, close_venues=True)
-        await self.server.start()
+        return YamlConnector(tmp, VENUES_YAML, env)
 
-    async def new_client(self, venue: str = "coinbase") -> VenueClient:
-        assert self.server is not None
-        return await RemoteVenue.connect(
-            self.server.address,
-            venue,
-            token=self.env["YAML_CONNECTOR_TOKEN"],
-            dial=FAST_DIAL,
-            stream_policy=FAST_STREAM,
-            timeout=self.timeout,
-        )
-
-    def resting_order(self, client_order_id: str) -> order_pb2.Order:
-        return order_pb2.Order(
-            client_order_id=client_order_id,
-            symbol="BTC-USD",
-            side=order_pb2.ORDER_SIDE_BUY,
-            order_type=order_pb2.ORDER_TYPE_LIMIT,
-            time_in_force=order_pb2.TIME_IN_FORCE_GTC,
-            quantity="0.01",
-            price="40000",
-            post_only=True,
-        )
-
-    def unfundable_order(self, client_order_id: str) -> order_pb2.Order:
-        return order_pb2.Order(
-            client_order_id=client_order_id,
-            symbol="BTC-USD",
-            side=order_pb2.ORDER_SIDE_BUY,
-            order_type=order_pb2.ORDER_TYPE_LIMIT,
-            quantity="1000",
-            price="40000",
-        )
-
-    async def rate_limit_next(self, n: int) -> None:
-        self.fake.rate_limit(times=n, retry_after=0.05)
-
-    async def rate_limits_served(self) -> int:
-        return self.fake.rate_limits_served
-
-    async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.orders_with_client_id(client_order_id)
-
-    async def drop_streams(self) -> None:
-        best_bid = max(self.fake.products["BTC-USD"].bids)
-        await self.fake.drop_ws()
-        await self.fake.push_l2("BTC-USD", bids=[(str(best_bid), "0")], publish=False)
-
-    async def make_book_gap(self) -> None:
-        self._step += 1
-        best_ask = min(self.fake.products["BTC-USD"].asks)
-        await self.fake.push_l2("BTC-USD", asks=[(str(best_ask), "0")], publish=False)
-        self.fake.inject_gap(1)
-        await self.fake.push_l2("BTC-USD", bids=[(str(49000 - self._step), "0.5")])
-
-    async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
-        p = self.fake.products["BTC-USD"]
-        lvl = orderbook_pb2.OrderBookLevel
-        return orderbook_pb2.OrderBook(
-            venue="coinbase",
-            symbol="BTC-USD",
-            bids=[
-                lvl(price=str(k), quantity=str(v)) for k, v in sorted(p.bids.items(), reverse=True)[:depth]
-            ],
-            asks=[lvl(price=str(k), quantity=str(v)) for k, v in sorted(p.asks.items())[:depth]],
-        )
-
-    async def emit_trade(self) -> None:
-        await self.fake.push_trade("BTC-USD", "50010", "0.01", "SELL")
-
-    async def close(self) -> None:
-        if self.server is not None:
-            await asyncio.wait_for(self.server.stop(0), 10)
-        await self.fake.stop()
+    inner = CoinbaseHarness(duplicate_mode, extra_keys={HEDGE_KEY: hedge})
+    return ServedHarness(inner, connector, served_as="coinbase")
 
 
 @pytest.fixture
-async def yaml_harness(tmp_path: Path) -> AsyncIterator[YamlConnectorHarness]:
-    h = YamlConnectorHarness(tmp_path)
+async def yaml_harness(tmp_path: Path) -> AsyncIterator[ServedHarness]:
+    h = _yaml_harness(tmp_path)
     await h.start()
     try:
         yield h
@@ -221,15 +104,18 @@ async def yaml_harness(tmp_path: Path) -> AsyncIterator[YamlConnectorHarness]:
         await h.close()
 
 
+def _served(h: ServedHarness) -> YamlConnector:
+    assert isinstance(h.connector, YamlConnector)
+    return h.connector
+
+
 class TestYamlConnectorCoinbaseConformance(ConformanceSuite):
     # The matrix row of the production path (RemoteVenue -> connector -> Coinbase), configured by YAML.
     venue = "remote->connector->coinbase"
 
     @pytest.fixture(params=["return_existing", "reject"])
-    async def harness(
-        self, request: pytest.FixtureRequest, tmp_path: Path
-    ) -> AsyncIterator[YamlConnectorHarness]:
-        h = YamlConnectorHarness(tmp_path, duplicate_mode=request.param)
+    async def harness(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServedHarness]:
+        h = _yaml_harness(tmp_path, duplicate_mode=request.param)
         await h.start()
         try:
             yield h
@@ -237,8 +123,8 @@ class TestYamlConnectorCoinbaseConformance(ConformanceSuite):
             await h.close()
 
 
-async def test_one_process_serves_sim_and_two_coinbase_accounts(yaml_harness: YamlConnectorHarness) -> None:
-    served = yaml_harness.venues
+async def test_one_process_serves_sim_and_two_coinbase_accounts(yaml_harness: ServedHarness) -> None:
+    served = _served(yaml_harness).venues
     assert sorted(served) == ["cb-hedge", "coinbase", "sim"]
     main, hedge = served["coinbase"], served["cb-hedge"]
     assert isinstance(main, CoinbaseClient) and isinstance(hedge, CoinbaseClient)
@@ -261,7 +147,7 @@ async def test_one_process_serves_sim_and_two_coinbase_accounts(yaml_harness: Ya
     assert signers == {MAIN_KEY, HEDGE_KEY}, "each account signed with its own key"
 
 
-async def test_positions_rpc_serves_intx_perpetuals(yaml_harness: YamlConnectorHarness) -> None:
+async def test_positions_rpc_serves_intx_perpetuals(yaml_harness: ServedHarness) -> None:
     """Issue 12: the positions capability reads the configured INTX perpetuals portfolio."""
     fake = yaml_harness.fake
     fake.products["BTC-PERP-INTX"] = FakeProduct(
@@ -296,10 +182,11 @@ async def test_positions_rpc_serves_intx_perpetuals(yaml_harness: YamlConnectorH
     assert not fake.requests_to("/api/v3/brokerage/cfm/positions")  # cfm: false for this account
 
 
-async def test_token_from_the_environment_is_enforced(yaml_harness: YamlConnectorHarness) -> None:
-    assert yaml_harness.server is not None
+async def test_token_from_the_environment_is_enforced(yaml_harness: ServedHarness) -> None:
+    server = _served(yaml_harness).server
+    assert server is not None
     with pytest.raises(AuthenticationError):
-        await RemoteVenue.connect(yaml_harness.server.address, "sim", token="wrong", dial=FAST_DIAL)
+        await RemoteVenue.connect(server.address, "sim", token="wrong", dial=FAST_DIAL)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -8,7 +8,6 @@ an execute whose reply was lost between the connector and FalconX is resolved th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,34 +16,23 @@ from typing import Any
 import pytest
 
 from cqc.venues.v1 import order_pb2, rfq_pb2, venue_pb2
-from cqvx.client import SupportsRfq, VenueClient
-from cqvx.errors import InsufficientFunds, OrderRejected, UnsupportedOperation
+from cqvx.client import SupportsRfq
+from cqvx.errors import InsufficientFunds, InvalidRequest, OrderRejected, UnsupportedOperation
 from cqvx.testing.fake_falconx import FakeClock, FakeFalconX
 from cqvx.transport.ratelimit import limiters
 from cqvx.venues.falconx import FalconXClient
-from opensqt.connector import ConnectorServer, DialPolicy, RemoteVenue, StreamPolicy
-from opensqt.connector.settings import load_connector_settings
+from opensqt.connector import RemoteVenue
+
+from .served import YamlConnector
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST_DIAL = DialPolicy(initial=0.02, maximum=0.2, attempts=6, attempt_timeout=1.0)
-FAST_STREAM = StreamPolicy(initial=0.02, maximum=0.2)
 KEY = "fx-yaml-key"
 SECRET = base64.b64encode(b"fx-yaml-secret-0123456789abcdef!").decode()
 PASSPHRASE = "fx-yaml-pass"
 EXECUTE = "/v1/quotes/execute"
 
-CONNECTOR_YAML = """\
-connector:
-  host: 127.0.0.1
-  port: 0
-  token: {env: FX_CONNECTOR_TOKEN}
-  health_interval: 0.05
-  upstream_retry_initial: 0.01
-  upstream_retry_max: 0.05
-  grace: 0.5
-  validation_timeout: 5
-venues:
+VENUES_YAML = """\
   fx-main:
     type: falconx
     rest_url: ${FX_URL}
@@ -66,49 +54,34 @@ def _fresh_rate_limits() -> Iterator[None]:
 
 
 class Served:
+    """The fake FalconX behind a YAML-configured connector (built from YAML, so on the wall clock; the
+    fake's clock starts at wall time and only moves when a test advances it)."""
+
     def __init__(self, tmp: Path, clock: FakeClock) -> None:
-        self.tmp = tmp
         self.clock = clock
         self.fake = FakeFalconX(api_key=KEY, secret=SECRET, passphrase=PASSPHRASE, clock=clock)
-        self.server: ConnectorServer | None = None
-        self.venues: dict[str, VenueClient] = {}
-        self.env: dict[str, str] = {}
+        self._tmp = tmp
+        self.connector: YamlConnector | None = None
 
     async def start(self) -> None:
         await self.fake.start()
-        config = self.tmp / "connector.yaml"
-        config.write_text(CONNECTOR_YAML, encoding="utf-8")
-        self.env = {
-            "FX_CONNECTOR_TOKEN": "fx-t0ken",
+        env = {
             "FX_URL": self.fake.url,
             "FX_API_KEY": KEY,
             "FX_API_SECRET": SECRET,
             "FX_PASSPHRASE": PASSPHRASE,
         }
-        settings = load_connector_settings(config, env=self.env)
-        self.venues = settings.build_venues()
-        # Built from YAML, so on the wall clock; the fake's clock starts at wall time and only moves
-        # when a test advances it (signatures stay within its skew window).
-        assert isinstance(self.venues["fx-main"], FalconXClient)
-        for c in self.venues.values():
-            await c.__aenter__()
-        self.server = ConnectorServer(self.venues, settings.server, close_venues=True)
-        await self.server.start()
+        self.connector = YamlConnector(self._tmp, VENUES_YAML, env)
+        await self.connector.start()
+        assert isinstance(self.connector.venues["fx-main"], FalconXClient)
 
     async def remote(self) -> RemoteVenue:
-        assert self.server is not None
-        return await RemoteVenue.connect(
-            self.server.address,
-            "fx-main",
-            token=self.env["FX_CONNECTOR_TOKEN"],
-            dial=FAST_DIAL,
-            stream_policy=FAST_STREAM,
-            timeout=10.0,
-        )
+        assert self.connector is not None
+        return await self.connector.connect("fx-main", timeout=10.0)
 
     async def close(self) -> None:
-        if self.server is not None:
-            await asyncio.wait_for(self.server.stop(0), 10)
+        if self.connector is not None:
+            await self.connector.stop()
         await self.fake.stop()
 
 
@@ -187,3 +160,12 @@ async def test_refusal_over_grpc(remote: Any, served: Served) -> None:
     with pytest.raises(InsufficientFunds):
         await remote.execute_quote(quote.quote_id, order_pb2.ORDER_SIDE_BUY)
     assert served.fake.executions == {}
+
+
+async def test_limit_price_is_refused_not_ignored(remote: Any, served: Served) -> None:
+    """FalconX quotes take no limit: QuoteRequest.limit_price is refused by name, nothing is sent."""
+    asked = _request(order_pb2.ORDER_SIDE_BUY)
+    asked.limit_price = "50100"
+    with pytest.raises(InvalidRequest, match="limit_price"):
+        await remote.request_quote(asked)
+    assert served.fake.requests_to("/v1/quotes") == []

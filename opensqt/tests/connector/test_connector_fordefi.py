@@ -8,12 +8,10 @@ is followed to COMPLETED through ``GetCustodyTransaction``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cqc.venues.v1 import custody_pb2 as c
@@ -21,21 +19,16 @@ from cqc.venues.v1 import venue_pb2
 from cqvx.client import SupportsCustody
 from cqvx.errors import InvalidRequest
 from cqvx.testing.fake_fordefi import FakeClock, FakeFordefi, default_vault
+from cqvx.testing.harnesses import pem_of
 from cqvx.transport.ratelimit import limiters
-from opensqt.connector import ConnectorServer, DialPolicy, RemoteVenue
-from opensqt.connector.settings import load_connector_settings
+from opensqt.connector import RemoteVenue
+
+from .served import YamlConnector
 
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "fordefi-api-user-token"
-CONNECTOR_YAML = """\
-connector:
-  host: 127.0.0.1
-  port: 0
-  token: {env: FD_CONNECTOR_TOKEN}
-  health_interval: 0.05
-  grace: 0.5
-venues:
+VENUES_YAML = """\
   fordefi:
     type: fordefi
     rest_url: ${FD_URL}
@@ -55,52 +48,31 @@ def _fresh_rate_limits() -> Iterator[None]:
 
 
 class Stack:
+    """The fake Fordefi behind a YAML-configured connector."""
+
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.fake = FakeFordefi(keys={TOKEN: self.key.public_key()}, clock=FakeClock())
-        self.server: ConnectorServer | None = None
-        self.env: dict[str, str] = {}
+        self.connector: YamlConnector | None = None
 
     async def start(self) -> None:
         await self.fake.start()
         key_file = self.tmp / "fordefi.pem"
-        key_file.write_text(
-            self.key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ).decode(),
-            encoding="utf-8",
-        )
-        config = self.tmp / "connector.yaml"
-        config.write_text(CONNECTOR_YAML, encoding="utf-8")
-        self.env = {
-            "FD_CONNECTOR_TOKEN": "connector-t0ken",
-            "FD_URL": self.fake.url,
-            "FD_ACCESS_TOKEN": TOKEN,
-            "FD_KEY_FILE": str(key_file),
-        }
-        settings = load_connector_settings(config, env=self.env)
-        venues = settings.build_venues()
-        for client in venues.values():
-            await client.__aenter__()
-        self.server = ConnectorServer(venues, settings.server, close_venues=True)
-        await self.server.start()
+        key_file.write_text(pem_of(self.key), encoding="utf-8")
+        env = {"FD_URL": self.fake.url, "FD_ACCESS_TOKEN": TOKEN, "FD_KEY_FILE": str(key_file)}
+        self.connector = YamlConnector(self.tmp, VENUES_YAML, env)
+        await self.connector.start()
 
     async def remote(self) -> RemoteVenue:
-        assert self.server is not None
-        venue = await RemoteVenue.connect(
-            self.server.address,
-            "fordefi",
-            token=self.env["FD_CONNECTOR_TOKEN"],
-            dial=DialPolicy(initial=0.02, maximum=0.2, attempts=6, attempt_timeout=1.0),
-            timeout=5.0,
-        )
+        assert self.connector is not None
+        venue = await self.connector.connect("fordefi")
         venue.poll_interval = 0.02  # type: ignore[attr-defined]  # the custody mixin's poll period
         return venue
 
     async def close(self) -> None:
-        if self.server is not None:
-            await asyncio.wait_for(self.server.stop(0), 10)
+        if self.connector is not None:
+            await self.connector.stop()
         await self.fake.stop()
 
 

@@ -1,4 +1,5 @@
-"""Conformance harnesses of the venues cqvx ships: the simulator and Coinbase (its wire-level fake).
+"""Conformance harnesses of the venues cqvx ships: the simulator, Coinbase and Coinbase Prime (their
+wire-level fakes).
 
 Shared by cqvx's own conformance tests and by the connector's (which serve the same venues through
 ``RemoteVenue`` -> connector).  Each implements :class:`~cqvx.testing.conformance.ConformanceHarness`
@@ -10,12 +11,16 @@ and the optional hooks it can honestly serve; every hook acts on the venue's sid
   a fresh book snapshot follows); a fill is a public trade at the order's price.
 * :class:`CoinbaseHarness`: :class:`FakeCoinbase` (REST + WebSocket, JWT-checked) and a real
   :class:`CoinbaseClient`; dropping closes the fake's WebSocket connections (the client reconnects).
+  More keys than the harness's own can be registered with the fake (``extra_keys``: several accounts).
+* :class:`PrimeHarness`: :class:`FakePrime` (REST + WebSocket, HMAC-checked) and a real
+  :class:`PrimeClient` on the fake's clock; Prime has no public trade feed (``supports_trades`` off).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,10 +31,22 @@ from cqvx.client import VenueClient
 from cqvx.secrets import Secret
 from cqvx.testing.conformance.harness import HarnessDefaults
 from cqvx.testing.fake_coinbase import FakeCoinbase
+from cqvx.testing.fake_prime import FakeClock, FakePrime
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
+from cqvx.venues.prime import PrimeClient, PrimeConfig
 from cqvx.venues.sim import InstrumentSpec, MarketModel, SimClock, SimConfig, SimVenue
 
-__all__ = ["CoinbaseHarness", "SimHarness", "quiet_sim_config"]
+__all__ = [
+    "COINBASE_KEY",
+    "CoinbaseHarness",
+    "FakeServerHooks",
+    "PrimeHarness",
+    "SimHarness",
+    "pem_of",
+    "prime_config",
+    "prime_fake",
+    "quiet_sim_config",
+]
 
 _BUY = order_pb2.ORDER_SIDE_BUY
 _SELL = order_pb2.ORDER_SIDE_SELL
@@ -165,11 +182,48 @@ class SimHarness(HarnessDefaults):
         await self.sim.aclose()
 
 
+class _CountingFake(Protocol):
+    rate_limits_served: int
+
+    def rate_limit(
+        self, route: str | None = None, *, times: int = 1, retry_after: str | float | None = 1
+    ) -> None: ...
+
+    def orders_with_client_id(self, client_order_id: str) -> int: ...
+
+
+_F = TypeVar("_F", bound=_CountingFake)
+
+
+class FakeServerHooks(HarnessDefaults, Generic[_F]):
+    """The rate-limit and duplicate-count hooks of a harness whose ``fake`` is one of the wire-level
+    fakes in :mod:`cqvx.testing` (they count the 429s they served and orders per client order id)."""
+
+    fake: _F
+
+    async def rate_limit_next(self, n: int) -> None:
+        self.fake.rate_limit(times=n, retry_after=0.05)
+
+    async def rate_limits_served(self) -> int:
+        return self.fake.rate_limits_served
+
+    async def venue_order_count(self, client_order_id: str) -> int:
+        return self.fake.orders_with_client_id(client_order_id)
+
+
 COINBASE_KEY = "organizations/org-conf/apiKeys/key-conf"
+
+
+def pem_of(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 DuplicateMode = Literal["return_existing", "reject"]
 
 
-class CoinbaseHarness(HarnessDefaults):
+class CoinbaseHarness(FakeServerHooks[FakeCoinbase]):
     supports_stream_gaps = True  # a WebSocket drop gaps every stream on that connection
     venue = "coinbase"
     symbol = "BTC-USD"
@@ -177,10 +231,16 @@ class CoinbaseHarness(HarnessDefaults):
     # The transport retries a 429 after its Retry-After, so the call succeeds.
     rate_limit_retries = True
 
-    def __init__(self, duplicate_mode: DuplicateMode = "return_existing") -> None:
+    def __init__(
+        self,
+        duplicate_mode: DuplicateMode = "return_existing",
+        *,
+        extra_keys: Mapping[str, ec.EllipticCurvePrivateKey] | None = None,
+    ) -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
+        keys = {name: key.public_key() for name, key in (extra_keys or {}).items()}
         self.fake = FakeCoinbase(
-            keys={COINBASE_KEY: self._key.public_key()},
+            keys={COINBASE_KEY: self._key.public_key(), **keys},
             heartbeat_interval=0.2,
             duplicate_mode=duplicate_mode,
         )
@@ -189,11 +249,13 @@ class CoinbaseHarness(HarnessDefaults):
     async def start(self) -> None:
         await self.fake.start()
 
+    def pem(self) -> str:
+        """The harness key (name :data:`COINBASE_KEY`) as the PEM a config or environment carries."""
+        return pem_of(self._key)
+
     def config(self) -> CoinbaseConfig:
         """The client configuration pointing at the fake (fast retries and reconnects)."""
-        pem = self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        pem = self.pem()
         return CoinbaseConfig(
             rest_url=self.fake.url,
             ws_market_url=self.fake.ws_market_url,
@@ -235,15 +297,6 @@ class CoinbaseHarness(HarnessDefaults):
             price="40000",
         )
 
-    async def rate_limit_next(self, n: int) -> None:
-        self.fake.rate_limit(times=n, retry_after=0.05)
-
-    async def rate_limits_served(self) -> int:
-        return self.fake.rate_limits_served
-
-    async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.orders_with_client_id(client_order_id)
-
     async def drop_streams(self) -> None:
         # Change the book while the client is away: the best bid disappears.
         best_bid = max(self.fake.products["BTC-USD"].bids)
@@ -283,6 +336,110 @@ class CoinbaseHarness(HarnessDefaults):
     async def fill_lost_in_transit(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
         await self.fake.fill(report.order_id, str(quantity), notify=False)
         await self.fake.drop_kind("user")
+
+    async def close(self) -> None:
+        await self.fake.stop()
+
+
+PRIME_ACCESS_KEY = "prime-test-access-key"
+PRIME_PASSPHRASE = "prime-test-passphrase"
+PRIME_SIGNING_KEY = "cHJpbWUtdGVzdC1zaWduaW5nLWtleQ=="  # looks base64 but is used RAW (venues.md §2.2)
+PRIME_PORTFOLIO = "3e1fe27e-7c1b-4a2f-9d6c-0f5e2a7b9c10"
+PRIME_SVC_ACCOUNT = "svc-test-account"
+
+
+def prime_fake(clock: FakeClock | None = None) -> FakePrime:
+    """The fake Prime that knows the harness credentials (on ``clock``, else wall time)."""
+    return FakePrime(
+        access_key=PRIME_ACCESS_KEY,
+        passphrase=PRIME_PASSPHRASE,
+        signing_key=PRIME_SIGNING_KEY,
+        portfolio_id=PRIME_PORTFOLIO,
+        clock=clock or FakeClock(),
+    )
+
+
+def prime_config(url: str, **overrides: object) -> PrimeConfig:
+    """A client configuration for the fake at ``url`` with the harness credentials, fast retries,
+    reconnects and generous budgets."""
+    settings: dict[str, object] = {
+        "rest_url": url,
+        "ws_url": url.replace("http://", "ws://") + "/ws",
+        "ws_reconnect_initial_s": 0.01,
+        "ws_reconnect_max_s": 0.1,
+        "retry_base_delay_s": 0.01,
+        "ip_requests_per_second": 1000.0,
+        "portfolio_requests_per_second": 1000.0,
+        "portfolio_burst": 1000.0,
+        **overrides,
+    }
+    base = PrimeConfig(**settings)  # type: ignore[arg-type]
+    return base.with_credentials(
+        PRIME_ACCESS_KEY, PRIME_PASSPHRASE, PRIME_SIGNING_KEY, PRIME_PORTFOLIO, PRIME_SVC_ACCOUNT
+    )
+
+
+class PrimeHarness(FakeServerHooks[FakePrime]):
+    venue = "prime"
+    symbol = "BTC-USD"
+    timeout = 5.0
+    supports_trades = False  # Prime publishes no public trade feed
+    rate_limit_retries = True  # the transport retries a 429 after its Retry-After
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        # Wall time by default: a client built elsewhere (the connector's) signs on the wall clock.
+        self.clock = clock or FakeClock()
+        self.fake: FakePrime = prime_fake(self.clock)
+
+    async def start(self) -> None:
+        await self.fake.start()
+
+    async def new_client(self) -> VenueClient:
+        return PrimeClient(prime_config(self.fake.url), clock=self.clock)
+
+    def resting_order(self, client_order_id: str) -> order_pb2.Order:
+        return order_pb2.Order(
+            client_order_id=client_order_id,
+            symbol="BTC-USD",
+            side=_BUY,
+            order_type=order_pb2.ORDER_TYPE_LIMIT,
+            time_in_force=order_pb2.TIME_IN_FORCE_GTC,
+            quantity="0.01",
+            price="10000",  # far below the 50000 mid: rests
+        )
+
+    def unfundable_order(self, client_order_id: str) -> order_pb2.Order:
+        order = self.resting_order(client_order_id)
+        order.quantity = "1000"  # 10M USD against a 1M balance
+        order.ClearField("time_in_force")
+        return order
+
+    async def drop_streams(self) -> None:
+        await self.fake.drop_ws()
+        best = max(self.fake.feed.books["BTC-USD"]["bid"])
+        await self.fake.feed.update("BTC-USD", "bid", best, Decimal(0))  # while nobody listens
+
+    async def make_book_gap(self) -> None:
+        feed = self.fake.feed
+        best = max(feed.books["BTC-USD"]["bid"])
+        await feed.update("BTC-USD", "bid", best, Decimal(0), publish=False)  # lost
+        await feed.update("BTC-USD", "offer", max(feed.books["BTC-USD"]["offer"]), Decimal("9.5"))
+
+    async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
+        return self.fake.feed.expected_book("BTC-USD", depth)
+
+    async def emit_trade(self) -> None:
+        raise NotImplementedError("Prime has no public trade feed")
+
+    async def fill(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity)
+
+    async def force_stream_drop(self) -> None:
+        await self.fake.drop_ws()
+
+    async def fill_lost_in_transit(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        await self.fake.fill_order(report.order_id, quantity, publish=False)
+        await self.fake.drop_ws()
 
     async def close(self) -> None:
         await self.fake.stop()

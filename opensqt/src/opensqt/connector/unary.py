@@ -238,6 +238,8 @@ async def _funding_rates(client: Any, request: gw.GetFundingRatesRequest) -> gw.
 
 
 async def _request_quote(client: Any, request: gw.RequestQuoteRequest) -> gw.RequestQuoteResponse:
+    if request.quote_request.limit_price:
+        check_decimal(request.quote_request.limit_price, "quote_request.limit_price", positive=True)
     return gw.RequestQuoteResponse(quote=await client.request_quote(request.quote_request))
 
 

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from cqc.venues.v1 import order_pb2 as cqc_dot_venues_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63qc/venues/v1/rfq.proto\x12\rcqc.venues.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63qc/venues/v1/order.proto\"\xac\x01\n\x0cQuoteRequest\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12&\n\x04side\x18\x03 \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x16\n\x0equantity_asset\x18\x05 \x01(\t\x12\x17\n\x0f\x63lient_quote_id\x18\x06 \x01(\t\x12\x12\n\naccount_id\x18\x07 \x01(\t\"\xb9\x03\n\x05Quote\x12\x10\n\x08quote_id\x18\x01 \x01(\t\x12\r\n\x05venue\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12&\n\x04side\x18\x04 \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x11\n\tbuy_price\x18\x05 \x01(\t\x12\x12\n\nsell_price\x18\x06 \x01(\t\x12\x10\n\x08quantity\x18\x07 \x01(\t\x12\x16\n\x0equantity_asset\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06status\x18\x0b \x01(\x0e\x32\x1a.cqc.venues.v1.QuoteStatus\x12/\n\rexecuted_side\x18\x0c \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x16\n\x0e\x65xecuted_price\x18\r \x01(\t\x12\x17\n\x0f\x63lient_quote_id\x18\x0e \x01(\t\x12\x18\n\x10rejection_reason\x18\x0f \x01(\t*\xae\x01\n\x0bQuoteStatus\x12\x1c\n\x18QUOTE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11QUOTE_STATUS_OPEN\x10\x01\x12\x19\n\x15QUOTE_STATUS_EXECUTED\x10\x02\x12\x18\n\x14QUOTE_STATUS_EXPIRED\x10\x03\x12\x19\n\x15QUOTE_STATUS_REJECTED\x10\x04\x12\x1a\n\x16QUOTE_STATUS_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63qc/venues/v1/rfq.proto\x12\rcqc.venues.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63qc/venues/v1/order.proto\"\xc1\x01\n\x0cQuoteRequest\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12&\n\x04side\x18\x03 \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x16\n\x0equantity_asset\x18\x05 \x01(\t\x12\x17\n\x0f\x63lient_quote_id\x18\x06 \x01(\t\x12\x12\n\naccount_id\x18\x07 \x01(\t\x12\x13\n\x0blimit_price\x18\x08 \x01(\t\"\xb9\x03\n\x05Quote\x12\x10\n\x08quote_id\x18\x01 \x01(\t\x12\r\n\x05venue\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12&\n\x04side\x18\x04 \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x11\n\tbuy_price\x18\x05 \x01(\t\x12\x12\n\nsell_price\x18\x06 \x01(\t\x12\x10\n\x08quantity\x18\x07 \x01(\t\x12\x16\n\x0equantity_asset\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06status\x18\x0b \x01(\x0e\x32\x1a.cqc.venues.v1.QuoteStatus\x12/\n\rexecuted_side\x18\x0c \x01(\x0e\x32\x18.cqc.venues.v1.OrderSide\x12\x16\n\x0e\x65xecuted_price\x18\r \x01(\t\x12\x17\n\x0f\x63lient_quote_id\x18\x0e \x01(\t\x12\x18\n\x10rejection_reason\x18\x0f \x01(\t*\xae\x01\n\x0bQuoteStatus\x12\x1c\n\x18QUOTE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11QUOTE_STATUS_OPEN\x10\x01\x12\x19\n\x15QUOTE_STATUS_EXECUTED\x10\x02\x12\x18\n\x14QUOTE_STATUS_EXPIRED\x10\x03\x12\x19\n\x15QUOTE_STATUS_REJECTED\x10\x04\x12\x1a\n\x16QUOTE_STATUS_CANCELLED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cqc.venues.v1.rfq_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUOTESTATUS']._serialized_start=722
-  _globals['_QUOTESTATUS']._serialized_end=896
+  _globals['_QUOTESTATUS']._serialized_start=743
+  _globals['_QUOTESTATUS']._serialized_end=917
   _globals['_QUOTEREQUEST']._serialized_start=103
-  _globals['_QUOTEREQUEST']._serialized_end=275
-  _globals['_QUOTE']._serialized_start=278
-  _globals['_QUOTE']._serialized_end=719
+  _globals['_QUOTEREQUEST']._serialized_end=296
+  _globals['_QUOTE']._serialized_start=299
+  _globals['_QUOTE']._serialized_end=740
 # @@protoc_insertion_point(module_scope)

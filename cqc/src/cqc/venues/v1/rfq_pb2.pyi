@@ -68,6 +68,7 @@ class QuoteRequest(_message.Message):
     QUANTITY_ASSET_FIELD_NUMBER: _builtins.int
     CLIENT_QUOTE_ID_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     venue: _builtins.str
     """Venue id."""
     symbol: _builtins.str
@@ -82,6 +83,11 @@ class QuoteRequest(_message.Message):
     """Our id for the request, for idempotency and audit."""
     account_id: _builtins.str
     """Account / portfolio id, if the venue has several."""
+    limit_price: _builtins.str
+    """Decimal string, quote per base: the worst price we accept, for venues whose RFQ takes a limit
+    (Coinbase Prime requires a marketable one). Empty: no limit. A venue that cannot honour it
+    refuses the request (INVALID_ARGUMENT naming this field); it is never silently ignored.
+    """
     def __init__(
         self,
         *,
@@ -92,10 +98,11 @@ class QuoteRequest(_message.Message):
         quantity_asset: _builtins.str = ...,
         client_quote_id: _builtins.str = ...,
         account_id: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_quote_id", b"client_quote_id", "quantity", b"quantity", "quantity_asset", b"quantity_asset", "side", b"side", "symbol", b"symbol", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_quote_id", b"client_quote_id", "limit_price", b"limit_price", "quantity", b"quantity", "quantity_asset", b"quantity_asset", "side", b"side", "symbol", b"symbol", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,9 +10,9 @@ including ``/v1`` and excluding the query; the timestamp must be integer seconds
 
 Test controls: ``clock`` (:class:`FakeClock`), ``state`` (:class:`~.book.PrimeState`: prices,
 balances, orders, fills; ``child_fill`` plays an algorithm), ``quote_ttl`` (seconds; Prime holds
-quotes ~2.5 s), ``tamper`` (rewrite object replies), ``page_limit`` (cap page sizes to force
-pagination), plus the base class's HTTP faults (5xx, 429, resets, latency; ``after=True`` = processed,
-reply lost) and ``rate_limits_served`` / ``auth_failures``.
+quotes ~2.5 s), ``candles`` (served by ``GET .../candles``), ``tamper`` (rewrite object replies),
+``page_limit`` (cap page sizes to force pagination), plus the base class's HTTP faults (5xx, 429,
+resets, latency; ``after=True`` = processed, reply lost) and ``rate_limits_served`` / ``auth_failures``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class FakePrime(FakeServer):
         self.state = PrimeState()
         self.quote_ttl = 2.5
         self.quotes: dict[str, dict[str, Any]] = {}
+        # (product_id, granularity) -> candle objects as Prime sends them (a test fills it).
+        self.candles: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.tamper: Callable[[dict[str, Any]], None] | None = None
         self.page_limit: int | None = None
         self.rate_limits_served = 0
@@ -97,6 +99,7 @@ class FakePrime(FakeServer):
         r.add_get(base + "/fills", self._fills)
         r.add_get(base + "/balances", self._balances)
         r.add_get(base + "/products", self._products)
+        r.add_get(base + "/candles", self._candles)
         r.add_post(base + "/rfq", self._rfq)
         r.add_post(base + "/accept_quote", self._accept)
         r.add_get("/ws", self.feed.handle)
@@ -341,6 +344,33 @@ class FakePrime(FakeServer):
         ]
         return self._page(request, products, "products")
 
+    # --- candles (Get Public Product Candles, beta) -------------------------------------------------
+
+    async def _candles(self, request: web.Request) -> web.Response:
+        refused, _ = await self._auth(request)
+        if refused:
+            return refused
+        q = request.query
+        product, granularity = q.get("product_id", ""), q.get("granularity", "")
+        if not product or not granularity:
+            return self.error(400, "REQUIRED_FIELD_MISSING", "product_id and granularity are required")
+        if product not in self.state.prices:
+            return self.error(400, "VALIDATION_ERROR", "unknown product")
+        if granularity not in _GRANULARITIES:
+            return self.error(400, "VALIDATION_ERROR", f"invalid granularity {granularity}")
+        try:
+            lo = _when(q.get("start_time"))
+            hi = _when(q.get("end_time"))
+        except ValueError:
+            return self.error(400, "VALIDATION_ERROR", "start_time/end_time must be RFC 3339")
+        rows = [
+            c
+            for c in self.candles.get((product, granularity), [])
+            if _within(_moment(c["timestamp"]), lo, hi)
+        ]
+        rows.sort(key=lambda c: c["timestamp"], reverse=True)  # the default sort_direction: DESC
+        return self._page(request, rows, "candles")
+
     # --- RFQ --------------------------------------------------------------------------------------
 
     async def _rfq(self, request: web.Request) -> web.Response:
@@ -410,3 +440,30 @@ class FakePrime(FakeServer):
         self.state.fill(order, q["qty"], q["price"], now)
         q["accepted"] = True
         return self._ok({"order_id": order.id})
+
+
+_GRANULARITIES = frozenset(
+    {
+        "ONE_MINUTE",
+        "FIVE_MINUTES",
+        "FIFTEEN_MINUTES",
+        "THIRTY_MINUTE",
+        "ONE_HOUR",
+        "TWO_HOUR",
+        "FOUR_HOUR",
+        "SIX_HOURS",
+        "ONE_DAY",
+    }
+)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else _moment(text)
+
+
+def _within(moment: datetime, lo: datetime | None, hi: datetime | None) -> bool:
+    return (lo is None or moment >= lo) and (hi is None or moment < hi)

@@ -24,34 +24,26 @@ Rate limits: one per-key bucket for every call plus a quote bucket for quote req
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
 from cqc.markets.v1 import instrument_pb2, orderbook_pb2, trade_pb2
-from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
+from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.auth.hmac import FALCONX, HmacSigner
-from cqvx.client import capabilities_of, check_order_ref
+from cqvx.client import check_order_ref
 from cqvx.errors import (
-    InvalidRequest,
     NotFound,
     ParseError,
-    Timeout,
-    Unavailable,
     UnsupportedOperation,
-    VenueError,
-    redact,
 )
-from cqvx.timeutil import timestamp_now
-from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
+from cqvx.transport.http import HttpResponse
 from cqvx.transport.ratelimit import RateLimiterRegistry, TokenBucket, limiters
 from cqvx.types import OrderFilter, Stream
 from cqvx.venues.falconx import endpoints as ep
@@ -59,6 +51,7 @@ from cqvx.venues.falconx import parse
 from cqvx.venues.falconx.config import FalconXConfig
 from cqvx.venues.falconx.errors import http_error_mapper
 from cqvx.venues.falconx.rfq import _Rfq
+from cqvx.venues.rest import AMBIGUOUS, RestVenue
 
 __all__ = ["FalconXClient"]
 
@@ -66,7 +59,7 @@ VENUE = ep.VENUE
 _JSON = {"Content-Type": "application/json"}
 
 
-class FalconXClient(_Rfq):
+class FalconXClient(_Rfq, RestVenue):
     """FalconX over REST; returns cqc messages, raises the cqvx taxonomy."""
 
     def __init__(
@@ -79,13 +72,20 @@ class FalconXClient(_Rfq):
         rate_limiters: RateLimiterRegistry | None = None,
     ) -> None:
         self.config = cfg = config or FalconXConfig()
-        self._clock = clock
-        self._signer: HmacSigner | None = None
+        signer: HmacSigner | None = None
         if cfg.has_credentials:
             assert cfg.secret is not None and cfg.passphrase is not None
-            self._signer = HmacSigner(
-                FALCONX, cfg.api_key, cfg.secret, passphrase=cfg.passphrase, clock=clock
-            )
+            signer = HmacSigner(FALCONX, cfg.api_key, cfg.secret, passphrase=cfg.passphrase, clock=clock)
+        super().__init__(
+            VENUE,
+            cfg,
+            signer=signer,
+            error_mapper=http_error_mapper,
+            needs="api_key, secret, passphrase",
+            clock=clock,
+            registry=registry,
+            session=session,
+        )
         shared = limiters if rate_limiters is None else rate_limiters
         self._private: TokenBucket = shared.get(
             VENUE,
@@ -103,67 +103,18 @@ class FalconXClient(_Rfq):
             identity=cfg.api_key,
             registry=registry,
         )
-        self._http = HttpTransport(
-            cfg.rest_url,
-            venue=VENUE,
-            signer=self._signer,
-            timeout=cfg.timeout_s,
-            retry=RetryPolicy(retries=cfg.retries, base_delay=cfg.retry_base_delay_s),
-            error_mapper=http_error_mapper,
-            registry=registry,
-            session=session,
-        )
         self._quotes: OrderedDict[str, parse.QuoteView] = OrderedDict()
-        self._last_error = ""
-        self._closed = False
-
-    @property
-    def venue(self) -> str:
-        return VENUE
-
-    def __repr__(self) -> str:
-        return f"FalconXClient(rest={self.config.rest_url!r}, key=***)"
-
-    # --- lifecycle --------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._http.close()
-
-    def capabilities(self) -> frozenset[int]:
-        return capabilities_of(self)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock() / 1e9, tz=UTC)
-
-    def _need_auth(self) -> None:
-        if self._signer is None:
-            raise InvalidRequest("FalconX calls need credentials (api_key, secret, passphrase)", venue=VENUE)
-
     async def _get(self, path: str, route: str, params: Any = None) -> HttpResponse:
-        self._need_auth()
-        return await self._http.get(path, route=route, params=params, limits=((self._private, 1.0),))
+        return await self._send_get(path, route, params, ((self._private, 1.0),))
 
     async def _post(self, path: str, route: str, body: bytes, *, quote: bool = False) -> HttpResponse:
-        self._need_auth()
         limits = ((self._private, 1.0), (self._quotes_bucket, 1.0)) if quote else ((self._private, 1.0),)
         # A quote request has no side effect, so it may be re-sent; an execute or an order never is
         # (FalconX documents no idempotency key for them).
-        return await self._http.post(
-            path, route=route, body=body, headers=_JSON, idempotent=quote, limits=limits
-        )
+        return await self._send_post(path, route, body, limits, idempotent=quote, headers=_JSON)
 
     def _remember(self, v: parse.QuoteView) -> None:
         self._quotes[v.quote_id] = v
@@ -203,20 +154,10 @@ class FalconXClient(_Rfq):
         try:
             resp = await self._post(ep.ORDER, ep.ORDER, body)
             v = parse.decode_quote(resp.body)
-        except (Timeout, Unavailable, ParseError) as exc:
+        except AMBIGUOUS as exc:
             # The order may have executed (a ParseError here is a 2xx we cannot read): resolve by
             # client order id in the executed history, never re-send.
-            self._last_error = str(redact(str(exc)))[:200]
-            try:
-                found = await self._find_client_order_id(coid)
-            except VenueError:
-                found = None
-            if found is None:
-                raise Timeout(
-                    f"placement of {coid} unresolved ({type(exc).__name__}); look it up by client order id",
-                    venue=VENUE,
-                    retry_safe=False,
-                ) from None
+            found = await self._resolve(exc, lambda: self._find_client_order_id(coid), f"placement of {coid}")
             return parse.report_of(found, self._now(), order_reply=True)
         self._remember(v)
         report = parse.report_of(v, self._now(), order_reply=True)
@@ -281,19 +222,5 @@ class FalconXClient(_Rfq):
 
     # --- health -----------------------------------------------------------------------------------
 
-    async def health(self) -> venue_pb2.VenueHealth:
-        start = time.perf_counter()
-        try:
-            await self._get(ep.PAIRS, ep.PAIRS)
-        except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            return venue_pb2.VenueHealth(
-                venue=VENUE, reachable=False, last_error=self._last_error, checked_at=timestamp_now()
-            )
-        return venue_pb2.VenueHealth(
-            venue=VENUE,
-            reachable=True,
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            last_error=self._last_error,
-            checked_at=timestamp_now(),
-        )
+    async def _probe(self) -> None:
+        await self._get(ep.PAIRS, ep.PAIRS)

@@ -4,9 +4,11 @@ A failure is a body ``{"status": "failure", "error": {"code": ..., "reason": ...
 4xx/5xx); the error object shape is the Go client's ``{code, reason}`` (venues.md §11).  FalconX does
 not publish its code list on the public docs page (venues.md §3.2 and §10 item 4: confirm against the
 authenticated portal), so the table holds the codes the adapter acts on, each with its class and
-whether re-sending the same request is safe; the fake server speaks the same codes.  A code not in
-the table falls back on the HTTP status, and an unknown failure of a state-changing call is never
-retry-safe.  Codes are matched case-insensitively; the ``reason`` text is never interpreted.
+whether re-sending the same request is safe, every row marked ``documented=False``; the fake server
+speaks the same codes.  A code not in the table falls back on the HTTP status, and on a
+state-changing call (execute, order) it is an unknown outcome (:func:`cqvx.venues.codes.classify`):
+resolved by looking the quote up, never re-sent.  Codes are matched case-insensitively; the
+``reason`` text is never interpreted.
 
 ``QUOTE_EXPIRED`` is an :class:`~cqvx.errors.OrderRejected` with ``code="quote_expired"``: the quote
 did not execute and never will (request a new one).  The client's own price guard raises
@@ -14,8 +16,6 @@ did not execute and never will (request a new one).  The client's own price guar
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from cqvx.errors import (
     AuthenticationError,
@@ -26,11 +26,11 @@ from cqvx.errors import (
     OrderRejected,
     PermissionDenied,
     RateLimited,
-    Timeout,
     Unavailable,
     VenueError,
 )
 from cqvx.transport.http import HttpResponse, parse_retry_after
+from cqvx.venues.codes import Code, classify
 from cqvx.venues.falconx import models as m
 from cqvx.venues.falconx.endpoints import ORDER, QUOTES_EXECUTE, VENUE
 from cqvx.venues.falconx.parse import failure
@@ -39,7 +39,6 @@ __all__ = [
     "CODES",
     "PRICE_GUARD",
     "QUOTE_EXPIRED",
-    "Entry",
     "error_from_failure",
     "http_error_mapper",
 ]
@@ -49,69 +48,44 @@ PRICE_GUARD = "price_guard"
 QUOTE_ALREADY_EXECUTED = "quote_already_executed"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    cls: type[VenueError]
-    retry_safe: bool
-    what: str
+def _row(cls: type[VenueError], retry_safe: bool, what: str) -> Code:
+    # FalconX publishes no code list (module docstring): every row is marked as not from the docs.
+    return Code(cls, retry_safe, what, documented=False)
 
 
-CODES: dict[str, Entry] = {
+CODES: dict[str, Code] = {
     # Quotes and execution.
-    "quote_expired": Entry(OrderRejected, False, "the quote expired before execution; request a new one"),
-    "quote_already_executed": Entry(
+    "quote_expired": _row(OrderRejected, False, "the quote expired before execution; request a new one"),
+    "quote_already_executed": _row(
         DuplicateOrder, False, "the quote was executed already; look it up, never re-execute"
     ),
-    "invalid_quote_id": Entry(NotFound, False, "no such quote"),
-    "quote_not_found": Entry(NotFound, False, "no such quote"),
-    "order_not_found": Entry(NotFound, False, "no such order"),
-    "no_liquidity": Entry(OrderRejected, False, "no price available for this pair and size"),
-    "quote_unavailable": Entry(Unavailable, True, "the desk is not quoting now; nothing was done"),
-    "limit_price_not_met": Entry(OrderRejected, False, "the fill-or-kill limit price could not be met"),
-    "slippage_exceeded": Entry(OrderRejected, False, "price moved beyond slippage_bps"),
-    "trade_limit_exceeded": Entry(OrderRejected, False, "over the account's trade limit"),
+    "invalid_quote_id": _row(NotFound, False, "no such quote"),
+    "quote_not_found": _row(NotFound, False, "no such quote"),
+    "order_not_found": _row(NotFound, False, "no such order"),
+    "no_liquidity": _row(OrderRejected, False, "no price available for this pair and size"),
+    "quote_unavailable": _row(Unavailable, True, "the desk is not quoting now; nothing was done"),
+    "limit_price_not_met": _row(OrderRejected, False, "the fill-or-kill limit price could not be met"),
+    "slippage_exceeded": _row(OrderRejected, False, "price moved beyond slippage_bps"),
+    "trade_limit_exceeded": _row(OrderRejected, False, "over the account's trade limit"),
     # Funds.
-    "insufficient_balance": Entry(InsufficientFunds, False, "not enough balance or credit"),
-    "insufficient_funds": Entry(InsufficientFunds, False, "not enough balance or credit"),
+    "insufficient_balance": _row(InsufficientFunds, False, "not enough balance or credit"),
+    "insufficient_funds": _row(InsufficientFunds, False, "not enough balance or credit"),
     # Request shape.
-    "invalid_request": Entry(InvalidRequest, False, "malformed request"),
-    "invalid_token_pair": Entry(InvalidRequest, False, "pair not tradable for this account"),
-    "invalid_quantity": Entry(InvalidRequest, False, "quantity malformed, too small or too large"),
-    "quantity_too_low": Entry(InvalidRequest, False, "quantity below the minimum trade size"),
-    "quantity_too_high": Entry(InvalidRequest, False, "quantity above the maximum trade size"),
-    "invalid_side": Entry(InvalidRequest, False, "side must be buy, sell (or two_way for quotes)"),
+    "invalid_request": _row(InvalidRequest, False, "malformed request"),
+    "invalid_token_pair": _row(InvalidRequest, False, "pair not tradable for this account"),
+    "invalid_quantity": _row(InvalidRequest, False, "quantity malformed, too small or too large"),
+    "quantity_too_low": _row(InvalidRequest, False, "quantity below the minimum trade size"),
+    "quantity_too_high": _row(InvalidRequest, False, "quantity above the maximum trade size"),
+    "invalid_side": _row(InvalidRequest, False, "side must be buy, sell (or two_way for quotes)"),
     # Access.
-    "unauthorized": Entry(AuthenticationError, False, "key, passphrase or signature rejected"),
-    "invalid_signature": Entry(AuthenticationError, False, "signature rejected"),
-    "invalid_timestamp": Entry(AuthenticationError, False, "timestamp too far from server time"),
-    "forbidden": Entry(PermissionDenied, False, "key not allowed to do this"),
+    "unauthorized": _row(AuthenticationError, False, "key, passphrase or signature rejected"),
+    "invalid_signature": _row(AuthenticationError, False, "signature rejected"),
+    "invalid_timestamp": _row(AuthenticationError, False, "timestamp too far from server time"),
+    "forbidden": _row(PermissionDenied, False, "key not allowed to do this"),
     # Load.
-    "rate_limit_exceeded": Entry(RateLimited, True, "too many requests"),
-    "internal_error": Entry(Unavailable, False, "server error; outcome of a state change unknown"),
+    "rate_limit_exceeded": _row(RateLimited, True, "too many requests"),
+    "internal_error": _row(Unavailable, False, "server error; outcome of a state change unknown"),
 }
-
-
-def _status_error(
-    status: int, state_changing: bool, message: str, code: str | None, raw: bytes
-) -> VenueError:
-    cls: type[VenueError]
-    if status == 401:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = PermissionDenied
-    elif status == 404:
-        cls = NotFound
-    elif status == 429:
-        cls = RateLimited
-    elif status >= 500:
-        if state_changing:
-            return Timeout(message + "; outcome unknown", venue=VENUE, code=code, http_status=status, raw=raw)
-        cls = Unavailable
-    else:
-        # A failure the venue answered in full (200/4xx) without a known code: it did not act, but
-        # the same request would fail the same way.
-        cls = InvalidRequest
-    return cls(message, venue=VENUE, code=code, http_status=status, raw=raw)
 
 
 def error_from_failure(
@@ -132,20 +106,15 @@ def error_from_failure(
     elif isinstance(err, str):
         reason = err
     key = code.strip().lower()[:64]
-    message = f"FalconX: {reason[:200] or key or 'failure'}"
-    body = raw[:2048]
-    entry = CODES.get(key)
-    error: VenueError
-    if entry is None:
-        error = _status_error(http_status, state_changing, message, key or None, body)
-    elif entry.cls is Unavailable and state_changing and not entry.retry_safe:
-        error = Timeout(
-            message + "; outcome unknown", venue=VENUE, code=key, http_status=http_status, raw=body
-        )
-    else:
-        error = entry.cls(
-            message, venue=VENUE, code=key, http_status=http_status, retry_safe=entry.retry_safe, raw=body
-        )
+    error = classify(
+        VENUE,
+        CODES.get(key),
+        code=key,
+        message=f"FalconX: {reason[:200] or key or 'failure'}",
+        http_status=http_status,
+        state_changing=state_changing,
+        raw=raw,
+    )
     if isinstance(error, RateLimited) and error.retry_after is None:
         error.retry_after = retry_after
     return error

@@ -39,7 +39,6 @@ from cqvx.errors import (
     Timeout,
     Unavailable,
     VenueError,
-    redact,
 )
 from cqvx.num import dec, dec_str
 from cqvx.types import QuoteExecution
@@ -61,7 +60,6 @@ _AMBIGUOUS = (Timeout, Unavailable, ParseError)
 class _Rfq:
     config: FalconXConfig
     _quotes: OrderedDict[str, parse.QuoteView]
-    _last_error: str
 
     if TYPE_CHECKING:
 
@@ -75,10 +73,20 @@ class _Rfq:
 
         def _now(self) -> datetime: ...
 
+        def _note(self, exc: BaseException) -> None: ...
+
     # --- quotes -----------------------------------------------------------------------------------
 
     async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote:
-        """A buy, sell or two-way (side UNSPECIFIED) quote for a base or quote-token quantity."""
+        """A buy, sell or two-way (side UNSPECIFIED) quote for a base or quote-token quantity.
+
+        FalconX quotes take no limit: a ``limit_price`` on the request is refused (never dropped
+        silently); guard the price at execution instead (``execute_quote(limit_price=)``)."""
+        if request.limit_price:
+            raise InvalidRequest(
+                "limit_price: FalconX quote requests take no limit price (guard it at execute_quote)",
+                venue=VENUE,
+            )
         body = ep.build_quote_request(
             request.symbol, request.quantity, request.quantity_asset, request.side, request.client_quote_id
         )
@@ -125,10 +133,10 @@ class _Rfq:
         except _NOT_PROCESSED:
             raise
         except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            return await self._resolve(quote_id, side, exc)
+            self._note(exc)
+            return await self._settle(quote_id, side, exc)
         if not v.filled or v.quote_id != quote_id:
-            return await self._resolve(
+            return await self._settle(
                 quote_id, side, ParseError("execute answered without a fill of this quote", venue=VENUE)
             )
         return self._executed(v, side)
@@ -144,7 +152,7 @@ class _Rfq:
         now = self._now()
         return QuoteExecution(parse.quote_of(v, now), parse.report_of(v, now))
 
-    async def _resolve(self, quote_id: str, side: int, cause: VenueError) -> QuoteExecution:
+    async def _settle(self, quote_id: str, side: int, cause: VenueError) -> QuoteExecution:
         """Settle an execute whose answer was not a clean fill by looking the quote up."""
         cfg = self.config
         deadline = time.monotonic() + cfg.resolve_timeout_s

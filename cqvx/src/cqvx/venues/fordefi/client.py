@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, NoReturn, Self, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
 from cqc.markets.v1 import orderbook_pb2
-from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, venue_pb2
+from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2
 from cqvx.auth.base import Clock, wall_clock
-from cqvx.client import capabilities_of
 from cqvx.errors import (
     DuplicateOrder,
     InvalidRequest,
@@ -43,11 +40,9 @@ from cqvx.errors import (
     ParseError,
     Timeout,
     UnsupportedOperation,
-    VenueError,
-    redact,
 )
 from cqvx.num import dec, dec_str
-from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
+from cqvx.transport.http import HttpResponse
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import OrderFilter
 from cqvx.venues.fordefi import endpoints as ep
@@ -56,6 +51,7 @@ from cqvx.venues.fordefi import parse as p
 from cqvx.venues.fordefi.auth import build_signer, idempotence_id
 from cqvx.venues.fordefi.config import FordefiConfig
 from cqvx.venues.fordefi.errors import http_error_mapper
+from cqvx.venues.rest import RestVenue
 
 __all__ = ["FordefiClient"]
 
@@ -101,7 +97,7 @@ def _unsupported(what: str) -> NoReturn:
     raise UnsupportedOperation(f"Fordefi is a custody venue: {what} is not offered", venue=VENUE)
 
 
-class FordefiClient:
+class FordefiClient(RestVenue):
     def __init__(
         self,
         config: FordefiConfig | None = None,
@@ -113,7 +109,16 @@ class FordefiClient:
         rng: random.Random | None = None,
     ) -> None:
         self.config = cfg = config or FordefiConfig()
-        self._signer = build_signer(cfg, clock=clock)
+        super().__init__(
+            VENUE,
+            cfg,
+            signer=build_signer(cfg, clock=clock),
+            error_mapper=http_error_mapper,
+            needs="access_token + signing_key",
+            clock=clock,
+            registry=registry,
+            session=session,
+        )
         shared = limiters if rate_limiters is None else rate_limiters
         # The budget is per API user (its token), shared by every client holding that token.
         # (the registry hashes the identity; the token itself is never stored).
@@ -121,67 +126,21 @@ class FordefiClient:
         self._bucket = shared.get(
             VENUE, "api", rate=cfg.rps, capacity=cfg.rps, identity=token_id, registry=registry
         )
-        self._http = HttpTransport(
-            cfg.rest_url,
-            venue=VENUE,
-            signer=self._signer,
-            timeout=cfg.timeout_s,
-            retry=RetryPolicy(retries=cfg.retries, base_delay=cfg.retry_base_delay_s),
-            error_mapper=http_error_mapper,
-            registry=registry,
-            session=session,
-        )
         self._rng = rng or random.Random()
         # (vault id, asset symbol, chain) -> owned asset info (identifier + decimals).
         self._assets: dict[tuple[str, str, str], m.AssetInfo] = {}
-        self._last_error = ""
-        self._closed = False
-
-    @property
-    def venue(self) -> str:
-        return VENUE
-
-    def __repr__(self) -> str:
-        return f"FordefiClient(rest={self.config.rest_url!r}, auth={'***' if self._signer else None})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._http.close()
-
-    def capabilities(self) -> frozenset[int]:
-        return capabilities_of(self)
 
     # --- plumbing -------------------------------------------------------------------------------------
 
-    def _need_auth(self) -> None:
-        if self._signer is None:
-            raise InvalidRequest("Fordefi needs credentials (access_token + signing_key)", venue=VENUE)
-
     async def _get(self, path: str, route: str, params: Any = None) -> HttpResponse:
-        self._need_auth()
-        return await self._http.get(path, route=route, params=params, limits=((self._bucket, 1.0),))
+        return await self._send_get(path, route, params, ((self._bucket, 1.0),))
 
     async def _post(
         self, path: str, route: str, body: bytes, *, headers: dict[str, str] | None = None, idempotent: bool
     ) -> HttpResponse:
-        self._need_auth()
-        return await self._http.post(
-            path,
-            route=route,
-            body=body,
-            headers={**_JSON, **(headers or {})},
-            idempotent=idempotent,
-            limits=((self._bucket, 1.0),),
-        )
+        limits = ((self._bucket, 1.0),)
+        merged = {**_JSON, **(headers or {})}
+        return await self._send_post(path, route, body, limits, idempotent=idempotent, headers=merged)
 
     async def _pages(
         self, path: str, route: str, params: list[tuple[str, str | int]], parse_page: Any
@@ -375,18 +334,8 @@ class FordefiClient:
     def subscribe_trades(self, symbol: str) -> _RefusedStream:
         return _RefusedStream("trade")
 
-    async def health(self) -> venue_pb2.VenueHealth:
-        out = venue_pb2.VenueHealth(venue=VENUE)
-        start = time.perf_counter()
-        try:
-            await self._get(ep.VAULTS, "/vaults", [("page", 1), ("size", 1)])
-            out.reachable = True
-        except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-        out.latency_ms = (time.perf_counter() - start) * 1000.0
-        out.last_error = self._last_error
-        out.checked_at.GetCurrentTime()
-        return out
+    async def _probe(self) -> None:
+        await self._get(ep.VAULTS, "/vaults", [("page", 1), ("size", 1)])
 
 
 def _chain_of(info: m.AssetInfo) -> str:

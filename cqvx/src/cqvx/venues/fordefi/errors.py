@@ -7,9 +7,10 @@ request_id?}`` for 401/403/408/500; 400 ``DefinedPreconditionError_<Op>ErrorType
 carries it, e.g. ``body.details.to: Field required``); 429 ``RateLimitError``.
 
 :data:`ERROR_TYPES` maps each documented ``error_type`` of the operations this adapter calls
-(CreateTransaction, AbortTransaction, ApproveTransaction) to ``(class, retry_safe)``.  ``retry_safe``
-answers "may the same request be sent again?": a precondition that was refused created nothing (so
-re-sending is harmless but pointless), except where the state may change on its own.  Unknown
+(CreateTransaction, AbortTransaction, ApproveTransaction) to a :class:`~cqvx.venues.codes.Code`
+row.  ``retry_safe`` answers "may the same request be sent again?": a precondition that was refused
+created nothing (so re-sending is harmless but pointless), except where the state may change on its
+own.  Unknown
 ``error_type`` values of a 400 are InvalidRequest, never retry-safe.
 
 409 is not in the OpenAPI document; the fake server uses it for an idempotence id re-used with a
@@ -33,6 +34,7 @@ from cqvx.errors import (
     VenueError,
 )
 from cqvx.transport.http import HttpResponse, parse_retry_after
+from cqvx.venues.codes import Code
 from cqvx.venues.fordefi import models as m
 from cqvx.venues.fordefi.parse import error_body
 
@@ -40,43 +42,58 @@ __all__ = ["ERROR_TYPES", "http_error_mapper"]
 
 VENUE = "fordefi"
 
-ERROR_TYPES: dict[str, tuple[type[VenueError], bool]] = {
+ERROR_TYPES: dict[str, Code] = {
     # CreateTransactionErrorType
-    "insufficient_funds": (InsufficientFunds, False),
-    "insufficient_gas_coins": (InsufficientFunds, False),
-    "funding_blocked_by_policy": (PermissionDenied, False),
-    "blocked_by_policy": (PermissionDenied, False),
-    "insufficient_approvers": (PermissionDenied, False),
-    "transaction_contains_restricted_addresses": (PermissionDenied, False),
-    "vault_not_found": (NotFound, False),
-    "quote_not_found": (NotFound, False),
-    "sui_package_address_not_found": (NotFound, False),
-    "invalid_recipient": (InvalidRequest, False),
-    "dust_not_allowed": (InvalidRequest, False),
-    "invalid_signer_type": (InvalidRequest, False),
-    "invalid_creator_type": (InvalidRequest, False),
-    "invalid_gas_type": (InvalidRequest, False),
-    "invalid_push_mode": (InvalidRequest, False),
-    "vault_type_mismatch": (InvalidRequest, False),
-    "chain_is_disabled": (InvalidRequest, False),
-    "chain_is_not_supported": (InvalidRequest, False),
-    "chain_does_not_support_secure_node": (InvalidRequest, False),
-    "mixed_secure_and_non_secure_transactions": (InvalidRequest, False),
-    "funder_not_allowed_for_transaction_type": (InvalidRequest, False),
-    "origin_vault_used_as_funder": (InvalidRequest, False),
-    "invalid_transaction_gas_config_field": (InvalidRequest, False),
-    "priority_fee_already_set": (InvalidRequest, False),
-    "insecure_key_derivation": (InvalidRequest, False),
-    "reverted_transaction": (OrderRejected, False),  # simulation says it would revert
-    "transaction_to_non_contract": (OrderRejected, False),
-    "transaction_already_mined": (DuplicateOrder, False),
+    "insufficient_funds": Code(InsufficientFunds, False),
+    "insufficient_gas_coins": Code(InsufficientFunds, False),
+    "funding_blocked_by_policy": Code(PermissionDenied, False),
+    "blocked_by_policy": Code(PermissionDenied, False),
+    "insufficient_approvers": Code(PermissionDenied, False),
+    "transaction_contains_restricted_addresses": Code(
+        PermissionDenied, False, "transaction contains restricted addresses"
+    ),
+    "vault_not_found": Code(NotFound, False),
+    "quote_not_found": Code(NotFound, False),
+    "sui_package_address_not_found": Code(NotFound, False),
+    "invalid_recipient": Code(InvalidRequest, False),
+    "dust_not_allowed": Code(InvalidRequest, False),
+    "invalid_signer_type": Code(InvalidRequest, False),
+    "invalid_creator_type": Code(InvalidRequest, False),
+    "invalid_gas_type": Code(InvalidRequest, False),
+    "invalid_push_mode": Code(InvalidRequest, False),
+    "vault_type_mismatch": Code(InvalidRequest, False),
+    "chain_is_disabled": Code(InvalidRequest, False),
+    "chain_is_not_supported": Code(InvalidRequest, False),
+    "chain_does_not_support_secure_node": Code(InvalidRequest, False),
+    "mixed_secure_and_non_secure_transactions": Code(
+        InvalidRequest, False, "mixed secure and non secure transactions"
+    ),
+    "funder_not_allowed_for_transaction_type": Code(
+        InvalidRequest, False, "funder not allowed for transaction type"
+    ),
+    "origin_vault_used_as_funder": Code(InvalidRequest, False),
+    "invalid_transaction_gas_config_field": Code(
+        InvalidRequest, False, "invalid transaction gas config field"
+    ),
+    "priority_fee_already_set": Code(InvalidRequest, False),
+    "insecure_key_derivation": Code(InvalidRequest, False),
+    "reverted_transaction": Code(
+        OrderRejected, False, "reverted transaction"
+    ),  # simulation says it would revert
+    "transaction_to_non_contract": Code(OrderRejected, False),
+    "transaction_already_mined": Code(DuplicateOrder, False),
     # AbortTransactionErrorType / ApproveTransactionErrorType
-    "invalid_transaction_state": (OrderRejected, False),
-    "non_managed_transaction": (InvalidRequest, False),
-    "transactions_already_aborted": (OrderRejected, False),
-    "transactions_already_approved": (OrderRejected, False),
-    "transaction_is_in_batch": (InvalidRequest, False),
+    "invalid_transaction_state": Code(OrderRejected, False),
+    "non_managed_transaction": Code(InvalidRequest, False),
+    "transactions_already_aborted": Code(OrderRejected, False),
+    "transactions_already_approved": Code(OrderRejected, False),
+    "transaction_is_in_batch": Code(InvalidRequest, False),
 }
+
+
+# A 400 precondition refusal whose error_type is not listed: the venue refused it (Fordefi creates are
+# idempotent by idempotence id, so even a wrong guess here never doubles a transfer).
+_UNKNOWN_TYPE = Code(InvalidRequest, False, "an undocumented precondition failed", documented=False)
 
 
 def _validation_text(details: list[m.ValidationDetail]) -> str:
@@ -117,6 +134,6 @@ def http_error_mapper(resp: HttpResponse) -> VenueError | None:
         return DuplicateOrder(text, code="idempotence_conflict", **kw)
     error_type = body.error_type if body else None
     if error_type:
-        cls, retry_safe = ERROR_TYPES.get(error_type, (InvalidRequest, False))
-        return cls(text, code=error_type, retry_safe=retry_safe, **kw)
+        row = ERROR_TYPES.get(error_type, _UNKNOWN_TYPE)
+        return row.cls(text, code=error_type, retry_safe=row.retry_safe, **kw)
     return InvalidRequest(text, **kw)

@@ -3,7 +3,7 @@
     async with PrimeClient(config) as prime:
         report = await prime.place_order(order)            # MARKET / LIMIT / STOP_LIMIT / BLOCK
         twap = await prime.place_algo_order(order, AlgoParams("TWAP", start=t0, expiry=t1))
-        quote = await prime.request_quote(request, limit_price="50100")
+        quote = await prime.request_quote(request)  # request.limit_price: required
         done = await prime.execute_quote(quote.quote_id, quote.side)
 
 Every trading path is scoped to the key's portfolio (``config.portfolio_id``).
@@ -18,6 +18,10 @@ found -> :class:`~cqvx.errors.Timeout` (unresolved).  A duplicate client order i
 order before it is sent; with ``preview_before_place`` every create is previewed first and a failed
 preview stops it.  Fees of an order = commission + exchange fee (venues.md §11).
 
+Candles: ``get_candles`` reads ``GET .../candles`` (beta); there is no candles WebSocket channel, so
+``subscribe_candles`` raises :class:`~cqvx.errors.UnsupportedOperation` and ``capabilities()`` lists
+CANDLES without CANDLE_STREAM.
+
 Prime has no REST order book: ``get_order_book`` and ``subscribe_order_book`` use the WebSocket
 ``l2_data`` channel (:mod:`cqvx.venues.prime.stream`).  Prime has no public trade feed, so
 ``subscribe_trades`` raises :class:`~cqvx.errors.UnsupportedOperation`.  ``subscribe_executions``
@@ -30,18 +34,16 @@ with its burst (shared by every client on the same portfolio), from :data:`cqvx.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from cqc.markets.v1 import instrument_pb2, orderbook_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, trade_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.auth.hmac import COINBASE_PRIME, HmacSigner
@@ -52,13 +54,11 @@ from cqvx.errors import (
     NotFound,
     ParseError,
     Timeout,
-    Unavailable,
     UnsupportedOperation,
     VenueError,
-    redact,
 )
-from cqvx.timeutil import timestamp_from_datetime, timestamp_now
-from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
+from cqvx.timeutil import timestamp_from_datetime
+from cqvx.transport.http import HttpResponse
 from cqvx.transport.ratelimit import RateLimiterRegistry, TokenBucket, limiters
 from cqvx.transport.ws import Backoff
 from cqvx.types import AlgoParams, OrderFilter, Stream
@@ -71,12 +71,13 @@ from cqvx.venues.prime.executions import PrimeExecutionStream
 from cqvx.venues.prime.feed import PrimeFeed
 from cqvx.venues.prime.rfq import _Rfq
 from cqvx.venues.prime.stream import PrimeBookStream
+from cqvx.venues.rest import AMBIGUOUS, RestVenue
 
 __all__ = ["PrimeClient"]
 
 VENUE = ep.VENUE
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-_PAGED = TypeVar("_PAGED", m.OrdersPage, m.FillsPage, m.ProductsPage)
+_PAGED = TypeVar("_PAGED", m.OrdersPage, m.FillsPage, m.ProductsPage, m.CandlesPage)
 _STATUS_NAMES: dict[int, tuple[str, ...]] = {
     order_pb2.ORDER_STATUS_OPEN: ("OPEN",),
     order_pb2.ORDER_STATUS_PARTIALLY_FILLED: ("OPEN",),
@@ -88,7 +89,7 @@ _STATUS_NAMES: dict[int, tuple[str, ...]] = {
 }
 
 
-class PrimeClient(_Rfq):
+class PrimeClient(_Rfq, RestVenue):
     """Coinbase Prime over REST; returns cqc messages, raises the cqvx taxonomy."""
 
     def __init__(
@@ -101,13 +102,23 @@ class PrimeClient(_Rfq):
         rate_limiters: RateLimiterRegistry | None = None,
     ) -> None:
         self.config = cfg = config or PrimeConfig()
-        self._clock = clock
-        self._signer: HmacSigner | None = None
+        signer: HmacSigner | None = None
         if cfg.has_credentials:
             assert cfg.signing_key is not None and cfg.passphrase is not None
-            self._signer = HmacSigner(
+            signer = HmacSigner(
                 COINBASE_PRIME, cfg.access_key, cfg.signing_key, passphrase=cfg.passphrase, clock=clock
             )
+        super().__init__(
+            VENUE,
+            cfg,
+            signer=signer,
+            error_mapper=http_error_mapper,
+            needs="access_key, passphrase, signing_key, portfolio_id",
+            clock=clock,
+            registry=registry,
+            session=session,
+        )
+        self._hmac = signer
         shared = limiters if rate_limiters is None else rate_limiters
         self._ip_bucket: TokenBucket = shared.get(
             VENUE,
@@ -124,98 +135,59 @@ class PrimeClient(_Rfq):
             identity=cfg.portfolio_id,
             registry=registry,
         )
-        self._http = HttpTransport(
-            cfg.rest_url,
-            venue=VENUE,
-            signer=self._signer,
-            timeout=cfg.timeout_s,
-            retry=RetryPolicy(retries=cfg.retries, base_delay=cfg.retry_base_delay_s),
-            error_mapper=http_error_mapper,
-            registry=registry,
-            session=session,
-        )
         self._quotes: OrderedDict[str, Any] = OrderedDict()
         self._streams: set[PrimeFeed] = set()
-        self._last_error = ""
-        self._closed = False
-
-    @property
-    def venue(self) -> str:
-        return VENUE
 
     @property
     def portfolio_id(self) -> str:
         return self.config.portfolio_id
 
-    def __repr__(self) -> str:
-        return f"PrimeClient(rest={self.config.rest_url!r}, key=***)"
-
     # --- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _close_streams(self) -> None:
         for stream in list(self._streams):
             await stream.aclose()
         self._streams.clear()
-        await self._http.close()
 
     def capabilities(self) -> frozenset[int]:
-        return capabilities_of(self)
+        # Candles come over REST only: Prime's WebSocket has no candles channel.
+        return capabilities_of(self) - {venue_pb2.CAPABILITY_CANDLE_STREAM}
 
     def algo_strategies(self) -> frozenset[str]:
         return ep.ALGO_STRATEGIES
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock() / 1e9, tz=UTC)
-
-    def _need_auth(self) -> None:
-        if self._signer is None:
-            raise InvalidRequest(
-                "Prime calls need credentials (access_key, passphrase, signing_key, portfolio_id)",
-                venue=VENUE,
-            )
-
     def _limits(self) -> tuple[tuple[TokenBucket, float], ...]:
         return ((self._ip_bucket, 1.0), (self._portfolio_bucket, 1.0))
 
     async def _get(self, path: str, route: str, params: Any = None) -> HttpResponse:
-        self._need_auth()
-        return await self._http.get(path, route=route, params=params, headers=_JSON, limits=self._limits())
+        return await self._send_get(path, route, params, self._limits(), _JSON)
 
     async def _post(
         self, path: str, route: str, body: dict[str, Any], *, idempotent: bool = False
     ) -> HttpResponse:
-        self._need_auth()
         # Encoded once: these exact bytes are signed and sent (venues.md §7).
-        return await self._http.post(
-            path,
-            route=route,
-            body=ep.encode(body),
-            headers=_JSON,
-            idempotent=idempotent,
-            limits=self._limits(),
+        return await self._send_post(
+            path, route, ep.encode(body), self._limits(), idempotent=idempotent, headers=_JSON
         )
 
     async def _pages(
-        self, path: str, route: str, type_: type[_PAGED], params: Sequence[tuple[str, str]] = ()
+        self,
+        path: str,
+        route: str,
+        type_: type[_PAGED],
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        sized: bool = True,
     ) -> AsyncIterator[_PAGED]:
-        """Every page of a cursor-paginated list (``pagination.has_next`` / ``next_cursor``)."""
+        """Every page of a cursor-paginated list (``pagination.has_next`` / ``next_cursor``);
+        ``sized=False`` where the endpoint documents no ``limit``."""
         cursor = ""
         seen: set[str] = set()
+        size = self.config.page_size if sized else 0
         while True:
-            resp = await self._get(path, route, ep.page_params(cursor, self.config.page_size, params))
+            resp = await self._get(path, route, ep.page_params(cursor, size, params))
             page = parse.decode(resp.body, type_)
             yield page
             if not page.pagination.has_next:
@@ -270,15 +242,8 @@ class PrimeClient(_Rfq):
             if found is not None and not dup.order_id:
                 dup.order_id = found.order_id
             raise
-        except (Timeout, Unavailable, ParseError) as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            found = await self._lookup_quietly(coid)
-            if found is None:
-                raise Timeout(
-                    f"create of {coid} unresolved ({type(exc).__name__}); look it up by client order id",
-                    venue=VENUE,
-                    retry_safe=False,
-                ) from None
+        except AMBIGUOUS as exc:
+            found = await self._resolve(exc, lambda: self._find_client_order_id(coid), f"create of {coid}")
             return parse.report_of(found)
         if not order_id:
             raise ParseError("create order answered without an order id", venue=VENUE)
@@ -404,22 +369,47 @@ class PrimeClient(_Rfq):
         wanted = set(symbols)
         return [i for i in found if i.symbol in wanted]
 
-    # --- market data (WebSocket l2_data) ---------------------------------------------------------
+    # --- market data (REST candles, WebSocket l2_data) --------------------------------------------
+
+    async def get_candles(
+        self,
+        symbol: str,
+        interval: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[candle_pb2.Candle]:
+        """Candles of ``symbol`` (``GET .../candles``, beta), oldest first; every page; the newest
+        ``limit`` when given."""
+        if limit is not None and limit <= 0:
+            raise InvalidRequest("limit: must be positive", venue=VENUE)
+        params = ep.candle_params(symbol, interval, start, end)
+        items: list[m.Candle] = []
+        async for page in self._pages(
+            self._path("/candles"), ep.R_CANDLES, m.CandlesPage, params, sized=False
+        ):
+            items.extend(page.candles)
+        out = parse.candles(items, symbol, interval, self._now())
+        return out[-limit:] if limit else out
+
+    def subscribe_candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
+        raise UnsupportedOperation("Prime's WebSocket has no candles channel", venue=VENUE)
+
+    # --- order books (WebSocket l2_data) ----------------------------------------------------------
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         """Top-``depth`` snapshots of the local l2_data book (resynced on gaps and reconnects)."""
         return self._book_stream(symbol, depth).sub
 
     def _book_stream(self, symbol: str, depth: int) -> PrimeBookStream:
-        if self._signer is None:
-            self._need_auth()
-        assert self._signer is not None
+        self._need_auth()
+        assert self._hmac is not None
         cfg = self.config
         stream = PrimeBookStream(
             cfg,
             ep.check_id(symbol, "product id"),
             depth,
-            timestamp=self._signer.timestamp,
+            timestamp=self._hmac.timestamp,
             heartbeat_timeout=cfg.ws_heartbeat_timeout_s,
             backoff=Backoff(cfg.ws_reconnect_initial_s, cfg.ws_reconnect_max_s),
         )
@@ -448,11 +438,11 @@ class PrimeClient(_Rfq):
         """Order updates and fills of the portfolio from the ``orders`` channel (fills once each;
         RFQ orders never appear there)."""
         self._need_auth()
-        assert self._signer is not None
+        assert self._hmac is not None
         cfg = self.config
         stream = PrimeExecutionStream(
             cfg,
-            timestamp=self._signer.timestamp,
+            timestamp=self._hmac.timestamp,
             fetch=self._get_by_id,
             symbols=symbols,
             heartbeat_timeout=cfg.ws_heartbeat_timeout_s,
@@ -467,22 +457,8 @@ class PrimeClient(_Rfq):
 
     # --- health -----------------------------------------------------------------------------------
 
-    async def health(self) -> venue_pb2.VenueHealth:
-        start = time.perf_counter()
-        try:
-            await self.get_portfolio()
-        except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            return venue_pb2.VenueHealth(
-                venue=VENUE, reachable=False, last_error=self._last_error, checked_at=timestamp_now()
-            )
-        return venue_pb2.VenueHealth(
-            venue=VENUE,
-            reachable=True,
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            last_error=self._last_error,
-            checked_at=timestamp_now(),
-        )
+    async def _probe(self) -> None:
+        await self.get_portfolio()
 
 
 def _accepted(body: dict[str, Any], order_id: str, now: datetime) -> order_pb2.Order:

@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from cqc.markets.v1 import candle_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, dec_str
@@ -32,6 +33,7 @@ from cqvx.types import AlgoParams
 
 __all__ = [
     "ALGO_STRATEGIES",
+    "GRANULARITY",
     "PORTFOLIOS",
     "VENUE",
     "build_accept",
@@ -62,8 +64,24 @@ R_BALANCES = R_PORTFOLIO + "/balances"
 R_PRODUCTS = R_PORTFOLIO + "/products"
 R_RFQ = R_PORTFOLIO + "/rfq"
 R_ACCEPT = R_PORTFOLIO + "/accept_quote"
+R_CANDLES = R_PORTFOLIO + "/candles"
 
 ALGO_STRATEGIES = frozenset({"TWAP", "VWAP"})
+
+# cqc CandleInterval -> Prime ``granularity``, spelled exactly as the Get Public Product Candles (Beta)
+# page lists them (plural and singular forms mixed, as documented):
+# https://docs.cdp.coinbase.com/api-reference/prime-api/rest-api/products/get-public-product-candles-beta
+GRANULARITY: dict[int, str] = {
+    candle_pb2.CANDLE_INTERVAL_1MIN: "ONE_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_5MIN: "FIVE_MINUTES",
+    candle_pb2.CANDLE_INTERVAL_15MIN: "FIFTEEN_MINUTES",
+    candle_pb2.CANDLE_INTERVAL_30MIN: "THIRTY_MINUTE",
+    candle_pb2.CANDLE_INTERVAL_1HOUR: "ONE_HOUR",
+    candle_pb2.CANDLE_INTERVAL_2HOUR: "TWO_HOUR",
+    candle_pb2.CANDLE_INTERVAL_4HOUR: "FOUR_HOUR",
+    candle_pb2.CANDLE_INTERVAL_6HOUR: "SIX_HOURS",
+    candle_pb2.CANDLE_INTERVAL_1DAY: "ONE_DAY",
+}
 
 _SIDES: dict[int, str] = {order_pb2.ORDER_SIDE_BUY: "BUY", order_pb2.ORDER_SIDE_SELL: "SELL"}
 _TIF: dict[int, str] = {
@@ -260,8 +278,10 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def page_params(cursor: str, limit: int, extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The page query: ``limit`` only where the endpoint documents one (``limit=0``: none)."""
     out = list(extra)
-    out.append(("limit", str(limit)))
+    if limit:
+        out.append(("limit", str(limit)))
     if cursor:
         out.append(("cursor", cursor))
     return out
@@ -277,4 +297,19 @@ def history_params(
     out.extend(("order_statuses", s) for s in statuses)
     if product_id:
         out.append(("product_ids", product_id))
+    return out
+
+
+def candle_params(
+    symbol: str, interval: int, start: datetime | None, end: datetime | None
+) -> list[tuple[str, str]]:
+    """``GET .../candles``: ``product_id`` and ``granularity`` are required, the window optional."""
+    name = GRANULARITY.get(interval)
+    if name is None:
+        raise InvalidRequest(f"interval: candle interval {interval} is not offered by Prime", venue=VENUE)
+    out = [("product_id", check_id(symbol, "product id")), ("granularity", name)]
+    if start is not None:
+        out.append(("start_time", rfc3339(start)))
+    if end is not None:
+        out.append(("end_time", rfc3339(end)))
     return out

@@ -127,6 +127,21 @@ class ProductsPage(msgspec.Struct):
     pagination: Pagination
 
 
+class Candle(msgspec.Struct):
+    # Get Public Product Candles (Beta): every field a string; ``timestamp`` is RFC 3339.
+    timestamp: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+
+
+class CandlesPage(msgspec.Struct):
+    candles: list[Candle]
+    pagination: Pagination
+
+
 class Portfolio(msgspec.Struct):
     id: str
     name: str

@@ -23,11 +23,11 @@ from typing import TypeVar
 
 import msgspec
 
-from cqc.markets.v1 import instrument_pb2
+from cqc.markets.v1 import candle_pb2, instrument_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, rfq_pb2
 from cqvx.errors import ParseError
 from cqvx.num import dec, dec_str
-from cqvx.timeutil import timestamp_from_datetime
+from cqvx.timeutil import CANDLE_SECONDS, timestamp_from_datetime
 from cqvx.types import report_from_order
 from cqvx.venues.prime import models as m
 from cqvx.venues.prime.endpoints import VENUE
@@ -35,6 +35,7 @@ from cqvx.venues.prime.endpoints import VENUE
 __all__ = [
     "OrderPreview",
     "balances",
+    "candles",
     "decode",
     "fill_report",
     "instruments",
@@ -351,3 +352,35 @@ def quote_of(
     quote.created_at.CopyFrom(timestamp_from_datetime(created))
     quote.expires_at.CopyFrom(timestamp_from_datetime(expires))
     return quote, expires
+
+
+def candles(items: list[m.Candle], symbol: str, interval: int, now: datetime) -> list[candle_pb2.Candle]:
+    """Prime candles -> cqc candles, oldest first, one per bucket.
+
+    The docs call the bucket's time ``timestamp`` without saying which end of the bucket it is; it is
+    read as the bucket's start, as every other Coinbase candle API defines its time (``start`` on
+    Advanced Trade, ``time`` = bucket start on Exchange).  A bucket twice is a ParseError.
+    """
+    width = CANDLE_SECONDS[interval]
+    out: dict[int, candle_pb2.Candle] = {}
+    for c in items:
+        start = parse_time(c.timestamp, "candle timestamp")
+        seconds = int(start.timestamp())
+        if seconds in out:
+            raise ParseError(f"candle {c.timestamp[:40]!r} twice", venue=VENUE)
+        candle = candle_pb2.Candle(
+            venue=VENUE,
+            symbol=symbol,
+            interval=candle_pb2.CandleInterval.ValueType(interval),
+            open=dec_str(_need(c.open, "candle open")),
+            high=dec_str(_need(c.high, "candle high")),
+            low=dec_str(_need(c.low, "candle low")),
+            close=dec_str(_need(c.close, "candle close")),
+            volume=dec_str(_need(c.volume, "candle volume")),
+            is_closed=seconds + width <= now.timestamp(),
+        )
+        candle.open_time.CopyFrom(timestamp_from_datetime(start))
+        candle.close_time.seconds = seconds + width
+        candle.close_time.nanos = candle.open_time.nanos
+        out[seconds] = candle
+    return [out[k] for k in sorted(out)]

@@ -4,9 +4,9 @@ same :class:`~cqvx.client.SupportsRfq` capability FalconX implements.
 Prime facts (RFQ concept page; venues.md §2.3 and §11, which wins):
 
 * ``POST .../rfq`` creates a one-sided quote: side BUY or SELL, quantity in BASE units only ("quote
-  units are not yet supported"), a limit price that must be marketable (required: pass
-  ``limit_price=``).  The reply is ``quote_id``, ``expiration_time``, ``best_price``, ... .  Quotes are
-  held at most ~2.5 s.
+  units are not yet supported"), a limit price that must be marketable (required: the request's
+  ``QuoteRequest.limit_price``, so it crosses the connector like every other field).  The reply is
+  ``quote_id``, ``expiration_time``, ``best_price``, ... .  Quotes are held at most ~2.5 s.
 * ``POST .../accept_quote`` ``{product_id, side, client_order_id, quote_id}`` -> ``{"order_id"}``.
   Prime has no quote lookup endpoint, so only quotes this client requested can be accepted.
 * RFQ orders do not appear on the WebSocket ``orders`` channel: they are followed over REST.
@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cqc.venues.v1 import order_pb2, rfq_pb2
 from cqvx.errors import (
     InvalidRequest,
     OrderRejected,
     ParseError,
-    Timeout,
-    Unavailable,
     UnsupportedOperation,
     VenueError,
-    redact,
 )
 from cqvx.types import QuoteExecution
 from cqvx.venues.prime import endpoints as ep
@@ -43,12 +40,13 @@ from cqvx.venues.prime import models as m
 from cqvx.venues.prime import parse
 from cqvx.venues.prime.config import PrimeConfig
 from cqvx.venues.prime.errors import QUOTE_EXPIRED
+from cqvx.venues.rest import AMBIGUOUS
 
 if TYPE_CHECKING:
     from cqvx.transport.http import HttpResponse
 
 VENUE = ep.VENUE
-_AMBIGUOUS = (Timeout, Unavailable, ParseError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +58,6 @@ class _Held:
 class _Rfq:
     config: PrimeConfig
     _quotes: OrderedDict[str, Any]
-    _last_error: str
 
     if TYPE_CHECKING:
 
@@ -72,16 +69,18 @@ class _Rfq:
 
         def _now(self) -> datetime: ...
 
-        async def _lookup_quietly(self, coid: str) -> order_pb2.Order | None: ...
+        async def _find_client_order_id(self, coid: str, symbol: str = "") -> order_pb2.Order | None: ...
+
+        async def _resolve(
+            self, exc: VenueError, lookup: Callable[[], Awaitable[T | None]], what: str
+        ) -> T: ...
 
         async def _get_by_id(self, order_id: str) -> order_pb2.Order: ...
 
-    async def request_quote(
-        self, request: rfq_pb2.QuoteRequest, *, limit_price: Decimal | str | None = None
-    ) -> rfq_pb2.Quote:
-        """A one-sided quote for a base quantity; ``limit_price`` (marketable) is required by Prime."""
-        if limit_price is None:
-            raise InvalidRequest("Prime RFQ needs limit_price (a marketable limit)", venue=VENUE)
+    async def request_quote(self, request: rfq_pb2.QuoteRequest) -> rfq_pb2.Quote:
+        """A one-sided quote for a base quantity; Prime requires ``request.limit_price`` (marketable)."""
+        if not request.limit_price:
+            raise InvalidRequest("limit_price: required by Prime RFQ (a marketable limit)", venue=VENUE)
         base = request.symbol.partition("-")[0]
         if request.quantity_asset and request.quantity_asset != base:
             raise UnsupportedOperation("Prime RFQ quantities are in base units only", venue=VENUE)
@@ -90,7 +89,7 @@ class _Rfq:
             request.symbol,
             request.side,
             request.quantity,
-            limit_price=str(limit_price),
+            limit_price=request.limit_price,
             client_quote_id=coid,
             portfolio_id=self.config.portfolio_id,
         )
@@ -134,15 +133,10 @@ class _Rfq:
             order_id = parse.decode(resp.body, m.AcceptQuoteResponse).order_id
             if not order_id:
                 raise ParseError("accept_quote answered without an order id", venue=VENUE)
-        except _AMBIGUOUS as exc:
-            self._last_error = str(redact(str(exc)))[:200]
-            order = await self._lookup_quietly(coid)
-            if order is None:
-                raise Timeout(
-                    f"accept of quote {quote_id} unresolved ({type(exc).__name__}); look up {coid}",
-                    venue=VENUE,
-                    retry_safe=False,
-                ) from None
+        except AMBIGUOUS as exc:
+            order = await self._resolve(
+                exc, lambda: self._find_client_order_id(coid), f"accept of quote {quote_id} ({coid})"
+            )
         else:
             try:
                 order = await self._get_by_id(order_id)
