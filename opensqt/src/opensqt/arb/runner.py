@@ -33,7 +33,15 @@ from opensqt.arb.config import ArbConfig
 from opensqt.arb.monitor import FundingMonitor
 from opensqt.arb.sizing import LegRules
 from opensqt.arb.status import ArbMetrics, PairState
-from opensqt.arb.workflows import ArbContext, entry_id, entry_workflow, exit_id, exit_workflow, register
+from opensqt.arb.workflows import (
+    ArbContext,
+    entry_id,
+    entry_workflow,
+    epoch_workflow,
+    exit_id,
+    exit_workflow,
+    register,
+)
 
 __all__ = ["ArbRunner", "load_rules"]
 
@@ -88,6 +96,7 @@ class ArbRunner:
         )
         self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
         self.context: ArbContext | None = None
+        self.epoch = ""
         self._stop = asyncio.Event()
 
     # ------------------------------------------------------------------------------ start-up
@@ -102,6 +111,10 @@ class ArbRunner:
 
     async def recover(self) -> None:
         """Rebuild every pair from the workflows DBOS recorded (waiting for unfinished ones)."""
+        epoch = await self._run(f"arb-epoch:{self.account}", epoch_workflow, None)
+        if not isinstance(epoch, str):
+            raise RuntimeError("arb: the id epoch workflow failed")
+        self.epoch = epoch
         for st in self.pairs.values():
             await self._recover_pair(st)
             self._show(st)
@@ -245,6 +258,7 @@ class ArbRunner:
             "perp": st.perp,
             "direction": direction,
             "notional": str(self.config.notional),
+            "epoch": self.epoch,
         }
         st.state = "entering"
         self._show(st)
@@ -266,7 +280,7 @@ class ArbRunner:
         log.info("arb exit", workflow=xid, reason=why)
         position = {
             k: st.position[k]
-            for k in ("spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
+            for k in ("epoch", "spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
         }
         result = await self._run(xid, exit_workflow, {**position, "id": xid})
         if result is None:
@@ -286,11 +300,14 @@ class ArbRunner:
         except VenueError as exc:
             log.warning("arb: position read failed", pair=st.spot, error=str(exc))
 
-    async def _run(self, wid: str, func: Any, arg: dict[str, Any]) -> dict[str, Any] | None:
+    async def _run(self, wid: str, func: Any, arg: dict[str, Any] | None) -> Any:
         with SetWorkflowID(wid):
-            handle = await DBOS.start_workflow_async(func, self.account, arg)
+            if arg is None:
+                handle = await DBOS.start_workflow_async(func, self.account)
+            else:
+                handle = await DBOS.start_workflow_async(func, self.account, arg)
         try:
-            out: dict[str, Any] = await handle.get_result()
+            out = await handle.get_result()
         except Exception as exc:
             log.error("arb workflow failed", workflow=wid, error=str(exc))
             return None

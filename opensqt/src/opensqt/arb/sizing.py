@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -42,13 +43,19 @@ class LegRules:
 
     @property
     def step(self) -> Decimal:
-        """The smallest base quantity that is a whole number of lots AND of contracts."""
+        """The smallest base quantity that is a whole number of lots AND of contracts.
+
+        ``lot`` is in base units (cqc ``Instrument.lot_size``).  A contract size of 1 is the linear
+        venues' "quantity is base" (the simulator, USDT-margined perps quoting base lots): the lot alone
+        rules.  Otherwise the step is the least common multiple of lot and contract size, so a quantity
+        is never a fraction of a contract even where the venue's lot is finer."""
         lot, size = self.lot, self.contract_size
-        if lot % size == 0:
+        if size == 1:
             return lot
-        if size % lot == 0:
-            return size
-        return lot * size
+        exp = max(-lot.as_tuple().exponent, -size.as_tuple().exponent, 0)  # type: ignore[operator]
+        scale = Decimal(10) ** exp
+        a, b = int(lot * scale), int(size * scale)
+        return Decimal(a * b // math.gcd(a, b)) / scale
 
     def tradable(self, quantity: Decimal, price: Decimal) -> bool:
         """May ``quantity`` base units be sent at ``price``?"""

@@ -7,8 +7,11 @@ Rules:
   attempts of one position).  Starting an id again joins the first run; a killed process's unfinished
   workflows are resumed by ``DBOS.launch()`` (same set-up as the fleet's, :mod:`opensqt.engine.workflows`).
 * Every order is one step keyed by a deterministic client order id (:func:`opensqt.arb.legs.leg_id`:
-  workflow id + leg name + attempt); the step looks the id up before placing (:func:`execute_leg`), so a
-  step DBOS re-runs after a crash never places twice.  Quantities are decided in their own recorded steps.
+  epoch + workflow id + leg name + attempt); the epoch is a random token recorded once per system
+  database (:func:`epoch_workflow`), so a fresh database never reuses an id an earlier one sent to the
+  same venue (the venue would answer "duplicate" with the OLD order); the step looks the id up before
+  placing (:func:`execute_leg`), so a step DBOS re-runs after a crash never places twice.  Quantities
+  are decided in their own recorded steps.
 * Entry, ``positive`` (collect a positive rate): BUY spot, then SELL perp sized from the spot leg's
   EXECUTED quantity (net of a fee charged in base), floored (:func:`hedge_quantity`).  ``negative``
   (collect a negative rate): SELL spot from existing inventory (at most ``spot_inventory`` and the free
@@ -26,6 +29,7 @@ Rules:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -41,7 +45,16 @@ from opensqt.arb.legs import BUY, SELL, LegOrder, LegResult, execute_leg, leg_id
 from opensqt.arb.sizing import LegRules, hedge_quantity, spot_quantity, unhedged_spot
 from opensqt.engine.executor import OrderExecutor
 
-__all__ = ["ArbContext", "entry_id", "entry_workflow", "exit_id", "exit_workflow", "register", "unregister"]
+__all__ = [
+    "ArbContext",
+    "entry_id",
+    "entry_workflow",
+    "epoch_workflow",
+    "exit_id",
+    "exit_workflow",
+    "register",
+    "unregister",
+]
 
 log = structlog.get_logger("opensqt.arb.workflows")
 
@@ -87,6 +100,11 @@ def exit_id(account: str, spot: str, seq: int, attempt: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ steps
+
+
+@DBOS.step()
+async def _new_epoch() -> str:
+    return secrets.token_hex(6)
 
 
 @DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=0.5)
@@ -184,16 +202,26 @@ def _flow(results: list[dict[str, Any]], quote: str) -> Decimal:
 
 
 @DBOS.workflow()
+async def epoch_workflow(account: str) -> str:
+    """The account's id epoch: started under the fixed id ``arb-epoch:<account>``, so it runs once per
+    system database and every later start returns the recorded token."""
+    return await _new_epoch()
+
+
+@DBOS.workflow()
 async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]:
     ctx = _ctx(account)
     wid, spot, perp, direction = intent["id"], intent["spot"], intent["perp"], intent["direction"]
+    key = f"{intent['epoch']}|{wid}"
     base, quote = parse_symbol(spot).base, parse_symbol(spot).quote
     spot_side, perp_side = (BUY, SELL) if direction == "positive" else (SELL, BUY)
-    out: dict[str, Any] = {"id": wid, "spot": spot, "perp": perp, "direction": direction, "legs": []}
+    out: dict[str, Any] = {
+        "id": wid, "epoch": intent["epoch"], "spot": spot, "perp": perp, "direction": direction, "legs": [],
+    }  # fmt: skip
     qty = dec(await _plan_spot(account, spot, direction, intent["notional"]))
     if qty <= 0:
         return {**out, "status": "flat", "reason": "nothing to trade (size or inventory is zero)"}
-    cid = leg_id(wid, "spot", 0, spot_side)
+    cid = leg_id(key, "spot", 0, spot_side)
     first = LegResult.from_json(
         await _leg(account, spot, spot_side, quantity=dec_str(qty), cid=cid, reduce_only=False)
     )
@@ -206,13 +234,13 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
     target = hedge_quantity(held, ctx.rules[perp])
     hedged, perp_results = ZERO, list[dict[str, Any]]()
     if ctx.rules[perp].tradable(target, first.average_price or Decimal(1)):
-        hedged, perp_results = await _fill(account, wid, "perp", symbol=perp, side=perp_side, quantity=target)
+        hedged, perp_results = await _fill(account, key, "perp", symbol=perp, side=perp_side, quantity=target)
     out["legs"].extend(perp_results)
     rest = unhedged_spot(held, hedged, ctx.rules[spot])
     unwound, unwinds = ZERO, list[dict[str, Any]]()
     if rest > 0:
         back = SELL if spot_side == BUY else BUY
-        unwound, unwinds = await _fill(account, wid, "unwind", symbol=spot, side=back, quantity=rest)
+        unwound, unwinds = await _fill(account, key, "unwind", symbol=spot, side=back, quantity=rest)
         out["legs"].extend(unwinds)
     spot_qty = held - unwound
     baseline = await _perp_realized(account, perp) if hedged > 0 else "0"
@@ -234,8 +262,9 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
 
 @DBOS.workflow()
 async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any]:
-    """Close ``position`` (``{id, spot, perp, direction, spot_qty, perp_qty, baseline_realized}``)."""
+    """Close ``position`` (``{id, epoch, spot, perp, direction, spot_qty, perp_qty, baseline_realized}``)."""
     wid, spot, perp = position["id"], position["spot"], position["perp"]
+    key = f"{position['epoch']}|{wid}"
     quote = parse_symbol(spot).quote
     positive = position["direction"] == "positive"
     perp_qty, spot_qty = dec(position["perp_qty"]), dec(position["spot_qty"])
@@ -245,7 +274,7 @@ async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any
     if perp_qty > 0:
         closed, perp_results = await _fill(
             account,
-            wid,
+            key,
             "close-perp",
             symbol=perp,
             side=BUY if positive else SELL,
@@ -257,7 +286,7 @@ async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any
     spot_done, spot_results = ZERO, list[dict[str, Any]]()
     if spot_target > 0:
         spot_done, spot_results = await _fill(
-            account, wid, "close-spot", symbol=spot, side=SELL if positive else BUY, quantity=spot_target
+            account, key, "close-spot", symbol=spot, side=SELL if positive else BUY, quantity=spot_target
         )
     legs = perp_results + spot_results
     spot_left = spot_qty - spot_done
