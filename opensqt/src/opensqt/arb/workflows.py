@@ -167,8 +167,8 @@ def _held(result: LegResult, base: str) -> Decimal:
 async def _fill(
     account: str, wid: str, leg: str, *, symbol: str, side: int, quantity: Decimal, reduce_only: bool = False
 ) -> tuple[Decimal, list[dict[str, Any]]]:
-    """Send ``quantity`` as IOC attempts until it executed or ``leg_attempts`` are spent; returns the
-    total executed and every attempt's result."""
+    """Send ``quantity`` as IOC attempts until it executed or ``leg_attempts`` are spent (a partly filled
+    IOC is sent again for the rest; a refused one is not); returns the total executed and every result."""
     ctx = _ctx(account)
     rules = ctx.rules[symbol]
     done, results = ZERO, list[dict[str, Any]]()
@@ -180,7 +180,7 @@ async def _fill(
         r = await _leg(account, symbol, side, quantity=dec_str(rest), cid=cid, reduce_only=reduce_only)
         results.append(r)
         done += dec(r["executed"])
-        if r["outcome"] == "rejected" and attempt > 0:
+        if r["outcome"] in ("rejected", "lost"):  # refused or never landed: sending again cannot help
             break
     return done, results
 
