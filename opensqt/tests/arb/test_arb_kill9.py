@@ -28,6 +28,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import pytest
 import sqlalchemy
 
@@ -65,7 +66,7 @@ state:
 http:
   enabled: true
   port: 0
-  live: false
+  live: true
 system:
   log_level: WARNING
 """
@@ -165,7 +166,8 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
                 await asyncio.sleep(rng.uniform(0.0, 2.5))
             await arb.kill()
             assert arb.proc.returncode == -signal.SIGKILL, "\n".join(arb.output[-40:])
-        final = await Arb.spawn(cfg, state, duration=4)
+        final = await Arb.spawn(cfg, state, duration=6)
+        await _observe(await asyncio.wait_for(final.port, timeout=120))
         await asyncio.wait_for(final.proc.wait(), timeout=180)
         await final.reader
         assert final.proc.returncode == 0, "\n".join(final.output[-60:])
@@ -195,6 +197,23 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
     assert spot_net == short, f"half-open: spot {spot_net} vs perp short {short}"
     assert sum(1 for o in history if o.symbol == PERP) >= KILLS // 2, "too little trading to prove anything"
     _audit_workflows(system_database_url(url, state), account)
+
+
+async def _observe(port: int) -> None:
+    """The running process shows its pairs: /status JSON, arb_* metrics, an ``arb`` message on /ws."""
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/status") as r:
+            status = await r.json()
+        assert [p["spot"] for p in status["pairs"]] == [SPOT]
+        assert status["pairs"][0]["state"] in ("flat", "entering", "open", "exiting")
+        async with http.get(f"{base}/metrics") as r:
+            text = await r.text()
+        assert 'arb_position_open{pair="BTC-USDT"}' in text and "arb_entries_total" in text
+        async with http.ws_connect(f"{base}/ws") as ws:
+            msg = await ws.receive_json(timeout=30)
+        assert msg["type"] == "arb" and msg["data"]["symbol"] == SPOT
+        assert set(msg["data"]) >= {"state", "spotQty", "perpQty", "fundingPnL", "apr", "nextFundingTime"}
 
 
 def _audit_workflows(system_url: str, account: str) -> None:
