@@ -153,3 +153,31 @@ async def test_monitor_gates_on_stale_rate_and_price() -> None:
         sim.faults.set_unavailable(False)
         await mon.refresh()
         assert mon.gate("sim", "BTC-USDT") is None
+
+
+async def test_the_runner_places_nothing_on_a_stale_rate() -> None:
+    from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
+    from opensqt.arb.config import ArbConfig
+    from opensqt.arb.runner import ArbRunner
+
+    ticks = iter(range(0, 10_000, 5))  # every clock read is 5 s later: whatever was read is old
+    cfg = ArbConfig(
+        pairs=[PairConfig(spot="BTC-USDT", perp="BTC-USDT-PERP")],
+        notional=D(100),
+        entry_apr=D(0),
+        exit_apr=D(-1),
+        max_rate_age=D(1),
+        max_price_age=D(1),
+    )
+    sim = SimVenue.default(seed=4, speed=5)
+    async with sim:
+        runner = ArbRunner(cfg, sim, "stale", clock=lambda: float(next(ticks)))
+        await runner.prepare()
+        await runner.step()
+        st = runner.pairs["BTC-USDT"]
+        assert st.state == "flat" and st.entries == 0 and "stale" in st.last_block
+        assert (
+            'arb_entry_blocked_total{pair="BTC-USDT",reason="stale_rate"} 1.0'
+            in runner.metrics.text().decode()
+        )
+        assert not await sim.get_orders(OrderFilter(statuses=frozenset(OPEN_STATUSES | TERMINAL_STATUSES)))
