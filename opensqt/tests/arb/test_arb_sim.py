@@ -197,3 +197,21 @@ async def test_a_replayed_entry_places_nothing_and_a_new_runner_recovers_the_pos
             assert fresh.pairs[SPOT].seq == 0 and fresh.epoch == runner.epoch
         finally:
             unregister("acct")
+
+
+async def test_lost_replies_are_looked_up_never_sent_twice(dbos: Path) -> None:
+    sim = _sim(D("0.001"))
+    async with sim:
+        runner = await _runner(sim, _config(), dbos, [])
+        try:
+            sim.faults.ambiguous_next(2)  # both legs act at the venue, and both replies are lost (Timeout)
+            await runner.step()
+            st = runner.pairs[SPOT]
+            assert st.state == "open" and st.compensations == 0, st.history
+            spot_qty, perp_qty = st.quantities()
+            assert spot_qty == perp_qty > 0
+            orders = await sim.get_orders(OrderFilter(statuses=ALL))
+            assert len(orders) == 2, "a leg whose reply was lost was sent again"
+            assert await _position(sim) == -perp_qty
+        finally:
+            unregister("acct")
