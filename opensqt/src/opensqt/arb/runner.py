@@ -7,7 +7,8 @@ Rules:
   account join one run instead of racing.
 * Restart: :meth:`ArbRunner.recover` rebuilds every pair from DBOS's record (the entry and exit
   workflows by id prefix), waiting for any the killed process left unfinished (``DBOS.launch()`` has
-  resumed them).  A workflow that ended in ERROR halts its pair (no new entry) until an operator looks.
+  resumed them).  A workflow that ended in ERROR is resumed once per restart (its steps are idempotent);
+  failing again, it halts its pair (no new entry) until an operator looks.
 * Entry: the monitor's gate passes (rates and prices fresh), the direction is configured and
   ``|apr| >= entry_apr`` in that direction, the cooldown after the last exit is over.
 * Exit: the rate in the position's direction fell below ``exit_apr``, or ``max_hold_seconds`` passed, or
@@ -146,6 +147,11 @@ class ArbRunner:
         status = await handle.get_status()
         if status.status in _UNFINISHED:
             log.info("arb: waiting for a resumed workflow", workflow=wid)
+        elif status.status == "ERROR":
+            # Every step is idempotent (orders are looked up by id before placing), so resuming from the
+            # last recorded step is safe: one more try per restart before the pair stays halted.
+            log.warning("arb: resuming a workflow that ended in error", workflow=wid)
+            handle = await DBOS.resume_workflow_async(wid)
         try:
             out: dict[str, Any] = await handle.get_result()
         except Exception as exc:  # the workflow raised: recorded as ERROR, the pair halts

@@ -38,7 +38,7 @@ import structlog
 from dbos import DBOS
 
 from cqvx.client import SupportsPositions, VenueClient
-from cqvx.num import ZERO, dec, dec_str
+from cqvx.num import ZERO, dec, dec_str, round_quantity
 from cqvx.symbols import parse_symbol
 from opensqt.arb.config import ArbConfig
 from opensqt.arb.legs import BUY, SELL, LegOrder, LegResult, execute_leg, leg_id
@@ -125,7 +125,7 @@ async def _plan_spot(account: str, spot: str, direction: str, notional: str) -> 
             if b.asset == base:
                 free = dec(b.available or "0", "available")
         cap = min(free, ctx.config.spot_inventory or ZERO)
-        qty = min(qty, spot_quantity(cap, Decimal(1), rules)) if cap > 0 else ZERO
+        qty = min(qty, round_quantity(cap, rules.lot))
     return dec_str(qty)
 
 
