@@ -170,7 +170,7 @@ def slots(symbol: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"symbol": symbol, "counts": counts, "slots": out}
 
 
-def arb(  # noqa: PLR0913 - one field per column of the page's table
+def arb(
     *,
     symbol: str,
     perp: str,
