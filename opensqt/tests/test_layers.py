@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "risk": 3,
     "engine": 4,
     "connector": 4,
+    "arb": 5,  # the funding-arbitrage strategy runner: composes engine collaborators (executor, DBOS)
     "ui": 5,
     "app": 6,
     "cli": 7,

@@ -9,7 +9,8 @@ Layers, lowest first; a package may import only packages of a LOWER layer (and i
 2. ``strategy`` (pure grid decisions)
 3. ``risk`` (pure risk rules)
 4. ``engine`` (the grid engine over a cqvx ``VenueClient``); ``connector`` (the gRPC exchange connector)
-5. ``ui`` (terminal view, chart)
+5. ``ui`` (terminal view, chart); ``arb`` (funding-rate arbitrage: reuses the engine's executor and DBOS
+   set-up, docs/arbitrage.md)
 6. ``app`` (the process composition root)
 7. ``cli``
 """

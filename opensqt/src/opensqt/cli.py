@@ -23,7 +23,12 @@ __all__ = ["PLUGINS", "app", "main"]
 app = typer.Typer(name="opensqt", no_args_is_help=True, add_completion=False, help="OpenSQT trading platform")
 
 # Modules that add commands through register(app); a missing module is skipped.
-PLUGINS: tuple[str, ...] = ("opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli")
+PLUGINS: tuple[str, ...] = (
+    "opensqt.connector.cli",
+    "opensqt.live.cli",
+    "opensqt.app.fleet_cli",
+    "opensqt.arb.cli",
+)
 _registered = False
 
 

@@ -10,7 +10,8 @@ Rules (the original page depends on every one of them):
 * ``trade_event``: ``side`` ``buy``/``sell`` in lower case;
 * ``history``: the last 100 one-minute candles, sent to each client on connect;
 * additions of the rewrite (§5.3) kept: ``position`` carries ``realizedPnL`` (the engine's, not a counter),
-  ``risk_status`` ``{symbol, type, severity, message, timestamp}``, and the grid's ``slots``.
+  ``risk_status`` ``{symbol, type, severity, message, timestamp}``, and the grid's ``slots``;
+* ``arb`` (funding arbitrage, docs/arbitrage.md): one object per pair, its position and funding PnL.
 
 Builders take Decimals and ints and return plain JSON-ready dicts; they never see a float.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "TYPES",
     "Candle",
     "account",
+    "arb",
     "candle",
     "envelope",
     "order",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 HISTORY_LIMIT = 100
-TYPES = ("history", "kline", "account", "orders", "trade_event", "position", "risk_status", "slots")
+TYPES = ("history", "kline", "account", "orders", "trade_event", "position", "risk_status", "slots", "arb")
 ORDER_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED", "REJECTED"})
 _SIDES = frozenset({"BUY", "SELL"})
 _JS_SAFE = (1 << 53) - 1  # JSON integers the page's JavaScript reads exactly
@@ -166,3 +168,35 @@ def slots(symbol: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         state = str(r["state"])
         counts[state] = counts.get(state, 0) + 1
     return {"symbol": symbol, "counts": counts, "slots": out}
+
+
+def arb(
+    *,
+    symbol: str,
+    perp: str,
+    state: str,
+    direction: str,
+    spot_qty: Decimal,
+    perp_qty: Decimal,
+    funding_pnl: Decimal,
+    trading_pnl: Decimal,
+    apr: Decimal | None,
+    basis: Decimal | None,
+    next_funding_s: int | None,
+    time_s: int,
+) -> dict[str, Any]:
+    """One pair of the funding arbitrage: ``state`` ``flat``/``entering``/``open``/``exiting``/``halted``."""
+    return {
+        "symbol": symbol,
+        "perp": perp,
+        "state": state,
+        "direction": direction,
+        "spotQty": dec_str(spot_qty),
+        "perpQty": dec_str(perp_qty),
+        "fundingPnL": dec_str(funding_pnl),
+        "tradingPnL": dec_str(trading_pnl),
+        "apr": dec_str(apr) if apr is not None else "",
+        "basis": dec_str(basis) if basis is not None else "",
+        "nextFundingTime": int(next_funding_s or 0),
+        "time": int(time_s),
+    }

@@ -1,0 +1,167 @@
+"""``opensqt arb``: the funding arbitrage as a process (paper on the simulated venue by default).
+
+Start-up order matters: the venue, then the instrument rules and the workflows' context, then
+``DBOS.launch()`` (which resumes what a killed process left unfinished, and those steps need the
+context), then recovery of every pair from DBOS's record, then the HTTP endpoints (``/health``,
+``/status``, ``/metrics``, the live page's ``/ws`` with ``arb`` messages), then the decision loop.
+The process prints ``opensqt: http://HOST:PORT/`` once it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cqvx.client import VenueClient
+from cqvx.errors import VenueError
+from opensqt.arb.config import ArbFile, ConfigError, load_arb_config, paper_arb_config
+
+__all__ = ["open_venue", "register", "run_arb"]
+
+_CALL_DEADLINE = 10.0  # seconds: a remote connector's unary deadline (part of arb.landing_window)
+
+
+async def open_venue(file: ArbFile, *, speed: float = 1.0) -> VenueClient:
+    """The configured venue: ``remote`` dials a connector, any other kind is built in process from the
+    venue registry (the same two paths as the grid's ``app.runner.build_client``, which needs a grid
+    config; the arbitrage sits below ``app`` in the layer map)."""
+    v = file.venue
+    if v.kind == "remote":
+        from cqvx.secrets import MissingSecret
+        from opensqt.connector.auth import load_token
+        from opensqt.connector.remote import RemoteVenue
+
+        root: bytes | None = None
+        if v.tls_root_cert is not None:
+            try:
+                root = v.tls_root_cert.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
+                ) from None
+        try:
+            token = load_token(env=v.token_env or None, file=v.token_file)
+        except MissingSecret as exc:
+            raise ConfigError(f"venue.token: {exc}") from None
+        return await RemoteVenue.connect(
+            v.address, token=token, tls_root_cert=root, tls_server_name=v.tls_server_name or None,
+            timeout=_CALL_DEADLINE,
+        )  # fmt: skip
+    from cqvx.venues.registry import VenueConfigError, registry
+
+    try:
+        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
+    except VenueConfigError as err:
+        raise ConfigError(str(err)) from None
+    return await client.__aenter__()
+
+
+async def run_arb(
+    file: ArbFile, *, state: Path, duration: float | None, speed: float = 1.0, http_port: int | None = None
+) -> dict[str, Any]:
+    """Run the arbitrage until ``duration`` passes or SIGINT/SIGTERM; returns the final status."""
+    from dbos import DBOS
+
+    from opensqt.arb.runner import ArbRunner
+    from opensqt.arb.status import ArbMetrics
+    from opensqt.arb.workflows import unregister
+    from opensqt.engine.workflows import system_database_url
+    from opensqt.live.feed import encode
+    from opensqt.live.http import StatusServer
+    from opensqt.live.hub import Hub, HubLimits
+    from opensqt.live.server import add_live_routes
+
+    state.parent.mkdir(parents=True, exist_ok=True)
+    client = await open_venue(file, speed=speed)
+    account = file.state.account_key(file.venue)
+    latest: dict[str, str] = {}
+    hub = Hub(HubLimits(token=file.http.live_token), on_connect=lambda: list(latest.values()))
+
+    def publish(kind: str, data: dict[str, Any]) -> None:
+        text = encode(kind, data)
+        if latest.get(data["symbol"]) != text:
+            latest[data["symbol"]] = text
+            hub.broadcast(text)
+
+    runner = ArbRunner(file.arb, client, account, metrics=ArbMetrics(), publish=publish)
+    server: StatusServer | None = None
+    launched = False
+    try:
+        await runner.prepare()
+        DBOS(
+            config={
+                "name": "opensqt",
+                "system_database_url": system_database_url(file.state.url, state),
+                "log_level": "WARNING",
+            }
+        )
+        DBOS.launch()
+        launched = True
+        await runner.recover()
+        if file.http.enabled:
+            server = StatusServer(runner.status, runner.metrics.text, lambda: (True, {"arb": "ok"}))
+            if file.http.live:
+                add_live_routes(server.app, hub)
+            port = await server.start(file.http.host, file.http.port if http_port is None else http_port)
+            print(f"opensqt: http://{file.http.host}:{port}/", flush=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, runner.stop)
+        await runner.run(duration)
+        return runner.status()
+    finally:
+        if server is not None:
+            await hub.close_all()
+            await server.stop()
+        if launched:
+            DBOS.destroy(destroy_registry=False)
+        unregister(account)
+        await client.aclose()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def arb(
+        *,
+        config: Annotated[
+            Path | None, typer.Option("--config", "-c", help="YAML config (default: embedded paper config)")
+        ] = None,
+        duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+        state: Annotated[
+            Path, typer.Option(help="state file; DBOS's SQLite system database sits next to it")
+        ] = Path("opensqt-arb.db"),
+        speed: Annotated[float, typer.Option(help="simulated seconds per real second (sim only)")] = 1.0,
+        port: Annotated[int | None, typer.Option(help="HTTP port for /status /metrics /ws (0 = any)")] = None,
+    ) -> None:
+        """Funding-rate arbitrage: spot against perpetual, entry and exit as durable workflows."""
+        from opensqt.observability.logging import configure_logging
+
+        try:
+            file = load_arb_config(config) if config else paper_arb_config()
+        except ConfigError as exc:
+            typer.echo(f"opensqt: {exc}", err=True)
+            raise typer.Exit(2) from None
+        configure_logging(file.system.log_level)
+        started = time.monotonic()
+        try:
+            status = asyncio.run(run_arb(file, state=state, duration=duration, speed=speed, http_port=port))
+        except ConfigError as exc:
+            typer.echo(f"opensqt: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except VenueError as exc:
+            typer.echo(f"opensqt: venue: {exc}", err=True)
+            raise typer.Exit(2) from None
+        for p in status["pairs"]:
+            typer.echo(
+                f"{p['spot']}/{p['perp']}: {p['state']} {p['direction'] or ''} entries {p['entries']}"
+                f" exits {p['exits']} compensations {p['compensations']} funding {p['funding_pnl']}"
+                f" trading {p['trading_pnl']}"
+            )
+        typer.echo(f"ran {time.monotonic() - started:.1f} s")

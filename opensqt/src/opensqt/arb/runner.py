@@ -1,0 +1,347 @@
+"""The strategy runner: watch funding, start entry and exit workflows, keep each pair's state.
+
+Rules:
+
+* One workflow per pair at a time: a pair's loop awaits its workflow before deciding again, and the
+  workflow ids are numbered per pair (:func:`entry_id`, :func:`exit_id`), so two processes on the same
+  account join one run instead of racing.
+* Restart: :meth:`ArbRunner.recover` rebuilds every pair from DBOS's record (the entry and exit
+  workflows by id prefix), waiting for any the killed process left unfinished (``DBOS.launch()`` has
+  resumed them).  A workflow that ended in ERROR is resumed once per restart (its steps are idempotent);
+  failing again, it halts its pair (no new entry) until an operator looks.
+* Entry: the monitor's gate passes (rates and prices fresh), the direction is configured and
+  ``|apr| >= entry_apr`` in that direction, the cooldown after the last exit is over.
+* Exit: the rate in the position's direction fell below ``exit_apr``, or ``max_hold_seconds`` passed, or
+  the entry left an unhedged remainder (close it at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+
+from cqvx.client import SupportsInstruments, SupportsPositions, VenueClient
+from cqvx.errors import InvalidRequest, VenueError
+from cqvx.num import ZERO, dec, dec_or_none
+from opensqt.arb.config import ArbConfig
+from opensqt.arb.monitor import FundingMonitor
+from opensqt.arb.sizing import LegRules
+from opensqt.arb.status import ArbMetrics, PairState
+from opensqt.arb.workflows import (
+    ArbContext,
+    entry_id,
+    entry_workflow,
+    epoch_workflow,
+    exit_id,
+    exit_workflow,
+    register,
+)
+
+__all__ = ["ArbRunner", "load_rules"]
+
+log = structlog.get_logger("opensqt.arb")
+
+_UNFINISHED = ("PENDING", "ENQUEUED")
+
+
+async def load_rules(client: VenueClient, symbols: list[str]) -> dict[str, LegRules]:
+    """Tick, lot, minimums and contract size of each symbol from the venue's instrument list."""
+    if not isinstance(client, SupportsInstruments):
+        raise InvalidRequest(f"venue {client.venue} does not list instruments: lot sizes unknown")
+    found = {i.symbol: i for i in await client.get_instruments(symbols)}
+    out: dict[str, LegRules] = {}
+    for s in symbols:
+        i = found.get(s)
+        if i is None:
+            raise InvalidRequest(f"venue {client.venue} does not list {s}")
+        out[s] = LegRules(
+            tick=dec(i.tick_size, "tick_size"),
+            lot=dec(i.lot_size, "lot_size"),
+            min_quantity=dec_or_none(i.min_quantity, "min_quantity") or ZERO,
+            min_notional=dec_or_none(i.min_notional, "min_notional") or ZERO,
+            contract_size=dec_or_none(i.contract_size, "contract_size") or Decimal(1),
+        )
+    return out
+
+
+class ArbRunner:
+    def __init__(
+        self,
+        config: ArbConfig,
+        client: VenueClient,
+        account: str,
+        *,
+        metrics: ArbMetrics | None = None,
+        publish: Callable[[str, dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.account = account
+        self.metrics = metrics or ArbMetrics()
+        self.publish = publish
+        self.clock = clock
+        self.monitor = FundingMonitor(
+            {client.venue: client},
+            {client.venue: list(config.pairs)},
+            max_rate_age=config.max_rate_age,
+            max_price_age=config.max_price_age,
+            clock=clock,
+        )
+        self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
+        self.context: ArbContext | None = None
+        self.epoch = ""
+        self._stop = asyncio.Event()
+
+    # ------------------------------------------------------------------------------ start-up
+
+    async def prepare(self) -> None:
+        """Read instrument rules and register the workflows' context (before ``DBOS.launch()``, whose
+        recovery runs steps that need it)."""
+        symbols = [s for p in self.config.pairs for s in (p.spot, p.perp)]
+        rules = await load_rules(self.client, symbols)
+        self.context = ArbContext(self.account, self.client, self.config, rules)
+        register(self.context)
+
+    async def recover(self) -> None:
+        """Rebuild every pair from the workflows DBOS recorded (waiting for unfinished ones)."""
+        epoch = await self._run(f"arb-epoch:{self.account}", epoch_workflow, None)
+        if not isinstance(epoch, str):
+            raise RuntimeError("arb: the id epoch workflow failed")
+        self.epoch = epoch
+        for st in self.pairs.values():
+            await self._recover_pair(st)
+            self._show(st)
+
+    async def _recover_pair(self, st: PairState) -> None:
+        prefix = f"arb-entry:{self.account}:{st.spot}:"
+        entries = await DBOS.list_workflows_async(workflow_id_prefix=prefix, load_input=False)
+        seqs = sorted(int(w.workflow_id.rsplit(":", 1)[1]) for w in entries)
+        for seq in seqs:
+            wid = entry_id(self.account, st.spot, seq)
+            result = await self._result(wid)
+            if result is None:
+                st.state, st.halted_reason = "halted", f"{wid} ended in error"
+                return
+            self._entered(st, seq, result)
+            exits = await DBOS.list_workflows_async(
+                workflow_id_prefix=f"arb-exit:{self.account}:{st.spot}:{seq}:", load_input=False
+            )
+            for attempt in sorted(int(w.workflow_id.rsplit(":", 1)[1]) for w in exits):
+                xid = exit_id(self.account, st.spot, seq, attempt)
+                xres = await self._result(xid)
+                if xres is None:
+                    st.state, st.halted_reason = "halted", f"{xid} ended in error"
+                    return
+                self._exited(st, attempt, xres)
+
+    async def _result(self, wid: str) -> dict[str, Any] | None:
+        handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(wid)
+        status = await handle.get_status()
+        if status.status in _UNFINISHED:
+            log.info("arb: waiting for a resumed workflow", workflow=wid)
+        elif status.status == "ERROR":
+            # Every step is idempotent (orders are looked up by id before placing), so resuming from the
+            # last recorded step is safe: one more try per restart before the pair stays halted.
+            log.warning("arb: resuming a workflow that ended in error", workflow=wid)
+            handle = await DBOS.resume_workflow_async(wid)
+        try:
+            out: dict[str, Any] = await handle.get_result()
+        except Exception as exc:  # the workflow raised: recorded as ERROR, the pair halts
+            log.error("arb workflow failed", workflow=wid, error=str(exc))
+            return None
+        return out
+
+    # ------------------------------------------------------------------------------ bookkeeping
+
+    def _entered(self, st: PairState, seq: int, result: dict[str, Any]) -> None:
+        st.entries += 1
+        st.history.append({"entry": seq, "status": result["status"], "reason": result.get("reason", "")})
+        if dec(result.get("compensated", "0")) > 0:
+            st.compensations += 1
+        if result["status"] in ("open", "unhedged"):
+            st.position, st.state, st.exit_try = dict(result), "open", 0
+            st.open_cash, st.open_funding = dec(result["cash"]), ZERO
+            st.opened_at = self.clock()
+            st.seq = seq
+        else:
+            st.trading_pnl += dec(result.get("cash", "0"))
+            st.position, st.state, st.seq = None, "flat", seq + 1
+            st.closed_at = self.clock()
+
+    def _exited(self, st: PairState, attempt: int, result: dict[str, Any]) -> None:
+        st.exits += 1
+        st.exit_try = attempt + 1
+        st.funding_pnl += dec(result["funding"])
+        st.open_cash += dec(result["cash"])
+        st.open_funding = ZERO
+        st.history.append({"exit": st.seq, "try": attempt, "status": result["status"]})
+        if result["status"] == "closed":
+            st.trading_pnl += st.open_cash
+            st.open_cash = ZERO
+            st.position, st.state = None, "flat"
+            st.seq += 1
+            st.closed_at = self.clock()
+        else:
+            assert st.position is not None
+            st.position = {
+                **st.position,
+                "spot_qty": result["spot_qty"],
+                "perp_qty": result["perp_qty"],
+                "baseline_realized": result["baseline_realized"],
+            }
+
+    def _show(self, st: PairState) -> None:
+        view = self.monitor.view(self.client.venue, st.spot)
+        self.metrics.observe(st, view, self.clock())
+        if self.publish is not None:
+            self.publish("arb", st.live(view))
+
+    # ------------------------------------------------------------------------------ decisions
+
+    def _wanted_direction(self, apr: Decimal) -> str | None:
+        want = "positive" if apr > 0 else "negative"
+        if want in self.config.directions and abs(apr) >= self.config.entry_apr:
+            return want
+        return None
+
+    def _should_exit(self, st: PairState, apr: Decimal | None) -> str | None:
+        if st.position is None:
+            return None
+        if st.position["status"] == "unhedged":
+            return "unhedged remainder"
+        hold = self.config.max_hold_seconds
+        if hold is not None and st.opened_at is not None and self.clock() - st.opened_at >= float(hold):
+            return "max hold time"
+        if apr is None:
+            return None
+        collected = apr if st.direction == "positive" else -apr
+        if collected < self.config.exit_apr:
+            return f"rate {collected:.4f}/yr below exit_apr"
+        return None
+
+    async def step(self) -> None:
+        """One decision round over every pair."""
+        await self.monitor.refresh()
+        for st in self.pairs.values():
+            view = self.monitor.view(self.client.venue, st.spot)
+            if st.state == "halted":
+                self._show(st)
+                continue
+            if st.position is not None:
+                await self._track_funding(st)
+                why = self._should_exit(st, view.apr)
+                if why is not None:
+                    await self._exit(st, why)
+            else:
+                await self._maybe_enter(st, view.apr)
+            self._show(st)
+
+    async def _maybe_enter(self, st: PairState, apr: Decimal | None) -> None:
+        if st.closed_at is not None and self.clock() - st.closed_at < float(self.config.cooldown_seconds):
+            return
+        block = self.monitor.gate(self.client.venue, st.spot)
+        if block is not None:
+            kind, st.last_block = block
+            self.metrics.blocked.labels(st.spot, kind).inc()
+            return
+        direction = self._wanted_direction(apr) if apr is not None else None
+        if direction is None:
+            st.last_block = "rate below entry_apr (or its direction is not configured)"
+            return
+        st.last_block = ""
+        wid = entry_id(self.account, st.spot, st.seq)
+        intent = {
+            "id": wid,
+            "spot": st.spot,
+            "perp": st.perp,
+            "direction": direction,
+            "notional": str(self.config.notional),
+            "epoch": self.epoch,
+        }
+        st.state = "entering"
+        self._show(st)
+        log.info("arb entry", workflow=wid, direction=direction, apr=str(apr))
+        result = await self._run(wid, entry_workflow, intent)
+        if result is None:
+            st.state, st.halted_reason = "halted", f"{wid} ended in error"
+            return
+        self._entered(st, st.seq, result)
+        self.metrics.entries.labels(st.spot, direction, result["status"]).inc()
+        if dec(result.get("compensated", "0")) > 0:
+            self.metrics.compensations.labels(st.spot).inc()
+
+    async def _exit(self, st: PairState, why: str) -> None:
+        assert st.position is not None
+        xid = exit_id(self.account, st.spot, st.seq, st.exit_try)
+        st.state = "exiting"
+        self._show(st)
+        log.info("arb exit", workflow=xid, reason=why)
+        position = {
+            k: st.position[k]
+            for k in ("epoch", "spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
+        }
+        result = await self._run(xid, exit_workflow, {**position, "id": xid})
+        if result is None:
+            st.state, st.halted_reason = "halted", f"{xid} ended in error"
+            return
+        self._exited(st, st.exit_try, result)
+        self.metrics.exits.labels(st.spot, result["status"]).inc()
+
+    async def _track_funding(self, st: PairState) -> None:
+        if not isinstance(self.client, SupportsPositions) or st.position is None:
+            return
+        try:
+            for p in await self.client.get_positions([st.perp]):
+                if p.symbol == st.perp:
+                    realized = dec(p.realized_pnl or "0", "realized_pnl")
+                    st.open_funding = realized - dec(st.position["baseline_realized"])
+        except VenueError as exc:
+            log.warning("arb: position read failed", pair=st.spot, error=str(exc))
+
+    async def _run(self, wid: str, func: Any, arg: dict[str, Any] | None) -> Any:
+        with SetWorkflowID(wid):
+            if arg is None:
+                handle = await DBOS.start_workflow_async(func, self.account)
+            else:
+                handle = await DBOS.start_workflow_async(func, self.account, arg)
+        try:
+            out = await handle.get_result()
+        except Exception as exc:
+            log.error("arb workflow failed", workflow=wid, error=str(exc))
+            return None
+        return out
+
+    # ------------------------------------------------------------------------------ loop
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, duration: float | None = None) -> None:
+        deadline = None if duration is None else self.clock() + duration
+        while not self._stop.is_set():
+            if deadline is not None and self.clock() >= deadline:
+                return
+            try:
+                await self.step()
+            except VenueError as exc:  # a read failed: the monitor ages, the next round retries
+                log.warning("arb round failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=float(self.config.poll_interval))
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "account": self.account,
+            "venue": self.client.venue,
+            "pairs": [
+                st.to_json(self.monitor.view(self.client.venue, st.spot), now) for st in self.pairs.values()
+            ],
+        }

@@ -1,0 +1,236 @@
+"""kill -9 the arbitrage between its legs (and at random moments), >= 10 times, on SQLite and PostgreSQL.
+
+The venue outlives the process: the simulated venue (wall clock, 10x, funding every 60 simulated
+seconds) is served by the real connector in this test process; ``opensqt arb`` (venue ``remote``) is a
+subprocess.  Positions cycle fast (``max_hold_seconds``), and ``leg_pause`` widens the gap between the
+spot and the perp leg, so half of the kills land exactly there: the test waits for a NEW spot order at the
+venue and kills at once.  The other half land at a random moment.  A final clean run resumes whatever was
+left unfinished and ends.  Then the audit, at the venue and in DBOS:
+
+* both legs or neither: the spot bought by our orders equals the perpetual short (same lot on both);
+* no client order id twice, every order ours, none left open;
+* every workflow of the account finished (SUCCESS), none pending or failed, at least one compensation-free
+  entry and exit happened.
+
+PostgreSQL FAILS (never skips) when the server is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+import sqlalchemy
+
+from cqc.venues.v1 import order_pb2
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
+from cqvx.venues.sim import SimVenue
+from cqvx.venues.sim.config import InstrumentSpec
+from opensqt.connector.server import ConnectorConfig, ConnectorServer
+from opensqt.engine.workflows import system_database_url
+from opensqt.model.client_ids import is_our_client_order_id
+
+ROOT = Path(__file__).resolve().parents[3]
+SPOT, PERP = "BTC-USDT", "BTC-USDT-PERP"
+KILLS = 10
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ALL = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+
+CONFIG = """
+arb:
+  pairs: [{{spot: BTC-USDT, perp: BTC-USDT-PERP}}]
+  directions: [positive]
+  entry_apr: 0.05
+  exit_apr: 0.0
+  notional: 300
+  poll_interval: 0.1
+  max_hold_seconds: 0.3
+  leg_pause: 0.4
+  landing_window: 15
+venue:
+  kind: remote
+  address: 127.0.0.1:{port}
+state:
+  url: "{url}"
+  account: {account}
+http:
+  enabled: true
+  port: 0
+  live: true
+system:
+  log_level: WARNING
+"""
+
+
+def _sim() -> SimVenue:
+    spot = InstrumentSpec(symbol=SPOT, initial_price=Decimal(60000))
+    perp = InstrumentSpec(
+        symbol=PERP, initial_price=Decimal(60000), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
+        max_leverage=Decimal(50), follows=SPOT, funding_interval_seconds=60,
+        base_funding_rate=Decimal("0.0005"),
+    )  # fmt: skip
+    sim = SimVenue.default(
+        seed=21, speed=10, instruments=(spot, perp), warmup_seconds=0,
+        balances={"USDT": Decimal(1_000_000), "BTC": Decimal(0)},
+    )  # fmt: skip
+    sim.start()
+    return sim
+
+
+class Arb:
+    """One ``opensqt arb`` subprocess and its announced HTTP port."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.output: list[str] = []
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def spawn(cls, cfg: Path, state: Path, duration: float) -> Arb:
+        env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "opensqt.cli", "arb", "--config", str(cfg), "--state", str(state),
+            "--duration", str(duration),
+            cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.output.append(line)
+            if "opensqt: http://" in line and not self.port.done():
+                self.port.set_result(int(line.rsplit(":", 1)[1].split("/")[0]))
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        await self.reader
+
+
+async def _spot_orders(sim: SimVenue) -> int:
+    return len(await sim.get_orders(OrderFilter(symbol=SPOT, statuses=ALL)))
+
+
+async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
+    """Poll the venue (10 ms) until a spot order more than now exists; False on timeout."""
+    seen = await _spot_orders(sim)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await _spot_orders(sim) > seen:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "20")))
+    account = f"arbk9-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "arb.db"
+    url = "" if db == "sqlite" else PG_URL
+    if db == "postgres":
+        try:
+            sqlalchemy.create_engine(PG_URL).connect().close()
+        except sqlalchemy.exc.OperationalError as exc:
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    sim = _sim()
+    server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+    port = await server.start()
+    cfg = tmp_path / "arb.yaml"
+    cfg.write_text(CONFIG.format(port=port, url=url, account=account))
+    between = 0
+    try:
+        for cycle in range(KILLS):
+            arb = await Arb.spawn(cfg, state, duration=120)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(arb.port), timeout=60)
+            if cycle % 2 == 0:  # between the legs: a new spot order landed, its perp leg has not
+                between += await _new_spot_order(sim, timeout=30)
+            else:
+                await asyncio.sleep(rng.uniform(0.0, 2.5))
+            await arb.kill()
+            assert arb.proc.returncode == -signal.SIGKILL, "\n".join(arb.output[-40:])
+        final = await Arb.spawn(cfg, state, duration=6)
+        await _observe(await asyncio.wait_for(final.port, timeout=120))
+        await asyncio.wait_for(final.proc.wait(), timeout=180)
+        await final.reader
+        assert final.proc.returncode == 0, "\n".join(final.output[-60:])
+        history = await sim.get_orders(OrderFilter(statuses=ALL))
+        positions = await sim.get_positions([PERP])
+    finally:
+        await server.stop()
+        await sim.aclose()
+
+    assert between >= KILLS // 2 - 1, f"only {between} kills landed between the legs"
+    cids = [o.client_order_id for o in history]
+    assert len(cids) == len(set(cids)), "a client order id was placed twice"
+    assert all(is_our_client_order_id(c) for c in cids)
+    assert not [o for o in history if o.status in OPEN_STATUSES], "an order of ours left open"
+    spot_net = sum(
+        (Decimal(o.filled_quantity or "0") * (1 if o.side == order_pb2.ORDER_SIDE_BUY else -1))
+        for o in history
+        if o.symbol == SPOT
+    )
+    short = sum(
+        (Decimal(p.quantity or "0") for p in positions if p.symbol == PERP and p.side == 2), Decimal(0)
+    )
+    long = sum(
+        (Decimal(p.quantity or "0") for p in positions if p.symbol == PERP and p.side == 1), Decimal(0)
+    )
+    assert long == 0, "a long perpetual in the positive direction"
+    assert spot_net == short, f"half-open: spot {spot_net} vs perp short {short}"
+    assert sum(1 for o in history if o.symbol == PERP) >= KILLS // 2, "too little trading to prove anything"
+    _audit_workflows(system_database_url(url, state), account)
+
+
+async def _observe(port: int) -> None:
+    """The running process shows its pairs: /status JSON, arb_* metrics, an ``arb`` message on /ws."""
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/status") as r:
+            status = await r.json()
+        assert [p["spot"] for p in status["pairs"]] == [SPOT]
+        assert status["pairs"][0]["state"] in ("flat", "entering", "open", "exiting")
+        async with http.get(f"{base}/metrics") as r:
+            text = await r.text()
+        assert 'arb_position_open{pair="BTC-USDT"}' in text and "arb_entries_total" in text
+        async with http.ws_connect(f"{base}/ws") as ws:
+            msg = await ws.receive_json(timeout=30)
+        assert msg["type"] == "arb" and msg["data"]["symbol"] == SPOT
+        assert set(msg["data"]) >= {"state", "spotQty", "perpQty", "fundingPnL", "apr", "nextFundingTime"}
+
+
+def _audit_workflows(system_url: str, account: str) -> None:
+    sa_url = system_url.replace("postgresql:", "postgresql+psycopg:", 1)
+    engine = sqlalchemy.create_engine(sa_url)
+    schema = "dbos." if engine.dialect.name == "postgresql" else ""
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT workflow_uuid, status FROM {schema}workflow_status WHERE workflow_uuid LIKE {mark}",
+                (f"arb-%:{account}%",),
+            ).all()
+    finally:
+        engine.dispose()
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert {r[1] for r in rows} == {"SUCCESS"}, [r for r in rows if r[1] != "SUCCESS"]
+    assert sum(1 for i in ids if i.startswith("arb-entry:")) >= KILLS // 2
+    assert any(i.startswith("arb-exit:") for i in ids)
