@@ -225,6 +225,9 @@ DuplicateMode = Literal["return_existing", "reject"]
 
 class CoinbaseHarness(FakeServerHooks[FakeCoinbase]):
     supports_stream_gaps = True  # a WebSocket drop gaps every stream on that connection
+    # A product the products table does not list is refused from wait_live (InvalidRequest).
+    supports_stream_refusal = True
+    unknown_symbol = "NOPE-USD"
     venue = "coinbase"
     symbol = "BTC-USD"
     timeout = 5.0

@@ -422,6 +422,7 @@ class CoinbaseStreams:
 
         async def start() -> None:
             try:
+                await self._check_products([k[1] for k in keys if k != _USER and k[1]])
                 c = await self._connection(kind)
                 conn.append(c)
                 if sub.ended:
@@ -443,6 +444,20 @@ class CoinbaseStreams:
         else:
             self._spawn(start())
         return sub
+
+    async def _check_products(self, product_ids: Sequence[str]) -> None:
+        """Refuse a subscription to a product the venue does not list (InvalidRequest from
+        ``wait_live``): the WebSocket answers an unknown product with an error message that does not
+        say which subscription it refuses, so the REST products table decides.  A lookup that fails
+        (network, 5xx) proves nothing: the subscription goes ahead and the reconnect loop heals."""
+        try:
+            await self._client._learn_products(product_ids)
+        except VenueError as exc:
+            _log.warning("coinbase.product_check_failed", error=type(exc).__name__)
+            return
+        unknown = [p for p in product_ids if p not in self._client._to_canon]
+        if unknown:
+            raise InvalidRequest(f"unknown symbol {unknown[0][:40]}: no such Coinbase product", venue=VENUE)
 
     def order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
         product = self._client.product_id(symbol)
