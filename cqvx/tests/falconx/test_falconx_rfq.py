@@ -13,6 +13,7 @@ from cqc.venues.v1 import execution_pb2, order_pb2, rfq_pb2
 from cqvx.client import SupportsRfq
 from cqvx.errors import InsufficientFunds, InvalidRequest, NotFound, OrderRejected, ParseError, Timeout
 from cqvx.testing.fake_falconx import FakeClock, FakeFalconX
+from cqvx.testing.waits import until
 from cqvx.venues.falconx import FalconXClient
 
 from .conftest import make_config
@@ -26,13 +27,6 @@ def _request(
     side: int = order_pb2.ORDER_SIDE_UNSPECIFIED, quantity: str = "0.5", asset: str = ""
 ) -> rfq_pb2.QuoteRequest:
     return rfq_pb2.QuoteRequest(symbol="BTC-USD", side=side, quantity=quantity, quantity_asset=asset)  # type: ignore[arg-type]
-
-
-async def _wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling the fake's state with a deadline
-            await asyncio.sleep(0.005)
 
 
 async def test_client_is_an_rfq_venue(client: FalconXClient) -> None:
@@ -137,7 +131,7 @@ async def test_expiry_race_lost_at_the_venue(
     quote = await client.request_quote(_request())
     fake.hold_execute = asyncio.Event()
     task = asyncio.create_task(client.execute_quote(quote.quote_id, BUY))
-    await _wait_for(lambda: len(fake.requests_to(EXECUTE)) == 1)
+    await until(lambda: len(fake.requests_to(EXECUTE)) == 1)
     clock.advance(fake.quote_ttl + 0.5)
     fake.hold_execute.set()
     with pytest.raises(OrderRejected) as info:
@@ -155,9 +149,9 @@ async def test_expiry_race_won_but_reply_lost(
     clock.advance(fake.quote_ttl - 0.01)
     fake.hold_execute = asyncio.Event()
     task = asyncio.create_task(client.execute_quote(quote.quote_id, BUY))
-    await _wait_for(lambda: len(fake.requests_to(EXECUTE)) == 1)
+    await until(lambda: len(fake.requests_to(EXECUTE)) == 1)
     fake.hold_execute.set()
-    await _wait_for(lambda: quote.quote_id in fake.executions)
+    await until(lambda: quote.quote_id in fake.executions)
     clock.advance(5)
     done = await task
     assert done.quote.status == rfq_pb2.QUOTE_STATUS_EXECUTED and done.quote.executed_side == BUY
@@ -186,7 +180,7 @@ async def test_unprocessed_lost_execute_is_settled_by_expiry(
         fake.fail(EXECUTE, status=503)
     task = asyncio.create_task(client.execute_quote(quote.quote_id, BUY))
     lookup = f"/v1/quotes/{quote.quote_id}"
-    await _wait_for(lambda: len(fake.requests_to(lookup)) >= 1)
+    await until(lambda: len(fake.requests_to(lookup)) >= 1)
     assert not task.done()  # still executable: unresolved, so it keeps looking
     clock.advance(fake.quote_ttl + client.config.expiry_grace_s)
     with pytest.raises(OrderRejected) as info:

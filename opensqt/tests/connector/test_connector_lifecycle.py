@@ -30,6 +30,7 @@ from cqvx.errors import AuthenticationError, Timeout, Unavailable
 from cqvx.secrets import Secret
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
+from cqvx.testing.waits import until
 from opensqt.connector import (
     SERVICE_NAME,
     ConnectorConfig,
@@ -68,13 +69,6 @@ async def _health(address: str, service: str = "") -> int:
         return int(resp.status)
 
 
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        # Polls a remote health service.
-        while not await predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 async def test_server_restart_on_same_port_client_recovers(
     mock: MockVenue, start_server: Any, connect: Any
 ) -> None:
@@ -95,7 +89,7 @@ async def test_server_restart_on_same_port_client_recovers(
     async def retrying() -> bool:
         return stream._pending_gap is not None  # saw the loss, re-subscribing
 
-    await _until(retrying)  # the client is now retrying against a closed port
+    await until(retrying)  # the client is now retrying against a closed port
     second = await start_server(mock, port=port)
     assert second.port == port
     await mock.stream("trades").wait_subscribed()
@@ -134,7 +128,7 @@ async def test_health_not_serving_while_venue_unreachable(start_server: Any, con
         async def down() -> bool:
             return bool(await _health(server.address) == not_serving)
 
-        await _until(down)
+        await until(down)
         assert await _health(server.address, SERVICE_NAME) == not_serving
         assert server.metrics.value("opensqt_connector_venue_up", {"venue": "sim"}) == 0
         remote = await connect(server)
@@ -144,7 +138,7 @@ async def test_health_not_serving_while_venue_unreachable(start_server: Any, con
         async def up() -> bool:
             return bool(await _health(server.address) == serving)
 
-        await _until(up)
+        await until(up)
 
 
 async def test_bad_credentials_fail_start_up(mock: MockVenue) -> None:

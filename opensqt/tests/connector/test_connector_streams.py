@@ -18,6 +18,7 @@ from cqc.services.v1 import venue_gateway_pb2_grpc as gw_grpc
 from cqvx.errors import InvalidRequest, Unavailable
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
+from cqvx.testing.waits import until
 from opensqt.connector import Gap, GapInfo, RemoteVenue, StreamHub, SubscriberOverflow, TopicKey
 
 pytestmark = pytest.mark.timeout(30)
@@ -28,13 +29,6 @@ async def mock() -> AsyncIterator[MockVenue]:
     venue = MockVenue("mock")
     yield venue
     await venue.aclose()
-
-
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        # Polls state owned by grpc/hub internals.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 async def _read(stream: Any, n: int) -> list[Any]:
@@ -136,7 +130,7 @@ async def test_topic_reconnects_with_gap_and_fatal_errors_end_it() -> None:
     hub = StreamHub(retry_initial=0.001, retry_max=0.01)
     key = TopicKey("v", "trades", "X")
     sub: Any = hub.open("trades", [(key, factory)])
-    await _until(lambda: feeds)
+    await until(lambda: feeds)
     feeds[0].queue.put_nowait("a")
     assert await sub.get() == "a"
     feeds[0].queue.put_nowait(Unavailable("socket closed"))
@@ -162,7 +156,7 @@ async def test_ten_clients_share_one_upstream_and_see_the_same_ordered_messages(
     streams = [r.subscribe_trades("BTC-USD") for r in remotes]
     n = 300
     readers = [asyncio.ensure_future(_read(s, n)) for s in streams]
-    await _until(lambda: server.hub.subscribers("trades") == 10)
+    await until(lambda: server.hub.subscribers("trades") == 10)
     pushed = [await mock.push_trade("BTC-USD", trade_id=f"t{i}", price=str(50000 + i)) for i in range(n)]
     results = await asyncio.wait_for(asyncio.gather(*readers), 20)
     expected = [t.trade_id for t in pushed]
@@ -173,7 +167,7 @@ async def test_ten_clients_share_one_upstream_and_see_the_same_ordered_messages(
     assert server.metrics.value("opensqt_connector_stream_subscribers", {"channel": "trades"}) == 10
     for s in streams:
         await s.aclose()
-    await _until(lambda: server.hub.subscribers("trades") == 0)
+    await until(lambda: server.hub.subscribers("trades") == 0)
     assert mock.stream("trades").subscriber_count == 0
 
 
@@ -200,7 +194,7 @@ async def test_slow_client_loses_oldest_trades_with_a_gap_without_delaying_the_o
                     break
 
         reader = asyncio.ensure_future(read_fast())
-        await _until(lambda: server.hub.subscribers("trades") == 2)
+        await until(lambda: server.hub.subscribers("trades") == 2)
         pad = "x" * 1000  # bigger messages fill the slow client's 64 KiB flow-control window sooner
         for i in range(n):
             await mock.push_trade("BTC-USD", trade_id=f"t{i}-{pad}")
@@ -208,7 +202,7 @@ async def test_slow_client_loses_oldest_trades_with_a_gap_without_delaying_the_o
                 # A live feed has pauses: bursts stay below the queue size (256). Wait for the fast
                 # reader to catch up rather than for a fixed time; were it held back by the slow
                 # client, this times out.
-                await _until(lambda i=i: len(got) > i)
+                await until(lambda: len(got) > i)  # noqa: B023 - awaited before i changes
         await asyncio.wait_for(reader, 20)
         assert [t.trade_id for t in got] == [f"t{i}-{pad}" for i in range(n)]
         # Trades drop the oldest (policy DROP_OLDEST): the slow client stays subscribed...
@@ -251,7 +245,7 @@ async def test_upstream_interruption_sends_gap_and_remote_reports_it(
             gw.StreamTradesRequest(venue="mock", symbol="BTC-USD")
         )
         await raw.initial_metadata()
-        await _until(lambda: server.hub.subscribers("trades") == 2)
+        await until(lambda: server.hub.subscribers("trades") == 2)
         # Gaps are reported as the stream is read, so keep a reader going (as the engine does).
         after = asyncio.ensure_future(_read(stream, 1))
         mock.stream("trades").fail(Unavailable("websocket dropped"))
@@ -287,7 +281,7 @@ async def test_price_stream_conflates_for_a_slow_reader(
     # The reader falls behind for real: wait until the connector has pulled every price from the
     # mock's upstream queues (into its conflating per-subscriber queue) before reading any.
     upstreams = mock.stream("prices")._hub.members("prices")
-    await _until(lambda: all(sub.pending() == 0 for sub in upstreams))
+    await until(lambda: all(sub.pending() == 0 for sub in upstreams))
     # However far behind, the reader is never dropped and ends on the newest prices.
     latest: dict[str, str] = {}
     while latest.get("BTC-USD") != "1999" or latest.get("ETH-USD") != "7":

@@ -14,17 +14,10 @@ import aiohttp
 import pytest
 
 from cqvx.secrets import Secret
+from cqvx.testing.waits import until
 from opensqt.live.feed import LiveFeed
 from opensqt.live.hub import HubLimits, require_token_for
 from opensqt.live.server import LiveServer
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 class _Srv:
@@ -69,7 +62,7 @@ async def test_snapshot_first_then_every_broadcast_to_every_client(session: aioh
             assert json.loads((await ws.receive(timeout=5)).data)["data"]["time"] == 120
         assert srv.server.hub.clients == 2
         await a.close()
-        await _until(lambda: srv.server.hub.clients == 1)
+        await until(lambda: srv.server.hub.clients == 1)
         await b.close()
 
 
@@ -102,7 +95,7 @@ async def test_a_slow_client_is_disconnected_and_never_delays_the_others(
         await fast.receive(timeout=5)  # history
         await fast.receive(timeout=5)  # orders
         _reader, writer = await _raw_client(srv.server.port)
-        await _until(lambda: hub.clients == 2)
+        await until(lambda: hub.clients == 2)
         big = {"time": 60, "open": "1" * 60_000, "high": "1", "low": "1", "close": "1", "volume": "1"}
         got = 0
         for i in range(200):
@@ -139,7 +132,7 @@ async def test_a_client_that_falls_behind_and_catches_up_gets_every_frame_whole_
     async with _Srv(HubLimits(max_buffer=8 << 20, ping_interval=60)) as srv:
         hub = srv.server.hub
         reader, writer = await _raw_client(srv.server.port)
-        await _until(lambda: hub.clients == 1)
+        await until(lambda: hub.clients == 1)
         for client in hub._clients:  # a small send buffer (no autotuning): the socket fills at once
             client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sizes = [1000 + 7919 * i % 50_000 for i in range(60)]  # about 1.5 MB, odd sizes
@@ -172,7 +165,7 @@ async def test_a_client_whose_buffer_does_not_drain_is_closed_by_the_write_deadl
     async with _Srv(HubLimits(max_buffer=64 << 20, write_timeout=10), clock=lambda: now[0]) as srv:
         hub = srv.server.hub
         _reader, writer = await _raw_client(srv.server.port)
-        await _until(lambda: hub.clients == 1)
+        await until(lambda: hub.clients == 1)
         big = {"time": 60, "open": "1" * 200_000, "high": "1", "low": "1", "close": "1", "volume": "1"}
         for _ in range(20):  # far more than the socket buffers take: the rest waits in the transport
             srv.feed.publish("kline", big)
@@ -210,8 +203,8 @@ async def test_a_client_that_does_not_answer_pings_is_closed_by_the_read_deadlin
                 closed_at = time.monotonic() - started
                 break
         assert closed_at is not None and closed_at < 4.0
-        await _until(lambda: srv.server.hub.clients == 1)
-        await _until(lambda: pongs >= 3)  # three ping periods later the answering client is still here
+        await until(lambda: srv.server.hub.clients == 1)
+        await until(lambda: pongs >= 3)  # three ping periods later the answering client is still here
         assert srv.server.hub.clients == 1 and not alive.closed
         await alive.close()
         await reading
@@ -239,7 +232,7 @@ async def test_connection_cap(session: aiohttp.ClientSession) -> None:
         first = await session.ws_connect(srv.url + "/ws")
         assert await _status(session, srv.url + "/ws") == 503
         await first.close()
-        await _until(lambda: srv.server.hub.clients == 0)
+        await until(lambda: srv.server.hub.clients == 0)
         assert await _status(session, srv.url + "/ws") == 101
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,19 +12,13 @@ import aiohttp
 
 from cqvx.backoff import Backoff
 from cqvx.secrets import Secret
+from cqvx.testing.waits import until
 from opensqt.live.feed import LiveFeed
 from opensqt.live.hub import HubLimits
 from opensqt.live.relay import Relay, _ws_url
 from opensqt.live.server import LiveServer
 
 from .rig import Rig
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str) -> Any:
@@ -53,7 +45,7 @@ async def test_the_relay_serves_the_engine_feed_and_survives_an_upstream_drop(tm
         port = await server.start("127.0.0.1", 0)
         task = asyncio.create_task(relay.run())
         try:
-            await _until(lambda: relay.connected and len(feed.candles) == 100 and len(feed.orders) > 0)
+            await until(lambda: relay.connected and len(feed.candles) == 100 and len(feed.orders) > 0)
             ws = await s.ws_connect(f"http://127.0.0.1:{port}/ws")
             first = json.loads((await ws.receive(timeout=5)).data)
             assert first["type"] == "history" and len(first["data"]) == 100
@@ -65,7 +57,7 @@ async def test_the_relay_serves_the_engine_feed_and_survives_an_upstream_drop(tm
             assert (await _next(ws, "trade_event"))["side"] == "buy"
             # the engine drops its clients: the relay reconnects; the replayed fill is not sent twice
             await rig.server.hub.close_all()
-            await _until(lambda: relay.connects >= 2 and relay.connected)
+            await until(lambda: relay.connects >= 2 and relay.connected)
             health = await (await s.get(f"http://127.0.0.1:{port}/health")).json()
             assert health["status"] == "ok" and health["clients"] == 1
             assert len(feed.trades) == 1
