@@ -35,7 +35,7 @@ from cqvx.errors import (
     NotFound,
     OrderRejected,
 )
-from cqvx.num import ZERO, dec_str
+from cqvx.num import ZERO, dec_str, steps
 from cqvx.timeutil import timestamp_from_ns as timestamp  # the sim's name; sim.client imports it
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
@@ -345,16 +345,29 @@ class MatchingEngine(_OrderChecks):
     def on_public_trade(self, trade: PublicTrade) -> None:
         """Fill our resting orders that this public trade reaches (see the module docstring)."""
         bids, asks = self._books[trade.symbol]
-        side = bids if trade.side == SELL else asks
-        if not side.prices:
-            return
+        price = trade.price
+        # One compare against our best resting price decides most events: nothing is reached.
+        if trade.side == SELL:
+            side = bids
+            best = side.best_price
+            if best is None or price > best:
+                return
+        else:
+            side = asks
+            best = side.best_price
+            if best is None or price < best:
+                return
         spec = self.specs[trade.symbol]
+        self._match(side, spec, trade, *steps(price, spec.tick_size))
+
+    def _match(self, side: _Side, spec: InstrumentSpec, trade: PublicTrade, ticks: int, exact: bool) -> None:
         pessimistic = self.config.fill_model == "pessimistic"
-        for price in side.crossed_by(trade.price, inclusive=not pessimistic):
-            level = list(side.levels.get(price, ()))
-            if price != trade.price:
+        for key in side.crossed_by(ticks, exact, inclusive=not pessimistic):
+            level = list(side.levels.get(key, ()))
+            if key != ticks or not exact:
                 for order in level:
-                    self._maker_fill(order, spec, price, order.remaining, trade.trade_id)
+                    assert order.price is not None
+                    self._maker_fill(order, spec, order.price, order.remaining, trade.trade_id)
                 continue
             left = trade.quantity
             consumed = ZERO
@@ -370,7 +383,8 @@ class MatchingEngine(_OrderChecks):
                     continue
                 fill = min(left, order.remaining)
                 left -= fill
-                self._maker_fill(order, spec, price, fill, trade.trade_id)
+                assert order.price is not None
+                self._maker_fill(order, spec, order.price, fill, trade.trade_id)
 
     def _maker_fill(
         self, order: SimOrder, spec: InstrumentSpec, price: Decimal, qty: Decimal, tid: str

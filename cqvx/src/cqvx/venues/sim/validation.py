@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
-from cqvx.num import ZERO, dec, dec_str, floor_to
+from cqvx.num import ZERO, dec, dec_str, floor_to, steps
 from cqvx.timeutil import to_ns
 from cqvx.venues.sim.config import InstrumentSpec
 from cqvx.venues.sim.market import InstrumentMarket
@@ -47,6 +47,13 @@ def _multiple_of(value: Decimal, step: Decimal) -> bool:
     quantities over and over, and the exact check costs more than the rest of admission.
     """
     return floor_to(value, step) == value
+
+
+@functools.lru_cache(maxsize=4096)
+def _ticks(price: Decimal, tick: Decimal) -> int | None:
+    """``price`` in ticks when it is on the grid, else None (exact, remembered like the above)."""
+    n, exact = steps(price, tick)
+    return n if exact else None
 
 
 class _OrderChecks:
@@ -95,6 +102,7 @@ class _OrderChecks:
         quote_qty = self._num(req.quote_quantity, "quote_quantity")
         price = self._num(req.price, "price")
         tif = req.time_in_force or (IOC if req.order_type == MARKET else GTC)
+        ticks = 0
         if req.order_type == MARKET:
             if price is not None:
                 raise InvalidRequest("a market order takes no price", venue=v)
@@ -105,7 +113,8 @@ class _OrderChecks:
         else:
             if price is None or price <= 0:
                 raise InvalidRequest("a limit order needs a positive price", venue=v)
-            if not _multiple_of(price, spec.tick_size):
+            ticks = _ticks(price, spec.tick_size)
+            if ticks is None:
                 raise InvalidRequest(
                     f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
                     venue=v,
@@ -175,6 +184,7 @@ class _OrderChecks:
             strategy_id=req.strategy_id,
             account_id=req.account_id,
             quote_quantity=quote_qty,
+            ticks=ticks,
         )
         return spec, order
 
