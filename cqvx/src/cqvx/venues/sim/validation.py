@@ -113,12 +113,13 @@ class _OrderChecks:
         else:
             if price is None or price <= 0:
                 raise InvalidRequest("a limit order needs a positive price", venue=v)
-            ticks = _ticks(price, spec.tick_size)
-            if ticks is None:
+            on_grid = _ticks(price, spec.tick_size)
+            if on_grid is None:
                 raise InvalidRequest(
                     f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
                     venue=v,
                 )
+            ticks = on_grid
             if req.post_only and tif in (IOC, FOK):
                 raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
         if quote_qty is not None:
