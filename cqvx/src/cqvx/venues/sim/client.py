@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -414,6 +414,19 @@ class SimVenue(_SimStreams):
         self.public_trade(trade)
         self.engine.on_public_trade(trade)
         self._flush()
+
+    def match_trades(
+        self, symbol: str, events: Iterable[tuple[int, int, order_pb2.OrderSide.ValueType]]
+    ) -> None:
+        """Backtest path: a batch of public trades on the integer grid against our resting orders.
+
+        See :meth:`MatchingEngine.match_trades`: ``(price in ticks, quantity in lots, aggressor
+        side)``; fills go out as execution reports; the trades themselves are not published.
+        """
+        try:
+            self.engine.match_trades(symbol, events)
+        finally:
+            self._flush()
 
     def set_price(self, symbol: str, price: Decimal, *, publish: bool = True) -> None:
         """Re-centre the synthetic book on ``price`` without printing trades."""

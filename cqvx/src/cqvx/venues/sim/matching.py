@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from cqc.venues.v1 import execution_pb2, order_pb2
@@ -359,6 +359,45 @@ class MatchingEngine(_OrderChecks):
                 return
         spec = self.specs[trade.symbol]
         self._match(side, spec, trade, *steps(price, spec.tick_size))
+
+    def match_trades(
+        self, symbol: str, events: Iterable[tuple[int, int, order_pb2.OrderSide.ValueType]]
+    ) -> None:
+        """The backtest path: public trades ``(price in ticks, quantity in lots, aggressor side)``,
+        in order, against our resting orders, at the clock's current time.
+
+        A trade that reaches none of our orders costs one integer compare (the common case); one
+        that does becomes a :class:`PublicTrade` (Decimals from the grid) and fills exactly as
+        :meth:`on_public_trade` does.  The trades are the caller's market data: they are not
+        published, not added to candles and do not move the synthetic book (``SimVenue.inject_trade``
+        does all of that, one trade at a time).
+        """
+        spec = self.spec(symbol)
+        bids, asks = self._books[symbol]
+        market = self.markets[symbol]
+        bid_best, ask_best = bids.best_ticks, asks.best_ticks
+        for event in events:
+            try:
+                ticks, lots, aggressor = event
+                if aggressor == SELL:
+                    if bid_best is None or ticks > bid_best:
+                        continue
+                    side = bids
+                elif ask_best is None or ticks < ask_best:
+                    continue
+                else:
+                    side = asks
+            except (TypeError, ValueError):
+                raise InvalidRequest(
+                    f"match_trades: {event!r} is not (ticks, lots, side)", venue=self.venue
+                ) from None
+            if type(ticks) is not int or type(lots) is not int or ticks <= 0 or lots < 0:
+                raise InvalidRequest(
+                    f"match_trades: {event!r} is not (positive ticks, lots >= 0, side)", venue=self.venue
+                )
+            trade = market.new_trade(self.now_ns(), ticks * spec.tick_size, lots * spec.lot_size, aggressor)
+            self._match(side, spec, trade, ticks, True)
+            bid_best, ask_best = bids.best_ticks, asks.best_ticks
 
     def _match(self, side: _Side, spec: InstrumentSpec, trade: PublicTrade, ticks: int, exact: bool) -> None:
         pessimistic = self.config.fill_model == "pessimistic"
