@@ -7,6 +7,7 @@ matching engine).  Run: ``.venv/bin/python benchmarks/bench_sim.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
 import time
@@ -100,7 +101,7 @@ BATCH_EVENTS = 500_000
 
 
 def _walk(mid_ticks: int, n: int) -> list[tuple[int, int, order_pb2.OrderSide.ValueType]]:
-    """Public trades of a random walk around the mid (up to 40 ticks a step, so it walks through the ladder)."""
+    """Public trades of a random walk around the mid (up to 40 ticks a step: it reaches the ladder)."""
     rng = random.Random(7)
     out: list[tuple[int, int, order_pb2.OrderSide.ValueType]] = []
     price = mid_ticks
@@ -152,6 +153,20 @@ async def main() -> None:
         f"{statistics.median(r for r, _ in batch):,.0f}; resting orders filled per run: "
         f"{statistics.median(f for _, f in batch)}"
     )
+    for row, value, target in (
+        ("place+cancel round trips, VenueClient API", statistics.median(rt), ">= 100,000 /s"),
+        ("place+cancel round trips, direct engine", statistics.median(direct), ">= 100,000 /s"),
+        ("market steps: public trades vs 50 resting orders", statistics.median(p for _, p, _ in ev), "-"),
+        (
+            "batch match_trades: trades vs 50 resting orders",
+            statistics.median(r for r, _ in batch),
+            ">= 1,000,000 /s",
+        ),
+    ):
+        print(
+            "BENCH-ROW "
+            + json.dumps({"bench": "sim", "row": row, "ours": value, "unit": "/s", "target": target})
+        )
 
 
 if __name__ == "__main__":
