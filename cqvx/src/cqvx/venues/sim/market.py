@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError
-from cqvx.num import ZERO, dec, floor_to
+from cqvx.num import ZERO, dec, floor_to, steps
 from cqvx.timeutil import CANDLE_SECONDS
 from cqvx.venues.sim.clock import to_ns
 from cqvx.venues.sim.config import InstrumentSpec, MarketModel
@@ -204,6 +204,10 @@ class InstrumentMarket:
         self.best_bid = self.mid - half
         self.best_ask = self.mid + half
         self._step = self.model.level_step_ticks * self.tick
+        # The same touch on the integer tick grid (the mid is always on it: _on_tick).
+        mid_ticks = steps(self.mid, self.tick)[0]
+        self.bid_ticks = mid_ticks - self.model.half_spread_ticks
+        self.ask_ticks = mid_ticks + self.model.half_spread_ticks
         self._taken.clear()
         self._base.clear()
         self._book_memo.clear()
@@ -226,6 +230,19 @@ class InstrumentMarket:
         if rest or index >= self.model.levels:
             return ZERO
         return max(ZERO, self._level_base(int(index)) - self._taken.get(price, ZERO))
+
+    def level_size_at(self, side: int, ticks: int, price: Decimal) -> Decimal:
+        """:meth:`level_size` for a price on the tick grid (``ticks`` = ``price / tick_size``)."""
+        distance = (self.bid_ticks - ticks) if side == BUY else (ticks - self.ask_ticks)
+        if distance < 0:
+            return ZERO
+        index, rest = divmod(distance, self.model.level_step_ticks)
+        if rest or index >= self.model.levels:
+            return ZERO
+        base = self._level_base(index)
+        if self._taken:
+            return max(ZERO, base - self._taken.get(price, ZERO))
+        return base
 
     def levels(self, side: int, depth: int) -> list[tuple[Decimal, Decimal]]:
         """Best ``depth`` synthetic levels of one side, best first (levels taken to zero omitted).

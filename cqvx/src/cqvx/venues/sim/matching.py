@@ -200,7 +200,7 @@ class MatchingEngine(_OrderChecks):
             rests = order.order_type == LIMIT and order.tif not in (IOC, FOK) and not plan.self_trade
             if rests and order.remaining > 0:
                 assert order.price is not None
-                order.queue_ahead = market.level_size(order.side, order.price)
+                order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
                 bids, asks = self._books[order.symbol]
                 (bids if order.side == BUY else asks).add(order)
                 if order.expires_ns is not None:

@@ -85,15 +85,19 @@ class _OrderChecks:
     def _validate(self, req: order_pb2.Order) -> tuple[InstrumentSpec, SimOrder]:
         v = self.venue
         spec = self.spec(req.symbol)
-        if req.side not in (BUY, SELL):
+        # Each protobuf field is read once: a read costs about as much as a Decimal compare.
+        side = req.side
+        otype = req.order_type
+        post_only = req.post_only
+        if side not in (BUY, SELL):
             raise InvalidRequest("side must be BUY or SELL", venue=v)
-        if req.order_type in (
+        if otype in (
             order_pb2.ORDER_TYPE_STOP_MARKET,
             order_pb2.ORDER_TYPE_STOP_LIMIT,
             order_pb2.ORDER_TYPE_TRAILING_STOP,
         ):
             raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
-        if req.order_type not in (LIMIT, MARKET):
+        if otype not in (LIMIT, MARKET):
             raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
         cid = req.client_order_id
         if len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
@@ -101,14 +105,14 @@ class _OrderChecks:
         qty = self._num(req.quantity, "quantity")
         quote_qty = self._num(req.quote_quantity, "quote_quantity")
         price = self._num(req.price, "price")
-        tif = req.time_in_force or (IOC if req.order_type == MARKET else GTC)
+        tif = req.time_in_force or (IOC if otype == MARKET else GTC)
         ticks = 0
-        if req.order_type == MARKET:
+        if otype == MARKET:
             if price is not None:
                 raise InvalidRequest("a market order takes no price", venue=v)
             if tif not in (IOC, FOK):
                 raise InvalidRequest("a market order is IOC or FOK", venue=v)
-            if req.post_only:
+            if post_only:
                 raise InvalidRequest("a market order cannot be post-only", venue=v)
         else:
             if price is None or price <= 0:
@@ -120,10 +124,10 @@ class _OrderChecks:
                     venue=v,
                 )
             ticks = on_grid
-            if req.post_only and tif in (IOC, FOK):
+            if post_only and tif in (IOC, FOK):
                 raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
         if quote_qty is not None:
-            if req.order_type != MARKET or req.side != BUY or spec.is_perpetual or qty is not None:
+            if otype != MARKET or side != BUY or spec.is_perpetual or qty is not None:
                 raise InvalidRequest("quote_quantity is only for spot market buys without quantity", venue=v)
             if quote_qty <= 0:
                 raise InvalidRequest("quote_quantity must be positive", venue=v)
@@ -153,7 +157,8 @@ class _OrderChecks:
                 raise InvalidRequest(
                     f"min notional: {dec_str(ref * qty)} is below {dec_str(spec.min_notional)}", venue=v
                 )
-        if req.reduce_only and not spec.is_perpetual:
+        reduce_only = req.reduce_only
+        if reduce_only and not spec.is_perpetual:
             raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
         now = self.now_ns()
         expires: int | None = None
@@ -171,13 +176,13 @@ class _OrderChecks:
             order_id="",
             client_order_id=cid,
             symbol=spec.symbol,
-            side=req.side,
-            order_type=req.order_type,
+            side=side,
+            order_type=otype,
             tif=tif,
             price=price,
             quantity=qty or ZERO,
-            post_only=req.post_only,
-            reduce_only=req.reduce_only,
+            post_only=post_only,
+            reduce_only=reduce_only,
             created_ns=now,
             updated_ns=now,
             arrival=0,
