@@ -1,7 +1,8 @@
 """The backtest path: batches of public trades on the integer grid (``SimVenue.match_trades``).
 
 It must fill exactly as the one-trade path (``inject_trade``) does, refuse malformed events with a
-typed error, and leave everything untouched for trades that reach none of our orders.
+typed error, and leave everything untouched for trades that reach none of our orders.  Also the
+integer arithmetic under it: ``cqvx.num.steps`` and the market's trade sizes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InvalidRequest
-from cqvx.num import steps
-from cqvx.venues.sim import SimVenue
+from cqvx.num import floor_to, steps
+from cqvx.venues.sim import InstrumentSpec, MarketModel, SimVenue
+from cqvx.venues.sim.market import InstrumentMarket
 
 D = Decimal
 BUY, SELL = order_pb2.ORDER_SIDE_BUY, order_pb2.ORDER_SIDE_SELL
@@ -95,3 +97,30 @@ def test_steps_is_the_exact_floor_quotient(value: Decimal, step: Decimal) -> Non
     n, exact = steps(value, step)
     assert n * step <= value < (n + 1) * step
     assert exact == (n * step == value)
+
+
+class _Draw:
+    """Stands in for the market's random generator: every exponential draw is ``value``."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def expovariate(self, _lambd: float) -> float:
+        return self.value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=0.0, max_value=5e9, allow_nan=False),
+    st.sampled_from([1.0, 0.37, 50.0]),
+    st.sampled_from([D("0.05"), D("0.003"), D("1.5"), D("7")]),
+    st.sampled_from([D("0.00001"), D("0.001"), D("0.5")]),
+)
+def test_trade_sizes_on_the_integer_path_equal_the_decimal_formula(
+    draw: float, scale: float, trade_size: Decimal, lot: Decimal
+) -> None:
+    spec = InstrumentSpec(symbol="BTC-USDT", initial_price=D("60000"), lot_size=lot, min_quantity=lot)
+    market = InstrumentMarket(spec, MarketModel(trade_size=trade_size), 1, 0)
+    market._rng = _Draw(draw)  # type: ignore[assignment]
+    expected = max(lot, floor_to(trade_size * D(repr(round(draw * scale, 6))), lot))
+    assert market._random_size(scale) == expected

@@ -174,6 +174,11 @@ class InstrumentMarket:
         self._basis = 0.0
         self._size_scale = Decimal(1)
         self._trade_seq = 0
+        # trade_size / (1e6 * lot) as a fraction: lots of a draw of ``micro`` millionths.
+        ts_num, ts_den = model.trade_size.as_integer_ratio()
+        lot_num, lot_den = spec.lot_size.as_integer_ratio()
+        self._size_num = ts_num * lot_den
+        self._size_den = ts_den * lot_num * 1_000_000
         # Synthetic liquidity taken by our own taker orders during the current step, by price.
         self._taken: dict[Decimal, Decimal] = {}
         # The synthetic book is a pure function of the step's state: its level sizes (by index) and
@@ -293,8 +298,18 @@ class InstrumentMarket:
         )
 
     def _random_size(self, scale: float = 1.0) -> Decimal:
-        size = self.model.trade_size * Decimal(repr(round(self._rng.expovariate(1.0) * scale, 6)))
-        return max(self.lot, floor_to(size, self.lot))
+        """``trade_size * x`` floored to the lot (at least one lot), ``x`` an exponential draw kept to
+        six decimals.  ``x`` is an exact count of millionths, so the floor is integer arithmetic;
+        the value equals the Decimal formula's (the fallback, for draws too large for the shortcut).
+        """
+        x = round(self._rng.expovariate(1.0) * scale, 6)
+        if x >= 1e9:
+            size = self.model.trade_size * Decimal(repr(x))
+            return max(self.lot, floor_to(size, self.lot))
+        # round(x, 6) is the double nearest a decimal with six places, so x * 1e6 rounds to it.
+        micro = round(x * 1_000_000)
+        lots = micro * self._size_num // self._size_den
+        return self.lot * lots if lots > 0 else self.lot
 
     # -- the step -----------------------------------------------------------------------------------
 
