@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError
-from cqvx.num import ZERO, dec, floor_to, steps
+from cqvx.num import ZERO, dec, floor_to
 from cqvx.timeutil import CANDLE_SECONDS
 from cqvx.venues.sim.clock import to_ns
 from cqvx.venues.sim.config import InstrumentSpec, MarketModel
@@ -174,6 +174,7 @@ class InstrumentMarket:
         self._basis = 0.0
         self._size_scale = Decimal(1)
         self._trade_seq = 0
+        self._tick_num, self._tick_den = spec.tick_size.as_integer_ratio()
         # trade_size / (1e6 * lot) as a fraction: lots of a draw of ``micro`` millionths.
         ts_num, ts_den = model.trade_size.as_integer_ratio()
         lot_num, lot_den = spec.lot_size.as_integer_ratio()
@@ -210,7 +211,8 @@ class InstrumentMarket:
         self.best_ask = self.mid + half
         self._step = self.model.level_step_ticks * self.tick
         # The same touch on the integer tick grid (the mid is always on it: _on_tick).
-        mid_ticks = steps(self.mid, self.tick)[0]
+        num, den = self.mid.as_integer_ratio()
+        mid_ticks = num * self._tick_den // (den * self._tick_num)
         self.bid_ticks = mid_ticks - self.model.half_spread_ticks
         self.ask_ticks = mid_ticks + self.model.half_spread_ticks
         self._taken.clear()
