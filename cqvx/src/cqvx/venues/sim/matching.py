@@ -45,7 +45,6 @@ from cqvx.venues.sim.orders import (
     E_CANCELLED,
     E_EXPIRED,
     E_NEW,
-    E_REJECTED,
     E_TRADE,
     FOK,
     IOC,
@@ -56,7 +55,6 @@ from cqvx.venues.sim.orders import (
     S_EXPIRED,
     S_FILLED,
     S_PARTIAL,
-    S_REJECTED,
     SELL,
     TAKER,
     EventSink,
@@ -64,12 +62,13 @@ from cqvx.venues.sim.orders import (
     _Plan,
     _Side,
 )
+from cqvx.venues.sim.reports import _Reports
 from cqvx.venues.sim.validation import _OrderChecks
 
 __all__ = ["BUY", "SELL", "EventSink", "MatchingEngine", "SimOrder", "timestamp"]
 
 
-class MatchingEngine(_OrderChecks):
+class MatchingEngine(_OrderChecks, _Reports):
     def __init__(
         self,
         config: SimConfig,
@@ -515,112 +514,3 @@ class MatchingEngine(_OrderChecks):
         pos.updated_ns = self.now_ns()
         self.changed_positions.add(symbol)
         return payment
-
-    # -- reports ------------------------------------------------------------------------------------
-
-    def _emit(
-        self,
-        order: SimOrder,
-        exec_type: execution_pb2.ExecutionType.ValueType,
-        *,
-        last_price: Decimal | None = None,
-        last_qty: Decimal | None = None,
-        fee: Decimal | None = None,
-        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
-        trade_id: str = "",
-    ) -> None:
-        order.exec_seq += 1
-        if self.sink.wants_reports():
-            self.sink.report(
-                self.report(
-                    order,
-                    exec_type,
-                    last_price=last_price,
-                    last_qty=last_qty,
-                    fee=fee,
-                    liquidity=liquidity,
-                    trade_id=trade_id,
-                )
-            )
-
-    def _emit_rejected(self, order: SimOrder, reason: str) -> None:
-        if self.sink.wants_reports():
-            order.status = S_REJECTED
-            order.reason = reason
-            self.sink.report(self.report(order, E_REJECTED))
-
-    def report(
-        self,
-        order: SimOrder,
-        exec_type: execution_pb2.ExecutionType.ValueType,
-        *,
-        last_price: Decimal | None = None,
-        last_qty: Decimal | None = None,
-        fee: Decimal | None = None,
-        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
-        trade_id: str = "",
-    ) -> execution_pb2.ExecutionReport:
-        spec = self.specs[order.symbol]
-        rep = execution_pb2.ExecutionReport(
-            execution_id=f"{order.order_id or 'rejected-' + order.client_order_id}-{order.exec_seq}",
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            venue=self.venue,
-            symbol=order.symbol,
-            execution_type=exec_type,
-            order_status=order.status,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.tif,
-            order_price=dec_str(order.price),
-            order_quantity=dec_str(order.quantity),
-            last_price=dec_str(last_price),
-            last_quantity=dec_str(last_qty),
-            cumulative_quantity=dec_str(order.filled),
-            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
-            fee=dec_str(fee),
-            fee_asset=spec.quote_asset if fee is not None else "",
-            liquidity=liquidity,
-            trade_id=trade_id,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-        )
-        rep.transact_time.CopyFrom(timestamp(order.updated_ns))
-        return rep
-
-    def to_proto(self, order: SimOrder) -> order_pb2.Order:
-        spec = self.specs[order.symbol]
-        msg = order_pb2.Order(
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            venue=self.venue,
-            symbol=order.symbol,
-            venue_symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.tif,
-            quantity=dec_str(order.quantity),
-            quote_quantity=dec_str(order.quote_quantity),
-            price=dec_str(order.price),
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-            status=order.status,
-            filled_quantity=dec_str(order.filled),
-            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
-            total_fees=dec_str(order.fees),
-            fee_asset=spec.quote_asset,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
-            strategy_id=order.strategy_id,
-        )
-        msg.created_at.CopyFrom(timestamp(order.created_ns))
-        msg.updated_at.CopyFrom(timestamp(order.updated_ns))
-        if order.expires_ns is not None:
-            msg.expires_at.CopyFrom(timestamp(order.expires_ns))
-        if spec.is_perpetual:
-            msg.leverage = dec_str(self.leverage[order.symbol])
-        return msg
