@@ -117,18 +117,20 @@ def main(argv: list[str]) -> int:
                 failed.append(script.stem)
                 progress.console.print(proc.stderr[-4000:], markup=False, style="red")
             progress.advance(task)
-    if failed:
-        console.print(f"[red]failed: {', '.join(failed)}[/red]")
-        return 1
     if not argv and rows:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         note = (
             f"Last `make bench`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
             f"{os.cpu_count()} CPUs, load average {load:.1f}.  Ratios are measured inside one process, "
-            "interleaved; above 1 = ours faster.  Details and history: docs/performance.md."
+            "interleaved; above 1 = ours better.  Details and history: docs/performance.md."
         )
+        if failed:
+            note += f"  Failed in that run (no rows): {', '.join(failed)}."
         if write_table(README, rows, note):
             console.print(f"README benchmark table: {len(rows)} rows written")
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/red]")
+        return 1
     return 0
 
 
