@@ -163,9 +163,14 @@ class MatchingEngine(_OrderChecks, _Reports):
             pos = self.position(spec.symbol)
             if order.reduce_only and (not pos.quantity or (pos.quantity > 0) == (order.side == BUY)):
                 raise OrderRejected("reduce-only order would not reduce the position", venue=v)
-        if order.post_only and self._would_cross(order):
-            raise OrderRejected("post-only order would cross the book", venue=v)
-        plan = self._plan(order, spec)
+        if order.post_only:
+            if self._would_cross(order):
+                raise OrderRejected("post-only order would cross the book", venue=v)
+            # Below every ask (synthetic and our own) or above every bid: _plan would find no fill
+            # and no self-trade, so the walk is skipped (the common case of a market maker).
+            plan = _Plan([], False)
+        else:
+            plan = self._plan(order, spec)
         if order.quote_quantity is not None:
             order.quantity = plan.quantity
             if not order.quantity:
