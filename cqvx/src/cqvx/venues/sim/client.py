@@ -2,7 +2,9 @@
 
 Driving time.  With a :class:`SimClock` nothing moves by itself: ``await sim.step()`` advances one
 market tick, ``await sim.run_until(t)`` / ``run_for(seconds)`` advance as fast as possible, waking
-tasks that sleep on the clock in deadline order.  With a :class:`WallClock` a background task (started
+tasks that sleep on the clock in deadline order; :meth:`SimVenue.match_trades` feeds a batch of the
+caller's own public trades (ticks, lots, side) against our resting orders at the current time.  With
+a :class:`WallClock` a background task (started
 by ``async with`` or :meth:`SimVenue.start`) ticks every ``tick_interval / speed`` real seconds.
 
 Streams (:mod:`cqvx.venues.sim.streams`).  Every ``subscribe_*`` registers at once and is live when it
