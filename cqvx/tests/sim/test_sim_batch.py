@@ -2,7 +2,7 @@
 
 It must fill exactly as the one-trade path (``inject_trade``) does, refuse malformed events with a
 typed error, and leave everything untouched for trades that reach none of our orders.  Also the
-integer arithmetic under it: ``cqvx.num.steps`` and the market's trade sizes.
+integer arithmetic of the market's trade sizes.
 """
 
 from __future__ import annotations
@@ -86,17 +86,6 @@ async def test_malformed_events_that_reach_orders_are_refused(
             sim.match_trades("BTC-USDT", [event])  # type: ignore[list-item]
         with pytest.raises(InvalidRequest, match="unknown symbol"):
             sim.match_trades("NOPE-USDT", [])
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.decimals(min_value=D("-1e12"), max_value=D("1e12"), allow_nan=False, places=8),
-    st.sampled_from([D("0.01"), D("0.5"), D("1"), D("0.00001"), D("25")]),
-)
-def test_steps_is_the_exact_floor_quotient(value: Decimal, step: Decimal) -> None:
-    n, exact = steps(value, step)
-    assert n * step <= value < (n + 1) * step
-    assert exact == (n * step == value)
 
 
 class _Draw:
