@@ -65,6 +65,14 @@ _CAPABILITIES = frozenset(
         venue_pb2.CAPABILITY_BALANCE_STREAM,
     }
 )
+# The execution type of a placement's reply, by the order's status once immediate matching is done.
+_REPLY_EXEC_TYPE: dict[int, execution_pb2.ExecutionType.ValueType] = {
+    order_pb2.ORDER_STATUS_OPEN: execution_pb2.EXECUTION_TYPE_NEW,
+    order_pb2.ORDER_STATUS_PARTIALLY_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
+    order_pb2.ORDER_STATUS_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
+    order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
+    order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
+}
 _FUNDING_PUBLISH_NS = _NS  # funding/mark updates at most once per simulated second
 _MAX_FUNDING = Decimal("0.0075")
 
@@ -308,13 +316,7 @@ class SimVenue(_SimStreams):
 
     def _final_report(self, order: SimOrder) -> execution_pb2.ExecutionReport:
         """The reply to a placement: the order's state once immediate matching is done."""
-        exec_type = {
-            order_pb2.ORDER_STATUS_OPEN: execution_pb2.EXECUTION_TYPE_NEW,
-            order_pb2.ORDER_STATUS_PARTIALLY_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
-            order_pb2.ORDER_STATUS_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
-            order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
-            order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
-        }.get(order.status, execution_pb2.EXECUTION_TYPE_STATUS)
+        exec_type = _REPLY_EXEC_TYPE.get(order.status, execution_pb2.EXECUTION_TYPE_STATUS)
         return self.engine.report(order, exec_type)
 
     def _cancel_one(self, order_id: str | None, client_order_id: str | None) -> order_pb2.Order:
