@@ -150,7 +150,8 @@ async def test_long_seeded_run_matches_the_recorded_hash() -> None:
 
 
 # Recorded at 1ad1ae2 too (that tree passes this file): injected trades on and off the tick grid,
-# both fill models (the same bytes: no trade lands exactly on a level with a queue ahead of us).
+# both fill models (which give the same bytes in this scenario; the fill models' difference is
+# tested in test_sim_orders.py).
 GOLDEN_INJECTED = "dede4ac9a60710bfdf48b3a868202bf2d961de2c9b37748a3a7dccda8662c888"
 _QUIET = MarketModel(
     volatility=0.0,
