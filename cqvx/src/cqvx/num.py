@@ -118,9 +118,14 @@ def dec_or_none(value: object, field: str = "value", venue: str = "") -> Decimal
 
 def dec_str(value: Decimal | int | str | None) -> str:
     """Canonical decimal string: no exponent, no trailing fractional zeros; ``None`` -> ``""``."""
-    if value is None or value == "":
+    if type(value) is Decimal:
+        # The common case first: ``Decimal == ""`` (below) costs an ABC isinstance check inside
+        # the decimal module, ten times the rest of this function's compares.
+        d = value
+    elif value is None or value == "":
         return ""
-    d = value if isinstance(value, Decimal) else dec(value)
+    else:
+        d = value if isinstance(value, Decimal) else dec(value)
     if d == 0:
         return "0"
     text = format(d, "f")
