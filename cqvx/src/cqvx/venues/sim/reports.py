@@ -118,20 +118,27 @@ class _Reports:
             order_type=order.order_type,
             time_in_force=order.tif,
             quantity=dec_str(order.quantity),
-            quote_quantity=dec_str(order.quote_quantity),
-            price=dec_str(order.price),
             post_only=order.post_only,
             reduce_only=order.reduce_only,
             status=order.status,
             filled_quantity=dec_str(order.filled),
             remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
             total_fees=dec_str(order.fees),
             fee_asset=spec.quote_asset,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
-            strategy_id=order.strategy_id,
         )
+        # Empty fields left unset, as in report() (proto3: the same bytes).
+        if order.quote_quantity is not None:
+            msg.quote_quantity = dec_str(order.quote_quantity)
+        if order.price is not None:
+            msg.price = dec_str(order.price)
+        if order.filled:
+            msg.average_fill_price = dec_str(order.average_price)
+        if order.reason:
+            msg.rejection_reason = order.reason
+        if order.account_id:
+            msg.account_id = order.account_id
+        if order.strategy_id:
+            msg.strategy_id = order.strategy_id
         msg.created_at.CopyFrom(timestamp(order.created_ns))
         msg.updated_at.CopyFrom(timestamp(order.updated_ns))
         if order.expires_ns is not None:
