@@ -21,6 +21,7 @@ Ratios are peer time / cqvx time: above 1 means cqvx is faster.
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import time
@@ -307,6 +308,29 @@ def main() -> None:
     print(
         "peer/cqvx time above 1 = cqvx faster.  cqvx: exact Decimals, sequence + crossed checks, validation."
     )
+    for row, ours_key, peer_key, peer_label, unit, target in (
+        ("L2 book update, wire strings", "ours str", "ccxt float(str)", "ccxt OrderBook", "msg/s", ">= 1.0x"),
+        (
+            f"L2 book top-{TOP} read, both sides",
+            "ours idle top",
+            "ccxt idle top",
+            "ccxt slices",
+            "µs",
+            ">= 0.5x",
+        ),
+    ):
+        per_s = unit == "msg/s"
+        fields = {
+            "bench": "book",
+            "row": row,
+            "ours": 1 / med[ours_key] if per_s else med[ours_key] * 1e6,
+            "unit": unit,
+            "peer": 1 / med[peer_key] if per_s else med[peer_key] * 1e6,
+            "peer_name": peer_label,
+            "target": target,
+            "lower_is_better": not per_s,
+        }
+        print("BENCH-ROW " + json.dumps(fields))
 
 
 if __name__ == "__main__":

@@ -139,6 +139,16 @@ def main() -> None:
     print(f"cqvx (decode + checks + OrderBookL2) {N / ma:>12,.0f} msg/s")
     print(f"ccxt.pro (json + OrderBook)          {N / mb:>12,.0f} msg/s")
     print(f"ccxt.pro time / cqvx time            {mb / ma:>12.2f}x")
+    fields = {
+        "bench": "l2_pipeline",
+        "row": "Coinbase l2_data JSON -> book",
+        "ours": N / ma,
+        "unit": "msg/s",
+        "peer": N / mb,
+        "peer_name": "ccxt.pro",
+        "target": ">= 2x",
+    }
+    print("BENCH-ROW " + json.dumps(fields))
 
 
 if __name__ == "__main__":

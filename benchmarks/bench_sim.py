@@ -7,6 +7,8 @@ matching engine).  Run: ``.venv/bin/python benchmarks/bench_sim.py``.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import statistics
 import time
 from decimal import Decimal
@@ -95,10 +97,45 @@ async def bench_market_events(run: int) -> tuple[float, float, int]:
     return ticks / elapsed, counter["trades"] / elapsed, filled
 
 
+BATCH_EVENTS = 500_000
+
+
+def _walk(mid_ticks: int, n: int) -> list[tuple[int, int, order_pb2.OrderSide.ValueType]]:
+    """Public trades of a random walk around the mid (up to 40 ticks a step: it reaches the ladder)."""
+    rng = random.Random(7)
+    out: list[tuple[int, int, order_pb2.OrderSide.ValueType]] = []
+    price = mid_ticks
+    for _ in range(n):
+        price += rng.randint(-40, 40)
+        side = order_pb2.ORDER_SIDE_SELL if rng.random() < 0.5 else order_pb2.ORDER_SIDE_BUY
+        out.append((price, rng.randint(1, 5000), side))
+    return out
+
+
+async def bench_batch_events(
+    run: int, events: list[tuple[int, int, order_pb2.OrderSide.ValueType]]
+) -> tuple[float, int]:
+    """The backtest path: ``SimVenue.match_trades`` with trades on the integer grid (ticks, lots)
+    against the same 50-order ladder; a trade reaching none of them costs one compare."""
+    sim = SimVenue(_config(MarketModel()), clock=SimClock())
+    async with sim:
+        mid = sim.markets["BTC-USDT"].mid
+        for i in range(25):
+            await sim.place_order(_limit(f"b{run}-{i}", order_pb2.ORDER_SIDE_BUY, mid - 20 * (i + 1)))
+            await sim.place_order(_limit(f"s{run}-{i}", order_pb2.ORDER_SIDE_SELL, mid + 20 * (i + 1)))
+        start = time.perf_counter()
+        sim.match_trades("BTC-USDT", events)
+        elapsed = time.perf_counter() - start
+        filled = sum(1 for o in sim.engine.orders.values() if o.filled)
+    return len(events) / elapsed, filled
+
+
 async def main() -> None:
     rt = [await bench_round_trips(r) for r in range(RUNS)]
     direct = [await bench_direct_round_trips(r) for r in range(RUNS)]
     ev = [await bench_market_events(r) for r in range(RUNS)]
+    events = _walk(int(Decimal("60000") / Decimal("0.01")), BATCH_EVENTS)
+    batch = [await bench_batch_events(r, events) for r in range(RUNS)]
     print(f"sim: place+cancel round trips/s (median of {RUNS}): {statistics.median(rt):,.0f}")
     print(f"sim: place+cancel round trips/s, direct engine path (median): {statistics.median(direct):,.0f}")
     print(
@@ -111,6 +148,25 @@ async def main() -> None:
         f"{statistics.median(p for _, p, _ in ev):,.0f}; resting orders filled per run: "
         f"{statistics.median(f for _, _, f in ev)}"
     )
+    print(
+        f"sim: public trades/s against 50 resting orders, batch path match_trades (median): "
+        f"{statistics.median(r for r, _ in batch):,.0f}; resting orders filled per run: "
+        f"{statistics.median(f for _, f in batch)}"
+    )
+    for row, value, target in (
+        ("place+cancel round trips, VenueClient API", statistics.median(rt), ">= 100,000 /s"),
+        ("place+cancel round trips, direct engine", statistics.median(direct), ">= 100,000 /s"),
+        ("market steps: public trades vs 50 resting orders", statistics.median(p for _, p, _ in ev), "-"),
+        (
+            "batch match_trades: trades vs 50 resting orders",
+            statistics.median(r for r, _ in batch),
+            ">= 1,000,000 /s",
+        ),
+    ):
+        print(
+            "BENCH-ROW "
+            + json.dumps({"bench": "sim", "row": row, "ours": value, "unit": "/s", "target": target})
+        )
 
 
 if __name__ == "__main__":

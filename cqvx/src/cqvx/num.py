@@ -43,6 +43,7 @@ __all__ = [
     "floor_to",
     "round_price",
     "round_quantity",
+    "steps",
 ]
 
 ZERO = Decimal(0)
@@ -117,9 +118,14 @@ def dec_or_none(value: object, field: str = "value", venue: str = "") -> Decimal
 
 def dec_str(value: Decimal | int | str | None) -> str:
     """Canonical decimal string: no exponent, no trailing fractional zeros; ``None`` -> ``""``."""
-    if value is None or value == "":
+    if type(value) is Decimal:
+        # The common case first: ``Decimal == ""`` (below) costs an ABC isinstance check inside
+        # the decimal module, ten times the rest of this function's compares.
+        d = value
+    elif value is None or value == "":
         return ""
-    d = value if isinstance(value, Decimal) else dec(value)
+    else:
+        d = value if isinstance(value, Decimal) else dec(value)
     if d == 0:
         return "0"
     text = format(d, "f")
@@ -165,6 +171,21 @@ def _to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:
     elif not up and product > value:  # negative values: truncation went up
         product = ctx.subtract(product, step)
     return product
+
+
+def steps(value: Decimal, step: Decimal) -> tuple[int, bool]:
+    """``(floor(value / step), exact)`` for a positive ``step``: a price in ticks or a quantity in lots.
+
+    Exact at any size (the integer grid the simulated venue matches on); ``exact`` says whether
+    ``value`` is on the grid.
+    """
+    if not value:
+        return 0, True
+    ctx = _exact_context(value, step)
+    quotient = ctx.divide_int(value, step)  # truncates toward zero, exactly
+    exact = ctx.multiply(quotient, step) == value
+    n = int(quotient)
+    return (n - 1 if value < 0 and not exact else n), exact
 
 
 def floor_to(value: Decimal, step: Decimal) -> Decimal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cqvx.errors import ParseError
-from cqvx.num import dec, dec_str, round_price, round_quantity
+from cqvx.num import dec, dec_str, round_price, round_quantity, steps
 
 # Many significant digits: a large integer part and a fine step (token amounts with 18 decimals).
 wide = st.builds(lambda i, f: Decimal(f"{i}.{f:018d}"), st.integers(1, 10**22), st.integers(0, 10**18 - 1))
@@ -43,3 +44,14 @@ def test_dec_is_exact_for_long_inputs() -> None:
 def test_dec_rejects_python_syntax_and_absurd_magnitudes(bad: str) -> None:
     with pytest.raises(ParseError):
         dec(bad)
+
+
+@given(
+    st.one_of(wide, wide.map(lambda d: -d), st.decimals(-(10**12), 10**12, allow_nan=False, places=8)),
+    fine_steps,
+)
+def test_steps_is_the_exact_floor_quotient_with_many_digits(value: Decimal, step: Decimal) -> None:
+    n, exact = steps(value, step)
+    with decimal.localcontext(decimal.Context(prec=200)):  # the check itself must not round
+        assert n * step <= value < (n + 1) * step
+        assert exact == (n * step == value)

@@ -40,7 +40,7 @@ WIRE_BUILDERS = {
     # Coinbase fill reports and the create-order acknowledgement, built from the venue's payloads.
     ("report", "cqvx/src/cqvx/venues/coinbase/parse/orders.py"),
     # The simulated venue's own reports, built from its matching state (fill price, fee, liquidity).
-    ("report", "cqvx/src/cqvx/venues/sim/matching.py"),
+    ("report", "cqvx/src/cqvx/venues/sim/reports.py"),
     # Prime fill reports (one per fill, trade_id = Prime's fill id), built from the fills payload.
     ("report", "cqvx/src/cqvx/venues/prime/parse.py"),
 }

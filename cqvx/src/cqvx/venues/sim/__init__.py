@@ -1,7 +1,10 @@
 """The simulated venue: a complete in-process ``VenueClient`` with a matching engine and a market model.
 
 ``SimVenue.default(seed=...)`` is the paper-trading venue of ``make demo``; backtests build a
-:class:`SimConfig` and drive a :class:`SimClock` with ``await sim.run_until(t)``.
+:class:`SimConfig` and drive a :class:`SimClock` with ``await sim.run_until(t)``.  A backtest that
+replays its own trade history feeds it in batches on the integer grid with
+``sim.match_trades(symbol, [(price_ticks, lots, aggressor_side), ...])``: only the trades that reach
+our resting orders cost more than one compare.
 """
 
 from cqvx.venues.sim.client import SimVenue

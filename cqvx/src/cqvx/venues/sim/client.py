@@ -2,7 +2,9 @@
 
 Driving time.  With a :class:`SimClock` nothing moves by itself: ``await sim.step()`` advances one
 market tick, ``await sim.run_until(t)`` / ``run_for(seconds)`` advance as fast as possible, waking
-tasks that sleep on the clock in deadline order.  With a :class:`WallClock` a background task (started
+tasks that sleep on the clock in deadline order; :meth:`SimVenue.match_trades` feeds a batch of the
+caller's own public trades (ticks, lots, side) against our resting orders at the current time.  With
+a :class:`WallClock` a background task (started
 by ``async with`` or :meth:`SimVenue.start`) ticks every ``tick_interval / speed`` real seconds.
 
 Streams (:mod:`cqvx.venues.sim.streams`).  Every ``subscribe_*`` registers at once and is live when it
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -63,6 +65,14 @@ _CAPABILITIES = frozenset(
         venue_pb2.CAPABILITY_BALANCE_STREAM,
     }
 )
+# The execution type of a placement's reply, by the order's status once immediate matching is done.
+_REPLY_EXEC_TYPE: dict[int, execution_pb2.ExecutionType.ValueType] = {
+    order_pb2.ORDER_STATUS_OPEN: execution_pb2.EXECUTION_TYPE_NEW,
+    order_pb2.ORDER_STATUS_PARTIALLY_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
+    order_pb2.ORDER_STATUS_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
+    order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
+    order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
+}
 _FUNDING_PUBLISH_NS = _NS  # funding/mark updates at most once per simulated second
 _MAX_FUNDING = Decimal("0.0075")
 
@@ -306,13 +316,7 @@ class SimVenue(_SimStreams):
 
     def _final_report(self, order: SimOrder) -> execution_pb2.ExecutionReport:
         """The reply to a placement: the order's state once immediate matching is done."""
-        exec_type = {
-            order_pb2.ORDER_STATUS_OPEN: execution_pb2.EXECUTION_TYPE_NEW,
-            order_pb2.ORDER_STATUS_PARTIALLY_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
-            order_pb2.ORDER_STATUS_FILLED: execution_pb2.EXECUTION_TYPE_TRADE,
-            order_pb2.ORDER_STATUS_EXPIRED: execution_pb2.EXECUTION_TYPE_EXPIRED,
-            order_pb2.ORDER_STATUS_CANCELLED: execution_pb2.EXECUTION_TYPE_CANCELLED,
-        }.get(order.status, execution_pb2.EXECUTION_TYPE_STATUS)
+        exec_type = _REPLY_EXEC_TYPE.get(order.status, execution_pb2.EXECUTION_TYPE_STATUS)
         return self.engine.report(order, exec_type)
 
     def _cancel_one(self, order_id: str | None, client_order_id: str | None) -> order_pb2.Order:
@@ -414,6 +418,19 @@ class SimVenue(_SimStreams):
         self.public_trade(trade)
         self.engine.on_public_trade(trade)
         self._flush()
+
+    def match_trades(
+        self, symbol: str, events: Iterable[tuple[int, int, order_pb2.OrderSide.ValueType]]
+    ) -> None:
+        """Backtest path: a batch of public trades on the integer grid against our resting orders.
+
+        See :meth:`MatchingEngine.match_trades`: ``(price in ticks, quantity in lots, aggressor
+        side)``; fills go out as execution reports; the trades themselves are not published.
+        """
+        try:
+            self.engine.match_trades(symbol, events)
+        finally:
+            self._flush()
 
     def set_price(self, symbol: str, price: Decimal, *, publish: bool = True) -> None:
         """Re-centre the synthetic book on ``price`` without printing trades."""

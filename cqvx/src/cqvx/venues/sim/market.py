@@ -174,6 +174,12 @@ class InstrumentMarket:
         self._basis = 0.0
         self._size_scale = Decimal(1)
         self._trade_seq = 0
+        self._tick_num, self._tick_den = spec.tick_size.as_integer_ratio()
+        # trade_size / (1e6 * lot) as a fraction: lots of a draw of ``micro`` millionths.
+        ts_num, ts_den = model.trade_size.as_integer_ratio()
+        lot_num, lot_den = spec.lot_size.as_integer_ratio()
+        self._size_num = ts_num * lot_den
+        self._size_den = ts_den * lot_num * 1_000_000
         # Synthetic liquidity taken by our own taker orders during the current step, by price.
         self._taken: dict[Decimal, Decimal] = {}
         # The synthetic book is a pure function of the step's state: its level sizes (by index) and
@@ -204,6 +210,11 @@ class InstrumentMarket:
         self.best_bid = self.mid - half
         self.best_ask = self.mid + half
         self._step = self.model.level_step_ticks * self.tick
+        # The same touch on the integer tick grid (the mid is always on it: _on_tick).
+        num, den = self.mid.as_integer_ratio()
+        mid_ticks = num * self._tick_den // (den * self._tick_num)
+        self.bid_ticks = mid_ticks - self.model.half_spread_ticks
+        self.ask_ticks = mid_ticks + self.model.half_spread_ticks
         self._taken.clear()
         self._base.clear()
         self._book_memo.clear()
@@ -226,6 +237,19 @@ class InstrumentMarket:
         if rest or index >= self.model.levels:
             return ZERO
         return max(ZERO, self._level_base(int(index)) - self._taken.get(price, ZERO))
+
+    def level_size_at(self, side: int, ticks: int, price: Decimal) -> Decimal:
+        """:meth:`level_size` for a price on the tick grid (``ticks`` = ``price / tick_size``)."""
+        distance = (self.bid_ticks - ticks) if side == BUY else (ticks - self.ask_ticks)
+        if distance < 0:
+            return ZERO
+        index, rest = divmod(distance, self.model.level_step_ticks)
+        if rest or index >= self.model.levels:
+            return ZERO
+        base = self._level_base(index)
+        if self._taken:
+            return max(ZERO, base - self._taken.get(price, ZERO))
+        return base
 
     def levels(self, side: int, depth: int) -> list[tuple[Decimal, Decimal]]:
         """Best ``depth`` synthetic levels of one side, best first (levels taken to zero omitted).
@@ -276,8 +300,18 @@ class InstrumentMarket:
         )
 
     def _random_size(self, scale: float = 1.0) -> Decimal:
-        size = self.model.trade_size * Decimal(repr(round(self._rng.expovariate(1.0) * scale, 6)))
-        return max(self.lot, floor_to(size, self.lot))
+        """``trade_size * x`` floored to the lot (at least one lot), ``x`` an exponential draw kept to
+        six decimals.  ``x`` is an exact count of millionths, so the floor is integer arithmetic;
+        the value equals the Decimal formula's (the fallback, for draws too large for the shortcut).
+        """
+        x = round(self._rng.expovariate(1.0) * scale, 6)
+        if x >= 1e9:
+            size = self.model.trade_size * Decimal(repr(x))
+            return max(self.lot, floor_to(size, self.lot))
+        # round(x, 6) is the double nearest a decimal with six places, so x * 1e6 rounds to it.
+        micro = round(x * 1_000_000)
+        lots = micro * self._size_num // self._size_den
+        return self.lot * lots if lots > 0 else self.lot
 
     # -- the step -----------------------------------------------------------------------------------
 

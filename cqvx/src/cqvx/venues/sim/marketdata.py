@@ -157,8 +157,8 @@ class _SimMarketData:
             (SELL, asks, msg.asks, False),
         ):
             levels: dict[Decimal, list[Any]] = {p: [q, 0] for p, q in market.levels(side, depth)}
-            for price, orders in own.levels.items():
-                entry = levels.setdefault(price, [ZERO, 0])
+            for orders in own.levels.values():
+                entry = levels.setdefault(orders[0].price or ZERO, [ZERO, 0])
                 entry[0] += sum((o.remaining for o in orders), ZERO)
                 entry[1] += len(orders)
             for price in sorted(levels, reverse=best_first)[:depth]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from cqc.venues.v1 import execution_pb2, order_pb2
@@ -35,7 +35,7 @@ from cqvx.errors import (
     NotFound,
     OrderRejected,
 )
-from cqvx.num import ZERO, dec_str
+from cqvx.num import ZERO, dec_str, steps
 from cqvx.timeutil import timestamp_from_ns as timestamp  # the sim's name; sim.client imports it
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
@@ -45,7 +45,6 @@ from cqvx.venues.sim.orders import (
     E_CANCELLED,
     E_EXPIRED,
     E_NEW,
-    E_REJECTED,
     E_TRADE,
     FOK,
     IOC,
@@ -56,7 +55,6 @@ from cqvx.venues.sim.orders import (
     S_EXPIRED,
     S_FILLED,
     S_PARTIAL,
-    S_REJECTED,
     SELL,
     TAKER,
     EventSink,
@@ -64,12 +62,13 @@ from cqvx.venues.sim.orders import (
     _Plan,
     _Side,
 )
+from cqvx.venues.sim.reports import _Reports
 from cqvx.venues.sim.validation import _OrderChecks
 
 __all__ = ["BUY", "SELL", "EventSink", "MatchingEngine", "SimOrder", "timestamp"]
 
 
-class MatchingEngine(_OrderChecks):
+class MatchingEngine(_OrderChecks, _Reports):
     def __init__(
         self,
         config: SimConfig,
@@ -164,9 +163,14 @@ class MatchingEngine(_OrderChecks):
             pos = self.position(spec.symbol)
             if order.reduce_only and (not pos.quantity or (pos.quantity > 0) == (order.side == BUY)):
                 raise OrderRejected("reduce-only order would not reduce the position", venue=v)
-        if order.post_only and self._would_cross(order):
-            raise OrderRejected("post-only order would cross the book", venue=v)
-        plan = self._plan(order, spec)
+        if order.post_only:
+            if self._would_cross(order):
+                raise OrderRejected("post-only order would cross the book", venue=v)
+            # Below every ask (synthetic and our own) or above every bid: _plan would find no fill
+            # and no self-trade, so the walk is skipped (the common case of a market maker).
+            plan = _Plan([], False)
+        else:
+            plan = self._plan(order, spec)
         if order.quote_quantity is not None:
             order.quantity = plan.quantity
             if not order.quantity:
@@ -200,7 +204,7 @@ class MatchingEngine(_OrderChecks):
             rests = order.order_type == LIMIT and order.tif not in (IOC, FOK) and not plan.self_trade
             if rests and order.remaining > 0:
                 assert order.price is not None
-                order.queue_ahead = market.level_size(order.side, order.price)
+                order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
                 bids, asks = self._books[order.symbol]
                 (bids if order.side == BUY else asks).add(order)
                 if order.expires_ns is not None:
@@ -345,16 +349,68 @@ class MatchingEngine(_OrderChecks):
     def on_public_trade(self, trade: PublicTrade) -> None:
         """Fill our resting orders that this public trade reaches (see the module docstring)."""
         bids, asks = self._books[trade.symbol]
-        side = bids if trade.side == SELL else asks
-        if not side.prices:
-            return
+        price = trade.price
+        # One compare against our best resting price decides most events: nothing is reached.
+        if trade.side == SELL:
+            side = bids
+            best = side.best_price
+            if best is None or price > best:
+                return
+        else:
+            side = asks
+            best = side.best_price
+            if best is None or price < best:
+                return
         spec = self.specs[trade.symbol]
+        self._match(side, spec, trade, *steps(price, spec.tick_size))
+
+    def match_trades(
+        self, symbol: str, events: Iterable[tuple[int, int, order_pb2.OrderSide.ValueType]]
+    ) -> None:
+        """The backtest path: public trades ``(price in ticks, quantity in lots, aggressor side)``,
+        in order, against our resting orders, at the clock's current time.
+
+        A trade that reaches none of our orders costs one integer compare (the common case); one
+        that does becomes a :class:`PublicTrade` (Decimals from the grid) and fills exactly as
+        :meth:`on_public_trade` does.  The trades are the caller's market data: they are not
+        published, not added to candles and do not move the synthetic book (``SimVenue.inject_trade``
+        does all of that, one trade at a time).
+        """
+        spec = self.spec(symbol)
+        bids, asks = self._books[symbol]
+        market = self.markets[symbol]
+        bid_best, ask_best = bids.best_ticks, asks.best_ticks
+        for event in events:
+            try:
+                ticks, lots, aggressor = event
+                if aggressor == SELL:
+                    if bid_best is None or ticks > bid_best:
+                        continue
+                    side = bids
+                elif ask_best is None or ticks < ask_best:
+                    continue
+                else:
+                    side = asks
+            except (TypeError, ValueError):
+                raise InvalidRequest(
+                    f"match_trades: {event!r} is not (ticks, lots, side)", venue=self.venue
+                ) from None
+            if type(ticks) is not int or type(lots) is not int or ticks <= 0 or lots < 0:
+                raise InvalidRequest(
+                    f"match_trades: {event!r} is not (positive ticks, lots >= 0, side)", venue=self.venue
+                )
+            trade = market.new_trade(self.now_ns(), ticks * spec.tick_size, lots * spec.lot_size, aggressor)
+            self._match(side, spec, trade, ticks, True)
+            bid_best, ask_best = bids.best_ticks, asks.best_ticks
+
+    def _match(self, side: _Side, spec: InstrumentSpec, trade: PublicTrade, ticks: int, exact: bool) -> None:
         pessimistic = self.config.fill_model == "pessimistic"
-        for price in side.crossed_by(trade.price, inclusive=not pessimistic):
-            level = list(side.levels.get(price, ()))
-            if price != trade.price:
+        for key in side.crossed_by(ticks, exact, inclusive=not pessimistic):
+            level = list(side.levels.get(key, ()))
+            if key != ticks or not exact:
                 for order in level:
-                    self._maker_fill(order, spec, price, order.remaining, trade.trade_id)
+                    assert order.price is not None
+                    self._maker_fill(order, spec, order.price, order.remaining, trade.trade_id)
                 continue
             left = trade.quantity
             consumed = ZERO
@@ -370,7 +426,8 @@ class MatchingEngine(_OrderChecks):
                     continue
                 fill = min(left, order.remaining)
                 left -= fill
-                self._maker_fill(order, spec, price, fill, trade.trade_id)
+                assert order.price is not None
+                self._maker_fill(order, spec, order.price, fill, trade.trade_id)
 
     def _maker_fill(
         self, order: SimOrder, spec: InstrumentSpec, price: Decimal, qty: Decimal, tid: str
@@ -462,112 +519,3 @@ class MatchingEngine(_OrderChecks):
         pos.updated_ns = self.now_ns()
         self.changed_positions.add(symbol)
         return payment
-
-    # -- reports ------------------------------------------------------------------------------------
-
-    def _emit(
-        self,
-        order: SimOrder,
-        exec_type: execution_pb2.ExecutionType.ValueType,
-        *,
-        last_price: Decimal | None = None,
-        last_qty: Decimal | None = None,
-        fee: Decimal | None = None,
-        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
-        trade_id: str = "",
-    ) -> None:
-        order.exec_seq += 1
-        if self.sink.wants_reports():
-            self.sink.report(
-                self.report(
-                    order,
-                    exec_type,
-                    last_price=last_price,
-                    last_qty=last_qty,
-                    fee=fee,
-                    liquidity=liquidity,
-                    trade_id=trade_id,
-                )
-            )
-
-    def _emit_rejected(self, order: SimOrder, reason: str) -> None:
-        if self.sink.wants_reports():
-            order.status = S_REJECTED
-            order.reason = reason
-            self.sink.report(self.report(order, E_REJECTED))
-
-    def report(
-        self,
-        order: SimOrder,
-        exec_type: execution_pb2.ExecutionType.ValueType,
-        *,
-        last_price: Decimal | None = None,
-        last_qty: Decimal | None = None,
-        fee: Decimal | None = None,
-        liquidity: execution_pb2.LiquiditySide.ValueType = execution_pb2.LIQUIDITY_SIDE_UNSPECIFIED,
-        trade_id: str = "",
-    ) -> execution_pb2.ExecutionReport:
-        spec = self.specs[order.symbol]
-        rep = execution_pb2.ExecutionReport(
-            execution_id=f"{order.order_id or 'rejected-' + order.client_order_id}-{order.exec_seq}",
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            venue=self.venue,
-            symbol=order.symbol,
-            execution_type=exec_type,
-            order_status=order.status,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.tif,
-            order_price=dec_str(order.price),
-            order_quantity=dec_str(order.quantity),
-            last_price=dec_str(last_price),
-            last_quantity=dec_str(last_qty),
-            cumulative_quantity=dec_str(order.filled),
-            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
-            fee=dec_str(fee),
-            fee_asset=spec.quote_asset if fee is not None else "",
-            liquidity=liquidity,
-            trade_id=trade_id,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-        )
-        rep.transact_time.CopyFrom(timestamp(order.updated_ns))
-        return rep
-
-    def to_proto(self, order: SimOrder) -> order_pb2.Order:
-        spec = self.specs[order.symbol]
-        msg = order_pb2.Order(
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            venue=self.venue,
-            symbol=order.symbol,
-            venue_symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.tif,
-            quantity=dec_str(order.quantity),
-            quote_quantity=dec_str(order.quote_quantity),
-            price=dec_str(order.price),
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-            status=order.status,
-            filled_quantity=dec_str(order.filled),
-            remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),
-            average_fill_price=dec_str(order.average_price),
-            total_fees=dec_str(order.fees),
-            fee_asset=spec.quote_asset,
-            rejection_reason=order.reason,
-            account_id=order.account_id,
-            strategy_id=order.strategy_id,
-        )
-        msg.created_at.CopyFrom(timestamp(order.created_ns))
-        msg.updated_at.CopyFrom(timestamp(order.updated_ns))
-        if order.expires_ns is not None:
-            msg.expires_at.CopyFrom(timestamp(order.expires_ns))
-        if spec.is_perpetual:
-            msg.leverage = dec_str(self.leverage[order.symbol])
-        return msg

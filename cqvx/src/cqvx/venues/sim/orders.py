@@ -5,7 +5,6 @@ State only; the matching engine (:mod:`cqvx.venues.sim.matching`) decides what h
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -84,6 +83,8 @@ class SimOrder:
     reserve_rate: Decimal | None = None
     reason: str = ""
     exec_seq: int = 0
+    # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
+    ticks: int = 0
 
     @property
     def remaining(self) -> Decimal:
@@ -99,50 +100,76 @@ class SimOrder:
 
 
 class _Side:
-    """Our resting orders on one side of one symbol: price levels in a sorted list, FIFO per level."""
+    """Our resting orders on one side of one symbol, on the integer tick grid.
 
-    __slots__ = ("is_bid", "levels", "prices")
+    Price levels are keyed by the limit price in ticks (an int: cheap to hash, compare and bisect),
+    each a FIFO list (time priority); ``prices`` is the sorted index of the levels.  The best level is
+    kept in ``best_ticks`` / ``best_price`` so that a market event crossing nothing costs one compare.
+    Decimal prices stay on the orders: fills and reports use them (the API edge).
+    """
+
+    __slots__ = ("best_price", "best_ticks", "is_bid", "levels", "prices")
 
     def __init__(self, is_bid: bool) -> None:
         self.is_bid = is_bid
-        self.prices: list[Decimal] = []
-        self.levels: dict[Decimal, list[SimOrder]] = {}
+        self.prices: list[int] = []
+        self.levels: dict[int, list[SimOrder]] = {}
+        self.best_ticks: int | None = None
+        self.best_price: Decimal | None = None
+
+    def _refresh(self) -> None:
+        prices = self.prices
+        if not prices:
+            self.best_ticks = self.best_price = None
+            return
+        best = prices[-1] if self.is_bid else prices[0]
+        self.best_ticks = best
+        self.best_price = self.levels[best][0].price
 
     def add(self, order: SimOrder) -> None:
-        assert order.price is not None
-        level = self.levels.get(order.price)
+        key = order.ticks
+        level = self.levels.get(key)
         if level is None:
-            level = self.levels[order.price] = []
-            bisect.insort(self.prices, order.price)
+            level = self.levels[key] = []
+            bisect.insort(self.prices, key)
+            level.append(order)
+            best = self.best_ticks
+            if best is None or (key > best if self.is_bid else key < best):
+                self.best_ticks, self.best_price = key, order.price
+            return
         level.append(order)
 
     def remove(self, order: SimOrder) -> None:
         if order.price is None:
             return
-        level = self.levels.get(order.price)
+        key = order.ticks
+        level = self.levels.get(key)
         if level is None or order not in level:
             return
         level.remove(order)
         if not level:
-            del self.levels[order.price]
-            del self.prices[bisect.bisect_left(self.prices, order.price)]
+            del self.levels[key]
+            del self.prices[bisect.bisect_left(self.prices, key)]
+            self._refresh()
+        elif key == self.best_ticks:
+            self.best_price = level[0].price
 
     def best(self) -> Decimal | None:
-        if not self.prices:
-            return None
-        return self.prices[-1] if self.is_bid else self.prices[0]
+        return self.best_price
 
-    def crossed_by(self, price: Decimal, inclusive: bool) -> Iterator[Decimal]:
-        """Levels a public trade at ``price`` reaches, best first (a copy: fills mutate the book)."""
+    def crossed_by(self, ticks: int, exact: bool, inclusive: bool) -> list[int]:
+        """Levels a public trade reaches, best first (a copy: fills mutate the book).
+
+        The trade's price is ``ticks`` (floor, in ticks) and ``exact`` says whether it is on the grid:
+        off the grid, no level is *at* the price, so ``inclusive`` does not matter.
+        """
+        prices = self.prices
         if self.is_bid:
-            i = (
-                bisect.bisect_left(self.prices, price)
-                if inclusive
-                else bisect.bisect_right(self.prices, price)
-            )
-            return iter(self.prices[i:][::-1])
-        i = bisect.bisect_right(self.prices, price) if inclusive else bisect.bisect_left(self.prices, price)
-        return iter(self.prices[:i])
+            # Bids at or above the price (strictly above when not inclusive or off the grid).
+            lo = ticks if (exact and inclusive) else ticks + 1
+            return prices[bisect.bisect_left(prices, lo) :][::-1]
+        hi = ticks if (inclusive or not exact) else ticks - 1
+        return prices[: bisect.bisect_right(prices, hi)]
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.levels.values())

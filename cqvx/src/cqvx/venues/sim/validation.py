@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
-from cqvx.num import ZERO, dec, dec_str, floor_to
+from cqvx.num import ZERO, dec, dec_str, floor_to, steps
 from cqvx.timeutil import to_ns
 from cqvx.venues.sim.config import InstrumentSpec
 from cqvx.venues.sim.market import InstrumentMarket
@@ -49,6 +49,13 @@ def _multiple_of(value: Decimal, step: Decimal) -> bool:
     return floor_to(value, step) == value
 
 
+@functools.lru_cache(maxsize=4096)
+def _ticks(price: Decimal, tick: Decimal) -> int | None:
+    """``price`` in ticks when it is on the grid, else None (exact, remembered like the above)."""
+    n, exact = steps(price, tick)
+    return n if exact else None
+
+
 class _OrderChecks:
     """Validation half of :class:`~cqvx.venues.sim.matching.MatchingEngine` (mixin: no state of its own)."""
 
@@ -78,15 +85,19 @@ class _OrderChecks:
     def _validate(self, req: order_pb2.Order) -> tuple[InstrumentSpec, SimOrder]:
         v = self.venue
         spec = self.spec(req.symbol)
-        if req.side not in (BUY, SELL):
+        # Each protobuf field is read once: a read costs about as much as a Decimal compare.
+        side = req.side
+        otype = req.order_type
+        post_only = req.post_only
+        if side not in (BUY, SELL):
             raise InvalidRequest("side must be BUY or SELL", venue=v)
-        if req.order_type in (
+        if otype in (
             order_pb2.ORDER_TYPE_STOP_MARKET,
             order_pb2.ORDER_TYPE_STOP_LIMIT,
             order_pb2.ORDER_TYPE_TRAILING_STOP,
         ):
             raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
-        if req.order_type not in (LIMIT, MARKET):
+        if otype not in (LIMIT, MARKET):
             raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
         cid = req.client_order_id
         if len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
@@ -94,26 +105,29 @@ class _OrderChecks:
         qty = self._num(req.quantity, "quantity")
         quote_qty = self._num(req.quote_quantity, "quote_quantity")
         price = self._num(req.price, "price")
-        tif = req.time_in_force or (IOC if req.order_type == MARKET else GTC)
-        if req.order_type == MARKET:
+        tif = req.time_in_force or (IOC if otype == MARKET else GTC)
+        ticks = 0
+        if otype == MARKET:
             if price is not None:
                 raise InvalidRequest("a market order takes no price", venue=v)
             if tif not in (IOC, FOK):
                 raise InvalidRequest("a market order is IOC or FOK", venue=v)
-            if req.post_only:
+            if post_only:
                 raise InvalidRequest("a market order cannot be post-only", venue=v)
         else:
             if price is None or price <= 0:
                 raise InvalidRequest("a limit order needs a positive price", venue=v)
-            if not _multiple_of(price, spec.tick_size):
+            on_grid = _ticks(price, spec.tick_size)
+            if on_grid is None:
                 raise InvalidRequest(
                     f"tick size: price {dec_str(price)} is not a multiple of {dec_str(spec.tick_size)}",
                     venue=v,
                 )
-            if req.post_only and tif in (IOC, FOK):
+            ticks = on_grid
+            if post_only and tif in (IOC, FOK):
                 raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
         if quote_qty is not None:
-            if req.order_type != MARKET or req.side != BUY or spec.is_perpetual or qty is not None:
+            if otype != MARKET or side != BUY or spec.is_perpetual or qty is not None:
                 raise InvalidRequest("quote_quantity is only for spot market buys without quantity", venue=v)
             if quote_qty <= 0:
                 raise InvalidRequest("quote_quantity must be positive", venue=v)
@@ -143,7 +157,8 @@ class _OrderChecks:
                 raise InvalidRequest(
                     f"min notional: {dec_str(ref * qty)} is below {dec_str(spec.min_notional)}", venue=v
                 )
-        if req.reduce_only and not spec.is_perpetual:
+        reduce_only = req.reduce_only
+        if reduce_only and not spec.is_perpetual:
             raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
         now = self.now_ns()
         expires: int | None = None
@@ -161,13 +176,13 @@ class _OrderChecks:
             order_id="",
             client_order_id=cid,
             symbol=spec.symbol,
-            side=req.side,
-            order_type=req.order_type,
+            side=side,
+            order_type=otype,
             tif=tif,
             price=price,
             quantity=qty or ZERO,
-            post_only=req.post_only,
-            reduce_only=req.reduce_only,
+            post_only=post_only,
+            reduce_only=reduce_only,
             created_ns=now,
             updated_ns=now,
             arrival=0,
@@ -175,6 +190,7 @@ class _OrderChecks:
             strategy_id=req.strategy_id,
             account_id=req.account_id,
             quote_quantity=quote_qty,
+            ticks=ticks,
         )
         return spec, order
 
