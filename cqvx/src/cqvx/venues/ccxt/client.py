@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -27,8 +27,9 @@ from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
+from cqvx.fanout import feed
 from cqvx.client import check_order_ref
-from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, UnsupportedOperation, VenueError
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, VenueError
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
@@ -37,6 +38,7 @@ from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
 from cqvx.venues.ccxt.markets import MarketIndex
 from cqvx.venues.ccxt.quirks import VenueQuirks, check_client_order_id, lookup_args, quirks_for
+from cqvx.venues.ccxt.streams import CcxtStreams
 
 __all__ = ["CcxtClient"]
 
@@ -66,6 +68,8 @@ _CAPS = frozenset(
         venue_pb2.CAPABILITY_CANDLES,
         venue_pb2.CAPABILITY_CANCEL_ALL,
         venue_pb2.CAPABILITY_TICKERS,
+        venue_pb2.CAPABILITY_ORDER_STREAM,
+        venue_pb2.CAPABILITY_POSITION_STREAM,
     }
 )
 
@@ -81,6 +85,7 @@ class CcxtClient:
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         self._last_error = ""
         self._closed = False
+        self.streams = CcxtStreams(self, Backoff(config.retry_initial_s, config.stream_retry_max_s))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -101,6 +106,7 @@ class CcxtClient:
         if self._closed:
             return
         self._closed = True
+        await self.streams.aclose()
         await self._ex.close()
 
     async def __aenter__(self) -> Self:
@@ -224,6 +230,7 @@ class CcxtClient:
             await self._resolve_duplicate(dup, order.symbol, coid)
             raise
         placed = self._order(raw, order.symbol)
+        self.streams.track(placed)
         return report_from_order(placed, execution_pb2.EXECUTION_TYPE_NEW)
 
     async def _resolve_duplicate(self, dup: DuplicateOrder, symbol: str, coid: str) -> None:
@@ -398,13 +405,47 @@ class CcxtClient:
             for s in wanted
         ]
 
-    # -- streams (not in this adapter yet: see docs/venues.md) -----------------------------------
+    # -- streams (cqvx.venues.ccxt.streams) --------------------------------------------------------
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
-        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+        return self.streams.order_book(symbol, depth)
 
     def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
-        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+        return self.streams.trades(symbol)
+
+    def subscribe_executions(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[execution_pb2.ExecutionReport]:
+        return self.streams.executions(symbols)
+
+    def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
+        """Position changes, polled over REST every ``config.positions_poll_s`` (the same fields as
+        ``get_positions`` on every venue; the venues' position pushes differ in what they carry).
+        Each position is yielded when first seen and when it changes; one that disappears is yielded
+        once as FLAT.  Retry-safe failures wait for the next poll; others end the stream."""
+        return feed(self._poll_positions(symbols), venue=self.venue, channel="positions")
+
+    async def _poll_positions(
+        self, symbols: Sequence[str] | None
+    ) -> AsyncGenerator[position_pb2.Position, None]:
+        last: dict[str, bytes] = {}
+        while not self._closed:
+            try:
+                positions = await self.get_positions(symbols)
+            except VenueError as err:
+                if not err.retry_safe:
+                    raise
+            else:
+                now = {p.symbol: p.SerializeToString(deterministic=True) for p in positions}
+                for p in positions:
+                    if last.get(p.symbol) != now[p.symbol]:
+                        yield p
+                for gone in sorted(last.keys() - now.keys()):
+                    yield position_pb2.Position(
+                        venue=self.venue, symbol=gone, side=position_pb2.POSITION_SIDE_FLAT, quantity="0"
+                    )
+                last = now
+            await asyncio.sleep(self._config.positions_poll_s)
 
     async def health(self) -> venue_pb2.VenueHealth:
         start = time.perf_counter()
