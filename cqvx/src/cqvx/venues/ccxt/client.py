@@ -33,7 +33,7 @@ from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, VenueError
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
-from cqvx.venues.ccxt import parse
+from cqvx.venues.ccxt import batch, parse
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
 from cqvx.venues.ccxt.markets import MarketIndex
@@ -119,7 +119,11 @@ class CcxtClient:
         await self.aclose()
 
     def capabilities(self) -> frozenset[int]:
-        return _CAPS
+        batched = {
+            venue_pb2.CAPABILITY_BATCH_PLACE: self._quirks.batch_place,
+            venue_pb2.CAPABILITY_BATCH_CANCEL: self._quirks.batch_cancel,
+        }
+        return _CAPS | {cap for cap, on in batched.items() if on}
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -193,7 +197,8 @@ class CcxtClient:
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+    async def _request(self, order: order_pb2.Order) -> dict[str, Any]:
+        """ccxt's ``create_order`` arguments for ``order``; refuses (InvalidRequest) before any send."""
         coid = order.client_order_id
         check_client_order_id(self._quirks, coid)
         unified = await self._unified(order.symbol)
@@ -214,6 +219,14 @@ class CcxtClient:
             params["reduceOnly"] = True
         if order.time_in_force in _TIF and not order.post_only:
             params["timeInForce"] = _TIF[order.time_in_force]
+        return {"symbol": unified, "type": kind, "side": side, "amount": amount, "price": price, "params": params}
+
+    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        coid = order.client_order_id
+        req = await self._request(order)
+        unified, kind, side, amount, price, params = (
+            req["symbol"], req["type"], req["side"], req["amount"], req["price"], req["params"]
+        )  # fmt: skip
         try:
             raw = await self._call(
                 "write",
@@ -301,6 +314,15 @@ class CcxtClient:
         if failures:
             raise failures[0][1].with_partial(completed=done, failures=failures)
         return done
+
+    async def place_orders(
+        self, orders: Sequence[order_pb2.Order]
+    ) -> list[execution_pb2.ExecutionReport | VenueError]:
+        """Per-item results, in order (:mod:`.batch`)."""
+        return await batch.place_orders(self, orders)
+
+    async def cancel_orders(self, refs: Sequence[order_pb2.OrderRef]) -> list[order_pb2.Order | VenueError]:
+        return await batch.cancel_orders(self, refs)
 
     # -- account ---------------------------------------------------------------------------------
 
