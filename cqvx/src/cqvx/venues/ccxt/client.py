@@ -34,6 +34,7 @@ from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
 from cqvx.venues.ccxt import batch, parse
+from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
 from cqvx.venues.ccxt.markets import MarketIndex
@@ -331,6 +332,10 @@ class CcxtClient:
         derivatives = self._quirks.market_types == ("linear",) or self._config.market_types == ("swap",)
         kind = balance_pb2.BALANCE_TYPE_FUTURES if derivatives else balance_pb2.BALANCE_TYPE_SPOT
         return parse.parse_balances(raw, self.venue, kind)
+
+    async def get_account_summary(self) -> AccountSummary:
+        """Margin balance and margin mode (:mod:`.account`)."""
+        return await account_summary(self)
 
     async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
         unified = [await self._unified(s) for s in symbols] if symbols else None

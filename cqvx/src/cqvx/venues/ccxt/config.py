@@ -38,6 +38,7 @@ class CcxtConfig:
     retry_max_s: float = 2.0
     stream_retry_max_s: float = 30.0  # the stream relay's backoff cap (re-opening a WebSocket)
     positions_poll_s: float = 5.0  # subscribe_positions polls get_positions
+    listen_key_keepalive_s: float | None = None  # None = the quirk table's interval (tests shorten it)
     ws_url: str = ""  # overrides the scheme and host of every ccxt ``urls['api']['ws']`` entry
     sandbox: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
@@ -82,8 +83,9 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
         "maxRetriesOnFailure": 0,  # the adapter owns retries
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
-    if quirks.listen_key_keepalive_s is not None:
-        options["listenKeyRefreshRate"] = int(quirks.listen_key_keepalive_s * 1000)
+    keepalive = config.listen_key_keepalive_s or quirks.listen_key_keepalive_s
+    if quirks.listen_key_keepalive_s is not None and keepalive:
+        options["listenKeyRefreshRate"] = int(keepalive * 1000)
     options.update(dict(quirks.ccxt_options))
     options.update(config.options)
     params: dict[str, Any] = {

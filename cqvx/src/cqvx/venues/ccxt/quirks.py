@@ -51,6 +51,8 @@ class VenueQuirks:
     # Orders per batch request (place, cancel) the adapter sends; 0 = one request per order (the
     # venue's batch limit not confirmed here yet).  Results are per item either way (.batch).
     batch_max: tuple[int, int] = (0, 0)
+    # Account summary field -> the venue's key in its balance reply (ccxt ``info``); () = not offered.
+    summary_keys: tuple[tuple[str, str], ...] = ()
     # How ccxt looks an order up by our id: "param" = params["clientOrderId"]; "raw_field" = the
     # venue's own field in params; "as_id" = the venue takes the client id where the order id goes.
     client_id_lookup: str = "param"
@@ -86,6 +88,15 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
         batch_max=(5, 10),  # Place Multiple Orders: "Max 5 orders"; Cancel Multiple Orders: max 10 ids
+        # Account Information V3 (GET /fapi/v3/account), single-asset mode totals (USDT).
+        summary_keys=(
+            ("margin_balance", "totalMarginBalance"),
+            ("wallet_balance", "totalWalletBalance"),
+            ("available_balance", "availableBalance"),
+            ("unrealized_pnl", "totalUnrealizedProfit"),
+            ("initial_margin", "totalInitialMargin"),
+            ("maintenance_margin", "totalMaintMargin"),
+        ),
         # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
         ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
         pinned_codes=(

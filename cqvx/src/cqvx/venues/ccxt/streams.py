@@ -27,9 +27,14 @@ Rules (the contract is :class:`cqvx.streams.LiveStream`; sharing and re-opening 
   holds open is fetched over REST and fed through the tracker, so a fill that happened while the
   stream was away is reported (once) after the gap notice.  ``watch_my_trades`` is not read: the same
   fills would arrive twice under two ids.
-* **Listen keys.**  Where the quirk table has a listen-key keepalive (Binance), ccxt refreshes the key
-  every ``listen_key_keepalive_s`` (its ``listenKeyRefreshRate``); before a private re-open ccxt's
-  cached key is forgotten, so an expired key (``listenKeyExpired``) is replaced, never re-dialled.
+* **Listen keys.**  Where the quirk table has a listen-key keepalive (Binance), the adapter owns the
+  keepalive: while a private stream is open it calls ccxt's ``keep_alive_listen_key`` (``PUT
+  /fapi/v1/listenKey``) every ``listen_key_keepalive_s``.  ccxt.pro 4.5.90 schedules only the first
+  one by itself (its re-scheduling looks for the subscription in a ``Client`` it reads as a dict, so
+  it never repeats; observed against the fake), and ``listenKeyRefreshRate`` is set to the same
+  interval so its re-authentication agrees.  A failed keepalive makes ccxt fail the private watch, so
+  the stream re-opens (gap); before a private re-open ccxt's cached key is forgotten, so an expired
+  key (``listenKeyExpired``) is replaced by a new one, never re-dialled.
 """
 
 from __future__ import annotations
@@ -223,6 +228,8 @@ class _Watch(Generic[T]):
         for url in self.urls:
             self._owner._use(url, -1)
         self.urls.clear()
+        if self._private:
+            self._owner._private_closed()
 
 
 class CcxtStreams:
@@ -239,12 +246,29 @@ class CcxtStreams:
         self._opens: dict[Hashable, int] = {}
         self._url_users: dict[str, int] = {}
         self.opened = 0
+        self._keepalive: asyncio.Task[None] | None = None
         _hook(self.ex)
 
     # -- plumbing -------------------------------------------------------------------------------
 
+    def _keepalive_interval(self) -> float | None:
+        if self.quirks.listen_key_keepalive_s is None:
+            return None
+        return self._client._config.listen_key_keepalive_s or self.quirks.listen_key_keepalive_s
+
+    async def _keep_alive(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.ex.keep_alive_listen_key()
+            except Exception as exc:  # ccxt fails the private watch itself; the relay re-opens it
+                _log.warning("ccxt.listen_key_keepalive_failed", venue=self.venue, error=type(exc).__name__)
+
     def _before_open(self, *, private: bool) -> None:
         self.opened += 1
+        interval = self._keepalive_interval() if private else None
+        if interval and (self._keepalive is None or self._keepalive.done()):
+            self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive(interval))
         self.ex.ws_dial_backoff = {}  # the relay's Backoff is the one retry owner
         if private and self.quirks.listen_key_keepalive_s is not None:
             for value in self.ex.options.values():
@@ -375,5 +399,12 @@ class CcxtStreams:
             out.extend(self._reports(order))
         return out
 
+    def _private_closed(self) -> None:
+        if self._keepalive is not None and self.relay.subscriber_count("executions") == 0:
+            self._keepalive.cancel()
+            self._keepalive = None
+
     async def aclose(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         await self.relay.aclose()
