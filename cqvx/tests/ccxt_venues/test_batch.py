@@ -44,7 +44,9 @@ async def test_seven_orders_go_in_two_batches_with_per_item_results(
     assert _batches(h, "POST") == 2  # 6 sendable items: 5 + 1
     assert isinstance(results[1], InsufficientFunds)
     assert isinstance(results[4], InvalidRequest)
-    good = [(o, r) for o, r in zip(orders, results, strict=True) if isinstance(r, execution_pb2.ExecutionReport)]
+    good = [
+        (o, r) for o, r in zip(orders, results, strict=True) if isinstance(r, execution_pb2.ExecutionReport)
+    ]
     assert [o.client_order_id for o, _ in good] == ["bp0", "bp2", "bp3", "bp5", "bp6"]
     assert all(r.client_order_id == o.client_order_id for o, r in good)
     for o, _ in good:
@@ -57,7 +59,9 @@ async def test_seven_orders_go_in_two_batches_with_per_item_results(
     assert isinstance(cancelled[2], NotFound)
     ids = [c.order_id for c in cancelled if isinstance(c, order_pb2.Order)]
     assert ids == [r.order_id for _, r in good]
-    assert all(c.status == order_pb2.ORDER_STATUS_CANCELLED for c in cancelled if isinstance(c, order_pb2.Order))
+    assert all(
+        c.status == order_pb2.ORDER_STATUS_CANCELLED for c in cancelled if isinstance(c, order_pb2.Order)
+    )
 
 
 async def test_lost_batch_reply_is_looked_up_by_client_order_id_not_resent(

@@ -4,6 +4,7 @@ keepalive and expiry, the depth sequence gap, ping/pong, and the account summary
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -47,7 +48,9 @@ async def env() -> AsyncIterator[Env]:
 
 async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
-        while not check():
+        while True:
+            if check():
+                return
             await asyncio.sleep(0.02)
 
 
@@ -129,9 +132,14 @@ async def test_account_summary_has_margin_balance_and_mode(env: Env) -> None:
     h, client = env
     await client.place_order(h.position_order("sumpos", order_pb2.ORDER_SIDE_BUY, Decimal("0.01")))
     summary = await client.get_account_summary()
-    assert Decimal(summary.margin_balance) == Decimal(summary.wallet_balance) + Decimal(summary.unrealized_pnl)
+    assert Decimal(summary.margin_balance) == Decimal(summary.wallet_balance) + Decimal(
+        summary.unrealized_pnl
+    )
     assert Decimal(summary.available_balance) > 0
-    assert summary.margin_modes.get(h.symbol) in (position_pb2.MARGIN_MODE_CROSS, position_pb2.MARGIN_MODE_ISOLATED)
+    assert summary.margin_modes.get(h.symbol) in (
+        position_pb2.MARGIN_MODE_CROSS,
+        position_pb2.MARGIN_MODE_ISOLATED,
+    )
     assert summary.margin_mode == summary.margin_modes[h.symbol]
 
 
@@ -145,7 +153,11 @@ async def test_account_summary_needs_a_quirk_line() -> None:
 
 
 _JUNK = st.one_of(
-    st.none(), st.integers(), st.text(max_size=8), st.floats(allow_nan=True), st.lists(st.integers(), max_size=2)
+    st.none(),
+    st.integers(),
+    st.text(max_size=8),
+    st.floats(allow_nan=True),
+    st.lists(st.integers(), max_size=2),
 )
 
 
@@ -153,7 +165,5 @@ _JUNK = st.one_of(
 @given(st.dictionaries(st.sampled_from(["symbol", "side", "price", "amount", "id", "timestamp"]), _JUNK))
 def test_trade_parser_raises_only_parse_error(raw: dict[str, object]) -> None:
     symbols = SymbolMap("binance", [("BTC-USDT-PERP", "BTC/USDT:USDT")])
-    try:
+    with contextlib.suppress(ParseError):
         parse.parse_trade(raw, symbols, "binance")
-    except ParseError:
-        pass

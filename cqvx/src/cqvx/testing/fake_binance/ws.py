@@ -105,20 +105,25 @@ class FakeBinanceWs:
         for venue_sym, spec in self._fake._perps.items():
             book = await sim.get_order_book(spec.symbol, 1000)
             self._depth[venue_sym] = _Depth(_levels(book.bids), _levels(book.asks), book.sequence)
-            for sub, handler in (
+            pairs: list[tuple[Any, Any]] = [
                 (sim.subscribe_order_book(spec.symbol, 1000), self._on_book),
                 (sim.subscribe_trades(spec.symbol), self._on_trade),
-            ):
-                self._subs.append(sub)
-                self._tasks.append(loop.create_task(self._pump(sub, handler)))
-        for sub, handler in (
-            (sim.subscribe_executions(), self._on_execution),
-            (sim.subscribe_positions(), self._on_position),
-            (sim.subscribe_funding_rates(), self._on_funding),
-        ):
+            ]
+            self._follow(loop, pairs)
+        self._follow(
+            loop,
+            [
+                (sim.subscribe_executions(), self._on_execution),
+                (sim.subscribe_positions(), self._on_position),
+                (sim.subscribe_funding_rates(), self._on_funding),
+            ],
+        )
+        self._tasks.append(loop.create_task(self._ping_loop()))
+
+    def _follow(self, loop: asyncio.AbstractEventLoop, pairs: list[tuple[Any, Any]]) -> None:
+        for sub, handler in pairs:
             self._subs.append(sub)
             self._tasks.append(loop.create_task(self._pump(sub, handler)))
-        self._tasks.append(loop.create_task(self._ping_loop()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -231,7 +236,9 @@ class FakeBinanceWs:
         elif method == "LIST_SUBSCRIPTIONS":
             self._send(conn, {"result": sorted(conn.streams), "id": rid})
         else:
-            self._send(conn, {"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": rid})
+            self._send(
+                conn, {"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": rid}
+            )
 
     async def _ping_loop(self) -> None:
         while True:
@@ -296,7 +303,9 @@ class FakeBinanceWs:
         if state.skip > 0:
             state.skip -= 1
             return
-        self._publish((f"{low}@depth", f"{low}@depth@100ms", f"{low}@depth@250ms", f"{low}@depth@500ms"), event)
+        self._publish(
+            (f"{low}@depth", f"{low}@depth@100ms", f"{low}@depth@250ms", f"{low}@depth@500ms"), event
+        )
 
     async def _on_trade(self, trade: trade_pb2.Trade) -> None:
         sym = shapes.venue_symbol(trade.symbol)
@@ -394,7 +403,10 @@ class FakeBinanceWs:
                 "T": _now_ms(),
                 "a": {
                     "m": "ORDER",
-                    "B": [{"a": b.asset, "wb": b.total or "0", "cw": b.total or "0", "bc": "0"} for b in balances],
+                    "B": [
+                        {"a": b.asset, "wb": b.total or "0", "cw": b.total or "0", "bc": "0"}
+                        for b in balances
+                    ],
                     "P": [
                         {
                             "s": shapes.venue_symbol(p.symbol),
@@ -403,7 +415,9 @@ class FakeBinanceWs:
                             "bep": p.entry_price or "0",
                             "cr": "0",
                             "up": p.unrealized_pnl or "0",
-                            "mt": "isolated" if p.margin_mode == position_pb2.MARGIN_MODE_ISOLATED else "cross",
+                            "mt": "isolated"
+                            if p.margin_mode == position_pb2.MARGIN_MODE_ISOLATED
+                            else "cross",
                             "iw": "0",
                             "ps": "BOTH",
                         }
@@ -421,4 +435,3 @@ def _diff(old: dict[str, str], new: dict[str, str]) -> list[list[str]]:
     out = [[price, qty] for price, qty in new.items() if old.get(price) != qty]
     out.extend([price, "0"] for price in old if price not in new)
     return out
-

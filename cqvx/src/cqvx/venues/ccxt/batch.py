@@ -114,15 +114,15 @@ async def _place_chunk(
     placed: dict[str, order_pb2.Order] = {}
     errors: list[VenueError] = []
     for raw in raws:
-        err = _item_error(client, raw, "write")
-        if err is not None:
-            errors.append(err)
+        item_err = _item_error(client, raw, "write")
+        if item_err is not None:
+            errors.append(item_err)
             continue
         try:
-            got = client._order(raw)
+            read = client._order(raw)
         except VenueError:
             continue  # an item we cannot read: its order stays unmatched, so it is looked up
-        placed[got.client_order_id] = got
+        placed[read.client_order_id] = read
     # ccxt sorts the reply by timestamp and error items carry none, but its sort is stable: the
     # error items keep their relative order, which is that of the orders no order item answered.
     unmatched = [i for i, _ in chunk if orders[i].client_order_id not in placed]
@@ -162,11 +162,13 @@ async def cancel_orders(
             continue
         groups.setdefault((ref.symbol, kind), []).append(i)
     size = client.quirks.batch_max[1]
-    for (symbol, kind), idx in groups.items():
+    for (symbol, id_kind), idx in groups.items():
         step = size if size > 1 else 1
         for k in range(0, len(idx), step):
             part = idx[k : k + step]
-            for i, result in zip(part, await _cancel_chunk(client, symbol, kind, [refs[j] for j in part]), strict=True):
+            for i, result in zip(
+                part, await _cancel_chunk(client, symbol, id_kind, [refs[j] for j in part]), strict=True
+            ):
                 results[i] = result
     return [r for r in results if r is not None]
 
@@ -231,7 +233,9 @@ async def _cancel_chunk(
         done[got.order_id if kind == "order_id" else got.client_order_id] = got
     # Matched by id: ccxt re-sorts the reply (see _place_chunk).
     unmatched = [r for r in refs if _ref_id(r) not in done]
-    paired = {id(r): e for r, e in zip(unmatched, errors, strict=True)} if len(unmatched) == len(errors) else {}
+    paired = (
+        {id(r): e for r, e in zip(unmatched, errors, strict=True)} if len(unmatched) == len(errors) else {}
+    )
     out: list[order_pb2.Order | VenueError] = []
     for ref in refs:
         if _ref_id(ref) in done:

@@ -27,9 +27,9 @@ from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
-from cqvx.fanout import feed
 from cqvx.client import check_order_ref
 from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, VenueError
+from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
@@ -220,7 +220,14 @@ class CcxtClient:
             params["reduceOnly"] = True
         if order.time_in_force in _TIF and not order.post_only:
             params["timeInForce"] = _TIF[order.time_in_force]
-        return {"symbol": unified, "type": kind, "side": side, "amount": amount, "price": price, "params": params}
+        return {
+            "symbol": unified,
+            "type": kind,
+            "side": side,
+            "amount": amount,
+            "price": price,
+            "params": params,
+        }
 
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
         coid = order.client_order_id

@@ -79,7 +79,9 @@ def _hook(ex: Any) -> None:
         return
 
     def wrap_watch(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def watch(url: str, hashes: Any, message: Any = None, subscribe: Any = None, *a: Any, **k: Any) -> Any:
+        def watch(
+            url: str, hashes: Any, message: Any = None, subscribe: Any = None, *a: Any, **k: Any
+        ) -> Any:
             note = _NOTE.get()
             if note is not None:
                 existing = ex.clients.get(url)
@@ -162,7 +164,10 @@ class _Watch(Generic[T]):
         return True
 
     async def _watch_live(self) -> None:
-        while not self._connected():
+        # Polled: ccxt offers no event for "this watch's subscribe frame went out".
+        while True:
+            if self._connected():
+                break
             await asyncio.sleep(_POLL_S)
         if self._after_live is not None:
             for msg in await self._after_live():
@@ -291,7 +296,9 @@ class CcxtStreams:
         with contextlib.suppress(Exception):
             await c.close()
 
-    def _open(self, channel: str, topic: Hashable, factory: Callable[[], Any], **kw: Any) -> Subscription[Any]:
+    def _open(
+        self, channel: str, topic: Hashable, factory: Callable[[], Any], **kw: Any
+    ) -> Subscription[Any]:
         return self.relay.open(channel, [(topic, factory)], venue=self.venue, **kw)
 
     def _refused(self, channel: str, symbol: str, err: VenueError) -> Subscription[Any]:
@@ -334,9 +341,7 @@ class CcxtStreams:
             return [parse.parse_trade(t, index.symbols, self.venue, index.contract_sizes) for t in raw]
 
         def factory() -> _Watch[trade_pb2.Trade]:
-            return _Watch(
-                self, channel="trades", symbol=symbol, call=call, convert=convert
-            )
+            return _Watch(self, channel="trades", symbol=symbol, call=call, convert=convert)
 
         return self._open("trades", ("trades", symbol), factory)
 
@@ -394,7 +399,9 @@ class CcxtStreams:
             try:
                 order = await self._client.get_order(symbol=symbol, order_id=oid)
             except VenueError as err:
-                _log.warning("ccxt.reconcile_failed", venue=self.venue, order_id=oid, error=type(err).__name__)
+                _log.warning(
+                    "ccxt.reconcile_failed", venue=self.venue, order_id=oid, error=type(err).__name__
+                )
                 continue
             out.extend(self._reports(order))
         return out
