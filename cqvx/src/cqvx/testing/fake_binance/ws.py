@@ -10,7 +10,7 @@ Facts from the USD-M WebSocket docs (developers.binance.com/docs/derivatives/usd
 * Diff depth ``<symbol>@depth@100ms``: ``depthUpdate`` with ``U`` (first update id), ``u`` (final) and
   ``pu`` (the previous event's ``u``); a client whose last ``u`` is not the new ``pu`` has lost an
   update and re-syncs from the REST snapshot (``lastUpdateId``).  Quantities are absolute ("0" removes).
-* ``<symbol>@aggTrade`` / ``@trade``, ``<symbol>@markPrice[@1s]`` (``markPriceUpdate``: mark, index,
+* ``<symbol>@aggTrade`` / ``@trade``, ``<symbol>@ticker`` / ``@miniTicker`` (``24hrTicker`` / ``24hrMiniTicker``; ccxt's default is the mini one), ``<symbol>@markPrice[@1s]`` (``markPriceUpdate``: mark, index,
   funding rate, next funding time), ``<symbol>@bookTicker``.
 * The server sends a ping frame every 3 minutes; a client that sends no pong within 10 minutes is
   disconnected.  Unsolicited pongs are allowed.
@@ -89,6 +89,7 @@ class FakeBinanceWs:
         self.pongs_received = 0
         self.subscribe_requests = 0
         self._depth: dict[str, _Depth] = {}
+        self._last: dict[str, str] = {}  # venue symbol -> last trade price
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
 
@@ -313,6 +314,21 @@ class FakeBinanceWs:
         tid = int("".join(ch for ch in trade.trade_id if ch.isdigit()) or "0")
         buyer_maker = trade.side == trade_pb2.TRADE_SIDE_SELL  # the aggressor sold into a resting bid
         low = sym.lower()
+        self._last[sym] = trade.price
+        now = _now_ms()
+        # Individual Symbol Ticker (<symbol>@ticker, "24hrTicker"): the fake's 24 h figures are the
+        # last trade's (no rolling window is kept).
+        self._publish(
+            (f"{low}@ticker",),
+            {"e": "24hrTicker", "E": now, "s": sym, "p": "0", "P": "0", "w": trade.price, "c": trade.price,
+             "Q": trade.quantity, "o": trade.price, "h": trade.price, "l": trade.price, "v": trade.quantity,
+             "q": "0", "O": now - 86_400_000, "C": now, "F": tid, "L": tid, "n": 1},
+        )  # fmt: skip
+        self._publish(
+            (f"{low}@miniTicker",),
+            {"e": "24hrMiniTicker", "E": now, "s": sym, "c": trade.price, "o": trade.price, "h": trade.price,
+             "l": trade.price, "v": trade.quantity, "q": "0"},
+        )  # fmt: skip
         self._publish(
             (f"{low}@trade",),
             {"e": "trade", "E": _now_ms(), "T": at, "s": sym, "t": tid, "p": trade.price, "q": trade.quantity,

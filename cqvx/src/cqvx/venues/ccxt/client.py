@@ -37,6 +37,7 @@ from cqvx.venues.ccxt import batch, parse
 from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
+from cqvx.venues.ccxt.instruments import instrument_of
 from cqvx.venues.ccxt.markets import MarketIndex
 from cqvx.venues.ccxt.quirks import VenueQuirks, check_client_order_id, lookup_args, quirks_for
 from cqvx.venues.ccxt.streams import CcxtStreams
@@ -70,6 +71,7 @@ _CAPS = frozenset(
         venue_pb2.CAPABILITY_CANCEL_ALL,
         venue_pb2.CAPABILITY_TICKERS,
         venue_pb2.CAPABILITY_ORDER_STREAM,
+        venue_pb2.CAPABILITY_INSTRUMENTS,
         venue_pb2.CAPABILITY_POSITION_STREAM,
     }
 )
@@ -409,35 +411,40 @@ class CcxtClient:
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
         raw = await self._call("read", self._ex.fetch_ticker, await self._unified(symbol))
-        if not isinstance(raw, dict):
-            raise ParseError("ticker: expected an object", venue=self.venue)
-        v = self.venue
-        price = price_pb2.Price(
-            venue=v,
-            symbol=symbol,
-            last=parse.num(raw.get("last"), "last", v),
-            bid=parse.num(raw.get("bid"), "bid", v),
-            ask=parse.num(raw.get("ask"), "ask", v),
-            bid_size=parse.num(raw.get("bidVolume"), "bidVolume", v),
-            ask_size=parse.num(raw.get("askVolume"), "askVolume", v),
-            mark=parse.num(raw.get("markPrice"), "markPrice", v),
-            index=parse.num(raw.get("indexPrice"), "indexPrice", v),
-        )
-        price.timestamp.CopyFrom(timestamp_now())
+        price = parse.parse_price(raw, symbol, self.venue)
+        if not price.HasField("timestamp"):
+            price.timestamp.CopyFrom(timestamp_now())
         return price
 
-    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+    async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
         index = await self._markets()
         wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
         return [
-            instrument_pb2.Instrument(
-                symbol=s,
-                venue=self.venue,
-                venue_symbol=index.venue_ids[s] if s in index.venue_ids else index.symbols.to_venue(s),
-                instrument_type=index.instrument_types.get(s, 0),  # type: ignore[arg-type]
+            parse.parse_ticker(
+                await self._call("read", self._ex.fetch_ticker, index.symbols.to_venue(s)), s, self.venue
             )
             for s in wanted
         ]
+
+    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        """Instruments with their trading rules, from the loaded ccxt markets (:mod:`.instruments`)."""
+        index = await self._markets()
+        wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
+        out = []
+        for s in wanted:
+            unified = index.symbols.to_venue(s)
+            out.append(
+                instrument_of(
+                    self._ex.markets.get(unified) or {},
+                    canonical=s,
+                    venue=self.venue,
+                    venue_symbol=index.venue_ids.get(s) or unified,
+                    instrument_type=index.instrument_types.get(s, 0),
+                    contract_size=index.contract_size(s),
+                    precision_mode=int(self._ex.precisionMode),
+                )
+            )
+        return out
 
     # -- streams (cqvx.venues.ccxt.streams) --------------------------------------------------------
 
@@ -451,6 +458,9 @@ class CcxtClient:
         self, symbols: Sequence[str] | None = None
     ) -> Stream[execution_pb2.ExecutionReport]:
         return self.streams.executions(symbols)
+
+    def subscribe_prices(self, symbols: Sequence[str]) -> Stream[price_pb2.Price]:
+        return self.streams.prices(symbols)
 
     def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
         """Position changes, polled over REST every ``config.positions_poll_s`` (the same fields as

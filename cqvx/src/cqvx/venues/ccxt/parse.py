@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, trade_pb2
+from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
@@ -31,6 +31,8 @@ __all__ = [
     "parse_order",
     "parse_order_book",
     "parse_position",
+    "parse_price",
+    "parse_ticker",
     "parse_trade",
 ]
 
@@ -314,3 +316,44 @@ def parse_trade(
     if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
         trade.timestamp.CopyFrom(timestamp_from_ms(ts))
     return trade
+
+
+def parse_price(raw: object, symbol: str, venue: str) -> price_pb2.Price:
+    """A ccxt ticker (``fetch_ticker``/``watch_ticker``) as a Price; a ticker without any price is a
+    ParseError (never an empty price)."""
+    t = _map(raw, "ticker", venue)
+    price = price_pb2.Price(
+        venue=venue,
+        symbol=symbol,
+        last=num(t.get("last"), "last", venue),
+        bid=num(t.get("bid"), "bid", venue),
+        ask=num(t.get("ask"), "ask", venue),
+        bid_size=num(t.get("bidVolume"), "bidVolume", venue),
+        ask_size=num(t.get("askVolume"), "askVolume", venue),
+        mark=num(t.get("markPrice"), "markPrice", venue),
+        index=num(t.get("indexPrice"), "indexPrice", venue),
+    )
+    if not (price.last or price.bid or price.ask or price.mark):
+        raise ParseError("ticker: no price in it", venue=venue)
+    if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
+        price.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return price
+
+
+def parse_ticker(raw: object, symbol: str, venue: str) -> price_pb2.Ticker:
+    t = _map(raw, "ticker", venue)
+    ticker = price_pb2.Ticker(
+        venue=venue,
+        symbol=symbol,
+        last=num(t.get("last"), "last", venue),
+        bid=num(t.get("bid"), "bid", venue),
+        ask=num(t.get("ask"), "ask", venue),
+        open_24h=num(t.get("open"), "open", venue),
+        high_24h=num(t.get("high"), "high", venue),
+        low_24h=num(t.get("low"), "low", venue),
+        volume_24h=num(t.get("baseVolume"), "baseVolume", venue),
+        quote_volume_24h=num(t.get("quoteVolume"), "quoteVolume", venue),
+    )
+    if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
+        ticker.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return ticker

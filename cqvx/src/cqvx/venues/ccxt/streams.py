@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import ccxt
 import structlog
 
-from cqc.markets.v1 import orderbook_pb2, trade_pb2
+from cqc.markets.v1 import orderbook_pb2, price_pb2, trade_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.backoff import Backoff
 from cqvx.errors import InvalidRequest, ParseError, VenueError
@@ -344,6 +344,24 @@ class CcxtStreams:
             return _Watch(self, channel="trades", symbol=symbol, call=call, convert=convert)
 
         return self._open("trades", ("trades", symbol), factory)
+
+    def prices(self, symbols: Sequence[str]) -> Subscription[price_pb2.Price]:
+        """One ccxt ``watch_ticker`` upstream per symbol (topic ``("prices", symbol)``)."""
+
+        def factory_for(symbol: str) -> Callable[[], _Watch[price_pb2.Price]]:
+            async def call() -> Any:
+                return await self.ex.watch_ticker(await self._client._unified(symbol))
+
+            def convert(raw: Any) -> list[price_pb2.Price]:
+                return [parse.parse_price(raw, symbol, self.venue)]
+
+            return lambda: _Watch(self, channel="prices", symbol=symbol, call=call, convert=convert)
+
+        if not symbols:
+            return self._refused("prices", "", InvalidRequest("give at least one symbol", venue=self.venue))
+        return self.relay.open(
+            "prices", [(("prices", s), factory_for(s)) for s in dict.fromkeys(symbols)], venue=self.venue
+        )
 
     # -- executions -------------------------------------------------------------------------------
 
