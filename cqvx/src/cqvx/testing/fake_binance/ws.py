@@ -10,8 +10,9 @@ Facts from the USD-M WebSocket docs (developers.binance.com/docs/derivatives/usd
 * Diff depth ``<symbol>@depth@100ms``: ``depthUpdate`` with ``U`` (first update id), ``u`` (final) and
   ``pu`` (the previous event's ``u``); a client whose last ``u`` is not the new ``pu`` has lost an
   update and re-syncs from the REST snapshot (``lastUpdateId``).  Quantities are absolute ("0" removes).
-* ``<symbol>@aggTrade`` / ``@trade``, ``<symbol>@ticker`` / ``@miniTicker`` (``24hrTicker`` / ``24hrMiniTicker``; ccxt's default is the mini one), ``<symbol>@markPrice[@1s]`` (``markPriceUpdate``: mark, index,
-  funding rate, next funding time), ``<symbol>@bookTicker``.
+* ``<symbol>@aggTrade`` / ``@trade``; ``<symbol>@ticker`` / ``@miniTicker`` (``24hrTicker`` /
+  ``24hrMiniTicker``; ccxt's default is the mini one); ``<symbol>@markPrice[@1s]``
+  (``markPriceUpdate``: mark, index, funding rate, next funding time); ``<symbol>@bookTicker``.
 * The server sends a ping frame every 3 minutes; a client that sends no pong within 10 minutes is
   disconnected.  Unsolicited pongs are allowed.
 * User data: ``ORDER_TRADE_UPDATE`` (per order event: ``x`` execution type, ``X`` status, ``l``/``L``
