@@ -124,6 +124,15 @@ async def test_fill_reported_once_with_trade_details(env: Env) -> None:
                 trades.append(rep)
                 break
     assert trades[0].last_quantity == "0.004" and trades[0].last_price == "50000"
+    await h.fill(report, Decimal("0.003"))
+    async with asyncio.timeout(10):
+        async for rep in stream:
+            if rep.execution_type == execution_pb2.EXECUTION_TYPE_TRADE:
+                trades.append(rep)
+                break
+    # Binance streams each fill's own commission ("n"): every report's fee is that fill's, summed
+    # per order by the adapter (maker 0.0002 of 50000 x qty).
+    assert [Decimal(t.fee) for t in trades] == [Decimal("0.04"), Decimal("0.03")]
     await client.cancel_order(symbol=h.symbol, order_id=report.order_id)
     await stream.aclose()
 
@@ -141,6 +150,14 @@ async def test_account_summary_has_margin_balance_and_mode(env: Env) -> None:
         position_pb2.MARGIN_MODE_ISOLATED,
     )
     assert summary.margin_mode == summary.margin_modes[h.symbol]
+
+
+def test_binance_summary_line_covers_every_field() -> None:
+    from cqvx.venues.ccxt.account import SUMMARY_FIELDS
+    from cqvx.venues.ccxt.quirks import quirks_for
+
+    assert sorted(dict(quirks_for("binance").summary_keys)) == sorted(SUMMARY_FIELDS)
+    assert quirks_for("binance").ws_fill_fee_key == "n"
 
 
 async def test_account_summary_needs_a_quirk_line() -> None:

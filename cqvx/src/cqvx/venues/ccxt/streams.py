@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import ccxt
@@ -54,6 +55,7 @@ from cqvx.backoff import Backoff
 from cqvx.errors import InvalidRequest, ParseError, VenueError
 from cqvx.fanout import Subscription
 from cqvx.fills import FillTracker
+from cqvx.num import dec, dec_str
 from cqvx.relay import Relay
 from cqvx.streams import Gap, GapListener
 from cqvx.venues.ccxt import parse
@@ -248,6 +250,7 @@ class CcxtStreams:
         self.relay = Relay(self.venue, backoff=backoff, gap_source="venue")
         self.fills = FillTracker(venue=self.venue)
         self._symbol_of: dict[str, str] = {}  # order id -> canonical symbol (REST reconciliation)
+        self._fees: dict[str, tuple[Decimal, Decimal]] = {}  # order id -> (filled, cumulative fee)
         self._opens: dict[Hashable, int] = {}
         self._url_users: dict[str, int] = {}
         self.opened = 0
@@ -371,9 +374,31 @@ class CcxtStreams:
             self._symbol_of[order.order_id] = order.symbol
             self.fills.register(order.order_id)
 
-    def _reports(self, order: order_pb2.Order) -> list[execution_pb2.ExecutionReport]:
+    def _reports(
+        self, order: order_pb2.Order, raw: object = None, *, from_rest: bool = False
+    ) -> list[execution_pb2.ExecutionReport]:
         self._symbol_of[order.order_id] = order.symbol
+        self._cumulative_fee(order, raw, from_rest=from_rest)
         return self.fills.update(order)
+
+    def _cumulative_fee(self, order: order_pb2.Order, raw: object, *, from_rest: bool) -> None:
+        """Set ``order.total_fees`` to the order's cumulative fee, whatever the venue streams."""
+        filled_before, fee = self._fees.get(order.order_id, (Decimal(0), Decimal(0)))
+        filled = dec(order.filled_quantity or "0")
+        key = self.quirks.ws_fill_fee_key
+        if from_rest:
+            # A REST order may carry no fee at all: never report less than what was already summed.
+            fee = max(fee, dec(order.total_fees or "0"))
+        elif key:
+            info = raw.get("info") if isinstance(raw, Mapping) else None
+            last = parse.num(info.get(key), key, self.venue) if isinstance(info, Mapping) else ""
+            if filled > filled_before:
+                fee += dec(last or "0")
+        else:
+            fee = max(fee, dec(order.total_fees or "0"))
+        self._fees[order.order_id] = (max(filled, filled_before), fee)
+        if fee or order.total_fees:
+            order.total_fees = dec_str(fee)
 
     def executions(self, symbols: Sequence[str] | None) -> Subscription[execution_pb2.ExecutionReport]:
         wanted = frozenset(symbols or ())
@@ -388,7 +413,7 @@ class CcxtStreams:
                 raise ParseError("orders: expected a list", venue=self.venue)
             out: list[execution_pb2.ExecutionReport] = []
             for item in raw:
-                out.extend(self._reports(self._client._order(item)))
+                out.extend(self._reports(self._client._order(item), item))
             return out
 
         topic = ("executions",)
@@ -421,7 +446,7 @@ class CcxtStreams:
                     "ccxt.reconcile_failed", venue=self.venue, order_id=oid, error=type(err).__name__
                 )
                 continue
-            out.extend(self._reports(order))
+            out.extend(self._reports(order, from_rest=True))
         return out
 
     def _private_closed(self) -> None:
