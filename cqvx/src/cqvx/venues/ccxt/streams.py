@@ -192,7 +192,7 @@ class _Watch(Generic[T]):
                     self._queue.put_nowait(msg)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
+        except Exception as exc:
             err = map_error(exc, op="read", quirks=self._owner.quirks)
             if not self._live.done():
                 self._live.set_exception(err)
