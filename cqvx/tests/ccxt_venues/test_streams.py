@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cqc.markets.v1 import candle_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import ParseError, UnsupportedOperation
@@ -184,3 +185,20 @@ def test_trade_parser_raises_only_parse_error(raw: dict[str, object]) -> None:
     symbols = SymbolMap("binance", [("BTC-USDT-PERP", "BTC/USDT:USDT")])
     with contextlib.suppress(ParseError):
         parse.parse_trade(raw, symbols, "binance")
+
+
+async def test_polled_funding_and_candle_streams(env: Env) -> None:
+    h, client = env
+    funding = client.subscribe_funding_rates([h.symbol])
+    rate = await asyncio.wait_for(anext(aiter(funding)), 10)
+    assert rate.symbol == h.symbol and rate.rate
+    await funding.aclose()
+    await h.emit_trade()  # the quiet sim builds candles from trades
+    candles = client.subscribe_candles(h.symbol, candle_pb2.CANDLE_INTERVAL_1MIN)
+    try:
+        candle = await asyncio.wait_for(anext(aiter(candles)), 10)
+        assert candle.symbol == h.symbol
+    except TimeoutError:
+        pytest.fail("no candle from the polled candle stream")
+    finally:
+        await candles.aclose()

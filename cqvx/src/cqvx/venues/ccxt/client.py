@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -33,7 +33,7 @@ from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
-from cqvx.venues.ccxt import batch, parse
+from cqvx.venues.ccxt import batch, parse, polled
 from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
@@ -73,6 +73,9 @@ _CAPS = frozenset(
         venue_pb2.CAPABILITY_ORDER_STREAM,
         venue_pb2.CAPABILITY_INSTRUMENTS,
         venue_pb2.CAPABILITY_POSITION_STREAM,
+        venue_pb2.CAPABILITY_FUNDING_STREAM,
+        venue_pb2.CAPABILITY_CANDLE_STREAM,
+        venue_pb2.CAPABILITY_PRICE_STREAM,
     }
 )
 
@@ -463,33 +466,18 @@ class CcxtClient:
         return self.streams.prices(symbols)
 
     def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
-        """Position changes, polled over REST every ``config.positions_poll_s`` (the same fields as
-        ``get_positions`` on every venue; the venues' position pushes differ in what they carry).
-        Each position is yielded when first seen and when it changes; one that disappears is yielded
-        once as FLAT.  Retry-safe failures wait for the next poll; others end the stream."""
-        return feed(self._poll_positions(symbols), venue=self.venue, channel="positions")
+        """Polled over REST (:mod:`.polled`): position changes, FLAT once when one disappears."""
+        return feed(polled.positions(self, symbols), venue=self.venue, channel="positions")
 
-    async def _poll_positions(
-        self, symbols: Sequence[str] | None
-    ) -> AsyncGenerator[position_pb2.Position, None]:
-        last: dict[str, bytes] = {}
-        while not self._closed:
-            try:
-                positions = await self.get_positions(symbols)
-            except VenueError as err:
-                if not err.retry_safe:
-                    raise
-            else:
-                now = {p.symbol: p.SerializeToString(deterministic=True) for p in positions}
-                for p in positions:
-                    if last.get(p.symbol) != now[p.symbol]:
-                        yield p
-                for gone in sorted(last.keys() - now.keys()):
-                    yield position_pb2.Position(
-                        venue=self.venue, symbol=gone, side=position_pb2.POSITION_SIDE_FLAT, quantity="0"
-                    )
-                last = now
-            await asyncio.sleep(self._config.positions_poll_s)
+    def subscribe_funding_rates(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[funding_pb2.FundingRate]:
+        """Polled over REST (:mod:`.polled`): each rate when it changes."""
+        return feed(polled.funding(self, symbols), venue=self.venue, channel="funding")
+
+    def subscribe_candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
+        """Polled over REST (:mod:`.polled`): the current candle when it changes, then each new one."""
+        return feed(polled.candles(self, symbol, interval), venue=self.venue, channel="candles")
 
     async def health(self) -> venue_pb2.VenueHealth:
         start = time.perf_counter()
