@@ -202,3 +202,28 @@ async def test_polled_funding_and_candle_streams(env: Env) -> None:
         pytest.fail("no candle from the polled candle stream")
     finally:
         await candles.aclose()
+
+
+async def test_per_order_memory_is_bounded_and_keeps_open_orders(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cqvx.venues.ccxt import streams as streams_mod
+
+    _, client = env
+    monkeypatch.setattr(streams_mod, "_MAX_ORDERS", 10)
+    s = client.streams
+    s.track(order_pb2.Order(order_id="open1", symbol="BTC-USDT-PERP"))
+    for i in range(30):
+        done = order_pb2.Order(
+            order_id=f"done{i}",
+            symbol="BTC-USDT-PERP",
+            status=order_pb2.ORDER_STATUS_CANCELLED,
+            filled_quantity="0",
+        )
+        s._reports(done, from_rest=True)
+    s._reports(
+        order_pb2.Order(order_id="open1", symbol="BTC-USDT-PERP", status=order_pb2.ORDER_STATUS_OPEN),
+        from_rest=True,
+    )
+    assert len(s._fees) <= 11
+    assert "open1" in s._fees and "done29" in s._fees

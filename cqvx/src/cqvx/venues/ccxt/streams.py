@@ -72,6 +72,7 @@ _log = structlog.get_logger("cqvx.venues.ccxt.streams")
 # (url, subscribe frame or None) of each ccxt watch call made inside a pump task.
 _NOTE: ContextVar[Callable[[str, object], None] | None] = ContextVar("cqvx_ccxt_watch", default=None)
 _POLL_S = 0.01
+_MAX_ORDERS = 100_000  # per-order fee/symbol memory, like FillTracker's bound
 
 
 def _hook(ex: Any) -> None:
@@ -379,7 +380,18 @@ class CcxtStreams:
     ) -> list[execution_pb2.ExecutionReport]:
         self._symbol_of[order.order_id] = order.symbol
         self._cumulative_fee(order, raw, from_rest=from_rest)
-        return self.fills.update(order)
+        reports = self.fills.update(order)
+        if len(self._fees) > _MAX_ORDERS:
+            self._prune()
+        return reports
+
+    def _prune(self) -> None:
+        """Forget the oldest finished orders beyond the bound (open ones are always kept)."""
+        still_open = set(self.fills.open_order_ids())
+        excess = len(self._fees) - _MAX_ORDERS // 2
+        for oid in [o for o in self._fees if o not in still_open][:excess]:
+            self._fees.pop(oid, None)
+            self._symbol_of.pop(oid, None)
 
     def _cumulative_fee(self, order: order_pb2.Order, raw: object, *, from_rest: bool) -> None:
         """Set ``order.total_fees`` to the order's cumulative fee, whatever the venue streams."""
