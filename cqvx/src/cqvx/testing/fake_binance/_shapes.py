@@ -141,9 +141,24 @@ def account(balances: list[balance_pb2.Balance], positions: list[position_pb2.Po
         }
         for b in balances
     ]
+    usdt = next((b for b in balances if b.asset == "USDT"), None)
+    pnl = sum((Decimal(p.unrealized_pnl or "0") for p in positions), Decimal(0))
+    margin = sum((Decimal(p.margin or "0") for p in positions), Decimal(0))
+    maint = sum((Decimal(p.maintenance_margin or "0") for p in positions), Decimal(0))
+    wallet = Decimal(usdt.total or "0") if usdt else Decimal(0)
+    # Account Information V3, single-asset mode: the totals count the USDT asset only.
     return {
-        "totalWalletBalance": "0",
-        "availableBalance": "0",
+        "totalInitialMargin": str(margin + Decimal(usdt.locked or "0") if usdt else margin),
+        "totalMaintMargin": str(maint),
+        "totalWalletBalance": str(wallet),
+        "totalUnrealizedProfit": str(pnl),
+        "totalMarginBalance": str(wallet + pnl),
+        "totalPositionInitialMargin": str(margin),
+        "totalOpenOrderInitialMargin": _z(usdt.locked) if usdt else "0",
+        "totalCrossWalletBalance": str(wallet),
+        "totalCrossUnPnl": str(pnl),
+        "availableBalance": _z(usdt.available) if usdt else "0",
+        "maxWithdrawAmount": _z(usdt.available) if usdt else "0",
         "assets": assets,
         "positions": [{"symbol": venue_symbol(p.symbol), "positionAmt": _signed(p)} for p in positions],
     }

@@ -1,7 +1,8 @@
 """Conformance harness: the ccxt adapter (``binance``) against :class:`FakeBinance` over loopback.
 
-The adapter has no streams yet, so the stream capabilities are declared unsupported (the suite
-skips them and the matrix shows it); everything REST runs through unmodified ccxt.
+Everything runs through unmodified ccxt / ccxt.pro: REST at ``fake.url``, WebSockets at
+``fake.ws_url``.  The hooks act on the fake's side only: the simulated venue's book and trades, and the
+fake's WebSocket faults (cut connections, a depth update applied but never sent).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ class BinanceCcxtHarness(HarnessDefaults):
     position_symbol = "BTC-USDT-PERP"
     timeout = 5.0
     rate_limit_retries = True  # the adapter repeats a retry-safe read once ccxt reports the 429
-    supports_order_book = False  # no order book stream in the adapter yet
-    supports_book_resync = False
-    supports_trades = False
+    supports_stream_gaps = True
+    supports_stream_refusal = True
+    unknown_symbol = "NOPE-USDT-PERP"
 
     def __init__(self) -> None:
         from cqvx.testing.harnesses import quiet_sim_config
@@ -50,8 +51,11 @@ class BinanceCcxtHarness(HarnessDefaults):
             Secret(KEY),
             Secret(SECRET),
             rest_url=self.fake.url,
+            ws_url=self.fake.ws_url,
             retry_initial_s=0.01,
             retry_max_s=0.05,
+            stream_retry_max_s=0.2,
+            positions_poll_s=0.1,
         )
         return CcxtClient(config)
 
@@ -94,14 +98,29 @@ class BinanceCcxtHarness(HarnessDefaults):
         aggressor = _SELL if report.side == _BUY else _BUY
         self.sim.inject_trade(report.symbol, Decimal(report.order_price), quantity, aggressor)
 
+    def _mid(self) -> Decimal:
+        return self.sim.markets[self.symbol].mid
+
     async def drop_streams(self) -> None:
-        raise NotImplementedError("no streams in the ccxt adapter yet")
+        # The book changes while the client is away (not published: only a fresh snapshot shows it).
+        await self.fake.ws.drop()
+        self.sim.set_price(self.symbol, self._mid() - Decimal("0.05"), publish=False)
 
     async def make_book_gap(self) -> None:
-        raise NotImplementedError("no streams in the ccxt adapter yet")
+        self.fake.ws.skip_depth("BTCUSDT", 1)
+        self.sim.set_price(self.symbol, self._mid() + Decimal("0.02"))
+        self.sim.set_price(self.symbol, self._mid() + Decimal("0.03"))
 
     async def emit_trade(self) -> None:
-        raise NotImplementedError("no trade stream in the ccxt adapter yet")
+        self.sim.inject_trade(self.symbol, self._mid(), Decimal("0.01"), _BUY)
+
+    async def force_stream_drop(self) -> None:
+        await self.fake.ws.drop()
+
+    async def fill_lost_in_transit(self, report: execution_pb2.ExecutionReport, quantity: Decimal) -> None:
+        # No await in between: the user data event is still queued when the connection goes.
+        await self.fill(report, quantity)
+        await self.fake.ws.drop("private")
 
     async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
         return await self.sim.get_order_book(self.symbol, depth)

@@ -9,6 +9,9 @@ shapes and error codes.  It shares no code with the adapter under test.
 Signed: ``GET /fapi/v3/account``, ``GET /fapi/v2/positionRisk``, ``GET /fapi/v1/leverageBracket``,
 ``POST|GET|DELETE /fapi/v1/order``, ``GET /fapi/v1/openOrders``, ``GET /fapi/v1/allOrders``.
 API key only: ``POST|PUT|DELETE /fapi/v1/listenKey`` (keepalives counted in :attr:`keepalives`).
+Batch (``POST|DELETE /fapi/v1/batchOrders``, "Place Multiple Orders": at most 5 orders, answered in
+order, each item the order or its own ``{"code", "msg"}``; cancel: at most 10 ids).
+WebSocket (market streams and the user data stream): :mod:`.ws`, reached as :attr:`FakeBinance.ws`.
 Public: ``exchangeInfo``, ``time``, ``depth``, ``premiumIndex``, ``fundingRate``, ``klines``,
 ``ticker/24hr``.  Error codes (USD-M error-code page): -1022 bad signature, -2015 bad key, -1021
 timestamp outside recvWindow, -4116 duplicate client order id, -2019 margin insufficient, -2013 order
@@ -39,6 +42,7 @@ from cqvx.errors import (
     VenueError,
 )
 from cqvx.testing.fake_binance import _shapes as shapes
+from cqvx.testing.fake_binance.ws import FakeBinanceWs
 from cqvx.testing.fakeserver import FakeServer
 from cqvx.timeutil import timestamp_from_ms, to_datetime
 from cqvx.types import OrderFilter
@@ -72,6 +76,7 @@ class FakeBinance(FakeServer):
         self.keepalives = 0
         self.bad_signatures = 0
         self.rate_limits_served = 0
+        self.ws = FakeBinanceWs(self)
 
     def _take_fault(self, path: str, method: str) -> Any:
         fault = super()._take_fault(path, method)
@@ -82,8 +87,10 @@ class FakeBinance(FakeServer):
     async def start(self) -> None:
         await self.sim.__aenter__()
         await super().start()
+        await self.ws.start()
 
     async def stop(self) -> None:
+        await self.ws.stop()
         await super().stop()
         await self.sim.aclose()
 
@@ -107,6 +114,9 @@ class FakeBinance(FakeServer):
         r.add_post("/fapi/v1/listenKey", self._keyed(self._listen_key_new))
         r.add_put("/fapi/v1/listenKey", self._keyed(self._listen_key_keepalive))
         r.add_delete("/fapi/v1/listenKey", self._keyed(self._listen_key_close))
+        r.add_post("/fapi/v1/batchOrders", self._signed(self._batch_new))
+        r.add_delete("/fapi/v1/batchOrders", self._signed(self._batch_cancel))
+        self.ws.routes(app)
 
     # -- auth ------------------------------------------------------------------------------------
 
@@ -361,6 +371,41 @@ class FakeBinance(FakeServer):
         since = to_datetime(timestamp_from_ms(start)) if start else None
         orders = await self.sim.get_orders(OrderFilter(symbol=canonical, statuses=statuses, start=since))
         return [shapes.order(o) for o in orders]
+
+    async def _batch_new(self, params: dict[str, str]) -> Any:
+        try:
+            items = json.loads(params.get("batchOrders", ""))
+        except ValueError:
+            raise _Refused(400, -1130, "Data sent for parameter 'batchOrders' is not valid.") from None
+        if not isinstance(items, list) or not 1 <= len(items) <= 5:
+            raise _Refused(400, -1130, "Data sent for parameter 'batchOrders' is not valid.")
+        out: list[Any] = []
+        for item in items:
+            try:
+                out.append(await self._new_order({str(k): str(v) for k, v in dict(item).items()}))
+            except _Refused as err:
+                out.append({"code": err.code, "msg": err.msg})
+            except (TypeError, ValueError):
+                out.append({"code": -1102, "msg": "A mandatory parameter was not sent or is malformatted."})
+        return out
+
+    async def _batch_cancel(self, params: dict[str, str]) -> Any:
+        ids_text = params.get("orderIdList") or params.get("orderidlist")
+        coids_text = params.get("origClientOrderIdList") or params.get("origclientorderidlist")
+        try:
+            refs = [{"orderId": str(i)} for i in json.loads(ids_text)] if ids_text else []
+            refs += [{"origClientOrderId": str(c)} for c in json.loads(coids_text)] if coids_text else []
+        except (ValueError, TypeError):
+            raise _Refused(400, -1130, "Data sent for parameter 'orderIdList' is not valid.") from None
+        if not 1 <= len(refs) <= 10:
+            raise _Refused(400, -1130, "Data sent for parameter 'orderIdList' is not valid.")
+        out: list[Any] = []
+        for ref in refs:
+            try:
+                out.append(await self._cancel_order({"symbol": params.get("symbol", ""), **ref}))
+            except _Refused as err:
+                out.append({"code": err.code, "msg": err.msg})
+        return out
 
     # -- user data stream ------------------------------------------------------------------------
 

@@ -28,15 +28,19 @@ from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
 from cqvx.client import check_order_ref
-from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, UnsupportedOperation, VenueError
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, VenueError
+from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import OrderFilter, Stream, report_from_order
-from cqvx.venues.ccxt import parse
+from cqvx.venues.ccxt import batch, parse, polled
+from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
+from cqvx.venues.ccxt.instruments import instrument_of
 from cqvx.venues.ccxt.markets import MarketIndex
 from cqvx.venues.ccxt.quirks import VenueQuirks, check_client_order_id, lookup_args, quirks_for
+from cqvx.venues.ccxt.streams import CcxtStreams
 
 __all__ = ["CcxtClient"]
 
@@ -66,6 +70,12 @@ _CAPS = frozenset(
         venue_pb2.CAPABILITY_CANDLES,
         venue_pb2.CAPABILITY_CANCEL_ALL,
         venue_pb2.CAPABILITY_TICKERS,
+        venue_pb2.CAPABILITY_ORDER_STREAM,
+        venue_pb2.CAPABILITY_INSTRUMENTS,
+        venue_pb2.CAPABILITY_POSITION_STREAM,
+        venue_pb2.CAPABILITY_FUNDING_STREAM,
+        venue_pb2.CAPABILITY_CANDLE_STREAM,
+        venue_pb2.CAPABILITY_PRICE_STREAM,
     }
 )
 
@@ -81,6 +91,7 @@ class CcxtClient:
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         self._last_error = ""
         self._closed = False
+        self.streams = CcxtStreams(self, Backoff(config.retry_initial_s, config.stream_retry_max_s))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -101,6 +112,7 @@ class CcxtClient:
         if self._closed:
             return
         self._closed = True
+        await self.streams.aclose()
         await self._ex.close()
 
     async def __aenter__(self) -> Self:
@@ -113,7 +125,11 @@ class CcxtClient:
         await self.aclose()
 
     def capabilities(self) -> frozenset[int]:
-        return _CAPS
+        batched = {
+            venue_pb2.CAPABILITY_BATCH_PLACE: self._quirks.batch_place,
+            venue_pb2.CAPABILITY_BATCH_CANCEL: self._quirks.batch_cancel,
+        }
+        return _CAPS | {cap for cap, on in batched.items() if on}
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -187,7 +203,8 @@ class CcxtClient:
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+    async def _request(self, order: order_pb2.Order) -> dict[str, Any]:
+        """ccxt's ``create_order`` arguments for ``order``; refuses (InvalidRequest) before any send."""
         coid = order.client_order_id
         check_client_order_id(self._quirks, coid)
         unified = await self._unified(order.symbol)
@@ -208,6 +225,21 @@ class CcxtClient:
             params["reduceOnly"] = True
         if order.time_in_force in _TIF and not order.post_only:
             params["timeInForce"] = _TIF[order.time_in_force]
+        return {
+            "symbol": unified,
+            "type": kind,
+            "side": side,
+            "amount": amount,
+            "price": price,
+            "params": params,
+        }
+
+    async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        coid = order.client_order_id
+        req = await self._request(order)
+        unified, kind, side, amount, price, params = (
+            req["symbol"], req["type"], req["side"], req["amount"], req["price"], req["params"]
+        )  # fmt: skip
         try:
             raw = await self._call(
                 "write",
@@ -224,6 +256,7 @@ class CcxtClient:
             await self._resolve_duplicate(dup, order.symbol, coid)
             raise
         placed = self._order(raw, order.symbol)
+        self.streams.track(placed)
         return report_from_order(placed, execution_pb2.EXECUTION_TYPE_NEW)
 
     async def _resolve_duplicate(self, dup: DuplicateOrder, symbol: str, coid: str) -> None:
@@ -295,6 +328,15 @@ class CcxtClient:
             raise failures[0][1].with_partial(completed=done, failures=failures)
         return done
 
+    async def place_orders(
+        self, orders: Sequence[order_pb2.Order]
+    ) -> list[execution_pb2.ExecutionReport | VenueError]:
+        """Per-item results, in order (:mod:`.batch`)."""
+        return await batch.place_orders(self, orders)
+
+    async def cancel_orders(self, refs: Sequence[order_pb2.OrderRef]) -> list[order_pb2.Order | VenueError]:
+        return await batch.cancel_orders(self, refs)
+
     # -- account ---------------------------------------------------------------------------------
 
     async def get_balances(self) -> list[balance_pb2.Balance]:
@@ -302,6 +344,10 @@ class CcxtClient:
         derivatives = self._quirks.market_types == ("linear",) or self._config.market_types == ("swap",)
         kind = balance_pb2.BALANCE_TYPE_FUTURES if derivatives else balance_pb2.BALANCE_TYPE_SPOT
         return parse.parse_balances(raw, self.venue, kind)
+
+    async def get_account_summary(self) -> AccountSummary:
+        """Margin balance and margin mode (:mod:`.account`)."""
+        return await account_summary(self)
 
     async def get_positions(self, symbols: Sequence[str] | None = None) -> list[position_pb2.Position]:
         unified = [await self._unified(s) for s in symbols] if symbols else None
@@ -368,43 +414,70 @@ class CcxtClient:
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
         raw = await self._call("read", self._ex.fetch_ticker, await self._unified(symbol))
-        if not isinstance(raw, dict):
-            raise ParseError("ticker: expected an object", venue=self.venue)
-        v = self.venue
-        price = price_pb2.Price(
-            venue=v,
-            symbol=symbol,
-            last=parse.num(raw.get("last"), "last", v),
-            bid=parse.num(raw.get("bid"), "bid", v),
-            ask=parse.num(raw.get("ask"), "ask", v),
-            bid_size=parse.num(raw.get("bidVolume"), "bidVolume", v),
-            ask_size=parse.num(raw.get("askVolume"), "askVolume", v),
-            mark=parse.num(raw.get("markPrice"), "markPrice", v),
-            index=parse.num(raw.get("indexPrice"), "indexPrice", v),
-        )
-        price.timestamp.CopyFrom(timestamp_now())
+        price = parse.parse_price(raw, symbol, self.venue)
+        if not price.HasField("timestamp"):
+            price.timestamp.CopyFrom(timestamp_now())
         return price
 
-    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+    async def get_tickers(self, symbols: Sequence[str] | None = None) -> list[price_pb2.Ticker]:
         index = await self._markets()
         wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
         return [
-            instrument_pb2.Instrument(
-                symbol=s,
-                venue=self.venue,
-                venue_symbol=index.venue_ids[s] if s in index.venue_ids else index.symbols.to_venue(s),
-                instrument_type=index.instrument_types.get(s, 0),  # type: ignore[arg-type]
+            parse.parse_ticker(
+                await self._call("read", self._ex.fetch_ticker, index.symbols.to_venue(s)), s, self.venue
             )
             for s in wanted
         ]
 
-    # -- streams (not in this adapter yet: see docs/venues.md) -----------------------------------
+    async def get_instruments(self, symbols: Sequence[str] | None = None) -> list[instrument_pb2.Instrument]:
+        """Instruments with their trading rules, from the loaded ccxt markets (:mod:`.instruments`)."""
+        index = await self._markets()
+        wanted = list(symbols) if symbols else index.symbols.canonical_symbols()
+        out = []
+        for s in wanted:
+            unified = index.symbols.to_venue(s)
+            out.append(
+                instrument_of(
+                    self._ex.markets.get(unified) or {},
+                    canonical=s,
+                    venue=self.venue,
+                    venue_symbol=index.venue_ids.get(s) or unified,
+                    instrument_type=index.instrument_types.get(s, 0),
+                    contract_size=index.contract_size(s),
+                    precision_mode=int(self._ex.precisionMode),
+                )
+            )
+        return out
+
+    # -- streams (cqvx.venues.ccxt.streams) --------------------------------------------------------
 
     def subscribe_order_book(self, symbol: str, depth: int = 20) -> Stream[orderbook_pb2.OrderBook]:
-        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+        return self.streams.order_book(symbol, depth)
 
     def subscribe_trades(self, symbol: str) -> Stream[trade_pb2.Trade]:
-        raise UnsupportedOperation("streams are not implemented by the ccxt adapter yet", venue=self.venue)
+        return self.streams.trades(symbol)
+
+    def subscribe_executions(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[execution_pb2.ExecutionReport]:
+        return self.streams.executions(symbols)
+
+    def subscribe_prices(self, symbols: Sequence[str]) -> Stream[price_pb2.Price]:
+        return self.streams.prices(symbols)
+
+    def subscribe_positions(self, symbols: Sequence[str] | None = None) -> Stream[position_pb2.Position]:
+        """Polled over REST (:mod:`.polled`): position changes, FLAT once when one disappears."""
+        return feed(polled.positions(self, symbols), venue=self.venue, channel="positions")
+
+    def subscribe_funding_rates(
+        self, symbols: Sequence[str] | None = None
+    ) -> Stream[funding_pb2.FundingRate]:
+        """Polled over REST (:mod:`.polled`): each rate when it changes."""
+        return feed(polled.funding(self, symbols), venue=self.venue, channel="funding")
+
+    def subscribe_candles(self, symbol: str, interval: int) -> Stream[candle_pb2.Candle]:
+        """Polled over REST (:mod:`.polled`): the current candle when it changes, then each new one."""
+        return feed(polled.candles(self, symbol, interval), venue=self.venue, channel="candles")
 
     async def health(self) -> venue_pb2.VenueHealth:
         start = time.perf_counter()

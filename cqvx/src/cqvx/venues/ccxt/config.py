@@ -36,6 +36,10 @@ class CcxtConfig:
     read_retries: int = 2
     retry_initial_s: float = 0.2
     retry_max_s: float = 2.0
+    stream_retry_max_s: float = 30.0  # the stream relay's backoff cap (re-opening a WebSocket)
+    positions_poll_s: float = 5.0  # subscribe_positions polls get_positions
+    listen_key_keepalive_s: float | None = None  # None = the quirk table's interval (tests shorten it)
+    ws_url: str = ""  # overrides the scheme and host of every ccxt ``urls['api']['ws']`` entry
     sandbox: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
 
@@ -58,11 +62,12 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def _override_urls(api: Any, base: str) -> Any:
-    """Every REST url of ccxt's ``urls['api']`` with its scheme and host replaced (paths kept)."""
+def _override_urls(api: Any, base: str, scheme: str = "http") -> Any:
+    """Every ``scheme`` url (``http``: REST, ``ws``: WebSocket) of ccxt's ``urls['api']`` with its
+    scheme and host replaced (paths kept)."""
     if isinstance(api, dict):
-        return {k: _override_urls(v, base) for k, v in api.items()}
-    if isinstance(api, str) and api.startswith("http"):
+        return {k: _override_urls(v, base, scheme) for k, v in api.items()}
+    if isinstance(api, str) and api.startswith(scheme):
         parts, to = urlsplit(api), urlsplit(base)
         return urlunsplit((to.scheme, to.netloc, parts.path, parts.query, parts.fragment))
     return api
@@ -78,8 +83,9 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
         "maxRetriesOnFailure": 0,  # the adapter owns retries
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
-    if quirks.listen_key_keepalive_s is not None:
-        options["listenKeyRefreshRate"] = int(quirks.listen_key_keepalive_s * 1000)
+    keepalive = config.listen_key_keepalive_s or quirks.listen_key_keepalive_s
+    if quirks.listen_key_keepalive_s is not None and keepalive:
+        options["listenKeyRefreshRate"] = int(keepalive * 1000)
     options.update(dict(quirks.ccxt_options))
     options.update(config.options)
     params: dict[str, Any] = {
@@ -100,6 +106,8 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
         exchange.set_sandbox_mode(True)
     if config.rest_url:
         exchange.urls["api"] = _override_urls(exchange.urls["api"], config.rest_url)
+    if config.ws_url:
+        exchange.urls["api"]["ws"] = _override_urls(exchange.urls["api"]["ws"], config.ws_url, "ws")
     logger = logging.getLogger(f"cqvx.venues.ccxt.{quirks.venue}.{id(exchange)}")
     logger.addFilter(RedactingFilter(config.secrets()))
     exchange.logger = logger

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2
+from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
@@ -31,6 +31,9 @@ __all__ = [
     "parse_order",
     "parse_order_book",
     "parse_position",
+    "parse_price",
+    "parse_ticker",
+    "parse_trade",
 ]
 
 _STATUS = {
@@ -284,3 +287,73 @@ def parse_order_book(raw: object, symbol: str, venue: str, depth: int) -> orderb
     if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
         book.sequence = nonce
     return book
+
+
+_TRADE_SIDE = {"buy": trade_pb2.TRADE_SIDE_BUY, "sell": trade_pb2.TRADE_SIDE_SELL}
+
+
+def parse_trade(
+    raw: object, symbols: SymbolMap, venue: str, sizes: Mapping[str, Decimal] | None = None
+) -> trade_pb2.Trade:
+    """A public trade (ccxt ``watch_trades``/``fetch_trades`` item); ``side`` is the aggressor's."""
+    t = _map(raw, "trade", venue)
+    symbol = _canonical(symbols, t.get("symbol"), venue)
+    side = _TRADE_SIDE.get(str(t.get("side")))
+    if side is None:
+        raise ParseError(f"trade side: unknown {t.get('side')!r}", venue=venue)
+    price = num(t.get("price"), "price", venue)
+    amount = num(t.get("amount"), "amount", venue)
+    if not price or not amount:
+        raise ParseError("trade: price and amount are required", venue=venue)
+    trade = trade_pb2.Trade(
+        trade_id=_text(t.get("id"), "id", venue),
+        venue=venue,
+        symbol=symbol,
+        price=price,
+        quantity=_base_units(amount, (sizes or {}).get(symbol, Decimal(1))),
+        side=side,
+    )
+    if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
+        trade.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return trade
+
+
+def parse_price(raw: object, symbol: str, venue: str) -> price_pb2.Price:
+    """A ccxt ticker (``fetch_ticker``/``watch_ticker``) as a Price; a ticker without any price is a
+    ParseError (never an empty price)."""
+    t = _map(raw, "ticker", venue)
+    price = price_pb2.Price(
+        venue=venue,
+        symbol=symbol,
+        last=num(t.get("last"), "last", venue),
+        bid=num(t.get("bid"), "bid", venue),
+        ask=num(t.get("ask"), "ask", venue),
+        bid_size=num(t.get("bidVolume"), "bidVolume", venue),
+        ask_size=num(t.get("askVolume"), "askVolume", venue),
+        mark=num(t.get("markPrice"), "markPrice", venue),
+        index=num(t.get("indexPrice"), "indexPrice", venue),
+    )
+    if not (price.last or price.bid or price.ask or price.mark):
+        raise ParseError("ticker: no price in it", venue=venue)
+    if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
+        price.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return price
+
+
+def parse_ticker(raw: object, symbol: str, venue: str) -> price_pb2.Ticker:
+    t = _map(raw, "ticker", venue)
+    ticker = price_pb2.Ticker(
+        venue=venue,
+        symbol=symbol,
+        last=num(t.get("last"), "last", venue),
+        bid=num(t.get("bid"), "bid", venue),
+        ask=num(t.get("ask"), "ask", venue),
+        open_24h=num(t.get("open"), "open", venue),
+        high_24h=num(t.get("high"), "high", venue),
+        low_24h=num(t.get("low"), "low", venue),
+        volume_24h=num(t.get("baseVolume"), "baseVolume", venue),
+        quote_volume_24h=num(t.get("quoteVolume"), "quoteVolume", venue),
+    )
+    if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
+        ticker.timestamp.CopyFrom(timestamp_from_ms(ts))
+    return ticker

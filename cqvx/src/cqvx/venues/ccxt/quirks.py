@@ -48,6 +48,14 @@ class VenueQuirks:
     ping_interval_s: float  # client-side WebSocket keepalive
     batch_place: bool
     batch_cancel: bool
+    # Orders per batch request (place, cancel) the adapter sends; 0 = one request per order (the
+    # venue's batch limit not confirmed here yet).  Results are per item either way (.batch).
+    batch_max: tuple[int, int] = (0, 0)
+    # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
+    # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
+    ws_fill_fee_key: str = ""
+    # Account summary field -> the venue's key in its balance reply (ccxt ``info``); () = not offered.
+    summary_keys: tuple[tuple[str, str], ...] = ()
     # How ccxt looks an order up by our id: "param" = params["clientOrderId"]; "raw_field" = the
     # venue's own field in params; "as_id" = the venue takes the client id where the order id goes.
     client_id_lookup: str = "param"
@@ -82,6 +90,19 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=180.0,  # the server pings every 3 minutes; ccxt answers (pro/binance keepAlive)
         batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
+        batch_max=(5, 10),  # Place Multiple Orders: "Max 5 orders"; Cancel Multiple Orders: max 10 ids
+        # ORDER_TRADE_UPDATE "n": commission of this trade (ccxt.pro also keeps the first fill's fee on
+        # its cached order, so its order fee is not cumulative either).
+        ws_fill_fee_key="n",
+        # Account Information V3 (GET /fapi/v3/account), single-asset mode totals (USDT).
+        summary_keys=(
+            ("margin_balance", "totalMarginBalance"),
+            ("wallet_balance", "totalWalletBalance"),
+            ("available_balance", "availableBalance"),
+            ("unrealized_pnl", "totalUnrealizedProfit"),
+            ("initial_margin", "totalInitialMargin"),
+            ("maintenance_margin", "totalMaintMargin"),
+        ),
         # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
         ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
         pinned_codes=(

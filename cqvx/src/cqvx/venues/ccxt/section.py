@@ -11,6 +11,8 @@ missing passphrase on OKX/Bitget fails validation at its key path.  Example (con
         passphrase: {env: OKX_PASSPHRASE}      # OKX and Bitget only
       market_types: [swap]                     # ccxt fetchMarkets types (default: the quirk table's)
       # rest_url: http://127.0.0.1:8080        # a fake or a testnet host (paths kept)
+      # ws_url: ws://127.0.0.1:8080            # the same for every WebSocket url (streams)
+      # positions_poll_s: 5                    # subscribe_positions polls the REST positions
       # sandbox: true                          # the venue's testnet through ccxt
 """
 
@@ -49,6 +51,8 @@ class CcxtSection(Section):
     credentials: CcxtCredentials | None = None
     market_types: tuple[str, ...] = ()
     rest_url: str = ""
+    ws_url: str = ""
+    positions_poll_s: float = Field(default=_D.positions_poll_s, gt=0)
     sandbox: bool = False
     timeout_s: float = Field(default=_D.timeout_s, gt=0)
     read_retries: int = Field(default=_D.read_retries, ge=0)
@@ -69,6 +73,8 @@ class CcxtSection(Section):
             passphrase=creds.passphrase if creds else None,
             market_types=self.market_types,
             rest_url=self.rest_url,
+            ws_url=self.ws_url,
+            positions_poll_s=self.positions_poll_s,
             sandbox=self.sandbox,
             timeout_s=self.timeout_s,
             read_retries=self.read_retries,
