@@ -157,6 +157,7 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=25.0,  # docs: send "ping" when nothing arrived for < 30 s (else disconnect)
         batch_place=True,  # /api/v5/trade/batch-orders (max 20)
         batch_cancel=True,  # /api/v5/trade/cancel-batch-orders
+        create_acks=True,  # place (and batch-place) answer {ordId, clOrdId, sCode, sMsg} per order
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#error-code",
