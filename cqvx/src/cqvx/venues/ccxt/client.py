@@ -319,7 +319,7 @@ class CcxtClient:
 
     async def get_balances(self) -> list[balance_pb2.Balance]:
         raw = await self._call("read", self._ex.fetch_balance)
-        derivatives = self._quirks.market_types == ("linear",) or self._config.market_types == ("swap",)
+        derivatives = "spot" not in (self._config.market_types or self._quirks.market_types)
         kind = balance_pb2.BALANCE_TYPE_FUTURES if derivatives else balance_pb2.BALANCE_TYPE_SPOT
         return parse.parse_balances(raw, self.venue, kind)
 

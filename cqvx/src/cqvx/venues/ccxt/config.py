@@ -72,12 +72,17 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
     """A configured ``ccxt.pro`` exchange instance (no I/O)."""
     import ccxt.pro  # here, not at module level: see the package docstring
 
+    types = list(config.market_types or quirks.market_types)
     options: dict[str, Any] = {
         "fetchCurrencies": False,  # currencies need wallet endpoints; markets carry what we use
-        "fetchMarkets": {"types": list(config.market_types or quirks.market_types)},
+        "fetchMarkets": {"types": types},
         "maxRetriesOnFailure": 0,  # the adapter owns retries
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
+    if "spot" not in types:
+        # Derivatives only: calls that take no symbol (balance, open orders) must go to the
+        # derivatives account, not ccxt's default spot one.
+        options["defaultType"] = "swap"
     if quirks.listen_key_keepalive_s is not None:
         options["listenKeyRefreshRate"] = int(quirks.listen_key_keepalive_s * 1000)
     options.update(dict(quirks.ccxt_options))

@@ -178,14 +178,14 @@ QUIRKS: dict[str, VenueQuirks] = {
         reduce_only_param="reduceOnly=YES",  # one-way mode only; hedge mode uses tradeSide=close
         position_mode_param="posMode one_way_mode|hedge_mode (account)",
         margin_mode_param="marginMode crossed|isolated (per order)",
-        # The duplicate-clientOid code is not confirmed from Bitget's docs in this change: until it
-        # is, a duplicate surfaces as OrderRejected (never retried), not as DuplicateOrder.
-        duplicate_codes=frozenset(),
+        # 40786 "Duplicate clientOid" (error-code table, https://bitgetlimited.github.io/apidoc/en/mix/).
+        duplicate_codes=frozenset({"40786"}),
         error_code_key="code",
         listen_key_keepalive_s=None,
         ping_interval_s=30.0,  # docs: send "ping" every 30 s; no ping for 2 minutes disconnects
         batch_place=True,  # /api/v2/mix/order/batch-place-order
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
+        create_acks=True,  # place-order answers {orderId, clientOid}
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/common/websocket-intro",
