@@ -320,7 +320,7 @@ class FakeGate(SimFake):
                 raise Refused(404, "ORDER_NOT_FOUND", "Order not found")
             return {"order_id": held[-1]}
         if not ref.isdigit():
-            raise Refused(400, "INVALID_PARAM_VALUE", "order_id")
+            raise Refused(404, "ORDER_NOT_FOUND", "Order not found")
         return {"order_id": f"sim-{ref}"}
 
     async def _create(self, request: web.Request, params: dict[str, Any]) -> Any:
