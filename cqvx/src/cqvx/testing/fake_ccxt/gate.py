@@ -37,7 +37,7 @@ from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
-__all__ = ["FakeGate"]
+__all__ = ["USER_ID", "FakeGate"]
 
 _OPEN = {order_pb2.ORDER_STATUS_PENDING_NEW, order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PARTIALLY_FILLED}
 _FINISH_AS = {
@@ -51,6 +51,7 @@ _FINISH_AS = {
 _TIF_IN = {"ioc": order_pb2.TIME_IN_FORCE_IOC, "fok": order_pb2.TIME_IN_FORCE_FOK}
 _TIF_OUT = {order_pb2.TIME_IN_FORCE_IOC: "ioc", order_pb2.TIME_IN_FORCE_FOK: "fok"}
 _USER = 1000001
+USER_ID = str(_USER)  # the account's Gate user id (the order channel's payload names it)
 _API = "/api/v4"
 
 
@@ -469,6 +470,10 @@ class FakeGate(SimFake):
             if auth.get("KEY") != self.api_key or not fresh or not hmac.compare_digest(str(auth.get("SIGN", "")), good):
                 self.bad_signatures += 1
                 await ws.send_json(reply | {"error": {"code": 11, "message": "Signature mismatch"}, "result": None})
+                return
+            payload = msg.get("payload") or []
+            if not payload or str(payload[0]) != USER_ID:
+                await ws.send_json(reply | {"error": {"code": 2, "message": "invalid user id"}, "result": None})
                 return
             await ws.send_json(reply | {"error": None, "result": {"status": "success"}})
             self.order_sockets.add(ws)
