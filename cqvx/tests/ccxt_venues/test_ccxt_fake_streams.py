@@ -34,7 +34,12 @@ PING: dict[str, tuple[str, Any]] = {
     "bitget": ("ping", lambda m: m == "pong"),
     "gate": ('{"time":1,"channel":"futures.ping"}', lambda m: json.loads(m)["channel"] == "futures.pong"),
 }
-STREAM_PATH = {"bybit": "/v5/private", "okx": "/ws/v5/private", "bitget": "/v2/ws/private", "gate": "/v4/ws/usdt"}
+STREAM_PATH = {
+    "bybit": "/v5/private",
+    "okx": "/ws/v5/private",
+    "bitget": "/v2/ws/private",
+    "gate": "/v4/ws/usdt",
+}
 
 
 def _rehost(api: Any, http: str, ws: str) -> Any:
@@ -83,9 +88,10 @@ def _coid(venue: str) -> str:
     return "t-ws1" if venue == "gate" else "ws1"
 
 
-async def _until(predicate: Any, what: str, timeout: float = 10.0) -> None:
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll the fake's own state (it offers no event to wait on)."""
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polled state of another component
             await asyncio.sleep(0.02)
 
 
@@ -95,7 +101,7 @@ async def test_watch_orders_sees_the_placement_and_the_fill(fake: SimFake) -> No
     try:
         await ex.load_markets()
         watching = asyncio.ensure_future(ex.watch_orders(SYMBOL))
-        await _until(lambda: bool(fake.order_sockets), "subscribed")
+        await _until(lambda: bool(fake.order_sockets))
         amount = Decimal("0.01") / fake.contract_size
         params = {"clientOrderId": _coid(venue)}
         await ex.create_order(SYMBOL, "limit", "buy", str(amount), "50000", params)
@@ -120,10 +126,9 @@ async def test_watch_orders_sees_the_placement_and_the_fill(fake: SimFake) -> No
 async def test_ping_is_answered_and_a_wrong_secret_is_refused(fake: SimFake) -> None:
     venue = fake.venue_name  # type: ignore[attr-defined]
     ping, is_pong = PING[venue]
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(fake.ws_url + STREAM_PATH[venue]) as ws:
-            await ws.send_str(ping)
-            assert is_pong((await ws.receive(timeout=5)).data)
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.ws_url + STREAM_PATH[venue]) as ws:
+        await ws.send_str(ping)
+        assert is_pong((await ws.receive(timeout=5)).data)
 
     good = _exchange(venue, fake)
     try:

@@ -22,7 +22,11 @@ from cqvx.venues.sim import SimClock, SimVenue
 
 KEY, SECRET, PASSPHRASE = "k-0123", "s-4567-never-logged", "p-89"
 # Where each venue reads an order back by id (the read that follows an id-only ack).
-READ_BACK = {"bybit": "/v5/order/realtime", "okx": "/api/v5/trade/order", "bitget": "/api/v2/mix/order/detail"}
+READ_BACK = {
+    "bybit": "/v5/order/realtime",
+    "okx": "/api/v5/trade/order",
+    "bitget": "/api/v2/mix/order/detail",
+}
 # One private path per venue, for garbage requests.
 PRIVATE = {
     "bybit": "/v5/order/create",
@@ -72,7 +76,9 @@ def _resting(venue: str, coid: str) -> order_pb2.Order:
     )
 
 
-async def test_a_wrong_secret_is_refused_by_the_fake_and_places_nothing(venue_fake: tuple[str, SimFake]) -> None:
+async def test_a_wrong_secret_is_refused_by_the_fake_and_places_nothing(
+    venue_fake: tuple[str, SimFake],
+) -> None:
     venue, fake = venue_fake
     async with _client(venue, fake) as good:  # markets (some venues sign the currency call)
         await good.get_orders()
@@ -141,7 +147,9 @@ def _garbage() -> list[tuple[bytes, dict[str, str]]]:
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(
         body=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
-        headers=st.dictionaries(st.sampled_from(_HEADERS), st.text(alphabet="abc123-", max_size=12), max_size=3),
+        headers=st.dictionaries(
+            st.sampled_from(_HEADERS), st.text(alphabet="abc123-", max_size=12), max_size=3
+        ),
     )
     def draw(body: bytes, headers: dict[str, str]) -> None:
         drawn.append((body, headers))
@@ -155,7 +163,7 @@ async def test_garbage_requests_get_the_venues_error_never_a_crash(venue: str) -
     fake = await _fake(venue)
     try:
         async with aiohttp.ClientSession() as session:
-            for body, headers in _garbage() + [(KEY.encode(), {})]:
+            for body, headers in [*_garbage(), (KEY.encode(), {})]:
                 async with session.post(fake.url + PRIVATE[venue], data=body, headers=headers) as r:
                     assert r.status < 500, await r.text()
                     assert isinstance(await r.json(content_type=None), dict)

@@ -1,4 +1,4 @@
-"""The shared conformance suite on the ccxt adapter against each thinner venue fake (bybit, okx, bitget, gate).
+"""The shared conformance suite on the ccxt adapter against each thinner fake (bybit, okx, bitget, gate).
 
 One suite class per venue (the capability matrix keys its rows by the class's ``venue``), all built here.
 """
@@ -31,7 +31,7 @@ def client_order_id_for(venue: str, fresh: str) -> str:
 
 
 def suite_for(name: str, base: type[Any] = ConformanceSuite, *, prefix: str = "") -> type[Any]:
-    class Suite(base):  # type: ignore[misc, valid-type]
+    class Suite(base):  # type: ignore[misc]
         venue = prefix + name
         known_failures = MappingProxyType(KNOWN.get(name, {}))
 

@@ -1,4 +1,4 @@
-"""Small readers of the simulated venue's cqc messages that every venue dialect uses (no venue shapes here)."""
+"""Small readers of the simulated venue's cqc messages shared by every venue dialect (no venue shapes)."""
 
 from __future__ import annotations
 

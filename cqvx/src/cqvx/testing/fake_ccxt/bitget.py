@@ -114,7 +114,12 @@ class FakeBitget(SimFake):
         return {"code": "00000", "msg": "success", "requestTime": int(time.time() * 1000), "data": payload}
 
     def failure(self, err: Refused) -> tuple[int, Any]:
-        return err.status, {"code": err.code, "msg": err.msg, "requestTime": int(time.time() * 1000), "data": None}
+        return err.status, {
+            "code": err.code,
+            "msg": err.msg,
+            "requestTime": int(time.time() * 1000),
+            "data": None,
+        }
 
     def rate_limited_answer(self) -> tuple[int, dict[str, Any]]:
         return 429, {"code": "429", "msg": "Too Many Requests", "requestTime": 0, "data": None}
@@ -300,10 +305,17 @@ class FakeBitget(SimFake):
     async def _create(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._product(params)
         canonical = self.canonical(str(params.get("symbol", "")))
-        kind, side, force = params.get("orderType"), params.get("side"), str(params.get("force", "gtc")).lower()
+        kind, side, force = (
+            params.get("orderType"),
+            params.get("side"),
+            str(params.get("force", "gtc")).lower(),
+        )
         if kind not in ("limit", "market") or side not in ("buy", "sell"):
             raise Refused(400, "40034", "Parameter orderType or side does not exist")
-        if params.get("marginMode") not in ("crossed", "isolated") or params.get("marginCoin", "").upper() != "USDT":
+        if (
+            params.get("marginMode") not in ("crossed", "isolated")
+            or params.get("marginCoin", "").upper() != "USDT"
+        ):
             raise Refused(400, "40034", "Parameter marginMode or marginCoin does not exist")
         order = order_pb2.Order(
             symbol=canonical,
@@ -441,11 +453,15 @@ class FakeBitget(SimFake):
             elif op == "subscribe":
                 for arg in args:
                     if not state["authed"]:
-                        await ws.send_json({"event": "error", "arg": arg, "code": 30004, "msg": "User needs to log in"})
+                        await ws.send_json(
+                            {"event": "error", "arg": arg, "code": 30004, "msg": "User needs to log in"}
+                        )
                     elif arg.get("channel") == "orders" and str(arg.get("instType", "")).upper() == _PRODUCT:
                         await ws.send_json({"event": "subscribe", "arg": arg})
                         self.order_sockets.add(ws)
                     else:
-                        await ws.send_json({"event": "error", "arg": arg, "code": 30001, "msg": "channel does not exist"})
+                        await ws.send_json(
+                            {"event": "error", "arg": arg, "code": 30001, "msg": "channel does not exist"}
+                        )
 
         return await self.serve_ws(request, on_text)

@@ -3,7 +3,8 @@
 Signing (https://bybit-exchange.github.io/docs/v5/guide#authentication): headers ``X-BAPI-API-KEY``,
 ``X-BAPI-TIMESTAMP`` (ms), ``X-BAPI-RECV-WINDOW`` and ``X-BAPI-SIGN`` = hex HMAC-SHA256(secret,
 ``timestamp + apiKey + recvWindow + (query string | raw JSON body)``); the timestamp must lie within
-the receive window.  Every answer (a rate limit too: retCode 10006) is HTTP 200 with ``retCode``/``retMsg``/``result``/``retExtInfo``/
+the receive window.  Every answer (a rate limit too: retCode 10006) is HTTP 200 with
+``retCode``/``retMsg``/``result``/``retExtInfo``/
 ``time`` (https://bybit-exchange.github.io/docs/v5/error): 10003 bad key, 10004 bad signature,
 10002 timestamp outside the window, 110072 duplicate ``orderLinkId``, 110007 balance insufficient,
 110001 order does not exist, 10001 parameter error.
@@ -97,7 +98,9 @@ class FakeBybit(SimFake):
             self.bad_signatures += 1
             raise Refused(401, "10004", "error sign! origin_string[...]")
         if not stamp.isdigit() or abs(time.time() * 1000 - int(stamp)) > int(window):
-            raise Refused(200, "10002", "invalid request, please check your server timestamp or recv_window param")
+            raise Refused(
+                200, "10002", "invalid request, please check your server timestamp or recv_window param"
+            )
 
     def ok(self, payload: Any) -> Any:
         return {
@@ -113,7 +116,13 @@ class FakeBybit(SimFake):
         return (401 if err.status == 401 else 200), body | {"time": int(time.time() * 1000)}
 
     def rate_limited_answer(self) -> tuple[int, dict[str, Any]]:
-        return 200, {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "retExtInfo": {}, "time": 0}
+        return 200, {
+            "retCode": 10006,
+            "retMsg": "Too many visits!",
+            "result": {},
+            "retExtInfo": {},
+            "time": 0,
+        }
 
     def refusal(self, err: VenueError, op: str) -> Refused:
         if isinstance(err, DuplicateOrder):
@@ -194,7 +203,11 @@ class FakeBybit(SimFake):
             "deliveryTime": "0",
             "deliveryFeeRate": "",
             "priceScale": str(sim_shapes.places(spec.tick_size)),
-            "leverageFilter": {"minLeverage": "1", "maxLeverage": str(spec.max_leverage), "leverageStep": "0.01"},
+            "leverageFilter": {
+                "minLeverage": "1",
+                "maxLeverage": str(spec.max_leverage),
+                "leverageStep": "0.01",
+            },
             "lotSizeFilter": {
                 "maxOrderQty": str(spec.max_quantity),
                 "minOrderQty": str(spec.min_quantity),
@@ -223,7 +236,11 @@ class FakeBybit(SimFake):
             specs = [s for s in self.sim.config.instruments if not s.is_perpetual]
         else:
             specs = []
-        return {"category": category, "list": [self._instrument(s, category) for s in specs], "nextPageCursor": ""}
+        return {
+            "category": category,
+            "list": [self._instrument(s, category) for s in specs],
+            "nextPageCursor": "",
+        }
 
     async def _orderbook(self, request: web.Request, params: dict[str, Any]) -> Any:
         symbol = params.get("symbol", "")
@@ -433,10 +450,12 @@ class FakeBybit(SimFake):
                 return
             op, req_id = msg.get("op"), msg.get("req_id", "")
             if op == "ping":
-                await ws.send_json({"req_id": req_id, "op": "pong", "args": [str(int(time.time() * 1000))], "conn_id": conn})
+                await ws.send_json(
+                    {"req_id": req_id, "op": "pong", "args": [str(int(time.time() * 1000))], "conn_id": conn}
+                )
             elif op == "auth":
                 args = msg.get("args") or ["", "", ""]
-                key, expires, sig = (str(a) for a in (args + ["", "", ""])[:3])
+                key, expires, sig = (str(a) for a in [*args, "", "", ""][:3])
                 good = hmac.new(self.secret, f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
                 fresh = expires.isdigit() and int(expires) > time.time() * 1000
                 state["authed"] = key == self.api_key and fresh and hmac.compare_digest(sig, good)
@@ -455,7 +474,13 @@ class FakeBybit(SimFake):
                 topics = msg.get("args") or []
                 ok = state["authed"] and all(t in ("order", "order.linear") for t in topics)
                 await ws.send_json(
-                    {"success": ok, "ret_msg": "" if ok else "Request not authorized", "conn_id": conn, "req_id": req_id, "op": "subscribe"}
+                    {
+                        "success": ok,
+                        "ret_msg": "" if ok else "Request not authorized",
+                        "conn_id": conn,
+                        "req_id": req_id,
+                        "op": "subscribe",
+                    }
                 )
                 if ok:
                     self.order_sockets.add(ws)

@@ -39,7 +39,11 @@ from cqvx.venues.sim.config import InstrumentSpec
 
 __all__ = ["USER_ID", "FakeGate"]
 
-_OPEN = {order_pb2.ORDER_STATUS_PENDING_NEW, order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PARTIALLY_FILLED}
+_OPEN = {
+    order_pb2.ORDER_STATUS_PENDING_NEW,
+    order_pb2.ORDER_STATUS_OPEN,
+    order_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+}
 _FINISH_AS = {
     order_pb2.ORDER_STATUS_FILLED: "filled",
     order_pb2.ORDER_STATUS_CANCELLED: "cancelled",
@@ -329,7 +333,9 @@ class FakeGate(SimFake):
         canonical = self.canonical(str(params.get("contract", "")))
         text = str(params.get("text", "") or "")
         if text and (not text.startswith("t-") or len(text) > 30):
-            raise Refused(400, "INVALID_PARAM_VALUE", "text must start with t- and be at most 28 bytes after it")
+            raise Refused(
+                400, "INVALID_PARAM_VALUE", "text must start with t- and be at most 28 bytes after it"
+            )
         try:
             size = int(str(params.get("size", "")))
         except ValueError:
@@ -346,7 +352,9 @@ class FakeGate(SimFake):
             price="" if market else price,
             post_only=tif == "poc",
             reduce_only=params.get("reduce_only") in (True, "true"),
-            time_in_force=order_pb2.TIME_IN_FORCE_IOC if market else _TIF_IN.get(tif, order_pb2.TIME_IN_FORCE_GTC),
+            time_in_force=order_pb2.TIME_IN_FORCE_IOC
+            if market
+            else _TIF_IN.get(tif, order_pb2.TIME_IN_FORCE_GTC),
         )
         placed = await self.place(order)
         if text:
@@ -445,7 +453,13 @@ class FakeGate(SimFake):
         row = self._order(order)
         row |= {"create_time_ms": int(row["create_time"] * 1000), "finish_time_ms": 0, "user": str(_USER)}
         now = int(time.time())
-        return {"time": now, "time_ms": now * 1000, "channel": "futures.orders", "event": "update", "result": [row]}
+        return {
+            "time": now,
+            "time_ms": now * 1000,
+            "channel": "futures.orders",
+            "event": "update",
+            "result": [row],
+        }
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         async def on_text(ws: web.WebSocketResponse, text: str) -> None:
@@ -454,12 +468,20 @@ class FakeGate(SimFake):
             except ValueError:
                 return
             channel, event, now = msg.get("channel"), msg.get("event"), int(time.time())
-            reply = {"time": now, "time_ms": now * 1000, "id": msg.get("id"), "channel": channel, "event": event}
+            reply = {
+                "time": now,
+                "time_ms": now * 1000,
+                "id": msg.get("id"),
+                "channel": channel,
+                "event": event,
+            }
             if channel == "futures.ping":
                 await ws.send_json(reply | {"channel": "futures.pong", "event": "", "result": None})
                 return
             if channel != "futures.orders" or event != "subscribe":
-                await ws.send_json(reply | {"error": {"code": 2, "message": "unknown channel"}, "result": None})
+                await ws.send_json(
+                    reply | {"error": {"code": 2, "message": "unknown channel"}, "result": None}
+                )
                 return
             auth = msg.get("auth") or {}
             stamp = str(msg.get("time", ""))
@@ -467,13 +489,21 @@ class FakeGate(SimFake):
                 self.secret, f"channel={channel}&event={event}&time={stamp}".encode(), hashlib.sha512
             ).hexdigest()
             fresh = stamp.isdigit() and abs(now - int(stamp)) < 60
-            if auth.get("KEY") != self.api_key or not fresh or not hmac.compare_digest(str(auth.get("SIGN", "")), good):
+            if (
+                auth.get("KEY") != self.api_key
+                or not fresh
+                or not hmac.compare_digest(str(auth.get("SIGN", "")), good)
+            ):
                 self.bad_signatures += 1
-                await ws.send_json(reply | {"error": {"code": 11, "message": "Signature mismatch"}, "result": None})
+                await ws.send_json(
+                    reply | {"error": {"code": 11, "message": "Signature mismatch"}, "result": None}
+                )
                 return
             payload = msg.get("payload") or []
             if not payload or str(payload[0]) != USER_ID:
-                await ws.send_json(reply | {"error": {"code": 2, "message": "invalid user id"}, "result": None})
+                await ws.send_json(
+                    reply | {"error": {"code": 2, "message": "invalid user id"}, "result": None}
+                )
                 return
             await ws.send_json(reply | {"error": None, "result": {"status": "success"}})
             self.order_sockets.add(ws)

@@ -1,4 +1,4 @@
-"""Conformance harness: the ccxt adapter against a thinner venue fake (bybit, okx, bitget, gate) over loopback.
+"""Conformance harness: the ccxt adapter against a thinner venue fake (bybit, okx, bitget, gate).
 
 Everything but the fake and the client's configuration is :class:`BinanceCcxtHarness`'s (the same
 simulated venue behind each fake, so the same orders rest, fill and fail to be funded).
@@ -29,12 +29,13 @@ def fake_class(venue: str) -> type[SimFake]:
 
 
 class CcxtFakeHarness(BinanceCcxtHarness):
-    def __init__(self, venue: str) -> None:  # noqa: D107 - the base's setup, another fake
+    def __init__(self, venue: str) -> None:
         from cqvx.testing.harnesses import quiet_sim_config
 
         self.venue = venue
         self.sim = SimVenue(quiet_sim_config(), clock=SimClock())
-        self.fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=self.sim)  # type: ignore[assignment]
+        self.venue_fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=self.sim)
+        self.fake = self.venue_fake  # type: ignore[assignment]  # the base's hooks use the same API
 
     async def new_client(self) -> VenueClient:
         from cqvx.venues.ccxt import CcxtClient, CcxtConfig
@@ -52,4 +53,4 @@ class CcxtFakeHarness(BinanceCcxtHarness):
         return CcxtClient(config)
 
     async def venue_order_count(self, client_order_id: str) -> int:
-        return self.fake.venue_order_count(client_order_id)  # type: ignore[attr-defined]
+        return self.venue_fake.venue_order_count(client_order_id)

@@ -13,7 +13,8 @@ is gone, 51603 order does not exist (query).  Rate limit: HTTP 429 with 50011.
 
 Quantities are contracts: ``ctVal`` base units each (:attr:`FakeOkx.contract_size`).
 
-Stream (https://www.okx.com/docs-v5/en/#overview-websocket-login, ...#order-book-trading-trade-ws-order-channel):
+Stream (https://www.okx.com/docs-v5/en/#overview-websocket-login and
+#order-book-trading-trade-ws-order-channel):
 ``/ws/v5/private``; ``{"op":"login","args":[{"apiKey","passphrase","timestamp": unix s,
 "sign": base64 HMAC-SHA256(secret, timestamp + "GET" + "/users/self/verify")}]}``, then
 ``{"op":"subscribe","args":[{"channel":"orders","instType":"SWAP"}]}``; the text ``ping`` is answered
@@ -66,7 +67,9 @@ class _OrderFailed(Refused):
 
 class _BatchFailed(Refused):
     def __init__(self, rows: list[dict[str, Any]], code: str) -> None:
-        super().__init__(200, code, "All operations failed" if code == "1" else "Batch operation partially succeeded")
+        super().__init__(
+            200, code, "All operations failed" if code == "1" else "Batch operation partially succeeded"
+        )
         self.rows = rows
 
 
@@ -153,7 +156,8 @@ class FakeOkx(SimFake):
         if isinstance(err, NotFound):
             if op == "cancel":
                 return _OrderFailed(
-                    "51400", "Order cancellation failed as the order has been filled, canceled or does not exist"
+                    "51400",
+                    "Order cancellation failed as the order has been filled, canceled or does not exist",
                 )
             return Refused(200, "51603", "Order does not exist")
         return _OrderFailed("51000", f"Parameter error: {err.message}", coid)
@@ -248,7 +252,9 @@ class FakeOkx(SimFake):
         return []  # the fake lists no deposit/withdrawal chains
 
     async def _books(self, request: web.Request, params: dict[str, Any]) -> Any:
-        book = await self.sim.get_order_book(self.canonical(params.get("instId", "")), int(params.get("sz", "20")))
+        book = await self.sim.get_order_book(
+            self.canonical(params.get("instId", "")), int(params.get("sz", "20"))
+        )
         side = [[lv.price, self.to_wire(lv.quantity), "0", "1"] for lv in book.asks]
         bids = [[lv.price, self.to_wire(lv.quantity), "0", "1"] for lv in book.bids]
         at = sim_shapes.ms(book.timestamp) or int(time.time() * 1000)
@@ -296,7 +302,14 @@ class FakeOkx(SimFake):
     async def _mark_price(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
         rate = await self.sim.get_funding_rate(self.canonical(inst))
-        return [{"instType": "SWAP", "instId": inst, "markPx": rate.mark_price, "ts": str(int(time.time() * 1000))}]
+        return [
+            {
+                "instType": "SWAP",
+                "instId": inst,
+                "markPx": rate.mark_price,
+                "ts": str(int(time.time() * 1000)),
+            }
+        ]
 
     async def _funding_history(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
@@ -314,8 +327,17 @@ class FakeOkx(SimFake):
         if found is None:
             raise Refused(400, "51000", "Parameter bar error")
         rows = [
-            [str(sim_shapes.ms(c.open_time)), c.open, c.high, c.low, c.close]
-            + [self.to_wire(c.volume), c.volume, c.quote_volume or "0", "1"]
+            [
+                str(sim_shapes.ms(c.open_time)),
+                c.open,
+                c.high,
+                c.low,
+                c.close,
+                self.to_wire(c.volume),  # vol: contracts
+                c.volume,  # volCcy: base
+                c.quote_volume or "0",  # volCcyQuote
+                "1",  # confirm
+            ]
             for c in reversed(found)  # newest first
         ]
         return rows
@@ -326,7 +348,11 @@ class FakeOkx(SimFake):
         coid = str(params.get("clOrdId", ""))
         canonical = self.canonical(str(params.get("instId", "")))
         kind, side = params.get("ordType"), params.get("side")
-        if kind not in _ORD_TYPES or side not in ("buy", "sell") or params.get("tdMode") not in ("cross", "isolated"):
+        if (
+            kind not in _ORD_TYPES
+            or side not in ("buy", "sell")
+            or params.get("tdMode") not in ("cross", "isolated")
+        ):
             raise _OrderFailed("51000", "Parameter ordType, side or tdMode error", coid)
         order = order_pb2.Order(
             symbol=canonical,
@@ -477,17 +503,25 @@ class FakeOkx(SimFake):
                     await ws.send_json({"event": "login", "code": "0", "msg": "", "connId": "fake"})
                 else:
                     self.bad_signatures += 1
-                    await ws.send_json({"event": "error", "code": "60009", "msg": "Login failed.", "connId": "fake"})
+                    await ws.send_json(
+                        {"event": "error", "code": "60009", "msg": "Login failed.", "connId": "fake"}
+                    )
             elif op == "subscribe":
                 for arg in args:
                     if not state["authed"]:
-                        await ws.send_json({"event": "error", "code": "60011", "msg": "Please log in", "connId": "fake"})
+                        await ws.send_json(
+                            {"event": "error", "code": "60011", "msg": "Please log in", "connId": "fake"}
+                        )
                     elif arg.get("channel") == "orders":
                         await ws.send_json({"event": "subscribe", "arg": arg, "connId": "fake"})
                         self.order_sockets.add(ws)
                     else:
                         await ws.send_json(
-                            {"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg.get('channel')}"}
+                            {
+                                "event": "error",
+                                "code": "60018",
+                                "msg": f"Wrong URL or channel:{arg.get('channel')}",
+                            }
                         )
 
         return await self.serve_ws(request, on_text)
