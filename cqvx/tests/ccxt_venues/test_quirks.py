@@ -14,6 +14,7 @@ from cqvx.secrets import Secret
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import map_error
 from cqvx.venues.ccxt.quirks import QUIRKS, check_client_order_id, lookup_args, quirks_for
+from cqvx.venues.ccxt.section import CcxtSection
 
 VENUES = sorted(QUIRKS)
 
@@ -201,3 +202,9 @@ def test_derivatives_only_configs_send_symbol_less_calls_to_the_derivatives_acco
     ex = build_exchange(CcxtConfig(venue, market_types=types), quirks_for(venue))
     assert ex.options["fetchMarkets"]["types"] == list(types)
     assert ex.options["defaultType"] == default_type  # with spot listed, ccxt's own default stays
+
+
+def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
+    assert build_exchange(CcxtConfig("okx"), quirks_for("okx")).enableRateLimit is True
+    assert build_exchange(CcxtConfig("okx", rate_limit=False), quirks_for("okx")).enableRateLimit is False
+    assert "rate_limit" not in CcxtSection.model_fields  # never from a config file

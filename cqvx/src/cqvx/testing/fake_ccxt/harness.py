@@ -49,6 +49,7 @@ class CcxtFakeHarness(BinanceCcxtHarness):
             rest_url=self.fake.url,
             retry_initial_s=0.01,
             retry_max_s=0.05,
+            rate_limit=False,  # the fake limits only when told to (rate_limit_next)
         )
         return CcxtClient(config)
 

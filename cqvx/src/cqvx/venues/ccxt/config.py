@@ -38,6 +38,9 @@ class CcxtConfig:
     retry_max_s: float = 2.0
     sandbox: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
+    # ccxt's own limiter (the one rate-limit owner); off only against a loopback fake, which has no
+    # limits of its own (not settable from a config file).
+    rate_limit: bool = True
 
     def secrets(self) -> list[str]:
         return [s.reveal() for s in (self.api_key, self.secret, self.passphrase) if s]
@@ -88,7 +91,7 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
     options.update(dict(quirks.ccxt_options))
     options.update(config.options)
     params: dict[str, Any] = {
-        "enableRateLimit": True,
+        "enableRateLimit": config.rate_limit,
         "timeout": int(config.timeout_s * 1000),
         "verbose": False,
         "options": options,
