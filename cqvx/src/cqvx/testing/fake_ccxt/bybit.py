@@ -51,6 +51,34 @@ _STATUS = {
     order_pb2.ORDER_STATUS_EXPIRED: "Cancelled",
     order_pb2.ORDER_STATUS_FAILED: "Rejected",
 }
+# Fields of the documented records the fake has no model for (no TP/SL, SMP, options, borrowing):
+# present, with neutral values, so the shapes match the venue's.
+_ORDER_REST = dict.fromkeys(
+    (
+        "blockTradeId",
+        "lastPriceOnCreated",
+        "orderIv",
+        "slTriggerBy",
+        "smpOrderId",
+        "tpTriggerBy",
+        "triggerBy",
+    ),
+    "",
+) | {"isLeverage": "0", "smpGroup": 0, "triggerDirection": 0, "slLimitPrice": "0", "tpLimitPrice": "0"}
+_POSITION_REST = dict.fromkeys(
+    ("bustPrice", "leverageSysUpdatedTime", "mmrSysUpdatedTime", "stopLoss", "takeProfit"), ""
+) | {
+    "adlRankIndicator": 0,
+    "autoAddMargin": 0,
+    "curRealisedPnl": "0",
+    "isReduceOnly": False,
+    "positionBalance": "0",
+    "riskId": 1,
+    "riskLimitValue": "2000000",
+    "seq": 0,
+    "tpslMode": "Full",
+    "trailingStop": "0",
+}
 _TIF_IN = {"IOC": order_pb2.TIME_IN_FORCE_IOC, "FOK": order_pb2.TIME_IN_FORCE_FOK}
 _TIF_OUT = {order_pb2.TIME_IN_FORCE_IOC: "IOC", order_pb2.TIME_IN_FORCE_FOK: "FOK"}
 
@@ -171,9 +199,10 @@ class FakeBybit(SimFake):
             "tpslMode": "Full",  # present on derivatives orders (ccxt tells linear from spot by it)
             "smpType": "None",
             "placeType": "order",
+            "leavesValue": dec_text((qty - filled) * Decimal(o.price or "0")),
             "createdTime": str(created),
             "updatedTime": str(updated or created),
-        }
+        } | _ORDER_REST
 
     def _instrument(self, spec: InstrumentSpec, category: str) -> dict[str, Any]:
         tick, lot = str(spec.tick_size), str(spec.lot_size)
@@ -380,6 +409,8 @@ class FakeBybit(SimFake):
                 "bonus": "0",
                 "marginCollateral": True,
                 "collateralSwitch": True,
+                "availableToBorrow": "",
+                "spotBorrow": "0",
             }
             for b in await self.sim.get_balances()
         ]
@@ -426,6 +457,7 @@ class FakeBybit(SimFake):
                     "createdTime": str(sim_shapes.ms(p.updated_at)),
                     "updatedTime": str(sim_shapes.ms(p.updated_at)),
                 }
+                | _POSITION_REST
             )
         return {"category": "linear", "list": rows, "nextPageCursor": ""}
 
@@ -436,7 +468,10 @@ class FakeBybit(SimFake):
             "id": uuid.uuid4().hex,
             "topic": "order",
             "creationTime": int(time.time() * 1000),
-            "data": [self._order(order) | {"category": "linear", "feeCurrency": "USDT"}],
+            "data": [
+                self._order(order)
+                | {"category": "linear", "feeCurrency": "USDT", "createType": "CreateByUser"}
+            ],
         }
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
