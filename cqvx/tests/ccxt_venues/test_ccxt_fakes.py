@@ -256,28 +256,102 @@ async def _records(venue: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]
             await fake.stop()
 
 
-def _signed_getter(session: aiohttp.ClientSession, venue: str, fake: SimFake) -> Any:
-    """A GET signed by the venue's scheme, written here from the docs (not the fake's code)."""
-
-    async def get(path_qs: str) -> Any:
-        if venue == "bybit":
-            stamp, window = str(int(time.time() * 1000)), "5000"
-            query = path_qs.partition("?")[2]
-            sign = hmac.new(
-                SECRET.encode(), (stamp + KEY + window + query).encode(), hashlib.sha256
-            ).hexdigest()
-            headers = {"X-BAPI-API-KEY": KEY, "X-BAPI-TIMESTAMP": stamp, "X-BAPI-RECV-WINDOW": window}
-            headers["X-BAPI-SIGN"] = sign
-        else:
+def _sign_headers(venue: str, path_qs: str, secret: str = SECRET) -> dict[str, str]:
+    """A GET's auth headers by the venue's documented scheme, written here (not the fake's code)."""
+    query = path_qs.partition("?")[2]
+    if venue == "bybit":  # hex HMAC-SHA256(ts + key + recvWindow + query)
+        stamp, window = str(int(time.time() * 1000)), "5000"
+        sign = hmac.new(secret.encode(), (stamp + KEY + window + query).encode(), hashlib.sha256).hexdigest()
+        return {
+            "X-BAPI-API-KEY": KEY,
+            "X-BAPI-TIMESTAMP": stamp,
+            "X-BAPI-RECV-WINDOW": window,
+            "X-BAPI-SIGN": sign,
+        }
+    if venue in ("okx", "bitget"):  # base64 HMAC-SHA256(ts + METHOD + path?query + body)
+        if venue == "okx":
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            digest = hmac.new(SECRET.encode(), (stamp + "GET" + path_qs).encode(), hashlib.sha256).digest()
-            headers = {"OK-ACCESS-KEY": KEY, "OK-ACCESS-PASSPHRASE": PASSPHRASE, "OK-ACCESS-TIMESTAMP": stamp}
-            headers["OK-ACCESS-SIGN"] = base64.b64encode(digest).decode()
-        async with session.get(fake.url + path_qs, headers=headers) as r:
+        else:
+            stamp = str(int(time.time() * 1000))
+        digest = hmac.new(secret.encode(), (stamp + "GET" + path_qs).encode(), hashlib.sha256).digest()
+        prefix = "OK-ACCESS-" if venue == "okx" else "ACCESS-"
+        return {
+            prefix + "KEY": KEY,
+            prefix + "PASSPHRASE": PASSPHRASE,
+            prefix + "TIMESTAMP": stamp,
+            prefix + "SIGN": base64.b64encode(digest).decode(),
+        }
+    # gate: hex HMAC-SHA512(METHOD\npath\nquery\nhex sha512(body)\nts)
+    stamp, path = str(int(time.time())), path_qs.partition("?")[0]
+    text = "\n".join(("GET", path, query, hashlib.sha512(b"").hexdigest(), stamp))
+    return {
+        "KEY": KEY,
+        "Timestamp": stamp,
+        "SIGN": hmac.new(secret.encode(), text.encode(), hashlib.sha512).hexdigest(),
+    }
+
+
+def _signed_getter(session: aiohttp.ClientSession, venue: str, fake: SimFake) -> Any:
+    async def get(path_qs: str) -> Any:
+        async with session.get(fake.url + path_qs, headers=_sign_headers(venue, path_qs)) as r:
             assert r.status == 200
             return await r.json()
 
     return get
+
+
+# A signed read per venue; hypothesis adds query parameters the venue ignores (they are still signed).
+SIGNED_READ = {
+    "bybit": "/v5/order/realtime?category=linear",
+    "okx": "/api/v5/trade/orders-pending?instType=SWAP",
+    "bitget": "/api/v2/mix/order/orders-pending?productType=USDT-FUTURES",
+    "gate": "/api/v4/futures/usdt/orders?status=open",
+}
+OK_CODE = {"bybit": ("retCode", 0), "okx": ("code", "0"), "bitget": ("code", "00000")}
+
+
+def _extras() -> list[dict[str, str]]:
+    drawn: list[dict[str, str]] = []
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(
+        st.dictionaries(
+            st.from_regex(r"x[a-z]{1,6}", fullmatch=True),
+            st.from_regex(r"[A-Za-z0-9]{0,8}", fullmatch=True),
+            max_size=3,
+        )
+    )
+    def draw(extra: dict[str, str]) -> None:
+        drawn.append(extra)
+
+    draw()
+    return drawn
+
+
+@pytest.mark.parametrize("venue", FAKES)
+async def test_the_fake_accepts_exactly_the_correctly_signed_requests(venue: str) -> None:
+    fake = await _fake(venue)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for extra in _extras():
+                path_qs = SIGNED_READ[venue] + "".join(f"&{k}={v}" for k, v in extra.items())
+                async with session.get(fake.url + path_qs, headers=_sign_headers(venue, path_qs)) as r:
+                    assert r.status == 200, await r.text()
+                    body = await r.json()
+                    if venue in OK_CODE:
+                        assert body[OK_CODE[venue][0]] == OK_CODE[venue][1], body
+                before = fake.bad_signatures
+                headers = _sign_headers(venue, path_qs, secret=SECRET + "x")
+                async with session.get(fake.url + path_qs, headers=headers) as r:
+                    body = await r.json()
+                    assert r.status != 200 or body.get(OK_CODE.get(venue, ("", ""))[0]) not in (
+                        0,
+                        "0",
+                        "00000",
+                    )
+                assert fake.bad_signatures == before + 1
+    finally:
+        await fake.stop()
 
 
 @pytest.mark.parametrize("venue", ["bybit", "okx"])
