@@ -102,8 +102,8 @@ class FakeBitget(SimFake):
         if h.get("ACCESS-PASSPHRASE") != self.passphrase:
             raise Refused(400, "40011", "Invalid ACCESS_PASSPHRASE")
         stamp = h.get("ACCESS-TIMESTAMP", "")
-        query = request.query_string
-        prehash = stamp + request.method + request.path + (f"?{query}" if query else "") + body.decode()
+        # requestPath and query exactly as sent (raw_path keeps the client's encoding).
+        prehash = stamp + request.method + request.raw_path + body.decode()
         if not hmac.compare_digest(h.get("ACCESS-SIGN", ""), self._sign(prehash)):
             self.bad_signatures += 1
             raise Refused(400, "40009", "sign signature error")

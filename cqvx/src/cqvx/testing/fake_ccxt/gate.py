@@ -105,7 +105,7 @@ class FakeGate(SimFake):
             raise Refused(401, "INVALID_KEY", "Invalid key provided")
         stamp = h.get("Timestamp", "")
         prehash = "\n".join(
-            (request.method, request.path, request.query_string, hashlib.sha512(body).hexdigest(), stamp)
+            (request.method, *request.raw_path.partition("?")[::2], hashlib.sha512(body).hexdigest(), stamp)
         )
         expected = hmac.new(self.secret, prehash.encode(), hashlib.sha512).hexdigest()
         if not hmac.compare_digest(h.get("SIGN", ""), expected):
