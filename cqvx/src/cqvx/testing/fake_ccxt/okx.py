@@ -38,6 +38,13 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt._okx_fields import (
+    BALANCE_REST,
+    DETAIL_REST,
+    INSTRUMENT_REST,
+    ORDER_REST,
+    POSITION_REST,
+)
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -54,140 +61,6 @@ _STATE = {
     order_pb2.ORDER_STATUS_EXPIRED: "canceled",
     order_pb2.ORDER_STATUS_FAILED: "canceled",
 }
-# Fields of the documented records the fake has no model for (algo/TP-SL orders, SMP, borrowing,
-# portfolio margin): present, with neutral values, so the shapes match the venue's.
-_ORDER_REST: dict[str, Any] = dict.fromkeys(
-    (
-        "algoClOrdId",
-        "algoId",
-        "attachAlgoClOrdId",
-        "cancelSourceReason",
-        "pxType",
-        "pxUsd",
-        "pxVol",
-        "quickMgnType",
-        "slOrdPx",
-        "slTriggerPx",
-        "slTriggerPxType",
-        "source",
-        "stpId",
-        "tgtCcy",
-        "tpOrdPx",
-        "tpTriggerPx",
-        "tpTriggerPxType",
-    ),
-    "",
-) | {
-    "attachAlgoOrds": [],
-    "isTpLimit": "false",
-    "linkedAlgoOrd": {"algoId": ""},
-    "rebate": "0",
-    "rebateCcy": "USDT",
-    "stpMode": "cancel_maker",
-}
-_POSITION_REST: dict[str, Any] = dict.fromkeys(
-    (
-        "adl",
-        "baseBal",
-        "bePx",
-        "idxPx",
-        "interest",
-        "last",
-        "mgnRatio",
-        "optVal",
-        "pendingCloseOrdLiabVal",
-        "quoteBal",
-        "quoteBorrowed",
-        "quoteInterest",
-        "spotInUseAmt",
-        "spotInUseCcy",
-        "tradeId",
-        "uplLastPx",
-        "uplRatio",
-        "uplRatioLastPx",
-        "usdPx",
-    ),
-    "",
-) | {"fee": "0", "fundingFee": "0", "liqPenalty": "0", "pnl": "0"}
-_BALANCE_REST: dict[str, Any] = dict.fromkeys(
-    (
-        "borrowFroz",
-        "mgnRatio",
-        "notionalUsd",
-        "notionalUsdForBorrow",
-        "notionalUsdForFutures",
-        "notionalUsdForOption",
-        "notionalUsdForSwap",
-        "ordFroz",
-    ),
-    "",
-) | {"isoEq": "0", "upl": "0"}
-_DETAIL_REST: dict[str, Any] = (
-    dict.fromkeys(
-        (
-            "accAvgPx",
-            "borrowFroz",
-            "clSpotInUseAmt",
-            "crossLiab",
-            "disEq",
-            "eqUsd",
-            "imr",
-            "interest",
-            "isoLiab",
-            "liab",
-            "maxLoan",
-            "maxSpotInUseAmt",
-            "mgnRatio",
-            "mmr",
-            "notionalLever",
-            "openAvgPx",
-            "spotBal",
-            "spotInUseAmt",
-            "spotUpl",
-            "spotUplRatio",
-            "totalPnl",
-            "totalPnlRatio",
-            "uplLiab",
-        ),
-        "",
-    )
-    | dict.fromkeys(
-        (
-            "fixedBal",
-            "isoEq",
-            "isoUpl",
-            "rewardBal",
-            "smtSyncEq",
-            "spotCopyTradingEq",
-            "spotIsoBal",
-            "stgyEq",
-            "twap",
-        ),
-        "0",
-    )
-    | {"collateralEnabled": False}
-)
-_INSTRUMENT_REST: dict[str, Any] = dict.fromkeys(
-    (
-        "alias",
-        "auctionEndTime",
-        "contTdSwTime",
-        "maxIcebergSz",
-        "maxLmtAmt",
-        "maxMktAmt",
-        "maxPlatOILmt",
-        "maxStopSz",
-        "maxTriggerSz",
-        "maxTwapSz",
-        "openType",
-        "optType",
-        "posLmtAmt",
-        "posLmtPct",
-        "preMktSwTime",
-        "stk",
-    ),
-    "",
-) | {"futureSettlement": False, "instIdCode": 1, "tradeQuoteCcyList": []}
 _ORD_TYPES = {"limit", "market", "post_only", "ioc", "fok"}
 
 
@@ -343,7 +216,7 @@ class FakeOkx(SimFake):
             "category": "normal",
             "uTime": str(updated or created),
             "cTime": str(created),
-        } | _ORDER_REST
+        } | ORDER_REST
 
     def _instrument(self, spec: InstrumentSpec) -> dict[str, Any]:
         lot = dec_text(spec.lot_size / self.contract_size)
@@ -370,7 +243,7 @@ class FakeOkx(SimFake):
             "maxMktSz": dec_text(spec.max_quantity / self.contract_size),
             "state": "live",
             "ruleType": "normal",
-        } | _INSTRUMENT_REST
+        } | INSTRUMENT_REST
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -565,11 +438,11 @@ class FakeOkx(SimFake):
                 "upl": "0",
                 "uTime": now,
             }
-            | _DETAIL_REST
+            | DETAIL_REST
             for b in await self.sim.get_balances()
         ]
         account = {"totalEq": "0", "adjEq": "", "imr": "", "mmr": "", "uTime": now, "details": details}
-        return [account | _BALANCE_REST]
+        return [account | BALANCE_REST]
 
     async def _positions(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId")
@@ -604,7 +477,7 @@ class FakeOkx(SimFake):
                     "uTime": str(sim_shapes.ms(p.updated_at)),
                     "availPos": signed,
                 }
-                | _POSITION_REST
+                | POSITION_REST
             )
         return rows
 
