@@ -14,6 +14,7 @@ from cqvx.secrets import Secret
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import map_error
 from cqvx.venues.ccxt.quirks import QUIRKS, check_client_order_id, lookup_args, quirks_for
+from cqvx.venues.ccxt.section import CcxtSection
 
 VENUES = sorted(QUIRKS)
 
@@ -116,7 +117,8 @@ def test_lookup_by_client_order_id(venue: str) -> None:
     if venue == "gate":
         assert ident == "abc"  # Gate takes the custom text where the order id goes
     elif venue == "bybit":
-        assert ident is None and params["orderLinkId"] == "abc" and params["acknowledged"] is True
+        # blank, not None: ccxt would send orderId=None, an order id Bybit does not have
+        assert ident == "" and params["orderLinkId"] == "abc" and params["acknowledged"] is True
     else:
         assert ident is None and params == {"clientOrderId": "abc"}
 
@@ -125,6 +127,7 @@ def test_lookup_by_client_order_id(venue: str) -> None:
 _DUPLICATE_REPLIES: dict[str, tuple[int, dict[str, Any]]] = {
     "binance": (400, {"code": -4116, "msg": "ClientOrderId is duplicated."}),
     "bybit": (200, {"retCode": 110072, "retMsg": "OrderLinkedID is duplicate", "result": {}, "time": 1}),
+    "bitget": (400, {"code": "40786", "msg": "Duplicate clientOid", "requestTime": 1, "data": None}),
     "okx": (
         200,
         {
@@ -158,7 +161,7 @@ def test_duplicate_client_order_id_becomes_duplicate_order(venue: str) -> None:
     assert err.client_order_id == "abc" and err.venue == venue and not err.retry_safe
 
 
-@pytest.mark.parametrize("venue", ["bitget", "gate"])
+@pytest.mark.parametrize("venue", ["gate"])
 def test_venues_without_a_documented_duplicate_code_never_claim_one(venue: str) -> None:
     assert not quirks_for(venue).duplicate_codes
     exc = ccxt.InvalidOrder(venue + ' {"code":"1","msg":"x"}')
@@ -178,3 +181,30 @@ def test_binance_listen_key_keepalive_is_every_30_minutes() -> None:
 @pytest.mark.parametrize(("venue", "seconds"), [("bybit", 20), ("okx", 25), ("bitget", 30), ("binance", 180)])
 def test_ping_intervals(venue: str, seconds: float) -> None:
     assert quirks_for(venue).ping_interval_s == seconds
+
+
+@pytest.mark.parametrize(
+    ("venue", "acks"), [("binance", False), ("bybit", True), ("okx", True), ("bitget", True), ("gate", False)]
+)
+def test_which_venues_answer_a_placement_with_ids_only(venue: str, acks: bool) -> None:
+    # Bybit /v5/order/create, OKX /trade/order and Bitget place-order return ids only; Binance and
+    # Gate return the order.  The fakes answer the same way (test_ccxt_fakes_conformance).
+    assert quirks_for(venue).create_acks is acks
+
+
+@pytest.mark.parametrize(
+    ("types", "default_type"), [(("swap",), "swap"), (("linear",), "swap"), (("spot", "swap"), "spot")]
+)
+def test_derivatives_only_configs_send_symbol_less_calls_to_the_derivatives_account(
+    types: tuple[str, ...], default_type: str | None
+) -> None:
+    venue = "bybit" if "linear" in types else "bitget"
+    ex = build_exchange(CcxtConfig(venue, market_types=types), quirks_for(venue))
+    assert ex.options["fetchMarkets"]["types"] == list(types)
+    assert ex.options["defaultType"] == default_type  # with spot listed, ccxt's own default stays
+
+
+def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
+    assert build_exchange(CcxtConfig("okx"), quirks_for("okx")).enableRateLimit is True
+    assert build_exchange(CcxtConfig("okx", rate_limit=False), quirks_for("okx")).enableRateLimit is False
+    assert "rate_limit" not in CcxtSection.model_fields  # never from a config file

@@ -255,9 +255,28 @@ class CcxtClient:
         except DuplicateOrder as dup:
             await self._resolve_duplicate(dup, order.symbol, coid)
             raise
-        placed = self._order(raw, order.symbol)
+        if self._quirks.create_acks:
+            placed = await self._read_back(raw, order)
+        else:
+            placed = self._order(raw, order.symbol)
         self.streams.track(placed)
         return report_from_order(placed, execution_pb2.EXECUTION_TYPE_NEW)
+
+    async def _read_back(self, ack: object, order: order_pb2.Order) -> order_pb2.Order:
+        """The placed order behind a venue's id-only ack; if it cannot be read, the request as
+        PENDING_NEW under the acked id (accepted: never reported as failed or unknown)."""
+        order_id = ack.get("id") if isinstance(ack, dict) else None
+        if not isinstance(order_id, str) or not order_id:
+            raise ParseError("placement ack without an order id", venue=self.venue)
+        try:
+            return await self.get_order(symbol=order.symbol, order_id=order_id)
+        except VenueError:
+            accepted = order_pb2.Order()
+            accepted.CopyFrom(order)
+            accepted.order_id, accepted.venue = order_id, self.venue
+            accepted.status = order_pb2.ORDER_STATUS_PENDING_NEW
+            accepted.remaining_quantity = order.quantity
+            return accepted
 
     async def _resolve_duplicate(self, dup: DuplicateOrder, symbol: str, coid: str) -> None:
         """Attach the existing order's id (fetched by our id); a failed lookup leaves it empty."""
@@ -271,7 +290,7 @@ class CcxtClient:
 
     async def _by_ref(
         self, op: Op, method: str, symbol: str, order_id: str | None, client_order_id: str | None
-    ) -> order_pb2.Order:
+    ) -> object:
         check_order_ref(order_id, client_order_id)
         if not symbol:
             raise InvalidRequest(f"{self.venue} scopes orders per symbol: give symbol", venue=self.venue)
@@ -280,19 +299,20 @@ class CcxtClient:
             ident, params = lookup_args(self._quirks, client_order_id)
         else:
             ident, params = order_id, dict(self._quirks.lookup_params)
-        raw = await self._call(op, getattr(self._ex, method), ident, unified, params)
-        return self._order(raw, symbol)
+        return await self._call(op, getattr(self._ex, method), ident, unified, params)
 
     async def get_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
     ) -> order_pb2.Order:
-        return await self._by_ref("read", "fetch_order", symbol, order_id, client_order_id)
+        raw = await self._by_ref("read", "fetch_order", symbol, order_id, client_order_id)
+        return self._order(raw, symbol)
 
     async def cancel_order(
         self, *, symbol: str = "", order_id: str | None = None, client_order_id: str | None = None
     ) -> order_pb2.Order:
         await self._by_ref("cancel", "cancel_order", symbol, order_id, client_order_id)
-        # Venues answer a cancel with anything from the full order to an ack; read the final state.
+        # Venues answer a cancel with anything from the full order to an ack (never parsed as an
+        # order); read the final state.
         return await self.get_order(symbol=symbol, order_id=order_id, client_order_id=client_order_id)
 
     async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
@@ -341,7 +361,7 @@ class CcxtClient:
 
     async def get_balances(self) -> list[balance_pb2.Balance]:
         raw = await self._call("read", self._ex.fetch_balance)
-        derivatives = self._quirks.market_types == ("linear",) or self._config.market_types == ("swap",)
+        derivatives = "spot" not in (self._config.market_types or self._quirks.market_types)
         kind = balance_pb2.BALANCE_TYPE_FUTURES if derivatives else balance_pb2.BALANCE_TYPE_SPOT
         return parse.parse_balances(raw, self.venue, kind)
 

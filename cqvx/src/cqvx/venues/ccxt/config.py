@@ -42,6 +42,9 @@ class CcxtConfig:
     ws_url: str = ""  # overrides the scheme and host of every ccxt ``urls['api']['ws']`` entry
     sandbox: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
+    # ccxt's own limiter (the one rate-limit owner); off only against a loopback fake, which has no
+    # limits of its own (not settable from a config file).
+    rate_limit: bool = True
 
     def secrets(self) -> list[str]:
         return [s.reveal() for s in (self.api_key, self.secret, self.passphrase) if s]
@@ -77,19 +80,24 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
     """A configured ``ccxt.pro`` exchange instance (no I/O)."""
     import ccxt.pro  # here, not at module level: see the package docstring
 
+    types = list(config.market_types or quirks.market_types)
     options: dict[str, Any] = {
         "fetchCurrencies": False,  # currencies need wallet endpoints; markets carry what we use
-        "fetchMarkets": {"types": list(config.market_types or quirks.market_types)},
+        "fetchMarkets": {"types": types},
         "maxRetriesOnFailure": 0,  # the adapter owns retries
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
+    if "spot" not in types:
+        # Derivatives only: calls that take no symbol (balance, open orders) must go to the
+        # derivatives account, not ccxt's default spot one.
+        options["defaultType"] = "swap"
     keepalive = config.listen_key_keepalive_s or quirks.listen_key_keepalive_s
     if quirks.listen_key_keepalive_s is not None and keepalive:
         options["listenKeyRefreshRate"] = int(keepalive * 1000)
     options.update(dict(quirks.ccxt_options))
     options.update(config.options)
     params: dict[str, Any] = {
-        "enableRateLimit": True,
+        "enableRateLimit": config.rate_limit,
         "timeout": int(config.timeout_s * 1000),
         "verbose": False,
         "options": options,

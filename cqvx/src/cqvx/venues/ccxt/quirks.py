@@ -58,7 +58,12 @@ class VenueQuirks:
     summary_keys: tuple[tuple[str, str], ...] = ()
     # How ccxt looks an order up by our id: "param" = params["clientOrderId"]; "raw_field" = the
     # venue's own field in params; "as_id" = the venue takes the client id where the order id goes.
+    # "raw_field_blank_id": the raw field, with an empty id (ccxt would put the text "None" where
+    # the order id goes, which the venue reads as an order id that does not exist).
     client_id_lookup: str = "param"
+    # The venue answers a placement with its ids only (no status, amounts): the client reads the
+    # order back by id instead of parsing the ack as an order.
+    create_acks: bool = False
     lookup_params: tuple[tuple[str, object], ...] = ()  # extra params every lookup needs
     ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
     # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
@@ -139,7 +144,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=20.0,  # docs: send {"op":"ping"} every 20 seconds
         batch_place=True,  # /v5/order/create-batch
         batch_cancel=True,  # /v5/order/cancel-batch
-        client_id_lookup="raw_field",  # GET /v5/order/realtime?orderLinkId=
+        # GET /v5/order/realtime?orderLinkId=...: ccxt's fetch_order always sends orderId (the text
+        # "None" when not given), so the id is blank and the venue matches on orderLinkId alone.
+        client_id_lookup="raw_field_blank_id",
+        create_acks=True,  # /v5/order/create answers {orderId, orderLinkId}
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
         # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
@@ -170,6 +178,7 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=25.0,  # docs: send "ping" when nothing arrived for < 30 s (else disconnect)
         batch_place=True,  # /api/v5/trade/batch-orders (max 20)
         batch_cancel=True,  # /api/v5/trade/cancel-batch-orders
+        create_acks=True,  # place (and batch-place) answer {ordId, clOrdId, sCode, sMsg} per order
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#error-code",
@@ -190,14 +199,14 @@ QUIRKS: dict[str, VenueQuirks] = {
         reduce_only_param="reduceOnly=YES",  # one-way mode only; hedge mode uses tradeSide=close
         position_mode_param="posMode one_way_mode|hedge_mode (account)",
         margin_mode_param="marginMode crossed|isolated (per order)",
-        # The duplicate-clientOid code is not confirmed from Bitget's docs in this change: until it
-        # is, a duplicate surfaces as OrderRejected (never retried), not as DuplicateOrder.
-        duplicate_codes=frozenset(),
+        # 40786 "Duplicate clientOid" (error-code table, https://bitgetlimited.github.io/apidoc/en/mix/).
+        duplicate_codes=frozenset({"40786"}),
         error_code_key="code",
         listen_key_keepalive_s=None,
         ping_interval_s=30.0,  # docs: send "ping" every 30 s; no ping for 2 minutes disconnects
         batch_place=True,  # /api/v2/mix/order/batch-place-order
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
+        create_acks=True,  # place-order answers {orderId, clientOid}
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/common/websocket-intro",
@@ -239,6 +248,9 @@ def lookup_args(quirks: VenueQuirks, client_order_id: str) -> tuple[str | None, 
     params: dict[str, object] = dict(quirks.lookup_params)
     if quirks.client_id_lookup == "as_id":
         return client_order_id, params
+    if quirks.client_id_lookup == "raw_field_blank_id":
+        params[quirks.client_order_id_field] = client_order_id
+        return "", params
     if quirks.client_id_lookup == "raw_field":
         params[quirks.client_order_id_field] = client_order_id
         return None, params
