@@ -18,48 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cqvx.client import VenueClient
 from cqvx.errors import VenueError
 from opensqt.arb.config import ArbFile, ConfigError, load_arb_config, paper_arb_config
+from opensqt.connector.venue import open_venue
 
-__all__ = ["open_venue", "register", "run_arb"]
+__all__ = ["register", "run_arb"]
 
 _CALL_DEADLINE = 10.0  # seconds: a remote connector's unary deadline (part of arb.landing_window)
-
-
-async def open_venue(file: ArbFile, *, speed: float = 1.0) -> VenueClient:
-    """The configured venue: ``remote`` dials a connector, any other kind is built in process from the
-    venue registry (the same two paths as the grid's ``app.runner.build_client``, which needs a grid
-    config; the arbitrage sits below ``app`` in the layer map)."""
-    v = file.venue
-    if v.kind == "remote":
-        from cqvx.secrets import MissingSecret
-        from opensqt.connector.auth import load_token
-        from opensqt.connector.remote import RemoteVenue
-
-        root: bytes | None = None
-        if v.tls_root_cert is not None:
-            try:
-                root = v.tls_root_cert.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
-                ) from None
-        try:
-            token = load_token(env=v.token_env or None, file=v.token_file)
-        except MissingSecret as exc:
-            raise ConfigError(f"venue.token: {exc}") from None
-        return await RemoteVenue.connect(
-            v.address, token=token, tls_root_cert=root, tls_server_name=v.tls_server_name or None,
-            timeout=_CALL_DEADLINE,
-        )  # fmt: skip
-    from cqvx.venues.registry import VenueConfigError, registry
-
-    try:
-        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
-    except VenueConfigError as err:
-        raise ConfigError(str(err)) from None
-    return await client.__aenter__()
 
 
 async def run_arb(
@@ -78,7 +43,7 @@ async def run_arb(
     from opensqt.live.server import add_live_routes
 
     state.parent.mkdir(parents=True, exist_ok=True)
-    client = await open_venue(file, speed=speed)
+    client = await open_venue(file.venue, call_deadline=_CALL_DEADLINE, speed=speed)
     account = file.state.account_key(file.venue)
     latest: dict[str, str] = {}
     hub = Hub(HubLimits(token=file.http.live_token), on_connect=lambda: list(latest.values()))
