@@ -81,6 +81,7 @@ class ArbRunner:
         metrics: ArbMetrics | None = None,
         publish: Callable[[str, dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -97,6 +98,7 @@ class ArbRunner:
         )
         self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
         self.context: ArbContext | None = None
+        self.fence = fence
         self.epoch = ""
         self._stop = asyncio.Event()
 
@@ -107,7 +109,7 @@ class ArbRunner:
         recovery runs steps that need it)."""
         symbols = [s for p in self.config.pairs for s in (p.spot, p.perp)]
         rules = await load_rules(self.client, symbols)
-        self.context = ArbContext(self.account, self.client, self.config, rules)
+        self.context = ArbContext(self.account, self.client, self.config, rules, fence=self.fence)
         register(self.context)
 
     async def recover(self) -> None:

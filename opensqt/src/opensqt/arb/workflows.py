@@ -25,11 +25,17 @@ Rules:
   the arbitrage holds it (the leg is not traded in between), read at entry and again before the close.
 * Steps reach the live venue through :data:`_CONTEXTS` (by account): DBOS records arguments, and a venue
   client is not serialisable.
+* One owner per account: with a ``fence`` in the context (``opensqt arb`` installs the account lease's,
+  :mod:`opensqt.engine.lease`), every order step first checks that this process still holds an unexpired
+  lease; a fenced step raises ``Fenced`` and places nothing (the workflow ends in error, the next owner
+  resumes it by looking its ids up).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -61,12 +67,14 @@ log = structlog.get_logger("opensqt.arb.workflows")
 
 @dataclass
 class ArbContext:
-    """What the steps of one account need: the venue, its executor, instrument rules, the config."""
+    """What the steps of one account need: the venue, its executor, instrument rules, the config, and the
+    lease's fence (raises ``Fenced`` unless this process still owns the account; None = no lease)."""
 
     account: str
     client: VenueClient
     config: ArbConfig
     rules: dict[str, LegRules]
+    fence: Callable[[], None] | None = None
     executor: OrderExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +142,8 @@ async def _leg(
     account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool
 ) -> dict[str, Any]:
     ctx = _ctx(account)
+    if ctx.fence is not None:
+        await asyncio.to_thread(ctx.fence)  # raises Fenced: another process owns the account now
     leg = LegOrder(
         symbol, side, dec(quantity), cid, ctx.rules[symbol], ctx.config.max_slippage, reduce_only=reduce_only
     )
