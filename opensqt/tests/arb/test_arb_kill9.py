@@ -25,11 +25,13 @@ import random
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
@@ -118,10 +120,18 @@ async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
     return False
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def zygote(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Zygote]:
+    """One zygote for the module: its imports (5-14 s here) are paid once for both databases."""
+    async with Zygote.start(PRELOAD, log=tmp_path_factory.mktemp("zygote") / "zygote.log") as z:
+        yield z
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
+async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path, zygote: Zygote) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "20")))
     account = f"arbk9-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "arb.db"
@@ -139,21 +149,20 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
     between = 0
     env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
     try:
-        async with Zygote.start(PRELOAD, log=tmp_path / "zygote.log") as zygote:
-            for cycle in range(KILLS):
-                out = tmp_path / f"arb{cycle}.out"
-                arb = await zygote.spawn("opensqt.cli", _args(cfg, state, 120), out=out, env=env, cwd=ROOT)
-                await _port(arb, timeout=60)
-                if cycle % 2 == 0:  # between the legs: a new spot order landed, its perp leg has not
-                    between += await _new_spot_order(sim, timeout=30)
-                else:
-                    await asyncio.sleep(rng.uniform(0.0, 2.5))
-                assert await arb.kill() == -signal.SIGKILL, arb.tail()
-            final = await zygote.spawn(
-                "opensqt.cli", _args(cfg, state, 6), out=tmp_path / "final.out", env=env, cwd=ROOT
-            )
-            await _observe(await _port(final, timeout=120))
-            assert await final.wait(timeout=180) == 0, final.tail(60)
+        for cycle in range(KILLS):
+            out = tmp_path / f"arb{cycle}.out"
+            arb = await zygote.spawn("opensqt.cli", _args(cfg, state, 120), out=out, env=env, cwd=ROOT)
+            await _port(arb, timeout=60)
+            if cycle % 2 == 0:  # between the legs: a new spot order landed, its perp leg has not
+                between += await _new_spot_order(sim, timeout=30)
+            else:
+                await asyncio.sleep(rng.uniform(0.0, 1.5))  # a position cycles in about a second
+            assert await arb.kill() == -signal.SIGKILL, arb.tail()
+        final = await zygote.spawn(
+            "opensqt.cli", _args(cfg, state, 6), out=tmp_path / "final.out", env=env, cwd=ROOT
+        )
+        await _observe(await _port(final, timeout=120))
+        assert await final.wait(timeout=180) == 0, final.tail(60)
         history = await sim.get_orders(OrderFilter(statuses=ALL))
         positions = await sim.get_positions([PERP])
     finally:
