@@ -2,10 +2,12 @@
 
 The venue outlives the process: the simulated venue (wall clock, 10x, funding every 60 simulated
 seconds) is served by the real connector in this test process; ``opensqt arb`` (venue ``remote``) is a
-subprocess.  Positions cycle fast (``max_hold_seconds``), and ``leg_pause`` widens the gap between the
-spot and the perp leg, so half of the kills land exactly there: the test waits for a NEW spot order at the
-venue and kills at once.  The other half land at a random moment.  A final clean run resumes whatever was
-left unfinished and ends.  Then the audit, at the venue and in DBOS:
+child forked by the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid once, each start costs
+milliseconds, and the child is otherwise a fresh ``python -m opensqt.cli``).  Positions cycle fast
+(``max_hold_seconds``), and ``leg_pause`` widens the gap between the spot and the perp leg, so half of
+the kills land exactly there: the test waits for a NEW spot order at the venue and kills at once.  The
+other half land at a random moment.  A final clean run resumes whatever
+was left unfinished and ends.  Then the audit, at the venue and in DBOS:
 
 * both legs or neither: the spot bought by our orders equals the perpetual short (same lot on both);
 * no client order id twice, every order ours, none left open;
@@ -18,21 +20,22 @@ PostgreSQL FAILS (never skips) when the server is missing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
-import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
+from cqvx.testing.zygote import Child, Zygote
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -45,6 +48,12 @@ SPOT, PERP = "BTC-USDT", "BTC-USDT-PERP"
 KILLS = 10
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ALL = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+# What ``opensqt arb`` imports, paid once in the zygote instead of once per start.
+PRELOAD = (
+    "opensqt.cli", "opensqt.arb.cli", "opensqt.arb.runner", "opensqt.arb.status", "opensqt.arb.workflows",
+    "opensqt.connector.remote", "opensqt.engine.workflows", "opensqt.engine.lease", "opensqt.live.server",
+    "opensqt.live.http", "opensqt.observability.logging", "dbos", "grpc", "sqlalchemy", "psycopg", "aiohttp",
+)  # fmt: skip
 
 CONFIG = """
 arb:
@@ -87,38 +96,13 @@ def _sim() -> SimVenue:
     return sim
 
 
-class Arb:
-    """One ``opensqt arb`` subprocess and its announced HTTP port."""
+def _args(cfg: Path, state: Path, duration: float) -> list[str]:
+    return ["arb", "--config", str(cfg), "--state", str(state), "--duration", str(duration)]
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.output: list[str] = []
-        self.reader = asyncio.create_task(self._read())
 
-    @classmethod
-    async def spawn(cls, cfg: Path, state: Path, duration: float) -> Arb:
-        env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "opensqt.cli", "arb", "--config", str(cfg), "--state", str(state),
-            "--duration", str(duration),
-            cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        return cls(proc)
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.output.append(line)
-            if "opensqt: http://" in line and not self.port.done():
-                self.port.set_result(int(line.rsplit(":", 1)[1].split("/")[0]))
-
-    async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        await self.reader
+async def _port(child: Child, timeout: float) -> int:
+    line = await child.line_containing("opensqt: http://", timeout=timeout)
+    return int(line.rsplit(":", 1)[1].split("/")[0])
 
 
 async def _spot_orders(sim: SimVenue) -> int:
@@ -136,10 +120,18 @@ async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
     return False
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def zygote(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Zygote]:
+    """One zygote for the module: its imports (5-14 s here) are paid once for both databases."""
+    async with Zygote.start(PRELOAD, log=tmp_path_factory.mktemp("zygote") / "zygote.log") as z:
+        yield z
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(240)
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
+async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path, zygote: Zygote) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "20")))
     account = f"arbk9-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "arb.db"
@@ -155,22 +147,22 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path) -> None:
     cfg = tmp_path / "arb.yaml"
     cfg.write_text(CONFIG.format(port=port, url=url, account=account))
     between = 0
+    env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
     try:
         for cycle in range(KILLS):
-            arb = await Arb.spawn(cfg, state, duration=120)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(arb.port), timeout=60)
+            out = tmp_path / f"arb{cycle}.out"
+            arb = await zygote.spawn("opensqt.cli", _args(cfg, state, 120), out=out, env=env, cwd=ROOT)
+            await _port(arb, timeout=60)
             if cycle % 2 == 0:  # between the legs: a new spot order landed, its perp leg has not
                 between += await _new_spot_order(sim, timeout=30)
             else:
-                await asyncio.sleep(rng.uniform(0.0, 2.5))
-            await arb.kill()
-            assert arb.proc.returncode == -signal.SIGKILL, "\n".join(arb.output[-40:])
-        final = await Arb.spawn(cfg, state, duration=6)
-        await _observe(await asyncio.wait_for(final.port, timeout=120))
-        await asyncio.wait_for(final.proc.wait(), timeout=180)
-        await final.reader
-        assert final.proc.returncode == 0, "\n".join(final.output[-60:])
+                await asyncio.sleep(rng.uniform(0.0, 1.5))  # a position cycles in about a second
+            assert await arb.kill() == -signal.SIGKILL, arb.tail()
+        final = await zygote.spawn(
+            "opensqt.cli", _args(cfg, state, 6), out=tmp_path / "final.out", env=env, cwd=ROOT
+        )
+        await _observe(await _port(final, timeout=120))
+        assert await final.wait(timeout=180) == 0, final.tail(60)
         history = await sim.get_orders(OrderFilter(statuses=ALL))
         positions = await sim.get_positions([PERP])
     finally:

@@ -14,6 +14,7 @@ from opensqt.arb.config import ArbFile, PairConfig
 from opensqt.arb.monitor import FundingMonitor, annualized
 from opensqt.arb.sizing import LegRules, bounded_price, hedge_quantity, spot_quantity, unhedged_spot
 from opensqt.config import ConfigError, parse_model
+from opensqt.risk.exposure import Denied
 
 D = Decimal
 steps = st.sampled_from([D("0.00001"), D("0.001"), D("0.01"), D("0.1"), D(1), D(5)])
@@ -52,12 +53,25 @@ def test_bounded_price_is_within_the_slippage_and_on_the_tick(
     touch: Decimal, slip: Decimal, buy: bool
 ) -> None:
     rules = LegRules(tick=D("0.01"), lot=D("0.001"))
-    price = bounded_price(touch, is_buy=buy, slippage=slip, rules=rules)
+    bid, ask = touch, touch + D("0.01")
+    price = bounded_price([(bid, D(1))], [(ask, D(1))], is_buy=buy, slippage=slip, rules=rules)
+    mid = (bid + ask) / 2
+    if isinstance(price, Denied):  # the far touch is already beyond the bound around the mid
+        assert (ask > mid * (1 + slip)) if buy else (bid < mid * (1 - slip))
+        return
     assert price % rules.tick == 0
     if buy:
-        assert price <= touch * (1 + slip)
+        assert ask <= price <= mid * (1 + slip)
     else:
-        assert price >= touch * (1 - slip)
+        assert bid >= price >= mid * (1 - slip)
+
+
+def test_bounded_price_denies_a_one_sided_or_crossed_book() -> None:
+    rules = LegRules(tick=D("0.01"), lot=D("0.001"))
+    one_sided = bounded_price([(D(100), D(1))], [], is_buy=True, slippage=D("0.01"), rules=rules)
+    assert isinstance(one_sided, Denied) and one_sided.limit == "slippage"
+    crossed = bounded_price([(D(101), D(1))], [(D(100), D(1))], is_buy=False, slippage=D("0.01"), rules=rules)
+    assert isinstance(crossed, Denied) and "crossed" in crossed.detail
 
 
 @given(
@@ -73,7 +87,7 @@ def test_bad_inputs_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="tick, lot"):
         LegRules(tick=D(0), lot=D(1))
     with pytest.raises(ValueError, match="slippage"):
-        bounded_price(D(100), is_buy=True, slippage=D(0), rules=LegRules(tick=D("0.01"), lot=D(1)))
+        bounded_price([], [], is_buy=True, slippage=D(0), rules=LegRules(tick=D("0.01"), lot=D(1)))
     with pytest.raises(ValueError, match="notional"):
         spot_quantity(D(0), D(1), LegRules(tick=D("0.01"), lot=D(1)))
 

@@ -26,6 +26,7 @@ const state = {
   pnl: null,
   muted: true,
   messages: 0,
+  arb: new Map(), // spot symbol -> the pair's last `arb` message
 };
 
 const chart = createChart($("chart"), {
@@ -62,6 +63,7 @@ window.__live = {
   get markers() { return state.markers.map((m) => ({ time: m.time, text: m.text })); },
   get pnl() { return state.pnl; },
   get messages() { return state.messages; },
+  get arb() { return [...state.arb.values()].map((a) => ({ ...a })); },
 };
 
 // ------------------------------------------------------------------ formatting
@@ -206,6 +208,42 @@ function onSlots(s) {
   }));
 }
 
+// One row per arbitrage pair (opensqt arb): pair, direction, size (spot / perp), funding PnL, state.
+function onArb(a) {
+  state.arb.set(a.symbol, a);
+  const rows = [...state.arb.values()];
+  $("arbpanel").hidden = false;
+  $("narb").textContent = String(rows.filter((r) => r.state !== "flat").length);
+  $("arb").tBodies[0].replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    tr.className = r.state;
+    tr.dataset.symbol = r.symbol;
+    const held = num(r.spotQty) !== 0 || num(r.perpQty) !== 0;
+    // size: the spot leg; the perp leg too when it differs (dust, or a half-closed exit)
+    const size = num(r.spotQty) === num(r.perpQty) ? fmt(r.spotQty, 4) : `${fmt(r.spotQty, 4)} / ${fmt(r.perpQty, 4)}`;
+    const cells = [
+      r.symbol,
+      r.direction === "positive" ? "+" : r.direction === "negative" ? "−" : "",
+      held ? size : "—",
+      null,
+      null,
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      if (i === 3) signed(td, r.fundingPnL);
+      else if (i === 4) {
+        const b = document.createElement("span");
+        b.className = `state ${r.state}`;
+        b.textContent = r.state;
+        td.append(b);
+      } else td.textContent = text;
+      tr.append(td);
+    });
+    tr.title = `${r.perp} · spot ${r.spotQty} perp ${r.perpQty} · apr ${r.apr || "?"} · basis ${r.basis || "?"} · trading PnL ${r.tradingPnL}`;
+    return tr;
+  }));
+}
+
 // ------------------------------------------------------------------ sound (starts muted)
 let audio = null;
 function ding(buy) {
@@ -231,7 +269,7 @@ $("mute").addEventListener("click", () => {
 // ------------------------------------------------------------------ connection, reconnect with backoff
 const HANDLERS = {
   history: onHistory, kline: onKline, orders: onOrders, trade_event: onTrade,
-  account: onAccount, position: onPosition, risk_status: onRisk, slots: onSlots,
+  account: onAccount, position: onPosition, risk_status: onRisk, slots: onSlots, arb: onArb,
 };
 let attempt = 0;
 function wsUrl() {

@@ -25,6 +25,7 @@ from cqvx.secrets import Secret
 from opensqt.app.live_bridge import LiveBridge
 from opensqt.app.risk_http import add_risk_routes
 from opensqt.config import Config, ConfigError
+from opensqt.connector.venue import open_venue
 from opensqt.engine.lease import AccountLease, Fenced
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import StateStore, sqlite_url
@@ -69,41 +70,9 @@ class RunSummary:
 
 
 async def build_client(config: Config, *, speed: float = 1.0) -> VenueClient:
-    """The venue of ``venue.kind``: ``remote`` dials a connector; any other kind is a venue type of
-    :mod:`cqvx.venues.registry` built in process from ``venue.settings`` (and started)."""
-    v = config.venue
-    if v.kind == "remote":
-        from cqvx.secrets import MissingSecret
-        from opensqt.connector.auth import load_token
-        from opensqt.connector.remote import RemoteVenue
-
-        root: bytes | None = None
-        if v.tls_root_cert is not None:
-            try:
-                root = v.tls_root_cert.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
-                ) from None
-        try:
-            token = load_token(env=v.token_env or None, file=v.token_file)
-        except MissingSecret as exc:
-            raise ConfigError(f"venue.token: {exc}") from None
-        # The engine's per-call deadline is one part of the landing window (docs/engine.md).
-        return await RemoteVenue.connect(
-            v.address,
-            token=token,
-            tls_root_cert=root,
-            tls_server_name=v.tls_server_name or None,
-            timeout=float(config.engine.call_deadline),
-        )
-    from cqvx.venues.registry import VenueConfigError, registry
-
-    try:
-        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
-    except VenueConfigError as err:
-        raise ConfigError(str(err)) from None
-    return await client.__aenter__()  # starts clients that run by themselves (the sim's driver)
+    """The started venue of ``config.venue`` (:func:`opensqt.connector.venue.open_venue`), the engine's
+    ``call_deadline`` as the per-call deadline of a remote connector."""
+    return await open_venue(config.venue, call_deadline=float(config.engine.call_deadline), speed=speed)
 
 
 def _plain_output() -> bool:

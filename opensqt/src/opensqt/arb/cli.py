@@ -1,10 +1,14 @@
 """``opensqt arb``: the funding arbitrage as a process (paper on the simulated venue by default).
 
-Start-up order matters: the venue, then the instrument rules and the workflows' context, then
+Start-up order matters: the account's lease first (:mod:`opensqt.engine.lease`, in the state database:
+one ``opensqt arb`` per account; a second one exits 2 naming the owner, unless ``state.lease_wait``), then
+the venue, then the instrument rules and the workflows' context, then
 ``DBOS.launch()`` (which resumes what a killed process left unfinished, and those steps need the
 context), then recovery of every pair from DBOS's record, then the HTTP endpoints (``/health``,
 ``/status``, ``/metrics``, the live page's ``/ws`` with ``arb`` messages), then the decision loop.
-The process prints ``opensqt: http://HOST:PORT/`` once it serves.
+The process prints ``opensqt: http://HOST:PORT/`` once it serves.  The lease is renewed while it runs;
+once taken over (this process was paused past its expiry), the process stops deciding and exits 2, and
+any order step it still runs is fenced (places nothing).
 """
 
 from __future__ import annotations
@@ -12,60 +16,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cqvx.client import VenueClient
 from cqvx.errors import VenueError
 from opensqt.arb.config import ArbFile, ConfigError, load_arb_config, paper_arb_config
+from opensqt.connector.venue import open_venue
 
-__all__ = ["open_venue", "register", "run_arb"]
+if TYPE_CHECKING:
+    from opensqt.engine.lease import AccountLease
+
+__all__ = ["register", "run_arb"]
 
 _CALL_DEADLINE = 10.0  # seconds: a remote connector's unary deadline (part of arb.landing_window)
-
-
-async def open_venue(file: ArbFile, *, speed: float = 1.0) -> VenueClient:
-    """The configured venue: ``remote`` dials a connector, any other kind is built in process from the
-    venue registry (the same two paths as the grid's ``app.runner.build_client``, which needs a grid
-    config; the arbitrage sits below ``app`` in the layer map)."""
-    v = file.venue
-    if v.kind == "remote":
-        from cqvx.secrets import MissingSecret
-        from opensqt.connector.auth import load_token
-        from opensqt.connector.remote import RemoteVenue
-
-        root: bytes | None = None
-        if v.tls_root_cert is not None:
-            try:
-                root = v.tls_root_cert.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"venue.tls_root_cert: cannot read {v.tls_root_cert}: {exc.strerror}"
-                ) from None
-        try:
-            token = load_token(env=v.token_env or None, file=v.token_file)
-        except MissingSecret as exc:
-            raise ConfigError(f"venue.token: {exc}") from None
-        return await RemoteVenue.connect(
-            v.address, token=token, tls_root_cert=root, tls_server_name=v.tls_server_name or None,
-            timeout=_CALL_DEADLINE,
-        )  # fmt: skip
-    from cqvx.venues.registry import VenueConfigError, registry
-
-    try:
-        client = registry.build(v.kind, v.section(speed=speed), path="venue.settings")
-    except VenueConfigError as err:
-        raise ConfigError(str(err)) from None
-    return await client.__aenter__()
 
 
 async def run_arb(
     file: ArbFile, *, state: Path, duration: float | None, speed: float = 1.0, http_port: int | None = None
 ) -> dict[str, Any]:
-    """Run the arbitrage until ``duration`` passes or SIGINT/SIGTERM; returns the final status."""
+    """Run the arbitrage until ``duration`` passes or SIGINT/SIGTERM; returns the final status.  Raises
+    ``LeaseHeld`` when another process owns the account, ``Fenced`` when it took the account over."""
+    from sqlalchemy import create_engine
+
+    from opensqt.engine.lease import AccountLease, Fenced
+    from opensqt.engine.store import sqlite_url
+
+    state.parent.mkdir(parents=True, exist_ok=True)
+    account = file.state.account_key(file.venue)
+    db = create_engine(file.state.url or sqlite_url(state))
+    try:
+        lease = AccountLease(
+            db, account, ttl=float(file.state.lease_seconds), table_prefix=file.state.table_prefix
+        )
+        # Before DBOS.launch(): its recovery resumes workflows, and those place orders.
+        await lease.acquire(wait=file.state.lease_wait)
+        lost: list[str] = []
+        try:
+            status = await _run_owned(
+                file, state, lease, lost, duration=duration, speed=speed, http_port=http_port
+            )
+        finally:
+            if not lost:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(lease.release)
+        if lost:
+            raise Fenced(lost[0])
+        return status
+    finally:
+        db.dispose()
+
+
+async def _run_owned(
+    file: ArbFile,
+    state: Path,
+    lease: AccountLease,
+    lost: list[str],
+    *,
+    duration: float | None,
+    speed: float,
+    http_port: int | None,
+) -> dict[str, Any]:
+    """:func:`run_arb` once the lease is ours: ``lost`` receives the message if it is taken over."""
     from dbos import DBOS
 
     from opensqt.arb.runner import ArbRunner
@@ -77,9 +92,13 @@ async def run_arb(
     from opensqt.live.hub import Hub, HubLimits
     from opensqt.live.server import add_live_routes
 
-    state.parent.mkdir(parents=True, exist_ok=True)
-    client = await open_venue(file, speed=speed)
-    account = file.state.account_key(file.venue)
+    account = lease.account
+
+    def fence() -> None:
+        with lease.engine.begin() as conn:
+            lease.fence_check(conn)
+
+    client = await open_venue(file.venue, call_deadline=_CALL_DEADLINE, speed=speed)
     latest: dict[str, str] = {}
     hub = Hub(HubLimits(token=file.http.live_token), on_connect=lambda: list(latest.values()))
 
@@ -89,9 +108,16 @@ async def run_arb(
             latest[data["symbol"]] = text
             hub.broadcast(text)
 
-    runner = ArbRunner(file.arb, client, account, metrics=ArbMetrics(), publish=publish)
+    runner = ArbRunner(file.arb, client, account, metrics=ArbMetrics(), publish=publish, fence=fence)
     server: StatusServer | None = None
     launched = False
+
+    def on_lost(message: str) -> None:
+        print(f"opensqt: {message}", file=sys.stderr, flush=True)
+        lost.append(message)
+        runner.stop()
+
+    keeper = asyncio.create_task(lease.keep(on_lost))
     try:
         await runner.prepare()
         DBOS(
@@ -117,6 +143,9 @@ async def run_arb(
         await runner.run(duration)
         return runner.status()
     finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         if server is not None:
             await hub.close_all()
             await server.stop()
@@ -141,6 +170,7 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int | None, typer.Option(help="HTTP port for /status /metrics /ws (0 = any)")] = None,
     ) -> None:
         """Funding-rate arbitrage: spot against perpetual, entry and exit as durable workflows."""
+        from opensqt.engine.lease import Fenced, LeaseHeld
         from opensqt.observability.logging import configure_logging
 
         try:
@@ -157,6 +187,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except VenueError as exc:
             typer.echo(f"opensqt: venue: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except (LeaseHeld, Fenced) as exc:  # one owner per account: the other process keeps it
+            typer.echo(f"opensqt: {exc}", err=True)
             raise typer.Exit(2) from None
         for p in status["pairs"]:
             typer.echo(

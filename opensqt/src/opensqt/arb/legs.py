@@ -6,8 +6,8 @@ Rules (ARCHITECTURE.md "order outcomes"):
 * The client order id is derived from the intent by the caller (:func:`leg_id`); this module never makes
   one up.  Every call starts with a lookup, so a step that DBOS runs again after a crash finds the order
   the dead process placed instead of placing a second one.
-* Legs are limit IOC at a bounded price (:func:`opensqt.arb.sizing.bounded_price`); the touch is read
-  from a depth-1 book just before placing.
+* Legs are limit IOC at a bounded price (:func:`opensqt.arb.sizing.bounded_price`, i.e. the shared
+  slippage guard) from a book read just before placing; a denied bound places nothing ("rejected").
 * A placement answer that is not an answer (timeout, lost reply, unparseable) is UNRESOLVED: looked up
   until the venue shows it or ``landing_window`` seconds have passed since the send; only then does "not
   found" mean it never landed.  A lookup error keeps it unresolved (retried), never read as "rejected".
@@ -33,6 +33,8 @@ from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES
 from opensqt.arb.sizing import LegRules, bounded_price
 from opensqt.engine.executor import Confirmed, OrderExecutor, Rejected
 from opensqt.model.client_ids import client_order_id
+from opensqt.risk.exposure import Denied
+from opensqt.risk.slippage import book_levels
 
 __all__ = ["LegOrder", "LegResult", "execute_leg", "leg_id"]
 
@@ -41,6 +43,7 @@ log = structlog.get_logger("opensqt.arb.legs")
 BUY = order_pb2.ORDER_SIDE_BUY
 SELL = order_pb2.ORDER_SIDE_SELL
 _POLL = 0.05
+_BOOK_DEPTH = 5  # the bound needs both touches; a few levels more cost nothing
 
 
 def leg_id(workflow_id: str, leg: str, attempt: int, side: int) -> str:
@@ -168,14 +171,12 @@ async def execute_leg(
         return _nothing(leg, "none", "zero quantity")
     is_buy = leg.side == BUY
     try:
-        book = await client.get_order_book(leg.symbol, depth=1)
-        levels = book.asks if is_buy else book.bids
-        if not levels:
-            return _nothing(leg, "rejected", "no liquidity on the touch side")
-        touch = dec(levels[0].price, "price")
+        bids, asks = book_levels(await client.get_order_book(leg.symbol, depth=_BOOK_DEPTH))
     except (VenueError, ParseError) as exc:
         return _nothing(leg, "rejected", f"no price: {exc}")
-    price = bounded_price(touch, is_buy=is_buy, slippage=leg.slippage, rules=leg.rules)
+    price = bounded_price(bids, asks, is_buy=is_buy, slippage=leg.slippage, rules=leg.rules)
+    if isinstance(price, Denied):
+        return _nothing(leg, "rejected", f"slippage guard: {price.detail}")
     order = order_pb2.Order(
         client_order_id=leg.cid,
         symbol=leg.symbol,

@@ -7,8 +7,11 @@ Rules:
   account join one run instead of racing.
 * Restart: :meth:`ArbRunner.recover` rebuilds every pair from DBOS's record (the entry and exit
   workflows by id prefix), waiting for any the killed process left unfinished (``DBOS.launch()`` has
-  resumed them).  A workflow that ended in ERROR is resumed once per restart (its steps are idempotent);
-  failing again, it halts its pair (no new entry) until an operator looks.
+  resumed them).  A workflow that ended in ERROR is retried once per restart: DBOS does not resume a
+  finished (ERROR) workflow, so it is FORKED from its failed step into ``<id>~<n>`` (n = 1, 2, ... one
+  per restart; the steps before are copied, the inputs and therefore the legs' client order ids are the
+  same, so a leg the failed run placed is found by lookup, never placed again).  Failing again, the pair
+  stays halted (no new entry) until the next restart or an operator.
 * Entry: the monitor's gate passes (rates and prices fresh), the direction is configured and
   ``|apr| >= entry_apr`` in that direction, the cooldown after the last exit is over.
 * Exit: the rate in the position's direction fell below ``exit_apr``, or ``max_hold_seconds`` passed, or
@@ -71,6 +74,18 @@ async def load_rules(client: VenueClient, symbols: list[str]) -> dict[str, LegRu
     return out
 
 
+async def _numbers(prefix: str) -> list[int]:
+    """The distinct numbers ``n`` of the workflows ``<prefix><n>`` and their retries ``<prefix><n>~<r>``,
+    ascending (for ``<id>~``: the retry numbers)."""
+    found = await DBOS.list_workflows_async(workflow_id_prefix=prefix, load_input=False, load_output=False)
+    out = set[int]()
+    for w in found:
+        head = w.workflow_id[len(prefix) :].split("~", 1)[0].split(":", 1)[0]
+        if head.isdigit():
+            out.add(int(head))
+    return sorted(out)
+
+
 class ArbRunner:
     def __init__(
         self,
@@ -81,6 +96,7 @@ class ArbRunner:
         metrics: ArbMetrics | None = None,
         publish: Callable[[str, dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -97,6 +113,7 @@ class ArbRunner:
         )
         self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
         self.context: ArbContext | None = None
+        self.fence = fence
         self.epoch = ""
         self._stop = asyncio.Event()
 
@@ -107,7 +124,7 @@ class ArbRunner:
         recovery runs steps that need it)."""
         symbols = [s for p in self.config.pairs for s in (p.spot, p.perp)]
         rules = await load_rules(self.client, symbols)
-        self.context = ArbContext(self.account, self.client, self.config, rules)
+        self.context = ArbContext(self.account, self.client, self.config, rules, fence=self.fence)
         register(self.context)
 
     async def recover(self) -> None:
@@ -122,19 +139,14 @@ class ArbRunner:
 
     async def _recover_pair(self, st: PairState) -> None:
         prefix = f"arb-entry:{self.account}:{st.spot}:"
-        entries = await DBOS.list_workflows_async(workflow_id_prefix=prefix, load_input=False)
-        seqs = sorted(int(w.workflow_id.rsplit(":", 1)[1]) for w in entries)
-        for seq in seqs:
+        for seq in await _numbers(prefix):
             wid = entry_id(self.account, st.spot, seq)
             result = await self._result(wid)
             if result is None:
                 st.state, st.halted_reason = "halted", f"{wid} ended in error"
                 return
             self._entered(st, seq, result)
-            exits = await DBOS.list_workflows_async(
-                workflow_id_prefix=f"arb-exit:{self.account}:{st.spot}:{seq}:", load_input=False
-            )
-            for attempt in sorted(int(w.workflow_id.rsplit(":", 1)[1]) for w in exits):
+            for attempt in await _numbers(f"arb-exit:{self.account}:{st.spot}:{seq}:"):
                 xid = exit_id(self.account, st.spot, seq, attempt)
                 xres = await self._result(xid)
                 if xres is None:
@@ -143,19 +155,28 @@ class ArbRunner:
                 self._exited(st, attempt, xres)
 
     async def _result(self, wid: str) -> dict[str, Any] | None:
-        handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(wid)
+        """The result of ``wid`` (or of its latest retry), waiting for an unfinished one and retrying one
+        that ended in error once (see the module docstring); None when it fails."""
+        retries = await _numbers(f"{wid}~")
+        current = f"{wid}~{retries[-1]}" if retries else wid
+        handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(current)
         status = await handle.get_status()
         if status.status in _UNFINISHED:
-            log.info("arb: waiting for a resumed workflow", workflow=wid)
+            log.info("arb: waiting for a resumed workflow", workflow=current)
         elif status.status == "ERROR":
-            # Every step is idempotent (orders are looked up by id before placing), so resuming from the
-            # last recorded step is safe: one more try per restart before the pair stays halted.
-            log.warning("arb: resuming a workflow that ended in error", workflow=wid)
-            handle = await DBOS.resume_workflow_async(wid)
+            steps = await DBOS.list_workflow_steps_async(current, load_output=False)
+            failed = [s["function_id"] for s in steps if s["error"] is not None]
+            # From the failed step; a failure in the workflow body (no step failed) re-runs it after the
+            # last recorded step.
+            start = min(failed) if failed else max((s["function_id"] for s in steps), default=0) + 1
+            retry = f"{wid}~{(retries[-1] if retries else 0) + 1}"
+            log.warning("arb: retrying a workflow that ended in error", workflow=current, retry=retry)
+            with SetWorkflowID(retry):
+                handle = await DBOS.fork_workflow_async(current, start)
         try:
             out: dict[str, Any] = await handle.get_result()
         except Exception as exc:  # the workflow raised: recorded as ERROR, the pair halts
-            log.error("arb workflow failed", workflow=wid, error=str(exc))
+            log.error("arb workflow failed", workflow=handle.get_workflow_id(), error=str(exc))
             return None
         return out
 

@@ -10,19 +10,24 @@ Rules:
   step) stays as unhedged spot dust and is reported.
 * A compensation (unwind) sells or buys back exactly the unhedged part of the first leg, floored to the
   spot lot.
-* Market-like legs are limit IOC orders whose price is bounded: a buy at most ``touch * (1 + slippage)``
-  rounded DOWN to the tick, a sell at least ``touch * (1 - slippage)`` rounded UP (:func:`bounded_price`).
-  This is the one place the bound is computed; when the shared slippage guard of ``opensqt.risk`` lands,
-  :func:`bounded_price` delegates to it.
+* Market-like legs are limit IOC orders whose price is bounded by the shared slippage guard
+  (:func:`opensqt.risk.slippage.worst_price`, the one home of the bound): ``arb.max_slippage`` (a
+  fraction) is its fixed allowance (``base_percent = max_percent = 100 x max_slippage``, no volatility
+  term) around the book's mid; :func:`bounded_price` only translates, and passes a denial (one-sided or
+  crossed book, far side already beyond the bound) through.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cqvx.num import ZERO, round_price, round_quantity
+from cqvx.num import ZERO, round_quantity
+from opensqt.config import SlippageConfig
+from opensqt.risk.exposure import Denied
+from opensqt.risk.slippage import Level, worst_price
 
 __all__ = ["LegRules", "bounded_price", "hedge_quantity", "spot_quantity", "unhedged_spot"]
 
@@ -84,9 +89,14 @@ def unhedged_spot(spot_held: Decimal, hedged: Decimal, spot: LegRules) -> Decima
     return round_quantity(rest, spot.lot) if rest > 0 else ZERO
 
 
-def bounded_price(touch: Decimal, *, is_buy: bool, slippage: Decimal, rules: LegRules) -> Decimal:
-    """The limit of a market-like IOC leg: at most ``slippage`` worse than the touch, on the tick."""
-    if touch <= 0 or not ZERO < slippage < 1:
-        raise ValueError(f"touch must be > 0 and 0 < slippage < 1 (got {touch}, {slippage})")
-    raw = touch * (1 + slippage) if is_buy else touch * (1 - slippage)
-    return round_price(raw, rules.tick, is_buy=is_buy)
+def bounded_price(
+    bids: Sequence[Level], asks: Sequence[Level], *, is_buy: bool, slippage: Decimal, rules: LegRules
+) -> Decimal | Denied:
+    """The limit of a market-like IOC leg: at most ``slippage`` (a fraction) worse than the book's mid, on
+    the tick (:func:`~opensqt.risk.slippage.worst_price`), or why there is none."""
+    if not ZERO < slippage < 1:
+        raise ValueError(f"0 < slippage < 1 required (got {slippage})")
+    percent = slippage * 100
+    cfg = SlippageConfig(base_percent=percent, max_percent=percent)
+    bound = worst_price(cfg, is_buy=is_buy, bids=bids, asks=asks, tick_size=rules.tick)
+    return bound if isinstance(bound, Denied) else bound.price

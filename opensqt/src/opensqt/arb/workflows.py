@@ -25,11 +25,18 @@ Rules:
   the arbitrage holds it (the leg is not traded in between), read at entry and again before the close.
 * Steps reach the live venue through :data:`_CONTEXTS` (by account): DBOS records arguments, and a venue
   client is not serialisable.
+* One owner per account: with a ``fence`` in the context (``opensqt arb`` installs the account lease's,
+  :mod:`opensqt.engine.lease`), the workflow checks that this process still holds an unexpired lease
+  before every order step; fenced, it raises ``Fenced`` and places nothing (the workflow ends in error, the
+  next owner's runner retries it, a fork of it, and looks its ids up).  The check is in the workflow body,
+  not in the step: a check recorded as a failed step would be replayed as failed by a fork from after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -61,12 +68,14 @@ log = structlog.get_logger("opensqt.arb.workflows")
 
 @dataclass
 class ArbContext:
-    """What the steps of one account need: the venue, its executor, instrument rules, the config."""
+    """What the steps of one account need: the venue, its executor, instrument rules, the config, and the
+    lease's fence (raises ``Fenced`` unless this process still owns the account; None = no lease)."""
 
     account: str
     client: VenueClient
     config: ArbConfig
     rules: dict[str, LegRules]
+    fence: Callable[[], None] | None = None
     executor: OrderExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +166,17 @@ async def _perp_realized(account: str, perp: str) -> str:
 # ------------------------------------------------------------------------------------------ helpers
 
 
+async def _owned_leg(
+    account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool
+) -> dict[str, Any]:
+    """The ownership check, then the leg step.  The check runs in the workflow body, NOT in a step, so it is
+    evaluated again, live, whenever the workflow runs again (a recovery, a retry by fork)."""
+    ctx = _ctx(account)
+    if ctx.fence is not None:
+        await asyncio.to_thread(ctx.fence)  # raises Fenced: another process owns the account now
+    return await _leg(account, symbol, side, quantity=quantity, cid=cid, reduce_only=reduce_only)
+
+
 def _held(result: LegResult, base: str) -> Decimal:
     """Base units a filled spot BUY leaves in the account (a fee charged in base is not held)."""
     if result.side == BUY and result.fee_asset == base:
@@ -177,7 +197,7 @@ async def _fill(
         if rest <= 0 or rest < rules.min_quantity or rest < rules.lot:
             break
         cid = leg_id(wid, leg, attempt, side)
-        r = await _leg(account, symbol, side, quantity=dec_str(rest), cid=cid, reduce_only=reduce_only)
+        r = await _owned_leg(account, symbol, side, quantity=dec_str(rest), cid=cid, reduce_only=reduce_only)
         results.append(r)
         done += dec(r["executed"])
         if r["outcome"] in ("rejected", "lost"):  # refused or never landed: sending again cannot help
@@ -223,7 +243,7 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
         return {**out, "status": "flat", "reason": "nothing to trade (size or inventory is zero)"}
     cid = leg_id(key, "spot", 0, spot_side)
     first = LegResult.from_json(
-        await _leg(account, spot, spot_side, quantity=dec_str(qty), cid=cid, reduce_only=False)
+        await _owned_leg(account, spot, spot_side, quantity=dec_str(qty), cid=cid, reduce_only=False)
     )
     out["legs"].append(first.to_json())
     held = _held(first, base)
