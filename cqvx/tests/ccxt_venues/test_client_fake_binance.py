@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -153,3 +154,20 @@ async def test_nothing_ccxt_logs_contains_a_credential(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "/fapi/v1/order" in logged  # ccxt did log the signed requests...
     assert SECRET not in logged and KEY not in logged  # ...without the credentials
+
+
+async def test_ccxt_leaves_the_callers_decimal_context_alone(fake: FakeBinance) -> None:
+    # ccxt's decimal_to_precision sets ROUND_HALF_UP and the Underflow trap on the context it runs in;
+    # the adapter runs ccxt in a context of its own, so arithmetic elsewhere in the process (the sim's,
+    # the user's) never changes because a ccxt venue placed an order.
+    before = decimal.getcontext().copy()
+    async with _client(fake) as client:
+        far = (await _mid(client)) * Decimal("0.8")
+        await client.place_order(_limit(far, "ctx-1"))
+        await client.cancel_order(symbol="BTC-USDT-PERP", client_order_id="ctx-1")
+    after = decimal.getcontext()
+    assert (after.rounding, after.prec, dict(after.traps)) == (
+        before.rounding,
+        before.prec,
+        dict(before.traps),
+    )

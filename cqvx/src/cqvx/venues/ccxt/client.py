@@ -12,11 +12,17 @@ client order id; nothing here re-sends a placement).  A duplicate client order i
 Quantities and prices are never rounded here: ccxt's ``amount_to_precision``/``price_to_precision``
 are used only to check that the caller's values are already on the venue's steps; a value ccxt would
 change is refused (``InvalidRequest``), because ccxt rounds prices to nearest.
+
+Decimal context: ccxt's ``decimal_to_precision`` sets ``ROUND_HALF_UP`` and the Underflow trap on
+the decimal context it runs in.  Every ccxt call here runs in a context of its own
+(``decimal.localcontext``; the stream tasks set their own), so arithmetic elsewhere in the process
+(the simulated venue's, the engine's, the user's) never changes because a ccxt venue was called.
 """
 
 from __future__ import annotations
 
 import asyncio
+import decimal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -141,7 +147,8 @@ class CcxtClient:
         while True:
             attempt += 1
             try:
-                return await fn(*args, **kw)
+                with decimal.localcontext():  # module docstring: decimal context
+                    return await fn(*args, **kw)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -190,7 +197,8 @@ class CcxtClient:
     def _on_step(self, unified: str, value: str, what: str) -> str:
         fn = self._ex.amount_to_precision if what == "quantity" else self._ex.price_to_precision
         try:
-            stepped = fn(unified, value)
+            with decimal.localcontext():  # module docstring: decimal context
+                stepped = fn(unified, value)
         except Exception as exc:
             raise map_error(exc, op="read", quirks=self._quirks) from None
         if dec(str(stepped)) != dec(value, what):

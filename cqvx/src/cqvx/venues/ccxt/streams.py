@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
@@ -180,6 +181,10 @@ class _Watch(Generic[T]):
 
     async def _run(self) -> None:
         _NOTE.set(self._note)
+        # ccxt's decimal_to_precision sets ROUND_HALF_UP and the Underflow trap on the context it runs
+        # in: this task (and the connection tasks ccxt starts from it) gets a context of its own, so the
+        # rest of the process keeps its arithmetic (client.py does the same around every REST call).
+        decimal.setcontext(decimal.Context())
         self._owner._before_open(private=self._private)
         live = asyncio.get_running_loop().create_task(self._watch_live())
         try:
@@ -266,6 +271,7 @@ class CcxtStreams:
         return self._client._config.listen_key_keepalive_s or self.quirks.listen_key_keepalive_s
 
     async def _keep_alive(self, interval: float) -> None:
+        decimal.setcontext(decimal.Context())  # as in _run: ccxt must not rewrite the shared context
         while True:
             await asyncio.sleep(interval)
             try:

@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -285,7 +285,7 @@ class SimVenue(_SimStreams):
             premium = self.markets[spec.symbol].mid / leader - 1
             rate += premium / 8
         rate = max(-_MAX_FUNDING, min(_MAX_FUNDING, rate))
-        return rate.quantize(Decimal("0.00000001"))
+        return rate.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_EVEN)  # never the ambient context's
 
     def _settle_funding(self, now: int) -> None:
         publish = self._hub.has(("funding",)) and now - self._funding_published >= _FUNDING_PUBLISH_NS

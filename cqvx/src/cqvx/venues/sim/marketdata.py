@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, cast
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
@@ -94,7 +94,11 @@ class _SimMarketData:
             quantity=dec_str(abs(q)),
             entry_price=dec_str(pos.entry_price) if q else "",
             mark_price=dec_str(mark),
-            liquidation_price=dec_str(liq.quantize(self.engine.specs[symbol].tick_size)) if liq else "",
+            liquidation_price=dec_str(
+                liq.quantize(self.engine.specs[symbol].tick_size, rounding=ROUND_HALF_EVEN)
+            )
+            if liq
+            else "",
             leverage=dec_str(pos.leverage),
             unrealized_pnl=dec_str(pos.unrealized(mark)),
             realized_pnl=dec_str(pos.realized_pnl),
