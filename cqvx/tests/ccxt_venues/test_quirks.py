@@ -178,3 +178,19 @@ def test_binance_listen_key_keepalive_is_every_30_minutes() -> None:
 @pytest.mark.parametrize(("venue", "seconds"), [("bybit", 20), ("okx", 25), ("bitget", 30), ("binance", 180)])
 def test_ping_intervals(venue: str, seconds: float) -> None:
     assert quirks_for(venue).ping_interval_s == seconds
+
+
+@pytest.mark.parametrize(
+    ("venue", "sizes"),
+    [
+        ("binance", (5, 10)),  # USD-M batchOrders: 5 placed, 10 cancelled per request
+        ("bybit", (10, 10)),  # v5 create-batch / cancel-batch, spot's limit (the row loads spot too)
+        ("bitget", (50, 50)),  # v2 batch-place-order orderList / batch-cancel-orders orderIdList
+        ("okx", (0, 0)),  # not confirmed from OKX's docs here: one request per order
+        ("gate", (0, 0)),  # not confirmed from Gate's docs here: one request per order
+    ],
+)
+def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:
+    q = quirks_for(venue)
+    assert q.batch_max == sizes
+    assert q.batch_place and q.batch_cancel  # the venue has the endpoints; the size decides their use

@@ -139,6 +139,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=20.0,  # docs: send {"op":"ping"} every 20 seconds
         batch_place=True,  # /v5/order/create-batch
         batch_cancel=True,  # /v5/order/cancel-batch
+        # v5 Batch Place Order: "20 orders (linear), 10 orders (spot)" per request; Batch Cancel Order:
+        # 10 per request for spot (the doc's versions say 10 or 20 for linear): the row covers spot.
+        batch_max=(10, 10),
         client_id_lookup="raw_field",  # GET /v5/order/realtime?orderLinkId=
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
@@ -147,6 +150,8 @@ QUIRKS: dict[str, VenueQuirks] = {
         ccxt_options=(("enableUnifiedAccount", True), ("enableUnifiedMargin", False)),
         docs=(
             "https://bybit-exchange.github.io/docs/v5/order/create-order",
+            "https://bybit-exchange.github.io/docs/v5/order/batch-place",
+            "https://bybit-exchange.github.io/docs/v5/order/batch-cancel",
             "https://bybit-exchange.github.io/docs/v5/error",
             "https://bybit-exchange.github.io/docs/v5/ws/connect",
         ),
@@ -198,8 +203,13 @@ QUIRKS: dict[str, VenueQuirks] = {
         ping_interval_s=30.0,  # docs: send "ping" every 30 s; no ping for 2 minutes disconnects
         batch_place=True,  # /api/v2/mix/order/batch-place-order
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
+        # v2 mix Batch Order "orderList ... maximum length: 50", Batch Cancel "orderIdList" at most 50
+        # (spot batch-orders / batch-cancel-order: 50 each as well).
+        batch_max=(50, 50),
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
+            "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
+            "https://www.bitget.com/api-doc/contract/trade/Batch-Cancel-Orders",
             "https://www.bitget.com/api-doc/common/websocket-intro",
         ),
     ),
