@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, order_pb2
@@ -59,6 +61,8 @@ num = dec_text
 
 
 def _map(value: object, what: str, venue: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # ccxt's structures: skip the (slow) ABC check
+        return value
     if not isinstance(value, Mapping):
         raise ParseError(f"{what}: expected an object, got {type(value).__name__}", venue=venue)
     return value
@@ -80,6 +84,12 @@ def _ms(value: object, field: str, venue: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ParseError(f"{field}: expected epoch milliseconds", venue=venue)
     return int(value)
+
+
+def _stamp(field: Timestamp, ms: int) -> None:
+    """Epoch milliseconds into a message's Timestamp field in place (no temporary message)."""
+    field.seconds, rest = divmod(ms, 1000)
+    field.nanos = rest * 1_000_000
 
 
 def _canonical(symbols: SymbolMap, unified: object, venue: str) -> str:
@@ -148,14 +158,14 @@ def parse_order(
         average_fill_price=num(o.get("average"), "average", venue),
     )
     fee = o.get("fee")
-    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+    if (type(fee) is dict or isinstance(fee, Mapping)) and fee.get("cost") is not None:
         order.total_fees = num(fee.get("cost"), "fee.cost", venue)
         order.fee_asset = _text(fee.get("currency"), "fee.currency", venue)
     if (created := _ms(o.get("timestamp"), "timestamp", venue)) is not None:
-        order.created_at.CopyFrom(timestamp_from_ms(created))
+        _stamp(order.created_at, created)
     updated = _ms(o.get("lastUpdateTimestamp"), "lastUpdateTimestamp", venue)
     if updated is not None:
-        order.updated_at.CopyFrom(timestamp_from_ms(updated))
+        _stamp(order.updated_at, updated)
     return order
 
 
@@ -288,7 +298,7 @@ def parse_order_book(raw: object, symbol: str, venue: str, depth: int) -> orderb
                 raise ParseError(f"order book {name}: bad level", venue=venue)
             add(price=num(row[0], price_field, venue), quantity=num(row[1], qty_field, venue))
     if (ts := _ms(b.get("timestamp"), "timestamp", venue)) is not None:
-        book.timestamp.CopyFrom(timestamp_from_ms(ts))
+        _stamp(book.timestamp, ts)
     nonce = b.get("nonce")
     if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
         book.sequence = nonce
@@ -320,7 +330,7 @@ def parse_trade(
         side=side,
     )
     if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
-        trade.timestamp.CopyFrom(timestamp_from_ms(ts))
+        _stamp(trade.timestamp, ts)
     return trade
 
 
