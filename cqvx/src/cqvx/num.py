@@ -128,10 +128,15 @@ def dec_text(value: object, field: str = "value", venue: str = "") -> str:
     The per-message path of the venue parsers: plain decimal text (and a float's shortest ``repr``)
     is canonicalized as text, without building a Decimal; anything else goes through :func:`dec`.
     """
-    if type(value) is float:
-        value = repr(value)  # what dec() does with a float
-    if type(value) is str and _PLAIN.fullmatch(value) is not None:
-        return value.rstrip("0").rstrip(".") if "." in value else value
+    if type(value) is str:
+        if _PLAIN.fullmatch(value) is not None:
+            return value.rstrip("0").rstrip(".") if "." in value else value
+    elif type(value) is float:
+        # In this range a float's shortest repr (what dec() reads) is plain digits with a point.
+        if 1e-4 <= value < 1e16:
+            return repr(value).rstrip("0").rstrip(".")
+        if value == 0:
+            return "0"
     if value is None or value == "":
         return ""
     return dec_str(dec(value, field, venue))
