@@ -6,7 +6,6 @@ cumulative quantity (price from the change of filled value), with a deterministi
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -33,6 +32,12 @@ class _OrderState:
     value: Decimal  # filled quantity x average price
     fees: Decimal
     status: int
+    # (filled_quantity, average_fill_price, total_fees) as the order carried them: an update with the
+    # same text and status reports nothing and changes nothing, so it is answered without arithmetic.
+    text: tuple[str, str, str] = ("", "", "")
+
+
+_NOTHING = _OrderState(Decimal(0), Decimal(0), Decimal(0), order_pb2.ORDER_STATUS_UNSPECIFIED)
 
 
 class FillTracker:
@@ -45,9 +50,12 @@ class FillTracker:
         self._max_seen = max_seen
 
     def _report(
-        self, order: order_pb2.Order, etype: execution_pb2.ExecutionType.ValueType
+        self,
+        order: order_pb2.Order,
+        etype: execution_pb2.ExecutionType.ValueType,
+        execution_id: str | None = None,
     ) -> execution_pb2.ExecutionReport:
-        rep = report_from_order(order, etype)
+        rep = report_from_order(order, etype, execution_id=execution_id)
         rep.venue = self._venue
         return rep
 
@@ -76,34 +84,41 @@ class FillTracker:
     ) -> list[execution_pb2.ExecutionReport]:
         """Reports for a new state of ``order``.  ``baseline`` (the first snapshot of a stream) records
         the state and reports it as STATUS without inventing fills from before the stream started."""
-        cum = Decimal(order.filled_quantity or "0")
-        avg = Decimal(order.average_fill_price or "0")
-        fees = Decimal(order.total_fees or "0")
-        value = cum * avg
+        text = (order.filled_quantity, order.average_fill_price, order.total_fees)
         prev = self._orders.get(order.order_id)
+        if prev is not None and prev.status == order.status != _UNSEEN and prev.text == text:
+            return []  # a repeat of the known state (e.g. a re-sent update): nothing happened
+        cum = Decimal(text[0] or "0")
+        avg = Decimal(text[1] or "0")
+        fees = Decimal(text[2] or "0")
+        value = cum * avg
         out: list[execution_pb2.ExecutionReport] = []
         if prev is None or prev.status == _UNSEEN:
             if prev is None:
                 self._prune()
-            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
+            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status, text)
             if baseline:
                 out.append(self._report(order, execution_pb2.EXECUTION_TYPE_STATUS))
                 return out
-            prev = _OrderState(Decimal(0), Decimal(0), Decimal(0), order_pb2.ORDER_STATUS_UNSPECIFIED)
+            prev = _NOTHING
             if cum == 0 and order.status not in _EXEC_FOR_STATUS:
                 out.append(self._report(order, execution_pb2.EXECUTION_TYPE_NEW))
                 return out
         if cum > prev.cumulative:
-            trade_id = f"{order.order_id}:{dec_str(cum)}"
+            cum_text = dec_str(cum)
+            trade_id = f"{order.order_id}:{cum_text}"
             if trade_id not in self._seen:
-                delta = cum - prev.cumulative
-                rep = self._report(order, execution_pb2.EXECUTION_TYPE_TRADE)
-                rep.execution_id = trade_id
+                rep = self._report(order, execution_pb2.EXECUTION_TYPE_TRADE, trade_id)
                 rep.trade_id = trade_id
-                rep.last_quantity = dec_str(delta)
-                price = (value - prev.value) / delta if value > prev.value else avg
+                if prev.cumulative:
+                    delta = cum - prev.cumulative
+                    rep.last_quantity = dec_str(delta)
+                    price = (value - prev.value) / delta if value > prev.value else avg
+                else:  # the first fill: all of it, at the average (value / cum without the division)
+                    rep.last_quantity = cum_text
+                    price = avg
                 rep.last_price = _fill_price(price)
-                rep.fee = dec_str(max(fees - prev.fees, Decimal(0)))
+                rep.fee = dec_str(fees - prev.fees) if fees > prev.fees else "0"
                 out.append(rep)
                 # Marked only once the report exists: a fill marked seen but never reported would be
                 # suppressed as a "replay" forever after.
@@ -111,7 +126,7 @@ class FillTracker:
         elif order.status != prev.status and order.status in _EXEC_FOR_STATUS:
             out.append(self._report(order, _EXEC_FOR_STATUS[order.status]))
         if cum >= prev.cumulative:
-            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status)
+            self._orders[order.order_id] = _OrderState(cum, value, fees, order.status, text)
         if order.status in TERMINAL_STATUSES and cum > prev.cumulative and order.status in _EXEC_FOR_STATUS:
             # Filled part and then cancelled/expired in one update: report both events.
             out.append(self._report(order, _EXEC_FOR_STATUS[order.status]))
@@ -130,7 +145,7 @@ def _fill_price(price: Decimal) -> str:
     """A derived fill price, trimmed of division noise; never raises on extreme values."""
     if not price:
         return ""
-    # More digits than the context holds: keep the quotient as it is.
-    with contextlib.suppress(InvalidOperation):
-        price = price.quantize(_PRICE_STEP)
-    return dec_str(price)
+    try:
+        return dec_str(price.quantize(_PRICE_STEP))
+    except InvalidOperation:  # more digits than the context holds: keep the quotient as it is
+        return dec_str(price)

@@ -39,6 +39,7 @@ __all__ = [
     "dec",
     "dec_or_none",
     "dec_str",
+    "dec_text",
     "excerpt",
     "floor_to",
     "round_price",
@@ -53,6 +54,10 @@ MAX_EXPONENT = 40
 MAX_LENGTH = 100  # "0." + 60 nines is a real (token) quantity; 100 leaves room, a megabyte does not
 _GRAMMAR = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?")
 _BIG_EXPONENT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
+# Plain decimal text already inside every limit of the grammar: no sign, no exponent, no leading
+# zero, integer part below 1e40, at most 40 fraction digits (so >= 1e-40 unless zero).  Such text is
+# its own canonical form once trailing fraction zeros go (:func:`dec_text`'s fast path).
+_PLAIN = re.compile(r"(?:0|[1-9][0-9]{0,39})(?:\.[0-9]{1,40})?")
 _NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
 _EXCERPT = 32
 
@@ -114,6 +119,27 @@ def dec_or_none(value: object, field: str = "value", venue: str = "") -> Decimal
     if value is None or value == "":
         return None
     return dec(value, field, venue)
+
+
+def dec_text(value: object, field: str = "value", venue: str = "") -> str:
+    """``dec_str(dec_or_none(value))``: the canonical string of an external number (``""`` for
+    ``None``/``""``), as strict as :func:`dec`.
+
+    The per-message path of the venue parsers: plain decimal text (and a float's shortest ``repr``)
+    is canonicalized as text, without building a Decimal; anything else goes through :func:`dec`.
+    """
+    if type(value) is str:
+        if _PLAIN.fullmatch(value) is not None:
+            return value.rstrip("0").rstrip(".") if "." in value else value
+    elif type(value) is float:
+        # In this range a float's shortest repr (what dec() reads) is plain digits with a point.
+        if 1e-4 <= value < 1e16:
+            return repr(value).rstrip("0").rstrip(".")
+        if value == 0:
+            return "0"
+    if value is None or value == "":
+        return ""
+    return dec_str(dec(value, field, venue))
 
 
 def dec_str(value: Decimal | int | str | None) -> str:

@@ -171,3 +171,37 @@ async def test_ccxt_leaves_the_callers_decimal_context_alone(fake: FakeBinance) 
         before.prec,
         dict(before.traps),
     )
+
+
+async def test_cancel_all_uses_the_venues_cancel_all_and_reads_the_outcome_back(fake: FakeBinance) -> None:
+    async with _client(fake) as client:
+        far = (await _mid(client)) * Decimal("0.8")
+        placed = [(await client.place_order(_limit(far, f"ca-{i}"))).order_id for i in range(3)]
+        done = await client.cancel_all_orders("BTC-USDT-PERP")
+        assert fake.cancel_alls == 1  # one DELETE /fapi/v1/allOpenOrders, not three cancels
+        assert sorted(o.order_id for o in done) == sorted(placed)
+        assert {o.status for o in done} == {order_pb2.ORDER_STATUS_CANCELLED}
+        assert await client.get_orders() == []
+
+
+async def test_cancel_all_by_side_cancels_order_by_order(fake: FakeBinance) -> None:
+    async with _client(fake) as client:
+        mid = await _mid(client)
+        await client.place_order(_limit(mid * Decimal("0.8"), "buy-1"))
+        sell = await client.place_order(_limit(mid * Decimal("1.2"), "sell-1", order_pb2.ORDER_SIDE_SELL))
+        done = await client.cancel_all_orders("BTC-USDT-PERP", order_pb2.ORDER_SIDE_BUY)
+        assert fake.cancel_alls == 0  # the venue's cancel-all cannot keep the sells
+        assert [o.client_order_id for o in done] == ["buy-1"]
+        assert [o.order_id for o in await client.get_orders()] == [sell.order_id]
+
+
+async def test_cancel_all_answered_done_but_not_done_is_a_failure_not_success(fake: FakeBinance) -> None:
+    fake.cancel_all_acts = False
+    async with _client(fake) as client:
+        far = (await _mid(client)) * Decimal("0.8")
+        report = await client.place_order(_limit(far, "stuck-1"))
+        with pytest.raises(Timeout) as caught:
+            await client.cancel_all_orders("BTC-USDT-PERP")
+        assert fake.cancel_alls == 1
+        assert caught.value.completed == () and [oid for oid, _ in caught.value.failures] == [report.order_id]
+        assert [o.order_id for o in await client.get_orders()] == [report.order_id]

@@ -208,3 +208,19 @@ def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
     assert build_exchange(CcxtConfig("okx"), quirks_for("okx")).enableRateLimit is True
     assert build_exchange(CcxtConfig("okx", rate_limit=False), quirks_for("okx")).enableRateLimit is False
     assert "rate_limit" not in CcxtSection.model_fields  # never from a config file
+
+
+@pytest.mark.parametrize(
+    ("venue", "sizes"),
+    [
+        ("binance", (5, 10)),  # USD-M batchOrders: 5 placed, 10 cancelled per request
+        ("bybit", (10, 10)),  # v5 create-batch / cancel-batch, spot's limit (the row loads spot too)
+        ("bitget", (50, 50)),  # v2 batch-place-order orderList / batch-cancel-orders orderIdList
+        ("okx", (0, 0)),  # not confirmed from OKX's docs here: one request per order
+        ("gate", (0, 0)),  # not confirmed from Gate's docs here: one request per order
+    ],
+)
+def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:
+    q = quirks_for(venue)
+    assert q.batch_max == sizes
+    assert q.batch_place and q.batch_cancel  # the venue has the endpoints; the size decides their use

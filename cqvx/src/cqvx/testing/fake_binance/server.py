@@ -7,7 +7,9 @@ scheme with its own code (HMAC-SHA256 over ``query string + body`` without the t
 shapes and error codes.  It shares no code with the adapter under test.
 
 Signed: ``GET /fapi/v3/account``, ``GET /fapi/v2/positionRisk``, ``GET /fapi/v1/leverageBracket``,
-``POST|GET|DELETE /fapi/v1/order``, ``GET /fapi/v1/openOrders``, ``GET /fapi/v1/allOrders``.
+``POST|GET|DELETE /fapi/v1/order``, ``GET /fapi/v1/openOrders``, ``GET /fapi/v1/allOrders``,
+``DELETE /fapi/v1/allOpenOrders`` ("Cancel All Open Orders": symbol required; answers only
+``{"code": 200, "msg": ...}``, no orders).
 API key only: ``POST|PUT|DELETE /fapi/v1/listenKey`` (keepalives counted in :attr:`keepalives`).
 Batch (``POST|DELETE /fapi/v1/batchOrders``, "Place Multiple Orders": at most 5 orders, answered in
 order, each item the order or its own ``{"code", "msg"}``; cancel: at most 10 ids).
@@ -76,6 +78,8 @@ class FakeBinance(FakeServer):
         self.keepalives = 0
         self.bad_signatures = 0
         self.rate_limits_served = 0
+        self.cancel_alls = 0  # DELETE /fapi/v1/allOpenOrders requests served
+        self.cancel_all_acts = True  # False: answer "done" but cancel nothing (a misbehaving venue)
         self.ws = FakeBinanceWs(self)
 
     def _take_fault(self, path: str, method: str) -> Any:
@@ -111,6 +115,7 @@ class FakeBinance(FakeServer):
         r.add_delete("/fapi/v1/order", self._signed(self._cancel_order))
         r.add_get("/fapi/v1/openOrders", self._signed(self._open_orders))
         r.add_get("/fapi/v1/allOrders", self._signed(self._all_orders))
+        r.add_delete("/fapi/v1/allOpenOrders", self._signed(self._cancel_all))
         r.add_post("/fapi/v1/listenKey", self._keyed(self._listen_key_new))
         r.add_put("/fapi/v1/listenKey", self._keyed(self._listen_key_keepalive))
         r.add_delete("/fapi/v1/listenKey", self._keyed(self._listen_key_close))
@@ -358,6 +363,16 @@ class FakeBinance(FakeServer):
             return shapes.order(await self.sim.cancel_order(symbol=canonical, **self._ref(params)))
         except VenueError as err:
             raise self._refusal(err, cancel=True) from None
+
+    async def _cancel_all(self, params: dict[str, str]) -> Any:
+        canonical = self._canonical(params.get("symbol", ""))
+        self.cancel_alls += 1
+        for order in await self.sim.get_orders(OrderFilter(symbol=canonical)) if self.cancel_all_acts else []:
+            try:
+                await self.sim.cancel_order(symbol=canonical, order_id=order.order_id)
+            except VenueError:
+                continue  # finished meanwhile; the venue's reply names no orders either way
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     async def _open_orders(self, params: dict[str, str]) -> Any:
         symbol = params.get("symbol")

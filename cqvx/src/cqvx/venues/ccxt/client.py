@@ -34,11 +34,11 @@ from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
 from cqvx.client import check_order_ref
-from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, VenueError
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, VenueError
 from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
-from cqvx.types import OrderFilter, Stream, report_from_order
+from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.ccxt import batch, parse, polled
 from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
@@ -51,6 +51,8 @@ from cqvx.venues.ccxt.streams import CcxtStreams
 __all__ = ["CcxtClient"]
 
 T = TypeVar("T")
+
+_ANY_STATUS = frozenset(order_pb2.OrderStatus.values()) - {order_pb2.ORDER_STATUS_UNSPECIFIED}
 
 _TIMEFRAMES: dict[int, str] = {
     candle_pb2.CANDLE_INTERVAL_1MIN: "1m",
@@ -342,19 +344,65 @@ class CcxtClient:
     async def cancel_all_orders(
         self, symbol: str | None = None, side: int = order_pb2.ORDER_SIDE_UNSPECIFIED
     ) -> list[order_pb2.Order]:
-        """Every open order is cancelled one by one (the contract needs per-order outcomes, which
-        the venues' cancel-all endpoints do not return)."""
+        """The venue's own cancel-all (ccxt ``cancelAllOrders``, one request per symbol) where ccxt
+        has it and no side is asked for; otherwise one cancel per open order.
+
+        A cancel-all reply does not name the orders it cancelled (Binance answers only
+        ``{"code": 200, "msg": ...}``), so it is never read as "done": each symbol's orders are read
+        back (one order-history request; an order not on that page is fetched by itself) and every
+        order of the snapshot is reported by its state there; one still open, or whose state cannot
+        be read, is a failure (unknown), never assumed cancelled.
+        """
         opened = await self.get_orders(OrderFilter(symbol=symbol, side=side))
         done: list[order_pb2.Order] = []
         failures: list[tuple[str, VenueError]] = []
-        for o in opened:
-            try:
-                done.append(await self.cancel_order(symbol=o.symbol, order_id=o.order_id))
-            except VenueError as err:
-                failures.append((o.order_id, err))
+        if side or not self._ex.has.get("cancelAllOrders"):
+            for o in opened:
+                try:
+                    done.append(await self.cancel_order(symbol=o.symbol, order_id=o.order_id))
+                except VenueError as err:
+                    failures.append((o.order_id, err))
+        else:
+            for sym in sorted({o.symbol for o in opened}):
+                await self._cancel_all_native(sym, [o for o in opened if o.symbol == sym], done, failures)
         if failures:
             raise failures[0][1].with_partial(completed=done, failures=failures)
         return done
+
+    async def _cancel_all_native(
+        self,
+        symbol: str,
+        opened: list[order_pb2.Order],
+        done: list[order_pb2.Order],
+        failures: list[tuple[str, VenueError]],
+    ) -> None:
+        try:
+            await self._call("cancel", self._ex.cancel_all_orders, await self._unified(symbol))
+        except Timeout:
+            pass  # it may have acted: the read-back below says what happened
+        except VenueError as err:
+            failures.extend((o.order_id, err) for o in opened)
+            return
+        try:
+            after = await self.get_orders(OrderFilter(symbol=symbol, statuses=_ANY_STATUS))
+        except VenueError as err:
+            failures.extend((o.order_id, err) for o in opened)
+            return
+        by_id = {o.order_id: o for o in after}
+        for o in opened:
+            now = by_id.get(o.order_id)
+            if now is None:  # older than the history page: look it up by itself
+                try:
+                    now = await self.get_order(symbol=symbol, order_id=o.order_id)
+                except VenueError as err:
+                    failures.append((o.order_id, err))
+                    continue
+            if now.status in TERMINAL_STATUSES:
+                done.append(now)
+            else:
+                failures.append(
+                    (o.order_id, Timeout(f"cancel-all: order {o.order_id} still open", venue=self.venue))
+                )
 
     async def place_orders(
         self, orders: Sequence[order_pb2.Order]

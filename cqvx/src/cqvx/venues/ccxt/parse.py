@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, price_pb2, trade_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
-from cqvx.num import dec, dec_str
+from cqvx.num import dec, dec_str, dec_text
 from cqvx.symbols import SymbolMap
 from cqvx.timeutil import timestamp_from_ms
 
@@ -54,16 +56,13 @@ _TIF = {
 }
 
 
-def num(value: object, field: str, venue: str) -> str:
-    """A canonical decimal string ("" when ccxt gave nothing)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, float):
-        value = repr(value)  # shortest round-trip text; see the module docstring
-    return dec_str(dec(value, field, venue))
+# A canonical decimal string ("" when ccxt gave nothing); a float by its shortest ``repr``.
+num = dec_text
 
 
 def _map(value: object, what: str, venue: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # ccxt's structures: skip the (slow) ABC check
+        return value
     if not isinstance(value, Mapping):
         raise ParseError(f"{what}: expected an object, got {type(value).__name__}", venue=venue)
     return value
@@ -87,6 +86,12 @@ def _ms(value: object, field: str, venue: str) -> int | None:
     return int(value)
 
 
+def _stamp(field: Timestamp, ms: int) -> None:
+    """Epoch milliseconds into a message's Timestamp field in place (no temporary message)."""
+    field.seconds, rest = divmod(ms, 1000)
+    field.nanos = rest * 1_000_000
+
+
 def _canonical(symbols: SymbolMap, unified: object, venue: str) -> str:
     text = _text(unified, "symbol", venue, required=True)
     try:
@@ -95,8 +100,14 @@ def _canonical(symbols: SymbolMap, unified: object, venue: str) -> str:
         raise ParseError(err.message, venue=venue) from None
 
 
-def _base_units(contracts: str, size: Decimal) -> str:
-    return contracts if not contracts or size == 1 else dec_str(dec(contracts) * size)
+def _base_units(contracts: str, size: Decimal | None) -> str:
+    """``size`` None: one contract is one base unit (no arithmetic)."""
+    return contracts if not contracts or size is None else dec_str(dec(contracts) * size)
+
+
+def _size(sizes: Mapping[str, Decimal] | None, symbol: str) -> Decimal | None:
+    size = sizes.get(symbol) if sizes else None
+    return None if size is None or size == 1 else size
 
 
 def parse_order(
@@ -105,7 +116,7 @@ def parse_order(
     """``sizes``: base units per contract by canonical symbol (ccxt amounts are in contracts)."""
     o = _map(raw, "order", venue)
     symbol = _canonical(symbols, o.get("symbol"), venue)
-    size = (sizes or {}).get(symbol, Decimal(1))
+    size = _size(sizes, symbol)
     status_text = o.get("status")
     if status_text not in _STATUS:
         raise ParseError(f"order status: unknown {status_text!r}", venue=venue)
@@ -116,7 +127,8 @@ def parse_order(
     filled = _base_units(num(o.get("filled"), "filled", venue) or "0", size)
     remaining = _base_units(num(o.get("remaining"), "remaining", venue), size)
     status = _STATUS[str(status_text)]
-    if status == order_pb2.ORDER_STATUS_OPEN and dec(filled) > 0:
+    # filled is canonical text: "0" is the only zero, a leading "-" the only negative
+    if status == order_pb2.ORDER_STATUS_OPEN and filled != "0" and filled[0] != "-":
         status = order_pb2.ORDER_STATUS_PARTIALLY_FILLED
     trigger = num(o.get("triggerPrice") or o.get("stopPrice"), "triggerPrice", venue)
     kind = str(o.get("type") or "").lower()
@@ -146,14 +158,14 @@ def parse_order(
         average_fill_price=num(o.get("average"), "average", venue),
     )
     fee = o.get("fee")
-    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+    if (type(fee) is dict or isinstance(fee, Mapping)) and fee.get("cost") is not None:
         order.total_fees = num(fee.get("cost"), "fee.cost", venue)
         order.fee_asset = _text(fee.get("currency"), "fee.currency", venue)
     if (created := _ms(o.get("timestamp"), "timestamp", venue)) is not None:
-        order.created_at.CopyFrom(timestamp_from_ms(created))
+        _stamp(order.created_at, created)
     updated = _ms(o.get("lastUpdateTimestamp"), "lastUpdateTimestamp", venue)
     if updated is not None:
-        order.updated_at.CopyFrom(timestamp_from_ms(updated))
+        _stamp(order.updated_at, updated)
     return order
 
 
@@ -273,16 +285,20 @@ def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: s
 def parse_order_book(raw: object, symbol: str, venue: str, depth: int) -> orderbook_pb2.OrderBook:
     b = _map(raw, "order book", venue)
     book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
-    for name, levels in (("bids", book.bids), ("asks", book.asks)):
+    for name, levels, price_field, qty_field in (
+        ("bids", book.bids, "bids.price", "bids.qty"),
+        ("asks", book.asks, "asks.price", "asks.qty"),
+    ):
         rows = b.get(name)
         if not isinstance(rows, list):
             raise ParseError(f"order book {name}: missing", venue=venue)
+        add = levels.add
         for row in rows[:depth]:
             if not isinstance(row, list | tuple) or len(row) < 2:
                 raise ParseError(f"order book {name}: bad level", venue=venue)
-            levels.add(price=num(row[0], f"{name}.price", venue), quantity=num(row[1], f"{name}.qty", venue))
+            add(price=num(row[0], price_field, venue), quantity=num(row[1], qty_field, venue))
     if (ts := _ms(b.get("timestamp"), "timestamp", venue)) is not None:
-        book.timestamp.CopyFrom(timestamp_from_ms(ts))
+        _stamp(book.timestamp, ts)
     nonce = b.get("nonce")
     if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
         book.sequence = nonce
@@ -310,11 +326,11 @@ def parse_trade(
         venue=venue,
         symbol=symbol,
         price=price,
-        quantity=_base_units(amount, (sizes or {}).get(symbol, Decimal(1))),
+        quantity=_base_units(amount, _size(sizes, symbol)),
         side=side,
     )
     if (ts := _ms(t.get("timestamp"), "timestamp", venue)) is not None:
-        trade.timestamp.CopyFrom(timestamp_from_ms(ts))
+        _stamp(trade.timestamp, ts)
     return trade
 
 

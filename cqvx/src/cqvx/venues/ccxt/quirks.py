@@ -148,6 +148,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         # "None" when not given), so the id is blank and the venue matches on orderLinkId alone.
         client_id_lookup="raw_field_blank_id",
         create_acks=True,  # /v5/order/create answers {orderId, orderLinkId}
+        # v5 Batch Place Order: "20 orders (linear), 10 orders (spot)" per request; Batch Cancel Order:
+        # 10 per request for spot (the doc's versions say 10 or 20 for linear): the row covers spot.
+        batch_max=(10, 10),
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
         # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
@@ -155,6 +158,8 @@ QUIRKS: dict[str, VenueQuirks] = {
         ccxt_options=(("enableUnifiedAccount", True), ("enableUnifiedMargin", False)),
         docs=(
             "https://bybit-exchange.github.io/docs/v5/order/create-order",
+            "https://bybit-exchange.github.io/docs/v5/order/batch-place",
+            "https://bybit-exchange.github.io/docs/v5/order/batch-cancel",
             "https://bybit-exchange.github.io/docs/v5/error",
             "https://bybit-exchange.github.io/docs/v5/ws/connect",
         ),
@@ -207,8 +212,13 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # /api/v2/mix/order/batch-place-order
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
         create_acks=True,  # place-order answers {orderId, clientOid}
+        # v2 mix Batch Order "orderList ... maximum length: 50", Batch Cancel "orderIdList" at most 50
+        # (spot batch-orders / batch-cancel-order: 50 each as well).
+        batch_max=(50, 50),
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
+            "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
+            "https://www.bitget.com/api-doc/contract/trade/Batch-Cancel-Orders",
             "https://www.bitget.com/api-doc/common/websocket-intro",
         ),
     ),
