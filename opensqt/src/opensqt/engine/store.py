@@ -7,8 +7,9 @@ venue by client order id (see ``orchestrator.GridEngine.recover``).  Fills are k
 id (or, for a fill learned by reconciliation, ``<client order id>@<cumulative quantity>``) and inserted
 with ON CONFLICT DO NOTHING in the same transaction as the slot update, so a fill is applied exactly once.
 
-All methods are synchronous; the engine calls them through :class:`AsyncStore`, which runs them on one
-dedicated thread (no blocking I/O on the event loop, and writes stay strictly ordered).
+All methods are synchronous; the engine calls them through :class:`AsyncStore`, which keeps writes
+strictly ordered.  It runs a SQLite store's calls inline on the event loop thread and a PostgreSQL
+store's on one dedicated thread (see :class:`AsyncStore` for why).
 """
 
 from __future__ import annotations
@@ -434,7 +435,15 @@ class StoreWriteFailed(RuntimeError):
 
 
 class AsyncStore:
-    """Runs :class:`StateStore` calls on one dedicated thread, in submission order.
+    """Runs :class:`StateStore` calls in submission order: inline, or on one dedicated thread.
+
+    ``inline`` (default: True for SQLite, False for PostgreSQL) runs each call directly on the event
+    loop thread.  A SQLite commit is local work plus one fsync (~0.3 ms median here); handing it to a
+    thread costs two thread wake-ups, which on a loaded machine took longer than the commit itself and
+    dominated tick-to-order latency (docs/performance.md, round 3).  The price: the loop is blocked for
+    the commit, and for up to ``busy_timeout`` when another connection holds SQLite's write lock.  A
+    PostgreSQL commit is a network round trip, so it stays on the thread.  Either way the call returns
+    only after the commit, so the outbox rule (intent durable before its venue call) is unchanged.
 
     :meth:`write` retries a failed write (a dropped database connection, a locked SQLite file) a bounded
     number of times with the one jittered :class:`cqvx.backoff.Backoff`, then raises
@@ -445,12 +454,14 @@ class AsyncStore:
         self,
         store: StateStore,
         *,
+        inline: bool | None = None,
         write_attempts: int = 5,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
+        self.inline = store.engine.dialect.name == "sqlite" if inline is None else inline
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
         self.write_attempts = max(1, write_attempts)
         self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
@@ -459,6 +470,8 @@ class AsyncStore:
         self.write_failures = 0  # failed attempts, for /status
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self.inline:
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
