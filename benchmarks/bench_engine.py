@@ -170,8 +170,8 @@ def main() -> None:
         lat = asyncio.run(_latency(tmp))
         print("tick-to-order latency (price event -> venue place call), interleaved in one process")
         for label, samples in lat.items():
-            med, p99 = statistics.median(samples), _p99(samples)
-            print(f"  {label:<38} n={len(samples):4d}  median {med:8.1f} us   p99 {p99:8.1f} us")
+            mid, p99 = statistics.median(samples), _p99(samples)
+            print(f"  {label:<38} n={len(samples):4d}  median {mid:8.1f} us   p99 {p99:8.1f} us")
         rates = {}
         for engines in (1, FLEET):
             for inline, rate in asyncio.run(_throughput(tmp, engines)).items():
