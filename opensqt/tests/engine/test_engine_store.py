@@ -146,6 +146,22 @@ async def test_async_store_is_inline_for_sqlite_only(store: StateStore) -> None:
     wrapped._pool.shutdown(wait=True)
 
 
+async def test_a_store_shared_by_two_engines_leaves_the_loop_for_good(tmp_path: Path) -> None:
+    # The fleet: one SQLite store, many engines on one loop; one engine's fsync must not stall the rest.
+    store = StateStore(sqlite_url(tmp_path / "f.db"))
+    first = AsyncStore(store)
+    assert first.inline
+    second = AsyncStore(store)
+    assert not first.inline and not second.inline
+    await second.aclose()
+    assert not first.inline  # never back to inline: a thread call may still be queued
+    loop_thread = threading.get_ident()
+    assert await first.run(threading.get_ident) != loop_thread
+    await first.write(store.save, SYM, [Slot(level=6)])
+    assert list(store.load_slots(SYM)) == [6]
+    await first.aclose()
+
+
 def test_audited_change_commits_slots_and_record_together(store: StateStore) -> None:
     slot = Slot(level=3, position=Decimal("0.2"), entry_price=Decimal(100))
     store.save_audited(SYM, [slot], AuditRecord(5.0, "resync", "alice", "venue restored", '{"venue": "0.2"}'))

@@ -191,6 +191,10 @@ class StateStore:
         self._slot_sql = self._driver_sql(self._slot_upsert)
         self._order_sql = self._driver_sql(self._order_upsert)
         self._fill_insert = self._insert(self.fills).on_conflict_do_nothing().returning(self.fills.c.fill_key)
+        # Set once a second AsyncStore wraps this store (the fleet: many engines, one store, one loop);
+        # never cleared, so a store never moves back from its thread to inline (see AsyncStore).
+        self.shared = False
+        self._wrapped = False
         # The account lease's fencing check (lease.AccountLease.fence_check), run inside every
         # order-placing transaction; None = no lease (a single-process test or tool).
         self.fence: Callable[[Connection], None] | None = None
@@ -458,13 +462,17 @@ class StoreWriteFailed(RuntimeError):
 class AsyncStore:
     """Runs :class:`StateStore` calls in submission order: inline, or on one dedicated thread.
 
-    ``inline`` (default: True for SQLite, False for PostgreSQL) runs each call directly on the event
-    loop thread.  A SQLite commit is local work plus one fsync (~0.3 ms median here); handing it to a
-    thread costs two thread wake-ups, which on a loaded machine took longer than the commit itself and
-    dominated tick-to-order latency (docs/performance.md, round 3).  The price: the loop is blocked for
-    the commit, and for up to ``busy_timeout`` when another connection holds SQLite's write lock.  A
-    PostgreSQL commit is a network round trip, so it stays on the thread.  Either way the call returns
-    only after the commit, so the outbox rule (intent durable before its venue call) is unchanged.
+    ``inline`` runs each call directly on the event loop thread.  Default: inline for a SQLite store
+    wrapped by one engine, the thread otherwise.  A SQLite commit is local work plus one fsync (~0.3 ms
+    median here); handing it to a thread costs two thread wake-ups, which on a loaded machine took
+    longer than the commit itself and dominated tick-to-order latency (docs/performance.md, round 3).
+    The price: the loop is blocked for the commit, and for up to ``busy_timeout`` when another
+    connection holds SQLite's write lock.  So a store shared by several engines on one loop (the
+    fleet) goes back to the thread for good once a second AsyncStore wraps it (one engine's fsync must
+    not stall the others; measured: more orders/s for ten engines), and a PostgreSQL commit, a network
+    round trip, always uses the thread.  The switch happens only from inline to the thread: an inline
+    call is never in flight across an await, so order is kept.  Either way a call returns only after
+    its commit: the outbox rule (intent durable before its venue call) is unchanged.
 
     :meth:`write` retries a failed write (a dropped database connection, a locked SQLite file) a bounded
     number of times with the one jittered :class:`cqvx.backoff.Backoff`, then raises
@@ -482,13 +490,26 @@ class AsyncStore:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self.inline = store.engine.dialect.name == "sqlite" if inline is None else inline
+        self._inline = inline
+        if store._wrapped:
+            store.shared = True
+        store._wrapped = True
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
         self.write_attempts = max(1, write_attempts)
         self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
         self._sleep = sleep
         self._rng = rng
         self.write_failures = 0  # failed attempts, for /status
+
+    @property
+    def inline(self) -> bool:
+        if self._inline is not None:
+            return self._inline
+        return self.store.engine.dialect.name == "sqlite" and not self.store.shared
+
+    @inline.setter
+    def inline(self, value: bool) -> None:
+        self._inline = value
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.inline:
