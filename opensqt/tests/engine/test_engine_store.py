@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -125,12 +126,40 @@ def test_intent_survives_a_reopen(tmp_path: Path) -> None:
     second.close()
 
 
-async def test_async_store_runs_off_the_loop(tmp_path: Path) -> None:
-    store = AsyncStore(StateStore(sqlite_url(tmp_path / "a.db")))
+@pytest.mark.parametrize("inline", [True, False])
+async def test_async_store_runs_inline_or_on_its_thread(tmp_path: Path, inline: bool) -> None:
+    store = AsyncStore(StateStore(sqlite_url(tmp_path / "a.db")), inline=inline)
     await store.run(store.store.save, SYM, [Slot(level=1)])
     loaded = await store.run(store.store.load_slots, SYM)
     assert list(loaded) == [1]
+    ran_on = await store.run(threading.get_ident)
+    assert (ran_on == threading.get_ident()) is inline
     await store.aclose()
+
+
+async def test_async_store_is_inline_for_sqlite_only(store: StateStore) -> None:
+    # SQLite commits are local (inline beats two thread wake-ups); PostgreSQL is a network round trip.
+    wrapped = AsyncStore(store)
+    assert wrapped.inline is (store.engine.dialect.name == "sqlite")
+    await wrapped.write(store.save, SYM, [Slot(level=4)])
+    assert list(await wrapped.run(store.load_slots, SYM)) == [4]
+    wrapped._pool.shutdown(wait=True)
+
+
+async def test_a_store_shared_by_two_engines_leaves_the_loop_for_good(tmp_path: Path) -> None:
+    # The fleet: one SQLite store, many engines on one loop; one engine's fsync must not stall the rest.
+    store = StateStore(sqlite_url(tmp_path / "f.db"))
+    first = AsyncStore(store)
+    assert first.inline
+    second = AsyncStore(store)
+    assert not first.inline and not second.inline
+    await second.aclose()
+    assert not first.inline  # never back to inline: a thread call may still be queued
+    loop_thread = threading.get_ident()
+    assert await first.run(threading.get_ident) != loop_thread
+    await first.write(store.save, SYM, [Slot(level=6)])
+    assert list(store.load_slots(SYM)) == [6]
+    await first.aclose()
 
 
 def test_audited_change_commits_slots_and_record_together(store: StateStore) -> None:

@@ -7,8 +7,9 @@ venue by client order id (see ``orchestrator.GridEngine.recover``).  Fills are k
 id (or, for a fill learned by reconciliation, ``<client order id>@<cumulative quantity>``) and inserted
 with ON CONFLICT DO NOTHING in the same transaction as the slot update, so a fill is applied exactly once.
 
-All methods are synchronous; the engine calls them through :class:`AsyncStore`, which runs them on one
-dedicated thread (no blocking I/O on the event loop, and writes stay strictly ordered).
+All methods are synchronous; the engine calls them through :class:`AsyncStore`, which keeps writes
+strictly ordered.  It runs a SQLite store's calls inline on the event loop thread and a PostgreSQL
+store's on one dedicated thread (see :class:`AsyncStore` for why).
 """
 
 from __future__ import annotations
@@ -181,10 +182,19 @@ class StateStore:
         )
         self._md.create_all(self.engine)
         # Upserts built once with bound parameters and run as executemany: building and compiling a
-        # fresh statement per row cost ~0.5 ms per intent commit (the tick-to-order path).
+        # fresh statement per row cost ~0.5 ms per intent commit (the tick-to-order path).  ``save``
+        # runs them as driver SQL (compiled once here): half the cost of ``Connection.execute`` per
+        # statement (docs/performance.md, round 3); every value is a str, int, float, bool or None,
+        # which both drivers bind as SQLAlchemy would.
         self._slot_upsert = self._upsert_stmt(self.slots, ["symbol", "level"])
         self._order_upsert = self._upsert_stmt(self.orders, ["cid"])
+        self._slot_sql = self._driver_sql(self._slot_upsert)
+        self._order_sql = self._driver_sql(self._order_upsert)
         self._fill_insert = self._insert(self.fills).on_conflict_do_nothing().returning(self.fills.c.fill_key)
+        # Set once a second AsyncStore wraps this store (the fleet: many engines, one store, one loop);
+        # never cleared, so a store never moves back from its thread to inline (see AsyncStore).
+        self.shared = False
+        self._wrapped = False
         # The account lease's fencing check (lease.AccountLease.fence_check), run inside every
         # order-placing transaction; None = no lease (a single-process test or tool).
         self.fence: Callable[[Connection], None] | None = None
@@ -197,6 +207,22 @@ class StateStore:
             index_elements=keys,
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
         )
+
+    def _driver_sql(self, stmt: Any) -> tuple[str, tuple[str, ...] | None]:
+        """The statement's SQL for this dialect, and its parameter order when the driver binds by
+        position (SQLite's qmark; None: by name, PostgreSQL's pyformat)."""
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        return str(compiled), tuple(compiled.positiontup) if compiled.positiontup else None
+
+    @staticmethod
+    def _run_rows(
+        conn: Connection, prepared: tuple[str, tuple[str, ...] | None], rows: list[dict[str, Any]]
+    ) -> None:
+        sql, order = prepared
+        if order is None:
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.exec_driver_sql(sql, [tuple(r[n] for n in order) for r in rows])
 
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
@@ -342,10 +368,10 @@ class StateStore:
                     return False
             slot_rows = [self._slot_row(symbol, slot) for slot in slots]
             if slot_rows:
-                conn.execute(self._slot_upsert, slot_rows)
+                self._run_rows(conn, self._slot_sql, slot_rows)
             order_rows = [self._order_row(row) for row in orders]
             if order_rows:
-                conn.execute(self._order_upsert, order_rows)
+                self._run_rows(conn, self._order_sql, order_rows)
             conn.commit()
         return True
 
@@ -434,7 +460,19 @@ class StoreWriteFailed(RuntimeError):
 
 
 class AsyncStore:
-    """Runs :class:`StateStore` calls on one dedicated thread, in submission order.
+    """Runs :class:`StateStore` calls in submission order: inline, or on one dedicated thread.
+
+    ``inline`` runs each call directly on the event loop thread.  Default: inline for a SQLite store
+    wrapped by one engine, the thread otherwise.  A SQLite commit is local work plus one fsync (~0.3 ms
+    median here); handing it to a thread costs two thread wake-ups, which on a loaded machine took
+    longer than the commit itself and dominated tick-to-order latency (docs/performance.md, round 3).
+    The price: the loop is blocked for the commit, and for up to ``busy_timeout`` when another
+    connection holds SQLite's write lock.  So a store shared by several engines on one loop (the
+    fleet) goes back to the thread for good once a second AsyncStore wraps it (one engine's fsync must
+    not stall the others; measured: more orders/s for ten engines), and a PostgreSQL commit, a network
+    round trip, always uses the thread.  The switch happens only from inline to the thread: an inline
+    call is never in flight across an await, so order is kept.  Either way a call returns only after
+    its commit: the outbox rule (intent durable before its venue call) is unchanged.
 
     :meth:`write` retries a failed write (a dropped database connection, a locked SQLite file) a bounded
     number of times with the one jittered :class:`cqvx.backoff.Backoff`, then raises
@@ -445,12 +483,17 @@ class AsyncStore:
         self,
         store: StateStore,
         *,
+        inline: bool | None = None,
         write_attempts: int = 5,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
+        self._inline = inline
+        if store._wrapped:
+            store.shared = True
+        store._wrapped = True
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensqt-store")
         self.write_attempts = max(1, write_attempts)
         self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
@@ -458,7 +501,19 @@ class AsyncStore:
         self._rng = rng
         self.write_failures = 0  # failed attempts, for /status
 
+    @property
+    def inline(self) -> bool:
+        if self._inline is not None:
+            return self._inline
+        return self.store.engine.dialect.name == "sqlite" and not self.store.shared
+
+    @inline.setter
+    def inline(self, value: bool) -> None:
+        self._inline = value
+
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self.inline:
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
