@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cqc.venues.v1 import order_pb2
+from cqvx.client import SupportsOrderStream
 from cqvx.testing.fake_ccxt.gate import USER_ID
 from cqvx.testing.fake_ccxt.harness import FAKES, fake_class
 from cqvx.testing.harnesses import quiet_sim_config
@@ -75,6 +76,7 @@ async def test_the_example_serves_the_venue_through_the_connector(venue: str) ->
                         quantity="0.01",
                         price="50000",
                     )
+                    assert isinstance(remote, SupportsOrderStream)  # the connector serves executions
                     stream = remote.subscribe_executions(["BTC-USDT-PERP"])
                     try:
                         await asyncio.wait_for(stream.wait_live(), 10)
