@@ -145,3 +145,31 @@ async def test_ping_is_answered_and_a_wrong_secret_is_refused(fake: SimFake) -> 
         assert not fake.order_sockets
     finally:
         await ex.close()
+
+
+async def test_the_adapter_without_gates_uid_refuses_its_execution_stream_typed() -> None:
+    # Gate's futures order channel needs the user id (GateSection requires it; a programmatic
+    # CcxtConfig can still omit it): wait_live raises a typed InvalidRequest, nothing is dialled.
+    from cqvx.errors import InvalidRequest
+    from cqvx.secrets import Secret
+    from cqvx.venues.ccxt import CcxtClient, CcxtConfig
+
+    sim = SimVenue(quiet_sim_config(), clock=SimClock())
+    async with fake_class("gate")(KEY, SECRET, sim=sim) as fake:
+        config = CcxtConfig(
+            "gate",
+            Secret(KEY),
+            Secret(SECRET),
+            market_types=MARKET_TYPES["gate"],
+            rest_url=fake.url,
+            ws_url=fake.ws_url,
+            rate_limit=False,
+        )
+        async with CcxtClient(config) as client:
+            stream = client.subscribe_executions(["BTC-USDT-PERP"])
+            try:
+                with pytest.raises(InvalidRequest, match="uid"):
+                    await asyncio.wait_for(stream.wait_live(), 10)
+            finally:
+                await stream.aclose()
+        assert fake.ws_connects == 0
