@@ -2,7 +2,9 @@
 
 ``watch_orders`` logs in with the venue's own WebSocket auth, subscribes, and sees the order it placed
 over REST, then that order's fill, as the venue's order pushes; the venue's ping is answered; a
-wrong secret is refused at login and nothing is pushed to that connection.
+wrong secret is refused at login and nothing is pushed to that connection.  (The adapter's execution
+stream over these channels is the conformance suite's, ``test_ccxt_fakes_conformance.py``; here only
+its one refusal before any I/O: Gate without the user id.)
 """
 
 from __future__ import annotations
