@@ -2,7 +2,10 @@
 
 ``watch_orders`` logs in with the venue's own WebSocket auth, subscribes, and sees the order it placed
 over REST, then that order's fill, as the venue's order pushes; the venue's ping is answered; a
-wrong secret is refused at login and nothing is pushed to that connection.
+wrong secret is refused at login and nothing is pushed to that connection.  (The adapter's execution
+stream over these channels is the conformance suite's, ``test_ccxt_fakes_conformance.py``; here only
+its refusal before any I/O, Gate without the user id, and that it is live only once a login-first
+venue answered the login.)
 """
 
 from __future__ import annotations
@@ -145,3 +148,90 @@ async def test_ping_is_answered_and_a_wrong_secret_is_refused(fake: SimFake) -> 
         assert not fake.order_sockets
     finally:
         await ex.close()
+
+
+async def test_the_adapter_without_gates_uid_refuses_its_execution_stream_typed() -> None:
+    # Gate's futures order channel needs the user id (GateSection requires it; a programmatic
+    # CcxtConfig can still omit it): wait_live raises a typed InvalidRequest, nothing is dialled.
+    from cqvx.errors import InvalidRequest
+    from cqvx.secrets import Secret
+    from cqvx.venues.ccxt import CcxtClient, CcxtConfig
+
+    sim = SimVenue(quiet_sim_config(), clock=SimClock())
+    async with fake_class("gate")(KEY, SECRET, sim=sim) as fake:
+        config = CcxtConfig(
+            "gate",
+            Secret(KEY),
+            Secret(SECRET),
+            market_types=MARKET_TYPES["gate"],
+            rest_url=fake.url,
+            ws_url=fake.ws_url,
+            rate_limit=False,
+        )
+        async with CcxtClient(config) as client:
+            stream = client.subscribe_executions(["BTC-USDT-PERP"])
+            try:
+                with pytest.raises(InvalidRequest, match="uid"):
+                    await asyncio.wait_for(stream.wait_live(), 10)
+            finally:
+                await stream.aclose()
+        assert fake.ws_connects == 0
+
+
+# What each login-first venue's ccxt client sends to log in (Gate signs each subscribe instead).
+LOGIN = {"bybit": '"op":"auth"', "okx": '"op":"login"', "bitget": '"op":"login"'}
+
+
+@pytest.mark.parametrize("venue", sorted(LOGIN))
+async def test_the_adapters_execution_stream_is_live_only_after_the_login_is_answered(venue: str) -> None:
+    # The fake answers the login late: a stream declared live on the written login frame alone (before
+    # ccxt even writes the subscribe frame) would miss an order placed right after wait_live().
+    from cqvx.secrets import Secret
+    from cqvx.venues.ccxt import CcxtClient, CcxtConfig
+
+    answered: list[bool] = []
+    base = fake_class(venue)
+
+    class SlowLogin(base):  # type: ignore[misc, valid-type]
+        async def serve_ws(self, request: Any, on_text: Any) -> Any:
+            async def slow(ws: Any, text: str) -> None:
+                login = LOGIN[venue] in text.replace(" ", "")
+                if login:
+                    await asyncio.sleep(0.5)
+                await on_text(ws, text)
+                if login:
+                    answered.append(True)
+
+            return await super().serve_ws(request, slow)
+
+    sim = SimVenue(quiet_sim_config(), clock=SimClock())
+    async with SlowLogin(KEY, SECRET, PASSPHRASE, sim=sim) as fake:
+        config = CcxtConfig(
+            venue,
+            Secret(KEY),
+            Secret(SECRET),
+            Secret(PASSPHRASE),
+            market_types=MARKET_TYPES[venue],
+            rest_url=fake.url,
+            ws_url=fake.ws_url,
+            rate_limit=False,
+        )
+        async with CcxtClient(config) as client:
+            stream = client.subscribe_executions(["BTC-USDT-PERP"])
+            try:
+                await asyncio.wait_for(stream.wait_live(), 10)
+                assert answered, "wait_live() returned before the venue answered the login"
+                order = order_pb2.Order(
+                    symbol="BTC-USDT-PERP",
+                    client_order_id="live1",
+                    side=order_pb2.ORDER_SIDE_BUY,
+                    order_type=order_pb2.ORDER_TYPE_LIMIT,
+                    quantity="0.01",
+                    price="50000",
+                )
+                await client.place_order(order)
+                async with asyncio.timeout(10):
+                    seen = await anext(r async for r in stream if r.client_order_id == "live1")
+                assert seen.order_status == order_pb2.ORDER_STATUS_OPEN
+            finally:
+                await stream.aclose()

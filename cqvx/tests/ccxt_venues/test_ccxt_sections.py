@@ -11,13 +11,13 @@ import yaml
 from cqvx.venues.ccxt import CcxtClient
 from cqvx.venues.registry import VenueConfigError, registry
 
-ENV = {"K": "key-value", "S": "secret-value", "P": "pass-value"}
+ENV = {"K": "key-value", "S": "secret-value", "P": "pass-value", "U": "10001"}
 CREDS = {"api_key": {"env": "K"}, "secret": {"env": "S"}}
 
 
 @pytest.mark.parametrize("venue", ["binance", "bybit", "okx", "bitget", "gate"])
 async def test_each_venue_type_builds_a_ccxt_client(venue: str) -> None:
-    creds = {**CREDS, "passphrase": {"env": "P"}}
+    creds = {**CREDS, "passphrase": {"env": "P"}, "uid": {"env": "U"}}
     client = registry.build(venue, {"credentials": creds}, path=f"venues.{venue}", environ=ENV)
     assert isinstance(client, CcxtClient) and client.venue == venue
     assert client.quirks.venue == venue
@@ -28,6 +28,26 @@ async def test_each_venue_type_builds_a_ccxt_client(venue: str) -> None:
 def test_passphrase_is_required_where_the_venue_has_one(venue: str) -> None:
     with pytest.raises(VenueConfigError, match=f"venues.x: .*passphrase: required by {venue}"):
         registry.parse(venue, {"credentials": CREDS}, path="venues.x", environ=ENV)
+
+
+def test_gate_requires_the_uid_and_hands_it_to_ccxt() -> None:
+    with pytest.raises(VenueConfigError, match=r"venues.g: .*credentials.uid: required by gate"):
+        registry.parse("gate", {"credentials": CREDS}, path="venues.g", environ=ENV)
+    section = registry.parse(
+        "gate", {"credentials": {**CREDS, "uid": {"env": "U"}}}, path="venues.g", environ=ENV
+    )
+    assert section.to_config().uid == "10001"  # type: ignore[attr-defined]
+    client = registry.build("gate", {"credentials": {**CREDS, "uid": "10001"}}, path="venues.g", environ=ENV)
+    assert isinstance(client, CcxtClient) and client._ex.uid == "10001"
+
+
+def test_ws_url_moves_every_websocket_url_paths_kept() -> None:
+    # Gate keeps its futures WebSocket urls under urls['api']['swap'], not under ['ws'].
+    raw = {"credentials": {**CREDS, "uid": "1"}, "ws_url": "ws://127.0.0.1:9"}
+    client = registry.build("gate", raw, path="venues.g", environ=ENV)
+    assert isinstance(client, CcxtClient)
+    assert client._ex.urls["api"]["swap"]["usdt"] == "ws://127.0.0.1:9/v4/ws/usdt"
+    assert client._ex.urls["api"]["private"]["wallet"] == "https://api.gateio.ws/api/v4"  # REST untouched
 
 
 def test_a_missing_variable_names_the_key_path_not_a_value() -> None:
@@ -51,7 +71,7 @@ def test_example_config_sections_validate() -> None:
         f"{v}_{k}": "x"
         for v in ("BINANCE", "BYBIT", "OKX", "BITGET", "GATE")
         for k in ("API_KEY", "API_SECRET", "PASSPHRASE")
-    }
+    } | {"GATE_UID": "1"}
     assert {body["type"] for body in venues.values()} == {"binance", "bybit", "okx", "bitget", "gate"}
     for name, body in venues.items():
         raw = {k: v for k, v in body.items() if k != "type"}

@@ -1,6 +1,7 @@
 """The shared conformance suite on the ccxt adapter through the connector:
 ``RemoteVenue`` -> gRPC -> connector -> ``CcxtClient`` -> ccxt -> loopback -> a wire-level venue fake
-(Binance USD-M, and the thinner Bybit, OKX, Bitget and Gate fakes)."""
+(Binance USD-M, and the thinner Bybit, OKX, Bitget and Gate fakes, whose one stream, the order channel,
+carries the execution stream; their position stream is the adapter's REST poll)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,6 @@ from cqvx.testing.fake_ccxt.harness import FAKES, CcxtFakeHarness
 
 from .test_connector_conformance import RemoteHarness, _served
 
-# CcxtClient has get_positions but no subscribe_positions yet (streams not done), so it is not a
-# SupportsPositions and the connector refuses GetPositions; directly the suite skips the check.
-_NO_POSITION_STREAM = {
-    "test_position_after_a_perpetual_fill": "ccxt adapter: no position stream, so no SupportsPositions"
-}
 _GATE_TEXT = {
     "test_duplicate_client_order_id_never_makes_two_orders": (
         "Gate documents no uniqueness for the order text: a reused id is a second order (quirks.py)"
@@ -40,7 +36,7 @@ class TestConnectorBinanceCcxtConformance(ConformanceSuite):
 def _suite(name: str) -> type[Any]:
     class Suite(ConformanceSuite):
         venue = f"connector:{name}"
-        known_failures = MappingProxyType(_NO_POSITION_STREAM | (_GATE_TEXT if name == "gate" else {}))
+        known_failures = MappingProxyType(_GATE_TEXT if name == "gate" else {})
 
         def new_client_order_id(self) -> str:
             fresh = super().new_client_order_id()

@@ -239,6 +239,12 @@ class SimFake(FakeServer):
                 with contextlib.suppress(ConnectionError):
                     await ws.send_str(message)
 
+    async def drop_ws(self) -> int:
+        """Cut every WebSocket connection now.  The order sockets are forgotten first, without an
+        await, so an order push still queued for them is lost in transit (never sent late)."""
+        self.order_sockets.clear()
+        return await super().drop_ws()
+
     def venue_order_count(self, client_order_id: str) -> int:
         """How many orders, in any status, the venue holds under ``client_order_id``."""
         return sum(1 for o in self.sim.engine.orders.values() if o.client_order_id == client_order_id)

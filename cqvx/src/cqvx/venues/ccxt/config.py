@@ -30,6 +30,9 @@ class CcxtConfig:
     api_key: Secret | None = None
     secret: Secret | None = None
     passphrase: Secret | None = None  # OKX and Bitget ("password" in ccxt)
+    # The account's user id (ccxt's ``uid`` credential): Gate's futures order channel names it in its
+    # subscribe payload (https://www.gate.com/docs/developers/futures/ws/en/#orders-api).
+    uid: str = ""
     market_types: tuple[str, ...] = ()  # () = the quirk table's default
     rest_url: str = ""  # overrides every ccxt ``urls['api']`` entry (fakes, testnets)
     timeout_s: float = 10.0
@@ -39,7 +42,7 @@ class CcxtConfig:
     stream_retry_max_s: float = 30.0  # the stream relay's backoff cap (re-opening a WebSocket)
     positions_poll_s: float = 5.0  # subscribe_positions polls get_positions
     listen_key_keepalive_s: float | None = None  # None = the quirk table's interval (tests shorten it)
-    ws_url: str = ""  # overrides the scheme and host of every ccxt ``urls['api']['ws']`` entry
+    ws_url: str = ""  # overrides the scheme and host of every ``ws``/``wss`` url of ccxt's ``urls['api']``
     sandbox: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # extra ccxt options (documented ones only)
     # ccxt's own limiter (the one rate-limit owner); off only against a loopback fake, which has no
@@ -108,6 +111,8 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
         params["secret"] = config.secret.reveal()
     if config.passphrase:
         params["password"] = config.passphrase.reveal()
+    if config.uid:
+        params["uid"] = config.uid
     exchange = getattr(ccxt.pro, quirks.ccxt_id)(params)
     exchange.number = str  # unified structures carry decimal text, never floats (parse.py)
     if config.sandbox:
@@ -115,7 +120,8 @@ def build_exchange(config: CcxtConfig, quirks: VenueQuirks) -> Any:
     if config.rest_url:
         exchange.urls["api"] = _override_urls(exchange.urls["api"], config.rest_url)
     if config.ws_url:
-        exchange.urls["api"]["ws"] = _override_urls(exchange.urls["api"]["ws"], config.ws_url, "ws")
+        # Not only ``urls['api']['ws']``: Gate keeps its futures WebSocket urls under ``swap``.
+        exchange.urls["api"] = _override_urls(exchange.urls["api"], config.ws_url, "ws")
     logger = logging.getLogger(f"cqvx.venues.ccxt.{quirks.venue}.{id(exchange)}")
     logger.addFilter(RedactingFilter(config.secrets()))
     exchange.logger = logger

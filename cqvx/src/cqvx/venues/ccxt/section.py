@@ -9,6 +9,7 @@ missing passphrase on OKX/Bitget fails validation at its key path.  Example (con
         api_key: {env: OKX_API_KEY}
         secret: {env: OKX_API_SECRET}          # or {file: /run/secrets/okx_secret}
         passphrase: {env: OKX_PASSPHRASE}      # OKX and Bitget only
+        # uid: {env: GATE_UID}                 # Gate only: the account's user id (order stream)
       market_types: [swap]                     # ccxt fetchMarkets types (default: the quirk table's)
       # rest_url: http://127.0.0.1:8080        # a fake or a testnet host (paths kept)
       # ws_url: ws://127.0.0.1:8080            # the same for every WebSocket url (streams)
@@ -23,7 +24,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from cqvx.venues.ccxt.config import CcxtConfig
-from cqvx.venues.sections import SecretField, Section
+from cqvx.venues.sections import SecretField, Section, TextField
 
 __all__ = [
     "BinanceSection",
@@ -42,11 +43,13 @@ class CcxtCredentials(Section):
     api_key: SecretField
     secret: SecretField
     passphrase: SecretField | None = None
+    uid: TextField | None = None  # ccxt's ``uid``: not a secret, an account id
 
 
 class CcxtSection(Section):
     venue_type: ClassVar[str] = ""
     needs_passphrase: ClassVar[bool] = False
+    needs_uid: ClassVar[bool] = False
 
     credentials: CcxtCredentials | None = None
     market_types: tuple[str, ...] = ()
@@ -62,6 +65,8 @@ class CcxtSection(Section):
         creds = self.credentials
         if creds is not None and self.needs_passphrase and creds.passphrase is None:
             raise ValueError(f"credentials.passphrase: required by {self.venue_type}")
+        if creds is not None and self.needs_uid and not creds.uid:
+            raise ValueError(f"credentials.uid: required by {self.venue_type} (its order stream)")
         return self
 
     def to_config(self) -> CcxtConfig:
@@ -71,6 +76,7 @@ class CcxtSection(Section):
             api_key=creds.api_key if creds else None,
             secret=creds.secret if creds else None,
             passphrase=creds.passphrase if creds else None,
+            uid=(creds.uid or "") if creds else "",
             market_types=self.market_types,
             rest_url=self.rest_url,
             ws_url=self.ws_url,
@@ -101,3 +107,7 @@ class BitgetSection(CcxtSection):
 
 class GateSection(CcxtSection):
     venue_type = "gate"
+    # The futures order channel's subscribe payload starts with the user id
+    # (https://www.gate.com/docs/developers/futures/ws/en/#orders-api); without it the execution stream
+    # cannot open, so a Gate section with credentials and no uid is refused at load.
+    needs_uid = True

@@ -11,7 +11,8 @@ Rules (the contract is :class:`cqvx.streams.LiveStream`; sharing and re-opening 
   WebSocket client it used when no other upstream uses that url.
 * **Live.**  ccxt does not surface a venue's subscription acknowledgement, so an upstream is live when
   the ccxt client of the url its watch call uses is connected and ccxt has *written* the subscribe
-  frame on it (or needed none: Binance's user data stream is subscribed by its url).  The url and
+  frame on it (or needed none: Binance's user data stream is subscribed by its url); a login frame
+  (Bybit, OKX, Bitget) does not count, only the subscribe frame ccxt writes after the login.  The url and
   frame are observed by wrapping ``watch``/``watch_multiple`` and ``client`` on our own exchange
   instance (ccxt's code runs unmodified).  A symbol the venue does not list is refused before any
   I/O (:class:`~cqvx.errors.InvalidRequest` from ``wait_live``).
@@ -73,6 +74,7 @@ _log = structlog.get_logger("cqvx.venues.ccxt.streams")
 # (url, subscribe frame or None) of each ccxt watch call made inside a pump task.
 _NOTE: ContextVar[Callable[[str, object], None] | None] = ContextVar("cqvx_ccxt_watch", default=None)
 _POLL_S = 0.01
+_LOGIN_HASH = "authenticated"  # ccxt.pro's message hash of a WebSocket login (its ``authenticate``)
 _MAX_ORDERS = 100_000  # per-order fee/symbol memory, like FillTracker's bound
 
 
@@ -87,7 +89,9 @@ def _hook(ex: Any) -> None:
             url: str, hashes: Any, message: Any = None, subscribe: Any = None, *a: Any, **k: Any
         ) -> Any:
             note = _NOTE.get()
-            if note is not None:
+            # A login (ccxt's hash "authenticated": Bybit, OKX, Bitget) precedes the subscribe frame;
+            # noted alone it would make the stream "live" before the subscription is even written.
+            if note is not None and hashes != _LOGIN_HASH:
                 existing = ex.clients.get(url)
                 subs = subscribe if isinstance(subscribe, list) else [subscribe]
                 known = existing is not None and all(s in existing.subscriptions for s in subs)
