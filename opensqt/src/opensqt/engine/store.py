@@ -89,7 +89,7 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class FillRow:
-    fill_key: str  # venue trade id, or "<cid>@<cumulative>" for a fill learned by reconciliation
+    fill_key: str  # "<cid>@<cumulative>"; a per-fill report without a cumulative figure: its trade id
     client_order_id: str
     symbol: str
     level: int
