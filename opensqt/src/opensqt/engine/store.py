@@ -351,8 +351,10 @@ class StateStore:
 
     def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
         """Commit slots and an audit record in ONE transaction (an operator's change is never half done,
-        and never done without its record)."""
+        and never done without its record).  Fenced like an intent: only the account's owner rewrites it."""
         with self.engine.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn)  # raises lease.Fenced: nothing is written
             slot_rows = [self._slot_row(symbol, slot) for slot in slots]
             if slot_rows:
                 conn.execute(self._slot_upsert, slot_rows)
