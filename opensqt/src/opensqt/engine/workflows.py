@@ -9,7 +9,10 @@ Rules:
   need the fleet) and BEFORE the fleet starts its symbols.
 * Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
   ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``; an individual cancel inside a
-  workflow is keyed by its client order id.  Starting the same id again returns the first run's result
+  workflow is keyed by its client order id.  A removal written to the registry (``opensqt symbols
+  remove``, applied by the CLI itself or by the running fleet's watcher) has the request
+  ``registry-<ms of the registry change>``: the CLI and the fleet derive the same id from the same
+  change.  Starting the same id again returns the first run's result
   (or joins it): a replay never makes a second side effect.  The caller chooses ``request`` (the HTTP
   request id, the risk trip's id); the same operator request retried uses the same id.
 * Every step is idempotent on its own too (DBOS runs a step again when the process died inside it):
@@ -34,9 +37,10 @@ from dbos import DBOS, SetWorkflowID
 from cqvx.errors import VenueError
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from opensqt.engine.fleet import Fleet
+from opensqt.engine.symbols import SymbolEntry
 from opensqt.model.client_ids import is_our_client_order_id
 
-__all__ = ["Durable", "system_database_url"]
+__all__ = ["Durable", "registry_request", "system_database_url"]
 
 log = structlog.get_logger("opensqt.workflows")
 
@@ -50,6 +54,12 @@ def system_database_url(state_url: str, state_path: Path) -> str:
         base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
         return f"{base}/{db.split('?')[0]}_dbos"
     return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
+
+
+def registry_request(entry: SymbolEntry) -> str:
+    """The request part of a workflow id asked for by a registry change (``set_status`` leaves
+    ``updated_at`` alone when the status does not change, so the same change gives the same id)."""
+    return f"registry-{round(entry.updated_at * 1000)}"
 
 
 def _fleet(account: str) -> Fleet:
@@ -103,6 +113,12 @@ async def _cancel(account: str, symbol: str, cid: str) -> str:
 
 
 @DBOS.step()
+async def _drain(account: str, symbol: str) -> int:
+    """Orders the symbol's slots still hold with no engine here to cancel them (see Fleet.drain)."""
+    return await _fleet(account).drain(symbol)
+
+
+@DBOS.step()
 async def _running_symbols(account: str) -> list[str]:
     return sorted(s for s, r in _fleet(account).runs.items() if r.state not in ("paused", "removed"))
 
@@ -119,13 +135,15 @@ async def add_symbol_workflow(account: str, symbol: str, overrides: dict[str, An
 
 @DBOS.workflow()
 async def remove_symbol_workflow(account: str, symbol: str) -> dict[str, Any]:
-    """Registry -> removed, stop the engine cancelling its orders, then sweep what is still open at the
+    """Registry -> removed, stop the engine cancelling its orders (no engine running here: a one-shot
+    engine settles and cancels what its slots hold, fills recorded), then sweep what is still open at the
     venue (an order the engine could not see).  The position is kept."""
     await _register(account, symbol, "removed", None)
     state = await _apply(account, symbol)
+    drained = await _drain(account, symbol)
     leftovers = await _our_open_orders(account, symbol)
     cancels = {cid: await _cancel(account, symbol, cid) for cid in leftovers}
-    return {"symbol": symbol, "state": state, "swept": cancels}
+    return {"symbol": symbol, "state": state, "drained": drained, "swept": cancels}
 
 
 @DBOS.workflow()
@@ -145,17 +163,32 @@ async def cancel_all_workflow(account: str, reason: str) -> dict[str, Any]:
 class Durable:
     """The process's DBOS runtime bound to one fleet."""
 
-    def __init__(self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt") -> None:
+    def __init__(
+        self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt", executor: str | None = None
+    ) -> None:
         self.fleet = fleet
         self.account = fleet.registry.account
         self.system_url = system_url
         self.app_name = app_name
+        # DBOS resumes, at launch, the unfinished workflows of ITS executor id: the fleet's ("local", the
+        # default) or a one-shot CLI's own (``opensqt symbols remove`` run again finishes its removal and
+        # never resumes a fleet's workflows, which would start engines in the CLI).
+        self.executor = executor
 
     def launch(self) -> None:
-        """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process)."""
+        """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process); from
+        now on a registry removal seen by the fleet's watcher runs the remove-symbol workflow."""
         _FLEETS[self.account] = self.fleet
-        DBOS(config={"name": self.app_name, "system_database_url": self.system_url, "log_level": "WARNING"})
+        config: dict[str, Any] = {
+            "name": self.app_name,
+            "system_database_url": self.system_url,
+            "log_level": "WARNING",
+        }
+        if self.executor is not None:
+            config["executor_id"] = self.executor
+        DBOS(config=config)  # type: ignore[arg-type]
         DBOS.launch()
+        self.fleet.remover = self.remove_registered
 
     def destroy(self) -> None:
         DBOS.destroy(destroy_registry=False)
@@ -167,7 +200,23 @@ class Durable:
         )
 
     async def remove(self, symbol: str, request: str) -> dict[str, Any]:
-        return await self._run(f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol)
+        claimed = self.fleet.claim_removal(symbol)  # the watcher must not hand this removal over again
+        try:
+            return await self._run(
+                f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol
+            )
+        finally:
+            if claimed:
+                self.fleet.release_removal(symbol)
+
+    async def remove_registered(self, entry: SymbolEntry) -> dict[str, Any]:
+        """The removal a registry change asked for (its status is ``removed``), under the id derived from
+        that change; the fleet's watcher has claimed it."""
+        return await self._run(
+            f"remove:{self.account}:{entry.symbol}:{registry_request(entry)}",
+            remove_symbol_workflow,
+            entry.symbol,
+        )
 
     async def cancel_all(self, reason: str, trip: str | None = None) -> dict[str, Any]:
         trip = trip or f"{int(time.time() * 1000)}"
