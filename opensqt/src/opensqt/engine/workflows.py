@@ -27,7 +27,9 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,7 @@ class Durable:
         # default) or a one-shot CLI's own (``opensqt symbols remove`` run again finishes its removal and
         # never resumes a fleet's workflows, which would start engines in the CLI).
         self.executor = executor
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def launch(self) -> None:
         """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process); from
@@ -187,12 +190,30 @@ class Durable:
         if self.executor is not None:
             config["executor_id"] = self.executor
         DBOS(config=config)  # type: ignore[arg-type]
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
         DBOS.launch()
         self.fleet.remover = self.remove_registered
 
     def destroy(self) -> None:
+        """Shut DBOS down (from the loop's thread or another one)."""
         DBOS.destroy(destroy_registry=False)
         _FLEETS.pop(self.account, None)
+        self.fleet.remover = None
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # DBOS made its thread pool the loop's default executor and has just shut it down: without a new
+        # one every later asyncio.to_thread (the lease release, the store) would fail.
+        fresh = ThreadPoolExecutor(thread_name_prefix="opensqt")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.set_default_executor(fresh)
+        else:  # runs before the caller's await of this call resumes (FIFO callbacks)
+            loop.call_soon_threadsafe(loop.set_default_executor, fresh)
 
     async def add(self, symbol: str, overrides: dict[str, Any], request: str) -> dict[str, Any]:
         return await self._run(
