@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 from dbos import DBOS
 
+from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
@@ -206,3 +207,35 @@ async def test_cli_remove_with_no_fleet_up_cleans_the_venue_once(tmp_path: Path)
     finally:
         await sim.aclose()
         store.close()
+
+
+async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tuple[Durable, SimVenue]) -> None:
+    """A symbol added on an account that already holds a position: the recovery (read the venue, commit
+    the FILLED slots) is the workflow ``recover-position:<account>:<symbol>:<epoch>``; it runs once, and
+    the slots hold exactly the venue's position; a restart of the symbol does not recover it again."""
+    d, sim = durable
+    fleet = d.fleet
+    await sim.place_order(
+        order_pb2.Order(
+            client_order_id="manual-eth",
+            symbol=ETH,
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_MARKET,
+            quantity="0.3",
+        )
+    )
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    engine = fleet.runs[ETH].engine
+    assert engine is not None
+    epoch = engine.recovery.epoch
+    workflow_id = f"recover-position:{d.account}:{ETH}:{epoch}"
+    assert await _until_status(workflow_id) == "SUCCESS"
+    result = await DBOS.retrieve_workflow_async(workflow_id)
+    assert (await result.get_result())["slots"] > 0
+    assert sum(s.position for s in fleet.store.load_slots(ETH).values()) == Decimal("0.3")
+    await fleet.pause(ETH)
+    await fleet.resume(ETH)
+    await _until(lambda: fleet.runs[ETH].state == "running")
+    assert sum(s.position for s in fleet.store.load_slots(ETH).values()) == Decimal("0.3")
+    ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
+    assert sorted(w.workflow_id for w in ours if ETH in w.workflow_id) == [workflow_id]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -129,6 +130,8 @@ class Fleet:
         self.runs: dict[str, SymbolRun] = {}
         # Set by the durable runtime: runs the remove-symbol workflow for a registry removal.
         self.remover: Callable[[SymbolEntry], Awaitable[object]] | None = None
+        # Set by the durable runtime: runs a symbol's position recovery as a workflow (symbol, store epoch).
+        self.position_runner: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
         self._removing: set[str] = set()
         self._removals: set[asyncio.Task[None]] = set()
         self._sync_lock = asyncio.Lock()
@@ -296,6 +299,8 @@ class Fleet:
             engine: GridEngine | None = None
             try:
                 engine = self._factory(symbol_config(self.config, entry))
+                if self.position_runner is not None:
+                    engine.recovery.runner = functools.partial(self.position_runner, run.symbol)
                 run.engine = engine
                 await asyncio.wait_for(engine.start(), self.start_timeout)
                 run.state, run.running_since = "running", self._clock()

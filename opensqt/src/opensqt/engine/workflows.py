@@ -1,5 +1,5 @@
 """DBOS workflows for the fleet's multi-step operations: add a symbol, remove a symbol, cancel-all on a
-risk trip.
+risk trip, position recovery.
 
 Rules:
 
@@ -8,9 +8,11 @@ Rules:
   fleet exists (``DBOS.launch()`` resumes the workflows a killed process left unfinished, and their steps
   need the fleet) and BEFORE the fleet starts its symbols.
 * Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
-  ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``; an individual cancel inside a
-  workflow is keyed by its client order id.  A removal written to the registry (``opensqt symbols
-  remove``, applied by the CLI itself or by the running fleet's watcher) has the request
+  ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``,
+  ``recover-position:<account>:<symbol>:<store epoch>`` (a store's position is taken over once); an
+  individual cancel inside a workflow is keyed by its client order id.  A removal written to the
+  registry (``opensqt symbols remove``, applied by the CLI itself or by the running fleet's watcher) has
+  the request
   ``registry-<ms of the registry change>``: the CLI and the fleet derive the same id from the same
   change.  Starting the same id again returns the first run's result
   (or joins it): a replay never makes a second side effect.  The caller chooses ``request`` (the HTTP
@@ -30,6 +32,7 @@ import asyncio
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,10 @@ import structlog
 from dbos import DBOS, SetWorkflowID
 
 from cqvx.errors import VenueError
+from cqvx.num import dec_str
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from opensqt.engine.fleet import Fleet
+from opensqt.engine.recovery import Recovery
 from opensqt.engine.symbols import SymbolEntry
 from opensqt.model.client_ids import is_our_client_order_id
 
@@ -120,6 +125,48 @@ async def _drain(account: str, symbol: str) -> int:
     return await _fleet(account).drain(symbol)
 
 
+class _NotReady(RuntimeError):
+    pass
+
+
+async def _recovery(account: str, symbol: str) -> Recovery | None:
+    """The symbol's engine's recovery once it has loaded its rules and state (a workflow resumed at
+    launch runs before the fleet starts its engines: wait for it); None when the symbol is not active
+    (nothing will start it)."""
+    fleet = _fleet(account)
+    deadline = time.monotonic() + fleet.start_timeout
+    while True:
+        run = fleet.runs.get(symbol)
+        engine = run.engine if run is not None else None
+        if engine is not None and engine.ctx.rules is not None and engine.ctx.namespace:
+            return engine.recovery
+        entry = await asyncio.to_thread(fleet.registry.get, symbol)
+        if entry.status != "active":
+            return None
+        if time.monotonic() > deadline:
+            raise _NotReady(f"{symbol}: no engine to recover the position into")
+        await asyncio.sleep(0.05)
+
+
+@DBOS.step()
+async def _read_position(account: str, symbol: str) -> list[str] | None:
+    """[quantity, entry, price] the venue holds beyond the slots (recorded: a replay reads no more)."""
+    rec = await _recovery(account, symbol)
+    if rec is None:
+        return None
+    return [dec_str(x) for x in await rec.read_position()]
+
+
+@DBOS.step()
+async def _commit_position(account: str, symbol: str, found: list[str]) -> int | None:
+    """The slots holding it (a no-op when the symbol has slots: a re-run after a crash)."""
+    rec = await _recovery(account, symbol)
+    if rec is None:
+        return None
+    qty, entry, price = (Decimal(x) for x in found)
+    return len(await rec.commit_position(qty, entry, price))
+
+
 @DBOS.step()
 async def _running_symbols(account: str) -> list[str]:
     return sorted(s for s, r in _fleet(account).runs.items() if r.state not in ("paused", "removed"))
@@ -162,6 +209,18 @@ async def cancel_all_workflow(account: str, reason: str) -> dict[str, Any]:
     return {"reason": reason, "paused": symbols, "swept": swept}
 
 
+@DBOS.workflow()
+async def recover_position_workflow(account: str, symbol: str) -> dict[str, Any]:
+    """Fresh store, venue position: read it, then commit the FILLED slots holding it (recovery.py)."""
+    found = await _read_position(account, symbol)
+    if found is None:
+        return {"symbol": symbol, "skipped": True}
+    slots = await _commit_position(account, symbol, found) if Decimal(found[0]) else 0
+    if slots is None:
+        return {"symbol": symbol, "skipped": True}
+    return {"symbol": symbol, "quantity": found[0], "slots": slots}
+
+
 class Durable:
     """The process's DBOS runtime bound to one fleet."""
 
@@ -194,12 +253,14 @@ class Durable:
             self._loop = asyncio.get_running_loop()
         DBOS.launch()
         self.fleet.remover = self.remove_registered
+        self.fleet.position_runner = self.recover_position
 
     def destroy(self) -> None:
         """Shut DBOS down (from the loop's thread or another one)."""
         DBOS.destroy(destroy_registry=False)
         _FLEETS.pop(self.account, None)
         self.fleet.remover = None
+        self.fleet.position_runner = None
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -237,6 +298,11 @@ class Durable:
             f"remove:{self.account}:{entry.symbol}:{registry_request(entry)}",
             remove_symbol_workflow,
             entry.symbol,
+        )
+
+    async def recover_position(self, symbol: str, epoch: str) -> dict[str, Any]:
+        return await self._run(
+            f"recover-position:{self.account}:{symbol}:{epoch}", recover_position_workflow, symbol
         )
 
     async def cancel_all(self, reason: str, trip: str | None = None) -> dict[str, Any]:
