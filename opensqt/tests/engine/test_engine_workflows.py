@@ -230,8 +230,8 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
     epoch = engine.recovery.epoch
     workflow_id = f"recover-position:{d.account}:{ETH}:{epoch}"
     assert await _until_status(workflow_id) == "SUCCESS"
-    result = await DBOS.retrieve_workflow_async(workflow_id)
-    assert (await result.get_result())["slots"] > 0
+    handle: Any = await DBOS.retrieve_workflow_async(workflow_id)
+    assert (await handle.get_result())["slots"] > 0
     assert sum(s.position for s in fleet.store.load_slots(ETH).values()) == Decimal("0.3")
     await fleet.pause(ETH)
     await fleet.resume(ETH)
