@@ -89,10 +89,23 @@ class Recovery:
         if self.runner is not None:
             out = await self.runner(self.epoch)
             if not out.get("skipped"):
-                async with self.ledger.lock:
-                    return list(self.ledger.slots.values())
+                # The workflow may have committed through an earlier engine of this symbol (it restarted
+                # meanwhile): what counts is the store.
+                return await self._reload()
         qty, entry, price = await self.read_position()
         return await self.commit_position(qty, entry, price)
+
+    async def _reload(self) -> list[Slot]:
+        """The anchor and slots the store holds, into this engine's memory (only when it has none)."""
+        ledger = self.ledger
+        st = ledger.store.store
+        async with ledger.lock:
+            if self.ctx.anchor is None:
+                anchor = await ledger.store.run(st.get_meta, f"anchor:{self.symbol}")
+                self.ctx.anchor = Decimal(anchor) if anchor else None
+            if not ledger.slots:
+                ledger.slots.update(await ledger.store.run(st.load_slots, self.symbol))
+            return list(ledger.slots.values())
 
     async def read_position(self) -> tuple[Decimal, Decimal, Decimal]:
         """What the venue holds beyond the slots (quantity rounded to the lot; 0: nothing to take over),
