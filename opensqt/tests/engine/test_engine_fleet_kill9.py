@@ -151,6 +151,7 @@ async def _send(port: int, op: tuple[str, str, dict[str, Any] | None, bool], key
         return out
 
 
+MANUAL = "manual-btc"  # the account's own order before the fleet ever ran: not ours, not audited
 RECOVERY_KILLS = 3  # cycles that kill the fleet while BTC's position recovery is pending
 SLOW_POSITIONS = 1.5  # seconds each venue position read takes during those cycles
 
@@ -200,7 +201,7 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
     # The account already holds a BTC position: the first start recovers it (recover_position: true).
     await sim.place_order(
         order_pb2.Order(
-            client_order_id="manual-btc",
+            client_order_id=MANUAL,
             symbol=BTC,
             side=order_pb2.ORDER_SIDE_BUY,
             order_type=order_pb2.ORDER_TYPE_MARKET,
@@ -268,7 +269,10 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
         assert final.proc.returncode == 0, "\n".join(final.output[-60:])
         statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
         history = [
-            o for sym in SYMBOLS for o in await sim.get_orders(OrderFilter(symbol=sym, statuses=statuses))
+            o
+            for sym in SYMBOLS
+            for o in await sim.get_orders(OrderFilter(symbol=sym, statuses=statuses))
+            if o.client_order_id != MANUAL
         ]
         venue_position = {
             p.symbol: Decimal(p.quantity or "0") for p in await sim.get_positions(list(SYMBOLS))
