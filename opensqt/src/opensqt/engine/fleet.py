@@ -23,6 +23,8 @@ Rules:
 * :meth:`Fleet.drain` settles a symbol no engine of this fleet runs (a CLI removal with no fleet up, an
   engine whose stop did not finish): a one-shot engine recovers its state (every order looked up, fills
   recorded) and stops cancelling its orders.
+* Symbol tasks start from an empty ``contextvars`` context: a sync run inside a DBOS workflow step (add,
+  resume) must not leak the step's context into a long-lived engine, which starts workflows of its own.
 * Every engine shares the fleet's :class:`EngineMetrics` (series are labelled by symbol) and the store's
   fence (``engine/lease.py``): one lease covers every symbol of the account.
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import random
 import time
@@ -214,7 +217,9 @@ class Fleet:
                 elif entry.status != "active" and run is not None and run.state != entry.status:
                     if delegate and entry.status == "removed" and self.remover is not None:
                         if self.claim_removal(entry.symbol):
-                            task = asyncio.create_task(self._delegated_removal(entry))
+                            task = asyncio.create_task(
+                                self._delegated_removal(entry), context=contextvars.Context()
+                            )
                             self._removals.add(task)
                             task.add_done_callback(self._removals.discard)
                         continue
@@ -291,7 +296,11 @@ class Fleet:
     def _launch(self, entry: SymbolEntry) -> None:
         run = self.runs.setdefault(entry.symbol, SymbolRun(entry.symbol))
         run.state = "starting"
-        run.task = asyncio.create_task(self._supervise(run, entry), name=f"symbol-{entry.symbol}")
+        # A fresh context: a sync run by a workflow step must not hand the step's DBOS context to a
+        # long-lived symbol task (its engine starts workflows of its own, e.g. position recovery).
+        run.task = asyncio.create_task(
+            self._supervise(run, entry), name=f"symbol-{entry.symbol}", context=contextvars.Context()
+        )
 
     async def _supervise(self, run: SymbolRun, entry: SymbolEntry) -> None:
         attempt = 0
