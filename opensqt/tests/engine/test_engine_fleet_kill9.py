@@ -260,10 +260,15 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
 
         # The final run: finish every unanswered request, resume every symbol, exit cleanly.
         final = await Fleet.spawn(cfg, state, duration=25)
-        await _drive(final, pending, answered)
-        port_ = await final.port
-        for sym in SYMBOLS:
-            await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
+        try:
+            await _drive(final, pending, answered)
+            port_ = await final.port
+            for sym in SYMBOLS:
+                await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
+        except aiohttp.ClientError as exc:
+            await asyncio.wait_for(final.proc.wait(), timeout=120)
+            await final.reader
+            raise AssertionError("\n".join(final.output[-80:])) from exc
         await asyncio.wait_for(final.proc.wait(), timeout=120)
         await final.reader
         assert final.proc.returncode == 0, "\n".join(final.output[-60:])
