@@ -258,17 +258,21 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
             assert fleet.proc.returncode == -signal.SIGKILL, "\n".join(fleet.output[-40:])
         killed_in = time.monotonic() - started
 
-        # The final run: finish every unanswered request, resume every symbol, exit cleanly.
-        final = await Fleet.spawn(cfg, state, duration=25)
+        # The final run: finish every unanswered request (a resumed workflow may take its time: a drain,
+        # a landing window), resume every symbol, trade a little, then SIGTERM: exit cleanly.
+        final = await Fleet.spawn(cfg, state, duration=600)
         try:
             await _drive(final, pending, answered)
             port_ = await final.port
             for sym in SYMBOLS:
                 await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
         except aiohttp.ClientError as exc:
+            final.proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(final.proc.wait(), timeout=120)
             await final.reader
             raise AssertionError("\n".join(final.output[-80:])) from exc
+        await asyncio.sleep(5)
+        final.proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(final.proc.wait(), timeout=120)
         await final.reader
         assert final.proc.returncode == 0, "\n".join(final.output[-60:])
