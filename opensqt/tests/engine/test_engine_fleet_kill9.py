@@ -5,7 +5,8 @@ this test process; the fleet (``opensqt fleet``, venue ``remote``) is a subproce
 the fleet, sends one operator request over the control endpoint (add / remove a symbol, cancel-all,
 resume) with an ``Idempotency-Key``, and kills the process at a random moment (during start-up, during
 the request, or while trading).  A request whose answer was lost is sent again, with the SAME key, by the
-next process.  A final clean run resumes every symbol and exits (cancel on exit).  Then the audit:
+next process.  A final clean run finishes what is unanswered, resumes every symbol and exits on SIGTERM
+(cancel on exit).  Then the audit:
 
 * the venue's full history: no client order id twice, every order has an intent in the store, every
   order's filled quantity equals the fills the store recorded for it, nothing of ours left open;
