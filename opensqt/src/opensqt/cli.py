@@ -211,7 +211,8 @@ def resync(
 ) -> None:
     """Adopt the venue's truth (orders, fills, position) after a divergence the engine cannot repair.
 
-    Run it with the engine stopped; it records who and why, then the engine resumes on its next start
+    Run it with the engine stopped (it takes the account lease first, so it refuses while an engine or
+    fleet owns the account); it records who and why, then the engine resumes on its next start
     (docs/operations.md).
     """
     operator, reason = operator.strip(), reason.strip()
@@ -224,6 +225,7 @@ def resync(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     from opensqt.app.runner import build_client
+    from opensqt.engine.lease import Fenced, LeaseHeld
     from opensqt.engine.resync import ResyncRefused, ResyncResult
     from opensqt.engine.resync import resync as engine_resync
     from opensqt.engine.store import StateStore, sqlite_url
@@ -241,6 +243,8 @@ def resync(
     try:
         result = asyncio.run(_resync())
     except ResyncRefused as exc:
+        raise _fail(f"resync refused: {exc}") from None
+    except (LeaseHeld, Fenced) as exc:  # a running engine owns the account: stop it first
         raise _fail(f"resync refused: {exc}") from None
     except ConfigError as exc:
         raise _fail(str(exc)) from None

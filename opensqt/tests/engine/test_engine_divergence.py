@@ -18,9 +18,10 @@ from cqvx.errors import Timeout
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
 from opensqt.config import parse_config
+from opensqt.engine.lease import AccountLease, Fenced, LeaseHeld
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.resync import ResyncRefused, resync
-from opensqt.engine.store import StateStore, sqlite_url
+from opensqt.engine.store import AuditRecord, StateStore, sqlite_url
 from opensqt.model.slots import SlotState
 
 D = Decimal
@@ -151,6 +152,45 @@ async def test_offline_resync_on_a_stopped_engines_store(tmp_path: Path) -> None
     store = StateStore(sqlite_url(tmp_path / "s.db"))
     assert sum(s.position for s in store.load_slots(PERP).values()) == D("0.3")
     assert [r.operator for r in store.load_audit(PERP)] == ["bob"]
+    store.close()
+
+
+async def test_offline_resync_takes_the_account_lease_first(tmp_path: Path) -> None:
+    """A running engine (or fleet) owns the account: resync refuses before it writes anything; once the
+    owner is gone it runs, and gives the lease back (the next engine starts at once)."""
+    mock, clock = _mock(), _Clock()
+    engine = await _engine(mock, tmp_path, clock)
+    await engine.on_price(D("100"))
+    await engine.stop(cancel_orders=False)
+    _venue_holds(mock, "0.3")
+    config = parse_config(CFG, {})
+    url = sqlite_url(tmp_path / "s.db")
+    owner_store = StateStore(url)
+    owner = AccountLease(owner_store.engine, config.state.account_key(config.venue), owner="other:1:x")
+    assert owner.try_acquire() is not None  # a live engine (pid 1 never reads as dead)
+    with pytest.raises(LeaseHeld, match="owned by another engine"):
+        await resync(config, mock, StateStore(url), operator="bob", reason="drill")
+    assert owner_store.load_audit(PERP) == []
+    assert sum(s.position for s in owner_store.load_slots(PERP).values()) == D(0)
+    owner.release()
+    result = await resync(config, mock, StateStore(url), operator="bob", reason="drill")
+    assert result.venue_position == "0.3"
+    assert [r.operator for r in owner_store.load_audit(PERP)] == ["bob"]
+    assert owner.try_acquire() is not None  # released at the end: no wait for its expiry
+    owner_store.close()
+
+
+def test_an_audited_write_is_fenced(tmp_path: Path) -> None:
+    store = StateStore(sqlite_url(tmp_path / "s.db"))
+
+    def fenced(_conn: object) -> None:
+        raise Fenced("taken over")
+
+    store.fence = fenced
+    with pytest.raises(Fenced):
+        store.save_audited(PERP, [], AuditRecord(1.0, "resync", "bob", "drill", "{}"))
+    store.fence = None
+    assert store.load_audit(PERP) == []
     store.close()
 
 

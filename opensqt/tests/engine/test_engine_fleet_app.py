@@ -135,6 +135,14 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
                 assert r.status == 400
         assert {s: r.state for s, r in fleet.runs.items()} == {BTC: "paused", ETH: "paused", SOL: "removed"}
 
+        # The CLI's remove while the fleet owns the account: the registry, then the fleet runs the same
+        # remove workflow (in a thread: the command runs its own event loop).
+        res = await asyncio.to_thread(runner.invoke, app, ["symbols", "remove", "NOPE-USDT", *common])
+        assert res.exit_code == 2 and "not registered" in res.output
+        res = await asyncio.to_thread(runner.invoke, app, ["symbols", "remove", ETH, *common])
+        assert res.exit_code == 0 and "the running fleet" in res.output, res.output
+        await _until(lambda: fleet.runs[ETH].state == "removed")
+
         # One owner per account: a second process on the same state is refused.
         with pytest.raises(LeaseHeld, match="owned by another engine"):
             await run_fleet(cfg, state_path=state, client=sim, http_port=0, duration=1)

@@ -5,11 +5,17 @@ this test process; the fleet (``opensqt fleet``, venue ``remote``) is a subproce
 the fleet, sends one operator request over the control endpoint (add / remove a symbol, cancel-all,
 resume) with an ``Idempotency-Key``, and kills the process at a random moment (during start-up, during
 the request, or while trading).  A request whose answer was lost is sent again, with the SAME key, by the
-next process.  A final clean run resumes every symbol and exits (cancel on exit).  Then the audit:
+next process.  A final clean run finishes what is unanswered, resumes every symbol and exits on SIGTERM
+(cancel on exit).  Then the audit:
 
 * the venue's full history: no client order id twice, every order has an intent in the store, every
   order's filled quantity equals the fills the store recorded for it, nothing of ours left open;
-* DBOS: every workflow we started finished (SUCCESS) exactly once, and none is left pending or failed.
+* DBOS: every workflow we started finished (SUCCESS) exactly once, and none is left pending or failed;
+* position recovery: the venue holds a BTC position before the first start, so the first start recovers
+  it through the ``recover-position`` workflow.  The first cycles kill the fleet WHILE that workflow is
+  pending (the venue's position reads are slowed then, and the kill waits for the workflow to show as
+  PENDING); the next start finishes it.  At the end no symbol's slots hold more than the venue's
+  position (a second recovery would) and the workflow finished once.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import aiohttp
 import pytest
 import sqlalchemy
 
+from cqc.venues.v1 import order_pb2
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -145,6 +152,29 @@ async def _send(port: int, op: tuple[str, str, dict[str, Any] | None, bool], key
         return out
 
 
+MANUAL = "manual-btc"  # the account's own order before the fleet ever ran: not ours, not audited
+RECOVERY_KILLS = 3  # cycles that kill the fleet while BTC's position recovery is pending
+SLOW_POSITIONS = 1.5  # seconds each venue position read takes during those cycles
+
+
+def _workflow_status(system_url: str, prefix: str) -> list[tuple[str, str]]:
+    """(workflow id, status) of the workflows whose id starts with ``prefix``."""
+    engine = sqlalchemy.create_engine(system_url.replace("postgresql:", "postgresql+psycopg:", 1))
+    schema = "dbos." if engine.dialect.name == "postgresql" else ""
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT workflow_uuid, status FROM {schema}workflow_status WHERE workflow_uuid LIKE {mark}",
+                (f"{prefix}%",),
+            ).all()
+    except sqlalchemy.exc.OperationalError:  # not created yet
+        return []
+    finally:
+        engine.dispose()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
 async def _drive(fleet: Fleet, pending: dict[str, int], answered: set[str]) -> None:
     """Once the fleet is up: re-send every unanswered request (same key), then nothing more."""
     port = await fleet.port
@@ -156,14 +186,6 @@ async def _drive(fleet: Fleet, pending: dict[str, int], answered: set[str]) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "intermittent, under investigation: in 1 of 2 SQLite runs one order's recorded fills exceeded the "
-        "venue's filled quantity (venue 0.67349, store 1.22929: one partial fill counted under two keys); "
-        "the other SQLite run passed every check"
-    ),
-)
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "18")))
@@ -177,6 +199,26 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
         except sqlalchemy.exc.OperationalError as exc:
             pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     sim = _sim()
+    # The account already holds a BTC position: the first start recovers it (recover_position: true).
+    await sim.place_order(
+        order_pb2.Order(
+            client_order_id=MANUAL,
+            symbol=BTC,
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_MARKET,
+            quantity="0.01",
+        )
+    )
+    real_positions = sim.get_positions
+
+    async def slow_positions(symbols: Any = None) -> Any:
+        await asyncio.sleep(SLOW_POSITIONS)
+        return await real_positions(symbols)
+
+    sim.get_positions = slow_positions  # type: ignore[method-assign]
+    system_url = system_database_url(url, state)
+    recovering = f"recover-position:{account}:{BTC}:"
+    killed_mid_recovery = 0
     server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
     port = await server.start()
     cfg = tmp_path / "fleet.yaml"
@@ -190,33 +232,61 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
             pending[key] = cycle % len(OPS)
             fleet = await Fleet.spawn(cfg, state, duration=120)
             driver = asyncio.create_task(_drive(fleet, pending, answered))
+            if cycle < RECOVERY_KILLS:
+                # Inside BTC's position recovery: once its workflow shows PENDING, within a slow read.
+                deadline = time.monotonic() + 60
+                while not any(st == "PENDING" for _, st in _workflow_status(system_url, recovering)):
+                    assert time.monotonic() < deadline, "the position recovery workflow never started"
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(rng.uniform(0.0, SLOW_POSITIONS * 0.8))
+                if cycle == RECOVERY_KILLS - 1:
+                    sim.get_positions = real_positions  # type: ignore[method-assign]
             # A random moment: during start-up (before the port is known), or 0-2.5 s after it.
-            if rng.random() < 0.25:
+            elif rng.random() < 0.25:
                 await asyncio.sleep(rng.uniform(0.2, 2.0))
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(fleet.port), timeout=30)
                 await asyncio.sleep(rng.uniform(0.0, 2.5))
             await fleet.kill()
+            if cycle < RECOVERY_KILLS and any(
+                st == "PENDING" for _, st in _workflow_status(system_url, recovering)
+            ):
+                killed_mid_recovery += 1
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, AssertionError):
                 await driver
             assert fleet.proc.returncode == -signal.SIGKILL, "\n".join(fleet.output[-40:])
         killed_in = time.monotonic() - started
 
-        # The final run: finish every unanswered request, resume every symbol, exit cleanly.
-        final = await Fleet.spawn(cfg, state, duration=25)
-        await _drive(final, pending, answered)
-        port_ = await final.port
-        for sym in SYMBOLS:
-            await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
+        # The final run: finish every unanswered request (a resumed workflow may take its time: a drain,
+        # a landing window), resume every symbol, trade a little, then SIGTERM: exit cleanly.
+        final = await Fleet.spawn(cfg, state, duration=600)
+        try:
+            await _drive(final, pending, answered)
+            port_ = await final.port
+            for sym in SYMBOLS:
+                await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
+        except aiohttp.ClientError as exc:
+            final.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(final.proc.wait(), timeout=120)
+            await final.reader
+            raise AssertionError("\n".join(final.output[-80:])) from exc
+        await asyncio.sleep(5)
+        final.proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(final.proc.wait(), timeout=120)
         await final.reader
         assert final.proc.returncode == 0, "\n".join(final.output[-60:])
         statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
         history = [
-            o for sym in SYMBOLS for o in await sim.get_orders(OrderFilter(symbol=sym, statuses=statuses))
+            o
+            for sym in SYMBOLS
+            for o in await sim.get_orders(OrderFilter(symbol=sym, statuses=statuses))
+            if o.client_order_id != MANUAL
         ]
+        venue_position = {
+            p.symbol: Decimal(p.quantity or "0") for p in await sim.get_positions(list(SYMBOLS))
+        }
     finally:
         await server.stop()
         await sim.aclose()
@@ -226,6 +296,7 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
     try:
         ours = {r.client_order_id for sym in SYMBOLS for r in store.load_orders(sym)}
         fills = [f for sym in SYMBOLS for f in store.load_fills(sym)]
+        held = {sym: sum((s.position for s in store.load_slots(sym).values()), Decimal(0)) for sym in SYMBOLS}
     finally:
         if db == "postgres":
             with store.engine.begin() as conn:
@@ -252,7 +323,16 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
     }
     assert not missing, f"fills not accounted for: {missing} {detail}"
     assert not [o for o in history if o.status in OPEN_STATUSES], "an order of ours left open"
-    _audit_workflows(system_database_url(url, state), account)
+    # Recovered once: a second recovery would put the venue's position into the slots twice.  (Equality
+    # is NOT asserted: one SQLite run ended with BTC's slots one order quantity below the venue's
+    # position while every fill was recorded; open, see docs/engine.md "Crash test".)
+    assert all(held[s] <= venue_position.get(s, Decimal(0)) + Decimal("0.001") for s in SYMBOLS), (
+        "a position recovered twice",
+        held,
+        venue_position,
+    )
+    assert killed_mid_recovery >= 1, "no kill landed inside the position recovery"
+    _audit_workflows(system_url, account)
     # ~3.5 min on an idle 2-core box; the bound leaves room for a loaded one.
     assert killed_in < 420, f"{KILLS} kills took {killed_in:.0f} s"
 
@@ -274,6 +354,8 @@ def _audit_workflows(system_url: str, account: str) -> None:
         engine.dispose()
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids))
+    recoveries = [i for i in ids if i.startswith("recover-position:")]
+    assert any(i.startswith(f"recover-position:{account}:{BTC}:") for i in recoveries), ids
     workflow_ops = sum(1 for i in range(KILLS) if OPS[i % len(OPS)][3])
-    assert len(ids) == workflow_ops, (len(ids), workflow_ops)
+    assert len(ids) - len(recoveries) == workflow_ops, (len(ids), workflow_ops)
     assert {r[1] for r in rows} == {"SUCCESS"}, rows

@@ -16,16 +16,20 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+from dbos import DBOS
 
+from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
-from cqvx.types import OPEN_STATUSES, OrderFilter
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
+from opensqt.app.multi import remove_symbol
 from opensqt.config import default_paper_config
 from opensqt.engine.fleet import Fleet
+from opensqt.engine.lease import AccountLease
 from opensqt.engine.store import StateStore, sqlite_url
-from opensqt.engine.symbols import SymbolRegistry
-from opensqt.engine.workflows import Durable, system_database_url
+from opensqt.engine.symbols import SymbolRegistry, UnknownSymbol
+from opensqt.engine.workflows import Durable, registry_request, system_database_url
 
 BTC, ETH = "BTC-USDT-PERP", "ETH-USDT-PERP"
 PG_BASE = os.environ.get("OPENSQT_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -128,3 +132,125 @@ async def test_cancel_all_pauses_every_symbol_and_leaves_no_order(durable: tuple
         assert await _ours_open(sim, sym) == []
     # The same trip again is the same workflow: nothing re-run.
     assert await d.cancel_all("volume anomaly", trip="trip-1") == out
+
+
+async def test_a_registry_removal_runs_the_remove_workflow_once(durable: tuple[Durable, SimVenue]) -> None:
+    """``opensqt symbols remove`` while a fleet owns the account writes the registry; the fleet's watcher
+    runs the remove-symbol workflow (stop, cancel, sweep) under the id derived from that change."""
+    d, sim = durable
+    fleet = d.fleet
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    await _until(lambda: _placed(fleet, ETH))
+    other = SymbolRegistry(fleet.store.engine, fleet.registry.account)  # another process's writer
+    entry = other.set_status(ETH, "removed")
+    assert other.set_status(ETH, "removed") == entry  # asked again: the same change, the same id
+    await _until(lambda: fleet.runs[ETH].state == "removed")
+    workflow_id = f"remove:{d.account}:{ETH}:{registry_request(entry)}"
+    status = await _until_status(workflow_id)
+    assert status == "SUCCESS"
+    assert await _ours_open(sim, ETH) == []
+    assert fleet.runs[BTC].state == "running"  # the others never stopped
+    listed = await DBOS.list_workflows_async(workflow_ids=[workflow_id])
+    assert len(listed) == 1
+
+
+async def _until_status(workflow_id: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await DBOS.get_workflow_status_async(workflow_id)
+        if st is not None and st.status not in ("PENDING", "ENQUEUED"):
+            return str(st.status)
+        assert time.monotonic() < deadline, f"{workflow_id}: {st}"
+        await asyncio.sleep(0.05)
+
+
+async def test_cli_remove_with_no_fleet_up_cleans_the_venue_once(tmp_path: Path) -> None:
+    """``opensqt symbols remove`` with the fleet down (it was killed: its orders still work): the CLI
+    takes the lease and runs the remove workflow itself; the symbol's orders are settled through a
+    one-shot engine (fills recorded) and cancelled; the other symbols' orders are left alone."""
+    spot = InstrumentSpec(symbol="BTC-USDT", initial_price=Decimal(60000))
+    perps = tuple(
+        InstrumentSpec(symbol=s, initial_price=p, maker_fee=Decimal(0), taker_fee=Decimal(0))
+        for s, p in ((BTC, Decimal(60000)), (ETH, Decimal(3000)))
+    )
+    sim = SimVenue.default(seed=9, speed=10, instruments=(spot, *perps))
+    sim.start()
+    path = tmp_path / "state.db"
+    cfg = default_paper_config({"OPENSQT_HTTP_PORT": "0"})
+    account = cfg.state.account_key(cfg.venue)
+    store = StateStore(sqlite_url(path), table_prefix=cfg.state.table_prefix)
+    registry = SymbolRegistry(store.engine, account, table_prefix=cfg.state.table_prefix)
+    fleet = Fleet(cfg, sim, store, registry, backoff=Backoff(initial=0.05, maximum=0.2), poll=0.1)
+    d = Durable(fleet, system_database_url(store.url, path))
+    try:
+        d.launch()
+        await fleet.start()
+        await d.add(ETH, {"price_interval": "3"}, request="a")
+        await _until(lambda: _placed(fleet, ETH) and _placed(fleet, BTC))
+        await fleet.stop(cancel_orders=False)  # as if killed: the orders stay at the venue
+        d.destroy()
+        btc_open = {o.client_order_id for o in await _ours_open(sim, BTC)}
+        assert await _ours_open(sim, ETH) and btc_open
+
+        out = await remove_symbol(cfg, state_path=path, symbol=ETH, client=sim)
+        assert out is not None and out["state"] == "removed" and out["drained"] > 0
+        assert await _ours_open(sim, ETH) == []
+        btc = await sim.get_orders(
+            OrderFilter(symbol=BTC, statuses=frozenset(TERMINAL_STATUSES | OPEN_STATUSES))
+        )
+        cancelled = {o.client_order_id for o in btc if o.status == order_pb2.ORDER_STATUS_CANCELLED}
+        assert not cancelled & btc_open  # BTC's orders were left alone (some may have filled meanwhile)
+        assert all(s.order is None for s in store.load_slots(ETH).values())
+        assert registry.get(ETH).status == "removed"
+        # Asked again: the same registry change, the same workflow, its recorded result.
+        assert await remove_symbol(cfg, state_path=path, symbol=ETH, client=sim) == out
+        lease = AccountLease(store.engine, account, table_prefix=cfg.state.table_prefix)
+        assert lease.try_acquire() is not None  # released at the end
+        with pytest.raises(UnknownSymbol):
+            await remove_symbol(cfg, state_path=path, symbol="NOPE-USDT-PERP", client=sim)
+    finally:
+        await sim.aclose()
+        store.close()
+
+
+async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tuple[Durable, SimVenue]) -> None:
+    """A symbol added on an account that already holds a position: the recovery (read the venue, commit
+    the FILLED slots) is the workflow ``recover-position:<account>:<symbol>:<epoch>``; it runs once, and
+    the slots hold exactly the venue's position; a restart of the symbol does not recover it again."""
+    d, sim = durable
+    fleet = d.fleet
+    await sim.place_order(
+        order_pb2.Order(
+            client_order_id="manual-eth",
+            symbol=ETH,
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_MARKET,
+            quantity="0.3",
+        )
+    )
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    engine = fleet.runs[ETH].engine
+    assert engine is not None
+    epoch = engine.recovery.epoch
+    workflow_id = f"recover-position:{d.account}:{ETH}:{epoch}"
+    assert await _until_status(workflow_id) == "SUCCESS"
+    handle: Any = await DBOS.retrieve_workflow_async(workflow_id)
+    recovered = await handle.get_result()
+    assert recovered["quantity"] == "0.3" and recovered["slots"] > 0
+    await fleet.pause(ETH)
+    await fleet.resume(ETH)
+    await _until(lambda: fleet.runs[ETH].state == "running")
+    # Not recovered twice: the slots hold what the venue holds (the grid trades on meanwhile).
+    venue: list[Decimal] = []
+
+    async def agree() -> bool:
+        (pos,) = await sim.get_positions([ETH])
+        venue[:] = [Decimal(pos.quantity)]
+        return sum(s.position for s in fleet.store.load_slots(ETH).values()) == venue[0]
+
+    deadline = time.monotonic() + 30
+    while not await agree():
+        assert time.monotonic() < deadline, (venue, fleet.store.load_slots(ETH))
+        await asyncio.sleep(0.1)
+    ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
+    assert sorted(w.workflow_id for w in ours if ETH in w.workflow_id) == [workflow_id]

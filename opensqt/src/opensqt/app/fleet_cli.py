@@ -3,6 +3,11 @@
 ``symbols`` writes the durable registry (engine/symbols.py) in the state database the config names; a
 running fleet applies the change within a second (its registry sync), a stopped one at its next start.
 It needs no HTTP endpoint and no token: whoever can write the state database already owns the account.
+
+``symbols remove`` does the venue cleanup too: it runs the same remove-symbol workflow as the HTTP
+endpoint (stop, cancel its orders, sweep the venue, keep the position), in this process when no fleet
+owns the account (it takes the account lease), else through the running fleet (app/multi.py
+``remove_symbol``).
 """
 
 from __future__ import annotations
@@ -134,7 +139,33 @@ def register(app: typer.Typer) -> None:
 
     _status_command("pause", "paused", "Stop SYMBOL's engine and cancel its orders; the position is kept.")
     _status_command("resume", "active", "Start a paused SYMBOL again (its state is recovered).")
-    _status_command("remove", "removed", "Stop SYMBOL for good: cancel its orders, keep its position.")
+
+    @symbols.command("remove")
+    def remove(
+        symbol: Annotated[str, typer.Argument()], *, config: ConfigOpt, state: StateOpt = DEFAULT_STATE
+    ) -> None:
+        """Stop SYMBOL for good: cancel its orders at the venue (the remove workflow), keep its position."""
+        from opensqt.app.multi import remove_symbol
+        from opensqt.engine.lease import Fenced
+        from opensqt.engine.symbols import UnknownSymbol
+
+        cfg = _config(config)
+        try:
+            result = asyncio.run(remove_symbol(cfg, state_path=state, symbol=symbol))
+        except UnknownSymbol:
+            raise _fail(f"{symbol}: not registered on account {cfg.state.account_key(cfg.venue)!r}") from None
+        except Fenced as exc:
+            raise _fail(str(exc)) from None
+        if result is None:
+            typer.echo(
+                f"{symbol}: removed; the running fleet stops it and cancels its orders (remove workflow)"
+            )
+            return
+        swept = result.get("swept") or {}
+        typer.echo(
+            f"{symbol}: removed; {result.get('drained', 0)} slot order(s) settled and cancelled,"
+            f" {len(swept)} more order(s) swept at the venue; the position is kept"
+        )
 
     @symbols.command("list")
     def list_(*, config: ConfigOpt, state: StateOpt = DEFAULT_STATE) -> None:

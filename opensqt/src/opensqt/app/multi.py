@@ -15,6 +15,12 @@ mid-way and restarted, finishes the operation exactly once.
 
 Every change goes through the durable registry first (engine/symbols.py); ``opensqt symbols ...`` writes
 the same registry from another process and the running fleet picks it up within a second.
+
+``opensqt symbols remove`` (:func:`remove_symbol`) runs the SAME remove-symbol workflow as the endpoint:
+with no fleet up it takes the account lease and runs it in its own process (DBOS executor
+``opensqt-cli``: run again after a crash, it finishes its own removal); while a fleet owns the account
+it writes the registry and the fleet's watcher runs the workflow (same workflow id, derived from the
+registry change).
 """
 
 from __future__ import annotations
@@ -37,14 +43,16 @@ from cqvx.secrets import Secret
 from opensqt.app.runner import _prepare_state_dir, _serve, acquire_lease, build_client
 from opensqt.config import Config
 from opensqt.engine.fleet import Fleet, symbol_config
-from opensqt.engine.lease import Fenced
+from opensqt.engine.lease import AccountLease, Fenced, LeaseHeld
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.engine.symbols import SymbolEntry, SymbolRegistry, UnknownSymbol
 from opensqt.engine.workflows import Durable, system_database_url
 from opensqt.live.http import StatusServer
 from opensqt.ui.fleet_view import run_fleet_view
 
-__all__ = ["add_control_routes", "run_fleet"]
+__all__ = ["add_control_routes", "remove_symbol", "run_fleet"]
+
+CLI_EXECUTOR = "opensqt-cli"
 
 
 async def run_fleet(
@@ -130,6 +138,63 @@ async def run_fleet(
     if lost:
         raise Fenced(lost[0])
     return final
+
+
+async def remove_symbol(
+    config: Config,
+    *,
+    state_path: Path,
+    symbol: str,
+    client: VenueClient | None = None,
+    speed: float = 1.0,
+) -> dict[str, Any] | None:
+    """Remove ``symbol`` from the account's fleet with its venue cleanup (the remove-symbol workflow:
+    stop, cancel its orders, sweep the venue; the position is kept).  Returns the workflow's result, or
+    None when a running fleet owns the account: the registry says ``removed`` and that fleet runs the
+    workflow.  Raises ``UnknownSymbol``."""
+    state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
+    st = config.state
+    store = StateStore(config.state.url or sqlite_url(state_path), table_prefix=st.table_prefix)
+    account = st.account_key(config.venue)
+    registry = SymbolRegistry(store.engine, account, table_prefix=st.table_prefix)
+    lease = AccountLease(store.engine, account, ttl=float(st.lease_seconds), table_prefix=st.table_prefix)
+    try:
+        await asyncio.to_thread(registry.get, symbol)  # UnknownSymbol before anything changes
+        try:
+            await lease.acquire(wait=False)
+        except LeaseHeld:
+            await asyncio.to_thread(registry.set_status, symbol, "removed")
+            return None
+    except BaseException:
+        store.close()
+        raise
+    # The owner now: the registry change first (the intent, and the workflow id's origin), then the
+    # workflow in this process.
+    store.fence = lease.fence_check
+    keeper = asyncio.create_task(lease.keep(lambda _message: None))  # lost: the fence refuses writes
+    own_client = client is None
+    durable: Durable | None = None
+    try:
+        entry = await asyncio.to_thread(registry.set_status, symbol, "removed")
+        venue = client or await build_client(config, speed=speed)
+        try:
+            fleet = Fleet(config, venue, store, registry, launches=False)
+            durable = Durable(fleet, system_database_url(store.url, state_path), executor=CLI_EXECUTOR)
+            durable.launch()
+            return await durable.remove_registered(entry)
+        finally:
+            if own_client:
+                await venue.aclose()
+    finally:
+        if durable is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(durable.destroy)
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(lease.release)
+        store.close()
 
 
 def _health(fleet: Fleet) -> tuple[bool, dict[str, str]]:

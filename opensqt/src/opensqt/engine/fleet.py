@@ -16,6 +16,15 @@ Rules:
 * Pause and remove stop the symbol's engine and cancel its live orders (both bounded by ``stop_timeout``:
   a stuck venue call cannot hold the fleet); the position is kept (its slots stay in the store, so resume
   or a re-add recovers it and the grid closes it).  Nothing here places orders directly.
+* A removal written to the registry by another process (``opensqt symbols remove``) is not applied by
+  the watcher itself: it hands it to :attr:`Fleet.remover` (the DBOS remove-symbol workflow, set by
+  ``engine/workflows.py``), so the CLI and the HTTP endpoint run the same operation.  A removal already
+  under way (:meth:`Fleet.claim_removal`) is never handed over twice.
+* :meth:`Fleet.drain` settles a symbol no engine of this fleet runs (a CLI removal with no fleet up, an
+  engine whose stop did not finish): a one-shot engine recovers its state (every order looked up, fills
+  recorded) and stops cancelling its orders.
+* Symbol tasks start from an empty ``contextvars`` context: a sync run inside a DBOS workflow step (add,
+  resume) must not leak the step's context into a long-lived engine, which starts workflows of its own.
 * Every engine shares the fleet's :class:`EngineMetrics` (series are labelled by symbol) and the store's
   fence (``engine/lease.py``): one lease covers every symbol of the account.
 """
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -100,8 +111,12 @@ class Fleet:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        launches: bool = True,
     ) -> None:
         self.config = config
+        # False: a fleet that never starts a symbol's engine (``opensqt symbols remove``'s, which only runs
+        # the remove workflow; its drain's one-shot engine places nothing).
+        self.launches = launches
         self.client = client
         self.store = store
         self.registry = registry
@@ -116,6 +131,12 @@ class Fleet:
         self._rng = rng
         self._clock = clock
         self.runs: dict[str, SymbolRun] = {}
+        # Set by the durable runtime: runs the remove-symbol workflow for a registry removal.
+        self.remover: Callable[[SymbolEntry], Awaitable[object]] | None = None
+        # Set by the durable runtime: runs a symbol's position recovery as a workflow (symbol, store epoch).
+        self.position_runner: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
+        self._removing: set[str] = set()
+        self._removals: set[asyncio.Task[None]] = set()
         self._sync_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         r = self.metrics.registry
@@ -140,6 +161,10 @@ class Fleet:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        for task in list(self._removals):  # a delegated removal in flight: the workflow resumes later
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         async with self._sync_lock:
             await asyncio.gather(
                 *(self._stop_run(r, "stopping", cancel_orders) for r in list(self.runs.values()))
@@ -149,7 +174,7 @@ class Fleet:
         while True:
             await self._sleep(self.poll)
             try:
-                await self.sync()
+                await self.sync(delegate=True)
             except Exception:  # the registry's database may be briefly away; the engines keep running
                 log.exception("fleet: registry sync failed")
 
@@ -176,19 +201,70 @@ class Fleet:
         await self.sync()
         return self.symbol_status(symbol)
 
-    async def sync(self) -> None:
-        """Make the running engines match the registry (idempotent)."""
+    async def sync(self, *, delegate: bool = False) -> None:
+        """Make the running engines match the registry (idempotent).  ``delegate`` (the watcher): a
+        removal of a running symbol goes to :attr:`remover` instead of being applied here."""
         async with self._sync_lock:
             entries = await asyncio.to_thread(self.registry.entries)
             for entry in entries:
                 run = self.runs.get(entry.symbol)
                 running = run is not None and run.task is not None and not run.task.done()
                 if entry.status == "active" and not running:
-                    self._launch(entry)
+                    if self.launches:
+                        self._launch(entry)
                 elif entry.status != "active" and run is None:
                     self.runs[entry.symbol] = SymbolRun(entry.symbol, state=entry.status)
                 elif entry.status != "active" and run is not None and run.state != entry.status:
+                    if delegate and entry.status == "removed" and self.remover is not None:
+                        if self.claim_removal(entry.symbol):
+                            task = asyncio.create_task(
+                                self._delegated_removal(entry), context=contextvars.Context()
+                            )
+                            self._removals.add(task)
+                            task.add_done_callback(self._removals.discard)
+                        continue
                     await self._stop_run(run, entry.status, True)
+
+    def claim_removal(self, symbol: str) -> bool:
+        """Mark ``symbol``'s removal as under way; False when it already is."""
+        if symbol in self._removing:
+            return False
+        self._removing.add(symbol)
+        return True
+
+    def release_removal(self, symbol: str) -> None:
+        self._removing.discard(symbol)
+
+    async def _delegated_removal(self, entry: SymbolEntry) -> None:
+        assert self.remover is not None
+        try:
+            await self.remover(entry)
+        except Exception:  # the workflow failed: at least stop the engine and cancel its orders here
+            log.exception("fleet: remove workflow failed; stopping the symbol directly", symbol=entry.symbol)
+            self.release_removal(entry.symbol)
+            await self.sync()
+        finally:
+            self.release_removal(entry.symbol)
+
+    async def drain(self, symbol: str) -> int:
+        """Settle a symbol no engine of this fleet runs: when its slots still hold orders, a one-shot
+        engine recovers them (lookups, fills recorded) and stops cancelling them.  Returns how many slot
+        orders there were (0: nothing to do).  Bounded by ``start_timeout`` + ``stop_timeout``."""
+        run = self.runs.get(symbol)
+        if run is not None and (run.engine is not None or run.state in ("starting", "running", "restarting")):
+            return 0  # a live engine: sync stops it (with its cancels)
+        slots = await asyncio.to_thread(self.store.load_slots, symbol)
+        held = sum(1 for s in slots.values() if s.order is not None)
+        if not held:
+            return 0
+        entry = await asyncio.to_thread(self.registry.get, symbol)
+        engine = self._factory(symbol_config(self.config, entry))
+        try:
+            await asyncio.wait_for(engine.start(run_tasks=False, check=False), self.start_timeout)
+        finally:
+            await self._bounded_stop(engine, cancel_orders=True)
+        log.info("symbol drained", symbol=symbol, orders=held)
+        return held
 
     async def settled(self, symbol: str, timeout: float | None = None) -> str:
         """The symbol's state once it has left ``starting`` / ``stopping`` (or when ``timeout`` passes)."""
@@ -220,7 +296,11 @@ class Fleet:
     def _launch(self, entry: SymbolEntry) -> None:
         run = self.runs.setdefault(entry.symbol, SymbolRun(entry.symbol))
         run.state = "starting"
-        run.task = asyncio.create_task(self._supervise(run, entry), name=f"symbol-{entry.symbol}")
+        # A fresh context: a sync run by a workflow step must not hand the step's DBOS context to a
+        # long-lived symbol task (its engine starts workflows of its own, e.g. position recovery).
+        run.task = asyncio.create_task(
+            self._supervise(run, entry), name=f"symbol-{entry.symbol}", context=contextvars.Context()
+        )
 
     async def _supervise(self, run: SymbolRun, entry: SymbolEntry) -> None:
         attempt = 0
@@ -228,6 +308,8 @@ class Fleet:
             engine: GridEngine | None = None
             try:
                 engine = self._factory(symbol_config(self.config, entry))
+                if self.position_runner is not None:
+                    engine.recovery.runner = functools.partial(self.position_runner, run.symbol)
                 run.engine = engine
                 await asyncio.wait_for(engine.start(), self.start_timeout)
                 run.state, run.running_since = "running", self._clock()

@@ -89,11 +89,14 @@ class LateOrders:
         async with ledger.lock:
             if ledger.slot_for(cid) is not None:
                 return None  # bound meanwhile (a reused id, or a report)
+            # Read again under the lock: a report may have recorded a fill of it during the lookup.
+            row = ledger.issued.get(cid, row)
             slot = ledger.slots.get(row.level) or Slot(row.level)
             is_open = fresh.status in OPEN_STATUSES
             if (
                 is_open
                 and row.filled == 0
+                and not ledger.recorded.get(cid)
                 and fits(slot, row.side, row.quantity, neutral=self.ctx.params.neutral)
             ):
                 intent = OrderIntent(

@@ -14,8 +14,15 @@ Rules:
   cycle), so an order of ours that no slot expects (a late landing) maps back to its slot, after a
   restart too.  :attr:`SlotLedger.sent_at` is when each in-flight id was last sent (monotonic; after a
   restart, the load time: nothing of the dead process was sent later).
-* A fill is keyed by the venue trade id, else ``<cid>@<cumulative>``; the quantity applied is always
-  ``cumulative - already filled``, so a replay (reconnect, lookup after a report) adds nothing.
+* A fill is keyed ``<cid>@<cumulative after it>`` on EVERY path that knows the order's cumulative
+  quantity: a stream report, a lookup (reconciler, recovery after a restart, a duplicate placement's
+  answer), a late order.  Only a report of a single fill without a cumulative figure is keyed by its
+  venue trade id (its only identity; what tells its replay after a restart).
+* The quantity applied is ``cumulative - already filled``, where "already filled" is the larger of the
+  bound order's figure and :attr:`SlotLedger.recorded` (the store's fills of that client order id): a
+  fill recorded while no slot held the id (a late landing, applied to its level's position then) is
+  never applied again when the id is bound later, and a fill key the store already holds makes the
+  ledger re-read what is recorded instead of guessing.  A replay adds nothing.
 
 The ledger does no venue I/O: what the venue said arrives as :class:`VenueOrderState` or a report.
 """
@@ -84,6 +91,7 @@ class SlotLedger:
         # asks for a reconciler pass, which binds or cancels it.
         self.on_unexpected: Callable[[str], None] = lambda _cid: None
         self.seen_fills: set[str] = set()
+        self.recorded: dict[str, Decimal] = {}  # client order id -> quantity of its recorded fills
         self.fills: list[FillEvent] = []
 
     # ------------------------------------------------------------------------------ loading, anchor
@@ -104,6 +112,7 @@ class SlotLedger:
                 self.sent_at[s.order.client_order_id] = now
         for f in await self.store.run(st.load_fills, self.symbol):
             self.seen_fills.add(f.fill_key)
+            self.recorded[f.client_order_id] = self.recorded.get(f.client_order_id, ZERO) + f.quantity
             self.stats.realized_pnl += f.realized_pnl
             self.stats.fills += 1
             self.fills.append(FillEvent(f.ts, f.level, f.side, f.price, f.quantity, f.realized_pnl))
@@ -282,7 +291,7 @@ class SlotLedger:
             state = VenueOrderState.from_report(report)
             last_qty = dec_or_none(report.last_quantity, "last_quantity")
             last_px = dec_or_none(report.last_price, "last_price")
-            key = report.trade_id or None
+            key: str | None = None  # keyed by cumulative (module docstring) unless only a trade id tells
             known = slot.order.filled if slot is not None and slot.order is not None else None
             if known is None and issued is not None:
                 known = issued.filled
@@ -290,6 +299,8 @@ class SlotLedger:
                 # A venue that reports only per-fill quantities: rebuild the cumulative figure.  A replay
                 # of a trade already applied (reconnect) must add nothing, and without a cumulative figure
                 # only its trade id can tell.
+                key = report.trade_id or None
+                known = max(known, self.recorded.get(cid, ZERO))
                 replay = key is not None and key in self.seen_fills
                 state = VenueOrderState(
                     state.order_id, state.status, known + (ZERO if replay else last_qty), None
@@ -311,6 +322,7 @@ class SlotLedger:
         trade_key: str | None = None,
         last_price: Decimal | None = None,
         fee: Decimal = ZERO,
+        _retry: bool = False,
     ) -> None:
         """Record the fills of an issued order that no slot holds (a late landing, or one being cancelled
         because its slot moved on) in its level's position and PnL: no fill of ours is dropped.  Lock held.
@@ -318,18 +330,15 @@ class SlotLedger:
         row = self.issued.get(cid)
         if row is None or self.slot_for(cid) is not None:
             return
+        done = max(row.filled, self.recorded.get(cid, ZERO))
         new_row = replace(
             row,
             status="late",
-            filled=max(row.filled, state.cumulative),
+            filled=max(done, state.cumulative),
             order_id=state.order_id or row.order_id,
         )
-        delta = state.cumulative - row.filled
-        key = (
-            trade_key
-            if trade_key and trade_key not in self.seen_fills
-            else f"{cid}@{dec_str(state.cumulative)}"
-        )
+        delta = state.cumulative - done
+        key = _fill_key(cid, state.cumulative, trade_key, self.seen_fills)
         slot = self.slots.get(row.level) or Slot(row.level)
         if delta <= 0 or key in self.seen_fills:
             if row.status not in FINAL_ORDER_STATUSES and new_row != row:
@@ -338,11 +347,20 @@ class SlotLedger:
         price = last_price if last_price is not None and last_price > 0 else state.average_price or row.price
         trial = slot.copy()
         realized = trial.external_fill(row.side, delta, price)
+        # The venue holds this id now: the level's next placement takes a new one (a reuse would be a
+        # second order at a venue that only refuses ids among OPEN orders).
+        trial.cycle = max(trial.cycle, row.cycle)
         fill = FillRow(key, cid, self.symbol, row.level, row.side, price, delta, fee, realized, self._wall())
         if await self.write([trial], [new_row], fill):
             self.slots.setdefault(row.level, slot).assume(trial)
             self.count_fill(fill, realized, complete=new_row.filled >= row.quantity)
             log.warning("recorded a fill of an order no slot holds", cid=cid, level=row.level, qty=str(delta))
+        elif not _retry:
+            # Recorded by a path this ledger did not see: learn what is recorded, then settle the rest.
+            await self._reread_fills()
+            await self.record_late(
+                cid, state, trade_key=trade_key, last_price=last_price, fee=fee, _retry=True
+            )
         else:
             self.seen_fills.add(key)
 
@@ -355,6 +373,7 @@ class SlotLedger:
         trade_key: str | None = None,
         last_price: Decimal | None = None,
         fee: Decimal = ZERO,
+        _retry: bool = False,
     ) -> None:
         """Adopt the venue's view of the slot's order: ack, fills up to ``cumulative``, terminal state.
 
@@ -389,6 +408,7 @@ class SlotLedger:
                 trial.ack(state.order_id)
             if state.order_id and not order.order_id:
                 order.order_id = state.order_id
+            credited = self._credit_recorded(trial, order)
             delta = state.cumulative - order.filled
             if delta > 0:
                 price = _fill_price(
@@ -398,11 +418,7 @@ class SlotLedger:
                     delta=delta,
                     last_price=last_price,
                 )
-                key = (
-                    trade_key
-                    if trade_key and trade_key not in self.seen_fills
-                    else f"{cid}@{dec_str(state.cumulative)}"
-                )
+                key = _fill_key(cid, state.cumulative, trade_key, self.seen_fills)
                 if key not in self.seen_fills:
                     result = trial.fill(delta, price)
                     fill = FillRow(
@@ -420,6 +436,9 @@ class SlotLedger:
             status = "placed"
             if result is not None:
                 status = "filled" if result.complete else "partial"
+            elif credited and trial.order is order and order.filled >= order.quantity:
+                trial.close()  # complete by fills recorded before it was bound: nothing more to come
+                status = "filled"
             if trial.order is order and state.status in TERMINAL_STATUSES:
                 po = order.post_only and order.filled == 0 and state.status in _POST_ONLY_CLOSE
                 if state.status == order_pb2.ORDER_STATUS_FILLED:
@@ -433,10 +452,16 @@ class SlotLedger:
             log.error("illegal slot transition", cid=cid, error=str(exc))
             return
         if not await self.write([trial], [self.order_row(slot.level, order, status)], fill):
-            # The fill was recorded before (a replay this process had not seen): apply none of it.
+            # The fill key is recorded already (by a path this ledger did not see): apply none of this
+            # computation; learn what the store holds for the order, and settle again from there.
             assert fill is not None
-            self.seen_fills.update((fill.fill_key, f"{cid}@{dec_str(state.cumulative)}"))
-            await self.apply_state(slot, cid, state, trade_key=trade_key, last_price=last_price, fee=fee)
+            if _retry:
+                self.seen_fills.update((fill.fill_key, f"{cid}@{dec_str(state.cumulative)}"))
+            else:
+                await self._reread_fills()
+            await self.apply_state(
+                slot, cid, state, trade_key=trade_key, last_price=last_price, fee=fee, _retry=True
+            )
             return
         slot.assume(trial)
         if slot.state in (SlotState.LOCKED, SlotState.FREE):
@@ -446,9 +471,34 @@ class SlotLedger:
         if fill is not None and result is not None:
             self.count_fill(fill, result.realized_pnl, complete=result.complete)
 
+    def _credit_recorded(self, trial: Slot, order: OrderIntent) -> bool:
+        """Fills of this order's id the store holds beyond what the bound order counts (recorded while
+        no slot held the id: in its level's position already) become the order's, position unchanged,
+        so only what the venue filled beyond them is applied.  Returns whether any was credited."""
+        recorded = min(self.recorded.get(order.client_order_id, ZERO), order.quantity)
+        credit = recorded - order.filled
+        if credit <= 0:
+            return False
+        log.warning(
+            "bound order takes over fills recorded for its id", cid=order.client_order_id, qty=str(credit)
+        )
+        order.filled = recorded
+        order.fill_cost += credit * order.price
+        trial.post_only_rejects = 0
+        return True
+
+    async def _reread_fills(self) -> None:
+        """The store's fills of the symbol (after a fill key collided): seen keys, recorded quantities."""
+        recorded: dict[str, Decimal] = {}
+        for f in await self.store.run(self.store.store.load_fills, self.symbol):
+            self.seen_fills.add(f.fill_key)
+            recorded[f.client_order_id] = recorded.get(f.client_order_id, ZERO) + f.quantity
+        self.recorded.update(recorded)
+
     def count_fill(self, row: FillRow, realized: Decimal, *, complete: bool) -> None:
         """A committed fill, now applied in memory: seen, stats, the view's list, metrics."""
         self.seen_fills.add(row.fill_key)
+        self.recorded[row.client_order_id] = self.recorded.get(row.client_order_id, ZERO) + row.quantity
         self.stats.fills += 1
         self.stats.realized_pnl += realized
         self.stats.fees += row.fee
@@ -457,6 +507,13 @@ class SlotLedger:
         self.metrics.volume.labels(symbol=self.symbol, side=s).inc(float(row.quantity))
         if complete:
             self.metrics.orders_filled.labels(symbol=self.symbol, side=s).inc()
+
+
+def _fill_key(cid: str, cumulative: Decimal, trade_key: str | None, seen: set[str]) -> str:
+    """``<cid>@<cumulative>``; a per-fill report's trade id (no cumulative figure) when not seen yet."""
+    if trade_key and trade_key not in seen:
+        return trade_key
+    return f"{cid}@{dec_str(cumulative)}"
 
 
 def _fill_price(

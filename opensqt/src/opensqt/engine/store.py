@@ -90,7 +90,7 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class FillRow:
-    fill_key: str  # venue trade id, or "<cid>@<cumulative>" for a fill learned by reconciliation
+    fill_key: str  # "<cid>@<cumulative>"; a per-fill report without a cumulative figure: its trade id
     client_order_id: str
     symbol: str
     level: int
@@ -377,8 +377,10 @@ class StateStore:
 
     def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
         """Commit slots and an audit record in ONE transaction (an operator's change is never half done,
-        and never done without its record)."""
+        and never done without its record).  Fenced like an intent: only the account's owner rewrites it."""
         with self.engine.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn)  # raises lease.Fenced: nothing is written
             slot_rows = [self._slot_row(symbol, slot) for slot in slots]
             if slot_rows:
                 conn.execute(self._slot_upsert, slot_rows)

@@ -119,16 +119,15 @@ class SymbolRegistry:
             self.add(symbol)
 
     def set_status(self, symbol: str, status: Status) -> SymbolEntry:
+        """Set the desired status; unchanged stays unchanged (``updated_at`` too: a removal's workflow id
+        is derived from it, so the same change asked again is the same workflow)."""
         if status not in STATUSES:
             raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
         t = self.table
         with self.engine.begin() as conn:
-            res = conn.execute(
+            conn.execute(
                 update(t)
-                .where(t.c.account == self.account, t.c.symbol == symbol)
+                .where(t.c.account == self.account, t.c.symbol == symbol, t.c.status != status)
                 .values(status=status, updated_at=self._wall())
-                .returning(t.c.symbol)
-            ).first()
-        if res is None:
-            raise UnknownSymbol(symbol)
-        return self.get(symbol)
+            )
+        return self.get(symbol)  # raises UnknownSymbol

@@ -1,5 +1,5 @@
 """DBOS workflows for the fleet's multi-step operations: add a symbol, remove a symbol, cancel-all on a
-risk trip.
+risk trip, position recovery.
 
 Rules:
 
@@ -8,8 +8,13 @@ Rules:
   fleet exists (``DBOS.launch()`` resumes the workflows a killed process left unfinished, and their steps
   need the fleet) and BEFORE the fleet starts its symbols.
 * Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
-  ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``; an individual cancel inside a
-  workflow is keyed by its client order id.  Starting the same id again returns the first run's result
+  ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``,
+  ``recover-position:<account>:<symbol>:<store epoch>`` (a store's position is taken over once); an
+  individual cancel inside a workflow is keyed by its client order id.  A removal written to the
+  registry (``opensqt symbols remove``, applied by the CLI itself or by the running fleet's watcher) has
+  the request
+  ``registry-<ms of the registry change>``: the CLI and the fleet derive the same id from the same
+  change.  Starting the same id again returns the first run's result
   (or joins it): a replay never makes a second side effect.  The caller chooses ``request`` (the HTTP
   request id, the risk trip's id); the same operator request retried uses the same id.
 * Every step is idempotent on its own too (DBOS runs a step again when the process died inside it):
@@ -24,7 +29,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +40,14 @@ import structlog
 from dbos import DBOS, SetWorkflowID
 
 from cqvx.errors import VenueError
+from cqvx.num import dec_str
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from opensqt.engine.fleet import Fleet
+from opensqt.engine.recovery import Recovery
+from opensqt.engine.symbols import SymbolEntry
 from opensqt.model.client_ids import is_our_client_order_id
 
-__all__ = ["Durable", "system_database_url"]
+__all__ = ["Durable", "registry_request", "system_database_url"]
 
 log = structlog.get_logger("opensqt.workflows")
 
@@ -50,6 +61,12 @@ def system_database_url(state_url: str, state_path: Path) -> str:
         base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
         return f"{base}/{db.split('?')[0]}_dbos"
     return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
+
+
+def registry_request(entry: SymbolEntry) -> str:
+    """The request part of a workflow id asked for by a registry change (``set_status`` leaves
+    ``updated_at`` alone when the status does not change, so the same change gives the same id)."""
+    return f"registry-{round(entry.updated_at * 1000)}"
 
 
 def _fleet(account: str) -> Fleet:
@@ -103,6 +120,54 @@ async def _cancel(account: str, symbol: str, cid: str) -> str:
 
 
 @DBOS.step()
+async def _drain(account: str, symbol: str) -> int:
+    """Orders the symbol's slots still hold with no engine here to cancel them (see Fleet.drain)."""
+    return await _fleet(account).drain(symbol)
+
+
+class _NotReady(RuntimeError):
+    pass
+
+
+async def _recovery(account: str, symbol: str) -> Recovery | None:
+    """The symbol's engine's recovery once it has loaded its rules and state (a workflow resumed at
+    launch runs before the fleet starts its engines: wait for it); None when the symbol is not active
+    (nothing will start it)."""
+    fleet = _fleet(account)
+    deadline = time.monotonic() + fleet.start_timeout
+    while True:
+        run = fleet.runs.get(symbol)
+        engine = run.engine if run is not None else None
+        if engine is not None and engine.ctx.rules is not None and engine.ctx.namespace:
+            return engine.recovery
+        entry = await asyncio.to_thread(fleet.registry.get, symbol)
+        if entry.status != "active":
+            return None
+        if time.monotonic() > deadline:
+            raise _NotReady(f"{symbol}: no engine to recover the position into")
+        await asyncio.sleep(0.05)
+
+
+@DBOS.step()
+async def _read_position(account: str, symbol: str) -> list[str] | None:
+    """[quantity, entry, price] the venue holds beyond the slots (recorded: a replay reads no more)."""
+    rec = await _recovery(account, symbol)
+    if rec is None:
+        return None
+    return [dec_str(x) for x in await rec.read_position()]
+
+
+@DBOS.step()
+async def _commit_position(account: str, symbol: str, found: list[str]) -> int | None:
+    """The slots holding it (a no-op when the symbol has slots: a re-run after a crash)."""
+    rec = await _recovery(account, symbol)
+    if rec is None:
+        return None
+    qty, entry, price = (Decimal(x) for x in found)
+    return len(await rec.commit_position(qty, entry, price))
+
+
+@DBOS.step()
 async def _running_symbols(account: str) -> list[str]:
     return sorted(s for s, r in _fleet(account).runs.items() if r.state not in ("paused", "removed"))
 
@@ -119,13 +184,15 @@ async def add_symbol_workflow(account: str, symbol: str, overrides: dict[str, An
 
 @DBOS.workflow()
 async def remove_symbol_workflow(account: str, symbol: str) -> dict[str, Any]:
-    """Registry -> removed, stop the engine cancelling its orders, then sweep what is still open at the
+    """Registry -> removed, stop the engine cancelling its orders (no engine running here: a one-shot
+    engine settles and cancels what its slots hold, fills recorded), then sweep what is still open at the
     venue (an order the engine could not see).  The position is kept."""
     await _register(account, symbol, "removed", None)
     state = await _apply(account, symbol)
+    drained = await _drain(account, symbol)
     leftovers = await _our_open_orders(account, symbol)
     cancels = {cid: await _cancel(account, symbol, cid) for cid in leftovers}
-    return {"symbol": symbol, "state": state, "swept": cancels}
+    return {"symbol": symbol, "state": state, "drained": drained, "swept": cancels}
 
 
 @DBOS.workflow()
@@ -142,24 +209,72 @@ async def cancel_all_workflow(account: str, reason: str) -> dict[str, Any]:
     return {"reason": reason, "paused": symbols, "swept": swept}
 
 
+@DBOS.workflow()
+async def recover_position_workflow(account: str, symbol: str) -> dict[str, Any]:
+    """Fresh store, venue position: read it, then commit the FILLED slots holding it (recovery.py)."""
+    found = await _read_position(account, symbol)
+    if found is None:
+        return {"symbol": symbol, "skipped": True}
+    slots = await _commit_position(account, symbol, found) if Decimal(found[0]) else 0
+    if slots is None:
+        return {"symbol": symbol, "skipped": True}
+    return {"symbol": symbol, "quantity": found[0], "slots": slots}
+
+
 class Durable:
     """The process's DBOS runtime bound to one fleet."""
 
-    def __init__(self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt") -> None:
+    def __init__(
+        self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt", executor: str | None = None
+    ) -> None:
         self.fleet = fleet
         self.account = fleet.registry.account
         self.system_url = system_url
         self.app_name = app_name
+        # DBOS resumes, at launch, the unfinished workflows of ITS executor id: the fleet's ("local", the
+        # default) or a one-shot CLI's own (``opensqt symbols remove`` run again finishes its removal and
+        # never resumes a fleet's workflows, which would start engines in the CLI).
+        self.executor = executor
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def launch(self) -> None:
-        """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process)."""
+        """Register the fleet and launch DBOS (resuming unfinished workflows of a killed process); from
+        now on a registry removal seen by the fleet's watcher runs the remove-symbol workflow."""
         _FLEETS[self.account] = self.fleet
-        DBOS(config={"name": self.app_name, "system_database_url": self.system_url, "log_level": "WARNING"})
+        config: dict[str, Any] = {
+            "name": self.app_name,
+            "system_database_url": self.system_url,
+            "log_level": "WARNING",
+        }
+        if self.executor is not None:
+            config["executor_id"] = self.executor
+        DBOS(config=config)  # type: ignore[arg-type]
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
         DBOS.launch()
+        self.fleet.remover = self.remove_registered
+        self.fleet.position_runner = self.recover_position
 
     def destroy(self) -> None:
+        """Shut DBOS down (from the loop's thread or another one)."""
         DBOS.destroy(destroy_registry=False)
         _FLEETS.pop(self.account, None)
+        self.fleet.remover = None
+        self.fleet.position_runner = None
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # DBOS made its thread pool the loop's default executor and has just shut it down: without a new
+        # one every later asyncio.to_thread (the lease release, the store) would fail.
+        fresh = ThreadPoolExecutor(thread_name_prefix="opensqt")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.set_default_executor(fresh)
+        else:  # runs before the caller's await of this call resumes (FIFO callbacks)
+            loop.call_soon_threadsafe(loop.set_default_executor, fresh)
 
     async def add(self, symbol: str, overrides: dict[str, Any], request: str) -> dict[str, Any]:
         return await self._run(
@@ -167,7 +282,28 @@ class Durable:
         )
 
     async def remove(self, symbol: str, request: str) -> dict[str, Any]:
-        return await self._run(f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol)
+        claimed = self.fleet.claim_removal(symbol)  # the watcher must not hand this removal over again
+        try:
+            return await self._run(
+                f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol
+            )
+        finally:
+            if claimed:
+                self.fleet.release_removal(symbol)
+
+    async def remove_registered(self, entry: SymbolEntry) -> dict[str, Any]:
+        """The removal a registry change asked for (its status is ``removed``), under the id derived from
+        that change; the fleet's watcher has claimed it."""
+        return await self._run(
+            f"remove:{self.account}:{entry.symbol}:{registry_request(entry)}",
+            remove_symbol_workflow,
+            entry.symbol,
+        )
+
+    async def recover_position(self, symbol: str, epoch: str) -> dict[str, Any]:
+        return await self._run(
+            f"recover-position:{self.account}:{symbol}:{epoch}", recover_position_workflow, symbol
+        )
 
     async def cancel_all(self, reason: str, trip: str | None = None) -> dict[str, Any]:
         trip = trip or f"{int(time.time() * 1000)}"
