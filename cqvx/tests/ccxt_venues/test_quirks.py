@@ -214,8 +214,8 @@ def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
     ("venue", "sizes"),
     [
         ("binance", (5, 10)),  # USD-M batchOrders: 5 placed, 10 cancelled per request
-        ("bybit", (10, 10)),  # v5 create-batch / cancel-batch, spot's limit (the row loads spot too)
-        ("bitget", (50, 50)),  # v2 batch-place-order orderList / batch-cancel-orders orderIdList
+        ("bybit", (0, 0)),  # documented (10, 10); singly until the fake serves create-batch
+        ("bitget", (0, 0)),  # documented (50, 50); singly until the fake serves batch-place-order
         ("okx", (0, 0)),  # not confirmed from OKX's docs here: one request per order
         ("gate", (0, 0)),  # not confirmed from Gate's docs here: one request per order
     ],
@@ -224,3 +224,11 @@ def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:
     q = quirks_for(venue)
     assert q.batch_max == sizes
     assert q.batch_place and q.batch_cancel  # the venue has the endpoints; the size decides their use
+
+
+@pytest.mark.parametrize(
+    ("venue", "native"),
+    [("binance", True), ("bybit", False), ("okx", False), ("bitget", False), ("gate", False)],
+)
+def test_native_cancel_all_only_where_proven_over_the_wire(venue: str, native: bool) -> None:
+    assert quirks_for(venue).native_cancel_all is native

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from cqvx.errors import Unavailable
 from cqvx.streams import Gap, GapListener, LiveStream
 from cqvx.testing import builders
 from cqvx.testing.mock import MockVenue
+from cqvx.testing.waits import until
 from opensqt.config import parse_config
 from opensqt.engine.context import EngineStats, GridContext
 from opensqt.engine.executor import VenueOrderState
@@ -48,13 +49,6 @@ risk:
 system:
   cancel_on_exit: false
 """
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``cond`` with a deadline (no fixed sleep encodes the timing)."""
-    async with asyncio.timeout(timeout):
-        while not cond():  # noqa: ASYNC110 - polling state the loops change, with a deadline
-            await asyncio.sleep(0.005)
 
 
 class _Sleeps:
@@ -93,7 +87,7 @@ async def test_supervisor_restarts_a_failing_loop_with_the_jittered_backoff() ->
         on_unexpected=lambda: unexpected.append(1), sleep=sleeps, rng=random.Random(7), clock=lambda: 0.0
     )
     sup.spawn("stream", body, after_restart=after_restart)
-    await _until(lambda: runs == 4)
+    await until(lambda: runs == 4)
     assert unexpected == [1]
     assert after == [1, 2, 3]
     assert sup.restarts == {"stream": 3}
@@ -118,9 +112,9 @@ async def test_supervisor_periodic_pass_survives_failures_and_wakes_on_request()
     sup = Supervisor(on_unexpected=lambda: unexpected.append(1))
     sup.every("reconcile", 3600, one_pass, wake=wake)
     wake.set()
-    await _until(lambda: len(passes) == 1)
+    await until(lambda: len(passes) == 1)
     wake.set()
-    await _until(lambda: len(passes) == 2)
+    await until(lambda: len(passes) == 2)
     assert unexpected == [1]
     assert sup.running == ["opensqt-reconcile"]
     await sup.stop()
@@ -229,8 +223,8 @@ async def test_price_monitor_resubscribes_with_the_one_backoff() -> None:
         for _ in range(3):
             await hub.wait_subscribed()
             hub.fail(Unavailable("gone"))
-            await _until(lambda: monitor.reconnects == len(sleeps.calls) and sleeps.calls != [])
-        await _until(lambda: len(sleeps.calls) >= 3)
+            await until(lambda: monitor.reconnects == len(sleeps.calls) and sleeps.calls != [])
+        await until(lambda: len(sleeps.calls) >= 3)
         # Full jitter under 0.2, 0.4, 0.8: never the fixed doubling (lockstep) of before.
         assert all(0 <= d <= cap for d, cap in zip(sleeps.calls, [0.2, 0.4, 0.8], strict=False))
         assert "Unavailable" in monitor.last_error
@@ -287,10 +281,10 @@ async def test_engine_reconciles_on_a_gap_of_any_live_stream(tmp_path: Path) -> 
     engine = GridEngine(parse_config(CFG, {}), venue, StateStore(sqlite_url(tmp_path / "s.db")))
     await engine.start()
     try:
-        await _until(lambda: len(stream.listeners) == 1)
+        await until(lambda: len(stream.listeners) == 1)
         assert engine.recon.runs == 0  # reconcile_interval is an hour
         stream.gap()
-        await _until(lambda: engine.recon.runs == 1)
+        await until(lambda: engine.recon.runs == 1)
         assert engine.recon.status == "completed"
     finally:
         await engine.stop()

@@ -6,8 +6,7 @@ The sim runs on its wall clock at 10x; assertions poll with a deadline (no fixed
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from cqc.markets.v1.instrument_pb2 import Instrument
 from cqvx.backoff import Backoff
+from cqvx.testing.waits import until
 from cqvx.types import OPEN_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -37,13 +37,6 @@ def _sim() -> SimVenue:
     sim = SimVenue.default(seed=4, speed=10, instruments=(spot, *perps))
     sim.start()
     return sim
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def _open_orders(sim: SimVenue, symbol: str) -> list[Any]:
@@ -86,9 +79,12 @@ async def test_symbols_run_side_by_side_and_pause_resume_remove_at_runtime(
     await fleet.start()
     try:
         await fleet.add(ETH, ETH_GRID)
-        await _until(lambda: all(r.state == "running" for r in fleet.runs.values()) and len(fleet.runs) == 2)
+        await until(
+            lambda: all(r.state == "running" for r in fleet.runs.values()) and len(fleet.runs) == 2,
+            timeout=30.0,
+        )
         for sym in (BTC, ETH):
-            await _until(lambda s=sym: _placed(fleet, s))  # type: ignore[misc]
+            await until(lambda s=sym: _placed(fleet, s), timeout=30.0)  # type: ignore[misc]
         assert set(fleet.status()["symbols"]) == {BTC, ETH}
         assert fleet.status()["symbols"][ETH]["engine"]["symbol"] == ETH
 
@@ -99,11 +95,11 @@ async def test_symbols_run_side_by_side_and_pause_resume_remove_at_runtime(
         assert btc is not None
         placed = btc.stats.placed
         ticks = btc.stats.ticks
-        await _until(lambda: btc.stats.ticks > ticks + 5)  # BTC trades on
+        await until(lambda: btc.stats.ticks > ticks + 5, timeout=30.0)  # BTC trades on
         assert fleet.runs[BTC].state == "running" and btc.stats.placed >= placed
 
         await fleet.resume(ETH)
-        await _until(lambda: fleet.runs[ETH].state == "running")
+        await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
         await fleet.remove(ETH)
         assert fleet.runs[ETH].state == "removed" and registry.get(ETH).status == "removed"
         assert await _open_orders(sim, ETH) == []
@@ -122,9 +118,9 @@ async def test_registry_changes_from_another_process_are_picked_up(
     try:
         other = SymbolRegistry(StateStore(store.url).engine, "sim")  # a second connection, like the CLI
         other.add(SOL, {"price_interval": "0.2", "order_quantity": "100", "min_order_value": "20"})
-        await _until(lambda: SOL in fleet.runs and fleet.runs[SOL].state == "running")
+        await until(lambda: SOL in fleet.runs and fleet.runs[SOL].state == "running", timeout=30.0)
         other.set_status(SOL, "paused")
-        await _until(lambda: fleet.runs[SOL].state == "paused")
+        await until(lambda: fleet.runs[SOL].state == "paused", timeout=30.0)
         with pytest.raises(UnknownSymbol):
             other.set_status("NOPE-USDT", "paused")
     finally:
@@ -155,10 +151,10 @@ async def test_a_failing_and_a_stuck_symbol_never_stop_the_others(
         registry.add(ETH, ETH_GRID)
         registry.add(SOL, {"price_interval": "0.2"})
         await fleet.sync()
-        await _until(lambda: fleet.runs[BTC].state == "running")
-        await _until(lambda: fleet.runs[ETH].state == "running")
+        await until(lambda: fleet.runs[BTC].state == "running", timeout=30.0)
+        await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
         assert fleet.runs[ETH].restarts == 3 and "venue hiccup" in fleet.runs[ETH].last_error
-        await _until(lambda: fleet.runs[SOL].restarts >= 2)
+        await until(lambda: fleet.runs[SOL].restarts >= 2, timeout=30.0)
         assert fleet.runs[SOL].state in ("starting", "restarting")
         assert "TimeoutError" in fleet.runs[SOL].last_error
         assert fleet.status()["symbols"][SOL]["restarts"] >= 2
@@ -167,7 +163,7 @@ async def test_a_failing_and_a_stuck_symbol_never_stop_the_others(
         btc = fleet.runs[BTC].engine
         assert btc is not None and btc.stats.placed > 0
         stuck.set()
-        await _until(lambda: fleet.runs[SOL].state == "running")
+        await until(lambda: fleet.runs[SOL].state == "running", timeout=30.0)
     finally:
         await fleet.stop(cancel_orders=True)
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cqvx.secrets import Secret
+from cqvx.testing.waits import until
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 from opensqt.app.multi import run_fleet
@@ -45,13 +44,6 @@ def _config() -> Config:
     return cfg.model_copy(update={"http": http})
 
 
-async def _until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
     sim = _sim()
     cfg = _config()
@@ -71,7 +63,7 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         )
     )
     try:
-        await _until(lambda: bool(started) or run.done())
+        await until(lambda: bool(started) or run.done(), timeout=30.0)
         fleet, port = started[0]
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -90,7 +82,9 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
                 base + "/symbols", json={"symbol": SOL, "overrides": {"price_interval": "-1"}}, headers=auth
             ) as r:
                 assert r.status == 400  # an invalid config is refused before it is registered
-            await _until(lambda: fleet.runs.get(ETH) is not None and fleet.runs[ETH].state == "running")
+            await until(
+                lambda: fleet.runs.get(ETH) is not None and fleet.runs[ETH].state == "running", timeout=30.0
+            )
             async with http.post(base + f"/symbols/{ETH}/pause", headers=auth) as r:
                 assert r.status == 200 and (await r.json())["state"] == "paused"
             async with http.post(base + "/symbols/NOPE-USDT/pause", headers=auth) as r:
@@ -111,8 +105,8 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         res = runner.invoke(app, ["symbols", "add", SOL, "--set", "price_interval=0.2", *common])
         assert res.exit_code == 0, res.output
-        await _until(lambda: fleet.runs[ETH].state == "running")
-        await _until(lambda: SOL in fleet.runs and fleet.runs[SOL].state == "running")
+        await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
+        await until(lambda: SOL in fleet.runs and fleet.runs[SOL].state == "running", timeout=30.0)
         res = runner.invoke(app, ["symbols", "list", *common])
         assert res.exit_code == 0 and f"{SOL}\tactive" in res.output
         res = runner.invoke(app, ["symbols", "pause", "NOPE-USDT", *common])
@@ -141,7 +135,7 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         assert res.exit_code == 2 and "not registered" in res.output
         res = await asyncio.to_thread(runner.invoke, app, ["symbols", "remove", ETH, *common])
         assert res.exit_code == 0 and "the running fleet" in res.output, res.output
-        await _until(lambda: fleet.runs[ETH].state == "removed")
+        await until(lambda: fleet.runs[ETH].state == "removed", timeout=30.0)
 
         # One owner per account: a second process on the same state is refused.
         with pytest.raises(LeaseHeld, match="owned by another engine"):

@@ -9,7 +9,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from dbos import DBOS
 
 from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
+from cqvx.testing.waits import until
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -33,13 +34,6 @@ from opensqt.engine.workflows import Durable, registry_request, system_database_
 
 BTC, ETH = "BTC-USDT-PERP", "ETH-USDT-PERP"
 PG_BASE = os.environ.get("OPENSQT_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def _system_url(kind: str, tmp_path: Path) -> str:
@@ -109,7 +103,7 @@ async def test_add_and_remove_run_once_per_intent(durable: tuple[Durable, SimVen
     sim.cancel_order = counting_cancel  # type: ignore[method-assign]
     first = await d.add(ETH, {"price_interval": "3"}, request="r1")
     assert first == {"symbol": ETH, "state": "running"}
-    await _until(lambda: _placed(fleet, ETH))
+    await until(lambda: _placed(fleet, ETH), timeout=30.0)
     removed = await d.remove(ETH, request="r2")
     assert removed["state"] == "removed" and await _ours_open(sim, ETH) == []
     n = len(calls)
@@ -124,7 +118,9 @@ async def test_cancel_all_pauses_every_symbol_and_leaves_no_order(durable: tuple
     d, sim = durable
     fleet = d.fleet
     await d.add(ETH, {"price_interval": "3"}, request="a")
-    await _until(lambda: all(r.engine is not None and r.engine.stats.placed for r in fleet.runs.values()))
+    await until(
+        lambda: all(r.engine is not None and r.engine.stats.placed for r in fleet.runs.values()), timeout=30.0
+    )
     out = await d.cancel_all("volume anomaly", trip="trip-1")
     assert out["paused"] == [BTC, ETH]
     assert {s: r.state for s, r in fleet.runs.items()} == {BTC: "paused", ETH: "paused"}
@@ -140,11 +136,11 @@ async def test_a_registry_removal_runs_the_remove_workflow_once(durable: tuple[D
     d, sim = durable
     fleet = d.fleet
     await d.add(ETH, {"price_interval": "3"}, request="a")
-    await _until(lambda: _placed(fleet, ETH))
+    await until(lambda: _placed(fleet, ETH), timeout=30.0)
     other = SymbolRegistry(fleet.store.engine, fleet.registry.account)  # another process's writer
     entry = other.set_status(ETH, "removed")
     assert other.set_status(ETH, "removed") == entry  # asked again: the same change, the same id
-    await _until(lambda: fleet.runs[ETH].state == "removed")
+    await until(lambda: fleet.runs[ETH].state == "removed", timeout=30.0)
     workflow_id = f"remove:{d.account}:{ETH}:{registry_request(entry)}"
     status = await _until_status(workflow_id)
     assert status == "SUCCESS"
@@ -186,7 +182,7 @@ async def test_cli_remove_with_no_fleet_up_cleans_the_venue_once(tmp_path: Path)
         d.launch()
         await fleet.start()
         await d.add(ETH, {"price_interval": "3"}, request="a")
-        await _until(lambda: _placed(fleet, ETH) and _placed(fleet, BTC))
+        await until(lambda: _placed(fleet, ETH) and _placed(fleet, BTC), timeout=30.0)
         await fleet.stop(cancel_orders=False)  # as if killed: the orders stay at the venue
         d.destroy()
         btc_open = {o.client_order_id for o in await _ours_open(sim, BTC)}
@@ -239,7 +235,7 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
     assert recovered["quantity"] == "0.3" and recovered["slots"] > 0
     await fleet.pause(ETH)
     await fleet.resume(ETH)
-    await _until(lambda: fleet.runs[ETH].state == "running")
+    await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
     # Not recovered twice: the slots hold what the venue holds (the grid trades on meanwhile).
     venue: list[Decimal] = []
 

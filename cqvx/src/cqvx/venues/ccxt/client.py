@@ -356,7 +356,7 @@ class CcxtClient:
         opened = await self.get_orders(OrderFilter(symbol=symbol, side=side))
         done: list[order_pb2.Order] = []
         failures: list[tuple[str, VenueError]] = []
-        if side or not self._ex.has.get("cancelAllOrders"):
+        if side or not (self._quirks.native_cancel_all and self._ex.has.get("cancelAllOrders")):
             for o in opened:
                 try:
                     done.append(await self.cancel_order(symbol=o.symbol, order_id=o.order_id))
@@ -383,11 +383,13 @@ class CcxtClient:
         except VenueError as err:
             failures.extend((o.order_id, err) for o in opened)
             return
-        try:
-            after = await self.get_orders(OrderFilter(symbol=symbol, statuses=_ANY_STATUS))
-        except VenueError as err:
-            failures.extend((o.order_id, err) for o in opened)
-            return
+        after: list[order_pb2.Order] = []
+        if self._ex.has.get("fetchOrders"):  # else each order is read back by itself, below
+            try:
+                after = await self.get_orders(OrderFilter(symbol=symbol, statuses=_ANY_STATUS))
+            except VenueError as err:
+                failures.extend((o.order_id, err) for o in opened)
+                return
         by_id = {o.order_id: o for o in after}
         for o in opened:
             now = by_id.get(o.order_id)

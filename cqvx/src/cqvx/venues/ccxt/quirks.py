@@ -51,6 +51,9 @@ class VenueQuirks:
     # Orders per batch request (place, cancel) the adapter sends; 0 = one request per order (the
     # venue's batch limit not confirmed here yet).  Results are per item either way (.batch).
     batch_max: tuple[int, int] = (0, 0)
+    # The venue's own cancel-all (ccxt ``cancelAllOrders``) is used only where it is proven over the
+    # wire against a fake (Binance); elsewhere cancel-all is one cancel per open order.
+    native_cancel_all: bool = False
     # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
     # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
     ws_fill_fee_key: str = ""
@@ -96,6 +99,7 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
         batch_max=(5, 10),  # Place Multiple Orders: "Max 5 orders"; Cancel Multiple Orders: max 10 ids
+        native_cancel_all=True,  # DELETE /fapi/v1/allOpenOrders
         # ORDER_TRADE_UPDATE "n": commission of this trade (ccxt.pro also keeps the first fill's fee on
         # its cached order, so its order fee is not cumulative either).
         ws_fill_fee_key="n",
@@ -150,7 +154,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         create_acks=True,  # /v5/order/create answers {orderId, orderLinkId}
         # v5 Batch Place Order: "20 orders (linear), 10 orders (spot)" per request; Batch Cancel Order:
         # 10 per request for spot (the doc's versions say 10 or 20 for linear): the row covers spot.
-        batch_max=(10, 10),
+        # Sent singly (0) until the fake Bybit serves /v5/order/create-batch, so the batch path is
+        # proven over the wire first; the documented limit is (10, 10).
+        batch_max=(0, 0),
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
         # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
@@ -213,8 +219,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
         create_acks=True,  # place-order answers {orderId, clientOid}
         # v2 mix Batch Order "orderList ... maximum length: 50", Batch Cancel "orderIdList" at most 50
-        # (spot batch-orders / batch-cancel-order: 50 each as well).
-        batch_max=(50, 50),
+        # (spot batch-orders / batch-cancel-order: 50 each as well).  Sent singly (0) until the fake
+        # Bitget serves batch-place-order, so the batch path is proven over the wire first; documented
+        # limit (50, 50).
+        batch_max=(0, 0),
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
