@@ -1,7 +1,9 @@
 """kill -9 a multi-symbol fleet at random points, >= 30 times, on SQLite and on the real PostgreSQL.
 
 The venue outlives the engine: the simulated venue (wall clock, 10x) is served by the real connector in
-this test process; the fleet (``opensqt fleet``, venue ``remote``) is a subprocess.  Each cycle starts
+this test process; the fleet (``opensqt fleet``, venue ``remote``) is a child forked by the test zygote
+(:mod:`cqvx.testing.zygote`: the imports are paid once per module, each start costs milliseconds, and the
+child is otherwise a fresh ``python -m opensqt.cli``).  Each cycle starts
 the fleet, sends one operator request over the control endpoint (add / remove a symbol, cancel-all,
 resume) with an ``Idempotency-Key``, and kills the process at a random moment (during start-up, during
 the request, or while trading).  A request whose answer was lost is sent again, with the SAME key, by the
@@ -25,19 +27,21 @@ import contextlib
 import os
 import random
 import signal
-import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
+from cqvx.testing.zygote import Child, Zygote, ZygoteError
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -52,6 +56,14 @@ SYMBOLS = (BTC, ETH, SOL)
 KILLS = 30
 TOKEN = "kill9-control-token"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# What ``opensqt fleet`` imports (also lazily), paid once in the zygote instead of once per start.
+PRELOAD = (
+    "opensqt.cli", "opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli", "opensqt.arb.cli",
+    "opensqt.app.multi", "opensqt.app.runner", "opensqt.engine.fleet", "opensqt.engine.workflows",
+    "opensqt.engine.lease", "opensqt.connector.remote", "opensqt.connector.venue", "opensqt.live.server",
+    "opensqt.live.http", "opensqt.observability.logging", "opensqt.ui.fleet_view", "cqvx.venues.registry",
+    "dbos", "grpc", "sqlalchemy", "psycopg", "aiohttp",
+)  # fmt: skip
 
 CONFIG = """
 trading:
@@ -107,37 +119,39 @@ def _sim() -> SimVenue:
 
 
 class Fleet:
-    """One ``opensqt fleet`` subprocess and its announced HTTP port."""
+    """One ``opensqt fleet`` child of the zygote and its announced HTTP port."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.output: list[str] = []
-        self.reader = asyncio.create_task(self._read())
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.port: asyncio.Task[int] = asyncio.create_task(self._port())
 
     @classmethod
-    async def spawn(cls, cfg: Path, state: Path, duration: float) -> Fleet:
+    async def spawn(cls, zygote: Zygote, cfg: Path, state: Path, duration: float, out: Path) -> Fleet:
         env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1", "OSQ_KILL9_TOKEN": TOKEN}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "opensqt.cli", "fleet", "--config", str(cfg), "--state", str(state),
-            "--duration", str(duration), "--plain",
-            cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        return cls(proc)
+        args = ["fleet", "--config", str(cfg), "--state", str(state), "--duration", str(duration), "--plain"]
+        return cls(await zygote.spawn("opensqt.cli", args, out=out, env=env, cwd=ROOT))
 
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.output.append(line)
-            if "opensqt: http://" in line and not self.port.done():
-                self.port.set_result(int(line.rsplit(":", 1)[1].split("/")[0]))
+    async def _port(self) -> int:
+        line = await self.child.line_containing("opensqt: http://", timeout=600)
+        return int(line.rsplit(":", 1)[1].split("/")[0])
+
+    async def _forget_port(self) -> None:
+        self.port.cancel()  # the child is gone: it never announces (ZygoteError) or announced already
+        with contextlib.suppress(asyncio.CancelledError, ZygoteError, TimeoutError):
+            await self.port
 
     async def kill(self) -> None:
+        await self.child.kill()
+        await self._forget_port()
+
+    async def term(self, timeout: float) -> None:
+        """SIGTERM (a clean exit: cancel on exit), then reap."""
         with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        await self.reader
+            os.kill(self.child.pid, signal.SIGTERM)
+        try:
+            await self.child.wait(timeout=timeout)
+        finally:
+            await self._forget_port()
 
 
 async def _send(port: int, op: tuple[str, str, dict[str, Any] | None, bool], key: str) -> dict[str, Any]:
@@ -184,10 +198,18 @@ async def _drive(fleet: Fleet, pending: dict[str, int], answered: set[str]) -> N
         del pending[key]
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def zygote(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Zygote]:
+    """One zygote for the module: its imports (5-14 s here) are paid once for both databases."""
+    async with Zygote.start(PRELOAD, log=tmp_path_factory.mktemp("zygote") / "zygote.log") as z:
+        yield z
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) -> None:
+async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path, zygote: Zygote) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "18")))
     prefix = f"k{uuid.uuid4().hex[:8]}_"
     account = f"kill9-{uuid.uuid4().hex[:8]}"
@@ -230,7 +252,7 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
         for cycle in range(KILLS):
             key = f"op-{cycle}"
             pending[key] = cycle % len(OPS)
-            fleet = await Fleet.spawn(cfg, state, duration=120)
+            fleet = await Fleet.spawn(zygote, cfg, state, 120, tmp_path / f"fleet{cycle}.out")
             driver = asyncio.create_task(_drive(fleet, pending, answered))
             if cycle < RECOVERY_KILLS:
                 # Inside BTC's position recovery: once its workflow shows PENDING, within a slow read.
@@ -254,29 +276,27 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
             ):
                 killed_mid_recovery += 1
             driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, AssertionError):
+            # ZygoteError: the port task saw the killed child exit before it announced its port.
+            lost = (asyncio.CancelledError, aiohttp.ClientError, AssertionError, ZygoteError)
+            with contextlib.suppress(*lost):
                 await driver
-            assert fleet.proc.returncode == -signal.SIGKILL, "\n".join(fleet.output[-40:])
+            assert fleet.child.returncode == -signal.SIGKILL, fleet.child.tail(40)
         killed_in = time.monotonic() - started
 
         # The final run: finish every unanswered request (a resumed workflow may take its time: a drain,
         # a landing window), resume every symbol, trade a little, then SIGTERM: exit cleanly.
-        final = await Fleet.spawn(cfg, state, duration=600)
+        final = await Fleet.spawn(zygote, cfg, state, 600, tmp_path / "final.out")
         try:
             await _drive(final, pending, answered)
             port_ = await final.port
             for sym in SYMBOLS:
                 await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
         except aiohttp.ClientError as exc:
-            final.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(final.proc.wait(), timeout=120)
-            await final.reader
-            raise AssertionError("\n".join(final.output[-80:])) from exc
+            await final.term(timeout=120)
+            raise AssertionError(final.child.tail(80)) from exc
         await asyncio.sleep(5)
-        final.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(final.proc.wait(), timeout=120)
-        await final.reader
-        assert final.proc.returncode == 0, "\n".join(final.output[-60:])
+        await final.term(timeout=120)
+        assert final.child.returncode == 0, final.child.tail(60)
         statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
         history = [
             o
@@ -333,7 +353,7 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path) ->
     )
     assert killed_mid_recovery >= 1, "no kill landed inside the position recovery"
     _audit_workflows(system_url, account)
-    # ~3.5 min on an idle 2-core box; the bound leaves room for a loaded one.
+    # ~1 min on an idle 2-core box (3.5 min before the zygote); the bound leaves room for a loaded one.
     assert killed_in < 420, f"{KILLS} kills took {killed_in:.0f} s"
 
 

@@ -2,7 +2,8 @@
 
 Design: the venue must outlive the killed engine, so it runs OUT of the engine process: the simulated
 venue (wall clock, 10x speed) is served by the real opensqt connector (gRPC) inside this test process,
-and the engine is a real subprocess (``python -m opensqt.cli run`` with ``venue.kind: remote``).  The
+and the engine is a real process (``python -m opensqt.cli run`` with ``venue.kind: remote``), forked by
+the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid once for both starts).  The
 sim keeps trading (and filling our resting orders) while the engine is dead; the restarted engine must
 adopt those orders and fills by client order id.  At the end the venue's complete order history is
 compared with the engine's state store: every venue order carries a client order id the engine
@@ -13,9 +14,9 @@ quantity equals the sum of the fills the engine recorded for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from cqc.venues.v1 import order_pb2
+from cqvx.testing.zygote import Child, Zygote
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from opensqt.connector.server import ConnectorConfig, ConnectorServer
@@ -32,6 +34,13 @@ from opensqt.model.slots import is_our_client_order_id
 
 SYM = "BTC-USDT-PERP"
 ROOT = Path(__file__).resolve().parents[3]
+# What ``opensqt run`` imports (also lazily), paid once in the zygote instead of once per start.
+PRELOAD = (
+    "opensqt.cli", "opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli", "opensqt.arb.cli",
+    "opensqt.app.runner", "opensqt.engine.lease", "opensqt.engine.workflows", "opensqt.risk.startup",
+    "opensqt.connector.remote", "opensqt.connector.venue", "opensqt.observability.logging",
+    "cqvx.venues.registry", "dbos", "grpc", "sqlalchemy", "aiohttp",
+)  # fmt: skip
 
 CONFIG = """
 trading:
@@ -64,13 +73,10 @@ system:
 """
 
 
-async def _spawn(cfg: Path, state: Path, duration: float) -> asyncio.subprocess.Process:
+async def _spawn(zygote: Zygote, cfg: Path, state: Path, duration: float, out: Path) -> Child:
     env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "opensqt.cli", "run", "--config", str(cfg), "--state", str(state),
-        "--duration", str(duration), "--plain",
-        cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    args = ["run", "--config", str(cfg), "--state", str(state), "--duration", str(duration), "--plain"]
+    return await zygote.spawn("opensqt.cli", args, out=out, env=env, cwd=ROOT)
 
 
 @pytest.mark.slow
@@ -84,8 +90,10 @@ async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Pa
     cfg.write_text(CONFIG.format(port=port))
     state = tmp_path / "state.db"
     all_statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+    stack = contextlib.AsyncExitStack()
     try:
-        first = await _spawn(cfg, state, duration=60)
+        zygote = await stack.enter_async_context(Zygote.start(PRELOAD, log=tmp_path / "zygote.log"))
+        first = await _spawn(zygote, cfg, state, 60, tmp_path / "first.out")
         # Let it place orders and collect at least one fill, then kill -9 at an arbitrary moment.
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
@@ -94,21 +102,22 @@ async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Pa
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(0.37)
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
+        await first.kill()
         assert first.returncode == -signal.SIGKILL
         placed_before = len(await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses)))
         assert placed_before >= 6
 
         await asyncio.sleep(2.0)  # the market keeps moving (and filling) while the engine is dead
 
-        second = await _spawn(cfg, state, duration=6)
-        out, _ = await asyncio.wait_for(second.communicate(), timeout=60)
-        assert second.returncode == 0, out.decode()[-3000:]
-        assert b"anomalies: 0" in out, out.decode()[-3000:]
+        second = await _spawn(zygote, cfg, state, 6, tmp_path / "second.out")
+        await second.wait(timeout=60)
+        out = second.text()
+        assert second.returncode == 0, out[-3000:]
+        assert "anomalies: 0" in out, out[-3000:]
 
         history = await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses))
     finally:
+        await stack.aclose()  # the zygote first: nothing it started outlives the test
         await server.stop()
         await sim.aclose()
 
