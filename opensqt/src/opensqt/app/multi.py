@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -51,6 +52,8 @@ from opensqt.live.http import StatusServer
 from opensqt.ui.fleet_view import run_fleet_view
 
 __all__ = ["add_control_routes", "remove_symbol", "run_fleet"]
+
+_log = structlog.get_logger("opensqt.fleet")
 
 CLI_EXECUTOR = "opensqt-cli"
 
@@ -223,6 +226,9 @@ def add_control_routes(
                 return web.json_response({"error": f"unknown symbol {exc.args[0]}"}, status=404)
             except (ValueError, ValidationError) as exc:
                 return web.json_response({"error": str(exc)[:500]}, status=400)
+            except Exception as exc:  # a failed workflow: name it (the caller is authenticated), log it
+                _log.exception("control request failed", path=request.path)
+                return web.json_response({"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, status=500)
 
         return wrapped
 
