@@ -226,9 +226,10 @@ def add_control_routes(
                 return web.json_response({"error": f"unknown symbol {exc.args[0]}"}, status=404)
             except (ValueError, ValidationError) as exc:
                 return web.json_response({"error": str(exc)[:500]}, status=400)
-            except Exception as exc:  # a failed workflow: name it (the caller is authenticated), log it
+            except Exception as exc:  # a failed workflow: its kind to the caller, the details to the log
+                # (an exception's text may carry a database URL or a venue reply: never to the client)
                 _log.exception("control request failed", path=request.path)
-                return web.json_response({"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, status=500)
+                return web.json_response({"error": f"{type(exc).__name__} (details logged)"}, status=500)
 
         return wrapped
 
