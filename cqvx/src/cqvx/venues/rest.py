@@ -17,7 +17,8 @@ check, ``health`` and the rule for answers that leave a state change unknown:
   outcome, not found or the lookup failed -> :class:`~cqvx.errors.Timeout` (unresolved, not
   retry-safe), so the caller looks it up later.
 
-Coinbase follows the same layering in its own package (JWT auth object, two budgets, streams).
+Coinbase subclasses it too and keeps its own request helpers (JWT auth object, a private and a public
+budget, public ``/market`` twins) and health (a public probe plus its streams' state).
 """
 
 from __future__ import annotations

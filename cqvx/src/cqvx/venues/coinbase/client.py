@@ -19,8 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import structlog
@@ -30,7 +29,7 @@ from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2,
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
-from cqvx.client import capabilities_of, check_order_ref
+from cqvx.client import check_order_ref
 from cqvx.errors import (
     DuplicateOrder,
     InvalidRequest,
@@ -44,7 +43,7 @@ from cqvx.errors import (
 )
 from cqvx.fanout import feed
 from cqvx.symbols import parse_symbol
-from cqvx.transport.http import HttpResponse, HttpTransport, RetryPolicy
+from cqvx.transport.http import HttpResponse
 from cqvx.transport.ratelimit import RateLimiterRegistry, limiters
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.coinbase import endpoints as ep
@@ -56,6 +55,7 @@ from cqvx.venues.coinbase.config import CoinbaseConfig
 from cqvx.venues.coinbase.errors import VENUE, http_error_mapper
 from cqvx.venues.coinbase.market_data import _MarketData
 from cqvx.venues.coinbase.stream import CoinbaseStreams
+from cqvx.venues.rest import RestVenue
 
 __all__ = ["CoinbaseClient"]
 
@@ -72,7 +72,7 @@ def _rfc3339(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class CoinbaseClient(_Account, _MarketData):
+class CoinbaseClient(_Account, _MarketData, RestVenue):
     """Coinbase Advanced Trade over REST + WebSocket; returns cqc messages, raises the cqvx taxonomy."""
 
     def __init__(
@@ -100,13 +100,13 @@ class CoinbaseClient(_Account, _MarketData):
         self._public = shared.get(
             VENUE, "public", rate=cfg.public_rps, capacity=cfg.public_rps, registry=registry
         )
-        self._http = HttpTransport(
-            cfg.rest_url,
-            venue=VENUE,
+        super().__init__(
+            VENUE,
+            cfg,
             signer=self._auth.signer if self._auth is not None else None,
-            timeout=cfg.timeout_s,
-            retry=RetryPolicy(retries=cfg.retries, base_delay=cfg.retry_base_delay_s),
             error_mapper=http_error_mapper,
+            needs="key_name, key_secret",
+            clock=clock,
             registry=registry,
             session=session,
         )
@@ -118,35 +118,12 @@ class CoinbaseClient(_Account, _MarketData):
         # client order id -> order id for orders this process placed (first place to look on lookups).
         self._coid_index: OrderedDict[str, str] = OrderedDict()
         self.streams = CoinbaseStreams(self, cfg, self._auth, registry=registry, rate_limiters=shared)
-        self._last_error = ""
-        self._closed = False
-
-    @property
-    def venue(self) -> str:
-        return VENUE
 
     def __repr__(self) -> str:
         return f"CoinbaseClient(rest={self.config.rest_url!r}, auth={self._auth!r})"
 
-    # --- lifecycle ----------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _close_streams(self) -> None:
         await self.streams.aclose()
-        await self._http.close()
-
-    def capabilities(self) -> frozenset[int]:
-        return capabilities_of(self)
 
     # --- plumbing -------------------------------------------------------------------------------------
 
@@ -571,7 +548,7 @@ class CoinbaseClient(_Account, _MarketData):
             await self._http.get(ep.TIME, route="/time", signed=False, limits=((self._public, 1.0),))
             out.reachable = True
         except VenueError as exc:
-            self._last_error = str(redact(str(exc)))[:200]
+            self._note(exc)
         out.latency_ms = (time.perf_counter() - start) * 1000.0
         out.last_error = self._last_error
         out.streams.extend(self.streams.health())
