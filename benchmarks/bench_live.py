@@ -29,7 +29,11 @@ default loop's.
 Targets: the seed (the rewrite's hub, reference §5.3): 100 clients, < 50 ms, < 1 MB per client; ours:
 1,000 clients, p99 < 10 ms, < 100 KB per client.
 
-Run ``python benchmarks/bench_live.py [--rounds R] [--loops asyncio,uvloop] [N ...]``.
+``--relays K`` adds, per scenario, a run with K ``opensqt live`` relays (a :class:`Relay` feeding a
+:class:`LiveServer`, each in its own process) between the engine's hub and the pages: the scale-out the
+relay allows (the pages split over K processes; latency is still from the engine's publish).
+
+Run ``python benchmarks/bench_live.py [--rounds R] [--loops asyncio,uvloop] [--relays K] [N ...]``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +79,8 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _serve(clients: int) -> None:
+async def _serve(clients: int, relays: int) -> None:
+    """The engine's side: ``clients`` pages (or ``relays`` relays in front of them) on its hub."""
     import structlog
 
     from opensqt.live.feed import LiveFeed
@@ -88,8 +94,10 @@ async def _serve(clients: int) -> None:
     port = await server.start("127.0.0.1", 0)
     rss0 = _rss_kb()
     print(json.dumps({"port": port}), flush=True)
-    while server.hub.clients < clients:  # noqa: ASYNC110 - a benchmark's start line, polled
+    while server.hub.clients < (relays or clients):  # noqa: ASYNC110 - a benchmark's start line, polled
         await asyncio.sleep(0.05)
+    # the runner says when every page is connected (to this hub, or to the relays)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await asyncio.sleep(0.5)
     rss1 = _rss_kb()
     cpu0, t0 = _cpu_s(), time.perf_counter()
@@ -112,8 +120,8 @@ async def _serve(clients: int) -> None:
         floor_cpu.append(fc)
         await asyncio.sleep(1 / RATE_HZ / 2)
     stats = {
-        "kb_per_client": (rss1 - rss0) / clients,
-        "idle_cpu_pct": idle,
+        "kb_per_client": (rss1 - rss0) / clients if not relays else float("nan"),
+        "idle_cpu_pct": idle if not relays else float("nan"),
         "fanout_p50": _pct(wall, 0.5),
         "fanout_p99": _pct(wall, 0.99),
         "fanout_cpu_p50": _pct(cpu, 0.5),
@@ -123,6 +131,36 @@ async def _serve(clients: int) -> None:
     print(json.dumps(stats), flush=True)
     while server.hub.clients:  # noqa: ASYNC110 - waits for the clients to leave
         await asyncio.sleep(0.05)
+    await server.stop()
+
+
+async def _relay(upstream: int, share: int) -> None:
+    """One ``opensqt live`` (a :class:`LiveServer` fed by a :class:`Relay`) following the engine's hub;
+    prints its port once it follows, ``full`` once ``share`` pages are connected, then its memory per
+    page; stops when the runner writes a line."""
+    import structlog
+
+    from opensqt.live.feed import LiveFeed
+    from opensqt.live.hub import HubLimits
+    from opensqt.live.relay import Relay
+    from opensqt.live.server import LiveServer
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    feed = LiveFeed()
+    limits = HubLimits(max_clients=share + 10, rate_per_ip=1e6, burst_per_ip=share + 10, ping_interval=20)
+    server = LiveServer(feed, limits)
+    relay = Relay(feed, f"http://127.0.0.1:{upstream}")
+    task = asyncio.create_task(relay.run())
+    port = await server.start("127.0.0.1", 0)
+    while not relay.connected:  # noqa: ASYNC110 - a benchmark's start line, polled
+        await asyncio.sleep(0.05)
+    rss0 = _rss_kb()
+    print(json.dumps({"port": port}), flush=True)
+    while server.hub.clients < share:  # noqa: ASYNC110 - polled as above
+        await asyncio.sleep(0.05)
+    print(json.dumps({"kb_per_client": (_rss_kb() - rss0) / share}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    task.cancel()
     await server.stop()
 
 
@@ -239,33 +277,60 @@ def _clients(port: int, n: int) -> None:
     print(json.dumps(latencies), flush=True)
 
 
+def _line_of(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline()
+
+
 def _pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _scenario(clients: int, loop: str) -> dict[str, Any]:
+def _scenario(clients: int, loop: str, relays: int = 0) -> dict[str, Any]:
     me = str(Path(__file__).resolve())
     load = os.getloadavg()[0]
     server = subprocess.Popen(
-        [sys.executable, me, "--serve", str(clients), loop], stdout=subprocess.PIPE, text=True
+        [sys.executable, me, "--serve", str(clients), loop, str(relays)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert server.stdout is not None
+    assert server.stdin is not None and server.stdout is not None
     port = json.loads(server.stdout.readline())["port"]
     per = [clients // CLIENT_PROCS + (1 if i < clients % CLIENT_PROCS else 0) for i in range(CLIENT_PROCS)]
+    ports = [port]
+    middle: list[subprocess.Popen[str]] = []
+    if relays:  # client process i goes to relay i % relays
+        shares = [sum(n for i, n in enumerate(per) if i % relays == r) for r in range(relays)]
+        middle = [
+            subprocess.Popen(
+                [sys.executable, me, "--relay", str(port), str(share), loop],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for share in shares
+        ]
+        ports = [json.loads(_line_of(m))["port"] for m in middle]
     procs = [
         subprocess.Popen(
-            [sys.executable, me, "--clients", str(port), str(n)],
+            [sys.executable, me, "--clients", str(ports[i % len(ports)]), str(n)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for n in per
+        for i, n in enumerate(per)
         if n
     ]
     for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert _line_of(p).strip() == "ready"
+    relay_kb = [json.loads(_line_of(m))["kb_per_client"] for m in middle]
+    server.stdin.write("go\n")
+    server.stdin.flush()
     stats = json.loads(server.stdout.readline())  # the server has sent every message
+    if relay_kb:
+        stats["kb_per_client"] = sum(relay_kb) / len(relay_kb)
     time.sleep(0.5)  # the last ones land
     app: list[float] = []
     kernel: list[float] = []
@@ -274,10 +339,12 @@ def _scenario(clients: int, loop: str) -> dict[str, Any]:
         for a, k in json.loads(out.strip().splitlines()[-1]):
             app.append(a)
             kernel.append(k)
+    for m in middle:
+        m.communicate("stop\n", timeout=60)
     server.wait(timeout=60)
     return {
         "clients": clients,
-        "loop": loop,
+        "loop": f"{loop}/{relays}r" if relays else loop,
         "load": (load + os.getloadavg()[0]) / 2,
         "n": len(kernel),
         "k50": _pct(kernel, 0.5),
@@ -321,6 +388,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("clients", nargs="*", type=int)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--loops", default="asyncio", help="asyncio and/or uvloop, comma-separated")
+    parser.add_argument(
+        "--relays",
+        type=int,
+        default=0,
+        help="also run each scenario through this many `opensqt live` relays in front of the engine's hub",
+    )
     args = parser.parse_args(argv)
     loops = args.loops.split(",")
     print(_HEAD)
@@ -330,9 +403,10 @@ def main(argv: list[str]) -> None:
             if args.clients and clients not in args.clients:
                 continue
             for loop in loops:
-                r = _scenario(clients, loop)
-                results.append(r)
-                print(_line(r), flush=True)
+                for relays in (0, args.relays) if args.relays else (0,):
+                    r = _scenario(clients, loop, relays)
+                    results.append(r)
+                    print(_line(r), flush=True)
     print(
         "kernel receive: SO_TIMESTAMPNS on the client socket; app receive: after the client's recvmsg.\n"
         "fan-out: the server writing one message to every client (p50 wall, p50 CPU of its thread);\n"
@@ -355,19 +429,21 @@ def main(argv: list[str]) -> None:
             _row(f"{name}, memory per client", r["kb_per_client"], "KB", f"< {kb_target:g} KB")
 
 
-def _run_server(clients: int, loop: str) -> None:
+def _run(main: Coroutine[Any, Any, None], loop: str) -> None:
     if loop == "uvloop":
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(clients))
+            runner.run(main)
     else:
-        asyncio.run(_serve(clients))
+        asyncio.run(main)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        _run_server(int(sys.argv[2]), sys.argv[3])
+        _run(_serve(int(sys.argv[2]), int(sys.argv[4])), sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--relay":
+        _run(_relay(int(sys.argv[2]), int(sys.argv[3])), sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "--clients":
         _clients(int(sys.argv[2]), int(sys.argv[3]))
     else:
