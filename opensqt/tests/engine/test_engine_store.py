@@ -126,6 +126,29 @@ def test_intent_survives_a_reopen(tmp_path: Path) -> None:
     second.close()
 
 
+@pytest.mark.parametrize(("durability", "level"), [("fsync", 2), ("process", 1)])
+def test_durability_sets_sqlite_synchronous_on_every_connection(
+    tmp_path: Path, durability: str, level: int
+) -> None:
+    """fsync = synchronous FULL (2), process = NORMAL (1); both WAL (docs/engine.md "Durability modes")."""
+    store = StateStore(sqlite_url(tmp_path / "s.db"), durability=durability)
+    try:
+        for _ in range(2):  # a new pooled connection gets the same pragmas
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                conn.invalidate()
+    finally:
+        store.close()
+
+
+def test_durability_is_checked() -> None:
+    with pytest.raises(ValueError, match="durability"):
+        StateStore("sqlite://", durability="none")
+    with pytest.raises(ValueError, match="SQLite store only"):
+        StateStore(PG_URL, durability="process")
+
+
 @pytest.mark.parametrize("inline", [True, False])
 async def test_async_store_runs_inline_or_on_its_thread(tmp_path: Path, inline: bool) -> None:
     store = AsyncStore(StateStore(sqlite_url(tmp_path / "a.db")), inline=inline)

@@ -47,7 +47,16 @@ from cqvx.backoff import Backoff
 from cqvx.num import dec_str
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 
-__all__ = ["AsyncStore", "AuditRecord", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
+__all__ = [
+    "SYNCHRONOUS",
+    "AsyncStore",
+    "AuditRecord",
+    "FillRow",
+    "OrderRow",
+    "StateStore",
+    "StoreWriteFailed",
+    "sqlite_url",
+]
 
 log = structlog.get_logger("opensqt.engine")
 
@@ -102,9 +111,19 @@ class FillRow:
     ts: float
 
 
+#: SQLite ``synchronous`` per durability mode (``state.durability``; docs/engine.md "Durability modes").
+#: fsync: FULL, the WAL is fsynced at every commit (survives power loss and an OS crash).  process:
+#: NORMAL, in WAL mode a commit is written to the WAL file (the OS page cache) and fsynced only at a
+#: checkpoint; it survives kill -9 of the process, and power loss may roll back the last commits.
+SYNCHRONOUS = {"fsync": "FULL", "process": "NORMAL"}
+
+
 class StateStore:
-    def __init__(self, url: str, *, table_prefix: str = "osq_") -> None:
+    def __init__(self, url: str, *, table_prefix: str = "osq_", durability: str = "fsync") -> None:
+        if durability not in SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}, not {durability!r}")
         self.url = url
+        self.durability = durability
         memory = url in ("sqlite://", "sqlite:///:memory:")
         # An in-memory SQLite database lives in one connection: share it (tests, benchmarks).
         kwargs: dict[str, Any] = (
@@ -112,7 +131,10 @@ class StateStore:
         )
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            synchronous = SYNCHRONOUS[durability]
+            event.listen(self.engine, "connect", lambda conn, _rec: _sqlite_pragmas(conn, synchronous))
+        elif durability != "fsync":
+            raise ValueError("durability: process applies to the SQLite store only")
         self._md = MetaData()
         p = table_prefix
         self.meta = Table(
@@ -448,11 +470,12 @@ class StateStore:
             ]
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, synchronous: str) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed intent survives power loss too, not only a killed process.
-    cur.execute("PRAGMA synchronous=FULL")
+    # FULL (the default, durability "fsync"): a committed intent survives power loss too, not only a
+    # killed process.  NORMAL ("process"): see SYNCHRONOUS.
+    cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
 
