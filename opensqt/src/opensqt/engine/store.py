@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -220,6 +221,13 @@ class StateStore:
         # The account lease's fencing check (lease.AccountLease.fence_check), run inside every
         # order-placing transaction; None = no lease (a single-process test or tool).
         self.fence: Callable[[Connection], None] | None = None
+        # SQLite: ``save`` (the tick-to-order commit) keeps one connection instead of a pool checkout
+        # and its reset per call (~25 us of ~80 us on tmpfs; docs/performance.md, round 4).  Used by one
+        # caller at a time (the lock; a concurrent caller takes a pooled connection), and never left
+        # inside a transaction: every save ends in commit or rollback, a failed one discards it.
+        self._keep_writer = self.engine.dialect.name == "sqlite"
+        self._writer: Connection | None = None
+        self._writer_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------- plumbing
 
@@ -257,6 +265,10 @@ class StateStore:
         conn.execute(stmt)
 
     def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
 
     def drop_all(self) -> None:
@@ -365,36 +377,59 @@ class StateStore:
         the in-memory change it computed from that fill.
         """
         orders = list(orders)
+        if self._keep_writer and self._writer_lock.acquire(blocking=False):
+            try:
+                conn = self._writer
+                if conn is None or conn.closed or conn.invalidated:
+                    conn = self._writer = self.engine.connect()
+                try:
+                    return self._save(conn, symbol, slots, orders, fill)
+                except BaseException:
+                    self._writer = None
+                    conn.close()  # rolls back whatever the failed save began
+                    raise
+            finally:
+                self._writer_lock.release()
         with self.engine.connect() as conn:
-            if self.fence is not None and any(r.status == "intent" for r in orders):
-                self.fence(conn)  # raises lease.Fenced: the transaction rolls back, nothing is sent
-            if fill is not None:
-                res = conn.execute(
-                    self._fill_insert,
-                    {
-                        "fill_key": fill.fill_key,
-                        "cid": fill.client_order_id,
-                        "symbol": fill.symbol,
-                        "level": fill.level,
-                        "side": fill.side,
-                        "price": dec_str(fill.price),
-                        "quantity": dec_str(fill.quantity),
-                        "fee": dec_str(fill.fee),
-                        "realized_pnl": dec_str(fill.realized_pnl),
-                        "ts": fill.ts,
-                    },
-                )
-                # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-                if res.first() is None:
-                    conn.rollback()
-                    return False
-            slot_rows = [self._slot_row(symbol, slot) for slot in slots]
-            if slot_rows:
-                self._run_rows(conn, self._slot_sql, slot_rows)
-            order_rows = [self._order_row(row) for row in orders]
-            if order_rows:
-                self._run_rows(conn, self._order_sql, order_rows)
-            conn.commit()
+            return self._save(conn, symbol, slots, orders, fill)
+
+    def _save(
+        self,
+        conn: Connection,
+        symbol: str,
+        slots: Iterable[Slot],
+        orders: list[OrderRow],
+        fill: FillRow | None,
+    ) -> bool:
+        if self.fence is not None and any(r.status == "intent" for r in orders):
+            self.fence(conn)  # raises lease.Fenced: the transaction rolls back, nothing is sent
+        if fill is not None:
+            res = conn.execute(
+                self._fill_insert,
+                {
+                    "fill_key": fill.fill_key,
+                    "cid": fill.client_order_id,
+                    "symbol": fill.symbol,
+                    "level": fill.level,
+                    "side": fill.side,
+                    "price": dec_str(fill.price),
+                    "quantity": dec_str(fill.quantity),
+                    "fee": dec_str(fill.fee),
+                    "realized_pnl": dec_str(fill.realized_pnl),
+                    "ts": fill.ts,
+                },
+            )
+            # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+            if res.first() is None:
+                conn.rollback()
+                return False
+        slot_rows = [self._slot_row(symbol, slot) for slot in slots]
+        if slot_rows:
+            self._run_rows(conn, self._slot_sql, slot_rows)
+        order_rows = [self._order_row(row) for row in orders]
+        if order_rows:
+            self._run_rows(conn, self._order_sql, order_rows)
+        conn.commit()
         return True
 
     def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
