@@ -386,7 +386,10 @@ class StateStore:
                     return self._save(conn, symbol, slots, orders, fill)
                 except BaseException:
                     self._writer = None
-                    conn.close()  # rolls back whatever the failed save began
+                    try:
+                        conn.close()  # rolls back whatever the failed save began
+                    except Exception:
+                        conn.invalidate()  # the driver connection is closed: SQLite drops its locks
                     raise
             finally:
                 self._writer_lock.release()
