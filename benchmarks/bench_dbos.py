@@ -9,13 +9,17 @@ Both make the intent durable BEFORE the venue call, keyed by the client order id
 
 Measured per order: decision -> the venue's ``place_order`` entered (the tick-to-order latency's
 durability share), and sequential orders per second (decision -> place returned -> next).  SQLite
-file (both WAL) always; PostgreSQL at 127.0.0.1:5432 when reachable.  The venue is the in-process sim
+file (both WAL) always; PostgreSQL at 127.0.0.1:5432 when reachable.  ``BENCH-ROW`` lines put the
+intent-first figures in the README table with the DBOS workflow as the peer (issue 18: the decision is
+measured in ``make bench``; docs/engine.md "The measured decision").  The venue is the in-process sim
 (SimClock) with a price far from the book, so every order rests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import statistics
 import sys
 import tempfile
@@ -113,10 +117,29 @@ async def _dbos(system_url: str) -> tuple[list[float], float]:
     return lat, rate
 
 
-def _line(label: str, lat: list[float], rate: float) -> None:
+def _p99(lat: list[float]) -> float:
     s = sorted(lat)
-    p99 = s[min(len(s) - 1, int(len(s) * 0.99))]
-    print(f"{label:<28} median {statistics.median(s):8.0f} us  p99 {p99:8.0f} us  {rate:7.0f} orders/s")
+    return s[min(len(s) - 1, int(len(s) * 0.99))]
+
+
+def _line(label: str, lat: list[float], rate: float) -> None:
+    print(
+        f"{label:<28} median {statistics.median(lat):8.0f} us  p99 {_p99(lat):8.0f} us  {rate:7.0f} orders/s"
+    )
+
+
+def _rows(db: str, ours: tuple[list[float], float], dbos: tuple[list[float], float]) -> None:
+    """README rows (benchmarks/run_all.py): the intent-first store, with a DBOS workflow per order as
+    the peer (issue 18's measured decision, docs/engine.md)."""
+    peer_name = "DBOS workflow per order"
+    for stat, fn in (("median", statistics.median), ("p99", _p99)):
+        row: dict[str, object] = {"row": f"order intent -> venue call {stat}, intent-first store ({db})"}
+        row |= {"unit": "µs"}
+        row |= {"ours": fn(ours[0]), "peer": fn(dbos[0]), "lower_is_better": True}
+        print("BENCH-ROW " + json.dumps({"bench": "dbos", "peer_name": peer_name} | row))
+    row = {"row": f"orders/s sequential, intent-first store ({db})", "unit": "orders/s"}
+    row |= {"ours": ours[1], "peer": dbos[1]}
+    print("BENCH-ROW " + json.dumps({"bench": "dbos", "peer_name": peer_name} | row))
 
 
 def _pg_ok() -> bool:
@@ -128,26 +151,30 @@ def _pg_ok() -> bool:
 
 
 def main() -> None:
-    print(f"order intent -> venue place call, {N} sequential orders each")
+    print(
+        f"order intent -> venue place call, {N} sequential orders each; load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        lat, rate = asyncio.run(_intent_first(sqlite_url(Path(tmp) / "s.db"), "b_"))
-        _line("intent-first, SQLite file", lat, rate)
-        lat, rate = asyncio.run(_dbos(f"sqlite:///{Path(tmp) / 'dbos.db'}"))
-        _line("DBOS workflow, SQLite file", lat, rate)
+        first = asyncio.run(_intent_first(sqlite_url(Path(tmp) / "s.db"), "b_"))
+        _line("intent-first, SQLite file", *first)
+        dbos = asyncio.run(_dbos(f"sqlite:///{Path(tmp) / 'dbos.db'}"))
+        _line("DBOS workflow, SQLite file", *dbos)
+    _rows("SQLite file", first, dbos)
     if not _pg_ok():
         print("PostgreSQL not reachable: skipped the PostgreSQL rows", file=sys.stderr)
         return
-    lat, rate = asyncio.run(_intent_first(f"{PG}/test", f"b{uuid.uuid4().hex[:6]}_"))
-    _line("intent-first, PostgreSQL", lat, rate)
+    first = asyncio.run(_intent_first(f"{PG}/test", f"b{uuid.uuid4().hex[:6]}_"))
+    _line("intent-first, PostgreSQL", *first)
     name = f"opensqt_bench_{uuid.uuid4().hex[:6]}"
     try:
-        lat, rate = asyncio.run(_dbos(f"postgresql://postgres@127.0.0.1:5432/{name}"))
-        _line("DBOS workflow, PostgreSQL", lat, rate)
+        dbos = asyncio.run(_dbos(f"postgresql://postgres@127.0.0.1:5432/{name}"))
+        _line("DBOS workflow, PostgreSQL", *dbos)
     finally:
         admin = sqlalchemy.create_engine(f"{PG}/test")
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+    _rows("PostgreSQL", first, dbos)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,23 @@ and the executor's token bucket.  Each tick moves the price one grid interval up
 exactly one new buy (and cancels the one that left the window); the 25/s order budget is lifted so the
 figure is the engine's own.
 
-Stores: SQLite file (WAL, synchronous=FULL: one fsync per tick on the path) and SQLite in memory (no
-I/O), each with the store calls inline on the loop thread (the default for SQLite) and on the store's
-own thread (the previous behaviour, and PostgreSQL's).  All four engines run in ONE process with their
-ticks interleaved, so machine load hits them alike.
+Stores (all with the default ``AsyncStore`` placement: inline on the loop for one engine), ticked
+interleaved in ONE process so machine load hits them alike:
+
+* SQLite file on the disk, ``state.durability: fsync`` (synchronous=FULL: one fsync per tick on the path);
+* the same, ``durability: process`` (synchronous=NORMAL: the commit reaches the OS page cache, no fsync);
+* SQLite file on tmpfs (``/dev/shm``; fsync is a no-op there): the same code with no I/O wait, i.e. the
+  path's CPU cost;
+* SQLite in memory (no file at all).
+
+A bare 4 KiB write + fsync on the bench's disk is timed in between, the floor of the fsync mode.
 
 Throughput: placements per second of one engine on one symbol, and of ten engines (ten symbols: ten
-simulated venues, one table set each) in one process sharing one SQLite file, ticking concurrently; a
-store shared by several engines keeps its thread by default (``AsyncStore``), both modes are shown.
-The price only rises, so every tick is one place + one cancel: four commits (intent, placement
-outcome, cancel intent, cancel outcome), one of them before the venue call.  Prints medians and
-p99s, and ``BENCH-ROW`` lines for the README table (``benchmarks/run_all.py``).
+simulated venues, one table set each) in one process sharing one SQLite file (the fleet's shape; its
+store is on the store thread, ``AsyncStore``'s default for a shared store), each in both durability
+modes in alternating rounds.  The price only rises, so every tick is one place + one cancel: four
+commits (intent, placement outcome, cancel intent, cancel outcome), one of them before the venue call.
+Prints medians and p99s, and ``BENCH-ROW`` lines for the README table (``benchmarks/run_all.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ THROUGHPUT_TICKS = 150
 ROUNDS = 5
 FLEET = 10
 STEP = Decimal(30)
+TMPFS = Path("/dev/shm")
 CFG = """
 trading:
   symbol: BTC-USDT-PERP
@@ -58,15 +65,15 @@ engine:
   order_rate: 1000000   # measure the engine, not the 25/s venue budget
   order_burst: 1000
 """
+FSYNC, PROCESS = "durability fsync", "durability process"
 
 
 class _Rig:
     """One engine on its own simulated venue, with the venue's place calls timed."""
 
-    def __init__(self, store: StateStore, *, inline: bool) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.sim = SimVenue.default(seed=1, clock=SimClock())
         self.engine = GridEngine(parse_config(CFG, {}), self.sim, store)
-        self.engine.store.inline = inline
         self.price = Decimal(60000)
         self.published = 0.0
         self.samples: list[float] = []
@@ -109,35 +116,52 @@ def _p99(samples: list[float]) -> float:
     return s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
-async def _latency(tmp: Path) -> dict[str, list[float]]:
+def _fsync_once(path: Path, block: bytes) -> float:
+    """One 4 KiB write + fsync (what a synchronous=FULL commit waits for at least), in us."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        started = time.perf_counter()
+        os.write(fd, block)
+        os.fsync(fd)
+        return (time.perf_counter() - started) * 1e6
+    finally:
+        os.close(fd)
+
+
+async def _latency(tmp: Path, shm: Path | None) -> tuple[dict[str, list[float]], list[float]]:
     rigs = {
-        "SQLite file, inline (now)": _Rig(StateStore(sqlite_url(tmp / "inline.db")), inline=True),
-        "SQLite file, store thread (before)": _Rig(StateStore(sqlite_url(tmp / "thread.db")), inline=False),
-        "SQLite memory, inline (now)": _Rig(StateStore("sqlite://"), inline=True),
-        "SQLite memory, store thread (before)": _Rig(StateStore("sqlite://"), inline=False),
+        "disk, durability fsync": _Rig(StateStore(sqlite_url(tmp / "fsync.db"))),
+        "disk, durability process": _Rig(StateStore(sqlite_url(tmp / "process.db"), durability="process")),
+        "SQLite in memory": _Rig(StateStore("sqlite://")),
     }
+    if shm is not None:
+        rigs["tmpfs, durability fsync (CPU only)"] = _Rig(StateStore(sqlite_url(shm / "tmpfs.db")))
     for rig in rigs.values():
         await rig.start()
+    fsyncs: list[float] = []
+    block = os.urandom(4096)
     for _ in range(TICKS):
         for rig in rigs.values():
             await rig.tick()
+        fsyncs.append(_fsync_once(tmp / "fsync.probe", block))
     for rig in rigs.values():
         await rig.stop()
-    return {label: rig.samples for label, rig in rigs.items()}
+    return {label: rig.samples for label, rig in rigs.items()}, fsyncs
 
 
-async def _throughput(tmp: Path, engines: int) -> dict[bool, float]:
-    """Placements per second of ``engines`` engines (one symbol each) on one SQLite file, inline and
-    with the store thread, in alternating rounds (a busy disk hits both alike)."""
+async def _throughput(tmp: Path, engines: int) -> dict[str, float]:
+    """Placements per second of ``engines`` engines (one symbol each) on one SQLite file per mode, the
+    two durability modes in alternating rounds (a busy disk hits both alike)."""
     setups = {
-        inline: [
+        label: [
             _Rig(
-                StateStore(sqlite_url(tmp / f"fleet-{engines}-{inline}.db"), table_prefix=f"e{i}_"),
-                inline=inline,
+                StateStore(
+                    sqlite_url(tmp / f"fleet-{engines}-{mode}.db"), table_prefix=f"e{i}_", durability=mode
+                )
             )
             for i in range(engines)
         ]
-        for inline in (True, False)
+        for label, mode in ((FSYNC, "fsync"), (PROCESS, "process"))
     }
     elapsed = dict.fromkeys(setups, 0.0)
     for rigs in setups.values():
@@ -149,71 +173,73 @@ async def _throughput(tmp: Path, engines: int) -> dict[bool, float]:
             await rig.tick()
 
     for _ in range(ROUNDS):
-        for inline, rigs in setups.items():
+        for label, rigs in setups.items():
             started = time.perf_counter()
             await asyncio.gather(*(run(rig) for rig in rigs))
-            elapsed[inline] += time.perf_counter() - started
+            elapsed[label] += time.perf_counter() - started
     for rigs in setups.values():
         for rig in rigs:
             await rig.stop()
-    return {inline: sum(r.placed for r in rigs) / elapsed[inline] for inline, rigs in setups.items()}
+    return {label: sum(r.placed for r in rigs) / elapsed[label] for label, rigs in setups.items()}
 
 
-def _row(row: str, ours: float, before: float, unit: str, *, target: str = "", lower: bool = False) -> None:
-    """A README row; the peer column is the same engine with its store calls on the store thread."""
-    fields = {"bench": "engine", "row": row, "ours": ours, "unit": unit, "peer": before}
-    fields |= {"peer_name": "store thread, before", "target": target, "lower_is_better": lower}
+def _row(
+    row: str,
+    ours: float,
+    unit: str,
+    *,
+    peer: float | None = None,
+    peer_name: str = "",
+    target: str = "",
+    lower: bool = False,
+) -> None:
+    fields = {"bench": "engine", "row": row, "ours": ours, "unit": unit, "peer": peer, "peer_name": peer_name}
+    fields |= {"target": target, "lower_is_better": lower}
     print("BENCH-ROW " + json.dumps(fields))
 
 
 def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} (the machine is shared; compare rows, not runs)")
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        lat = asyncio.run(_latency(tmp))
-        print("tick-to-order latency (price event -> venue place call), interleaved in one process")
-        for label, samples in lat.items():
-            mid, p99 = statistics.median(samples), _p99(samples)
-            print(f"  {label:<38} n={len(samples):4d}  median {mid:8.1f} us   p99 {p99:8.1f} us")
-        rates = {}
-        for engines in (1, FLEET):
-            for inline, rate in asyncio.run(_throughput(tmp, engines)).items():
-                rates[engines, inline] = rate
-        print("placements/s, SQLite file store (one place + one cancel per tick and engine)")
-        for (engines, inline), rate in rates.items():
-            mode = "inline" if inline else "store thread"
-            if (engines == 1) == inline:
-                mode += " (default)"
-            print(f"  {engines:2d} engine(s), {engines:2d} symbol(s), {mode:<22} {rate:10,.0f} orders/s")
-    file_now, file_before = lat["SQLite file, inline (now)"], lat["SQLite file, store thread (before)"]
-    mem_now, mem_before = lat["SQLite memory, inline (now)"], lat["SQLite memory, store thread (before)"]
     med = statistics.median
-    _row("tick-to-order median, SQLite file store", med(file_now), med(file_before), "µs", lower=True)
-    _row(
-        "tick-to-order p99, SQLite file store",
-        _p99(file_now),
-        _p99(file_before),
-        "µs",
-        target="< 500 µs",
-        lower=True,
-    )
-    _row("tick-to-order median, SQLite in memory", med(mem_now), med(mem_before), "µs", lower=True)
-    _row("tick-to-order p99, SQLite in memory", _p99(mem_now), _p99(mem_before), "µs", lower=True)
-    _row("orders/s, one engine, one symbol (SQLite file)", rates[1, True], rates[1, False], "orders/s")
-    # A store shared by several engines keeps its thread (AsyncStore): that is the default measured.
-    print(
-        "BENCH-ROW "
-        + json.dumps(
-            {
-                "bench": "engine",
-                "row": f"orders/s, {FLEET} engines, {FLEET} symbols, one SQLite file (store thread)",
-                "ours": rates[FLEET, False],
-                "unit": "orders/s",
-                "peer": rates[FLEET, True],
-                "peer_name": "all inline",
-            }
-        )
-    )
+    # The default temporary directory is on the disk here (/tmp); tmpfs is used only for the CPU-only rig.
+    with tempfile.TemporaryDirectory() as disk_name:
+        shm_dir = tempfile.TemporaryDirectory(dir=TMPFS) if TMPFS.is_dir() else None
+        disk, shm = Path(disk_name), Path(shm_dir.name) if shm_dir else None
+        try:
+            lat, fsyncs = asyncio.run(_latency(disk, shm))
+        finally:
+            if shm_dir is not None:
+                shm_dir.cleanup()
+        print(f"tick-to-order latency (price event -> venue place call), {TICKS} ticks each, interleaved")
+        for label, samples in lat.items():
+            print(f"  {label:<36} median {med(samples):8.1f} us   p99 {_p99(samples):8.1f} us")
+        bare = "bare 4 KiB write + fsync, same disk"
+        print(f"  {bare:<36} median {med(fsyncs):8.1f} us   p99 {_p99(fsyncs):8.1f} us")
+        rates = {engines: asyncio.run(_throughput(disk, engines)) for engines in (1, FLEET)}
+    print("placements/s, SQLite file on the disk (one place + one cancel per tick and engine)")
+    for engines, by_mode in rates.items():
+        for label, rate in by_mode.items():
+            print(f"  {engines:2d} engine(s), {engines:2d} symbol(s), {label:<20} {rate:10,.0f} orders/s")
+
+    fsync, process = lat["disk, durability fsync"], lat["disk, durability process"]
+    _row("tick-to-order median, SQLite file, durability fsync", med(fsync), "µs", lower=True)
+    _row("tick-to-order p99, SQLite file, durability fsync", _p99(fsync), "µs", target="< 500 µs", lower=True)
+    for stat, fn in (("median", med), ("p99", _p99)):
+        row = f"tick-to-order {stat}, SQLite file, durability process"
+        _row(row, fn(process), "µs", peer=fn(fsync), peer_name=FSYNC, lower=True)
+    cpu = lat.get("tmpfs, durability fsync (CPU only)")
+    if cpu is not None:
+        _row("tick-to-order median, CPU only (SQLite file on tmpfs)", med(cpu), "µs", lower=True)
+        _row("tick-to-order p99, CPU only (SQLite file on tmpfs)", _p99(cpu), "µs", lower=True)
+    _row("bare 4 KiB write + fsync p99 (the bench's disk)", _p99(fsyncs), "µs", lower=True)
+    for engines, what in (
+        (1, "one engine, one symbol"),
+        (FLEET, f"{FLEET} engines, {FLEET} symbols, one SQLite file"),
+    ):
+        by_mode = rates[engines]
+        _row(f"orders/s, {what}, durability fsync", by_mode[FSYNC], "orders/s")
+        row = f"orders/s, {what}, durability process"
+        _row(row, by_mode[PROCESS], "orders/s", peer=by_mode[FSYNC], peer_name=FSYNC)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Each script compares against its peer inside ONE process so the ratio is fair on a noisy machine;
 this runner only sequences them (a script's own process is never shared with another benchmark).
 Pass names to run a subset: ``python benchmarks/run_all.py book signing``.  A full run (no names)
-rewrites the README's benchmark table from the scripts' ``BENCH-ROW`` lines (see ``Row``).
+rewrites the README's benchmark table from the scripts' ``BENCH-ROW`` lines (see ``Row``); a subset
+replaces only the rows of the benchmarks it ran and says so under the table's note.
 """
 
 from __future__ import annotations
@@ -75,14 +76,31 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_table(readme: Path, rows: list[Row], note: str) -> bool:
-    """Replace the table between the markers; False when the README has no markers."""
+PARTIAL = "Partial run"
+
+
+def write_table(readme: Path, rows: list[Row], note: str, *, partial: bool = False) -> bool:
+    """Replace the table between the markers; False when the README has no markers.
+
+    ``partial`` (a run of named scripts): only the rows of the benchmarks that reported rows are
+    replaced, every other row and the full run's note are kept, and ``note`` becomes the one
+    "Partial run" line under it."""
     text = readme.read_text()
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         return False
-    body = f"{BEGIN}\n{note}\n\n{table(rows)}\n{END}"
-    readme.write_text(text[:start] + body + text[end + len(END) :])
+    if partial:
+        old = text[start + len(BEGIN) : end].strip("\n").splitlines()
+        notes = [line for line in old if line and not line.startswith("|") and not line.startswith(PARTIAL)]
+        benches = {r.bench for r in rows}
+        kept = [line for line in old if line.startswith("| ") and line.split(" | ")[0][2:] not in benches]
+        kept = [line for line in kept if not line.startswith("| benchmark |")]
+        new = table(rows).splitlines()
+        lines = sorted(kept + new[2:], key=lambda line: line.split(" | ")[0])  # stable: bench order
+        body = "\n".join([*notes, f"{PARTIAL}: {note}", "", *new[:2], *lines])
+    else:
+        body = f"{note}\n\n{table(rows)}"
+    readme.write_text(text[:start] + f"{BEGIN}\n{body}\n{END}" + text[end + len(END) :])
     return True
 
 
@@ -117,16 +135,21 @@ def main(argv: list[str]) -> int:
                 failed.append(script.stem)
                 progress.console.print(proc.stderr[-4000:], markup=False, style="red")
             progress.advance(task)
-    if not argv and rows:
+    if rows:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        note = (
-            f"Last `make bench`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs, load average {load:.1f}.  Ratios are measured inside one process, "
-            "interleaved; above 1 = ours better.  Details and history: docs/performance.md."
-        )
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        when += f"{os.cpu_count()} CPUs, load average {load:.1f}"
+        if argv:
+            names = ", ".join(sorted({r.bench for r in rows}))
+            note = f"the rows of {names} are from `benchmarks/run_all.py {' '.join(argv)}`, {when}."
+        else:
+            note = (
+                f"Last `make bench`: {when}.  Ratios are measured inside one process, "
+                "interleaved; above 1 = ours better.  Details and history: docs/performance.md."
+            )
         if failed:
             note += f"  Failed in that run (no rows): {', '.join(failed)}."
-        if write_table(README, rows, note):
+        if write_table(README, rows, note, partial=bool(argv)):
             console.print(f"README benchmark table: {len(rows)} rows written")
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}[/red]")

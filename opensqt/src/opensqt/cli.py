@@ -179,7 +179,11 @@ def risk_reset(
         kind = parse_kind(breaker) if breaker is not None else None
     except UnknownBreaker as exc:
         raise _fail(f"--breaker: {exc}") from None
-    store = StateStore(cfg.state.url or sqlite_url(state), table_prefix=cfg.state.table_prefix)
+    store = StateStore(
+        cfg.state.url or sqlite_url(state),
+        table_prefix=cfg.state.table_prefix,
+        durability=cfg.state.durability,
+    )
     try:
         closed = reset_stored(store, cfg.risk, cfg.trading.symbol, kind)
     except UnknownBreaker as exc:
@@ -232,7 +236,7 @@ def resync(
 
     async def _resync() -> ResyncResult:
         url = cfg.state.url or sqlite_url(state)
-        store = StateStore(url, table_prefix=cfg.state.table_prefix)
+        store = StateStore(url, table_prefix=cfg.state.table_prefix, durability=cfg.state.durability)
         client = await build_client(cfg)  # already started
         try:
             # engine_resync closes the store.

@@ -165,3 +165,16 @@ def test_config_decimal_from_the_environment_uses_the_same_parser() -> None:
 def test_yaml_leading_zero_is_decimal_not_octal() -> None:
     text = MINIMAL.replace("price_interval: 2\n", "price_interval: 010\n")
     assert parse_config(text, env={}).trading.price_interval == 10
+
+
+def test_state_durability_defaults_to_fsync_and_process_is_sqlite_only() -> None:
+    assert parse_config(MINIMAL, {}).state.durability == "fsync"
+    assert parse_config(MINIMAL + "state:\n  durability: process\n", {}).state.durability == "process"
+    sqlite = "state:\n  url: sqlite:///x.db\n  durability: process\n"
+    assert parse_config(MINIMAL + sqlite, {}).state.durability == "process"
+    for bad, said in [
+        ("state:\n  durability: none\n", "state.durability"),
+        ("state:\n  url: postgresql+psycopg://h/db\n  durability: process\n", "PostgreSQL"),
+    ]:
+        with pytest.raises(ConfigError, match=said):
+            parse_config(MINIMAL + bad, {})

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
 from opensqt.engine.store import (
@@ -124,6 +125,66 @@ def test_intent_survives_a_reopen(tmp_path: Path) -> None:
     assert second.load_orders(SYM)[0].status == "intent"
     assert second.epoch() == epoch
     second.close()
+
+
+def test_a_failed_save_leaves_no_transaction_open_on_the_kept_connection(tmp_path: Path) -> None:
+    """SQLite ``save`` keeps one connection: a save failing after its first write must not leave the
+    write lock held (another connection's write would wait for busy_timeout, then fail)."""
+    store = StateStore(sqlite_url(tmp_path / "s.db"))
+    slot = _slot_with_intent()
+    assert slot.order is not None
+    # status NULL: the orders table refuses it (NOT NULL), after the slot row was written
+    bad = OrderRow(slot.order.client_order_id, SYM, -2, BUY, Decimal(98), Decimal(1), 1, None)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            store.save(SYM, [slot], orders=[bad])
+        store.set_meta("after", "ok")  # another connection writes at once
+        assert store.load_slots(SYM) == {}  # the failed transaction was rolled back
+        assert store.save(SYM, [slot])
+        assert store.load_slots(SYM)[-2].state is SlotState.PENDING
+    finally:
+        store.close()
+
+
+def test_saves_from_several_threads_all_commit(tmp_path: Path) -> None:
+    store = StateStore(sqlite_url(tmp_path / "s.db"))
+
+    def work(base: int) -> None:
+        for i in range(40):
+            store.save(SYM, [Slot(level=base + i)])
+
+    threads = [threading.Thread(target=work, args=(k * 100,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(store.load_slots(SYM)) == 120
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("durability", "level"), [("fsync", 2), ("process", 1)])
+def test_durability_sets_sqlite_synchronous_on_every_connection(
+    tmp_path: Path, durability: str, level: int
+) -> None:
+    """fsync = synchronous FULL (2), process = NORMAL (1); both WAL (docs/engine.md "Durability modes")."""
+    store = StateStore(sqlite_url(tmp_path / "s.db"), durability=durability)
+    try:
+        for _ in range(2):  # a new pooled connection gets the same pragmas
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                conn.invalidate()
+    finally:
+        store.close()
+
+
+def test_durability_is_checked() -> None:
+    with pytest.raises(ValueError, match="durability"):
+        StateStore("sqlite://", durability="none")
+    with pytest.raises(ValueError, match="SQLite store only"):
+        StateStore(PG_URL, durability="process")
 
 
 @pytest.mark.parametrize("inline", [True, False])

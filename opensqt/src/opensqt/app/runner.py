@@ -92,7 +92,7 @@ async def run_engine(
 ) -> RunSummary:
     state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
     url = config.state.url or sqlite_url(state_path)
-    store = StateStore(url, table_prefix=config.state.table_prefix)
+    store = StateStore(url, table_prefix=config.state.table_prefix, durability=config.state.durability)
     try:
         lease = await acquire_lease(config, store)  # before anything is loaded: one owner per account
     except BaseException:

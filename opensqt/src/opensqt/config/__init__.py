@@ -158,11 +158,25 @@ class StateConfig(_Model):
 
     url: str = ""
     table_prefix: str = Field(default="osq_", pattern=r"^[a-z][a-z0-9_]{0,20}$")
+    # What a committed intent survives (docs/engine.md "Durability modes"): ``fsync`` (SQLite
+    # synchronous=FULL: every commit is on the disk, survives power loss and an OS crash) or ``process``
+    # (synchronous=NORMAL in WAL: the commit is in the OS page cache, survives kill -9 of the engine,
+    # not power loss).  SQLite only: a PostgreSQL store's durability is the server's.
+    durability: Literal["fsync", "process"] = "fsync"
     # One owner per account (engine/lease.py): the lease key (empty: venue kind and address), its time,
     # and whether a second engine waits for it (true) or exits with one line (false).
     account: str = Field(default="", max_length=128)
     lease_seconds: Decimal = Field(default=Decimal(15), ge=Decimal(1), le=Decimal(600))
     lease_wait: bool = False
+
+    @model_validator(mode="after")
+    def _durability_is_sqlite(self) -> StateConfig:
+        if self.durability != "fsync" and self.url and not self.url.startswith("sqlite"):
+            raise ValueError(
+                "durability: process applies to the SQLite store; a PostgreSQL store's durability is the"
+                " server's (synchronous_commit)"
+            )
+        return self
 
     def account_key(self, venue: VenueConfig) -> str:
         return self.account or (f"{venue.kind}@{venue.address}" if venue.address else venue.kind)

@@ -201,6 +201,11 @@ class GridEngine:
         self._inflight: set[asyncio.Future[None]] = set()
         self.price_history: list[tuple[float, Decimal]] = []
         self._labels = {"symbol": self.symbol}
+        # The metric children of the tick-to-order path, looked up once (a ``labels()`` lookup costs
+        # ~10 us, several per tick; docs/performance.md, round 4).
+        self._price_updates = self.metrics.price_updates.labels(**self._labels)
+        self._tick_to_trade = self.metrics.latency_tick_to_trade.labels(**self._labels)
+        self._placements = self.metrics.order_placements.labels(**self._labels)
         self.events = EngineEvents()  # observers (the live page) are told after each state change
 
     # ============================================================================ shared state, views
@@ -433,7 +438,7 @@ class GridEngine:
         received = self._clock() if received is None else received
         self.ctx.last_price = price
         self.stats.ticks += 1
-        self.metrics.price_updates.labels(**self._labels).inc()
+        self._price_updates.inc()
         self.risk.price_seen(received)
         self.price_history.append((self._wall(), price))
         if len(self.price_history) > 100_000:
@@ -450,7 +455,7 @@ class GridEngine:
             placing = await self.ledger.commit_intents(admitted)
         if placing:
             self.stats.tick_to_order_ms.append((self._clock() - received) * 1000)
-            self.metrics.latency_tick_to_trade.labels(**self._labels).observe(self.stats.tick_to_order_ms[-1])
+            self._tick_to_trade.observe(self.stats.tick_to_order_ms[-1])
             await self._execute(placing)
         if cancels:
             await self._run_cancels(cancels)
@@ -459,7 +464,7 @@ class GridEngine:
 
     async def _execute(self, placing: Sequence[tuple[Slot, order_pb2.Order]]) -> None:
         started = self._clock()
-        self.metrics.order_placements.labels(**self._labels).inc(len(placing))
+        self._placements.inc(len(placing))
         retries_before = self.executor.retries
         outcomes = await self.executor.place([m for _, m in placing])
         elapsed_ms = (self._clock() - started) * 1000

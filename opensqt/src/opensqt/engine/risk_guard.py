@@ -109,6 +109,7 @@ class RiskGuard:
         self.ledger = ledger
         self.stats = stats
         self.metrics = metrics
+        self._symbol_exposure = metrics.exposure.labels(symbol=ctx.symbol, scope="symbol")  # per tick
         self.store = store
         self.monitor = monitor
         self.alerts = alerts
@@ -390,10 +391,17 @@ class RiskGuard:
 
     def exposure(self, price: Decimal) -> Decimal:
         """|position| x price + the notional of the live opening orders (lock held)."""
-        total = abs(self.ledger.position()) * price
+        # One pass over the slots (the tick-to-order path); the sum is taken in the same order as
+        # before (position first, then each opening order), so the Decimal result is the same.
+        position = ZERO
+        opening: list[Decimal] = []
         for s in self.ledger.slots.values():
+            position += s.position
             if s.order is not None and s.state in _LIVE and is_opening(s):
-                total += s.order.remaining * s.order.price
+                opening.append(s.order.remaining * s.order.price)
+        total = abs(position) * price
+        for notional in opening:
+            total += notional
         return total
 
     def admit(self, places: Sequence[Place], price: Decimal) -> list[Place]:
@@ -428,7 +436,7 @@ class RiskGuard:
             self.metrics.exposure.labels(symbol=self.ctx.symbol, scope="account").set(
                 float(self.account.total())
             )
-        self.metrics.exposure.labels(symbol=self.ctx.symbol, scope="symbol").set(float(notional))
+        self._symbol_exposure.set(float(notional))
 
     # ================================================================================ views
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,16 @@ from cqvx.backoff import Backoff
 from cqvx.num import dec_str
 from opensqt.model.slots import OrderIntent, Slot, SlotState
 
-__all__ = ["AsyncStore", "AuditRecord", "FillRow", "OrderRow", "StateStore", "StoreWriteFailed", "sqlite_url"]
+__all__ = [
+    "SYNCHRONOUS",
+    "AsyncStore",
+    "AuditRecord",
+    "FillRow",
+    "OrderRow",
+    "StateStore",
+    "StoreWriteFailed",
+    "sqlite_url",
+]
 
 log = structlog.get_logger("opensqt.engine")
 
@@ -102,9 +112,19 @@ class FillRow:
     ts: float
 
 
+#: SQLite ``synchronous`` per durability mode (``state.durability``; docs/engine.md "Durability modes").
+#: fsync: FULL, the WAL is fsynced at every commit (survives power loss and an OS crash).  process:
+#: NORMAL, in WAL mode a commit is written to the WAL file (the OS page cache) and fsynced only at a
+#: checkpoint; it survives kill -9 of the process, and power loss may roll back the last commits.
+SYNCHRONOUS = {"fsync": "FULL", "process": "NORMAL"}
+
+
 class StateStore:
-    def __init__(self, url: str, *, table_prefix: str = "osq_") -> None:
+    def __init__(self, url: str, *, table_prefix: str = "osq_", durability: str = "fsync") -> None:
+        if durability not in SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}, not {durability!r}")
         self.url = url
+        self.durability = durability
         memory = url in ("sqlite://", "sqlite:///:memory:")
         # An in-memory SQLite database lives in one connection: share it (tests, benchmarks).
         kwargs: dict[str, Any] = (
@@ -112,7 +132,10 @@ class StateStore:
         )
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            synchronous = SYNCHRONOUS[durability]
+            event.listen(self.engine, "connect", lambda conn, _rec: _sqlite_pragmas(conn, synchronous))
+        elif durability != "fsync":
+            raise ValueError("durability: process applies to the SQLite store only")
         self._md = MetaData()
         p = table_prefix
         self.meta = Table(
@@ -198,6 +221,13 @@ class StateStore:
         # The account lease's fencing check (lease.AccountLease.fence_check), run inside every
         # order-placing transaction; None = no lease (a single-process test or tool).
         self.fence: Callable[[Connection], None] | None = None
+        # SQLite: ``save`` (the tick-to-order commit) keeps one connection instead of a pool checkout
+        # and its reset per call (~25 us of ~80 us on tmpfs; docs/performance.md, round 4).  Used by one
+        # caller at a time (the lock; a concurrent caller takes a pooled connection), and never left
+        # inside a transaction: every save ends in commit or rollback, a failed one discards it.
+        self._keep_writer = self.engine.dialect.name == "sqlite"
+        self._writer: Connection | None = None
+        self._writer_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------- plumbing
 
@@ -235,6 +265,10 @@ class StateStore:
         conn.execute(stmt)
 
     def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
 
     def drop_all(self) -> None:
@@ -343,36 +377,62 @@ class StateStore:
         the in-memory change it computed from that fill.
         """
         orders = list(orders)
+        if self._keep_writer and self._writer_lock.acquire(blocking=False):
+            try:
+                conn = self._writer
+                if conn is None or conn.closed or conn.invalidated:
+                    conn = self._writer = self.engine.connect()
+                try:
+                    return self._save(conn, symbol, slots, orders, fill)
+                except BaseException:
+                    self._writer = None
+                    try:
+                        conn.close()  # rolls back whatever the failed save began
+                    except Exception:
+                        conn.invalidate()  # the driver connection is closed: SQLite drops its locks
+                    raise
+            finally:
+                self._writer_lock.release()
         with self.engine.connect() as conn:
-            if self.fence is not None and any(r.status == "intent" for r in orders):
-                self.fence(conn)  # raises lease.Fenced: the transaction rolls back, nothing is sent
-            if fill is not None:
-                res = conn.execute(
-                    self._fill_insert,
-                    {
-                        "fill_key": fill.fill_key,
-                        "cid": fill.client_order_id,
-                        "symbol": fill.symbol,
-                        "level": fill.level,
-                        "side": fill.side,
-                        "price": dec_str(fill.price),
-                        "quantity": dec_str(fill.quantity),
-                        "fee": dec_str(fill.fee),
-                        "realized_pnl": dec_str(fill.realized_pnl),
-                        "ts": fill.ts,
-                    },
-                )
-                # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-                if res.first() is None:
-                    conn.rollback()
-                    return False
-            slot_rows = [self._slot_row(symbol, slot) for slot in slots]
-            if slot_rows:
-                self._run_rows(conn, self._slot_sql, slot_rows)
-            order_rows = [self._order_row(row) for row in orders]
-            if order_rows:
-                self._run_rows(conn, self._order_sql, order_rows)
-            conn.commit()
+            return self._save(conn, symbol, slots, orders, fill)
+
+    def _save(
+        self,
+        conn: Connection,
+        symbol: str,
+        slots: Iterable[Slot],
+        orders: list[OrderRow],
+        fill: FillRow | None,
+    ) -> bool:
+        if self.fence is not None and any(r.status == "intent" for r in orders):
+            self.fence(conn)  # raises lease.Fenced: the transaction rolls back, nothing is sent
+        if fill is not None:
+            res = conn.execute(
+                self._fill_insert,
+                {
+                    "fill_key": fill.fill_key,
+                    "cid": fill.client_order_id,
+                    "symbol": fill.symbol,
+                    "level": fill.level,
+                    "side": fill.side,
+                    "price": dec_str(fill.price),
+                    "quantity": dec_str(fill.quantity),
+                    "fee": dec_str(fill.fee),
+                    "realized_pnl": dec_str(fill.realized_pnl),
+                    "ts": fill.ts,
+                },
+            )
+            # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+            if res.first() is None:
+                conn.rollback()
+                return False
+        slot_rows = [self._slot_row(symbol, slot) for slot in slots]
+        if slot_rows:
+            self._run_rows(conn, self._slot_sql, slot_rows)
+        order_rows = [self._order_row(row) for row in orders]
+        if order_rows:
+            self._run_rows(conn, self._order_sql, order_rows)
+        conn.commit()
         return True
 
     def save_audited(self, symbol: str, slots: Iterable[Slot], record: AuditRecord) -> None:
@@ -448,11 +508,12 @@ class StateStore:
             ]
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, synchronous: str) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed intent survives power loss too, not only a killed process.
-    cur.execute("PRAGMA synchronous=FULL")
+    # FULL (the default, durability "fsync"): a committed intent survives power loss too, not only a
+    # killed process.  NORMAL ("process"): see SYNCHRONOUS.
+    cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
 

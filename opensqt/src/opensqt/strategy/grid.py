@@ -165,19 +165,53 @@ def grid_actions(
                 actions.append(Cancel(level, slot.order.client_order_id, "margin_lock"))
         return actions
 
-    # ---- cancels for orders that left the window (one level of hysteresis; partial fills kept)
+    # ONE pass over the slots (the tick-to-order path; a long-running grid holds hundreds): the cancels
+    # for orders that left the window, the count of live orders, and the closing candidates.
     buy_floor = k0 - params.buy_window  # the window is k0 .. k0-(bw-1); one level of slack below it
     sell_ceiling = k0 + params.sell_window + 1  # eligibility reaches ~k0+sell_window; one level of slack
-    for level in sorted(slots):
-        slot = slots[level]
+    cancels: list[Cancel] = []
+    closing: list[tuple[Decimal, Place]] = []
+    active = 0
+    for level, slot in slots.items():
         o = slot.order
-        if slot.state is not SlotState.LOCKED or o is None or o.filled > 0:
+        if o is not None:
+            active += 1
+            # Out of the window (one level of hysteresis; partial fills kept).  The level of the
+            # exposure this order works: a closing sell at level+1 belongs to slot `level`.
+            if (
+                slot.state is SlotState.LOCKED
+                and not o.filled > 0
+                and ((o.side == BUY and level < buy_floor) or (o.side == SELL and level > sell_ceiling))
+            ):
+                cancels.append(Cancel(level, o.client_order_id, "out_of_window"))
             continue
-        # The level of the exposure this order works: a closing sell at level+1 belongs to slot `level`.
-        if (o.side == BUY and level < buy_floor) or (o.side == SELL and level > sell_ceiling):
-            actions.append(Cancel(level, o.client_order_id, "out_of_window"))
+        # Closing orders: each long slot (idle: FREE, no order) sells one interval higher, each short
+        # slot buys one lower.
+        if slot.position == 0 or slot.state is not SlotState.FREE:
+            continue
+        lp = level_price(anchor, level, step)
+        held = round_quantity(abs(slot.position), rules.lot_size)
+        if held <= 0:
+            continue
+        if slot.position > 0:
+            if lp > price + params.sell_window * step:
+                continue
+            px = round_price(lp + step, rules.tick_size, is_buy=False)
+            side = SELL
+        else:
+            if lp < price - params.buy_window * step:
+                continue
+            px = round_price(lp - step, rules.tick_size, is_buy=True)
+            side = BUY
+        if px <= 0 or px * held < params.min_order_value:
+            continue
+        place = Place(
+            level, side, px, held, slot.use_post_only(params.post_only_max_rejects), rules.derivatives, False
+        )
+        closing.append((abs(lp - price), place))
+    cancels.sort(key=lambda c: c.level)
+    actions.extend(cancels)
 
-    active = sum(1 for s in slots.values() if s.order is not None)
     budget = max(0, params.max_orders - active)
     buffer = _BUFFER * step
 
@@ -210,29 +244,7 @@ def grid_actions(
         new_buys += 1
     budget -= new_buys
 
-    # ---- closing orders: each long slot sells one interval higher, each short slot buys one lower
-    closing: list[tuple[Decimal, Place]] = []
-    for level, slot in slots.items():
-        if slot.position == 0 or idle(level) is None:
-            continue
-        lp = level_price(anchor, level, step)
-        qty = round_quantity(abs(slot.position), rules.lot_size)
-        if qty <= 0:
-            continue
-        if slot.position > 0:
-            if lp > price + params.sell_window * step:
-                continue
-            px = round_price(lp + step, rules.tick_size, is_buy=False)
-            side = SELL
-        else:
-            if lp < price - params.buy_window * step:
-                continue
-            px = round_price(lp - step, rules.tick_size, is_buy=True)
-            side = BUY
-        if px <= 0 or px * qty < params.min_order_value:
-            continue
-        place = Place(level, side, px, qty, post_only(slot), rules.derivatives, False)
-        closing.append((abs(lp - price), place))
+    # ---- closing orders, nearest first
     closing.sort(key=lambda item: (item[0], item[1].level))
     n_close = min(params.sell_window, budget)
     actions.extend(p for _, p in closing[:n_close])
