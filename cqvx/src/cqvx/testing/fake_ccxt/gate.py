@@ -91,6 +91,7 @@ class FakeGate(SimFake):
             ("GET", f"{f}/orders", self._list),
             ("GET", f"{f}/orders/{{order_id}}", self._get),
             ("DELETE", f"{f}/orders/{{order_id}}", self._cancel),
+            ("DELETE", f"{f}/orders", self._cancel_all),
             ("GET", f"{f}/accounts", self._accounts),
             ("GET", f"{f}/positions", self._positions),
         ):
@@ -372,6 +373,28 @@ class FakeGate(SimFake):
         order_id = ref["order_id"].removeprefix("sim-")
         current = await self.lookup("", order_id, None)
         return self._order(await self.cancel(current.symbol, order_id, None))
+
+    async def _cancel_all(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Cancel all orders with 'open' status (``DELETE /futures/{settle}/orders?contract=``,
+        https://www.gate.com/docs/developers/apiv4/en/#cancel-all-orders-with-open-status): the
+        cancelled orders, as order objects; ``side`` ask/bid narrows it."""
+        self._settle(request)
+        contract = params.get("contract")
+        if not contract:
+            raise Refused(400, "MISSING_REQUIRED_PARAM", "contract")
+        canonical = self.canonical(str(contract))
+        side = {"ask": order_pb2.ORDER_SIDE_SELL, "bid": order_pb2.ORDER_SIDE_BUY}.get(
+            str(params.get("side"))
+        )
+        done = []
+        for o in await self.sim.get_orders(OrderFilter(symbol=canonical)):
+            if side is not None and o.side != side:
+                continue
+            try:
+                done.append(self._order(await self.sim.cancel_order(symbol=o.symbol, order_id=o.order_id)))
+            except VenueError:
+                continue  # finished meanwhile: not cancelled by this request
+        return done
 
     async def _list(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._settle(request)
