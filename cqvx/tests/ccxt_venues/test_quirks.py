@@ -216,8 +216,8 @@ def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
         ("binance", (5, 10)),  # USD-M batchOrders: 5 placed, 10 cancelled per request
         ("bybit", (10, 10)),  # create-batch / cancel-batch: 10 on spot (20 linear); the row loads spot
         ("bitget", (50, 50)),  # batch-place-order / batch-cancel-orders: 50 each
-        ("okx", (0, 0)),  # not confirmed from OKX's docs here: one request per order
-        ("gate", (0, 0)),  # not confirmed from Gate's docs here: one request per order
+        ("okx", (20, 20)),  # batch-orders / cancel-batch-orders: 20 each
+        ("gate", (10, 20)),  # futures batch_orders: 10; batch_cancel_orders: 20
     ],
 )
 def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:

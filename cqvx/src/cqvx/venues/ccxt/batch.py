@@ -265,10 +265,13 @@ async def _cancel_chunk(
     if len(refs) == 1 or client.quirks.batch_max[1] <= 1 or (kind != "order_id" and not by_client):
         return [await _one_cancel(client, r) for r in refs]
     unified = await client._unified(symbol)
+    params: dict[str, Any] = {}
+    if client.quirks.cancel_orders_settle:
+        params["settle"] = client._ex.market(unified)["settleId"]
     if kind == "order_id":
-        args: tuple[Any, ...] = ([r.order_id for r in refs], unified, {})
+        args: tuple[Any, ...] = ([r.order_id for r in refs], unified, params)
     else:
-        args = ([], unified, {by_client: [r.client_order_id for r in refs]})
+        args = ([], unified, params | {by_client: [r.client_order_id for r in refs]})
     try:
         raws = await client._call("cancel", client._ex.cancel_orders, *args)
     except Timeout:

@@ -60,6 +60,10 @@ class VenueQuirks:
     # Where the venue's batch-place body lists the failed items when ccxt's unified answer leaves
     # them out (ccxt's bitget drops failureList items: they carry no symbol); () = ccxt keeps them.
     batch_failures_path: tuple[str, ...] = ()
+    # ccxt's ``cancel_orders`` takes the settle currency from params, else the market's upper-case
+    # code (gate 4.5.90: /futures/USDT/batch_cancel_orders), where every other futures path of ccxt
+    # carries the settle id ("usdt"): True = pass the market's settle id.
+    cancel_orders_settle: bool = False
     # The ccxt ``cancel_orders`` param that carries client order ids; "" = ccxt cannot batch-cancel
     # by client id on this venue, so those refs are cancelled one request each.
     cancel_client_ids_param: str = ""
@@ -224,10 +228,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # /api/v5/trade/batch-orders (max 20)
         batch_cancel=True,  # /api/v5/trade/cancel-batch-orders
         create_acks=True,  # place (and batch-place) answer {ordId, clOrdId, sCode, sMsg} per order
-        # Batch size stays 0 (one request per order, ccxt's create_order goes through batch-orders
-        # with one item anyway): the per-request limits of batch-orders / cancel-batch-orders were
-        # not confirmed from the OKX docs reachable here, so no number is claimed.
-        batch_max=(0, 0),
+        # Place multiple orders: "Maximum 20 orders can be placed per request"; Cancel multiple
+        # orders: "Maximum 20 orders can be canceled per request" (both docs-v5, cited below; the
+        # same for spot and swap).  Per-order sCode/sMsg; envelope code 2 = partly placed.
+        batch_max=(20, 20),
         batch_error_key="sCode",
         cancel_client_ids_param="clientOrderId",  # ccxt reads clOrdId/clientOrderId (a list)
         # OKX documents no cancel-all for regular orders (ccxt has no cancelAllOrders for okx):
@@ -239,6 +243,8 @@ QUIRKS: dict[str, VenueQuirks] = {
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-history-last-7-days",
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-multiple-orders",
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-cancel-multiple-orders",
             "https://www.okx.com/docs-v5/en/#error-code",
             "https://www.okx.com/docs-v5/en/#overview-websocket-connect",
         ),
@@ -311,9 +317,11 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # POST /futures/{settle}/batch_orders (spot: /spot/batch_orders)
         batch_cancel=True,  # POST /futures/{settle}/batch_cancel_orders
         client_id_lookup="as_id",  # GET/DELETE .../orders/{order_id}: "order ID or custom text"
-        # Batch size stays 0 (one request per order): the per-request limits of batch_orders /
-        # batch_cancel_orders were not confirmed from the Gate docs reachable here.
-        batch_max=(0, 0),
+        # Place batch futures orders: "Up to 10 orders per request"; Cancel batch orders by specified
+        # ID list: "maximum 20 records per request" (APIv4 futures, cited below).
+        batch_max=(10, 20),
+        cancel_client_ids_param="",  # batch_cancel_orders takes order ids only
+        cancel_orders_settle=True,
         batch_error_key="label",  # a failed item: {"succeeded": false, "label", "message"}
         # DELETE /futures/{settle}/orders?contract= ("cancel all orders with open status"),
         # https://www.gate.com/docs/developers/apiv4/en/#cancel-all-orders-with-open-status
@@ -322,6 +330,8 @@ QUIRKS: dict[str, VenueQuirks] = {
         history_methods=("fetch_closed_orders",),
         docs=(
             "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
+            "https://www.gate.com/docs/developers/apiv4/en/#place-batch-futures-orders",
+            "https://www.gate.com/docs/developers/apiv4/en/#cancel-batch-orders-by-specified-id-list-2",
             "https://www.gate.com/docs/developers/apiv4/ws/en/#application-ping-pong",
         ),
     ),
