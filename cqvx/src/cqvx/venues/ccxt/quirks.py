@@ -240,6 +240,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         # orders-history (last 7 days): ccxt's fetch_closed_orders asks state=filled, and
         # fetch_canceled_orders state=canceled, so both are read.
         history_methods=("fetch_closed_orders", "fetch_canceled_orders"),
+        # No summary_keys: Get Balance (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-balance)
+        # fills the account-level adjEq/imr/mmr only in multi-currency and portfolio margin modes
+        # (empty in the single-currency mode a grid account uses), and the per-currency details
+        # differ by mode too: one line cannot name them for every account, and none is guessed.
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-history-last-7-days",
@@ -328,6 +332,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         native_cancel_all=True,
         # GET /futures/{settle}/orders?status=finished (ccxt fetch_closed_orders without since)
         history_methods=("fetch_closed_orders",),
+        # No summary_keys: the futures account (GET /futures/{settle}/accounts) has no margin-balance
+        # key (``total`` excludes ``unrealised_pnl``; the margin balance is their sum) and its
+        # initial margin is split position/order margin: the one-key-per-field line cannot say it.
         docs=(
             "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
             "https://www.gate.com/docs/developers/apiv4/en/#place-batch-futures-orders",
