@@ -309,11 +309,11 @@ def _signed_post_headers(venue: str, path: str, body: bytes) -> dict[str, str]:
         }
     # gate: hex HMAC-SHA512(METHOD\npath\nquery\nhex sha512(body)\nts)
     stamp = str(int(time.time()))
-    text = "\n".join(("POST", path, "", hashlib.sha512(body).hexdigest(), stamp))
+    prehash = "\n".join(("POST", path, "", hashlib.sha512(body).hexdigest(), stamp))
     return {
         "KEY": KEY,
         "Timestamp": stamp,
-        "SIGN": hmac.new(SECRET.encode(), text.encode(), hashlib.sha512).hexdigest(),
+        "SIGN": hmac.new(SECRET.encode(), prehash.encode(), hashlib.sha512).hexdigest(),
         "Content-Type": "application/json",
     }
 
