@@ -266,8 +266,9 @@ async def _cancel_chunk(
         return [await _one_cancel(client, r) for r in refs]
     unified = await client._unified(symbol)
     params: dict[str, Any] = {}
-    if client.quirks.cancel_orders_settle:
-        params["settle"] = client._ex.market(unified)["settleId"]
+    settle = client._ex.market(unified).get("settleId") if client.quirks.cancel_orders_settle else None
+    if settle:  # derivatives only (a spot market has no settle currency)
+        params["settle"] = settle
     if kind == "order_id":
         args: tuple[Any, ...] = ([r.order_id for r in refs], unified, params)
     else:
