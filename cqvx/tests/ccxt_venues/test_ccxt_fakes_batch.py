@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cqc.venues.v1 import execution_pb2, order_pb2
-from cqvx.errors import InsufficientFunds, NotFound, Timeout, UnsupportedOperation, VenueError
+from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, Timeout, UnsupportedOperation, VenueError
 from cqvx.secrets import Secret
 from cqvx.testing.fake_ccxt._base import SimFake
 from cqvx.testing.fake_ccxt.gate import USER_ID
@@ -389,3 +389,23 @@ async def test_garbage_batch_items_get_the_venues_answer_never_a_crash(
                     assert r.status < 500, await r.text()
                     await r.json(content_type=None)
     assert fake.bad_signatures == 0, "the test signed a request wrongly: the handlers were not reached"
+
+
+async def test_okx_batch_where_every_item_failed_answers_each_items_own_error(
+    fakes: dict[str, SimFake],
+) -> None:
+    # Envelope code 1 ("All operations failed"): ccxt raises the first order's error; each item
+    # still gets its own sCode's (51008 no margin, 51016 duplicated clOrdId).
+    fake, client = await _start(fakes, "okx")
+    try:
+        await client.place_order(_order("okx", "dup1"))
+        results = await client.place_orders(
+            [_order("okx", "broke1", quantity="900"), _order("okx", "dup1", price="40000")]
+        )
+        # ccxt's okx create_order goes through batch-orders too: the first placement, then the batch.
+        assert len(fake.requests_to("/api/v5/trade/batch-orders")) == 2
+        assert isinstance(results[0], InsufficientFunds), results[0]
+        assert isinstance(results[1], DuplicateOrder), results[1]
+        assert fake.venue_order_count("dup1") == 1 and fake.venue_order_count("broke1") == 0
+    finally:
+        await client.aclose()

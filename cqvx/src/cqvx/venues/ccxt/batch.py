@@ -30,7 +30,7 @@ import ccxt
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InvalidRequest, NotFound, RateLimited, Timeout, VenueError
 from cqvx.types import TERMINAL_STATUSES, report_from_order
-from cqvx.venues.ccxt.errors import Op, map_error
+from cqvx.venues.ccxt.errors import Op, error_body, map_error
 
 if TYPE_CHECKING:
     from cqvx.venues.ccxt.client import CcxtClient
@@ -147,7 +147,7 @@ async def _place_chunk(
     except VenueError as err:
         if isinstance(err, Timeout):
             return [await _resolve(client, orders[i], err.message) for i, _ in chunk]
-        return [_copy(err) for _ in chunk]
+        return _refused_items(client, err, len(chunk))
     if isinstance(raws, list) and len(raws) < len(chunk) and client.quirks.batch_failures_path:
         raws = raws + _dropped_failures(client)
     if not isinstance(raws, list) or len(raws) != len(chunk):
@@ -196,6 +196,19 @@ async def _place_chunk(
         else:
             out.append(await _resolve(client, order, "batch item unreadable"))
     return out
+
+
+def _refused_items(client: CcxtClient, err: VenueError, count: int) -> list[Result]:
+    """A whole batch refused: each item's own error where the refusal lists one per item in request
+    order (OKX answers every failed order's sCode in ``data`` and ccxt raises the first one's), else
+    the request's error for every item.  Either way nothing was placed (the venue said so)."""
+    body = error_body(err.message)
+    rows = body.get("data") if isinstance(body, Mapping) else None
+    if isinstance(rows, list) and len(rows) == count:
+        own = [_item_error(client, {"id": None, "info": row}, "write") for row in rows]
+        if all(e is not None for e in own):
+            return [e for e in own if e is not None]
+    return [_copy(err) for _ in range(count)]
 
 
 def _copy(err: VenueError) -> VenueError:
