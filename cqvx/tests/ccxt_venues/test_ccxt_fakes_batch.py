@@ -372,6 +372,9 @@ def _batch_bodies(venue: str) -> list[bytes]:
         drawn.append(json.dumps(outer).encode())
 
     draw()
+    # Always also: ids that are JSON but not text (once crashed the fake Bitget's batch cancel).
+    odd = [{k: {"x": 1}} for k in ("orderId", "orderLinkId", "ordId", "clOrdId", "clientOid")]
+    draw.hypothesis.inner_test(items=odd)  # type: ignore[attr-defined]
     return drawn
 
 
