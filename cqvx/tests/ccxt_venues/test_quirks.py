@@ -214,10 +214,10 @@ def test_ccxt_is_the_rate_limit_owner_unless_a_fake_turns_it_off() -> None:
     ("venue", "sizes"),
     [
         ("binance", (5, 10)),  # USD-M batchOrders: 5 placed, 10 cancelled per request
-        ("bybit", (0, 0)),  # documented (10, 10); singly until the fake serves create-batch
-        ("bitget", (0, 0)),  # documented (50, 50); singly until the fake serves batch-place-order
-        ("okx", (0, 0)),  # not confirmed from OKX's docs here: one request per order
-        ("gate", (0, 0)),  # not confirmed from Gate's docs here: one request per order
+        ("bybit", (10, 10)),  # create-batch / cancel-batch: 10 on spot (20 linear); the row loads spot
+        ("bitget", (50, 50)),  # batch-place-order / batch-cancel-orders: 50 each
+        ("okx", (20, 20)),  # batch-orders / cancel-batch-orders: 20 each
+        ("gate", (10, 20)),  # futures batch_orders: 10; batch_cancel_orders: 20
     ],
 )
 def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:
@@ -228,7 +228,52 @@ def test_batch_sizes_per_request(venue: str, sizes: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize(
     ("venue", "native"),
-    [("binance", True), ("bybit", False), ("okx", False), ("bitget", False), ("gate", False)],
+    [("binance", True), ("bybit", True), ("okx", False), ("bitget", True), ("gate", True)],
 )
-def test_native_cancel_all_only_where_proven_over_the_wire(venue: str, native: bool) -> None:
-    assert quirks_for(venue).native_cancel_all is native
+def test_native_cancel_all_only_where_ccxt_has_it_and_a_fake_proves_it(venue: str, native: bool) -> None:
+    q = quirks_for(venue)
+    assert q.native_cancel_all is native
+    # OKX documents no cancel-all for regular orders and ccxt has none; the others are served by
+    # their fakes (test_ccxt_fakes_batch.py: exactly one cancel-all request).
+    assert bool(build_exchange(CcxtConfig(venue), q).has.get("cancelAllOrders")) is native
+
+
+@pytest.mark.parametrize(
+    ("venue", "methods"),
+    [
+        ("binance", ()),  # fetch_orders (allOrders)
+        ("bybit", ("fetch_canceled_and_closed_orders",)),
+        ("okx", ("fetch_closed_orders", "fetch_canceled_orders")),  # state=filled, then state=canceled
+        ("bitget", ("fetch_canceled_and_closed_orders",)),
+        ("gate", ("fetch_closed_orders",)),  # status=finished
+    ],
+)
+def test_order_history_methods_are_the_ones_ccxt_has(venue: str, methods: tuple[str, ...]) -> None:
+    q = quirks_for(venue)
+    assert q.history_methods == methods
+    ex = build_exchange(CcxtConfig(venue), q)
+    assert bool(ex.has.get("fetchOrders")) is not bool(methods)  # ccxt's own where it has one
+    for method in methods:
+        assert callable(getattr(ex, method))
+
+
+@pytest.mark.parametrize(
+    ("venue", "param"),
+    [
+        ("binance", "clientOrderIds"),
+        ("bybit", "clientOrderIds"),
+        ("okx", "clientOrderId"),
+        ("bitget", ""),
+        ("gate", ""),
+    ],
+)
+def test_batch_cancel_by_client_id_param(venue: str, param: str) -> None:
+    # ccxt's bitget/gate cancel_orders take order ids only: client-id cancels go one request each.
+    assert quirks_for(venue).cancel_client_ids_param == param
+
+
+@pytest.mark.parametrize("venue", ["binance", "bybit"])
+def test_a_summary_line_names_every_field(venue: str) -> None:
+    from cqvx.venues.ccxt.account import SUMMARY_FIELDS
+
+    assert sorted(dict(quirks_for(venue).summary_keys)) == sorted(SUMMARY_FIELDS)

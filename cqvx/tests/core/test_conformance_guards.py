@@ -22,7 +22,7 @@ from cqvx.streams import Gap, GapListener
 from cqvx.testing import MockVenue, MockVenueHarness, builders
 from cqvx.testing.conformance import ConformanceHarness, ConformanceSuite
 from cqvx.testing.harnesses import SimHarness, quiet_sim_config
-from cqvx.types import Stream
+from cqvx.types import OrderFilter, Stream
 from cqvx.venues.sim import SimClock, SimVenue
 
 
@@ -278,3 +278,23 @@ async def test_positions_fail_a_wrong_entry_price() -> None:
     broken = SimHarness(_MarkEntrySim(quiet_sim_config(), clock=SimClock()))
     with pytest.raises(AssertionError, match="entry"):
         await _run_any(broken, "test_position_after_a_perpetual_fill")
+
+
+class _OpenOnlyHistoryMock(MockVenue):
+    """Answers every order listing with the open orders only, whatever statuses were asked for."""
+
+    async def get_orders(self, filter: OrderFilter | None = None) -> list[order_pb2.Order]:
+        f = filter or OrderFilter()
+        return await super().get_orders(OrderFilter(symbol=f.symbol, side=f.side))
+
+
+class _OpenOnlyHistoryHarness(MockVenueHarness):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mock = _OpenOnlyHistoryMock(self.venue)
+
+
+async def test_order_history_fails_a_venue_that_lists_open_orders_only() -> None:
+    await _run(MockVenueHarness(), "test_order_history_lists_finished_orders")
+    with pytest.raises(AssertionError, match="the cancelled order is None in the history"):
+        await _run(_OpenOnlyHistoryHarness(), "test_order_history_lists_finished_orders")

@@ -18,6 +18,11 @@ CAPABILITIES: tuple[tuple[str, str, str], ...] = (
     ("place", "place", "place_order returns an ExecutionReport with our client order id, OPEN/PENDING_NEW"),
     ("get", "get", "get_order by venue order id and by client order id"),
     ("list", "list", "get_orders lists the open order"),
+    (
+        "order_history",
+        "history",
+        "get_orders with every status lists a cancelled order as CANCELLED beside an open one",
+    ),
     ("cancel", "cancel", "cancel_order by either id ends CANCELLED"),
     ("cancel_not_found", "cancel unknown", "cancelling an unknown order raises NotFound"),
     ("duplicate", "duplicate id", "a reused client order id leaves one order at the venue"),

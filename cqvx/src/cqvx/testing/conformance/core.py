@@ -14,7 +14,7 @@ import pytest
 from cqc.markets.v1 import trade_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import VenueClient
-from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, RateLimited
+from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, RateLimited, UnsupportedOperation
 from cqvx.testing.conformance.base import SuiteBase, _same_book, assert_valid_book
 from cqvx.testing.conformance.capabilities import capability
 from cqvx.testing.conformance.harness import ConformanceHarness
@@ -72,6 +72,37 @@ class CoreSuite(SuiteBase):
             assert report.order_id in {o.order_id for o in await client.get_orders()}
         finally:
             await self._cleanup(client, harness, report.order_id)
+
+    @capability("order_history")
+    async def test_order_history_lists_finished_orders(
+        self, harness: ConformanceHarness, client: VenueClient
+    ) -> None:
+        self._require(harness, "supports_trading", "order_history")
+        _, kept = await self._place_resting(client, harness)
+        _, gone = await self._place_resting(client, harness)
+        try:
+            cancelled = await client.cancel_order(symbol=harness.symbol, order_id=gone.order_id)
+            await self._wait_cancelled(client, harness, cancelled)
+            every = frozenset(order_pb2.OrderStatus.values()) - {order_pb2.ORDER_STATUS_UNSPECIFIED}
+            try:
+                history = await client.get_orders(OrderFilter(symbol=harness.symbol, statuses=every))
+            except UnsupportedOperation as err:
+                pytest.skip(
+                    f"{harness.venue or self.venue}: capability 'order_history' not supported ({err})"
+                )
+            status = {o.order_id: o.status for o in history}
+            assert status.get(gone.order_id) == order_pb2.ORDER_STATUS_CANCELLED, (
+                f"the cancelled order is {status.get(gone.order_id)!r} in the history"
+            )
+            assert status.get(kept.order_id) in OPEN_STATUSES, "the open order is missing from the history"
+            assert all(o.symbol == harness.symbol for o in history)
+            finished = await client.get_orders(
+                OrderFilter(symbol=harness.symbol, statuses=frozenset({order_pb2.ORDER_STATUS_CANCELLED}))
+            )
+            assert gone.order_id in {o.order_id for o in finished}
+            assert kept.order_id not in {o.order_id for o in finished}
+        finally:
+            await self._cleanup(client, harness, kept.order_id)
 
     @capability("cancel")
     async def test_cancel_by_either_id(self, harness: ConformanceHarness, client: VenueClient) -> None:

@@ -200,6 +200,9 @@ class SimFake(FakeServer):
 
     @staticmethod
     def ref(order_id: str | None, client_order_id: str | None) -> dict[str, str]:
+        # Ids arrive from JSON bodies too: anything but text is the venue's parameter error.
+        if not all(v is None or isinstance(v, str) for v in (order_id, client_order_id)):
+            raise Refused(400, "400", "order id and client order id must be strings")
         if order_id:
             return {"order_id": f"sim-{order_id}"}
         if client_order_id:

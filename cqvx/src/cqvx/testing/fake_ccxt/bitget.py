@@ -55,6 +55,10 @@ _FORCE_IN = {"ioc": order_pb2.TIME_IN_FORCE_IOC, "fok": order_pb2.TIME_IN_FORCE_
 _FORCE_OUT = {order_pb2.TIME_IN_FORCE_IOC: "ioc", order_pb2.TIME_IN_FORCE_FOK: "fok"}
 
 
+# Batch Order / Batch Cancel: "maximum length: 50" (orderList / orderIdList).
+BATCH_MAX = 50
+
+
 class FakeBitget(SimFake):
     """``async with FakeBitget(api_key, secret, passphrase) as fake:``."""
 
@@ -81,6 +85,8 @@ class FakeBitget(SimFake):
             ("POST", "/api/v2/mix/order/place-order", self._create),
             ("GET", "/api/v2/mix/order/detail", self._detail),
             ("POST", "/api/v2/mix/order/cancel-order", self._cancel),
+            ("POST", "/api/v2/mix/order/batch-place-order", self._batch_place),
+            ("POST", "/api/v2/mix/order/batch-cancel-orders", self._batch_cancel),
             ("GET", "/api/v2/mix/order/orders-pending", self._pending),
             ("GET", "/api/v2/mix/order/orders-history", self._history),
             ("GET", "/api/v2/mix/account/accounts", self._accounts),
@@ -343,6 +349,68 @@ class FakeBitget(SimFake):
         canonical = self.canonical(str(params.get("symbol", "")))
         done = await self.cancel(canonical, params.get("orderId"), params.get("clientOid"))
         return {"orderId": self.wire_id(done.order_id), "clientOid": done.client_order_id}
+
+    # -- batch (and cancel-all through batch-cancel-orders) ----------------------------------------
+
+    async def _batch_place(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Batch Order (https://www.bitget.com/api-doc/contract/trade/Batch-Order): ``orderList`` of at
+        most 50, each placed on its own; ``successList`` {orderId, clientOid} and ``failureList``
+        {orderId, clientOid, errorMsg, errorCode}."""
+        self._product(params)
+        items = params.get("orderList")
+        if not isinstance(items, list) or not items or len(items) > BATCH_MAX:
+            raise Refused(400, "40034", f"Parameter orderList must hold 1 to {BATCH_MAX} orders")
+        shared: dict[str, Any] = {
+            k: params[k] for k in ("symbol", "productType", "marginMode", "marginCoin") if k in params
+        }
+        success, failure = [], []
+        for item in items:
+            one = item if isinstance(item, dict) else {}
+            try:
+                success.append(await self._create(request, shared | one))
+            except Refused as err:
+                coid = str(one.get("clientOid", ""))
+                failure.append({"orderId": "", "clientOid": coid, "errorMsg": err.msg, "errorCode": err.code})
+        return {"successList": success, "failureList": failure}
+
+    async def _batch_cancel(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Batch Cancel (https://www.bitget.com/api-doc/contract/trade/Batch-Cancel-Orders):
+        ``orderIdList`` (at most 50, each ``orderId`` or ``clientOid``) needs ``symbol``; without it
+        every open order of the symbol (or of the product type) is cancelled."""
+        self._product(params)
+        symbol = params.get("symbol")
+        items = params.get("orderIdList")
+        if items is None:
+            canonical = self.canonical(str(symbol)) if symbol else None
+            targets = [
+                {"orderId": self.wire_id(o.order_id), "_symbol": o.symbol}
+                for o in await self.sim.get_orders(OrderFilter(symbol=canonical))
+                if o.symbol in self.perp_symbols()
+            ]
+        else:
+            if not symbol:
+                raise Refused(400, "40034", "Parameter symbol does not exist")
+            if not isinstance(items, list) or not items or len(items) > BATCH_MAX:
+                raise Refused(400, "40034", f"Parameter orderIdList must hold 1 to {BATCH_MAX} ids")
+            canonical = self.canonical(str(symbol))
+            targets = [(i if isinstance(i, dict) else {}) | {"_symbol": canonical} for i in items]
+        success, failure = [], []
+        for t in targets:
+            oid, coid = t.get("orderId") or None, t.get("clientOid") or None
+            try:
+                done = await self.cancel(str(t["_symbol"]), oid, coid)
+            except Refused as err:
+                failure.append(
+                    {
+                        "orderId": oid or "",
+                        "clientOid": coid or "",
+                        "errorMsg": err.msg,
+                        "errorCode": err.code,
+                    }
+                )
+                continue
+            success.append({"orderId": self.wire_id(done.order_id), "clientOid": done.client_order_id})
+        return {"successList": success, "failureList": failure}
 
     async def _orders(self, params: dict[str, Any], statuses: frozenset[int]) -> Any:
         self._product(params)

@@ -83,6 +83,18 @@ _TIF_IN = {"IOC": order_pb2.TIME_IN_FORCE_IOC, "FOK": order_pb2.TIME_IN_FORCE_FO
 _TIF_OUT = {order_pb2.TIME_IN_FORCE_IOC: "IOC", order_pb2.TIME_IN_FORCE_FOK: "FOK"}
 
 
+# Batch Place / Batch Cancel (https://bybit-exchange.github.io/docs/v5/order/batch-place,
+# .../v5/order/batch-cancel): at most 20 orders per request on linear (10 on spot, not served here).
+BATCH_MAX_LINEAR = 20
+
+
+class _Batch:
+    """A batch answer: ``result.list`` rows and their ``retExtInfo.list`` codes, item by item."""
+
+    def __init__(self, rows: list[dict[str, Any]], codes: list[dict[str, Any]]) -> None:
+        self.rows, self.codes = rows, codes
+
+
 class FakeBybit(SimFake):
     """``async with FakeBybit(api_key, secret) as fake:``; point ccxt's ``urls['api']`` at :attr:`url`."""
 
@@ -104,6 +116,9 @@ class FakeBybit(SimFake):
             self.route(app, "GET", path, handler, signed=False)
         self.route(app, "POST", "/v5/order/create", self._create, signed=True)
         self.route(app, "POST", "/v5/order/cancel", self._cancel, signed=True)
+        self.route(app, "POST", "/v5/order/create-batch", self._create_batch, signed=True)
+        self.route(app, "POST", "/v5/order/cancel-batch", self._cancel_batch, signed=True)
+        self.route(app, "POST", "/v5/order/cancel-all", self._cancel_all, signed=True)
         self.route(app, "GET", "/v5/order/realtime", self._realtime, signed=True)
         self.route(app, "GET", "/v5/order/history", self._history, signed=True)
         self.route(app, "GET", "/v5/account/wallet-balance", self._wallet, signed=True)
@@ -131,11 +146,14 @@ class FakeBybit(SimFake):
             )
 
     def ok(self, payload: Any) -> Any:
+        ext: Any = {}
+        if isinstance(payload, _Batch):  # per-item codes ride in retExtInfo.list, same order
+            payload, ext = {"list": payload.rows}, {"list": payload.codes}
         return {
             "retCode": 0,
             "retMsg": "OK",
             "result": payload,
-            "retExtInfo": {},
+            "retExtInfo": ext,
             "time": int(time.time() * 1000),
         }
 
@@ -361,6 +379,70 @@ class FakeBybit(SimFake):
         done = await self.cancel(canonical, params.get("orderId"), params.get("orderLinkId"))
         return {"orderId": self.wire_id(done.order_id), "orderLinkId": done.client_order_id}
 
+    # -- batch and cancel-all ---------------------------------------------------------------------
+
+    def _batch_items(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if params.get("category") != "linear":
+            raise Refused(200, "10001", "params error: category only linear in this fake")
+        items = params.get("request")
+        if not isinstance(items, list) or not items or len(items) > BATCH_MAX_LINEAR:
+            raise Refused(200, "10001", f"params error: request must hold 1 to {BATCH_MAX_LINEAR} orders")
+        return [item if isinstance(item, dict) else {} for item in items]
+
+    async def _create_batch(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Each item placed on its own: a refused one is ``{orderId: "", ...}`` with its code in
+        ``retExtInfo.list`` at the same index; the others are placed."""
+        rows, codes = [], []
+        for item in self._batch_items(params):
+            symbol = str(item.get("symbol", ""))
+            try:
+                ack = await self._create(request, item | {"category": "linear"})
+            except Refused as err:
+                rows.append(
+                    {"category": "linear", "symbol": symbol, "orderId": "", "orderLinkId": "", "createAt": ""}
+                )
+                codes.append({"code": int(err.code), "msg": err.msg})
+                continue
+            rows.append(
+                {"category": "linear", "symbol": symbol, **ack, "createAt": str(int(time.time() * 1000))}
+            )
+            codes.append({"code": 0, "msg": "OK"})
+        return _Batch(rows, codes)
+
+    async def _cancel_batch(self, request: web.Request, params: dict[str, Any]) -> Any:
+        rows, codes = [], []
+        for item in self._batch_items(params):
+            symbol = str(item.get("symbol", ""))
+            try:
+                ack = await self._cancel(request, item)
+            except Refused as err:
+                rows.append({"category": "linear", "symbol": symbol, "orderId": "", "orderLinkId": ""})
+                codes.append({"code": int(err.code), "msg": err.msg})
+                continue
+            rows.append({"category": "linear", "symbol": symbol, **ack})
+            codes.append({"code": 0, "msg": "OK"})
+        return _Batch(rows, codes)
+
+    async def _cancel_all(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Cancel All Orders (https://bybit-exchange.github.io/docs/v5/order/cancel-all): linear by
+        ``symbol`` (or every symbol of ``settleCoin``); answers the cancelled ids."""
+        if params.get("category") != "linear":
+            raise Refused(200, "10001", "params error: category only linear in this fake")
+        symbol = params.get("symbol")
+        if not symbol and not params.get("settleCoin") and not params.get("baseCoin"):
+            raise Refused(200, "10001", "params error: symbol, baseCoin or settleCoin required")
+        canonical = self.canonical(str(symbol)) if symbol else None
+        cancelled = []
+        for o in await self.sim.get_orders(OrderFilter(symbol=canonical)):
+            if o.symbol not in self.perp_symbols():
+                continue
+            try:
+                done = await self.sim.cancel_order(symbol=o.symbol, order_id=o.order_id)
+            except VenueError:
+                continue  # finished meanwhile: not cancelled by this request
+            cancelled.append({"orderId": self.wire_id(done.order_id), "orderLinkId": done.client_order_id})
+        return {"list": cancelled, "success": "1"}
+
     async def _list(self, params: dict[str, Any], open_only: bool) -> Any:
         symbol = params.get("symbol")
         canonical = self.canonical(symbol) if symbol else None
@@ -414,15 +496,24 @@ class FakeBybit(SimFake):
             }
             for b in await self.sim.get_balances()
         ]
+        # The account totals (USD; the sim's only settlement asset is USDT, valued 1:1): wallet
+        # balance, perpetual uPnL, margin balance = wallet + uPnL, order + position margin.
+        usdt = next((b for b in await self.sim.get_balances() if b.asset == "USDT"), None)
+        positions = [p for p in await self.sim.get_positions() if p.symbol in self.perp_symbols()]
+        wallet = Decimal(usdt.total or "0") if usdt else Decimal(0)
+        upl = sum((Decimal(p.unrealized_pnl or "0") for p in positions), Decimal(0))
+        position_im = sum((Decimal(p.margin or "0") for p in positions), Decimal(0))
+        order_im = Decimal(usdt.locked or "0") if usdt else Decimal(0)
+        maint = sum((Decimal(p.maintenance_margin or "0") for p in positions), Decimal(0))
         account = {
             "accountType": params.get("accountType", "UNIFIED"),
-            "totalEquity": "0",
-            "totalWalletBalance": "0",
-            "totalMarginBalance": "0",
-            "totalAvailableBalance": "0",
-            "totalPerpUPL": "0",
-            "totalInitialMargin": "0",
-            "totalMaintenanceMargin": "0",
+            "totalEquity": dec_text(wallet + upl),
+            "totalWalletBalance": dec_text(wallet),
+            "totalMarginBalance": dec_text(wallet + upl),
+            "totalAvailableBalance": (usdt.available or "0") if usdt else "0",
+            "totalPerpUPL": dec_text(upl),
+            "totalInitialMargin": dec_text(order_im + position_im),
+            "totalMaintenanceMargin": dec_text(maint),
             "accountIMRate": "0",
             "accountMMRate": "0",
             "accountLTV": "0",

@@ -59,6 +59,12 @@ USER_ID = str(_USER)  # the account's Gate user id (the order channel's payload 
 _API = "/api/v4"
 
 
+# Place batch futures orders: "Up to 10 orders per request"; Cancel batch orders by specified ID
+# list: "maximum 20 records per request" (Gate APIv4 futures).
+BATCH_PLACE_MAX = 10
+BATCH_CANCEL_MAX = 20
+
+
 class FakeGate(SimFake):
     """``async with FakeGate(api_key, secret) as fake:``."""
 
@@ -91,6 +97,9 @@ class FakeGate(SimFake):
             ("GET", f"{f}/orders", self._list),
             ("GET", f"{f}/orders/{{order_id}}", self._get),
             ("DELETE", f"{f}/orders/{{order_id}}", self._cancel),
+            ("DELETE", f"{f}/orders", self._cancel_all),
+            ("POST", f"{f}/batch_orders", self._batch_place),
+            ("POST", f"{f}/batch_cancel_orders", self._batch_cancel),
             ("GET", f"{f}/accounts", self._accounts),
             ("GET", f"{f}/positions", self._positions),
         ):
@@ -372,6 +381,69 @@ class FakeGate(SimFake):
         order_id = ref["order_id"].removeprefix("sim-")
         current = await self.lookup("", order_id, None)
         return self._order(await self.cancel(current.symbol, order_id, None))
+
+    async def _cancel_all(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Cancel all orders with 'open' status (``DELETE /futures/{settle}/orders?contract=``,
+        https://www.gate.com/docs/developers/apiv4/en/#cancel-all-orders-with-open-status): the
+        cancelled orders, as order objects; ``side`` ask/bid narrows it."""
+        self._settle(request)
+        contract = params.get("contract")
+        if not contract:
+            raise Refused(400, "MISSING_REQUIRED_PARAM", "contract")
+        canonical = self.canonical(str(contract))
+        side = {"ask": order_pb2.ORDER_SIDE_SELL, "bid": order_pb2.ORDER_SIDE_BUY}.get(
+            str(params.get("side"))
+        )
+        done = []
+        for o in await self.sim.get_orders(OrderFilter(symbol=canonical)):
+            if side is not None and o.side != side:
+                continue
+            try:
+                done.append(self._order(await self.sim.cancel_order(symbol=o.symbol, order_id=o.order_id)))
+            except VenueError:
+                continue  # finished meanwhile: not cancelled by this request
+        return done
+
+    async def _batch_place(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Place batch futures orders (https://www.gate.com/docs/developers/apiv4/en/#place-batch-futures-orders):
+        up to 10; each executed on its own, answered in request order, ``succeeded`` true with the
+        order or false with the error ``label`` (and the item's ``text``)."""
+        self._settle(request)
+        items = params.get("_body")
+        if not isinstance(items, list) or not items or len(items) > BATCH_PLACE_MAX:
+            raise Refused(400, "INVALID_PARAM_VALUE", f"1 to {BATCH_PLACE_MAX} orders")
+        out = []
+        for item in items:
+            one = item if isinstance(item, dict) else {}
+            try:
+                out.append({"succeeded": True} | await self._create(request, one))
+            except Refused as err:
+                out.append(
+                    {"succeeded": False, "label": err.code, "message": err.msg, "text": one.get("text", "")}
+                )
+        return out
+
+    async def _batch_cancel(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Cancel batch orders by specified ID list
+        (https://www.gate.com/docs/developers/apiv4/en/#cancel-batch-orders-by-specified-id-list-2):
+        at most 20 order ids; ``{id, user_id, succeeded, message}`` each."""
+        self._settle(request)
+        ids = params.get("_body")
+        if not isinstance(ids, list) or not ids or len(ids) > BATCH_CANCEL_MAX:
+            raise Refused(400, "INVALID_PARAM_VALUE", f"1 to {BATCH_CANCEL_MAX} order ids")
+        out = []
+        for raw_id in ids:
+            oid = str(raw_id)
+            try:
+                if not oid.isdigit():
+                    raise Refused(404, "ORDER_NOT_FOUND", "Order not found")
+                current = await self.lookup("", oid, None)
+                await self.cancel(current.symbol, oid, None)
+            except Refused as err:
+                out.append({"id": oid, "user_id": _USER, "succeeded": False, "message": err.msg})
+                continue
+            out.append({"id": oid, "user_id": _USER, "succeeded": True, "message": ""})
+        return out
 
     async def _list(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._settle(request)

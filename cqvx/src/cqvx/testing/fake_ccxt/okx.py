@@ -64,6 +64,12 @@ _STATE = {
 _ORD_TYPES = {"limit", "market", "post_only", "ioc", "fok"}
 
 
+# Place multiple orders / Cancel multiple orders: "Maximum 20 orders ... per request"
+# (https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-multiple-orders,
+# .../#order-book-trading-trade-post-cancel-multiple-orders).
+BATCH_MAX = 20
+
+
 class _OrderFailed(Refused):
     """A trade call whose order failed: envelope code 1, the reason in ``data[0].sCode``."""
 
@@ -109,6 +115,7 @@ class FakeOkx(SimFake):
             ("POST", "/api/v5/trade/batch-orders", self._batch),
             ("GET", "/api/v5/trade/order", self._get),
             ("POST", "/api/v5/trade/cancel-order", self._cancel),
+            ("POST", "/api/v5/trade/cancel-batch-orders", self._cancel_batch),
             ("GET", "/api/v5/trade/orders-pending", self._pending),
             ("GET", "/api/v5/trade/orders-history", self._history),
             ("GET", "/api/v5/account/balance", self._balance),
@@ -384,8 +391,8 @@ class FakeOkx(SimFake):
         """``/trade/batch-orders`` (ccxt's default for one order too): per-order ``sCode``; the
         envelope says 0 all placed, 1 none, 2 some (raised so that :meth:`failure` shapes it)."""
         items = params.get("_body")
-        if not isinstance(items, list) or not items or len(items) > 20:
-            raise Refused(400, "51000", "Parameter error: 1 to 20 orders")
+        if not isinstance(items, list) or not items or len(items) > BATCH_MAX:
+            raise Refused(400, "51000", f"Parameter error: 1 to {BATCH_MAX} orders")
         rows = []
         for item in items:
             one = item if isinstance(item, dict) else {}
@@ -394,6 +401,25 @@ class FakeOkx(SimFake):
             except Refused as err:
                 coid = str(one.get("clOrdId", ""))
                 rows.append({"ordId": "", "clOrdId": coid, "tag": "", "sCode": err.code, "sMsg": err.msg})
+        failed = sum(1 for r in rows if r["sCode"] != "0")
+        if failed:
+            raise _BatchFailed(rows, "1" if failed == len(rows) else "2")
+        return rows
+
+    async def _cancel_batch(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """Cancel multiple orders (``/trade/cancel-batch-orders``, at most 20, each ``ordId`` or
+        ``clOrdId`` with its ``instId``): per-order ``sCode``, envelope 0 / 1 / 2 as for placement."""
+        items = params.get("_body")
+        if not isinstance(items, list) or not items or len(items) > BATCH_MAX:
+            raise Refused(400, "51000", f"Parameter error: 1 to {BATCH_MAX} orders")
+        rows = []
+        for item in items:
+            one = item if isinstance(item, dict) else {}
+            try:
+                rows.extend(await self._cancel(request, one))
+            except Refused as err:
+                oid, coid = str(one.get("ordId", "")), str(one.get("clOrdId", ""))
+                rows.append({"ordId": oid, "clOrdId": coid, "sCode": err.code, "sMsg": err.msg})
         failed = sum(1 for r in rows if r["sCode"] != "0")
         if failed:
             raise _BatchFailed(rows, "1" if failed == len(rows) else "2")

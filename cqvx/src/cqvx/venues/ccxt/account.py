@@ -55,7 +55,14 @@ async def account_summary(client: CcxtClient) -> AccountSummary:
             f"account summary: no summary_keys line for {client.venue} in the quirk table", venue=client.venue
         )
     raw = await client._call("read", client._ex.fetch_balance)
-    info = raw.get("info") if isinstance(raw, Mapping) else None
+    info: object = raw.get("info") if isinstance(raw, Mapping) else None
+    for step in client.quirks.summary_path:  # into the venue's nested body (Bybit result.list[0])
+        if isinstance(step, int) and isinstance(info, list) and -len(info) <= step < len(info):
+            info = info[step]
+        elif isinstance(step, str) and isinstance(info, Mapping):
+            info = info.get(step)
+        else:
+            info = None
     if not isinstance(info, Mapping):
         raise ParseError("account summary: the balance reply carries no venue body", venue=client.venue)
     figures: dict[str, str] = {}

@@ -30,7 +30,7 @@ import ccxt
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.errors import InvalidRequest, NotFound, RateLimited, Timeout, VenueError
 from cqvx.types import TERMINAL_STATUSES, report_from_order
-from cqvx.venues.ccxt.errors import Op, map_error
+from cqvx.venues.ccxt.errors import Op, error_body, map_error
 
 if TYPE_CHECKING:
     from cqvx.venues.ccxt.client import CcxtClient
@@ -41,15 +41,54 @@ Result = execution_pb2.ExecutionReport | VenueError
 
 
 def _item_error(client: CcxtClient, raw: object, op: Op, coid: str = "") -> VenueError | None:
-    """The item's own error when the venue answered one in its place (None: not an error item)."""
+    """The item's own error when the venue answered one in its place (None: not an error item).
+
+    The venue's code (quirk ``batch_error_key``, else ``error_code_key``, else ``code``) picks the
+    exception class ccxt itself raises for that code on a single request (its ``exceptions.exact``
+    table), so a batch item fails exactly as the same order placed alone would."""
     info = raw.get("info") if isinstance(raw, Mapping) else None
     if not isinstance(info, Mapping) or (isinstance(raw, Mapping) and raw.get("id")):
         return None
-    key = client.quirks.error_code_key
-    if info.get(key) is None and info.get("code") is None:
+    quirks = client.quirks
+    code = next(
+        (info[k] for k in (quirks.batch_error_key, quirks.error_code_key, "code") if k and info.get(k)),
+        None,
+    )
+    if code is None or str(code) == "0":
         return None
-    exc = ccxt.ExchangeError(f"{client._ex.id} {json.dumps(dict(info), default=str)}")
-    return map_error(exc, op=op, quirks=client.quirks, client_order_id=coid)
+    exact = getattr(client._ex, "exceptions", {}).get("exact", {})
+    cls = exact.get(str(code)) if isinstance(exact, Mapping) else None
+    if not (isinstance(cls, type) and issubclass(cls, ccxt.BaseError)):
+        cls = ccxt.ExchangeError
+    body = dict(info) | {quirks.error_code_key: code}
+    exc = cls(f"{client._ex.id} {json.dumps(body, default=str)}")
+    return map_error(exc, op=op, quirks=quirks, client_order_id=coid)
+
+
+def _dropped_failures(client: CcxtClient) -> list[object]:
+    """The failed items ccxt left out of its unified batch answer, read from the venue's body.
+
+    ccxt keeps the last HTTP body it read (``last_http_response``); nothing awaits between that
+    read and ccxt's return to us, so on one event loop it is this call's.  Unreadable: none, and
+    the count check of the caller then resolves every item by lookup (unknown, never rejected)."""
+    try:
+        node: object = json.loads(client._ex.last_http_response or "")
+    except (TypeError, ValueError):
+        return []
+    for key in client.quirks.batch_failures_path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    field = client.quirks.client_order_id_field
+    return [
+        {"id": None, "clientOrderId": item.get(field) or None, "info": item}
+        for item in (node if isinstance(node, list) else [])
+        if isinstance(item, Mapping)
+    ]
+
+
+def _item_coid(raw: object) -> str:
+    """The client order id an error item names (venues that echo it: OKX, Bitget, Gate)."""
+    value = raw.get("clientOrderId") if isinstance(raw, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 async def _resolve(client: CcxtClient, order: order_pb2.Order, why: str) -> Result:
@@ -108,25 +147,43 @@ async def _place_chunk(
     except VenueError as err:
         if isinstance(err, Timeout):
             return [await _resolve(client, orders[i], err.message) for i, _ in chunk]
-        return [_copy(err) for _ in chunk]
+        return _refused_items(client, err, len(chunk))
+    if isinstance(raws, list) and len(raws) < len(chunk) and client.quirks.batch_failures_path:
+        raws = raws + _dropped_failures(client)
     if not isinstance(raws, list) or len(raws) != len(chunk):
         return [await _resolve(client, orders[i], "unreadable batch reply") for i, _ in chunk]
     placed: dict[str, order_pb2.Order] = {}
     errors: list[VenueError] = []
+    named: dict[str, VenueError] = {}
+    acks: dict[str, object] = {}
     for raw in raws:
         item_err = _item_error(client, raw, "write")
         if item_err is not None:
-            errors.append(item_err)
+            if _item_coid(raw):
+                named[_item_coid(raw)] = item_err
+            else:
+                errors.append(item_err)
+            continue
+        if client.quirks.create_acks:  # ids only (Bybit, OKX, Bitget): read back below
+            coid = raw.get("clientOrderId") if isinstance(raw, Mapping) else None
+            if isinstance(coid, str) and coid and raw.get("id"):
+                acks[coid] = raw
             continue
         try:
             read = client._order(raw)
         except VenueError:
             continue  # an item we cannot read: its order stays unmatched, so it is looked up
         placed[read.client_order_id] = read
+    for i, _ in chunk:
+        ack = acks.get(orders[i].client_order_id)
+        if ack is not None:
+            placed[orders[i].client_order_id] = await client._read_back(ack, orders[i])
     # ccxt sorts the reply by timestamp and error items carry none, but its sort is stable: the
     # error items keep their relative order, which is that of the orders no order item answered.
-    unmatched = [i for i, _ in chunk if orders[i].client_order_id not in placed]
+    # An error item naming its client order id is that order's; the anonymous ones pair by position.
+    unmatched = [i for i, _ in chunk if orders[i].client_order_id not in placed.keys() | named.keys()]
     paired = dict(zip(unmatched, errors, strict=True)) if len(unmatched) == len(errors) else {}
+    paired |= {i: named[orders[i].client_order_id] for i, _ in chunk if orders[i].client_order_id in named}
     out: list[Result] = []
     for i, _ in chunk:
         order = orders[i]
@@ -139,6 +196,19 @@ async def _place_chunk(
         else:
             out.append(await _resolve(client, order, "batch item unreadable"))
     return out
+
+
+def _refused_items(client: CcxtClient, err: VenueError, count: int) -> list[Result]:
+    """A whole batch refused: each item's own error where the refusal lists one per item in request
+    order (OKX answers every failed order's sCode in ``data`` and ccxt raises the first one's), else
+    the request's error for every item.  Either way nothing was placed (the venue said so)."""
+    body = error_body(err.message)
+    rows = body.get("data") if isinstance(body, Mapping) else None
+    if isinstance(rows, list) and len(rows) == count:
+        own = [_item_error(client, {"id": None, "info": row}, "write") for row in rows]
+        if all(e is not None for e in own):
+            return [e for e in own if e is not None]
+    return [_copy(err) for _ in range(count)]
 
 
 def _copy(err: VenueError) -> VenueError:
@@ -204,13 +274,18 @@ async def _after_unknown(client: CcxtClient, ref: order_pb2.OrderRef) -> order_p
 async def _cancel_chunk(
     client: CcxtClient, symbol: str, kind: str, refs: list[order_pb2.OrderRef]
 ) -> list[order_pb2.Order | VenueError]:
-    if len(refs) == 1 or client.quirks.batch_max[1] <= 1:
+    by_client = client.quirks.cancel_client_ids_param
+    if len(refs) == 1 or client.quirks.batch_max[1] <= 1 or (kind != "order_id" and not by_client):
         return [await _one_cancel(client, r) for r in refs]
     unified = await client._unified(symbol)
+    params: dict[str, Any] = {}
+    settle = client._ex.market(unified).get("settleId") if client.quirks.cancel_orders_settle else None
+    if settle:  # derivatives only (a spot market has no settle currency)
+        params["settle"] = settle
     if kind == "order_id":
-        args: tuple[Any, ...] = ([r.order_id for r in refs], unified, {})
+        args: tuple[Any, ...] = ([r.order_id for r in refs], unified, params)
     else:
-        args = ([], unified, {"clientOrderIds": [r.client_order_id for r in refs]})
+        args = ([], unified, params | {by_client: [r.client_order_id for r in refs]})
     try:
         raws = await client._call("cancel", client._ex.cancel_orders, *args)
     except Timeout:

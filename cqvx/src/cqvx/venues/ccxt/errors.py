@@ -49,7 +49,7 @@ from cqvx.errors import (
 )
 from cqvx.venues.ccxt.quirks import VenueQuirks
 
-__all__ = ["ERROR_TABLE", "Op", "map_error", "venue_code"]
+__all__ = ["ERROR_TABLE", "Op", "error_body", "map_error", "venue_code"]
 
 Op = Literal["read", "write", "cancel"]
 
@@ -111,7 +111,8 @@ ERROR_TABLE: tuple[tuple[type[BaseException], Factory], ...] = (
 _BY_CLASS: dict[type[BaseException], Factory] = dict(ERROR_TABLE)
 
 
-def _body(message: str) -> Any:
+def error_body(message: str) -> Any:
+    """The venue's JSON body quoted in a ccxt exception text (``"<id> {json}"``), or None."""
     start = message.find("{")
     if start < 0:
         return None
@@ -123,7 +124,7 @@ def _body(message: str) -> Any:
 
 def venue_code(quirks: VenueQuirks, message: str) -> str | None:
     """The venue's error code from a ccxt exception text, or None when it carries no JSON body."""
-    body = _body(message)
+    body = error_body(message)
     if not isinstance(body, dict):
         return None
     code = body.get(quirks.error_code_key)

@@ -51,9 +51,28 @@ class VenueQuirks:
     # Orders per batch request (place, cancel) the adapter sends; 0 = one request per order (the
     # venue's batch limit not confirmed here yet).  Results are per item either way (.batch).
     batch_max: tuple[int, int] = (0, 0)
-    # The venue's own cancel-all (ccxt ``cancelAllOrders``) is used only where it is proven over the
-    # wire against a fake (Binance); elsewhere cancel-all is one cancel per open order.
+    # The venue's own cancel-all (ccxt ``cancelAllOrders``) is used only where ccxt has it and it is
+    # proven over the wire against a fake; elsewhere cancel-all is one cancel per open order.
     native_cancel_all: bool = False
+    # Where a batch reply puts a failed item's venue code (ccxt keeps the item as ``info``); "" = the
+    # line ``error_code_key``.  The code picks ccxt's own exception class (its ``exceptions.exact``).
+    batch_error_key: str = ""
+    # Where the venue's batch-place body lists the failed items when ccxt's unified answer leaves
+    # them out (ccxt's bitget drops failureList items: they carry no symbol); () = ccxt keeps them.
+    batch_failures_path: tuple[str, ...] = ()
+    # ccxt's ``cancel_orders`` takes the settle currency from params, else the market's upper-case
+    # code (gate 4.5.90: /futures/USDT/batch_cancel_orders), where every other futures path of ccxt
+    # carries the settle id ("usdt"): True = pass the market's settle id.
+    cancel_orders_settle: bool = False
+    # The ccxt ``cancel_orders`` param that carries client order ids; "" = ccxt cannot batch-cancel
+    # by client id on this venue, so those refs are cancelled one request each.
+    cancel_client_ids_param: str = ""
+    # The ccxt methods listing finished orders (order history) where ccxt has no ``fetchOrders``;
+    # their answers are merged with the open orders.  () = ``fetch_orders``.
+    history_methods: tuple[str, ...] = ()
+    # Path into the venue's balance body (ccxt ``info``) to the object ``summary_keys`` name keys of:
+    # a key, or an index into a list.
+    summary_path: tuple[str | int, ...] = ()
     # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
     # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
     ws_fill_fee_key: str = ""
@@ -99,6 +118,7 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # POST /fapi/v1/batchOrders (max 5)
         batch_cancel=True,  # DELETE /fapi/v1/batchOrders (max 10)
         batch_max=(5, 10),  # Place Multiple Orders: "Max 5 orders"; Cancel Multiple Orders: max 10 ids
+        cancel_client_ids_param="clientOrderIds",  # -> origClientOrderIdList
         native_cancel_all=True,  # DELETE /fapi/v1/allOpenOrders
         # ORDER_TRADE_UPDATE "n": commission of this trade (ccxt.pro also keeps the first fill's fee on
         # its cached order, so its order fee is not cumulative either).
@@ -152,11 +172,29 @@ QUIRKS: dict[str, VenueQuirks] = {
         # "None" when not given), so the id is blank and the venue matches on orderLinkId alone.
         client_id_lookup="raw_field_blank_id",
         create_acks=True,  # /v5/order/create answers {orderId, orderLinkId}
-        # v5 Batch Place Order: "20 orders (linear), 10 orders (spot)" per request; Batch Cancel Order:
-        # 10 per request for spot (the doc's versions say 10 or 20 for linear): the row covers spot.
-        # Sent singly (0) until the fake Bybit serves /v5/order/create-batch, so the batch path is
-        # proven over the wire first; the documented limit is (10, 10).
-        batch_max=(0, 0),
+        # v5 Batch Place Order (.../v5/order/batch-place): "20 orders (linear), 10 orders (spot)" per
+        # request; Batch Cancel Order (.../v5/order/batch-cancel): 20 linear, 10 spot.  The row loads
+        # spot and linear, so the spot limit; the fake Bybit serves both (per-item retExtInfo codes).
+        batch_max=(10, 10),
+        # A failed batch item: ccxt merges retExtInfo.list[i] {code, msg} into result.list[i].
+        batch_error_key="code",
+        cancel_client_ids_param="clientOrderIds",  # request[i].orderLinkId
+        # POST /v5/order/cancel-all (https://bybit-exchange.github.io/docs/v5/order/cancel-all):
+        # linear answers the cancelled {orderId, orderLinkId}; never read as done (client.py).
+        native_cancel_all=True,
+        # GET /v5/order/history (https://bybit-exchange.github.io/docs/v5/order/order-list)
+        history_methods=("fetch_canceled_and_closed_orders",),
+        # Get Wallet Balance (https://bybit-exchange.github.io/docs/v5/account/wallet-balance):
+        # result.list[0] carries the unified account's USD totals.
+        summary_path=("result", "list", 0),
+        summary_keys=(
+            ("margin_balance", "totalMarginBalance"),
+            ("wallet_balance", "totalWalletBalance"),
+            ("available_balance", "totalAvailableBalance"),
+            ("unrealized_pnl", "totalPerpUPL"),
+            ("initial_margin", "totalInitialMargin"),
+            ("maintenance_margin", "totalMaintenanceMargin"),
+        ),
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
         # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
@@ -190,8 +228,27 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # /api/v5/trade/batch-orders (max 20)
         batch_cancel=True,  # /api/v5/trade/cancel-batch-orders
         create_acks=True,  # place (and batch-place) answer {ordId, clOrdId, sCode, sMsg} per order
+        # Place multiple orders: "Maximum 20 orders can be placed per request"; Cancel multiple
+        # orders: "Maximum 20 orders can be canceled per request" (both docs-v5, cited below; the
+        # same for spot and swap).  Per-order sCode/sMsg; envelope code 2 = partly placed.
+        batch_max=(20, 20),
+        batch_error_key="sCode",
+        cancel_client_ids_param="clientOrderId",  # ccxt reads clOrdId/clientOrderId (a list)
+        # OKX documents no cancel-all for regular orders (ccxt has no cancelAllOrders for okx):
+        # cancel-all stays one cancel per open order.
+        native_cancel_all=False,
+        # orders-history (last 7 days): ccxt's fetch_closed_orders asks state=filled, and
+        # fetch_canceled_orders state=canceled, so both are read.
+        history_methods=("fetch_closed_orders", "fetch_canceled_orders"),
+        # No summary_keys: Get Balance (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-balance)
+        # fills the account-level adjEq/imr/mmr only in multi-currency and portfolio margin modes
+        # (empty in the single-currency mode a grid account uses), and the per-currency details
+        # differ by mode too: one line cannot name them for every account, and none is guessed.
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-history-last-7-days",
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-multiple-orders",
+            "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-cancel-multiple-orders",
             "https://www.okx.com/docs-v5/en/#error-code",
             "https://www.okx.com/docs-v5/en/#overview-websocket-connect",
         ),
@@ -218,11 +275,22 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # /api/v2/mix/order/batch-place-order
         batch_cancel=True,  # /api/v2/mix/order/batch-cancel-orders
         create_acks=True,  # place-order answers {orderId, clientOid}
-        # v2 mix Batch Order "orderList ... maximum length: 50", Batch Cancel "orderIdList" at most 50
-        # (spot batch-orders / batch-cancel-order: 50 each as well).  Sent singly (0) until the fake
-        # Bitget serves batch-place-order, so the batch path is proven over the wire first; documented
-        # limit (50, 50).
-        batch_max=(0, 0),
+        # v2 mix Batch Order "orderList ... maximum length: 50", Batch Cancel "orderIdList ... maximum
+        # length: 50" (spot batch-orders / batch-cancel-order: 50 each as well); the fake serves both.
+        batch_max=(50, 50),
+        # A failed item is in data.failureList {orderId, clientOid, errorMsg, errorCode}.
+        batch_error_key="errorCode",
+        batch_failures_path=("data", "failureList"),
+        # ccxt's bitget cancel_orders sends order ids only: client-id cancels go one request each.
+        cancel_client_ids_param="",
+        # ccxt's cancel_all_orders on swap: batch-cancel-orders with symbol + productType and no
+        # orderIdList, which the doc describes as cancelling by product type and trading pair.
+        native_cancel_all=True,
+        # GET /api/v2/mix/order/orders-history (https://www.bitget.com/api-doc/contract/trade/Get-Orders-History)
+        history_methods=("fetch_canceled_and_closed_orders",),
+        # No summary_keys: Get Account List (https://www.bitget.com/api-doc/contract/account/Get-Account-List)
+        # has no single wallet-balance or initial/maintenance-margin total per margin coin (margin is
+        # split crossed/isolated, maintenance only in union mode), and a summary is never guessed.
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
@@ -253,8 +321,24 @@ QUIRKS: dict[str, VenueQuirks] = {
         batch_place=True,  # POST /futures/{settle}/batch_orders (spot: /spot/batch_orders)
         batch_cancel=True,  # POST /futures/{settle}/batch_cancel_orders
         client_id_lookup="as_id",  # GET/DELETE .../orders/{order_id}: "order ID or custom text"
+        # Place batch futures orders: "Up to 10 orders per request"; Cancel batch orders by specified
+        # ID list: "maximum 20 records per request" (APIv4 futures, cited below).
+        batch_max=(10, 20),
+        cancel_client_ids_param="",  # batch_cancel_orders takes order ids only
+        cancel_orders_settle=True,
+        batch_error_key="label",  # a failed item: {"succeeded": false, "label", "message"}
+        # DELETE /futures/{settle}/orders?contract= ("cancel all orders with open status"),
+        # https://www.gate.com/docs/developers/apiv4/en/#cancel-all-orders-with-open-status
+        native_cancel_all=True,
+        # GET /futures/{settle}/orders?status=finished (ccxt fetch_closed_orders without since)
+        history_methods=("fetch_closed_orders",),
+        # No summary_keys: the futures account (GET /futures/{settle}/accounts) has no margin-balance
+        # key (``total`` excludes ``unrealised_pnl``; the margin balance is their sum) and its
+        # initial margin is split position/order margin: the one-key-per-field line cannot say it.
         docs=(
             "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
+            "https://www.gate.com/docs/developers/apiv4/en/#place-batch-futures-orders",
+            "https://www.gate.com/docs/developers/apiv4/en/#cancel-batch-orders-by-specified-id-list-2",
             "https://www.gate.com/docs/developers/apiv4/ws/en/#application-ping-pong",
         ),
     ),
