@@ -32,7 +32,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
 from cqvx.client import SupportsInstruments, SupportsPositions, VenueClient
 from cqvx.errors import InvalidRequest, VenueError
-from cqvx.num import ZERO, dec, dec_or_none
+from cqvx.num import ZERO, dec, dec_or_none, dec_str
 from opensqt.arb.config import ArbConfig
 from opensqt.arb.monitor import FundingMonitor
 from opensqt.arb.sizing import LegRules
@@ -46,8 +46,9 @@ from opensqt.arb.workflows import (
     exit_workflow,
     register,
 )
+from opensqt.risk.funding import funding_paid
 
-__all__ = ["ArbRunner", "load_rules"]
+__all__ = ["ArbRunner", "funding_source", "load_rules"]
 
 log = structlog.get_logger("opensqt.arb")
 
@@ -72,6 +73,17 @@ async def load_rules(client: VenueClient, symbols: list[str]) -> dict[str, LegRu
             contract_size=dec_or_none(i.contract_size, "contract_size") or Decimal(1),
         )
     return out
+
+
+# Venues whose perp position's realized PnL includes every funding payment (checked by the tests).
+_BOOKS_FUNDING = frozenset({"sim"})
+
+
+def funding_source(config: ArbConfig, client: VenueClient) -> str:
+    """``venue`` (the perp position's realized PnL) or ``estimate`` (:mod:`opensqt.risk.funding`)."""
+    if config.funding_pnl != "auto":
+        return "venue" if config.funding_pnl == "venue" else "estimate"
+    return "venue" if client.venue in _BOOKS_FUNDING else "estimate"
 
 
 async def _numbers(prefix: str) -> list[int]:
@@ -111,7 +123,10 @@ class ArbRunner:
             max_price_age=config.max_price_age,
             clock=clock,
         )
-        self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
+        self.funding_source = funding_source(config, client)
+        self.pairs = {
+            p.key: PairState(p.spot, p.perp, funding_source=self.funding_source) for p in config.pairs
+        }
         self.context: ArbContext | None = None
         self.fence = fence
         self.epoch = ""
@@ -253,6 +268,7 @@ class ArbRunner:
         await self.monitor.refresh()
         for st in self.pairs.values():
             view = self.monitor.view(self.client.venue, st.spot)
+            self._estimate_funding(st)
             if st.state == "halted":
                 self._show(st)
                 continue
@@ -309,6 +325,8 @@ class ArbRunner:
             k: st.position[k]
             for k in ("epoch", "spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
         }
+        if self.funding_source == "estimate":
+            position["funding_estimate"] = dec_str(st.open_funding)
         result = await self._run(xid, exit_workflow, {**position, "id": xid})
         if result is None:
             st.state, st.halted_reason = "halted", f"{xid} ended in error"
@@ -316,7 +334,25 @@ class ArbRunner:
         self._exited(st, st.exit_try, result)
         self.metrics.exits.labels(st.spot, result["status"]).inc()
 
+    def _estimate_funding(self, st: PairState) -> None:
+        """Every reading goes to the pair's settlement detector (a flat pair's sets the baseline); a
+        settlement while a hedged position is held adds what the perp leg received (the estimate)."""
+        view = self.monitor.view(self.client.venue, st.spot)
+        if view.reading is None:
+            return
+        settled = st.settlements.observe(view.reading)
+        if settled is None or self.funding_source != "estimate" or st.position is None:
+            return
+        price = settled.mark or (view.perp.mid if view.perp is not None else None)
+        if not price:
+            return
+        _, perp_qty = st.quantities()
+        held = -perp_qty if st.direction == "positive" else perp_qty  # positive: the perp is short
+        st.open_funding -= funding_paid(held, price, settled.rate)
+
     async def _track_funding(self, st: PairState) -> None:
+        if self.funding_source == "estimate":
+            return  # _estimate_funding
         if not isinstance(self.client, SupportsPositions) or st.position is None:
             return
         try:

@@ -18,6 +18,7 @@ from cqvx.num import ZERO, dec_str
 from cqvx.transport.metrics import export_to
 from opensqt.arb.monitor import PairView
 from opensqt.live import protocol
+from opensqt.risk.funding import FundingSettlements
 
 __all__ = ["ArbMetrics", "PairState"]
 
@@ -38,6 +39,8 @@ class PairState:
     trading_pnl: Decimal = ZERO  # closed positions: quote cash flow of every leg, fees included
     open_funding: Decimal = ZERO  # the open position's funding so far (venue's realized PnL delta)
     open_cash: Decimal = ZERO  # the open position's entry cash flow
+    funding_source: str = "venue"  # "venue" (the perp's realized PnL) | "estimate" (opensqt.risk.funding)
+    settlements: FundingSettlements = field(default_factory=FundingSettlements)
     entries: int = 0
     exits: int = 0
     compensations: int = 0
@@ -67,6 +70,8 @@ class PairState:
             "funding_pnl": dec_str(self.funding_pnl + self.open_funding),
             "trading_pnl": dec_str(self.trading_pnl),
             "open_funding": dec_str(self.open_funding),
+            # "estimate": rate x position x mark at each settlement seen, not the venue's booking
+            "funding_source": self.funding_source,
             "entries": self.entries,
             "exits": self.exits,
             "compensations": self.compensations,
