@@ -39,6 +39,7 @@ __all__ = [
     "SupportsCancelAll",
     "SupportsCandles",
     "SupportsCustody",
+    "SupportsFundingHistory",
     "SupportsFundingRates",
     "SupportsInstruments",
     "SupportsOrderStream",
@@ -136,6 +137,19 @@ class SupportsFundingRates(Protocol):
     def subscribe_funding_rates(
         self, symbols: Sequence[str] | None = None
     ) -> Stream[funding_pb2.FundingRate]: ...
+
+
+@runtime_checkable
+class SupportsFundingHistory(Protocol):
+    """Settled funding rates of a perpetual.  There is no ``Capability`` value for it in the proto (yet):
+    find it with ``isinstance``; the conformance column is ``funding history``."""
+
+    async def get_funding_rate_history(
+        self, symbol: str, start: datetime | None = None, limit: int | None = None
+    ) -> list[funding_pb2.FundingRate]:
+        """Oldest first, each with ``rate`` (the settled rate) and ``funding_time`` (when it was charged);
+        from ``start`` when given, at most ``limit`` (the most recent ones) when given."""
+        ...
 
 
 @runtime_checkable

@@ -459,12 +459,15 @@ class CcxtClient:
     async def get_funding_rate_history(
         self, symbol: str, start: datetime | None = None, limit: int | None = None
     ) -> list[funding_pb2.FundingRate]:
+        """Settled rates (ccxt ``fetchFundingRateHistory``), oldest first (``SupportsFundingHistory``)."""
         since = int(start.timestamp() * 1000) if start else None
         unified = await self._unified(symbol)
         raws = await self._call("read", self._ex.fetch_funding_rate_history, unified, since, limit)
         if not isinstance(raws, list):
             raise ParseError("funding history: expected a list", venue=self.venue)
-        return [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
+        rates = [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
+        rates.sort(key=lambda f: (f.funding_time.seconds, f.funding_time.nanos))  # the contract: oldest first
+        return rates
 
     async def get_candles(
         self,

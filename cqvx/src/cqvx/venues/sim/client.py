@@ -107,6 +107,8 @@ class SimVenue(_SimStreams):
         self._tick_ns = max(1, round(config.tick_interval * _NS))
         self._last_tick = start
         self._funding: dict[str, tuple[int, Decimal, int]] = {}  # symbol -> (last time, last rate, next)
+        # symbol -> every settlement since the start: (time, rate, mark), oldest first
+        self._funding_history: dict[str, list[tuple[int, Decimal, Decimal]]] = {}
         self._funding_published = 0
         self._driver: asyncio.Task[None] | None = None
         self._closed = False
@@ -249,6 +251,18 @@ class SimVenue(_SimStreams):
     async def run_for(self, seconds: float) -> None:
         await self.run_until(self.clock.now_ns() + round(seconds * _NS))
 
+    async def jump(self, seconds: float) -> None:
+        """Advance simulated time by ``seconds`` in ONE tick (SimClock only): what falls due meanwhile
+        (a funding settlement, an expiry) happens once, at the end, and the market model takes one large
+        step.  For tests that need, say, a settlement without simulating an hour tick by tick."""
+        clock = self.clock
+        if not isinstance(clock, SimClock):
+            raise UnsupportedOperation("jump needs a SimClock; a WallClock moves by itself")
+        target = clock.now_ns() + round(seconds * _NS)
+        await clock.advance_to(target)
+        self._tick(target)
+        await clock.settle()
+
     def _tick(self, now: int) -> None:
         dt = (now - self._last_tick) / _NS
         if dt <= 0:
@@ -294,6 +308,7 @@ class SimVenue(_SimStreams):
             if now >= nxt:
                 settled = self._funding_rate(spec)
                 self.engine.apply_funding(symbol, settled, self.markets[symbol].mid)
+                self._funding_history.setdefault(symbol, []).append((nxt, settled, self.markets[symbol].mid))
                 interval = spec.funding_interval_seconds * _NS
                 self._funding[symbol] = (nxt, settled, nxt + interval * max(1, (now - nxt) // interval + 1))
                 publish = self._hub.has(("funding",))
