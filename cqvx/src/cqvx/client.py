@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import (
     balance_pb2,
     custody_pb2,
@@ -40,6 +40,7 @@ __all__ = [
     "SupportsCandles",
     "SupportsCustody",
     "SupportsFundingHistory",
+    "SupportsFundingPayments",
     "SupportsFundingRates",
     "SupportsInstruments",
     "SupportsOrderStream",
@@ -149,6 +150,19 @@ class SupportsFundingHistory(Protocol):
     ) -> list[funding_pb2.FundingRate]:
         """Oldest first, each with ``rate`` (the settled rate) and ``funding_time`` (when it was charged);
         from ``start`` when given, at most ``limit`` (the most recent ones) when given."""
+        ...
+
+
+@runtime_checkable
+class SupportsFundingPayments(Protocol):
+    """The account's own funding payments (its ledger), as the venue booked them.  No ``Capability``
+    value in the proto (yet): find it with ``isinstance``."""
+
+    async def get_funding_payments(
+        self, symbol: str, start: datetime | None = None
+    ) -> list[transaction_pb2.Transaction]:
+        """Oldest first: ``TRANSACTION_TYPE_FUNDING``, ``amount`` signed in ``asset`` (+ received,
+        - paid), ``timestamp`` = the settlement; from ``start`` (else the venue's default window)."""
         ...
 
 

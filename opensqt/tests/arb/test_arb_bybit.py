@@ -7,9 +7,11 @@ The whole path is real: ``ArbRunner`` (DBOS on SQLite) -> ``RemoteVenue`` -> gRP
 simulated venue's matching, balances, positions and funding settlements (every 60 simulated seconds, 20x:
 every 3 s).  The audit reads the simulated venue itself, never the client under test.
 
-Bybit's perpetual is not booked as "funding in the position's realized PnL" by this client, so the
-arbitrage estimates funding (rate x position x mark at each settlement, :mod:`opensqt.risk.funding`)
-and says so (``funding_source: estimate``); the test checks the estimate against what the venue booked.
+Through the connector the account's funding payments are not reachable (no RPC), so the arbitrage
+estimates funding (rate x position x mark at each settlement, :mod:`opensqt.risk.funding`) and says so
+(``funding_source: estimate``); the test checks the estimate against what the venue booked.  In process,
+the ccxt client reads Bybit's transaction log (``type=SETTLEMENT``), and the funding PnL is exactly what
+the venue booked (``funding_source: payments``).
 """
 
 from __future__ import annotations
@@ -217,3 +219,55 @@ async def test_a_perp_leg_refused_for_margin_by_bybit_unwinds_the_spot_leg(serve
 async def _entry_done(runner: ArbRunner) -> bool:
     await runner.step()
     return runner.pairs[SPOT].entries > 0
+
+
+async def test_in_process_the_funding_pnl_is_the_venues_own_settlement_log(tmp_path: Path) -> None:
+    # The sim at wall-clock speed: the transaction log is asked up to "now" (the venue's clock), so the
+    # settlements must not run ahead of it.  Funding every 3 s.
+    spot = InstrumentSpec(symbol=SPOT, initial_price=D(60000))
+    perp = InstrumentSpec(
+        symbol=PERP, initial_price=D(60000), max_leverage=D(50), follows=SPOT, funding_interval_seconds=3,
+        base_funding_rate=D("0.001"),
+    )  # fmt: skip
+    sim = SimVenue.default(
+        seed=12, speed=1, instruments=(spot, perp), warmup_seconds=0, balances={"USDT": D(100_000)}
+    )
+    fake = FakeBybit(KEY, SECRET, sim=sim)
+    await fake.start()
+    client = CcxtClient(
+        CcxtConfig(
+            "bybit", Secret(KEY), Secret(SECRET), market_types=("spot", "linear"), rest_url=fake.url,
+            ws_url=fake.ws_url, retry_initial_s=0.01, retry_max_s=0.05, rate_limit=False,
+        )
+    )  # fmt: skip
+    DBOS(config={"name": "opensqt", "system_database_url": system_database_url("", tmp_path / "s.db")})
+    try:
+        await client.start()
+        runner = ArbRunner(_config(), client, "acct")
+        await runner.prepare()
+        DBOS.launch()
+        await runner.recover()
+        assert runner.funding_source == "payments"
+        st = runner.pairs[SPOT]
+        await _until(lambda: _entered(runner))
+        settled_before = len(sim.funding_payments)
+
+        async def two_settlements() -> bool:
+            await runner.step()
+            return len(sim.funding_payments) >= settled_before + 2 and st.open_funding > 0
+
+        await _until(two_settlements, timeout=30)
+        since = sim.funding_payments[settled_before].at_ns
+        booked = -sum((p.paid for p in sim.funding_payments if p.at_ns >= since), D(0))
+        assert st.open_funding == booked > 0, (st.open_funding, booked)
+        assert runner.status()["pairs"][0]["funding_source"] == "payments"
+        runner.config = _config(exit_apr=D(50), entry_apr=D(60))  # the rate no longer pays enough: exit
+        await _until(lambda: _flat(runner), timeout=30)
+        booked = -sum((p.paid for p in sim.funding_payments if p.at_ns >= since), D(0))
+        assert st.funding_pnl == booked, (st.funding_pnl, booked)
+        assert (await _perp(sim))[0] == 0
+    finally:
+        DBOS.destroy(destroy_registry=False)
+        unregister("acct")
+        await client.aclose()
+        await fake.stop()

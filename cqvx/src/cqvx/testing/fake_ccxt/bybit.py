@@ -118,6 +118,7 @@ class FakeBybit(SimFake):
         self.route(app, "GET", "/v5/position/list", self._positions, signed=True)
         self.route(app, "GET", "/v5/asset/coin/query-info", self._coins, signed=True)
         # Spot on the same paths: see the section "spot (category=spot)" below.
+        self.route(app, "GET", "/v5/account/transaction-log", self._transaction_log, signed=True)
         app.router.add_get("/v5/private", self._ws)
 
     # -- dialect ---------------------------------------------------------------------------------
@@ -514,6 +515,57 @@ class FakeBybit(SimFake):
             "usdIndexPrice": price.last,
         }
         return {"category": "spot", "list": [row]}
+
+    # -- transaction log (funding settlements) ------------------------------------------------------
+
+    async def _transaction_log(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """UTA ``GET /v5/account/transaction-log`` (https://bybit-exchange.github.io/docs/v5/account/transaction-log):
+        the sim's funding settlements as ``type=SETTLEMENT`` rows, newest first.  ``funding``: "Positive
+        value means receiving funding fee, negative value means deducting" (the UTA page; the classic
+        account's contract log has the opposite sign).  ``startTime`` alone covers 7 days from it, no
+        times the last 7 days; one page (no cursor)."""
+        kind, category = params.get("type"), params.get("category")
+        if kind not in (None, "SETTLEMENT") or category not in (None, "linear"):
+            return {"list": [], "nextPageCursor": ""}
+        week = 7 * 24 * 3600 * 1000
+        end = int(params.get("endTime") or 0)
+        start = int(params.get("startTime") or 0)
+        if start and not end:
+            end = start + week
+        if not end:
+            end = int(time.time() * 1000)
+        start = start or end - week
+        rows = []
+        for n, pay in enumerate(self.sim.funding_payments):
+            at = pay.at_ns // 1_000_000
+            if not start <= at <= end:
+                continue
+            rows.append(
+                {
+                    "id": f"settle-{n}",
+                    "symbol": self.venue_symbol(pay.symbol),
+                    "category": "linear",
+                    "side": "Buy" if pay.quantity > 0 else "Sell",
+                    "transactionTime": str(at),
+                    "type": "SETTLEMENT",
+                    "qty": dec_text(abs(pay.quantity)),
+                    "size": dec_text(pay.quantity),
+                    "currency": pay.asset,
+                    "tradePrice": dec_text(pay.mark),
+                    "funding": dec_text(-pay.paid),
+                    "fee": "0",
+                    "cashFlow": "0",
+                    "change": dec_text(-pay.paid),
+                    "cashBalance": "0",
+                    "feeRate": dec_text(pay.rate),
+                    "bonusChange": "",
+                    "tradeId": "",
+                    "orderId": "",
+                    "orderLinkId": "",
+                }
+            )
+        rows.reverse()
+        return {"list": rows, "nextPageCursor": ""}
 
     # -- the order stream ------------------------------------------------------------------------
 

@@ -30,11 +30,11 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
 from cqvx.client import check_order_ref
-from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, VenueError
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, UnsupportedOperation, VenueError
 from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
 from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
@@ -52,6 +52,7 @@ __all__ = ["CcxtClient"]
 
 T = TypeVar("T")
 
+_WEEK_MS = 7 * 24 * 3600 * 1000  # Bybit's transaction log: at most 7 days per request
 _ANY_STATUS = frozenset(order_pb2.OrderStatus.values()) - {order_pb2.ORDER_STATUS_UNSPECIFIED}
 
 _TIMEFRAMES: dict[int, str] = {
@@ -468,6 +469,40 @@ class CcxtClient:
         rates = [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
         rates.sort(key=lambda f: (f.funding_time.seconds, f.funding_time.nanos))  # the contract: oldest first
         return rates
+
+    async def get_funding_payments(
+        self, symbol: str, start: datetime | None = None
+    ) -> list[transaction_pb2.Transaction]:
+        """The account's funding payments on the perpetual ``symbol``, oldest first
+        (``SupportsFundingPayments``), where the quirk table says how to read them; elsewhere
+        :class:`~cqvx.errors.UnsupportedOperation`.  Bybit: the UTA transaction log, 7 days per request
+        (the venue's limit) from ``start`` (default: the last 7 days) to now, every page."""
+        if self._quirks.funding_payments != "bybit_transaction_log":
+            raise UnsupportedOperation(f"{self.venue}: funding payments are not read here", venue=self.venue)
+        index = await self._markets()
+        venue_id = index.venue_ids.get(symbol, "")
+        if not venue_id or not index.is_derivative(symbol):
+            raise InvalidRequest(f"{symbol} is not a perpetual listed on {self.venue}", venue=self.venue)
+        now = int(time.time() * 1000)
+        since = int(start.timestamp() * 1000) if start else now - _WEEK_MS
+        found: dict[str, transaction_pb2.Transaction] = {}
+        while since <= now:
+            end = min(since + _WEEK_MS, now)
+            cursor = ""
+            while True:
+                request: dict[str, Any] = {
+                    "accountType": "UNIFIED", "category": "linear", "type": "SETTLEMENT",
+                    "startTime": since, "endTime": end, "limit": 50,
+                }  # fmt: skip
+                if cursor:
+                    request["cursor"] = cursor
+                raw = await self._call("read", self._ex.privateGetV5AccountTransactionLog, request)
+                rows, cursor = parse.parse_bybit_settlements(raw, venue_id, symbol, self.venue)
+                found.update((t.transaction_id, t) for t in rows)
+                if not cursor:
+                    break
+            since = end + 1
+        return sorted(found.values(), key=lambda t: (t.timestamp.seconds, t.timestamp.nanos))
 
     async def get_candles(
         self,
