@@ -185,3 +185,12 @@ def test_bybit_settlements_from_garbage_raise_only_parse_error(raw: Any, patch: 
     for candidate in (raw, {"result": {"list": [_LOG_ROW | patch], "nextPageCursor": ""}}):
         with contextlib.suppress(ParseError):
             parse.parse_bybit_settlements(candidate, "BTCUSDT", "BTC-USDT-PERP", "bybit")
+
+
+def test_the_funding_interval_is_read_when_ccxt_names_it_and_zero_otherwise() -> None:
+    base = {"fundingRate": "0.0001", "fundingTimestamp": 1714003200000}
+    got = [
+        parse.parse_funding_rate(base | extra, "BTC-USDT-PERP", "bybit").interval_seconds
+        for extra in ({"interval": "8h"}, {"interval": "1h"}, {"interval": "0h"}, {"interval": "8x"}, {})
+    ]
+    assert got == [28800, 3600, 0, 0, 0]

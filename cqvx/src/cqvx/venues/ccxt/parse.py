@@ -230,6 +230,18 @@ def parse_position(
     return position
 
 
+_INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _interval_seconds(value: object) -> int:
+    """ccxt's funding ``interval`` (``"8h"``, ``"1h"``; docs.ccxt.com "Funding Rate Structure") in
+    seconds; 0 (= not said) for anything else, so the caller's default applies instead of a guess."""
+    if type(value) is not str or len(value) < 2 or not value[:-1].isdigit():
+        return 0
+    unit = _INTERVAL_UNITS.get(value[-1])
+    return int(value[:-1]) * unit if unit is not None and len(value) <= 6 else 0
+
+
 def parse_funding_rate(
     raw: object, symbol: str, venue: str, *, history: bool = False
 ) -> funding_pb2.FundingRate:
@@ -254,6 +266,7 @@ def parse_funding_rate(
             raise ParseError("funding history: timestamp missing", venue=venue)
         out.funding_time.CopyFrom(timestamp_from_ms(ts))
         return out
+    out.interval_seconds = _interval_seconds(f.get("interval"))
     if (nxt := _ms(f.get("fundingTimestamp"), "fundingTimestamp", venue)) is not None:
         out.next_funding_time.CopyFrom(timestamp_from_ms(nxt))
     if ts is not None:
