@@ -194,3 +194,19 @@ def test_the_funding_interval_is_read_when_ccxt_names_it_and_zero_otherwise() ->
         for extra in ({"interval": "8h"}, {"interval": "1h"}, {"interval": "0h"}, {"interval": "8x"}, {})
     ]
     assert got == [28800, 3600, 0, 0, 0]
+
+
+@settings(max_examples=300)
+@given(_json)
+def test_funding_income_from_garbage_raises_only_parse_error(raw: Any) -> None:
+    for candidate in (raw, {"id": "1", "amount": raw, "code": "USDT", "timestamp": 1}):
+        with contextlib.suppress(ParseError):
+            parse.parse_funding_income(candidate, "binance")
+
+
+def test_funding_income_keeps_the_venues_sign() -> None:
+    tx = parse.parse_funding_income(
+        {"id": "9", "amount": "-0.375", "code": "USDT", "timestamp": 1570608000000}, "binance"
+    )
+    got = (tx.amount, tx.asset, tx.timestamp.seconds, tx.transaction_id)
+    assert got == ("-0.375", "USDT", 1570608000, "9")

@@ -53,6 +53,7 @@ __all__ = ["CcxtClient"]
 T = TypeVar("T")
 
 _WEEK_MS = 7 * 24 * 3600 * 1000  # Bybit's transaction log: at most 7 days per request
+_INCOME_PAGE = 1000  # Binance Get Income History: limit max 1000
 _ANY_STATUS = frozenset(order_pb2.OrderStatus.values()) - {order_pb2.ORDER_STATUS_UNSPECIFIED}
 
 _TIMEFRAMES: dict[int, str] = {
@@ -477,7 +478,8 @@ class CcxtClient:
         (``SupportsFundingPayments``), where the quirk table says how to read them; elsewhere
         :class:`~cqvx.errors.UnsupportedOperation`.  Bybit: the UTA transaction log, 7 days per request
         (the venue's limit) from ``start`` (default: the last 7 days) to now, every page."""
-        if self._quirks.funding_payments != "bybit_transaction_log":
+        how = self._quirks.funding_payments
+        if how not in ("bybit_transaction_log", "ccxt_funding_history"):
             raise UnsupportedOperation(f"{self.venue}: funding payments are not read here", venue=self.venue)
         index = await self._markets()
         venue_id = index.venue_ids.get(symbol, "")
@@ -485,6 +487,8 @@ class CcxtClient:
             raise InvalidRequest(f"{symbol} is not a perpetual listed on {self.venue}", venue=self.venue)
         now = int(time.time() * 1000)
         since = int(start.timestamp() * 1000) if start else now - _WEEK_MS
+        if how == "ccxt_funding_history":
+            return await self._funding_income(symbol, since)
         found: dict[str, transaction_pb2.Transaction] = {}
         while since <= now:
             end = min(since + _WEEK_MS, now)
@@ -502,6 +506,22 @@ class CcxtClient:
                 if not cursor:
                     break
             since = end + 1
+        return sorted(found.values(), key=lambda t: (t.timestamp.seconds, t.timestamp.nanos))
+
+    async def _funding_income(self, symbol: str, since: int) -> list[transaction_pb2.Transaction]:
+        """ccxt ``fetchFundingHistory`` from ``since``, page after page (a full page moves ``since`` past
+        its last entry; an id seen twice is kept once)."""
+        unified = await self._unified(symbol)
+        found: dict[str, transaction_pb2.Transaction] = {}
+        while True:
+            raws = await self._call("read", self._ex.fetch_funding_history, unified, since, _INCOME_PAGE)
+            if not isinstance(raws, list):
+                raise ParseError("funding income: expected a list", venue=self.venue)
+            page = [parse.parse_funding_income(r, self.venue) for r in raws]
+            found.update((t.transaction_id, t) for t in page)
+            if len(page) < _INCOME_PAGE:
+                break
+            since = max(t.timestamp.seconds * 1000 + t.timestamp.nanos // 1_000_000 for t in page) + 1
         return sorted(found.values(), key=lambda t: (t.timestamp.seconds, t.timestamp.nanos))
 
     async def get_candles(

@@ -30,6 +30,7 @@ __all__ = [
     "parse_balances",
     "parse_bybit_settlements",
     "parse_candle",
+    "parse_funding_income",
     "parse_funding_rate",
     "parse_order",
     "parse_order_book",
@@ -309,6 +310,29 @@ def parse_bybit_settlements(
         out.append(tx)
     cursor = _text(result.get("nextPageCursor"), "nextPageCursor", venue)
     return out, cursor
+
+
+def parse_funding_income(raw: object, venue: str) -> transaction_pb2.Transaction:
+    """One ccxt ``FundingHistory`` entry (docs.ccxt.com "Funding History Structure": ``id``, ``amount``,
+    ``code``, ``timestamp``) as a funding transaction; ``amount`` as the venue signs it (the quirk table
+    uses this only where that is + received)."""
+    f = _map(raw, "funding income", venue)
+    amount = num(f.get("amount"), "amount", venue)
+    if not amount:
+        raise ParseError("funding income: amount missing", venue=venue)
+    at = _ms(f.get("timestamp"), "timestamp", venue)
+    if at is None or at > 10**15:
+        raise ParseError("funding income: timestamp missing", venue=venue)
+    tx = transaction_pb2.Transaction(
+        transaction_id=_text(f.get("id"), "id", venue, required=True),
+        venue=venue,
+        transaction_type=transaction_pb2.TRANSACTION_TYPE_FUNDING,
+        status=transaction_pb2.TRANSACTION_STATUS_CONFIRMED,
+        asset=_text(f.get("code"), "code", venue, required=True),
+        amount=amount,
+    )
+    _stamp(tx.timestamp, at)
+    return tx
 
 
 def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: str) -> candle_pb2.Candle:

@@ -69,7 +69,9 @@ class VenueQuirks:
     create_acks: bool = False
     lookup_params: tuple[tuple[str, object], ...] = ()  # extra params every lookup needs
     # How the account's funding payments are read ("" = not offered): "bybit_transaction_log" = UTA
-    # GET /v5/account/transaction-log type=SETTLEMENT, its documented signed ``funding`` column.
+    # GET /v5/account/transaction-log type=SETTLEMENT, its documented signed ``funding`` column;
+    # "ccxt_funding_history" = ccxt ``fetchFundingHistory``, where its ``amount`` is the venue's signed
+    # income (+ received) as documented.
     funding_payments: str = ""
     ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
     # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
@@ -117,6 +119,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         ),
         # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
         ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
+        # Get Income History (GET /fapi/v1/income, incomeType=FUNDING_FEE): "income" positive = inflow
+        # (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History).
+        funding_payments="ccxt_funding_history",
         pinned_codes=(
             ("-2019", "insufficient_funds"),  # Margin is insufficient.
             ("-2018", "insufficient_funds"),  # Balance is insufficient.
