@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import (
     balance_pb2,
     custody_pb2,
@@ -39,6 +39,8 @@ __all__ = [
     "SupportsCancelAll",
     "SupportsCandles",
     "SupportsCustody",
+    "SupportsFundingHistory",
+    "SupportsFundingPayments",
     "SupportsFundingRates",
     "SupportsInstruments",
     "SupportsOrderStream",
@@ -136,6 +138,32 @@ class SupportsFundingRates(Protocol):
     def subscribe_funding_rates(
         self, symbols: Sequence[str] | None = None
     ) -> Stream[funding_pb2.FundingRate]: ...
+
+
+@runtime_checkable
+class SupportsFundingHistory(Protocol):
+    """Settled funding rates of a perpetual.  There is no ``Capability`` value for it in the proto (yet):
+    find it with ``isinstance``; the conformance column is ``funding history``."""
+
+    async def get_funding_rate_history(
+        self, symbol: str, start: datetime | None = None, limit: int | None = None
+    ) -> list[funding_pb2.FundingRate]:
+        """Oldest first, each with ``rate`` (the settled rate) and ``funding_time`` (when it was charged);
+        from ``start`` when given, at most ``limit`` (the most recent ones) when given."""
+        ...
+
+
+@runtime_checkable
+class SupportsFundingPayments(Protocol):
+    """The account's own funding payments (its ledger), as the venue booked them.  No ``Capability``
+    value in the proto (yet): find it with ``isinstance``."""
+
+    async def get_funding_payments(
+        self, symbol: str, start: datetime | None = None
+    ) -> list[transaction_pb2.Transaction]:
+        """Oldest first: ``TRANSACTION_TYPE_FUNDING``, ``amount`` signed in ``asset`` (+ received,
+        - paid), ``timestamp`` = the settlement; from ``start`` (else the venue's default window)."""
+        ...
 
 
 @runtime_checkable

@@ -146,3 +146,67 @@ def test_garbage_raises_only_parse_error(raw: Any) -> None:
     ):
         with contextlib.suppress(ParseError):
             fn()
+
+
+# Bybit's UTA transaction log, as documented (https://bybit-exchange.github.io/docs/v5/account/transaction-log).
+_LOG_ROW = {
+    "id": "592324_XRPUSDT_161440249321", "symbol": "BTCUSDT", "category": "linear", "side": "Sell",
+    "transactionTime": "1714003200000", "type": "SETTLEMENT", "qty": "0.5", "size": "-0.5",
+    "currency": "USDT", "tradePrice": "64000", "funding": "3.2", "fee": "0", "cashFlow": "0",
+    "change": "3.2", "cashBalance": "1000", "feeRate": "0.0001", "bonusChange": "", "tradeId": "",
+    "orderId": "", "orderLinkId": "",
+}  # fmt: skip
+
+
+def test_bybit_settlements_keep_the_documented_sign_and_only_the_symbols_funding() -> None:
+    trade = _LOG_ROW | {"type": "TRADE", "funding": "0", "id": "t1"}
+    other = _LOG_ROW | {"symbol": "ETHUSDT", "id": "e1"}
+    paid = _LOG_ROW | {"funding": "-1.5", "id": "p1", "transactionTime": "1714032000000"}
+    raw = {"retCode": 0, "result": {"list": [paid, trade, other, _LOG_ROW], "nextPageCursor": "abc"}}
+    rows, cursor = parse.parse_bybit_settlements(raw, "BTCUSDT", "BTC-USDT-PERP", "bybit")
+    assert cursor == "abc"
+    assert [(t.transaction_id, t.amount, t.asset) for t in rows] == [
+        ("p1", "-1.5", "USDT"),  # paid
+        ("592324_XRPUSDT_161440249321", "3.2", "USDT"),  # received
+    ]
+    assert rows[1].timestamp.seconds == 1714003200
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(_json, st.dictionaries(st.sampled_from(sorted(_LOG_ROW)), _json, max_size=6))
+def test_bybit_settlements_from_garbage_raise_only_parse_error(raw: Any, patch: dict[str, Any]) -> None:
+    for candidate in (raw, {"result": {"list": [_LOG_ROW | patch], "nextPageCursor": ""}}):
+        with contextlib.suppress(ParseError):
+            parse.parse_bybit_settlements(candidate, "BTCUSDT", "BTC-USDT-PERP", "bybit")
+
+
+def test_the_funding_interval_is_read_when_ccxt_names_it_and_zero_otherwise() -> None:
+    base = {"fundingRate": "0.0001", "fundingTimestamp": 1714003200000}
+    got = [
+        parse.parse_funding_rate(base | extra, "BTC-USDT-PERP", "bybit").interval_seconds
+        for extra in ({"interval": "8h"}, {"interval": "1h"}, {"interval": "0h"}, {"interval": "8x"}, {})
+    ]
+    assert got == [28800, 3600, 0, 0, 0]
+
+
+@settings(max_examples=300)
+@given(_json)
+def test_funding_income_from_garbage_raises_only_parse_error(raw: Any) -> None:
+    for candidate in (raw, {"id": "1", "amount": raw, "code": "USDT", "timestamp": 1}):
+        with contextlib.suppress(ParseError):
+            parse.parse_funding_income(candidate, "binance")
+
+
+def test_funding_income_keeps_the_venues_sign() -> None:
+    tx = parse.parse_funding_income(
+        {"id": "9", "amount": "-0.375", "code": "USDT", "timestamp": 1570608000000}, "binance"
+    )
+    got = (tx.amount, tx.asset, tx.timestamp.seconds, tx.transaction_id)
+    assert got == ("-0.375", "USDT", 1570608000, "9")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -107,6 +108,24 @@ async def test_funding_is_paid_at_each_funding_time(
             msgs.append(await funding.__anext__())
         assert all(m.symbol == P and m.rate == "0.0001" for m in msgs)
         await funding.aclose()
+
+
+async def test_funding_history_lists_each_settlement_oldest_first(make_sim: Callable[..., SimVenue]) -> None:
+    perp = replace(PERP, funding_interval_seconds=60)
+    async with make_sim(instruments=(SPOT, perp), tick_interval=1.0) as sim:
+        assert await sim.get_funding_rate_history(P) == []
+        await sim.run_for(60)
+        await sim.jump(120)  # two intervals in one tick: the one settlement due at the end
+        history = await sim.get_funding_rate_history(P)
+        times = [h.funding_time.seconds for h in history]
+        assert len(history) == 2 and times == sorted(times) and times[1] - times[0] == 60
+        now = await sim.get_funding_rate(P)
+        assert history[-1].funding_time == now.funding_time and history[-1].rate == now.rate == "0.0001"
+        assert [h.funding_time for h in await sim.get_funding_rate_history(P, limit=1)] == [now.funding_time]
+        later = await sim.get_funding_rate_history(P, start=history[-1].funding_time.ToDatetime(UTC))
+        assert [h.funding_time for h in later] == [now.funding_time]
+        with pytest.raises(InvalidRequest):
+            await sim.get_funding_rate_history("BTC-USDT")
 
 
 async def test_liquidation_closes_the_position_and_takes_the_margin(sim: SimVenue, mk: Mk, bal: Bal) -> None:

@@ -1,7 +1,9 @@
 """kill -9 the arbitrage between its legs (and at random moments), >= 10 times, on SQLite and PostgreSQL.
 
 The venue outlives the process: the simulated venue (wall clock, 10x, funding every 60 simulated
-seconds) is served by the real connector in this test process; ``opensqt arb`` (venue ``remote``) is a
+seconds) is served by the real connector in this test process, either directly (``sim``) or behind the
+wire-level fake Bybit v5 through ``CcxtClient`` and unmodified ccxt (``bybit``: spot ``category=spot`` and
+the linear perpetual of one account, docs/arbitrage.md "Venues"); ``opensqt arb`` (venue ``remote``) is a
 child forked by the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid once, each start costs
 milliseconds, and the child is otherwise a fresh ``python -m opensqt.cli``).  Positions cycle fast
 (``max_hold_seconds``), and ``leg_pause`` widens the gap between the spot and the perp leg, so half of
@@ -35,8 +37,12 @@ import pytest_asyncio
 import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
+from cqvx.client import VenueClient
+from cqvx.secrets import Secret
+from cqvx.testing.fake_ccxt.bybit import FakeBybit
 from cqvx.testing.zygote import Child, Zygote
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
+from cqvx.venues.ccxt import CcxtClient, CcxtConfig
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 from opensqt.connector.server import ConnectorConfig, ConnectorServer
@@ -130,8 +136,11 @@ async def zygote(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Zygo
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path, zygote: Zygote) -> None:
+@pytest.mark.parametrize(
+    ("db", "venue"),
+    [("sqlite", "sim"), pytest.param("postgres", "sim", marks=pytest.mark.postgres), ("sqlite", "bybit")],
+)
+async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Path, zygote: Zygote) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "20")))
     account = f"arbk9-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "arb.db"
@@ -142,7 +151,19 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path, zygote: 
         except sqlalchemy.exc.OperationalError as exc:
             pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     sim = _sim()
-    server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+    upstream: VenueClient = sim
+    fake: FakeBybit | None = None
+    if venue == "bybit":
+        fake = FakeBybit("k9-key", "k9-secret", sim=sim)
+        await fake.start()
+        upstream = CcxtClient(
+            CcxtConfig(
+                "bybit", Secret("k9-key"), Secret("k9-secret"), market_types=("spot", "linear"),
+                rest_url=fake.url, ws_url=fake.ws_url, retry_initial_s=0.01, retry_max_s=0.05,
+                rate_limit=False,
+            )
+        )  # fmt: skip
+    server = ConnectorServer([upstream], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
     port = await server.start()
     cfg = tmp_path / "arb.yaml"
     cfg.write_text(CONFIG.format(port=port, url=url, account=account))
@@ -167,6 +188,9 @@ async def test_arb_survives_kill9_between_legs(db: str, tmp_path: Path, zygote: 
         positions = await sim.get_positions([PERP])
     finally:
         await server.stop()
+        if fake is not None:
+            await upstream.aclose()
+            await fake.stop()
         await sim.aclose()
 
     assert between >= KILLS // 2 - 1, f"only {between} kills landed between the legs"

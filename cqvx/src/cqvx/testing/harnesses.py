@@ -32,6 +32,7 @@ from cqvx.secrets import Secret
 from cqvx.testing.conformance.harness import HarnessDefaults
 from cqvx.testing.fake_coinbase import FakeCoinbase
 from cqvx.testing.fake_prime import FakeClock, FakePrime
+from cqvx.testing.sim_funding import SimFundingHooks
 from cqvx.venues.coinbase import CoinbaseClient, CoinbaseConfig
 from cqvx.venues.prime import PrimeClient, PrimeConfig
 from cqvx.venues.sim import InstrumentSpec, MarketModel, SimClock, SimConfig, SimVenue
@@ -85,7 +86,7 @@ def quiet_sim_config() -> SimConfig:
     )
 
 
-class SimHarness(HarnessDefaults):
+class SimHarness(SimFundingHooks, HarnessDefaults):
     # Stream-contract knobs (cqvx.testing.conformance_streams): the sim refuses an unknown symbol and
     # announces a gap when its streams drop.
     supports_stream_refusal = True

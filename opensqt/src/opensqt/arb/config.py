@@ -87,6 +87,11 @@ class ArbConfig(_Model):
     # Pause between the two legs of an entry (seconds).  0 in production; crash tests widen the window in
     # which a kill lands between the legs.
     leg_pause: Decimal = Field(default=Decimal(0), ge=0, le=Decimal(60))
+    # Where funding PnL comes from (docs/arbitrage.md "Funding in PnL"): ``payments`` = the account's
+    # funding payments as the venue lists them (cqvx SupportsFundingPayments: Bybit); ``realized`` = the
+    # perp position's realized PnL (the simulator books funding there); ``estimate`` = rate x position x
+    # mark at each settlement (opensqt.risk.funding); ``auto`` = the first of these the venue offers.
+    funding_pnl: Literal["auto", "payments", "realized", "estimate"] = "auto"
 
     @model_validator(mode="after")
     def _thresholds(self) -> ArbConfig:

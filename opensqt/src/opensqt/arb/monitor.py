@@ -22,6 +22,7 @@ from decimal import Decimal
 
 import structlog
 
+from cqc.markets.v1 import funding_pb2
 from cqvx.client import SupportsFundingRates, VenueClient
 from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec_or_none
@@ -69,6 +70,7 @@ class PairView:
     perp: _Touch | None = None
     errors: int = 0
     last_error: str = ""
+    reading: funding_pb2.FundingRate | None = None  # the last funding rate read (settlement detection)
 
     @property
     def decision_rate(self) -> Decimal | None:
@@ -155,7 +157,7 @@ class FundingMonitor:
         if rate is None and predicted is None:
             self._failed(view, ParseError("funding rate without a rate"))
             return
-        view.rate, view.predicted = rate, predicted
+        view.rate, view.predicted, view.reading = rate, predicted, fr
         view.interval = int(fr.interval_seconds) or _DEFAULT_INTERVAL
         view.next_funding_s = to_seconds(fr.next_funding_time) if fr.HasField("next_funding_time") else None
         view.rate_at = self.clock()

@@ -24,15 +24,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
-from cqvx.client import SupportsInstruments, SupportsPositions, VenueClient
-from cqvx.errors import InvalidRequest, VenueError
-from cqvx.num import ZERO, dec, dec_or_none
+from cqvx.client import SupportsFundingPayments, SupportsInstruments, SupportsPositions, VenueClient
+from cqvx.errors import InvalidRequest, UnsupportedOperation, VenueError
+from cqvx.num import ZERO, dec, dec_or_none, dec_str
+from cqvx.timeutil import timestamp_from_datetime, to_ns
 from opensqt.arb.config import ArbConfig
 from opensqt.arb.monitor import FundingMonitor
 from opensqt.arb.sizing import LegRules
@@ -46,8 +48,9 @@ from opensqt.arb.workflows import (
     exit_workflow,
     register,
 )
+from opensqt.risk.funding import funding_paid
 
-__all__ = ["ArbRunner", "load_rules"]
+__all__ = ["ArbRunner", "funding_source", "load_rules"]
 
 log = structlog.get_logger("opensqt.arb")
 
@@ -72,6 +75,24 @@ async def load_rules(client: VenueClient, symbols: list[str]) -> dict[str, LegRu
             contract_size=dec_or_none(i.contract_size, "contract_size") or Decimal(1),
         )
     return out
+
+
+# Venues whose perp position's realized PnL includes every funding payment (checked by the tests).
+_BOOKS_FUNDING = frozenset({"sim"})
+
+
+async def funding_source(config: ArbConfig, client: VenueClient, perp: str) -> str:
+    """``payments`` (the venue lists the account's funding payments: asked once, a venue that cannot
+    answers UnsupportedOperation), ``realized`` (the perp position's realized PnL) or ``estimate``."""
+    if config.funding_pnl != "auto":
+        return config.funding_pnl
+    if isinstance(client, SupportsFundingPayments):
+        try:
+            await client.get_funding_payments(perp, start=datetime.now(UTC))
+            return "payments"
+        except UnsupportedOperation:
+            pass
+    return "realized" if client.venue in _BOOKS_FUNDING else "estimate"
 
 
 async def _numbers(prefix: str) -> list[int]:
@@ -111,6 +132,7 @@ class ArbRunner:
             max_price_age=config.max_price_age,
             clock=clock,
         )
+        self.funding_source = "realized"  # decided by prepare()
         self.pairs = {p.key: PairState(p.spot, p.perp) for p in config.pairs}
         self.context: ArbContext | None = None
         self.fence = fence
@@ -124,6 +146,9 @@ class ArbRunner:
         recovery runs steps that need it)."""
         symbols = [s for p in self.config.pairs for s in (p.spot, p.perp)]
         rules = await load_rules(self.client, symbols)
+        self.funding_source = await funding_source(self.config, self.client, self.config.pairs[0].perp)
+        for st in self.pairs.values():
+            st.funding_source = self.funding_source
         self.context = ArbContext(self.account, self.client, self.config, rules, fence=self.fence)
         register(self.context)
 
@@ -187,6 +212,7 @@ class ArbRunner:
         st.history.append({"entry": seq, "status": result["status"], "reason": result.get("reason", "")})
         if dec(result.get("compensated", "0")) > 0:
             st.compensations += 1
+        st.funding_counted, st.funding_since = ZERO, None
         if result["status"] in ("open", "unhedged"):
             st.position, st.state, st.exit_try = dict(result), "open", 0
             st.open_cash, st.open_funding = dec(result["cash"]), ZERO
@@ -201,6 +227,7 @@ class ArbRunner:
         st.exits += 1
         st.exit_try = attempt + 1
         st.funding_pnl += dec(result["funding"])
+        st.funding_counted += dec(result["funding"])
         st.open_cash += dec(result["cash"])
         st.open_funding = ZERO
         st.history.append({"exit": st.seq, "try": attempt, "status": result["status"]})
@@ -208,6 +235,7 @@ class ArbRunner:
             st.trading_pnl += st.open_cash
             st.open_cash = ZERO
             st.position, st.state = None, "flat"
+            st.funding_counted, st.funding_since = ZERO, None
             st.seq += 1
             st.closed_at = self.clock()
         else:
@@ -253,6 +281,7 @@ class ArbRunner:
         await self.monitor.refresh()
         for st in self.pairs.values():
             view = self.monitor.view(self.client.venue, st.spot)
+            self._estimate_funding(st)
             if st.state == "halted":
                 self._show(st)
                 continue
@@ -309,6 +338,8 @@ class ArbRunner:
             k: st.position[k]
             for k in ("epoch", "spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
         }
+        if self.funding_source in ("estimate", "payments"):
+            position["funding_runner"] = dec_str(st.open_funding)
         result = await self._run(xid, exit_workflow, {**position, "id": xid})
         if result is None:
             st.state, st.halted_reason = "halted", f"{xid} ended in error"
@@ -316,7 +347,28 @@ class ArbRunner:
         self._exited(st, st.exit_try, result)
         self.metrics.exits.labels(st.spot, result["status"]).inc()
 
+    def _estimate_funding(self, st: PairState) -> None:
+        """Every reading goes to the pair's settlement detector (a flat pair's sets the baseline); a
+        settlement while a hedged position is held adds what the perp leg received (the estimate)."""
+        view = self.monitor.view(self.client.venue, st.spot)
+        if view.reading is None:
+            return
+        settled = st.settlements.observe(view.reading)
+        if settled is None or self.funding_source != "estimate" or st.position is None:
+            return
+        price = settled.mark or (view.perp.mid if view.perp is not None else None)
+        if not price:
+            return
+        _, perp_qty = st.quantities()
+        held = -perp_qty if st.direction == "positive" else perp_qty  # positive: the perp is short
+        st.open_funding -= funding_paid(held, price, settled.rate)
+
     async def _track_funding(self, st: PairState) -> None:
+        if self.funding_source == "estimate":
+            return  # _estimate_funding
+        if self.funding_source == "payments":
+            await self._read_payments(st)
+            return
         if not isinstance(self.client, SupportsPositions) or st.position is None:
             return
         try:
@@ -326,6 +378,33 @@ class ArbRunner:
                     st.open_funding = realized - dec(st.position["baseline_realized"])
         except VenueError as exc:
             log.warning("arb: position read failed", pair=st.spot, error=str(exc))
+
+    async def _read_payments(self, st: PairState) -> None:
+        """The open position's funding: the venue's payments on the perp since its first perp fill (that
+        order's venue time), less what earlier exit attempts of the position already booked."""
+        if not isinstance(self.client, SupportsFundingPayments) or st.position is None:
+            return
+        try:
+            if st.funding_since is None:
+                st.funding_since = await self._first_perp_fill(st)
+            if st.funding_since is None:
+                return
+            since = st.funding_since
+            paid = await self.client.get_funding_payments(st.perp, start=since)
+        except VenueError as exc:
+            log.warning("arb: funding payments read failed", pair=st.spot, error=str(exc))
+            return
+        floor = to_ns(timestamp_from_datetime(since))
+        total = sum((dec(t.amount, "amount") for t in paid if to_ns(t.timestamp) >= floor), ZERO)
+        st.open_funding = total - st.funding_counted
+
+    async def _first_perp_fill(self, st: PairState) -> datetime | None:
+        assert st.position is not None
+        for leg in st.position["legs"]:
+            if leg["symbol"] == st.perp and dec(leg["executed"]) > 0:
+                order = await self.client.get_order(symbol=st.perp, client_order_id=leg["cid"])
+                return order.created_at.ToDatetime(UTC)
+        return None
 
     async def _run(self, wid: str, func: Any, arg: dict[str, Any] | None) -> Any:
         with SetWorkflowID(wid):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from cqvx.num import ZERO, dec_str
 from cqvx.transport.metrics import export_to
 from opensqt.arb.monitor import PairView
 from opensqt.live import protocol
+from opensqt.risk.funding import FundingSettlements
 
 __all__ = ["ArbMetrics", "PairState"]
 
@@ -38,6 +40,11 @@ class PairState:
     trading_pnl: Decimal = ZERO  # closed positions: quote cash flow of every leg, fees included
     open_funding: Decimal = ZERO  # the open position's funding so far (venue's realized PnL delta)
     open_cash: Decimal = ZERO  # the open position's entry cash flow
+    # "payments" (the venue's funding log) | "realized" (the perp's realized PnL) | "estimate"
+    funding_source: str = "realized"
+    funding_counted: Decimal = ZERO  # payments mode: what exits of the open position already booked
+    funding_since: datetime | None = None  # payments mode: the open position's first perp fill (venue time)
+    settlements: FundingSettlements = field(default_factory=FundingSettlements)
     entries: int = 0
     exits: int = 0
     compensations: int = 0
@@ -67,6 +74,9 @@ class PairState:
             "funding_pnl": dec_str(self.funding_pnl + self.open_funding),
             "trading_pnl": dec_str(self.trading_pnl),
             "open_funding": dec_str(self.open_funding),
+            # "estimate": rate x position x mark at each settlement seen, not the venue's booking;
+            # "payments" / "realized": the venue's own figures
+            "funding_source": self.funding_source,
             "entries": self.entries,
             "exits": self.exits,
             "compensations": self.compensations,

@@ -21,8 +21,10 @@ Rules:
   failed or unfilled perp leg therefore leaves the pair flat.
 * Exit: close the perp (reduce-only), then the spot sized from what the perp close EXECUTED (all of it
   once the perp is flat); what did not close stays an open position for the next exit attempt.
-* Funding PnL is the venue's own accounting: the perp position's realized PnL moves only by funding while
-  the arbitrage holds it (the leg is not traded in between), read at entry and again before the close.
+* Funding PnL is the venue's own accounting where the venue books funding into the perp position's
+  realized PnL (it moves only by funding while the arbitrage holds it: read at entry and again before
+  the close); elsewhere the runner's figure (the venue's funding payments, or the estimate), passed in
+  as ``funding_runner`` (an input: recorded).
 * Steps reach the live venue through :data:`_CONTEXTS` (by account): DBOS records arguments, and a venue
   client is not serialisable.
 * One owner per account: with a ``fence`` in the context (``opensqt arb`` installs the account lease's,
@@ -290,6 +292,8 @@ async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any
     perp_qty, spot_qty = dec(position["perp_qty"]), dec(position["spot_qty"])
     realized = dec(await _perp_realized(account, perp))
     funding = realized - dec(position["baseline_realized"])
+    if "funding_runner" in position:  # not booked into realized PnL there: the runner's figure
+        funding = dec(position["funding_runner"])
     closed, perp_results = ZERO, list[dict[str, Any]]()
     if perp_qty > 0:
         closed, perp_results = await _fill(

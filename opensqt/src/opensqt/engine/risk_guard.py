@@ -36,7 +36,6 @@ from cqc.portfolio.v1 import position_pb2
 from cqvx.client import SupportsFundingRates, SupportsPositions, VenueClient
 from cqvx.num import ZERO, dec_or_none, dec_str
 from cqvx.symbols import parse_symbol
-from cqvx.timeutil import to_ns
 from opensqt.config import RiskConfig
 from opensqt.engine.context import EngineStats, GridContext
 from opensqt.engine.executor import OrderExecutor
@@ -52,6 +51,7 @@ from opensqt.observability.alerts import AlertRouter
 from opensqt.observability.metrics import EngineMetrics
 from opensqt.risk.breakers import BreakerBook, Kind, Trip
 from opensqt.risk.exposure import AccountExposure, Denied, check_order
+from opensqt.risk.funding import FundingSettlements, funding_paid
 from opensqt.risk.volume import VolumeMonitor, VolumeSettings
 from opensqt.strategy.grid import Place, is_opening
 
@@ -123,7 +123,7 @@ class RiskGuard:
         self.liquidation_distance: Decimal | None = None
         self.leverage: Decimal | None = None
         self.funding_paid = ZERO  # since the engine started (quote units; negative: received)
-        self._funding_at = 0  # the last settlement counted (venue funding_time, epoch ns)
+        self._settlements = FundingSettlements()  # opensqt.risk.funding: the one estimate
         self.denied: dict[str, int] = {}
         self.last_denied: str = ""
         self._fills_seen = 0
@@ -302,9 +302,9 @@ class RiskGuard:
         self._pending += self.book.margin(nearest, now)
 
     async def _read_funding(self, held: Decimal, mark: Decimal | None) -> None:
-        """Funding paid: at each settlement the venue reports (``funding_time`` moves on), the settled
-        ``rate`` x the venue's signed position x the mark (a long pays a positive rate).  The position
-        is the one read on the first pass after the settlement: one breaker interval late at most."""
+        """Funding paid: at each settlement a reading shows (:mod:`opensqt.risk.funding`), the settled
+        rate x the venue's signed position x the mark (a long pays a positive rate).  The position is
+        the one read on the first pass after the settlement: one breaker interval late at most."""
         if not isinstance(self.client, SupportsFundingRates):
             return
         try:
@@ -312,14 +312,10 @@ class RiskGuard:
         except Exception as exc:  # no evidence either way; the next pass reads again
             log.warning("funding rate read failed", error=type(exc).__name__)
             return
-        at = to_ns(fr.funding_time) if fr.HasField("funding_time") else 0
-        if at <= self._funding_at:
-            return
-        first, self._funding_at = self._funding_at == 0, at
-        rate = dec_or_none(fr.rate, "rate")
-        price = dec_or_none(fr.mark_price, "mark_price") or mark
-        if not first and held and rate is not None and price:
-            self.funding_paid += held * price * rate
+        settled = self._settlements.observe(fr)
+        price = (settled.mark if settled is not None else None) or mark
+        if settled is not None and held and price:
+            self.funding_paid += funding_paid(held, price, settled.rate)
         self.metrics.funding_paid.labels(**self._lab).set(float(self.funding_paid))
 
     def _watch(self, orders_down: float | None) -> None:

@@ -25,7 +25,8 @@ tests passed; ``make test`` fails when the committed ``docs/capabilities.md`` di
 
 The rooms: ``capabilities`` (the column table), ``harness`` (what a venue provides), ``base`` (shared
 helpers), one module per capability group (``core``: orders, books, trades, health, close;
-``executions``: the execution stream; ``account``: batch orders, cancel-all, positions) and
+``executions``: the execution stream; ``account``: batch orders, cancel-all, positions; ``funding``:
+funding history) and
 ``matrix`` (the file).  A new group is a new module whose suite class is mixed in below.
 
 ``cqvx.testing.mock.MockVenueHarness`` is the reference harness (over :class:`MockVenue`).
@@ -40,9 +41,11 @@ from cqvx.testing.conformance.base import SuiteBase, assert_valid_book
 from cqvx.testing.conformance.capabilities import CAPABILITIES, capability, capability_of
 from cqvx.testing.conformance.core import CoreSuite
 from cqvx.testing.conformance.executions import ExecutionLog, ExecutionSuite
+from cqvx.testing.conformance.funding import FundingSuite
 from cqvx.testing.conformance.harness import (
     ConformanceHarness,
     ExecutionHarness,
+    FundingHistoryHarness,
     HarnessDefaults,
     OtherSymbolHarness,
     PositionHarness,
@@ -58,6 +61,7 @@ __all__ = [
     "ConformanceSuite",
     "ExecutionHarness",
     "ExecutionLog",
+    "FundingHistoryHarness",
     "HarnessDefaults",
     "OtherSymbolHarness",
     "PositionHarness",
@@ -71,7 +75,7 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(CoreSuite, ExecutionSuite, AccountSuite, StreamContractTests):
+class ConformanceSuite(CoreSuite, ExecutionSuite, AccountSuite, FundingSuite, StreamContractTests):
     """Subclass as ``Test<Venue>Conformance``, set :attr:`venue`, provide a ``harness`` fixture.
 
     Every capability group is a mixin over :class:`SuiteBase`; add a new group to the bases here.

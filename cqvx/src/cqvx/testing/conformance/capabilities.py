@@ -75,6 +75,12 @@ CAPABILITIES: tuple[tuple[str, str, str], ...] = (
         "after a perpetual fill get_positions shows its side, size and entry; flat is no position or "
         "size zero",
     ),
+    (
+        "funding_history",
+        "funding history",
+        "get_funding_rate_history lists settled rates oldest first; a new settlement shows with the "
+        "venue's rate and time",
+    ),
     ("health", "health", "health() reports reachable with a latency >= 0"),
     ("close", "close", "aclose ends active streams and is idempotent"),
 )

@@ -12,13 +12,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from cqc.markets.v1 import orderbook_pb2
+from cqc.markets.v1 import funding_pb2, orderbook_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import VenueClient
 
 __all__ = [
     "ConformanceHarness",
     "ExecutionHarness",
+    "FundingHistoryHarness",
     "HarnessDefaults",
     "OtherSymbolHarness",
     "PositionHarness",
@@ -149,6 +150,23 @@ class PositionHarness(Protocol):
     def position_order(self, client_order_id: str, side: int, quantity: Decimal) -> order_pb2.Order:
         """An order on ``position_symbol`` that fills at once (e.g. a market order), ``reduce_only``
         when it closes the position."""
+        ...
+
+
+@runtime_checkable
+class FundingHistoryHarness(Protocol):
+    """The ``funding_history`` capability: a perpetual whose funding the venue can settle on demand."""
+
+    funding_symbol: str
+
+    async def settle_funding(self) -> None:
+        """The venue settles one funding payment of ``funding_symbol`` now (e.g. its clock jumps one
+        funding interval)."""
+        ...
+
+    async def last_settlement(self) -> funding_pb2.FundingRate:
+        """The venue's OWN record of its latest settlement of ``funding_symbol``: ``rate`` and
+        ``funding_time`` (read on the venue's side, never through the client under test)."""
         ...
 
 

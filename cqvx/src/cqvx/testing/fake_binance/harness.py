@@ -15,6 +15,7 @@ from cqvx.client import VenueClient
 from cqvx.secrets import Secret
 from cqvx.testing.conformance.harness import HarnessDefaults
 from cqvx.testing.fake_binance.server import FakeBinance
+from cqvx.testing.sim_funding import SimFundingHooks
 from cqvx.venues.sim import SimClock, SimVenue
 
 __all__ = ["BinanceCcxtHarness"]
@@ -24,7 +25,7 @@ _SELL = order_pb2.ORDER_SIDE_SELL
 KEY, SECRET = "conformance-key", "conformance-secret"
 
 
-class BinanceCcxtHarness(HarnessDefaults):
+class BinanceCcxtHarness(SimFundingHooks, HarnessDefaults):
     venue = "binance"
     symbol = "BTC-USDT-PERP"
     position_symbol = "BTC-USDT-PERP"

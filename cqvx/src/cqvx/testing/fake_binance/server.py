@@ -108,6 +108,7 @@ class FakeBinance(FakeServer):
         r.add_get("/fapi/v1/klines", self._public(self._klines))
         r.add_get("/fapi/v1/ticker/24hr", self._public(self._ticker))
         r.add_get("/fapi/v3/account", self._signed(self._account))
+        r.add_get("/fapi/v1/income", self._signed(self._income))
         r.add_get("/fapi/v2/positionRisk", self._signed(self._position_risk))
         r.add_get("/fapi/v1/leverageBracket", self._signed(self._brackets))
         r.add_post("/fapi/v1/order", self._signed(self._new_order))
@@ -294,6 +295,39 @@ class FakeBinance(FakeServer):
         }
 
     # -- account ---------------------------------------------------------------------------------
+
+    async def _income(self, params: dict[str, str]) -> Any:
+        """Get Income History (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History):
+        the sim's funding settlements as ``incomeType=FUNDING_FEE`` rows, oldest first; ``income`` is
+        signed, positive = inflow, negative = outflow (the page's zh-CN version says so).  No times: the
+        last 7 days; ``limit`` default 100 (max 1000) from ``startTime`` on.  Other income types are not
+        modelled."""
+        kind = params.get("incomeType")
+        if kind not in (None, "FUNDING_FEE"):
+            return []
+        wanted = self._canonical(params["symbol"]) if params.get("symbol") else None
+        now = int(time.time() * 1000)
+        start = int(params.get("startTime") or 0) or (0 if params.get("endTime") else now - 7 * 86_400_000)
+        end = int(params.get("endTime") or 0) or now
+        limit = min(int(params.get("limit") or 100), 1000)
+        rows = []
+        for n, pay in enumerate(self.sim.funding_payments):
+            at = pay.at_ns // 1_000_000
+            if (wanted and pay.symbol != wanted) or not start <= at <= end:
+                continue
+            rows.append(
+                {
+                    "symbol": shapes.venue_symbol(pay.symbol),
+                    "incomeType": "FUNDING_FEE",
+                    "income": f"{-pay.paid:.8f}",
+                    "asset": pay.asset,
+                    "info": "FUNDING_FEE",
+                    "time": at,
+                    "tranId": 9_000_000 + n,
+                    "tradeId": "",
+                }
+            )
+        return rows[:limit]
 
     async def _account(self, params: dict[str, str]) -> Any:
         return shapes.account(await self.sim.get_balances(), await self.sim.get_positions())

@@ -1,4 +1,5 @@
-"""A thinner wire-level fake Bybit v5 (Unified Trading Account, ``category=linear`` perpetuals).
+"""A thinner wire-level fake Bybit v5 (Unified Trading Account: ``category=linear`` perpetuals and
+``category=spot``).
 
 Signing (https://bybit-exchange.github.io/docs/v5/guide#authentication): headers ``X-BAPI-API-KEY``,
 ``X-BAPI-TIMESTAMP`` (ms), ``X-BAPI-RECV-WINDOW`` and ``X-BAPI-SIGN`` = hex HMAC-SHA256(secret,
@@ -12,6 +13,13 @@ the receive window.  Every answer (a rate limit too: retCode 10006) is HTTP 200 
 Paths: ``/v5/market/{time,instruments-info,orderbook,tickers,kline,funding/history}``,
 ``/v5/order/{create,cancel,realtime,history}``, ``/v5/account/wallet-balance``,
 ``/v5/position/list``.  Order create and cancel answer ``{orderId, orderLinkId}`` only (an ack).
+
+Spot (https://bybit-exchange.github.io/docs/v5/order/create-order, .../v5/market/orderbook,
+.../v5/market/tickers): the same paths with ``category=spot`` reach the sim's spot instruments.  Bybit
+names a spot pair and its linear perpetual alike (``BTCUSDT``), so the category picks the instrument
+(:meth:`FakeBybit.instrument`).  A spot order record has no ``tpslMode`` (the docs: "Spot does not have
+this field"), a spot ticker no funding fields.  The perpetual ticker carries ``fundingRate`` and
+``nextFundingTime`` (ms); both categories' orders share the one UTA wallet (``/v5/account/wallet-balance``).
 
 Stream (https://bybit-exchange.github.io/docs/v5/ws/connect, .../ws/private/order): ``/v5/private``;
 ``{"op":"auth","args":[key, expires_ms, hex HMAC-SHA256(secret, "GET/realtime" + expires)]}``, then
@@ -124,6 +132,8 @@ class FakeBybit(SimFake):
         self.route(app, "GET", "/v5/account/wallet-balance", self._wallet, signed=True)
         self.route(app, "GET", "/v5/position/list", self._positions, signed=True)
         self.route(app, "GET", "/v5/asset/coin/query-info", self._coins, signed=True)
+        # Spot on the same paths: see the section "spot (category=spot)" below.
+        self.route(app, "GET", "/v5/account/transaction-log", self._transaction_log, signed=True)
         app.router.add_get("/v5/private", self._ws)
 
     # -- dialect ---------------------------------------------------------------------------------
@@ -190,7 +200,7 @@ class FakeBybit(SimFake):
         if status == "Cancelled" and filled > 0:
             status = "PartiallyFilledCanceled"
         created, updated = sim_shapes.ms(o.created_at), sim_shapes.ms(o.updated_at)
-        return {
+        shape = {
             "orderId": self.wire_id(o.order_id),
             "orderLinkId": o.client_order_id,
             "symbol": self.venue_symbol(o.symbol),
@@ -221,6 +231,9 @@ class FakeBybit(SimFake):
             "createdTime": str(created),
             "updatedTime": str(updated or created),
         } | _ORDER_REST
+        if o.symbol in self.spot_symbols():
+            del shape["tpslMode"]  # create-order docs: "Spot does not have this field"
+        return shape
 
     def _instrument(self, spec: InstrumentSpec, category: str) -> dict[str, Any]:
         tick, lot = str(spec.tick_size), str(spec.lot_size)
@@ -291,7 +304,7 @@ class FakeBybit(SimFake):
 
     async def _orderbook(self, request: web.Request, params: dict[str, Any]) -> Any:
         symbol = params.get("symbol", "")
-        book = await self.sim.get_order_book(self.canonical(symbol), int(params.get("limit", "25")))
+        book = await self.sim.get_order_book(self.instrument(params), int(params.get("limit", "25")))
         return {
             "s": symbol,
             "b": [[lv.price, lv.quantity] for lv in book.bids],
@@ -303,6 +316,8 @@ class FakeBybit(SimFake):
         }
 
     async def _tickers(self, request: web.Request, params: dict[str, Any]) -> Any:
+        if params.get("category") == "spot":
+            return await self._spot_tickers(params)
         symbol = params.get("symbol", "")
         canonical = self.canonical(symbol)
         price = await self.sim.get_latest_price(canonical)
@@ -352,9 +367,10 @@ class FakeBybit(SimFake):
     # -- orders ----------------------------------------------------------------------------------
 
     async def _create(self, request: web.Request, params: dict[str, Any]) -> Any:
-        if params.get("category") != "linear":
-            raise Refused(200, "10001", "params error: category only linear in this fake")
-        canonical = self.canonical(str(params.get("symbol", "")))
+        spot = params.get("category") == "spot"
+        if params.get("category") != "linear" and not spot:
+            raise Refused(200, "10001", "params error: category only linear or spot in this fake")
+        canonical = self.instrument(params)
         kind, tif = params.get("orderType"), params.get("timeInForce", "GTC")
         if kind not in ("Limit", "Market") or params.get("side") not in ("Buy", "Sell"):
             raise Refused(200, "10001", "params error: orderType or side")
@@ -366,7 +382,7 @@ class FakeBybit(SimFake):
             quantity=self.to_base(params.get("qty", "")),
             price=str(params["price"]) if kind == "Limit" and "price" in params else "",
             post_only=tif == "PostOnly",
-            reduce_only=params.get("reduceOnly") in (True, "true"),
+            reduce_only=not spot and params.get("reduceOnly") in (True, "true"),
             time_in_force=_TIF_IN.get(str(tif), order_pb2.TIME_IN_FORCE_GTC),
         )
         if kind == "Market":
@@ -375,7 +391,7 @@ class FakeBybit(SimFake):
         return {"orderId": self.wire_id(placed.order_id), "orderLinkId": placed.client_order_id}
 
     async def _cancel(self, request: web.Request, params: dict[str, Any]) -> Any:
-        canonical = self.canonical(str(params.get("symbol", "")))
+        canonical = self.instrument(params)
         done = await self.cancel(canonical, params.get("orderId"), params.get("orderLinkId"))
         return {"orderId": self.wire_id(done.order_id), "orderLinkId": done.client_order_id}
 
@@ -445,7 +461,7 @@ class FakeBybit(SimFake):
 
     async def _list(self, params: dict[str, Any], open_only: bool) -> Any:
         symbol = params.get("symbol")
-        canonical = self.canonical(symbol) if symbol else None
+        canonical = self.instrument(params) if symbol else None
         oid, coid = params.get("orderId"), params.get("orderLinkId")
         if oid or coid:
             try:
@@ -455,8 +471,10 @@ class FakeBybit(SimFake):
         else:
             statuses = frozenset() if open_only else frozenset(_STATUS)
             orders = await self.sim.get_orders(OrderFilter(symbol=canonical, statuses=statuses))
-        orders = [o for o in orders if o.symbol in self.perp_symbols()]
-        return {"category": "linear", "list": [self._order(o) for o in orders], "nextPageCursor": ""}
+        category = "spot" if params.get("category") == "spot" else "linear"
+        wanted = self.spot_symbols() if category == "spot" else self.perp_symbols()
+        orders = [o for o in orders if o.symbol in wanted]
+        return {"category": category, "list": [self._order(o) for o in orders], "nextPageCursor": ""}
 
     async def _realtime(self, request: web.Request, params: dict[str, Any]) -> Any:
         # UTA: open orders, plus the recent closed ones when asked by id (what "realtime" serves).
@@ -551,6 +569,94 @@ class FakeBybit(SimFake):
                 | _POSITION_REST
             )
         return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    # -- spot (category=spot) ----------------------------------------------------------------------
+
+    def spot_symbols(self) -> set[str]:
+        return {s.symbol for s in self.sim.config.instruments if not s.is_perpetual}
+
+    def instrument(self, params: dict[str, Any]) -> str:
+        """The sim symbol a request names: ``symbol`` within its ``category`` (spot and linear share
+        venue symbols, e.g. ``BTCUSDT``)."""
+        symbol = str(params.get("symbol", ""))
+        if params.get("category") != "spot":
+            return self.canonical(symbol)
+        for spec in self.sim.config.instruments:
+            if not spec.is_perpetual and self.venue_symbol(spec.symbol) == symbol:
+                return spec.symbol
+        raise self.unknown_symbol(symbol)
+
+    async def _spot_tickers(self, params: dict[str, Any]) -> Any:
+        # https://bybit-exchange.github.io/docs/v5/market/tickers (spot: no mark, index or funding)
+        symbol = str(params.get("symbol", ""))
+        price = await self.sim.get_latest_price(self.instrument(params))
+        row = {
+            "symbol": symbol,
+            "bid1Price": price.bid,
+            "bid1Size": price.bid_size or "0",
+            "ask1Price": price.ask,
+            "ask1Size": price.ask_size or "0",
+            "lastPrice": price.last,
+            "prevPrice24h": price.last,
+            "price24hPcnt": "0",
+            "highPrice24h": price.last,
+            "lowPrice24h": price.last,
+            "turnover24h": "0",
+            "volume24h": "0",
+            "usdIndexPrice": price.last,
+        }
+        return {"category": "spot", "list": [row]}
+
+    # -- transaction log (funding settlements) ------------------------------------------------------
+
+    async def _transaction_log(self, request: web.Request, params: dict[str, Any]) -> Any:
+        """UTA ``GET /v5/account/transaction-log`` (https://bybit-exchange.github.io/docs/v5/account/transaction-log):
+        the sim's funding settlements as ``type=SETTLEMENT`` rows, newest first.  ``funding``: "Positive
+        value means receiving funding fee, negative value means deducting" (the UTA page; the classic
+        account's contract log has the opposite sign).  ``startTime`` alone covers 7 days from it, no
+        times the last 7 days; one page (no cursor)."""
+        kind, category = params.get("type"), params.get("category")
+        if kind not in (None, "SETTLEMENT") or category not in (None, "linear"):
+            return {"list": [], "nextPageCursor": ""}
+        week = 7 * 24 * 3600 * 1000
+        end = int(params.get("endTime") or 0)
+        start = int(params.get("startTime") or 0)
+        if start and not end:
+            end = start + week
+        if not end:
+            end = int(time.time() * 1000)
+        start = start or end - week
+        rows = []
+        for n, pay in enumerate(self.sim.funding_payments):
+            at = pay.at_ns // 1_000_000
+            if not start <= at <= end:
+                continue
+            rows.append(
+                {
+                    "id": f"settle-{n}",
+                    "symbol": self.venue_symbol(pay.symbol),
+                    "category": "linear",
+                    "side": "Buy" if pay.quantity > 0 else "Sell",
+                    "transactionTime": str(at),
+                    "type": "SETTLEMENT",
+                    "qty": dec_text(abs(pay.quantity)),
+                    "size": dec_text(pay.quantity),
+                    "currency": pay.asset,
+                    "tradePrice": dec_text(pay.mark),
+                    "funding": dec_text(-pay.paid),
+                    "fee": "0",
+                    "cashFlow": "0",
+                    "change": dec_text(-pay.paid),
+                    "cashBalance": "0",
+                    "feeRate": dec_text(pay.rate),
+                    "bonusChange": "",
+                    "tradeId": "",
+                    "orderId": "",
+                    "orderLinkId": "",
+                }
+            )
+        rows.reverse()
+        return {"list": rows, "nextPageCursor": ""}
 
     # -- the order stream ------------------------------------------------------------------------
 

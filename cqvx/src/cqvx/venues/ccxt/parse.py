@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, orderbook_pb2, price_pb2, trade_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec, dec_str, dec_text
@@ -28,7 +28,9 @@ from cqvx.timeutil import timestamp_from_ms
 __all__ = [
     "num",
     "parse_balances",
+    "parse_bybit_settlements",
     "parse_candle",
+    "parse_funding_income",
     "parse_funding_rate",
     "parse_order",
     "parse_order_book",
@@ -229,6 +231,18 @@ def parse_position(
     return position
 
 
+_INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _interval_seconds(value: object) -> int:
+    """ccxt's funding ``interval`` (``"8h"``, ``"1h"``; docs.ccxt.com "Funding Rate Structure") in
+    seconds; 0 (= not said) for anything else, so the caller's default applies instead of a guess."""
+    if type(value) is not str or len(value) < 2 or not value[:-1].isdigit():
+        return 0
+    unit = _INTERVAL_UNITS.get(value[-1])
+    return int(value[:-1]) * unit if unit is not None and len(value) <= 6 else 0
+
+
 def parse_funding_rate(
     raw: object, symbol: str, venue: str, *, history: bool = False
 ) -> funding_pb2.FundingRate:
@@ -253,11 +267,72 @@ def parse_funding_rate(
             raise ParseError("funding history: timestamp missing", venue=venue)
         out.funding_time.CopyFrom(timestamp_from_ms(ts))
         return out
+    out.interval_seconds = _interval_seconds(f.get("interval"))
     if (nxt := _ms(f.get("fundingTimestamp"), "fundingTimestamp", venue)) is not None:
         out.next_funding_time.CopyFrom(timestamp_from_ms(nxt))
     if ts is not None:
         out.timestamp.CopyFrom(timestamp_from_ms(ts))
     return out
+
+
+def parse_bybit_settlements(
+    raw: object, venue_id: str, symbol: str, venue: str
+) -> tuple[list[transaction_pb2.Transaction], str]:
+    """One page of Bybit's UTA transaction log (``GET /v5/account/transaction-log``, the raw reply ccxt's
+    implicit method returns): the funding settlements of ``venue_id`` as funding transactions, and the
+    next page's cursor ("" = none).  The documented ``funding`` sign is kept: + received, - paid
+    (https://bybit-exchange.github.io/docs/v5/account/transaction-log)."""
+    result = _map(_map(raw, "transaction log", venue).get("result"), "transaction log result", venue)
+    rows = result.get("list")
+    if not isinstance(rows, list):
+        raise ParseError("transaction log: list missing", venue=venue)
+    out = []
+    for row in rows:
+        r = _map(row, "transaction log row", venue)
+        if r.get("type") != "SETTLEMENT" or r.get("symbol") != venue_id:
+            continue
+        amount = num(r.get("funding"), "funding", venue)
+        if not amount or Decimal(amount) == 0:
+            continue
+        at = _text(r.get("transactionTime"), "transactionTime", venue, required=True)
+        if not at.isdigit() or len(at) > 15:
+            raise ParseError("transactionTime: expected epoch milliseconds", venue=venue)
+        tx = transaction_pb2.Transaction(
+            transaction_id=_text(r.get("id"), "id", venue, required=True),
+            venue=venue,
+            transaction_type=transaction_pb2.TRANSACTION_TYPE_FUNDING,
+            status=transaction_pb2.TRANSACTION_STATUS_CONFIRMED,
+            asset=_text(r.get("currency"), "currency", venue, required=True),
+            amount=amount,
+            price=num(r.get("tradePrice"), "tradePrice", venue),
+        )
+        _stamp(tx.timestamp, int(at))
+        out.append(tx)
+    cursor = _text(result.get("nextPageCursor"), "nextPageCursor", venue)
+    return out, cursor
+
+
+def parse_funding_income(raw: object, venue: str) -> transaction_pb2.Transaction:
+    """One ccxt ``FundingHistory`` entry (docs.ccxt.com "Funding History Structure": ``id``, ``amount``,
+    ``code``, ``timestamp``) as a funding transaction; ``amount`` as the venue signs it (the quirk table
+    uses this only where that is + received)."""
+    f = _map(raw, "funding income", venue)
+    amount = num(f.get("amount"), "amount", venue)
+    if not amount:
+        raise ParseError("funding income: amount missing", venue=venue)
+    at = _ms(f.get("timestamp"), "timestamp", venue)
+    if at is None or at > 10**15:
+        raise ParseError("funding income: timestamp missing", venue=venue)
+    tx = transaction_pb2.Transaction(
+        transaction_id=_text(f.get("id"), "id", venue, required=True),
+        venue=venue,
+        transaction_type=transaction_pb2.TRANSACTION_TYPE_FUNDING,
+        status=transaction_pb2.TRANSACTION_STATUS_CONFIRMED,
+        asset=_text(f.get("code"), "code", venue, required=True),
+        amount=amount,
+    )
+    _stamp(tx.timestamp, at)
+    return tx
 
 
 def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: str) -> candle_pb2.Candle:

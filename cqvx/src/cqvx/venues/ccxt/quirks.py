@@ -87,6 +87,11 @@ class VenueQuirks:
     # order back by id instead of parsing the ack as an order.
     create_acks: bool = False
     lookup_params: tuple[tuple[str, object], ...] = ()  # extra params every lookup needs
+    # How the account's funding payments are read ("" = not offered): "bybit_transaction_log" = UTA
+    # GET /v5/account/transaction-log type=SETTLEMENT, its documented signed ``funding`` column;
+    # "ccxt_funding_history" = ccxt ``fetchFundingHistory``, where its ``amount`` is the venue's signed
+    # income (+ received) as documented.
+    funding_payments: str = ""
     ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
     # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
     # Binance's exception table by hostname, so on a testnet, proxy or fake host the class differs).
@@ -134,6 +139,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         ),
         # Position Information V2 carries leverage and marginType (V3, ccxt's default, does not).
         ccxt_options=(("fetchPositionsRisk", {"useV2": True}),),
+        # Get Income History (GET /fapi/v1/income, incomeType=FUNDING_FEE): "income" positive = inflow
+        # (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History).
+        funding_payments="ccxt_funding_history",
         pinned_codes=(
             ("-2019", "insufficient_funds"),  # Margin is insufficient.
             ("-2018", "insufficient_funds"),  # Balance is insufficient.
@@ -197,6 +205,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         ),
         # ccxt refuses fetch_order on bybit unless told we know it only sees the last 500 orders.
         lookup_params=(("acknowledged", True),),
+        # https://bybit-exchange.github.io/docs/v5/account/transaction-log: "funding: Positive value
+        # means receiving funding fee; Negative value means deducting funding fee" (UTA).  ccxt's
+        # fetchFundingHistory reads the execution list instead, whose execFee sign the docs do not state.
+        funding_payments="bybit_transaction_log",
         # Bybit v5 accounts are Unified Trading Accounts; saying so spares ccxt a query-api call
         # (which needs extra key permissions) before every order.
         ccxt_options=(("enableUnifiedAccount", True), ("enableUnifiedMargin", False)),
@@ -205,6 +217,7 @@ QUIRKS: dict[str, VenueQuirks] = {
             "https://bybit-exchange.github.io/docs/v5/order/batch-place",
             "https://bybit-exchange.github.io/docs/v5/order/batch-cancel",
             "https://bybit-exchange.github.io/docs/v5/error",
+            "https://bybit-exchange.github.io/docs/v5/account/transaction-log",
             "https://bybit-exchange.github.io/docs/v5/ws/connect",
         ),
     ),

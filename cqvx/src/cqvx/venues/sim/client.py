@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from types import TracebackType
@@ -43,7 +43,7 @@ from cqvx.venues.sim.market import (
 from cqvx.venues.sim.matching import MatchingEngine, SimOrder
 from cqvx.venues.sim.streams import _SimStreams
 
-__all__ = ["SimVenue"]
+__all__ = ["FundingPayment", "SimVenue"]
 
 T = TypeVar("T")
 _NS = 1_000_000_000
@@ -77,6 +77,19 @@ _FUNDING_PUBLISH_NS = _NS  # funding/mark updates at most once per simulated sec
 _MAX_FUNDING = Decimal("0.0075")
 
 
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One settlement of the account's position: ``paid`` in ``asset`` (negative: received)."""
+
+    at_ns: int
+    symbol: str
+    asset: str
+    paid: Decimal
+    rate: Decimal
+    mark: Decimal
+    quantity: Decimal  # the signed position it was paid on (long +)
+
+
 class SimVenue(_SimStreams):
     """The simulated exchange (spot and linear perpetuals), a complete in-process ``VenueClient``."""
 
@@ -107,6 +120,11 @@ class SimVenue(_SimStreams):
         self._tick_ns = max(1, round(config.tick_interval * _NS))
         self._last_tick = start
         self._funding: dict[str, tuple[int, Decimal, int]] = {}  # symbol -> (last time, last rate, next)
+        # symbol -> every settlement since the start: (time, rate, mark), oldest first
+        self._funding_history: dict[str, list[tuple[int, Decimal, Decimal]]] = {}
+        # Every funding payment the account made or received (what a venue's account log lists; the
+        # wire-level fakes serve it, e.g. Bybit's transaction log): oldest first.
+        self.funding_payments: list[FundingPayment] = []
         self._funding_published = 0
         self._driver: asyncio.Task[None] | None = None
         self._closed = False
@@ -249,6 +267,18 @@ class SimVenue(_SimStreams):
     async def run_for(self, seconds: float) -> None:
         await self.run_until(self.clock.now_ns() + round(seconds * _NS))
 
+    async def jump(self, seconds: float) -> None:
+        """Advance simulated time by ``seconds`` in ONE tick (SimClock only): what falls due meanwhile
+        (a funding settlement, an expiry) happens once, at the end, and the market model takes one large
+        step.  For tests that need, say, a settlement without simulating an hour tick by tick."""
+        clock = self.clock
+        if not isinstance(clock, SimClock):
+            raise UnsupportedOperation("jump needs a SimClock; a WallClock moves by itself")
+        target = clock.now_ns() + round(seconds * _NS)
+        await clock.advance_to(target)
+        self._tick(target)
+        await clock.settle()
+
     def _tick(self, now: int) -> None:
         dt = (now - self._last_tick) / _NS
         if dt <= 0:
@@ -293,7 +323,14 @@ class SimVenue(_SimStreams):
             spec = self.engine.specs[symbol]
             if now >= nxt:
                 settled = self._funding_rate(spec)
-                self.engine.apply_funding(symbol, settled, self.markets[symbol].mid)
+                mark = self.markets[symbol].mid
+                held = self.engine.ledger.positions.get(symbol)
+                paid = self.engine.apply_funding(symbol, settled, mark)
+                if paid and held is not None:
+                    self.funding_payments.append(
+                        FundingPayment(nxt, symbol, held.settle_asset, paid, settled, mark, held.quantity)
+                    )
+                self._funding_history.setdefault(symbol, []).append((nxt, settled, self.markets[symbol].mid))
                 interval = spec.funding_interval_seconds * _NS
                 self._funding[symbol] = (nxt, settled, nxt + interval * max(1, (now - nxt) // interval + 1))
                 publish = self._hub.has(("funding",))

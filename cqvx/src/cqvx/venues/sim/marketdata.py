@@ -36,6 +36,7 @@ class _SimMarketData:
     _venue: str
     _candles: dict[str, dict[int, CandleBuilder]]
     _funding: dict[str, tuple[int, Decimal, int]]
+    _funding_history: dict[str, list[tuple[int, Decimal, Decimal]]]
     _closed: bool
 
     def _funding_rate(self, spec: InstrumentSpec) -> Decimal:
@@ -247,6 +248,25 @@ class _SimMarketData:
         await self._enter()
         self._perp(symbol)
         return self._funding_msg(symbol)
+
+    async def get_funding_rate_history(
+        self, symbol: str, start: datetime | None = None, limit: int | None = None
+    ) -> list[funding_pb2.FundingRate]:
+        """The settlements since the simulation started, oldest first (:class:`SupportsFundingHistory`)."""
+        await self._enter()
+        self._perp(symbol)
+        since = to_ns(start) if start is not None else 0
+        rows = [r for r in self._funding_history.get(symbol, []) if r[0] >= since]
+        if limit is not None:
+            rows = rows[-limit:] if limit > 0 else []
+        out = []
+        for at, rate, mark in rows:
+            msg = funding_pb2.FundingRate(
+                venue=self._venue, symbol=symbol, rate=dec_str(rate), mark_price=dec_str(mark)
+            )
+            msg.funding_time.CopyFrom(timestamp(at))
+            out.append(msg)
+        return out
 
     async def get_funding_rates(self, symbols: Sequence[str] | None = None) -> list[funding_pb2.FundingRate]:
         await self._enter()

@@ -1,0 +1,22 @@
+"""The ``funding_history`` conformance hooks of every harness backed by a simulated venue (the sim itself
+and the wire-level fakes in front of one): settle by jumping the sim's clock one funding interval, and
+read the settlement from the sim's own record."""
+
+from __future__ import annotations
+
+from cqc.markets.v1 import funding_pb2
+from cqvx.venues.sim import SimVenue
+
+__all__ = ["SimFundingHooks"]
+
+
+class SimFundingHooks:
+    sim: SimVenue
+    funding_symbol: str = "BTC-USDT-PERP"
+
+    async def settle_funding(self) -> None:
+        await self.sim.jump(self.sim.engine.specs[self.funding_symbol].funding_interval_seconds)
+
+    async def last_settlement(self) -> funding_pb2.FundingRate:
+        # The sim's current reading names its last settlement: funding_time and the settled rate.
+        return await self.sim.get_funding_rate(self.funding_symbol)
