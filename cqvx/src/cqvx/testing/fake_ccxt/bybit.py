@@ -35,6 +35,7 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt.bybit_ws import BybitPublic
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -86,6 +87,8 @@ _TIF_OUT = {order_pb2.TIME_IN_FORCE_IOC: "IOC", order_pb2.TIME_IN_FORCE_FOK: "FO
 class FakeBybit(SimFake):
     """``async with FakeBybit(api_key, secret) as fake:``; point ccxt's ``urls['api']`` at :attr:`url`."""
 
+    public_feed = BybitPublic
+
     @staticmethod
     def venue_symbol(canonical: str) -> str:
         base, quote, *_ = canonical.split("-")
@@ -110,6 +113,7 @@ class FakeBybit(SimFake):
         self.route(app, "GET", "/v5/position/list", self._positions, signed=True)
         self.route(app, "GET", "/v5/asset/coin/query-info", self._coins, signed=True)
         app.router.add_get("/v5/private", self._ws)
+        self.public.routes(app)  # bybit_ws: the public linear streams
 
     # -- dialect ---------------------------------------------------------------------------------
 
