@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 
 from cqc.venues.v1 import order_pb2
-from cqvx.client import VenueClient
+from cqvx.client import SupportsPrices, VenueClient
 from cqvx.testing.conformance.base import _same_book
 from cqvx.testing.fake_ccxt._public_ws import crc32_signed, interleaved_checksum
 from cqvx.testing.fake_ccxt.harness import FAKES, CcxtFakeHarness
@@ -56,6 +56,7 @@ async def _converge(client: VenueClient, harness: CcxtFakeHarness, stream: objec
 async def test_prices_stream_over_the_wire_in_base_units(
     harness: CcxtFakeHarness, client: VenueClient
 ) -> None:
+    assert isinstance(client, SupportsPrices)
     stream = client.subscribe_prices([harness.symbol])
     try:
         await asyncio.wait_for(stream.wait_live(), harness.timeout)
