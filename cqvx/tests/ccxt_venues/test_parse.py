@@ -146,3 +146,27 @@ def test_garbage_raises_only_parse_error(raw: Any) -> None:
     ):
         with contextlib.suppress(ParseError):
             fn()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([None, Decimal("0.01"), Decimal("0.0001")]),
+)
+def test_book_levels_read_floats_exactly_as_num(price: float, qty: float, size: Decimal | None) -> None:
+    # ccxt.pro's books hold floats; the level fast path must answer what num() answers (or refuse alike),
+    # and a contract venue's quantity is the exact base-unit product.
+    raw = {"bids": [[price, qty]], "asks": [], "timestamp": 1, "nonce": 7}
+    try:
+        want_price, want_qty = parse.num(price, "p", "v"), parse.num(qty, "q", "v")
+    except ParseError:
+        with contextlib.suppress(ParseError):
+            parse.parse_order_book(raw, "BTC-USDT-PERP", "v", 5, size)
+            raise AssertionError("a value num() refuses was accepted") from None
+        return
+    book = parse.parse_order_book(raw, "BTC-USDT-PERP", "v", 5, size)
+    assert book.bids[0].price == want_price
+    expected = want_qty if size is None or not want_qty else str((Decimal(want_qty) * size).normalize())
+    assert Decimal(book.bids[0].quantity) == Decimal(expected)
+    assert book.sequence == 7 and book.timestamp.nanos == 1_000_000

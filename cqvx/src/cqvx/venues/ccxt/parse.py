@@ -287,11 +287,15 @@ def parse_order_book(
 ) -> orderbook_pb2.OrderBook:
     """``size``: base units per contract when ccxt's amounts are contracts (OKX, Gate), else None."""
     b = _map(raw, "order book", venue)
-    book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
-    for name, levels in (("bids", book.bids), ("asks", book.asks)):
-        rows = b.get(name)
-        if not isinstance(rows, list):
-            raise ParseError(f"order book {name}: missing", venue=venue)
+    bids, asks = b.get("bids"), b.get("asks")
+    if not isinstance(bids, list) or not isinstance(asks, list):
+        raise ParseError(f"order book {'asks' if isinstance(bids, list) else 'bids'}: missing", venue=venue)
+    nonce = b.get("nonce")
+    if type(nonce) is int and nonce >= 0:  # bool is not int here (type, not isinstance)
+        book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol, sequence=nonce)
+    else:
+        book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
+    for name, rows, levels in (("bids", bids, book.bids), ("asks", asks, book.asks)):
         add = levels.add
         for row in rows[:depth]:
             if (type(row) is not list and not isinstance(row, list | tuple)) or len(row) < 2:
@@ -314,11 +318,11 @@ def parse_order_book(
             if size is not None:
                 qty_text = _base_units(qty_text, size)
             add(price=price_text, quantity=qty_text)
-    if (ts := _ms(b.get("timestamp"), "timestamp", venue)) is not None:
+    ts = b.get("timestamp")
+    if type(ts) is int and ts >= 0:
         _stamp(book.timestamp, ts)
-    nonce = b.get("nonce")
-    if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
-        book.sequence = nonce
+    elif ts is not None:
+        _stamp(book.timestamp, _ms(ts, "timestamp", venue) or 0)
     return book
 
 
