@@ -210,3 +210,27 @@ def test_funding_income_keeps_the_venues_sign() -> None:
     )
     got = (tx.amount, tx.asset, tx.timestamp.seconds, tx.transaction_id)
     assert got == ("-0.375", "USDT", 1570608000, "9")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([None, Decimal("0.01"), Decimal("0.0001")]),
+)
+def test_book_levels_read_floats_exactly_as_num(price: float, qty: float, size: Decimal | None) -> None:
+    # ccxt.pro's books hold floats; the level fast path must answer what num() answers (or refuse alike),
+    # and a contract venue's quantity is the exact base-unit product.
+    raw = {"bids": [[price, qty]], "asks": [], "timestamp": 1, "nonce": 7}
+    try:
+        want_price, want_qty = parse.num(price, "p", "v"), parse.num(qty, "q", "v")
+    except ParseError:
+        with contextlib.suppress(ParseError):
+            parse.parse_order_book(raw, "BTC-USDT-PERP", "v", 5, size)
+            raise AssertionError("a value num() refuses was accepted") from None
+        return
+    book = parse.parse_order_book(raw, "BTC-USDT-PERP", "v", 5, size)
+    assert book.bids[0].price == want_price
+    expected = want_qty if size is None or not want_qty else str((Decimal(want_qty) * size).normalize())
+    assert Decimal(book.bids[0].quantity) == Decimal(expected)
+    assert book.sequence == 7 and book.timestamp.nanos == 1_000_000

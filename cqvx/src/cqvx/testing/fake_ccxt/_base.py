@@ -14,6 +14,8 @@ Rules every venue fake follows (each subclass supplies only its dialect):
 * Order ids are the sim's (``sim-N`` on the sim side, ``N`` on the wire).
 * One private WebSocket stream per venue: the venue's order channel.  Every execution report of the sim
   is turned into the venue's order push for each authenticated, subscribed connection.
+* The public market streams (book, trades, ticker) are the venue's :attr:`SimFake.public_feed`
+  (:mod:`._public_ws`, one module per venue), served from the same sim.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import VenueError
+from cqvx.testing.fake_ccxt._public_ws import PublicFeed
 from cqvx.testing.fakeserver import FakeServer
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -56,6 +59,7 @@ class SimFake(FakeServer):
     """Subclass per venue: routes, signature check, envelopes, shapes and the order channel."""
 
     contract_size: ClassVar[Decimal] = Decimal(1)  # base units per wire quantity unit
+    public_feed: ClassVar[type[PublicFeed]] = PublicFeed  # the venue's public streams (its *_ws module)
 
     def __init__(
         self,
@@ -79,12 +83,14 @@ class SimFake(FakeServer):
         self._limit_bodies: set[bytes] = set()
         self.order_sockets: set[web.WebSocketResponse] = set()  # authenticated + subscribed
         self._pump: asyncio.Task[None] | None = None
+        self.public = self.public_feed(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.sim.__aenter__()
         await super().start()
+        await self.public.start()
         self._pump = asyncio.create_task(self._pump_orders())
 
     async def stop(self) -> None:
@@ -92,6 +98,7 @@ class SimFake(FakeServer):
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
+        await self.public.stop()
         await super().stop()
         await self.sim.aclose()
 

@@ -34,6 +34,7 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt.bitget_ws import BitgetPublic
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -61,6 +62,8 @@ BATCH_MAX = 50
 
 class FakeBitget(SimFake):
     """``async with FakeBitget(api_key, secret, passphrase) as fake:``."""
+
+    public_feed = BitgetPublic
 
     @staticmethod
     def venue_symbol(canonical: str) -> str:
@@ -95,6 +98,7 @@ class FakeBitget(SimFake):
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/v2/ws/private", self._ws)
+        self.public.routes(app)  # bitget_ws: the public streams
 
     # -- dialect ---------------------------------------------------------------------------------
 

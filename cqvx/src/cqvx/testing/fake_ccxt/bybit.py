@@ -43,6 +43,7 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt.bybit_ws import BybitPublic
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -106,6 +107,8 @@ class _Batch:
 class FakeBybit(SimFake):
     """``async with FakeBybit(api_key, secret) as fake:``; point ccxt's ``urls['api']`` at :attr:`url`."""
 
+    public_feed = BybitPublic
+
     @staticmethod
     def venue_symbol(canonical: str) -> str:
         base, quote, *_ = canonical.split("-")
@@ -135,6 +138,7 @@ class FakeBybit(SimFake):
         # Spot on the same paths: see the section "spot (category=spot)" below.
         self.route(app, "GET", "/v5/account/transaction-log", self._transaction_log, signed=True)
         app.router.add_get("/v5/private", self._ws)
+        self.public.routes(app)  # bybit_ws: the public linear streams
 
     # -- dialect ---------------------------------------------------------------------------------
 

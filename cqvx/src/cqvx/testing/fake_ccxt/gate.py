@@ -34,6 +34,7 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt.gate_ws import GatePublic
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -69,6 +70,8 @@ class FakeGate(SimFake):
     """``async with FakeGate(api_key, secret) as fake:``."""
 
     contract_size: ClassVar[Decimal] = Decimal("0.0001")  # BTC_USDT quanto_multiplier
+    public_feed = GatePublic
+    public: GatePublic
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -549,6 +552,9 @@ class FakeGate(SimFake):
             }
             if channel == "futures.ping":
                 await ws.send_json(reply | {"channel": "futures.pong", "event": "", "result": None})
+                return
+            if channel in self.public.channels():  # gate_ws: the public channels share this url
+                await self.public.on_message(ws, request, msg)
                 return
             if channel != "futures.orders" or event != "subscribe":
                 await ws.send_json(

@@ -1,11 +1,13 @@
 """Conformance harness: the ccxt adapter against a thinner venue fake (bybit, okx, bitget, gate).
 
 The REST hooks and the order shapes are :class:`BinanceCcxtHarness`'s (the same simulated venue behind
-each fake, so the same orders rest, fill and fail to be funded).  The streams are what these fakes
-serve and no more: ONE private WebSocket stream, the venue's order channel, which the adapter's
-execution stream reads over the wire (REST and WebSocket both at the fake: ``rest_url`` and
-``ws_url``).  No public book or trade stream is served, so those capabilities are off here (reported
-as not covered, never as passed) instead of being dialled at the real venue.
+each fake, so the same orders rest, fill and fail to be funded).  REST and WebSocket both at the fake
+(``rest_url`` and ``ws_url``): the venue's order channel carries the execution stream, and its public
+channels (``fake.public``: book, trades, ticker) the book, trade and price streams.  The book hooks act
+on the fake: ``drop_streams`` cuts every connection and moves the book unpublished (only a fresh
+snapshot shows it), ``make_book_gap`` withholds one update (OKX: the next ``prevSeqId`` does not chain;
+Bitget: the next checksum fails; Gate: the next ``U`` skips an id; Bybit: the next message is a fresh
+snapshot, Bybit's documented recovery).
 """
 
 from __future__ import annotations
@@ -38,12 +40,7 @@ def fake_class(venue: str) -> type[SimFake]:
 
 
 class CcxtFakeHarness(BinanceCcxtHarness):
-    # Only the order channel is served: no book, trades or ticker stream on these fakes.
-    supports_order_book = False
-    supports_book_resync = False
-    supports_trades = False
-    supports_stream_refusal = False  # its test subscribes to trades (a public stream)
-    supports_stream_gaps = True  # the order channel's connection can be cut (force_stream_drop)
+    supports_stream_gaps = True  # every connection can be cut (force_stream_drop)
 
     def __init__(self, venue: str) -> None:
         from cqvx.testing.harnesses import quiet_sim_config
@@ -76,7 +73,7 @@ class CcxtFakeHarness(BinanceCcxtHarness):
     async def venue_order_count(self, client_order_id: str) -> int:
         return self.venue_fake.venue_order_count(client_order_id)
 
-    # -- streams: the order channel only ---------------------------------------------------------
+    # -- streams ---------------------------------------------------------------------------------
 
     async def force_stream_drop(self) -> None:
         await self.venue_fake.drop_ws()
@@ -87,13 +84,14 @@ class CcxtFakeHarness(BinanceCcxtHarness):
         await self.venue_fake.drop_ws()
 
     async def drop_streams(self) -> None:
-        raise NotImplementedError("no book stream on this fake (supports_order_book is False)")
+        # The book changes while the client is away (not published: only a fresh snapshot shows it).
+        await self.venue_fake.drop_ws()
+        self.sim.set_price(self.symbol, self._mid() - Decimal("0.05"), publish=False)
 
     async def make_book_gap(self) -> None:
-        raise NotImplementedError("no book stream on this fake (supports_book_resync is False)")
-
-    async def emit_trade(self) -> None:
-        raise NotImplementedError("no trade stream on this fake (supports_trades is False)")
+        self.venue_fake.public.skip_depth(self.venue_fake.venue_symbol(self.symbol), 1)
+        self.sim.set_price(self.symbol, self._mid() + Decimal("0.02"))
+        self.sim.set_price(self.symbol, self._mid() + Decimal("0.03"))
 
     async def expected_book(self, depth: int) -> orderbook_pb2.OrderBook:
         return await self.sim.get_order_book(self.symbol, depth)

@@ -45,6 +45,7 @@ from cqvx.testing.fake_ccxt._okx_fields import (
     ORDER_REST,
     POSITION_REST,
 )
+from cqvx.testing.fake_ccxt.okx_ws import OkxPublic
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.config import InstrumentSpec
 
@@ -90,6 +91,7 @@ class FakeOkx(SimFake):
     """``async with FakeOkx(api_key, secret, passphrase) as fake:``."""
 
     contract_size: ClassVar[Decimal] = Decimal("0.01")  # BTC-USDT-SWAP ctVal
+    public_feed = OkxPublic
 
     @staticmethod
     def venue_symbol(canonical: str) -> str:
@@ -123,6 +125,7 @@ class FakeOkx(SimFake):
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/ws/v5/private", self._ws)
+        self.public.routes(app)  # okx_ws: the public streams
 
     # -- dialect ---------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import decimal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -175,6 +176,11 @@ class CcxtClient:
         if self._index is None:  # every parse follows a call that loaded the markets
             raise InvalidRequest("markets not loaded", venue=self.venue)
         return self._index
+
+    def _contract(self, canonical: str) -> Decimal | None:
+        """Base units per ccxt amount unit of ``canonical``; None when it is one (no arithmetic)."""
+        size = self._loaded().contract_sizes.get(canonical)
+        return None if size is None or size == 1 else size
 
     async def _unified(self, canonical: str) -> str:
         return (await self._markets()).symbols.to_venue(canonical)
@@ -467,7 +473,7 @@ class CcxtClient:
 
     async def get_order_book(self, symbol: str, depth: int = 20) -> orderbook_pb2.OrderBook:
         raw = await self._call("read", self._ex.fetch_order_book, await self._unified(symbol), depth)
-        return parse.parse_order_book(raw, symbol, self.venue, depth)
+        return parse.parse_order_book(raw, symbol, self.venue, depth, self._contract(symbol))
 
     async def get_funding_rate(self, symbol: str) -> funding_pb2.FundingRate:
         raw = await self._call("read", self._ex.fetch_funding_rate, await self._unified(symbol))
@@ -571,7 +577,7 @@ class CcxtClient:
 
     async def get_latest_price(self, symbol: str) -> price_pb2.Price:
         raw = await self._call("read", self._ex.fetch_ticker, await self._unified(symbol))
-        price = parse.parse_price(raw, symbol, self.venue)
+        price = parse.parse_price(raw, symbol, self.venue, self._contract(symbol))
         if not price.HasField("timestamp"):
             price.timestamp.CopyFrom(timestamp_now())
         return price

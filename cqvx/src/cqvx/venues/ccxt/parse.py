@@ -63,7 +63,7 @@ num = dec_text
 
 
 def _map(value: object, what: str, venue: str) -> Mapping[str, Any]:
-    if type(value) is dict:  # ccxt's structures: skip the (slow) ABC check
+    if isinstance(value, dict):  # ccxt's structures (an order book is a dict subclass): no ABC check
         return value
     if not isinstance(value, Mapping):
         raise ParseError(f"{what}: expected an object, got {type(value).__name__}", venue=venue)
@@ -357,26 +357,47 @@ def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: s
     return candle
 
 
-def parse_order_book(raw: object, symbol: str, venue: str, depth: int) -> orderbook_pb2.OrderBook:
+def parse_order_book(
+    raw: object, symbol: str, venue: str, depth: int, size: Decimal | None = None
+) -> orderbook_pb2.OrderBook:
+    """``size``: base units per contract when ccxt's amounts are contracts (OKX, Gate), else None."""
     b = _map(raw, "order book", venue)
-    book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
-    for name, levels, price_field, qty_field in (
-        ("bids", book.bids, "bids.price", "bids.qty"),
-        ("asks", book.asks, "asks.price", "asks.qty"),
-    ):
-        rows = b.get(name)
-        if not isinstance(rows, list):
-            raise ParseError(f"order book {name}: missing", venue=venue)
+    bids, asks = b.get("bids"), b.get("asks")
+    if not isinstance(bids, list) or not isinstance(asks, list):
+        raise ParseError(f"order book {'asks' if isinstance(bids, list) else 'bids'}: missing", venue=venue)
+    nonce = b.get("nonce")
+    if type(nonce) is int and nonce >= 0:  # bool is not int here (type, not isinstance)
+        book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol, sequence=nonce)
+    else:
+        book = orderbook_pb2.OrderBook(venue=venue, symbol=symbol)
+    for name, rows, levels in (("bids", bids, book.bids), ("asks", asks, book.asks)):
         add = levels.add
         for row in rows[:depth]:
-            if not isinstance(row, list | tuple) or len(row) < 2:
+            if (type(row) is not list and not isinstance(row, list | tuple)) or len(row) < 2:
                 raise ParseError(f"order book {name}: bad level", venue=venue)
-            add(price=num(row[0], price_field, venue), quantity=num(row[1], qty_field, venue))
-    if (ts := _ms(b.get("timestamp"), "timestamp", venue)) is not None:
+            price, qty = row[0], row[1]
+            # ccxt.pro keeps book levels as floats: in this range a float's shortest repr is plain
+            # digits with a point (what num() reads), ".0" the only trailing zero; else num() decides.
+            if type(price) is float and 1e-4 <= price < 1e16:
+                price_text = repr(price)
+                if price_text[-2:] == ".0":
+                    price_text = price_text[:-2]
+            else:
+                price_text = num(price, name, venue)
+            if type(qty) is float and 1e-4 <= qty < 1e16:
+                qty_text = repr(qty)
+                if qty_text[-2:] == ".0":
+                    qty_text = qty_text[:-2]
+            else:
+                qty_text = num(qty, name, venue)
+            if size is not None:
+                qty_text = _base_units(qty_text, size)
+            add(price=price_text, quantity=qty_text)
+    ts = b.get("timestamp")
+    if type(ts) is int and ts >= 0:
         _stamp(book.timestamp, ts)
-    nonce = b.get("nonce")
-    if isinstance(nonce, int) and not isinstance(nonce, bool) and nonce >= 0:
-        book.sequence = nonce
+    elif ts is not None:
+        _stamp(book.timestamp, _ms(ts, "timestamp", venue) or 0)
     return book
 
 
@@ -409,9 +430,10 @@ def parse_trade(
     return trade
 
 
-def parse_price(raw: object, symbol: str, venue: str) -> price_pb2.Price:
+def parse_price(raw: object, symbol: str, venue: str, size: Decimal | None = None) -> price_pb2.Price:
     """A ccxt ticker (``fetch_ticker``/``watch_ticker``) as a Price; a ticker without any price is a
-    ParseError (never an empty price)."""
+    ParseError (never an empty price).  ``size``: base units per contract (touch sizes are contracts
+    where ccxt's amounts are), else None."""
     t = _map(raw, "ticker", venue)
     price = price_pb2.Price(
         venue=venue,
@@ -419,8 +441,8 @@ def parse_price(raw: object, symbol: str, venue: str) -> price_pb2.Price:
         last=num(t.get("last"), "last", venue),
         bid=num(t.get("bid"), "bid", venue),
         ask=num(t.get("ask"), "ask", venue),
-        bid_size=num(t.get("bidVolume"), "bidVolume", venue),
-        ask_size=num(t.get("askVolume"), "askVolume", venue),
+        bid_size=_base_units(num(t.get("bidVolume"), "bidVolume", venue), size),
+        ask_size=_base_units(num(t.get("askVolume"), "askVolume", venue), size),
         mark=num(t.get("markPrice"), "markPrice", venue),
         index=num(t.get("indexPrice"), "indexPrice", venue),
     )

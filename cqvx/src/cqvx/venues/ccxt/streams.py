@@ -73,6 +73,7 @@ _log = structlog.get_logger("cqvx.venues.ccxt.streams")
 
 # (url, subscribe frame or None) of each ccxt watch call made inside a pump task.
 _NOTE: ContextVar[Callable[[str, object], None] | None] = ContextVar("cqvx_ccxt_watch", default=None)
+_MAX_RESYNCS = 5  # book resyncs in a row, with no book between them, before the connection is re-opened
 _POLL_S = 0.01
 _LOGIN_HASH = "authenticated"  # ccxt.pro's message hash of a WebSocket login (its ``authenticate``)
 _MAX_ORDERS = 100_000  # per-order fee/symbol memory, like FillTracker's bound
@@ -142,11 +143,13 @@ class _Watch(Generic[T]):
         after_live: Callable[[], Awaitable[list[T]]] | None = None,
         resync: tuple[type[BaseException], ...] = (),
         private: bool = False,
+        closed: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._owner = owner
         self._channel, self._symbol = channel, symbol
         self._call, self._convert, self._after_live, self._resync = call, convert, after_live, resync
         self._private = private
+        self._closed = closed
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listeners: list[GapListener] = []
         self._notes: list[tuple[str, object]] = []
@@ -191,13 +194,24 @@ class _Watch(Generic[T]):
         decimal.setcontext(decimal.Context())
         self._owner._before_open(private=self._private)
         live = asyncio.get_running_loop().create_task(self._watch_live())
+        resyncs = 0
         try:
             while True:
                 try:
                     raw = await self._call()
                 except self._resync as exc:
                     self._gap(f"sequence break: {type(exc).__name__}")
+                    # ccxt parks a rejection that finds no waiting future and hands it to the next one,
+                    # whose settled future then stays in ``client.futures`` and fails every later watch
+                    # on that hash at once (seen on Bitget: the checksum rejection lands after the
+                    # unsubscribe already failed the watch).  Drop settled futures before re-calling.
+                    self._owner._drop_settled_futures()
+                    resyncs += 1
+                    if resyncs > _MAX_RESYNCS:  # never spin: let the relay re-open the connection
+                        raise ccxt.NetworkError(f"{resyncs} resyncs without a book") from exc
+                    await asyncio.sleep(0)
                     continue
+                resyncs = 0
                 for msg in self._convert(raw):
                     self._queue.put_nowait(msg)
         except asyncio.CancelledError:
@@ -242,6 +256,9 @@ class _Watch(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         self._queue.put_nowait(_Stop(None))
+        if self._closed is not None:
+            self._closed(set(self.urls))
+            self._closed = None
         for url in self.urls:
             self._owner._use(url, -1)
         self.urls.clear()
@@ -263,6 +280,7 @@ class CcxtStreams:
         self._fees: dict[str, tuple[Decimal, Decimal]] = {}  # order id -> (filled, cumulative fee)
         self._opens: dict[Hashable, int] = {}
         self._url_users: dict[str, int] = {}
+        self._book_urls: dict[str, set[str]] = {}  # canonical symbol -> urls its last book upstream used
         self.opened = 0
         self._keepalive: asyncio.Task[None] | None = None
         _hook(self.ex)
@@ -282,6 +300,13 @@ class CcxtStreams:
                 await self.ex.keep_alive_listen_key()
             except Exception as exc:  # ccxt fails the private watch itself; the relay re-opens it
                 _log.warning("ccxt.listen_key_keepalive_failed", venue=self.venue, error=type(exc).__name__)
+
+    def _drop_settled_futures(self) -> None:
+        for c in list(self.ex.clients.values()):
+            futures = getattr(c, "futures", None)
+            if isinstance(futures, dict):
+                for key in [k for k, f in futures.items() if f.done()]:
+                    del futures[key]
 
     def _before_open(self, *, private: bool) -> None:
         self.opened += 1
@@ -326,20 +351,40 @@ class CcxtStreams:
         if depth < 1:
             return self._refused("book", symbol, InvalidRequest("depth must be positive", venue=self.venue))
 
-        async def call() -> Any:
-            return await self.ex.watch_order_book(await self._client._unified(symbol))
-
         def convert(raw: Any) -> list[orderbook_pb2.OrderBook]:
-            return [parse.parse_order_book(raw, symbol, self.venue, depth)]
+            return [parse.parse_order_book(raw, symbol, self.venue, depth, self._client._contract(symbol))]
 
         def factory() -> _Watch[orderbook_pb2.OrderBook]:
+            first = True
+
+            async def call() -> Any:
+                nonlocal first
+                unified = await self._client._unified(symbol)
+                used = self._book_urls.get(symbol)
+                if first and used and not any(url in self.ex.clients for url in used):
+                    # Re-opened on a new connection: ccxt keeps a symbol's book across a lost connection,
+                    # and its Bitget handler applies the re-subscription's snapshot on top of it (stale
+                    # levels survive), so the book starts again from the venue's snapshot alone.  (While
+                    # the connection lives, its subscription keeps ccxt's book current: kept then.)
+                    self.ex.orderbooks.pop(unified, None)
+                first = False
+                return await self.ex.watch_order_book(unified)
+
+            def closed(urls: set[str]) -> None:
+                self._book_urls[symbol] = urls
+
             return _Watch(
                 self,
                 channel="book",
                 symbol=symbol,
                 call=call,
                 convert=convert,
-                resync=(ccxt.ChecksumError,),
+                # ChecksumError (Binance's pu, Bitget's checksum, Gate's U/u) is an InvalidNonce, as is
+                # OKX's prevSeqId break; ccxt re-subscribes for a fresh snapshot on the next call.  On a
+                # Bitget checksum failure ccxt first unsubscribes, which fails the pending watch with
+                # UnsubscribeError: the same resync.
+                resync=(ccxt.InvalidNonce, ccxt.UnsubscribeError),
+                closed=closed,
             )
 
         return self._open("book", ("book", symbol, depth), factory)
@@ -367,7 +412,7 @@ class CcxtStreams:
                 return await self.ex.watch_ticker(await self._client._unified(symbol))
 
             def convert(raw: Any) -> list[price_pb2.Price]:
-                return [parse.parse_price(raw, symbol, self.venue)]
+                return [parse.parse_price(raw, symbol, self.venue, self._client._contract(symbol))]
 
             return lambda: _Watch(self, channel="prices", symbol=symbol, call=call, convert=convert)
 
