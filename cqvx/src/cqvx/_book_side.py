@@ -107,14 +107,16 @@ def _scaler(exp: int) -> _Scaler:
 
 _DEFAULT_EXP = 8
 _MAX_EXP = 30  # a price step finer than 1e-30 is not a price
-_KEY_MEMO_MAX = 4096  # distinct price spellings remembered per book; cleared (not grown) beyond
+_KEY_MEMO_MAX = 4096  # distinct price spellings remembered per book and per side; cleared beyond
 _INF = float("inf")
 _NEG_INF = float("-inf")
 
-# A level is a list ``[price, size, level memo, encoding memo]``: price and size as the caller gave
-# them (validated; a size string is kept only when plain), the ``(Decimal, Decimal)`` tuple and the
-# encoded ``OrderBookLevel`` field, both filled on first read.  An update rewrites the list in place
-# and clears both memos; keeping the object lets each side hold its levels in price order too.
+# A level is a list ``[price, size, level memo, encoding memo, key]``: price and size as the caller
+# gave them (validated; a size string is kept only when plain), the ``(Decimal, Decimal)`` tuple and
+# the encoded ``OrderBookLevel`` field, both filled on first read, and the level's key on its side.
+# An update rewrites the list in place and clears both memos; keeping the object lets each side hold
+# its levels in price order too, and lets the side's price-string memo point straight at it.  A
+# removed level gets size None ("dead"), so a memo entry still naming it is ignored.
 _Lvl = list[Any]
 Keyed = tuple[int, Any, Any]  # (key, price, size); size None = remove the level
 _EMPTY: list[Keyed] = []  # shared, never mutated: a side the update does not touch
@@ -202,6 +204,7 @@ class _Side:
         "joined",
         "keys",
         "levels",
+        "memo",
         "tblank",
         "top",
         "vals",
@@ -211,6 +214,10 @@ class _Side:
         self.levels: dict[int, _Lvl] = {}
         self.keys: list[int] = []
         self.vals: list[_Lvl] = []  # the levels in ``keys`` order: the top N is a slice
+        # Price string as the venue spelled it -> its level (live or dead): the one-level fast path
+        # of OrderBookL2.apply_levels reaches an existing level with one str lookup and no key
+        # arithmetic.  Only ``str`` prices are entered; levels, not keys, so a rescale keeps it.
+        self.memo: dict[str, _Lvl] = {}
         self.field = field  # the OrderBook field number this side encodes into
         # Caches of the top ``depth`` levels: their tuples, their encodings, and the encodings
         # joined for one depth (``(depth, bytes)``).  Valid while no update touched a key <= ``bound``
@@ -241,16 +248,26 @@ class _Side:
         levels = self.levels
         keys = self.keys
         vals = self.vals
+        memo = self.memo
         bound = self.bound
         for key, price, size in keyed:
             lv = levels.get(key)
             if size is not None:
                 if lv is None:
-                    lv = levels[key] = [price, size, None, None]
+                    lv = levels[key] = [price, size, None, None, key]
+                    if type(price) is str:
+                        if len(memo) >= _KEY_MEMO_MAX:
+                            memo.clear()
+                        memo[price] = lv
                     i = bisect_left(keys, key)
                     keys.insert(i, key)
                     vals.insert(i, lv)
                 else:
+                    if type(price) is str and memo.get(price) is not lv:
+                        # Another spelling of the price, or the memo was cleared: remember it.
+                        if len(memo) >= _KEY_MEMO_MAX:
+                            memo.clear()
+                        memo[price] = lv
                     lv[0] = price
                     lv[1] = size
                     lv[2] = lv[3] = None
@@ -268,6 +285,7 @@ class _Side:
                         self.joined = None
                     continue
             elif lv is not None:
+                lv[1] = None  # dead: memo entries naming it are ignored from now on
                 del levels[key]
                 i = bisect_left(keys, key)
                 del keys[i]
@@ -283,15 +301,20 @@ class _Side:
         levels: dict[int, _Lvl] = {}
         for key, price, size in keyed:
             if size is not None:
-                levels[key] = [price, size, None, None]
+                levels[key] = [price, size, None, None, key]
             else:
                 levels.pop(key, None)
+        for lv in self.levels.values():
+            lv[1] = None  # the old book's levels are gone (readers of the memo skip dead levels)
         self.levels = levels
         self.keys = sorted(levels)
         self.vals = list(map(levels.__getitem__, self.keys))
+        self.memo = {lv[0]: lv for lv in self.vals if type(lv[0]) is str}
         self.forget()
 
     def rescale(self, factor: int) -> None:
+        for lv in self.vals:
+            lv[4] *= factor
         self.levels = {k * factor: v for k, v in self.levels.items()}
         self.keys = [k * factor for k in self.keys]
         self.forget()

@@ -9,7 +9,8 @@ whole book, so no level from before the resync can survive it.
 Two entry points per operation: the cqc messages (:meth:`apply_snapshot`, :meth:`apply_delta`) and a
 fast path taking ``(price, size)`` pairs of ``Decimal`` or ``str`` straight from a venue parser
 (:meth:`apply_snapshot_levels`, :meth:`apply_levels`), which skips building protobuf messages that
-would be thrown away.
+would be thrown away.  :meth:`apply_level` takes one level as ``(is_bid, price, size)``, the form of
+most messages of a busy feed; :meth:`apply_levels` hands such a message to it.
 
 How it stays exact and still cheap (numbers in benchmarks/bench_book.py):
 
@@ -23,10 +24,15 @@ How it stays exact and still cheap (numbers in benchmarks/bench_book.py):
 * Price strings -> key goes through a small per-book memo (venues repeat the same price strings all
   day); a miss, and any Decimal, takes the exact Decimal path.  Sizes given as plain decimal strings
   are validated with str operations and kept as given; Decimals are made only when a level is read.
-* A message of one level on one side (most of a busy feed) whose price string is remembered and whose
-  size is a plain decimal string is validated and written in place without the two-phase parse; a
-  size change of an existing level outside the cached top changes no order, so the crossed check
-  (already false while live) is skipped for it.  Everything else takes the general path.
+* A message of one level on one side (most of a busy feed) whose price string names a level the side
+  holds and whose size is a plain decimal string is validated and written in place without the
+  two-phase parse: each side maps the price strings it was given to their level objects (a removed
+  level is marked dead, so a stale entry is never written through), so finding the level is one str
+  lookup.  A size change of an existing level outside the cached top changes no order, so the crossed
+  check (already false while live) is skipped for it.  Everything else takes the general path.
+* The sequence check of the common update is one compare: ``_next`` holds last + 1 while the book is
+  live (NaN otherwise, which equals nothing), kept in step by every write of the state and of
+  ``last_sequence`` (both are properties for that reason); any other number takes the full check.
 * Reads are memoised: each level carries its ``(Decimal, Decimal)`` tuple and its encoded cqc
   ``OrderBookLevel`` once someone asked for them (an update clears both), and each side caches its
   top ``N`` until an update touches a price at or better than the ``N``-th level (a size change
@@ -122,6 +128,7 @@ _REFUSED = ApplyResult.REFUSED
 _CROSSED = ApplyResult.CROSSED
 _NONE = SequenceMode.NONE
 _DEC = Decimal
+_NEVER = float("nan")  # equal to nothing
 
 
 class OrderBookL2:
@@ -133,17 +140,18 @@ class OrderBookL2:
         "_exp",
         "_head",
         "_keymemo",
+        "_last",
         "_memo_get",
+        "_next",
         "_scaler",
+        "_state",
         "_ts",
         "_ts_bytes",
         "applied",
         "gaps",
-        "last_sequence",
         "mode",
         "reason",
         "stale",
-        "state",
         "symbol",
         "venue",
     )
@@ -161,9 +169,13 @@ class OrderBookL2:
         # price string (as given) -> key at the current scale; cleared when the scale grows.
         self._keymemo: dict[str, int] = {}
         self._memo_get = self._keymemo.get  # the dict is only ever cleared, never replaced
-        self.state = BookState.EMPTY
+        self._state = BookState.EMPTY
         self.reason: ResyncReason | None = ResyncReason.NO_SNAPSHOT
-        self.last_sequence = 0  # 0 = the venue gave none
+        self._last = 0  # last_sequence; 0 = the venue gave none
+        # The one sequence number an update may carry to skip every other sequence check: last + 1
+        # while the book is live and has a last sequence, else NaN (nothing equals it, not even
+        # None).  Kept in step by the ``state`` and ``last_sequence`` setters and every write.
+        self._next: float = _NEVER
         self._ts: tuple[int, int] | None = None  # (seconds, nanos): a copy, never the caller's message
         self._ts_bytes: bytes | None = None  # its encoding, made by the first snapshot() that needs it
         self._head: tuple[str, str, bytes] = ("", "", b"")  # (venue, symbol, their encoding)
@@ -175,17 +187,36 @@ class OrderBookL2:
     # ----------------------------------------------------------------------------------- state
 
     @property
+    def state(self) -> BookState:
+        return self._state
+
+    @state.setter
+    def state(self, state: BookState) -> None:
+        self._state = state
+        self._next = self._last + 1 if state is _LIVE and self._last else _NEVER
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence number of the last update applied (0 = the venue gave none)."""
+        return self._last
+
+    @last_sequence.setter
+    def last_sequence(self, sequence: int) -> None:
+        self._last = sequence
+        self._next = sequence + 1 if self._state is _LIVE and sequence else _NEVER
+
+    @property
     def needs_resync(self) -> bool:
         """True until a snapshot has been applied, and after a gap, a crossed book or invalidate()."""
-        return self.state is not BookState.LIVE
+        return self._state is not BookState.LIVE
 
     def invalidate(self, reason: ResyncReason = ResyncReason.INVALIDATED) -> None:
         """Mark the book unusable (e.g. the stream disconnected): deltas are refused until a snapshot."""
-        self.state = BookState.NEEDS_RESYNC
-        self.reason = reason
+        self._mark(reason)
 
     def _mark(self, reason: ResyncReason) -> None:
-        self.state = BookState.NEEDS_RESYNC
+        self._state = BookState.NEEDS_RESYNC
+        self._next = _NEVER
         self.reason = reason
 
     # ------------------------------------------------------------------------------- snapshots
@@ -213,14 +244,14 @@ class OrderBookL2:
         ask_keyed = self._parse(asks, False, bid_keyed)
         self._bids.load(bid_keyed)
         self._asks.load(ask_keyed)
-        self.last_sequence = int(sequence)
+        self._last = int(sequence)
         if timestamp is not None:
             self._set_time(timestamp)
         self.applied += 1
         if self._crossed():
             self._mark(ResyncReason.CROSSED)
             return ApplyResult.CROSSED
-        self.state = BookState.LIVE
+        self.state = BookState.LIVE  # the setter arms the fast sequence check
         self.reason = None
         return ApplyResult.APPLIED
 
@@ -245,7 +276,7 @@ class OrderBookL2:
         mode.  ``first_sequence`` is for venues whose one update covers a range ``[first, sequence]``
         (e.g. Binance ``U``/``u``): contiguous then means ``first <= last + 1 <= sequence``.
         """
-        last = self.last_sequence
+        last = self._last
         if not sequence or not last or self.mode is SequenceMode.NONE:
             return ApplyResult.APPLIED
         if sequence <= last:
@@ -257,11 +288,69 @@ class OrderBookL2:
             return ApplyResult.APPLIED if low <= last + 1 else ApplyResult.GAP
         return ApplyResult.APPLIED
 
-    def apply_levels(
+    def apply_level(
+        self,
+        bid: bool,
+        price: Decimal | str,
+        size: Decimal | str,
+        sequence: int = 0,
+        timestamp: Timestamp | datetime | None = None,
+    ) -> ApplyResult:
+        """Apply an update of one level (``bid``: which side), the form of most messages of a busy feed.
+
+        The same checks and results as :meth:`apply_levels` with that one level, which it is for any
+        input this method does not take quickly.  Quick: the book is live and ``sequence`` is the
+        next contiguous number (or 0, none), the price is a ``str`` the side already holds a level
+        for, and the size is a plain decimal string.  A new size for that level outside the cached
+        top changes no order, so it is written in place without the crossed check (the book was
+        live, so not crossed); anything else goes through the side's general update.
+        """
+        side = self._bids if bid else self._asks
+        if (
+            (sequence == self._next or (not sequence and self._state is _LIVE))
+            and type(price) is str
+            and type(size) is str
+        ):
+            lv = side.memo.get(price)
+            if (
+                lv is not None
+                and lv[1] is not None  # a live level (a removed one keeps its memo entry)
+                and size.isascii()  # _is_plain(), inlined, with the length bound of _level()
+                and len(size) <= _MAX_MAGNITUDE
+                and size.replace(".", "", 1).isdigit()
+            ):
+                if sequence:
+                    self._last = sequence
+                    self._next = sequence + 1
+                if timestamp is not None:
+                    self._set_time(timestamp)
+                self.applied += 1
+                key = lv[4]
+                kept: str | None = size
+                if size.strip("0."):
+                    if key > side.bound:
+                        lv[0] = price
+                        lv[1] = size
+                        lv[2] = lv[3] = None
+                        return _APPLIED
+                else:
+                    kept = None  # removes the level
+                side.apply([(key, price, kept)])
+                bk = self._bids.keys
+                ak = self._asks.keys
+                if bk and ak and -bk[0] >= ak[0]:
+                    self._mark(ResyncReason.CROSSED)
+                    return _CROSSED
+                return _APPLIED
+        one = [(price, size)]
+        if bid:
+            return self._apply(one, (), sequence, 0, 0, timestamp)
+        return self._apply((), one, sequence, 0, 0, timestamp)
+
+    def apply_levels(  # noqa: PLR0917  (positional: see the docstring)
         self,
         bids: Iterable[LevelInput] = (),
         asks: Iterable[LevelInput] = (),
-        *,
         sequence: int = 0,
         previous_sequence: int = 0,
         first_sequence: int = 0,
@@ -270,14 +359,36 @@ class OrderBookL2:
         """Apply one complete update given as ``(price, size)`` pairs (the adapters' fast path).
 
         The crossed check runs once, after the whole update: a venue may move a level from one side to
-        the other within one message, and the intermediate state may legitimately cross.
+        the other within one message, and the intermediate state may legitimately cross.  The
+        parameters are not keyword-only because filling keyword-only defaults costs a call ~35 ns.
         """
-        if self.state is not _LIVE:
-            return _REFUSED
-        # The common case first: the next contiguous number.  Anything else takes the full check.
-        if sequence:
-            last = self.last_sequence
-            if last and (sequence != last + 1 or previous_sequence) and self.mode is not _NONE:
+        # One level on one side: the one-level path (which comes back here for what it does not take).
+        if not previous_sequence and not first_sequence:
+            if not asks:
+                if type(bids) is list and len(bids) == 1:
+                    one = bids[0]
+                    if type(one) is tuple and len(one) == 2:
+                        return self.apply_level(True, one[0], one[1], sequence, timestamp)
+            elif not bids and type(asks) is list and len(asks) == 1:
+                one = asks[0]
+                if type(one) is tuple and len(one) == 2:
+                    return self.apply_level(False, one[0], one[1], sequence, timestamp)
+        return self._apply(bids, asks, sequence, previous_sequence, first_sequence, timestamp)
+
+    def _apply(  # noqa: PLR0917  (a private hop: positional is cheapest)
+        self,
+        bids: Iterable[LevelInput],
+        asks: Iterable[LevelInput],
+        sequence: int,
+        previous_sequence: int,
+        first_sequence: int,
+        timestamp: Timestamp | datetime | None,
+    ) -> ApplyResult:
+        """The general update: sequence checks, then every level parsed before any is applied."""
+        if sequence != self._next or previous_sequence:
+            if self._state is not _LIVE:
+                return _REFUSED
+            if sequence and self._last and self.mode is not _NONE:
                 verdict = self.check_sequence(sequence, previous_sequence, first_sequence)
                 if verdict is ApplyResult.STALE:
                     self.stale += 1
@@ -286,53 +397,6 @@ class OrderBookL2:
                     self.gaps += 1
                     self._mark(ResyncReason.SEQUENCE_GAP)
                     return verdict
-        # One level on one side (most messages at high rates), an existing level outside the cached
-        # top, wire strings with a remembered price: validated, then written in place.  Anything else
-        # (or any doubt) takes the general two-phase path below, which explains what it refuses.
-        if not asks and type(bids) is list and len(bids) == 1:
-            one = bids[0]
-            side = self._bids
-            negate = True
-        elif not bids and type(asks) is list and len(asks) == 1:
-            one = asks[0]
-            side = self._asks
-            negate = False
-        else:
-            one = None
-        if type(one) is tuple and len(one) == 2:
-            price, size = one
-            if type(price) is str and type(size) is str:
-                key = self._memo_get(price)
-                if (
-                    key is not None
-                    and size.isascii()
-                    and len(size) <= _MAX_MAGNITUDE
-                    and size.replace(".", "", 1).isdigit()
-                ):
-                    if negate:
-                        key = -key
-                    if not size.strip("0."):
-                        size = None  # removes the level
-                    lv = side.levels.get(key)
-                    if sequence:
-                        self.last_sequence = sequence
-                    if timestamp is not None:
-                        self._set_time(timestamp)
-                    self.applied += 1
-                    if lv is not None and size is not None and key > side.bound:
-                        # Same key, new size, outside every cache: no order changes, so the book
-                        # is exactly as (un)crossed as before, and it was live, so not crossed.
-                        lv[0] = price
-                        lv[1] = size
-                        lv[2] = lv[3] = None
-                        return _APPLIED
-                    side.apply([(key, price, size)])
-                    bk = self._bids.keys
-                    ak = self._asks.keys
-                    if bk and ak and -bk[0] >= ak[0]:
-                        self._mark(ResyncReason.CROSSED)
-                        return _CROSSED
-                    return _APPLIED
         # Parse the whole update first so garbage leaves the book untouched (and then resyncs).
         try:
             bid_keyed = self._parse(bids, True, None) if bids else _EMPTY
@@ -346,7 +410,8 @@ class OrderBookL2:
         if ask_keyed:
             self._asks.apply(ask_keyed)
         if sequence:
-            self.last_sequence = sequence
+            self._last = sequence
+            self._next = sequence + 1
         if timestamp is not None:
             self._set_time(timestamp)
         self.applied += 1
@@ -538,7 +603,7 @@ class OrderBookL2:
             if ts is None:
                 ts = self._ts_bytes = _encode_timestamp(*self._ts)
             head += ts
-        seq = self.last_sequence
+        seq = self._last
         if 0 < seq <= _U64:
             head += _SEQ_TAG + _varint(seq)
         book = _BOOK_FROM_BYTES(head + self._bids.top_encoded(depth) + self._asks.top_encoded(depth))
@@ -558,6 +623,6 @@ class OrderBookL2:
 
     def __repr__(self) -> str:
         return (
-            f"OrderBookL2({self.symbol!r}, state={self.state.value}, seq={self.last_sequence}, "
+            f"OrderBookL2({self.symbol!r}, state={self._state.value}, seq={self._last}, "
             f"levels={self.depth}, reason={self.reason.value if self.reason else None})"
         )

@@ -152,9 +152,17 @@ def dec_str(value: Decimal | int | str | None) -> str:
         return ""
     else:
         d = value if isinstance(value, Decimal) else dec(value)
-    if d == 0:
-        return "0"
-    text = format(d, "f")
+    if d.is_finite():
+        if d.is_zero():
+            return "0"
+        # str() is plain notation unless it shows an exponent, and then equals format(d, "f"),
+        # which costs several times more (it parses a format spec): the common case skips it.
+        text = str(d)
+        if "E" in text:
+            text = format(d, "f")
+    else:
+        d == 0  # noqa: B015  (a signalling NaN raises InvalidOperation here, as it always did)
+        text = format(d, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text

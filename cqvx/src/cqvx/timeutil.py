@@ -25,6 +25,7 @@ __all__ = [
     "CANDLE_SECONDS",
     "NS_PER_SECOND",
     "candle_interval",
+    "set_timestamp_ns",
     "timestamp_from_datetime",
     "timestamp_from_ms",
     "timestamp_from_ns",
@@ -46,6 +47,14 @@ def timestamp_of(seconds: int, nanos: int = 0) -> Timestamp:
 def timestamp_from_ns(ns: int) -> Timestamp:
     """Epoch nanoseconds -> Timestamp (floor division: negative instants keep 0 <= nanos < 1e9)."""
     return Timestamp(seconds=ns // NS_PER_SECOND, nanos=ns % NS_PER_SECOND)
+
+
+def set_timestamp_ns(ts: Timestamp, ns: int) -> None:
+    """Write epoch nanoseconds into a Timestamp field in place (as :func:`timestamp_from_ns`).
+
+    For a message's own Timestamp field: two field writes instead of a new message and a CopyFrom
+    (a third of the cost, measured on the simulated venue's reports)."""
+    ts.seconds, ts.nanos = divmod(ns, NS_PER_SECOND)
 
 
 def timestamp_from_ms(ms: int) -> Timestamp:

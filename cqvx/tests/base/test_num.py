@@ -60,3 +60,21 @@ def test_round_price_takes_the_safe_side(price: Decimal, tick: Decimal) -> None:
     assert buy <= price <= sell
     assert buy % tick == 0 and sell % tick == 0
     assert sell - buy <= tick
+
+
+@given(st.integers(-(10**30), 10**30), st.integers(-40, 40))
+def test_dec_str_equals_the_plain_format_for_every_exponent(coefficient: int, exponent: int) -> None:
+    """dec_str takes str() where it shows no exponent: the same text as format(d, "f") trimmed."""
+    value = Decimal(coefficient).scaleb(exponent)
+    text = "0" if value == 0 else format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    assert dec_str(value) == text
+    assert dec_str(-value) == ("0" if value == 0 else ("-" + text).replace("--", ""))
+
+
+def test_dec_str_of_non_finite_values_is_unchanged() -> None:
+    assert dec_str(Decimal("NaN")) == "NaN"
+    assert dec_str(Decimal("-Infinity")) == "-Infinity"
+    with pytest.raises(ArithmeticError):
+        dec_str(Decimal("sNaN"))

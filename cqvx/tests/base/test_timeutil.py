@@ -51,3 +51,11 @@ def test_coinbase_granularity_is_unchanged_by_taking_widths_from_the_table() -> 
         12: ("SIX_HOUR", 21600),
         7: ("ONE_DAY", 86400),
     }
+
+
+@given(st.integers(-(10**19), 10**19))
+def test_set_timestamp_ns_writes_what_timestamp_from_ns_makes(ns: int) -> None:
+    msg = candle_pb2.Candle()
+    timeutil.set_timestamp_ns(msg.open_time, ns)
+    assert msg.HasField("open_time")
+    assert msg.open_time == timeutil.timestamp_from_ns(ns)

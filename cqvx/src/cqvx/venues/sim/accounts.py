@@ -8,6 +8,7 @@ Fees are always paid in the quote/settle asset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -73,11 +74,13 @@ class Ledger:
             bal = self.balances[asset] = Balance()
         return bal
 
-    def lock(self, asset: str, amount: Decimal, what: str) -> None:
+    def lock(self, asset: str, amount: Decimal, what: str | Callable[[], str]) -> None:
+        """Hold ``amount`` of ``asset``; ``what`` names the holder in a refusal (a callable: made then)."""
         bal = self.balance(asset)
         if amount > bal.available:
+            name = what if isinstance(what, str) else what()
             raise InsufficientFunds(
-                f"insufficient {asset}: {what} needs {dec_str(amount)}, available {dec_str(bal.available)}",
+                f"insufficient {asset}: {name} needs {dec_str(amount)}, available {dec_str(bal.available)}",
                 venue=self.venue,
             )
         bal.locked += amount

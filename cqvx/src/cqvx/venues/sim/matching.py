@@ -217,7 +217,6 @@ class MatchingEngine(_OrderChecks, _Reports):
     def _reserve(self, spec: InstrumentSpec, order: SimOrder, plan: _Plan) -> None:
         if order.reduce_only:
             return
-        what = f"order {order.client_order_id or '(no id)'}"
         if spec.is_perpetual:
             rate = 1 / self.leverage[spec.symbol] + spec.taker_fee
             order.lock_asset, order.reserve_rate = spec.quote_asset, rate
@@ -237,7 +236,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         else:
             order.lock_asset = spec.base_asset
             amount = order.quantity
-        self.ledger.lock(order.lock_asset, amount, what)
+        # The order's name is only for the refusal's message: built by the ledger when it refuses.
+        self.ledger.lock(order.lock_asset, amount, lambda: f"order {order.client_order_id or '(no id)'}")
         order.lock_remaining = amount
 
     def _cap_reduce_only(self, order: SimOrder, qty: Decimal) -> Decimal:

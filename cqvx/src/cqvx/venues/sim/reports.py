@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.num import ZERO, dec_str
-from cqvx.timeutil import timestamp_from_ns as timestamp
+from cqvx.timeutil import set_timestamp_ns
 from cqvx.venues.sim.config import InstrumentSpec
 from cqvx.venues.sim.orders import E_REJECTED, S_REJECTED, EventSink, SimOrder
 
@@ -103,7 +103,7 @@ class _Reports:
             rep.rejection_reason = order.reason
         if order.account_id:
             rep.account_id = order.account_id
-        rep.transact_time.CopyFrom(timestamp(order.updated_ns))
+        set_timestamp_ns(rep.transact_time, order.updated_ns)
         return rep
 
     def to_proto(self, order: SimOrder) -> order_pb2.Order:
@@ -139,10 +139,10 @@ class _Reports:
             msg.account_id = order.account_id
         if order.strategy_id:
             msg.strategy_id = order.strategy_id
-        msg.created_at.CopyFrom(timestamp(order.created_ns))
-        msg.updated_at.CopyFrom(timestamp(order.updated_ns))
+        set_timestamp_ns(msg.created_at, order.created_ns)
+        set_timestamp_ns(msg.updated_at, order.updated_ns)
         if order.expires_ns is not None:
-            msg.expires_at.CopyFrom(timestamp(order.expires_ns))
+            set_timestamp_ns(msg.expires_at, order.expires_ns)
         if spec.is_perpetual:
             msg.leverage = dec_str(self.leverage[order.symbol])
         return msg
