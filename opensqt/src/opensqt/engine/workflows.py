@@ -7,6 +7,13 @@ Rules:
   for PostgreSQL, a SQLite file next to the state by default.  :class:`Durable` launches it AFTER the
   fleet exists (``DBOS.launch()`` resumes the workflows a killed process left unfinished, and their steps
   need the fleet) and BEFORE the fleet starts its symbols.
+* One DBOS application per ACCOUNT (:func:`dbos_app_name`): DBOS recovers a killed process's workflows
+  by putting them back on a queue that every process of the same application on the same system
+  database dequeues from.  Under one shared name, another account's fleet (or any other opensqt process
+  on that server) took a recovered workflow, found no fleet for its account and recorded it as failed
+  for good: the re-sent request then answered HTTP 500 forever, a failed position recovery restarted its
+  symbol forever.  DBOS scopes recovery and dequeueing by application name (and hashes the name into the
+  application version), so only the account's own fleet or CLI runs its workflows.
 * Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
   ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``,
   ``recover-position:<account>:<symbol>:<store epoch>`` (a store's position is taken over once); an
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -47,7 +55,7 @@ from opensqt.engine.recovery import Recovery
 from opensqt.engine.symbols import SymbolEntry
 from opensqt.model.client_ids import is_our_client_order_id
 
-__all__ = ["Durable", "registry_request", "system_database_url"]
+__all__ = ["Durable", "dbos_app_name", "registry_request", "system_database_url"]
 
 log = structlog.get_logger("opensqt.workflows")
 
@@ -61,6 +69,12 @@ def system_database_url(state_url: str, state_path: Path) -> str:
         base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
         return f"{base}/{db.split('?')[0]}_dbos"
     return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
+
+
+def dbos_app_name(account: str) -> str:
+    """The account's DBOS application name (DBOS allows ``[a-z0-9-_]``, 3-256 characters; an account key
+    may hold anything, so it is hashed)."""
+    return f"opensqt-{hashlib.sha256(account.encode()).hexdigest()[:20]}"
 
 
 def registry_request(entry: SymbolEntry) -> str:
@@ -225,12 +239,12 @@ class Durable:
     """The process's DBOS runtime bound to one fleet."""
 
     def __init__(
-        self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt", executor: str | None = None
+        self, fleet: Fleet, system_url: str, *, app_name: str | None = None, executor: str | None = None
     ) -> None:
         self.fleet = fleet
         self.account = fleet.registry.account
         self.system_url = system_url
-        self.app_name = app_name
+        self.app_name = app_name or dbos_app_name(self.account)
         # DBOS resumes, at launch, the unfinished workflows of ITS executor id: the fleet's ("local", the
         # default) or a one-shot CLI's own (``opensqt symbols remove`` run again finishes its removal and
         # never resumes a fleet's workflows, which would start engines in the CLI).
