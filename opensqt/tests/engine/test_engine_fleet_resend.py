@@ -1,4 +1,6 @@
-"""A control request whose first attempt died with its process (kill -9 while its workflow was pending)
+"""Control requests across a kill -9 of ``opensqt fleet`` (children of the module's zygote).
+
+1. A control request whose first attempt died with its process (kill -9 while its workflow was pending)
 is finished by the account's next process and answered 200 when it is sent again: never taken, and
 failed for good, by another opensqt process on the same DBOS system database.
 
@@ -9,6 +11,9 @@ fleet on the same PostgreSQL server) ran the recovered workflow, found no fleet 
 recorded ``RuntimeError`` as its outcome: the re-sent request then answered 500 forever.  Here the
 other account's process is this test process: its DBOS recovery pass must not touch the dead process's
 workflow (with the shared name it did, on every run), and the re-sent request must succeed.
+
+2. A removal with ``position: close`` killed while its settle step is sending the reduce-only IOC order:
+the next process resumes the removal (same request) and the position is closed exactly once.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import pytest
 import sqlalchemy
 from dbos import DBOS
 
+from cqc.venues.v1 import order_pb2
 from cqvx.testing.waits import until
 from cqvx.testing.zygote import Child, Zygote
+from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 from opensqt.config import default_paper_config
@@ -53,7 +60,7 @@ PRELOAD = (
 
 CONFIG = """
 trading:
-  symbol: BTC-USDT-PERP
+  symbol: {symbol}
   price_interval: 10
   order_quantity: 100
   min_order_value: 5
@@ -73,6 +80,12 @@ http:
   port: 0
   live: false
   control_token: {{env: OSQ_RESEND_TOKEN}}
+engine:
+  # A lost placement is proven absent after 8 s here (the sim answers in process behind the connector;
+  # docs/engine.md "Landing window"), so a kill during a send costs seconds, not the default minute.
+  call_deadline: 2
+  request_lifetime: 3
+  landing_window: 8
 system:
   cancel_on_exit: true
   log_level: WARNING
@@ -152,7 +165,9 @@ async def test_a_resent_request_is_finished_by_its_account_never_by_another_proc
     sim.get_instruments = gated_instruments  # type: ignore[method-assign]
     server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
     cfg = tmp_path / "fleet.yaml"
-    cfg.write_text(CONFIG.format(port=await server.start(), url=url, prefix=prefix, account=account))
+    cfg.write_text(
+        CONFIG.format(symbol=BTC, port=await server.start(), url=url, prefix=prefix, account=account)
+    )
     workflow_id = f"add:{account}:{ETH}:k1"
     other_store = StateStore(url, table_prefix=prefix)
     other: Durable | None = None
@@ -207,3 +222,107 @@ async def test_a_resent_request_is_finished_by_its_account_never_by_another_proc
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}{t}")
             other_store.drop_all()
         other_store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_close_killed_mid_settle_is_resumed_and_closes_the_position_once(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    prefix = f"s{uuid.uuid4().hex[:8]}_"
+    account = f"settle-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "fleet.db"
+    system_url = system_database_url(sqlite_url(state), state)
+    perp = InstrumentSpec(symbol=ETH, initial_price=Decimal(3000), maker_fee=Decimal(0), taker_fee=Decimal(0))
+    sim = SimVenue.default(seed=4, speed=10, instruments=(perp,))
+    sim.start()
+    manual = order_pb2.Order(
+        client_order_id="manual-eth",
+        symbol=ETH,
+        side=order_pb2.ORDER_SIDE_BUY,
+        order_type=order_pb2.ORDER_TYPE_MARKET,
+        quantity="0.3",
+    )
+    await sim.place_order(manual)  # the account holds 0.3 ETH: the fleet's first start recovers it
+    # The reduction's first IOC order waits at the venue's door until the process is dead.
+    reached, gate, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_place = sim.place_order
+    sent: list[str] = []
+
+    async def gated_place(order: order_pb2.Order) -> Any:
+        if not order.client_order_id.startswith("osr"):
+            return await real_place(order)
+        sent.append(order.client_order_id)
+        if len(sent) == 1:
+            reached.set()
+            try:
+                await gate.wait()
+            finally:
+                done.set()
+        return await real_place(order)
+
+    sim.place_order = gated_place  # type: ignore[method-assign]
+    server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+    cfg = tmp_path / "fleet.yaml"
+    cfg.write_text(
+        CONFIG.format(
+            symbol=ETH, port=await server.start(), url=sqlite_url(state), prefix=prefix, account=account
+        )
+    )
+    workflow_id = f"remove:{account}:{ETH}:rm1"
+    children: list[Child] = []
+
+    async def remove(port: int) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "rm1"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://127.0.0.1:{port}/symbols/{ETH}/remove", json={"position": "close"}, headers=headers
+            ) as r,
+        ):
+            return r.status, await r.json()
+
+    try:
+        first, port = await _spawn(zygote, cfg, state, tmp_path / "first.out")
+        children.append(first)
+        request = asyncio.create_task(remove(port))
+        await asyncio.wait_for(reached.wait(), timeout=120)
+        await first.kill()  # kill -9 inside the settle step, the IOC order in flight
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            await request
+        assert (_workflow_row(system_url, workflow_id) or ("",))[0] == "PENDING"
+        gate.set()  # the order lands after its sender died (or never, if the connector dropped it)
+        await asyncio.wait_for(done.wait(), timeout=30)
+
+        second, port = await _spawn(zygote, cfg, state, tmp_path / "second.out")
+        children.append(second)
+        status, body = await remove(port)
+        assert status == 200, (body, second.tail(60))
+        settled = body["position"]
+        assert settled["mode"] == "close" and settled["state"] == "done", (body, second.tail(60))
+        assert await remove(port) == (200, body)  # the same request again: the one result
+        every = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+        history = await sim.get_orders(OrderFilter(symbol=ETH, statuses=every))
+        held = sum((Decimal(p.quantity or "0") for p in await sim.get_positions([ETH])), Decimal(0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(second.pid, signal.SIGTERM)
+        assert await second.wait(timeout=120) == 0, second.tail(60)
+    finally:
+        for child in children:
+            if child.returncode is None:
+                await child.kill()
+        await server.stop()
+        await sim.aclose()
+    cids = [o.client_order_id for o in history]
+    assert len(cids) == len(set(cids)), "a client order id was placed twice"
+    reduce = [o for o in history if o.client_order_id.startswith("osr")]
+    # Every reduction order is one of the record's attempts, the one in flight at the kill its first
+    # (looked up after the restart, never sent again under a new id while it could still land).
+    assert {o.client_order_id for o in reduce} <= set(settled["attempts"]) and reduce
+    assert sent[0] == settled["attempts"][0] and sent.count(sent[0]) == 1
+    assert held == 0
+    assert not [o for o in history if o.status in OPEN_STATUSES]
+    assert _workflow_row(system_url, workflow_id) is not None
+    assert (_workflow_row(system_url, workflow_id) or ("",))[0] == "SUCCESS"
