@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 from dbos import DBOS
 
+from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
 from cqvx.testing.waits import until
@@ -253,8 +254,12 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
 
 
 async def _venue_position(sim: SimVenue, symbol: str) -> Decimal:
-    """The venue's position (the sim lists none when flat)."""
-    return sum((Decimal(p.quantity or "0") for p in await sim.get_positions([symbol])), Decimal(0))
+    """The venue's signed position (the sim lists none when flat; a short by its side)."""
+    out = Decimal(0)
+    for p in await sim.get_positions([symbol]):
+        qty = Decimal(p.quantity or "0")
+        out += -abs(qty) if p.side == position_pb2.POSITION_SIDE_SHORT else qty
+    return out
 
 
 async def _reduce_orders(sim: SimVenue, symbol: str) -> list[Any]:
@@ -315,3 +320,42 @@ async def test_remove_closes_the_position_when_asked_and_keeps_it_by_default(
     assert await _reduce_orders(sim, BTC) == []
     with pytest.raises(ValueError, match="position"):
         await d.remove(BTC, request="r-bad", position="sell")
+
+
+async def test_cli_remove_with_close_settles_the_position_with_no_fleet_up(tmp_path: Path) -> None:
+    """``opensqt symbols remove SYM --position close`` with the fleet down: the CLI's own remove workflow
+    (executor ``opensqt-cli``) closes the venue's position through the close path."""
+    perp = InstrumentSpec(symbol=ETH, initial_price=Decimal(3000), maker_fee=Decimal(0), taker_fee=Decimal(0))
+    sim = SimVenue.default(seed=12, speed=10, instruments=(perp,))
+    sim.start()
+    path = tmp_path / "state.db"
+    cfg = default_paper_config({"OPENSQT_HTTP_PORT": "0"})
+    cfg = cfg.model_copy(update={"trading": cfg.trading.model_copy(update={"symbol": ETH})})
+    store = StateStore(sqlite_url(path), table_prefix=cfg.state.table_prefix)
+    registry = SymbolRegistry(
+        store.engine, cfg.state.account_key(cfg.venue), table_prefix=cfg.state.table_prefix
+    )
+    try:
+        registry.seed(ETH)
+        await sim.place_order(
+            order_pb2.Order(
+                client_order_id="manual-eth",
+                symbol=ETH,
+                side=order_pb2.ORDER_SIDE_SELL,
+                order_type=order_pb2.ORDER_TYPE_MARKET,
+                quantity="0.2",
+            )
+        )
+        assert await _venue_position(sim, ETH) == Decimal("-0.2")  # a short: closed by buying back
+        with pytest.raises(ValueError, match="position"):
+            await remove_symbol(cfg, state_path=path, symbol=ETH, position="flatten", client=sim)
+        assert registry.get(ETH).status == "active"  # refused before anything changed
+        out = await remove_symbol(cfg, state_path=path, symbol=ETH, position="close", client=sim)
+        assert out is not None and out["position"]["state"] == "done", out
+        assert await _venue_position(sim, ETH) == 0
+        ioc = await _reduce_orders(sim, ETH)
+        assert [o.side for o in ioc] == [order_pb2.ORDER_SIDE_BUY] and ioc[0].reduce_only
+        assert registry.get(ETH).status == "removed"
+    finally:
+        await sim.aclose()
+        store.close()
