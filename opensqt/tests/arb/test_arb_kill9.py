@@ -27,13 +27,11 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
-import pytest_asyncio
 import sqlalchemy
 
 from cqc.venues.v1 import order_pb2
@@ -124,13 +122,6 @@ async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
             return True
         await asyncio.sleep(0.01)
     return False
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def zygote(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Zygote]:
-    """One zygote for the module: its imports (5-14 s here) are paid once for both databases."""
-    async with Zygote.start(PRELOAD, log=tmp_path_factory.mktemp("zygote") / "zygote.log") as z:
-        yield z
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ after the id was bound anew with nothing filled.  These tests replay that withou
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -209,3 +211,45 @@ async def test_any_mix_of_paths_records_exactly_the_venue_cumulative(
         assert await _recorded(ledger, cid) == cum
     finally:
         await ledger.store.aclose()
+
+
+class _CancelledAfterCommit(AsyncStore):
+    """A real store whose next write commits and then raises ``CancelledError`` to its caller: a stop
+    cancelling a loop while the database thread finishes the transaction (PostgreSQL, or a shared store)."""
+
+    cancel_next = False
+
+    async def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        out = await super().write(fn, *args, **kwargs)
+        if self.cancel_next:
+            self.cancel_next = False
+            raise asyncio.CancelledError
+        return out
+
+
+async def test_a_fill_committed_by_a_cancelled_caller_keeps_its_position(tmp_path: Path) -> None:
+    """The fleet kill -9 test's slots one order off the venue: a fill's commit (slot with the position,
+    the fill row) completed while its caller was cancelled before the slot took it over; the next news of
+    the order (the stop's cancel path looked it up) hit the recorded fill key, credited the fill to the
+    stale slot "position unchanged" and wrote that back: the position was lost.  The ledger now takes
+    the stored slot over first."""
+    cfg = parse_config(CFG, {})
+    ctx = GridContext(SYM, "grid", GridParams.from_config(cfg.trading))
+    store = _CancelledAfterCommit(StateStore(sqlite_url(tmp_path / "state.db")))
+    ledger = SlotLedger(ctx, store, EngineStats(), EngineMetrics(), wall=lambda: 1.0)
+    await ledger.load()
+    async with ledger.lock:
+        ((slot, msg),) = await ledger.commit_intents([PLACE])
+    cid = msg.client_order_id
+    store.cancel_next = True
+    with pytest.raises(asyncio.CancelledError):
+        await ledger.apply_report(_trade(cid, "T1", "1", "1"))  # filled in full: 1 bought
+    assert slot.position == 0  # memory behind the store
+    filled = VenueOrderState("v1", order_pb2.ORDER_STATUS_FILLED, D("1"), D("99"))
+    async with ledger.lock:
+        await ledger.apply_state(slot, cid, filled)
+    assert await _recorded(ledger, cid) == D("1")
+    assert slot.position == D("1")
+    stored = await ledger.store.run(ledger.store.store.load_slots, SYM)
+    assert stored[slot.level].position == D("1"), "the store lost the fill's position"
+    await ledger.store.aclose()

@@ -133,6 +133,16 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         # remove workflow (in a thread: the command runs its own event loop).
         res = await asyncio.to_thread(runner.invoke, app, ["symbols", "remove", "NOPE-USDT", *common])
         assert res.exit_code == 2 and "not registered" in res.output
+        res = await asyncio.to_thread(
+            runner.invoke, app, ["symbols", "remove", ETH, "--position", "sell", *common]
+        )
+        assert res.exit_code == 2 and "--position: 'sell' is not one of keep, close" in res.output, res.output
+        # A close cannot travel through the registry to the running fleet: refused, nothing changed.
+        res = await asyncio.to_thread(
+            runner.invoke, app, ["symbols", "remove", ETH, "--position", "close", *common]
+        )
+        assert res.exit_code == 2 and "control endpoint" in res.output, res.output
+        assert fleet.registry.get(ETH).status == "paused"
         res = await asyncio.to_thread(runner.invoke, app, ["symbols", "remove", ETH, *common])
         assert res.exit_code == 0 and "the running fleet" in res.output, res.output
         await until(lambda: fleet.runs[ETH].state == "removed", timeout=30.0)

@@ -14,7 +14,6 @@ quantity equals the sum of the fills the engine recorded for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -86,8 +85,11 @@ async def _spawn(zygote: Zygote, cfg: Path, state: Path, duration: float, out: P
 # "process" (SQLite synchronous=NORMAL) skips the fsync per commit: a kill -9 of the engine must still
 # lose no intent, since the committed WAL frames are in the OS page cache (docs/engine.md "Durability
 # modes"); the venue-history checks below fail on any venue order whose intent the store lost.
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("durability", ["fsync", "process"])
-async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Path, durability: str) -> None:
+async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(
+    tmp_path: Path, zygote: Zygote, durability: str
+) -> None:
     sim = SimVenue.default(seed=5, speed=10)
     sim.start()
     server = ConnectorServer([sim], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
@@ -96,10 +98,10 @@ async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Pa
     cfg.write_text(CONFIG.format(port=port, durability=durability))
     state = tmp_path / "state.db"
     all_statuses = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
-    stack = contextlib.AsyncExitStack()
+    children: list[Child] = []
     try:
-        zygote = await stack.enter_async_context(Zygote.start(PRELOAD, log=tmp_path / "zygote.log"))
         first = await _spawn(zygote, cfg, state, 60, tmp_path / "first.out")
+        children.append(first)
         # Let it place orders and collect at least one fill, then kill -9 at an arbitrary moment.
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
@@ -116,6 +118,7 @@ async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Pa
         await asyncio.sleep(2.0)  # the market keeps moving (and filling) while the engine is dead
 
         second = await _spawn(zygote, cfg, state, 6, tmp_path / "second.out")
+        children.append(second)
         await second.wait(timeout=60)
         out = second.text()
         assert second.returncode == 0, out[-3000:]
@@ -123,7 +126,9 @@ async def test_kill9_restart_places_nothing_twice_and_loses_no_fill(tmp_path: Pa
 
         history = await sim.get_orders(OrderFilter(symbol=SYM, statuses=all_statuses))
     finally:
-        await stack.aclose()  # the zygote first: nothing it started outlives the test
+        for child in children:  # nothing the test started outlives it
+            if child.returncode is None:
+                await child.kill()
         await server.stop()
         await sim.aclose()
 

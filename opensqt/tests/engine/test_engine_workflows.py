@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 from dbos import DBOS
 
+from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
 from cqvx.testing.waits import until
@@ -250,3 +251,111 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
         await asyncio.sleep(0.1)
     ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
     assert sorted(w.workflow_id for w in ours if ETH in w.workflow_id) == [workflow_id]
+
+
+async def _venue_position(sim: SimVenue, symbol: str) -> Decimal:
+    """The venue's signed position (the sim lists none when flat; a short by its side)."""
+    out = Decimal(0)
+    for p in await sim.get_positions([symbol]):
+        qty = Decimal(p.quantity or "0")
+        out += -abs(qty) if p.side == position_pb2.POSITION_SIDE_SHORT else qty
+    return out
+
+
+async def _reduce_orders(sim: SimVenue, symbol: str) -> list[Any]:
+    """The reduction's orders (``osr`` ids, engine/reducer.py); the grid's closing sells are reduce-only
+    too, under ``osq`` ids."""
+    every = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+    orders = await sim.get_orders(OrderFilter(symbol=symbol, statuses=every))
+    return [o for o in orders if o.client_order_id.startswith("osr")]
+
+
+async def test_remove_closes_the_position_when_asked_and_keeps_it_by_default(
+    durable: tuple[Durable, SimVenue],
+) -> None:
+    """``position: close``: after the orders are gone the venue's ACTUAL position (the account's manual
+    buy included) is closed by reduce-only IOC orders under the reduction's deterministic ids, bounded
+    by the slippage guard; the slots are adopted from the venue (empty).  ``keep`` (the default) sends
+    nothing and leaves the position as it was.  Asked again, each removal answers its recorded result."""
+    d, sim = durable
+    fleet = d.fleet
+    for symbol, qty in ((ETH, "0.3"), (BTC, "0.02")):
+        await sim.place_order(
+            order_pb2.Order(
+                client_order_id=f"manual-{symbol[:3].lower()}",
+                symbol=symbol,
+                side=order_pb2.ORDER_SIDE_BUY,
+                order_type=order_pb2.ORDER_TYPE_MARKET,
+                quantity=qty,
+            )
+        )
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    await until(lambda: _placed(fleet, ETH), timeout=30.0)
+    assert await _venue_position(sim, ETH) > 0
+
+    closed = await d.remove(ETH, request="r-close", position="close")
+    settled = closed["position"]
+    assert closed["state"] == "removed" and settled["mode"] == "close" and settled["state"] == "done", closed
+    assert await _venue_position(sim, ETH) == 0
+    ioc = await _reduce_orders(sim, ETH)
+    assert sorted(o.client_order_id for o in ioc) == sorted(settled["attempts"]) and ioc
+    assert all(
+        o.reduce_only
+        and o.time_in_force == order_pb2.TIME_IN_FORCE_IOC
+        and o.side == order_pb2.ORDER_SIDE_SELL
+        for o in ioc
+    )
+    assert sum(s.position for s in fleet.store.load_slots(ETH).values()) == 0
+    assert await _ours_open(sim, ETH) == []
+    # The same intent again: the recorded result, nothing sent.
+    assert await d.remove(ETH, request="r-close", position="close") == closed
+    assert len(await _reduce_orders(sim, ETH)) == len(ioc)
+
+    await fleet.pause(BTC)  # its orders cancelled: nothing of ours moves the position any more
+    held = await _venue_position(sim, BTC)
+    assert held > 0
+    kept = await d.remove(BTC, request="r-keep")
+    assert kept["state"] == "removed" and kept["position"] == {"mode": "keep"}, kept
+    assert await _venue_position(sim, BTC) == held
+    assert await _reduce_orders(sim, BTC) == []
+    with pytest.raises(ValueError, match="position"):
+        await d.remove(BTC, request="r-bad", position="sell")
+
+
+async def test_cli_remove_with_close_settles_the_position_with_no_fleet_up(tmp_path: Path) -> None:
+    """``opensqt symbols remove SYM --position close`` with the fleet down: the CLI's own remove workflow
+    (executor ``opensqt-cli``) closes the venue's position through the close path."""
+    perp = InstrumentSpec(symbol=ETH, initial_price=Decimal(3000), maker_fee=Decimal(0), taker_fee=Decimal(0))
+    sim = SimVenue.default(seed=12, speed=10, instruments=(perp,))
+    sim.start()
+    path = tmp_path / "state.db"
+    cfg = default_paper_config({"OPENSQT_HTTP_PORT": "0"})
+    cfg = cfg.model_copy(update={"trading": cfg.trading.model_copy(update={"symbol": ETH})})
+    store = StateStore(sqlite_url(path), table_prefix=cfg.state.table_prefix)
+    registry = SymbolRegistry(
+        store.engine, cfg.state.account_key(cfg.venue), table_prefix=cfg.state.table_prefix
+    )
+    try:
+        registry.seed(ETH)
+        await sim.place_order(
+            order_pb2.Order(
+                client_order_id="manual-eth",
+                symbol=ETH,
+                side=order_pb2.ORDER_SIDE_SELL,
+                order_type=order_pb2.ORDER_TYPE_MARKET,
+                quantity="0.2",
+            )
+        )
+        assert await _venue_position(sim, ETH) == Decimal("-0.2")  # a short: closed by buying back
+        with pytest.raises(ValueError, match="position"):
+            await remove_symbol(cfg, state_path=path, symbol=ETH, position="flatten", client=sim)
+        assert registry.get(ETH).status == "active"  # refused before anything changed
+        out = await remove_symbol(cfg, state_path=path, symbol=ETH, position="close", client=sim)
+        assert out is not None and out["position"]["state"] == "done", out
+        assert await _venue_position(sim, ETH) == 0
+        ioc = await _reduce_orders(sim, ETH)
+        assert [o.side for o in ioc] == [order_pb2.ORDER_SIDE_BUY] and ioc[0].reduce_only
+        assert registry.get(ETH).status == "removed"
+    finally:
+        await sim.aclose()
+        store.close()

@@ -5,9 +5,10 @@ running fleet applies the change within a second (its registry sync), a stopped 
 It needs no HTTP endpoint and no token: whoever can write the state database already owns the account.
 
 ``symbols remove`` does the venue cleanup too: it runs the same remove-symbol workflow as the HTTP
-endpoint (stop, cancel its orders, sweep the venue, keep the position), in this process when no fleet
-owns the account (it takes the account lease), else through the running fleet (app/multi.py
-``remove_symbol``).
+endpoint (stop, cancel its orders, sweep the venue, then keep the position or, with ``--position
+close``, settle it), in this process when no fleet owns the account (it takes the account lease), else
+through the running fleet (app/multi.py ``remove_symbol``; keeping the position: a close is refused
+there, ask the fleet's control endpoint).
 """
 
 from __future__ import annotations
@@ -142,19 +143,36 @@ def register(app: typer.Typer) -> None:
 
     @symbols.command("remove")
     def remove(
-        symbol: Annotated[str, typer.Argument()], *, config: ConfigOpt, state: StateOpt = DEFAULT_STATE
+        symbol: Annotated[str, typer.Argument()],
+        *,
+        config: ConfigOpt,
+        state: StateOpt = DEFAULT_STATE,
+        position: Annotated[
+            str,
+            typer.Option(
+                "--position",
+                help="keep: leave the symbol's position at the venue (default); close: settle it"
+                " (derivatives: reduce-only IOC orders bounded by the slippage guard, lot-floored,"
+                " each attempt recorded before it is sent; spot keeps it). close needs no fleet"
+                " running (else use the fleet's control endpoint)",
+            ),
+        ] = "keep",
     ) -> None:
-        """Stop SYMBOL for good: cancel its orders at the venue (the remove workflow), keep its position."""
+        """Stop SYMBOL for good: cancel its orders at the venue (the remove workflow), then keep or close
+        its position (--position)."""
         from opensqt.app.multi import remove_symbol
-        from opensqt.engine.lease import Fenced
+        from opensqt.engine.lease import Fenced, LeaseHeld
         from opensqt.engine.symbols import UnknownSymbol
+        from opensqt.engine.workflows import POSITION_MODES
 
+        if position not in POSITION_MODES:
+            raise _fail(f"--position: {position!r} is not one of {', '.join(POSITION_MODES)}")
         cfg = _config(config)
         try:
-            result = asyncio.run(remove_symbol(cfg, state_path=state, symbol=symbol))
+            result = asyncio.run(remove_symbol(cfg, state_path=state, symbol=symbol, position=position))
         except UnknownSymbol:
             raise _fail(f"{symbol}: not registered on account {cfg.state.account_key(cfg.venue)!r}") from None
-        except Fenced as exc:
+        except (Fenced, LeaseHeld) as exc:
             raise _fail(str(exc)) from None
         if result is None:
             typer.echo(
@@ -162,9 +180,21 @@ def register(app: typer.Typer) -> None:
             )
             return
         swept = result.get("swept") or {}
+        settled = result.get("position") or {}
+        if settled.get("mode") == "close":
+            kept = f"position {settled.get('state')}"
+            if settled.get("state") == "done":
+                kept = (
+                    f"position closed: {settled.get('filled')} of {settled.get('start')} in"
+                    f" {len(settled.get('attempts') or [])} IOC order(s)"
+                )
+            if settled.get("detail"):
+                kept += f" ({settled['detail']})"
+        else:
+            kept = "the position is kept"
         typer.echo(
             f"{symbol}: removed; {result.get('drained', 0)} slot order(s) settled and cancelled,"
-            f" {len(swept)} more order(s) swept at the venue; the position is kept"
+            f" {len(swept)} more order(s) swept at the venue; {kept}"
         )
 
     @symbols.command("list")

@@ -6,7 +6,10 @@ Control endpoint (on the status server, only when ``http.control_token`` is set;
 
 * ``GET /symbols``: the fleet's status (every symbol: state, restarts, last error, engine status);
 * ``POST /symbols`` with ``{"symbol": "ETH-USDT-PERP", "overrides": {"price_interval": "3"}}``: add;
-* ``POST /symbols/{symbol}/pause`` | ``/resume`` | ``/remove``;
+* ``POST /symbols/{symbol}/pause`` | ``/resume`` | ``/remove``; remove takes an optional body
+  ``{"position": "keep" | "close"}`` (default ``keep``: the position stays; ``close``: the remove
+  workflow settles it through the engine's close path, engine/reducer.py); another value or another
+  key is a 400 naming the field;
 * ``POST /cancel-all`` with ``{"reason": "..."}``: pause every symbol and sweep the venue.
 
 Add, remove and cancel-all run as DBOS workflows (engine/workflows.py) whose id is the request's
@@ -16,11 +19,13 @@ mid-way and restarted, finishes the operation exactly once.
 Every change goes through the durable registry first (engine/symbols.py); ``opensqt symbols ...`` writes
 the same registry from another process and the running fleet picks it up within a second.
 
-``opensqt symbols remove`` (:func:`remove_symbol`) runs the SAME remove-symbol workflow as the endpoint:
+``opensqt symbols remove [--position keep|close]`` (:func:`remove_symbol`) runs the SAME remove-symbol
+workflow as the endpoint:
 with no fleet up it takes the account lease and runs it in its own process (DBOS executor
 ``opensqt-cli``: run again after a crash, it finishes its own removal); while a fleet owns the account
 it writes the registry and the fleet's watcher runs the workflow (same workflow id, derived from the
-registry change).
+registry change), keeping the position (a close is refused then, nothing changed: the registry cannot
+carry it; use the endpoint).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from opensqt.engine.fleet import Fleet, symbol_config
 from opensqt.engine.lease import AccountLease, Fenced, LeaseHeld
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.engine.symbols import SymbolEntry, SymbolRegistry, UnknownSymbol
-from opensqt.engine.workflows import Durable, system_database_url
+from opensqt.engine.workflows import POSITION_MODES, Durable, system_database_url
 from opensqt.live.http import StatusServer
 from opensqt.ui.fleet_view import run_fleet_view
 
@@ -148,13 +153,18 @@ async def remove_symbol(
     *,
     state_path: Path,
     symbol: str,
+    position: str = "keep",
     client: VenueClient | None = None,
     speed: float = 1.0,
 ) -> dict[str, Any] | None:
     """Remove ``symbol`` from the account's fleet with its venue cleanup (the remove-symbol workflow:
-    stop, cancel its orders, sweep the venue; the position is kept).  Returns the workflow's result, or
-    None when a running fleet owns the account: the registry says ``removed`` and that fleet runs the
-    workflow.  Raises ``UnknownSymbol``."""
+    stop, cancel its orders, sweep the venue; then the position: ``keep`` or ``close``).  Returns the
+    workflow's result, or None when a running fleet owns the account: the registry says ``removed`` and
+    that fleet runs the workflow (keeping the position).  Raises ``UnknownSymbol``; ``LeaseHeld`` when
+    ``close`` is asked while a fleet owns the account (nothing changed: ask the fleet's control
+    endpoint)."""
+    if position not in POSITION_MODES:
+        raise ValueError(f"position: {position!r} is not one of {', '.join(POSITION_MODES)}")
     state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
     st = config.state
     store = StateStore(config.state.url or sqlite_url(state_path), table_prefix=st.table_prefix)
@@ -165,7 +175,12 @@ async def remove_symbol(
         await asyncio.to_thread(registry.get, symbol)  # UnknownSymbol before anything changes
         try:
             await lease.acquire(wait=False)
-        except LeaseHeld:
+        except LeaseHeld as exc:
+            if position != "keep":  # the registry cannot carry it to the fleet: refuse, change nothing
+                raise LeaseHeld(
+                    f"{exc}; a running fleet owns the account: remove with position close through its"
+                    f' control endpoint (POST /symbols/{symbol}/remove {{"position": "close"}})'
+                ) from None
             await asyncio.to_thread(registry.set_status, symbol, "removed")
             return None
     except BaseException:
@@ -184,7 +199,7 @@ async def remove_symbol(
             fleet = Fleet(config, venue, store, registry, launches=False)
             durable = Durable(fleet, system_database_url(store.url, state_path), executor=CLI_EXECUTOR)
             durable.launch()
-            return await durable.remove_registered(entry)
+            return await durable.remove_registered(entry, position)
         finally:
             if own_client:
                 await venue.aclose()
@@ -269,15 +284,38 @@ def add_control_routes(
         if action is None:
             return web.json_response({"error": "action: pause, resume or remove"}, status=404)
         symbol = request.match_info["symbol"]
-        if durable is not None and request.match_info["action"] == "remove":
-            await asyncio.to_thread(fleet.registry.get, symbol)  # 404 before a workflow is recorded
-            return web.json_response(await durable.remove(symbol, _request_id(request)))
+        if request.match_info["action"] == "remove":
+            position = await _position(request)
+            if durable is not None:
+                key = _request_id(request)
+                await asyncio.to_thread(fleet.registry.get, symbol)  # 404 before a workflow is recorded
+                return web.json_response(await durable.remove(symbol, key, position))
+            if position != "keep":
+                return web.json_response({"error": "position close needs the durable runtime"}, status=503)
         return web.json_response(await action(symbol))
 
     app.router.add_get("/symbols", guarded(list_symbols))
     app.router.add_post("/symbols", guarded(add))
     app.router.add_post("/symbols/{symbol}/{action}", guarded(act))
     app.router.add_post("/cancel-all", guarded(cancel_all))
+
+
+async def _position(request: web.Request) -> str:
+    """The remove body's ``position`` (absent body or field: ``keep``); ValueError (400) naming the field."""
+    if not request.can_read_body:
+        return "keep"
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("body: not JSON") from None
+    if body is None:
+        return "keep"
+    if not isinstance(body, dict) or set(body) - {"position"}:
+        raise ValueError('body: {"position": "keep" | "close"} expected')
+    position = body.get("position", "keep")
+    if position not in POSITION_MODES:
+        raise ValueError(f"position: {position!r} is not one of {', '.join(POSITION_MODES)}"[:300])
+    return str(position)
 
 
 def _request_id(request: web.Request) -> str:

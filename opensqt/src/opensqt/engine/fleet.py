@@ -20,6 +20,8 @@ Rules:
   the watcher itself: it hands it to :attr:`Fleet.remover` (the DBOS remove-symbol workflow, set by
   ``engine/workflows.py``), so the CLI and the HTTP endpoint run the same operation.  A removal already
   under way (:meth:`Fleet.claim_removal`) is never handed over twice.
+* :meth:`Fleet.settle` closes a removed symbol's position when the operator asked for it (the remove
+  workflow's settle step): a one-shot engine runs the engine's own close path (engine/reducer.py).
 * :meth:`Fleet.drain` settles a symbol no engine of this fleet runs (a CLI removal with no fleet up, an
   engine whose stop did not finish): a one-shot engine recovers its state (every order looked up, fills
   recorded) and stops cancelling its orders.
@@ -265,6 +267,33 @@ class Fleet:
             await self._bounded_stop(engine, cancel_orders=True)
         log.info("symbol drained", symbol=symbol, orders=held)
         return held
+
+    async def settle(self, symbol: str, intent: str) -> dict[str, Any]:
+        """Close ``symbol``'s position at the venue for a removal (``intent``: its workflow id) through a
+        one-shot engine and the engine's own close path (engine/reducer.py :meth:`Reducer.close`: the
+        venue's actual position, the target fixed once and lot-floored, reduce-only IOC orders at the
+        slippage guard's bound, each attempt durable before it is sent, a lost reply looked up).  Passes
+        repeat (one a second) while an outcome is unknown, up to the landing window plus
+        ``stop_timeout``; what is still unfinished then is reported (``state`` ``running``), and it is
+        resumed by the next call with the same intent or by the symbol's engine if it is added again.
+        The one-shot engine never recovers a position into slots (it places no grid order)."""
+        entry = await asyncio.to_thread(self.registry.get, symbol)
+        cfg = symbol_config(self.config, entry)
+        cfg = cfg.model_copy(update={"trading": cfg.trading.model_copy(update={"recover_position": False})})
+        engine = self._factory(cfg)
+        reason = f"position closed: {symbol} removed ({intent})"
+        try:
+            await asyncio.wait_for(engine.start(run_tasks=False, check=False), self.start_timeout)
+            deadline = self._clock() + float(cfg.engine.effective_landing_window) + self.stop_timeout
+            while True:
+                out = await engine.risk.reducer.close(intent, reason)
+                if out["state"] not in ("running", "adopting") or self._clock() >= deadline:
+                    break
+                await self._sleep(1.0)
+        finally:
+            await self._bounded_stop(engine, cancel_orders=True)
+        log.warning("symbol position settled", symbol=symbol, **{k: str(v) for k, v in out.items()})
+        return out
 
     async def settled(self, symbol: str, timeout: float | None = None) -> str:
         """The symbol's state once it has left ``starting`` / ``stopping`` (or when ``timeout`` passes)."""

@@ -356,8 +356,11 @@ class SlotLedger:
             self.count_fill(fill, realized, complete=new_row.filled >= row.quantity)
             log.warning("recorded a fill of an order no slot holds", cid=cid, level=row.level, qty=str(delta))
         elif not _retry:
-            # Recorded by a path this ledger did not see: learn what is recorded, then settle the rest.
+            # Recorded by a path this ledger did not see (or a cancelled caller's commit): learn what is
+            # recorded and what the level's slot holds, then settle the rest.
             await self._reread_fills()
+            if row.level in self.slots:
+                await self._reread_slot(self.slots[row.level])
             await self.record_late(
                 cid, state, trade_key=trade_key, last_price=last_price, fee=fee, _retry=True
             )
@@ -452,13 +455,18 @@ class SlotLedger:
             log.error("illegal slot transition", cid=cid, error=str(exc))
             return
         if not await self.write([trial], [self.order_row(slot.level, order, status)], fill):
-            # The fill key is recorded already (by a path this ledger did not see): apply none of this
-            # computation; learn what the store holds for the order, and settle again from there.
+            # The fill key is recorded already (by a path this ledger did not see, or by a commit of this
+            # ledger whose caller was cancelled before it took the slot over): apply none of this
+            # computation; learn what the store holds for the order AND the slot, and settle again from
+            # there.  Crediting the recorded fills to a slot memory still without them would drop their
+            # position, and the next write would put that in the store (the fleet kill -9 test's slots
+            # one order off the venue).
             assert fill is not None
             if _retry:
                 self.seen_fills.update((fill.fill_key, f"{cid}@{dec_str(state.cumulative)}"))
             else:
                 await self._reread_fills()
+                await self._reread_slot(slot)
             await self.apply_state(
                 slot, cid, state, trade_key=trade_key, last_price=last_price, fee=fee, _retry=True
             )
@@ -486,6 +494,15 @@ class SlotLedger:
         order.fill_cost += credit * order.price
         trial.post_only_rejects = 0
         return True
+
+    async def _reread_slot(self, slot: Slot) -> None:
+        """Take the slot's stored row over.  Memory only ever lags the store (every change commits
+        first): a commit completes in the database thread even when its caller is cancelled (a stop
+        cancelling a loop mid-write) before the slot took it over."""
+        stored = (await self.store.run(self.store.store.load_slots, self.symbol)).get(slot.level)
+        if stored is not None and stored != slot:
+            log.warning("slot behind the store; taking the stored row over", level=slot.level)
+            slot.assume(stored)
 
     async def _reread_fills(self) -> None:
         """The store's fills of the symbol (after a fill key collided): seen keys, recorded quantities."""

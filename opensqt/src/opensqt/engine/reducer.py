@@ -25,6 +25,10 @@ Rules (the order of operations is what makes a restart safe):
    slots (the resyncer, audited as operator ``risk``), so the grid and the venue agree again;
 7. an alert reports the result (``reduce``: from, to, attempts), or why nothing could be done.
 
+The same close path settles a removed symbol's position (``opensqt symbols remove --position close``, the
+remove workflow's settle step, engine/fleet.py ``Fleet.settle``): :meth:`Reducer.close` keyed by the
+removal's intent, so a step re-run after a kill -9 resumes that reduction instead of starting another.
+
 A restart with a reduction not ``done`` resumes it on the first breaker pass (steps 4-7 after the
 unresolved attempts are settled).  The realized PnL of the reductions (fill price vs the venue's entry
 price at the trip, fees not included) is kept in the record and counted in the drawdown's equity.
@@ -133,42 +137,76 @@ class Reducer:
             if self.active:
                 await self._run()
                 return
-            rules = self.ctx.rules
-            if rules is None:
-                return
-            if not rules.derivatives or not isinstance(self.client, SupportsPositions):
-                self._alert(
-                    "reduce", "warning", "position kept", f"{mode} on a trip needs a derivatives venue"
-                )
-                return
-            try:
-                qty, entry = await venue_inventory(
-                    self.client, self.ctx.symbol, rules, base_reserve=None, held=ZERO
-                )
-            except (VenueError, ValueError) as exc:
-                self._alert(
-                    "reduce", "critical", "position not reduced", f"positions unreadable: {exc}"[:300]
-                )
-                return
-            if qty == 0:
-                return  # flat at the venue: nothing to reduce
-            keep = ZERO if mode == "close" else self.config.on_trip.reduce_to_percent / 100
-            target = reduction_target(qty, keep, rules.lot_size)
-            self.record = {
-                "seq": int(self.record.get("seq") or 0) + 1,
-                "trip": kind,
-                "mode": mode,
-                "start": dec_str(qty),
-                "entry": dec_str(entry) if entry is not None else None,
-                "target": dec_str(target),
-                "state": "running",
-                "attempts": [],
-                "detail": "",
-                "realized_total": self.record.get("realized_total") or "0",
-            }
-            await self._persist()
-            log.warning("reducing the position after a trip", breaker=kind, mode=mode, position=dec_str(qty))
-            await self._run()
+            await self._begin(mode, kind, None)
+
+    async def close(self, intent: str, reason: str) -> dict[str, Any]:
+        """Close the position for an operator's ``intent`` (a symbol's removal: its workflow id), through
+        the same path as a trip's ``close``.  Idempotent per intent: run again (a kill -9 mid-way, the
+        workflow step re-run) it resumes that intent's reduction, never starts a second one.  An earlier
+        reduction still unfinished is resumed first; while it is, nothing new starts.  Returns a summary:
+        ``state`` ``done`` (the record's figures), ``running``/``adopting`` (not finished yet: call again),
+        ``flat`` (nothing held at the venue), ``kept`` (``detail`` says why nothing can be done)."""
+        async with self._lock:
+            if self.active or self.record.get("trip") == intent:
+                if self.active:
+                    await self._run()
+                if self.record.get("trip") == intent or self.active:
+                    return self._summary()
+            kept = await self._begin("close", intent, reason)
+        if kept is not None:
+            return {"state": kept[0], "detail": kept[1]}
+        return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
+        rec = self.record
+        filled = sum((Decimal(a.get("filled") or "0") for a in rec.get("attempts", [])), ZERO)
+        return {
+            "state": rec.get("state"),
+            "intent": rec.get("trip"),
+            "start": rec.get("start"),
+            "target": rec.get("target"),
+            "attempts": [a["cid"] for a in rec.get("attempts", [])],
+            "filled": dec_str(filled),
+            "detail": rec.get("detail") or "",
+        }
+
+    async def _begin(self, mode: str, trip: str, reason: str | None) -> tuple[str, str] | None:
+        """Read the venue's position, fix the target once, persist the record, run the first pass.
+        Returns (``flat`` | ``kept``, why) when there is nothing to reduce or it cannot be done."""
+        rules = self.ctx.rules
+        if rules is None:
+            return ("kept", "the instrument's rules are not loaded")
+        if not rules.derivatives or not isinstance(self.client, SupportsPositions):
+            self._alert("reduce", "warning", "position kept", f"{mode} needs a derivatives venue")
+            return ("kept", f"{mode} needs a derivatives venue (spot has no reduce-only orders)")
+        try:
+            qty, entry = await venue_inventory(
+                self.client, self.ctx.symbol, rules, base_reserve=None, held=ZERO
+            )
+        except (VenueError, ValueError) as exc:
+            self._alert("reduce", "critical", "position not reduced", f"positions unreadable: {exc}"[:300])
+            return ("kept", f"positions unreadable: {exc}"[:300])
+        if qty == 0:
+            return ("flat", "the venue holds no position")  # nothing to reduce
+        keep = ZERO if mode == "close" else self.config.on_trip.reduce_to_percent / 100
+        target = reduction_target(qty, keep, rules.lot_size)
+        self.record = {
+            "seq": int(self.record.get("seq") or 0) + 1,
+            "trip": trip,
+            "reason": reason,
+            "mode": mode,
+            "start": dec_str(qty),
+            "entry": dec_str(entry) if entry is not None else None,
+            "target": dec_str(target),
+            "state": "running",
+            "attempts": [],
+            "detail": "",
+            "realized_total": self.record.get("realized_total") or "0",
+        }
+        await self._persist()
+        log.warning("reducing the position", trip=trip, reason=reason, mode=mode, position=dec_str(qty))
+        await self._run()
+        return None
 
     async def resume(self) -> None:
         """Every breaker pass: continue an unfinished reduction (after a restart, a lost reply, a denial)."""
@@ -198,7 +236,8 @@ class Reducer:
             rec["state"] = "adopting"
             await self._persist()
         try:
-            await self.resyncer.run("risk", f"position {rec['mode']} after the {rec['trip']} trip")
+            reason = rec.get("reason") or f"position {rec['mode']} after the {rec['trip']} trip"
+            await self.resyncer.run("risk", reason)
         except ResyncRefused as exc:
             rec["detail"] = str(exc)[:300]
             log.warning("reduction done; adopting the position waits", reason=rec["detail"])
@@ -212,7 +251,8 @@ class Reducer:
         self._alert(
             f"reduce:{rec['seq']}",
             "critical",
-            f"position {'closed' if rec['mode'] == 'close' else 'reduced'} after the {rec['trip']} trip",
+            rec.get("reason")
+            or f"position {'closed' if rec['mode'] == 'close' else 'reduced'} after the {rec['trip']} trip",
             f"from {rec['start']} towards {rec['target']}: {dec_str(filled)} in {len(rec['attempts'])}"
             f" IOC orders{'; ' + rec['detail'] if rec['detail'] else ''}",
         )

@@ -7,6 +7,13 @@ Rules:
   for PostgreSQL, a SQLite file next to the state by default.  :class:`Durable` launches it AFTER the
   fleet exists (``DBOS.launch()`` resumes the workflows a killed process left unfinished, and their steps
   need the fleet) and BEFORE the fleet starts its symbols.
+* One DBOS application per ACCOUNT (:func:`dbos_app_name`): DBOS recovers a killed process's workflows
+  by putting them back on a queue that every process of the same application on the same system
+  database dequeues from.  Under one shared name, another account's fleet (or any other opensqt process
+  on that server) took a recovered workflow, found no fleet for its account and recorded it as failed
+  for good: the re-sent request then answered HTTP 500 forever, a failed position recovery restarted its
+  symbol forever.  DBOS scopes recovery and dequeueing by application name (and hashes the name into the
+  application version), so only the account's own fleet or CLI runs its workflows.
 * Workflow ids are derived from the intent, never random: ``add:<account>:<symbol>:<request>``,
   ``remove:<account>:<symbol>:<request>``, ``cancel-all:<account>:<trip>``,
   ``recover-position:<account>:<symbol>:<store epoch>`` (a store's position is taken over once); an
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -47,11 +55,14 @@ from opensqt.engine.recovery import Recovery
 from opensqt.engine.symbols import SymbolEntry
 from opensqt.model.client_ids import is_our_client_order_id
 
-__all__ = ["Durable", "registry_request", "system_database_url"]
+__all__ = ["POSITION_MODES", "Durable", "dbos_app_name", "registry_request", "system_database_url"]
 
 log = structlog.get_logger("opensqt.workflows")
 
 _FLEETS: dict[str, Fleet] = {}
+
+# What a removal does with the symbol's position: leave it (default) or close it (engine/reducer.py).
+POSITION_MODES = ("keep", "close")
 
 
 def system_database_url(state_url: str, state_path: Path) -> str:
@@ -61,6 +72,12 @@ def system_database_url(state_url: str, state_path: Path) -> str:
         base, _, db = state_url.replace("postgresql+psycopg:", "postgresql:", 1).rpartition("/")
         return f"{base}/{db.split('?')[0]}_dbos"
     return f"sqlite:///{state_path.resolve().with_suffix('.dbos.db')}"
+
+
+def dbos_app_name(account: str) -> str:
+    """The account's DBOS application name (DBOS allows ``[a-z0-9-_]``, 3-256 characters; an account key
+    may hold anything, so it is hashed)."""
+    return f"opensqt-{hashlib.sha256(account.encode()).hexdigest()[:20]}"
 
 
 def registry_request(entry: SymbolEntry) -> str:
@@ -125,6 +142,14 @@ async def _drain(account: str, symbol: str) -> int:
     return await _fleet(account).drain(symbol)
 
 
+@DBOS.step()
+async def _settle(account: str, symbol: str, intent: str) -> dict[str, Any]:
+    """Close the removed symbol's position (Fleet.settle, engine/reducer.py's close path).  Re-run after
+    a kill -9 inside, it resumes the same intent's reduction: every attempt was written to the state
+    store before it was sent, and an unknown outcome is looked up, never sent again."""
+    return await _fleet(account).settle(symbol, intent)
+
+
 class _NotReady(RuntimeError):
     pass
 
@@ -183,16 +208,22 @@ async def add_symbol_workflow(account: str, symbol: str, overrides: dict[str, An
 
 
 @DBOS.workflow()
-async def remove_symbol_workflow(account: str, symbol: str) -> dict[str, Any]:
+async def remove_symbol_workflow(account: str, symbol: str, position: str = "keep") -> dict[str, Any]:
     """Registry -> removed, stop the engine cancelling its orders (no engine running here: a one-shot
     engine settles and cancels what its slots hold, fills recorded), then sweep what is still open at the
-    venue (an order the engine could not see).  The position is kept."""
+    venue (an order the engine could not see).  Then the position: ``keep`` leaves it, ``close`` settles
+    it (after the sweep, so no order of ours can trade it meanwhile)."""
     await _register(account, symbol, "removed", None)
     state = await _apply(account, symbol)
     drained = await _drain(account, symbol)
     leftovers = await _our_open_orders(account, symbol)
     cancels = {cid: await _cancel(account, symbol, cid) for cid in leftovers}
-    return {"symbol": symbol, "state": state, "drained": drained, "swept": cancels}
+    out: dict[str, Any] = {"symbol": symbol, "state": state, "drained": drained, "swept": cancels}
+    if position == "close":
+        out["position"] = {"mode": "close", **await _settle(account, symbol, DBOS.workflow_id or symbol)}
+    else:
+        out["position"] = {"mode": "keep"}
+    return out
 
 
 @DBOS.workflow()
@@ -225,12 +256,12 @@ class Durable:
     """The process's DBOS runtime bound to one fleet."""
 
     def __init__(
-        self, fleet: Fleet, system_url: str, *, app_name: str = "opensqt", executor: str | None = None
+        self, fleet: Fleet, system_url: str, *, app_name: str | None = None, executor: str | None = None
     ) -> None:
         self.fleet = fleet
         self.account = fleet.registry.account
         self.system_url = system_url
-        self.app_name = app_name
+        self.app_name = app_name or dbos_app_name(self.account)
         # DBOS resumes, at launch, the unfinished workflows of ITS executor id: the fleet's ("local", the
         # default) or a one-shot CLI's own (``opensqt symbols remove`` run again finishes its removal and
         # never resumes a fleet's workflows, which would start engines in the CLI).
@@ -281,23 +312,28 @@ class Durable:
             f"add:{self.account}:{symbol}:{request}", add_symbol_workflow, symbol, overrides
         )
 
-    async def remove(self, symbol: str, request: str) -> dict[str, Any]:
+    async def remove(self, symbol: str, request: str, position: str = "keep") -> dict[str, Any]:
+        """Remove ``symbol``; ``position``: ``keep`` (default) or ``close`` (:data:`POSITION_MODES`)."""
+        if position not in POSITION_MODES:
+            raise ValueError(f"position: {position!r} is not one of {', '.join(POSITION_MODES)}")
         claimed = self.fleet.claim_removal(symbol)  # the watcher must not hand this removal over again
         try:
             return await self._run(
-                f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol
+                f"remove:{self.account}:{symbol}:{request}", remove_symbol_workflow, symbol, position
             )
         finally:
             if claimed:
                 self.fleet.release_removal(symbol)
 
-    async def remove_registered(self, entry: SymbolEntry) -> dict[str, Any]:
+    async def remove_registered(self, entry: SymbolEntry, position: str = "keep") -> dict[str, Any]:
         """The removal a registry change asked for (its status is ``removed``), under the id derived from
-        that change; the fleet's watcher has claimed it."""
+        that change; the fleet's watcher has claimed it (keeping the position: a close is asked for
+        only by whoever holds the account, the CLI with no fleet up or the control endpoint)."""
         return await self._run(
             f"remove:{self.account}:{entry.symbol}:{registry_request(entry)}",
             remove_symbol_workflow,
             entry.symbol,
+            position,
         )
 
     async def recover_position(self, symbol: str, epoch: str) -> dict[str, Any]:
