@@ -155,3 +155,30 @@ async def test_control_endpoint_cli_and_lease(tmp_path: Path) -> None:
         final = await run
         await sim.aclose()
     assert set(final["symbols"]) == {BTC, ETH, SOL}
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("fsync", 2), ("process", 1)])
+async def test_the_fleet_store_applies_state_durability(
+    tmp_path: Path, durability: str, synchronous: int
+) -> None:
+    # `opensqt fleet` opens its store from the same `state` section as `opensqt run` (docs/engine.md
+    # "Durability modes"): SQLite's synchronous level is FULL (2) for fsync and NORMAL (1) for process.
+    sim = _sim()
+    cfg = _config()
+    cfg = cfg.model_copy(update={"state": cfg.state.model_copy(update={"durability": durability})})
+    stop = asyncio.Event()
+    started: list[Fleet] = []
+    run = asyncio.create_task(
+        run_fleet(
+            cfg, state_path=tmp_path / "fleet.db", client=sim, ready=lambda f, p: started.append(f), stop=stop
+        )
+    )
+    try:
+        await until(lambda: bool(started) or run.done(), timeout=30.0)
+        store = started[0].store
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
+    finally:
+        stop.set()
+        await run
+        await sim.aclose()

@@ -78,7 +78,11 @@ async def run_fleet(
     """Run until SIGINT/SIGTERM (or ``duration``); returns the fleet's last status.  Raises
     ``LeaseHeld`` when another engine owns the account, ``Fenced`` when it was taken over mid-run."""
     state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
-    store = StateStore(config.state.url or sqlite_url(state_path), table_prefix=config.state.table_prefix)
+    store = StateStore(
+        config.state.url or sqlite_url(state_path),
+        table_prefix=config.state.table_prefix,
+        durability=config.state.durability,
+    )
     try:
         lease = await acquire_lease(config, store)
     except BaseException:
@@ -167,7 +171,9 @@ async def remove_symbol(
         raise ValueError(f"position: {position!r} is not one of {', '.join(POSITION_MODES)}")
     state_path = await asyncio.to_thread(_prepare_state_dir, state_path)
     st = config.state
-    store = StateStore(config.state.url or sqlite_url(state_path), table_prefix=st.table_prefix)
+    store = StateStore(
+        config.state.url or sqlite_url(state_path), table_prefix=st.table_prefix, durability=st.durability
+    )
     account = st.account_key(config.venue)
     registry = SymbolRegistry(store.engine, account, table_prefix=st.table_prefix)
     lease = AccountLease(store.engine, account, ttl=float(st.lease_seconds), table_prefix=st.table_prefix)

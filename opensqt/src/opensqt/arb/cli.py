@@ -86,7 +86,7 @@ async def _run_owned(
     from opensqt.arb.runner import ArbRunner
     from opensqt.arb.status import ArbMetrics
     from opensqt.arb.workflows import unregister
-    from opensqt.engine.workflows import system_database_url
+    from opensqt.engine.workflows import dbos_app_name, system_database_url
     from opensqt.live.feed import encode
     from opensqt.live.http import StatusServer
     from opensqt.live.hub import Hub, HubLimits
@@ -122,7 +122,9 @@ async def _run_owned(
         await runner.prepare()
         DBOS(
             config={
-                "name": "opensqt",
+                # One DBOS application per account (engine/workflows.py): another process on the same
+                # system database never takes this account's recovered legs.
+                "name": dbos_app_name(f"arb:{account}"),
                 "system_database_url": system_database_url(file.state.url, state),
                 "log_level": "WARNING",
             }
