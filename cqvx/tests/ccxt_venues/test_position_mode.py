@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import ccxt.async_support
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -185,8 +186,17 @@ async def test_mode_read_answering_no_documented_value_is_unknown_not_one_way(
 
 @pytest.mark.parametrize("venue", VENUES)
 async def test_quirk_line_names_a_documented_read(venue: str) -> None:
-    read = quirks_for(venue).position_mode
+    quirks = quirks_for(venue)
+    read = quirks.position_mode
     assert read.doc.startswith("https://")
+    exchange = getattr(ccxt.async_support, quirks.ccxt_id)()
+    try:
+        # "ccxt" only where ccxt implements the unified read for the venue; else ccxt's generated
+        # method for the documented request exists.
+        assert bool(exchange.has.get("fetchPositionMode")) == (read.how == "ccxt")
+        assert callable(getattr(exchange, read.method))
+    finally:
+        await exchange.close()
     assert read.one_way and read.hedge and not set(map(repr, read.one_way)) & set(map(repr, read.hedge))
 
 
