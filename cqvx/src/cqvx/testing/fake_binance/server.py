@@ -80,6 +80,7 @@ class FakeBinance(FakeServer):
         self.rate_limits_served = 0
         self.cancel_alls = 0  # DELETE /fapi/v1/allOpenOrders requests served
         self.cancel_all_acts = True  # False: answer "done" but cancel nothing (a misbehaving venue)
+        self.hedge_mode = False  # the account's position mode (GET /fapi/v1/positionSide/dual)
         self.ws = FakeBinanceWs(self)
 
     def _take_fault(self, path: str, method: str) -> Any:
@@ -110,6 +111,7 @@ class FakeBinance(FakeServer):
         r.add_get("/fapi/v3/account", self._signed(self._account))
         r.add_get("/fapi/v1/income", self._signed(self._income))
         r.add_get("/fapi/v2/positionRisk", self._signed(self._position_risk))
+        r.add_get("/fapi/v1/positionSide/dual", self._signed(self._position_side_dual))
         r.add_get("/fapi/v1/leverageBracket", self._signed(self._brackets))
         r.add_post("/fapi/v1/order", self._signed(self._new_order))
         r.add_get("/fapi/v1/order", self._signed(self._query_order))
@@ -331,6 +333,12 @@ class FakeBinance(FakeServer):
 
     async def _account(self, params: dict[str, str]) -> Any:
         return shapes.account(await self.sim.get_balances(), await self.sim.get_positions())
+
+    async def _position_side_dual(self, params: dict[str, str]) -> Any:
+        # Get Current Position Mode: {"dualSidePosition": true} = hedge mode, false = one-way
+        # (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Current-Position-Mode).
+        # Only the mode is faked: the sim keeps one net position per symbol either way.
+        return {"dualSidePosition": self.hedge_mode}
 
     async def _position_risk(self, params: dict[str, str]) -> Any:
         positions = await self.sim.get_positions()

@@ -80,6 +80,9 @@ class SimFake(FakeServer):
         }
         self.bad_signatures = 0
         self.rate_limits_served = 0
+        # The account's position mode as the venue's mode read answers it (each fake's documented
+        # request); only the answer changes: the sim keeps one net position per symbol either way.
+        self.hedge_mode = False
         self._limit_bodies: set[bytes] = set()
         self.order_sockets: set[web.WebSocketResponse] = set()  # authenticated + subscribed
         self._pump: asyncio.Task[None] | None = None

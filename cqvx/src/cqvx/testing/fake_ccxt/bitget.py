@@ -93,6 +93,7 @@ class FakeBitget(SimFake):
             ("GET", "/api/v2/mix/order/orders-pending", self._pending),
             ("GET", "/api/v2/mix/order/orders-history", self._history),
             ("GET", "/api/v2/mix/account/accounts", self._accounts),
+            ("GET", "/api/v2/mix/account/account", self._account),
             ("GET", "/api/v2/mix/position/all-position", self._positions),
             ("GET", "/api/v2/mix/position/single-position", self._positions),
         ):
@@ -453,6 +454,31 @@ class FakeBitget(SimFake):
             }
             for b in await self.sim.get_balances()
         ]
+
+    async def _account(self, request: web.Request, params: dict[str, Any]) -> Any:
+        # Get Single Account (https://www.bitget.com/api-doc/contract/account/Get-Single-Account):
+        # symbol, productType and marginCoin required; posMode "one_way_mode" | "hedge_mode".
+        self._product(params)
+        self.canonical(str(params.get("symbol", "")).upper())
+        coin = str(params.get("marginCoin", "")).upper()
+        balance = next((b for b in await self.sim.get_balances() if b.asset == coin), None)
+        if balance is None:
+            raise Refused(400, "40034", "Parameter marginCoin does not exist")
+        return {
+            "marginCoin": coin,
+            "locked": balance.locked or "0",
+            "available": balance.available or "0",
+            "accountEquity": balance.total or "0",
+            "usdtEquity": balance.total or "0",
+            "crossedMarginLeverage": 20,
+            "isolatedLongLever": 20,
+            "isolatedShortLever": 20,
+            "marginMode": "crossed",
+            "posMode": "hedge_mode" if self.hedge_mode else "one_way_mode",
+            "unrealizedPL": "0",
+            "coupon": "0",
+            "assetMode": "single",
+        }
 
     async def _positions(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._product(params)

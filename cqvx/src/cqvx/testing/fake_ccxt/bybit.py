@@ -547,12 +547,17 @@ class FakeBybit(SimFake):
         symbol = params.get("symbol")
         wanted = {self.canonical(s) for s in str(symbol).split(",")} if symbol else self.perp_symbols()
         rows = []
+        held: set[str] = set()
         for p in await self.sim.get_positions():
             if p.symbol not in wanted:
                 continue
+            held.add(p.symbol)
+            short = sim_shapes.position_side(p, "", "-", "") == "-"
             rows.append(
                 {
-                    "positionIdx": 0,
+                    # https://bybit-exchange.github.io/docs/v5/position: positionIdx 0 = one-way
+                    # mode, 1/2 = the buy/sell side of hedge mode.
+                    "positionIdx": (2 if short else 1) if self.hedge_mode else 0,
                     "symbol": self.venue_symbol(p.symbol),
                     "side": sim_shapes.position_side(p, "Buy", "Sell", ""),
                     "size": p.quantity or "0",
@@ -572,7 +577,33 @@ class FakeBybit(SimFake):
                 }
                 | _POSITION_REST
             )
+        if symbol:  # "If symbol passed, it returns data regardless of having position or not"
+            for canonical in sorted(wanted - held):
+                for idx in (1, 2) if self.hedge_mode else (0,):
+                    rows.append(self._flat_row(canonical, idx))
         return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    def _flat_row(self, canonical: str, position_idx: int) -> dict[str, Any]:
+        """Get Position Info's row for a symbol without a position (size 0, side "")."""
+        return {
+            "positionIdx": position_idx,
+            "symbol": self.venue_symbol(canonical),
+            "side": "",
+            "size": "0",
+            "avgPrice": "0",
+            "positionValue": "0",
+            "tradeMode": 0,
+            "positionStatus": "Normal",
+            "leverage": "1",
+            "markPrice": "0",
+            "liqPrice": "",
+            "positionIM": "0",
+            "positionMM": "0",
+            "unrealisedPnl": "0",
+            "cumRealisedPnl": "0",
+            "createdTime": "0",
+            "updatedTime": "0",
+        } | _POSITION_REST
 
     # -- spot (category=spot) ----------------------------------------------------------------------
 

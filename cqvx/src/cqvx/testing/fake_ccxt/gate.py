@@ -478,7 +478,8 @@ class FakeGate(SimFake):
             "available": available or "0",
             "point": "0",
             "bonus": "0",
-            "in_dual_mode": False,
+            # https://www.gate.com/docs/developers/apiv4/en/#query-futures-account: dual (hedge) mode
+            "in_dual_mode": self.hedge_mode,
             "enable_credit": False,
             "position_initial_margin": "0",
             "maintenance_margin": "0",

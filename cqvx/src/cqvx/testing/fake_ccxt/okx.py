@@ -122,6 +122,7 @@ class FakeOkx(SimFake):
             ("GET", "/api/v5/trade/orders-history", self._history),
             ("GET", "/api/v5/account/balance", self._balance),
             ("GET", "/api/v5/account/positions", self._positions),
+            ("GET", "/api/v5/account/config", self._config),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/ws/v5/private", self._ws)
@@ -452,6 +453,24 @@ class FakeOkx(SimFake):
         return await self._orders(params, done - {order_pb2.ORDER_STATUS_PARTIALLY_FILLED})
 
     # -- account ---------------------------------------------------------------------------------
+
+    async def _config(self, request: web.Request, params: dict[str, Any]) -> Any:
+        # Get account configuration (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration):
+        # one account; posMode "long_short_mode" (hedge) | "net_mode" (one-way).
+        return [
+            {
+                "uid": "44705892343619584",
+                "mainUid": "44705892343619584",
+                "acctLv": "2",
+                "posMode": "long_short_mode" if self.hedge_mode else "net_mode",
+                "autoLoan": False,
+                "ctIsoMode": "automatic",
+                "mgnIsoMode": "automatic",
+                "perm": "read_only,trade",
+                "label": "fake",
+                "level": "Lv1",
+            }
+        ]
 
     async def _balance(self, request: web.Request, params: dict[str, Any]) -> Any:
         now = str(int(time.time() * 1000))

@@ -46,6 +46,7 @@ from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
 from cqvx.venues.ccxt.instruments import instrument_of
 from cqvx.venues.ccxt.markets import MarketIndex
+from cqvx.venues.ccxt.position_mode import PositionModeGuard
 from cqvx.venues.ccxt.quirks import VenueQuirks, check_client_order_id, lookup_args, quirks_for
 from cqvx.venues.ccxt.streams import CcxtStreams
 
@@ -103,6 +104,7 @@ class CcxtClient:
         self._last_error = ""
         self._closed = False
         self.streams = CcxtStreams(self, Backoff(config.retry_initial_s, config.stream_retry_max_s))
+        self.position_mode = PositionModeGuard(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -222,7 +224,9 @@ class CcxtClient:
     # -- orders ----------------------------------------------------------------------------------
 
     async def _request(self, order: order_pb2.Order) -> dict[str, Any]:
-        """ccxt's ``create_order`` arguments for ``order``; refuses (InvalidRequest) before any send."""
+        """ccxt's ``create_order`` arguments for ``order``; refuses (InvalidRequest) before any send,
+        as it does a derivative order while the account is not known to be in one-way position mode
+        (:mod:`.position_mode`: hedge -> InvalidRequest, unknown -> Unavailable)."""
         coid = order.client_order_id
         check_client_order_id(self._quirks, coid)
         unified = await self._unified(order.symbol)
@@ -243,6 +247,7 @@ class CcxtClient:
             params["reduceOnly"] = True
         if order.time_in_force in _TIF and not order.post_only:
             params["timeInForce"] = _TIF[order.time_in_force]
+        await self.position_mode.ensure_one_way(order.symbol, unified)
         return {
             "symbol": unified,
             "type": kind,
@@ -643,6 +648,7 @@ class CcxtClient:
         return feed(polled.candles(self, symbol, interval), venue=self.venue, channel="candles")
 
     async def health(self) -> venue_pb2.VenueHealth:
+        """Reachability (the venue's time), and a hedge or unknown position mode in ``last_error``."""
         start = time.perf_counter()
         try:
             await self._call("read", self._ex.fetch_time)
@@ -650,10 +656,12 @@ class CcxtClient:
             return venue_pb2.VenueHealth(
                 venue=self.venue, reachable=False, last_error=type(err).__name__, checked_at=timestamp_now()
             )
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        mode_note = await self.position_mode.health_note()
         return venue_pb2.VenueHealth(
             venue=self.venue,
             reachable=True,
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            last_error=self._last_error,
+            latency_ms=latency_ms,
+            last_error=mode_note or self._last_error,
             checked_at=timestamp_now(),
         )

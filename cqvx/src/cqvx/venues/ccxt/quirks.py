@@ -9,8 +9,10 @@ from anywhere else.  Each line cites the venue documentation it comes from (chec
   placement we could not look up again).
 * post-only and reduce-only: the venue parameter ccxt sends for ``params={"postOnly": True}`` /
   ``{"reduceOnly": True}``; recorded so the mapping is visible and tested, never guessed.
-* position mode (one-way/hedge) and margin mode: the venue's parameter names.  The adapter assumes
-  one-way mode (the grid's model); a hedge-mode account is reported, not silently traded.
+* position mode (one-way/hedge): how the account's mode is read (:class:`ModeRead`: the venue's
+  documented request and the values it documents).  The grid needs one-way mode;
+  :mod:`.position_mode` reads it before the first placement on a derivative and refuses a hedge-mode
+  (or unreadable) account before anything is sent.  Margin mode: the venue's parameter names.
 * duplicate client order id: the venue's error code(s); :mod:`.errors` turns them into
   :class:`~cqvx.errors.DuplicateOrder`, which the client resolves by fetching that order.
 * contract size: on derivatives ccxt's ``amount`` is in *contracts* (OKX BTC-USDT-SWAP: 0.01 BTC;
@@ -23,10 +25,34 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from cqvx.errors import InvalidRequest
 
-__all__ = ["QUIRKS", "VenueQuirks", "check_client_order_id", "lookup_args", "quirks_for"]
+__all__ = ["QUIRKS", "ModeRead", "VenueQuirks", "check_client_order_id", "lookup_args", "quirks_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModeRead:
+    """How one venue's position mode is read (:mod:`.position_mode`), and which documented answers
+    mean what.
+
+    ``how``: "ccxt" = ccxt's unified ``fetch_position_mode(symbol, params)`` (its ``info`` is the venue
+    body); "endpoint" = ccxt's generated method for the venue's documented request, ``method(params)``
+    (ccxt 4.5.90 has no unified read for the venue).  ``params`` are fixed; ``market_params`` are
+    (param, ccxt market key) filled from the order's market: a venue keeping the mode per symbol (or
+    per settle currency) is read once per such value.  ``path`` leads into the answer to the mode
+    value; ``"*"`` = every item of a list (all must be one-way).  Values match by type and value.
+    """
+
+    how: Literal["ccxt", "endpoint"]
+    method: str
+    path: tuple[str | int, ...]
+    one_way: tuple[object, ...]
+    hedge: tuple[object, ...]
+    doc: str
+    params: tuple[tuple[str, object], ...] = ()
+    market_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +66,7 @@ class VenueQuirks:
     client_order_id_prefix: str  # a prefix the venue requires on its raw field ("" when none)
     post_only_param: str  # what ccxt sends for postOnly=True
     reduce_only_param: str
-    position_mode_param: str  # how the venue names one-way vs hedge
+    position_mode: ModeRead  # how the account's position mode is read (one-way is required)
     margin_mode_param: str
     duplicate_codes: frozenset[str]  # venue error codes meaning "client order id already used"
     error_code_key: str  # where the venue puts its error code in an error body
@@ -114,7 +140,16 @@ QUIRKS: dict[str, VenueQuirks] = {
         client_order_id_prefix="",
         post_only_param="timeInForce=GTX",  # GTX = Good Till Crossing (post only)
         reduce_only_param="reduceOnly=true",  # not accepted in hedge mode
-        position_mode_param="dualSidePosition (false = one-way; hedge orders carry positionSide)",
+        # Get Current Position Mode (GET /fapi/v1/positionSide/dual): dualSidePosition "true": hedge
+        # mode, "false": one-way mode (a JSON boolean), for every symbol of the account.
+        position_mode=ModeRead(
+            how="ccxt",
+            method="fetch_position_mode",
+            path=("info", "dualSidePosition"),
+            one_way=(False,),
+            hedge=(True,),
+            doc="https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Current-Position-Mode",
+        ),
         margin_mode_param="marginType ISOLATED|CROSSED (per symbol)",
         duplicate_codes=frozenset({"-4116"}),  # DUPLICATED_CLIENT_ORDER_ID (USD-M error codes)
         error_code_key="code",
@@ -168,7 +203,20 @@ QUIRKS: dict[str, VenueQuirks] = {
         client_order_id_prefix="",
         post_only_param="timeInForce=PostOnly",
         reduce_only_param="reduceOnly=true",
-        position_mode_param="positionIdx (0 = one-way, 1 = hedge buy side, 2 = hedge sell side)",
+        # v5 has no account-wide mode read (ccxt 4.5.90 no fetchPositionMode for bybit); the mode is per
+        # symbol.  Get Position Info (GET /v5/position/list?category=linear&symbol=): "If symbol passed,
+        # it returns data regardless of having position or not"; positionIdx 0 = one-way, 1/2 = the
+        # buy/sell side of hedge mode (an integer).
+        position_mode=ModeRead(
+            how="endpoint",
+            method="privateGetV5PositionList",
+            path=("result", "list", "*", "positionIdx"),
+            one_way=(0,),
+            hedge=(1, 2),
+            doc="https://bybit-exchange.github.io/docs/v5/position",
+            params=(("category", "linear"),),
+            market_params=(("symbol", "id"),),
+        ),
         margin_mode_param="setMarginMode ISOLATED_MARGIN|REGULAR_MARGIN|PORTFOLIO_MARGIN (account)",
         duplicate_codes=frozenset({"110072"}),  # "OrderLinkedID is duplicate"
         error_code_key="retCode",
@@ -232,7 +280,17 @@ QUIRKS: dict[str, VenueQuirks] = {
         client_order_id_prefix="",
         post_only_param="ordType=post_only",
         reduce_only_param="reduceOnly=true",
-        position_mode_param="posMode net_mode|long_short_mode (account); posSide on hedge orders",
+        # Get account configuration (GET /api/v5/account/config, ccxt fetch_position_mode reads it through
+        # fetch_accounts): posMode "long_short_mode" (hedge) | "net_mode" (one-way), account-wide.
+        # ccxt's own ``hedged`` reads a missing posMode as one-way, so the raw value is checked.
+        position_mode=ModeRead(
+            how="ccxt",
+            method="fetch_position_mode",
+            path=("info", "posMode"),
+            one_way=("net_mode",),
+            hedge=("long_short_mode",),
+            doc="https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration",
+        ),
         margin_mode_param="tdMode cross|isolated|cash (per order)",
         duplicate_codes=frozenset({"51016"}),  # "Duplicated clOrdId"
         error_code_key="sCode",  # per-order code inside data[]; the envelope's "code" is 1
@@ -278,7 +336,18 @@ QUIRKS: dict[str, VenueQuirks] = {
         client_order_id_prefix="",
         post_only_param="force=post_only",
         reduce_only_param="reduceOnly=YES",  # one-way mode only; hedge mode uses tradeSide=close
-        position_mode_param="posMode one_way_mode|hedge_mode (account)",
+        # Get Single Account (GET /api/v2/mix/account/account?symbol&productType&marginCoin): data.posMode
+        # "one_way_mode" | "hedge_mode" (ccxt 4.5.90 has no fetchPositionMode for bitget).
+        position_mode=ModeRead(
+            how="endpoint",
+            method="privateMixGetV2MixAccountAccount",
+            path=("data", "posMode"),
+            one_way=("one_way_mode",),
+            hedge=("hedge_mode",),
+            doc="https://www.bitget.com/api-doc/contract/account/Get-Single-Account",
+            params=(("productType", "USDT-FUTURES"),),
+            market_params=(("symbol", "id"), ("marginCoin", "settleId")),
+        ),
         margin_mode_param="marginMode crossed|isolated (per order)",
         # 40786 "Duplicate clientOid" (error-code table, https://bitgetlimited.github.io/apidoc/en/mix/).
         duplicate_codes=frozenset({"40786"}),
@@ -323,7 +392,17 @@ QUIRKS: dict[str, VenueQuirks] = {
         client_order_id_prefix="t-",
         post_only_param="tif=poc (futures) / time_in_force=poc (spot)",
         reduce_only_param="reduce_only=true",
-        position_mode_param="dual_mode (futures account)",
+        # Query futures account (GET /futures/{settle}/accounts): in_dual_mode, a boolean, per settle
+        # currency (ccxt 4.5.90 has no fetchPositionMode for gate).
+        position_mode=ModeRead(
+            how="endpoint",
+            method="privateFuturesGetSettleAccounts",
+            path=("in_dual_mode",),
+            one_way=(False,),
+            hedge=(True,),
+            doc="https://www.gate.com/docs/developers/apiv4/en/#query-futures-account",
+            market_params=(("settle", "settleId"),),
+        ),
         margin_mode_param="leverage=0 means cross, > 0 isolated (futures position)",
         # Gate documents no uniqueness of "text": a re-used text is accepted as a second order.
         # So nothing maps to DuplicateOrder, and the engine's client-side id uniqueness is the guard.
