@@ -34,7 +34,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from cqvx.client import SupportsFundingPayments, SupportsInstruments, SupportsPositions, VenueClient
 from cqvx.errors import InvalidRequest, UnsupportedOperation, VenueError
 from cqvx.num import ZERO, dec, dec_or_none, dec_str
-from cqvx.timeutil import timestamp_from_datetime, to_ns
+from cqvx.timeutil import timestamp_from_datetime, to_datetime, to_ns
 from opensqt.arb.config import ArbConfig
 from opensqt.arb.monitor import FundingMonitor
 from opensqt.arb.sizing import LegRules
@@ -403,7 +403,7 @@ class ArbRunner:
         for leg in st.position["legs"]:
             if leg["symbol"] == st.perp and dec(leg["executed"]) > 0:
                 order = await self.client.get_order(symbol=st.perp, client_order_id=leg["cid"])
-                return order.created_at.ToDatetime(UTC)
+                return to_datetime(order.created_at)
         return None
 
     async def _run(self, wid: str, func: Any, arg: dict[str, Any] | None) -> Any:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiohttp import web
 
 from cqc.markets.v1 import orderbook_pb2, trade_pb2
+from cqvx.timeutil import to_ns
 
 if TYPE_CHECKING:
     from cqvx.testing.fake_ccxt._base import SimFake
@@ -322,4 +323,4 @@ def _text(value: Decimal) -> str:
 
 
 def _ms(ts: Any) -> int:
-    return ts.seconds * 1000 + ts.nanos // 1_000_000 if ts.seconds or ts.nanos else 0
+    return to_ns(ts) // 1_000_000

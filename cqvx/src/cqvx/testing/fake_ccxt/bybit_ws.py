@@ -28,6 +28,7 @@ from aiohttp import web
 
 from cqc.markets.v1 import trade_pb2
 from cqvx.testing.fake_ccxt._public_ws import BookState, PublicFeed, Sub, now_ms
+from cqvx.timeutil import to_ns
 
 __all__ = ["BybitPublic"]
 
@@ -102,7 +103,7 @@ class BybitPublic(PublicFeed):
         return self._book(sub, "delta", wire_bids, wire_asks, u=sub.counter, seq=state.seq)
 
     def trade_push(self, sub: Sub, trade: trade_pb2.Trade) -> Any:
-        at = trade.timestamp.seconds * 1000 + trade.timestamp.nanos // 1_000_000 or now_ms()
+        at = to_ns(trade.timestamp) // 1_000_000 or now_ms()
         row = {
             "T": at,
             "s": sub.symbol,

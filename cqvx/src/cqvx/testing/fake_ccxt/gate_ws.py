@@ -35,6 +35,7 @@ from aiohttp import web
 
 from cqc.markets.v1 import trade_pb2
 from cqvx.testing.fake_ccxt._public_ws import BookState, PublicFeed, Sub, now_ms
+from cqvx.timeutil import to_ns
 
 __all__ = ["GatePublic"]
 
@@ -112,7 +113,7 @@ class GatePublic(PublicFeed):
         return self._push(sub.arg, result)
 
     def trade_push(self, sub: Sub, trade: trade_pb2.Trade) -> Any:
-        at = trade.timestamp.seconds * 1000 + trade.timestamp.nanos // 1_000_000 or now_ms()
+        at = to_ns(trade.timestamp) // 1_000_000 or now_ms()
         contracts = self.fake.to_wire(trade.quantity)
         if trade.side == trade_pb2.TRADE_SIDE_SELL:
             contracts = "-" + contracts

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from cqc.markets.v1 import trade_pb2
 from cqvx.testing.fake_ccxt._public_ws import BookState, PublicFeed, Sub, interleaved_checksum, now_ms
+from cqvx.timeutil import to_ns
 
 __all__ = ["OkxPublic"]
 
@@ -99,7 +100,7 @@ class OkxPublic(PublicFeed):
         return self._book(sub, "update", state, bids, asks)
 
     def trade_push(self, sub: Sub, trade: trade_pb2.Trade) -> Any:
-        at = trade.timestamp.seconds * 1000 + trade.timestamp.nanos // 1_000_000 or now_ms()
+        at = to_ns(trade.timestamp) // 1_000_000 or now_ms()
         row = {
             "instId": sub.symbol,
             "tradeId": "".join(ch for ch in trade.trade_id if ch.isdigit()) or "0",

@@ -38,7 +38,7 @@ from cqvx.client import check_order_ref
 from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, UnsupportedOperation, VenueError
 from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
-from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
+from cqvx.timeutil import CANDLE_SECONDS, timestamp_now, to_ns
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
 from cqvx.venues.ccxt import batch, parse, polled
 from cqvx.venues.ccxt.account import AccountSummary, account_summary
@@ -538,7 +538,7 @@ class CcxtClient:
                 if not cursor:
                     break
             since = end + 1
-        return sorted(found.values(), key=lambda t: (t.timestamp.seconds, t.timestamp.nanos))
+        return sorted(found.values(), key=lambda t: to_ns(t.timestamp))
 
     async def _funding_income(self, symbol: str, since: int) -> list[transaction_pb2.Transaction]:
         """ccxt ``fetchFundingHistory`` from ``since``, page after page (a full page moves ``since`` past
@@ -553,8 +553,8 @@ class CcxtClient:
             found.update((t.transaction_id, t) for t in page)
             if len(page) < _INCOME_PAGE:
                 break
-            since = max(t.timestamp.seconds * 1000 + t.timestamp.nanos // 1_000_000 for t in page) + 1
-        return sorted(found.values(), key=lambda t: (t.timestamp.seconds, t.timestamp.nanos))
+            since = max(to_ns(t.timestamp) for t in page) // 1_000_000 + 1
+        return sorted(found.values(), key=lambda t: to_ns(t.timestamp))
 
     async def get_candles(
         self,
