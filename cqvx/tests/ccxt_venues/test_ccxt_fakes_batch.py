@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cqc.venues.v1 import execution_pb2, order_pb2
-from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, Timeout, UnsupportedOperation, VenueError
+from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, Timeout, VenueError
 from cqvx.secrets import Secret
 from cqvx.testing.fake_ccxt._base import SimFake
 from cqvx.testing.fake_ccxt.gate import USER_ID
@@ -266,18 +266,6 @@ async def test_bybit_account_summary_reads_the_wallet_totals(fakes: dict[str, Si
         assert Decimal(summary.initial_margin) == Decimal(usdt.locked) > 0
         assert Decimal(summary.margin_balance) == Decimal(usdt.total) + Decimal(summary.unrealized_pnl)
         assert summary.maintenance_margin
-    finally:
-        await client.aclose()
-
-
-@pytest.mark.parametrize("venue", ["okx", "bitget", "gate"])
-async def test_account_summary_without_a_documented_line_is_unsupported(
-    fakes: dict[str, SimFake], venue: str
-) -> None:
-    _, client = await _start(fakes, venue)
-    try:
-        with pytest.raises(UnsupportedOperation):
-            await client.get_account_summary()
     finally:
         await client.aclose()
 

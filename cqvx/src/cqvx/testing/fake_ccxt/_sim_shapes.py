@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,7 @@ from cqc.portfolio.v1 import position_pb2
 from cqvx.timeutil import candle_interval, to_ns
 from cqvx.venues.sim import SimVenue
 
-__all__ = ["candles", "isolated", "ms", "places", "position_side"]
+__all__ = ["Margin", "candles", "isolated", "margin", "ms", "places", "position_side"]
 
 
 def ms(ts: Any) -> int:
@@ -39,3 +40,32 @@ async def candles(sim: SimVenue, symbol: str, seconds: int, limit: object) -> li
         return None
     count = int(str(limit)) if str(limit or "").isdigit() else 100
     return list(await sim.get_candles(symbol, interval, limit=count))
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """The sim's USDT margin account as the venues' account replies report it (settle currency USDT)."""
+
+    wallet: Decimal  # the sim's USDT total: excludes unrealized PnL
+    available: Decimal
+    upl: Decimal
+    position_im: Decimal
+    order_im: Decimal  # the sim's USDT ``locked`` (margin held by resting orders)
+    maint: Decimal
+
+
+async def margin(sim: SimVenue, perps: set[str]) -> Margin:
+    usdt = next((b for b in await sim.get_balances() if b.asset == "USDT"), None)
+    positions = [p for p in await sim.get_positions() if p.symbol in perps]
+
+    def total(values: list[str]) -> Decimal:
+        return sum((Decimal(v or "0") for v in values), Decimal(0))
+
+    return Margin(
+        wallet=Decimal(usdt.total or "0") if usdt else Decimal(0),
+        available=Decimal(usdt.available or "0") if usdt else Decimal(0),
+        upl=total([p.unrealized_pnl for p in positions]),
+        position_im=total([p.margin for p in positions]),
+        order_im=Decimal(usdt.locked or "0") if usdt else Decimal(0),
+        maint=total([p.maintenance_margin for p in positions]),
+    )

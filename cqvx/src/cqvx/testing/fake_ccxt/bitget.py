@@ -435,6 +435,18 @@ class FakeBitget(SimFake):
 
     async def _accounts(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._product(params)
+        m = await sim_shapes.margin(self.sim, self.perp_symbols())
+        # The USDT row carries the perpetual positions: accountEquity includes the unrealized PnL.
+        usdt = {
+            "accountEquity": dec_text(m.wallet + m.upl),
+            "usdtEquity": dec_text(m.wallet + m.upl),
+            "unrealizedPL": dec_text(m.upl),
+            "crossedMargin": None,  # null, as in the documented sample (not read)
+            "isolatedMargin": None,
+        }
+        return [row | (usdt if row["marginCoin"] == "USDT" else {}) for row in await self._account_rows()]
+
+    async def _account_rows(self) -> list[dict[str, Any]]:
         return [
             {
                 "marginCoin": b.asset,

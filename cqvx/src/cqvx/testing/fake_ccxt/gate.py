@@ -466,23 +466,24 @@ class FakeGate(SimFake):
 
     async def _accounts(self, request: web.Request, params: dict[str, Any]) -> Any:
         self._settle(request)
-        usdt = next((b for b in await self.sim.get_balances() if b.asset == "USDT"), None)
-        total, available = (usdt.total, usdt.available) if usdt else ("0", "0")
+        m = await sim_shapes.margin(self.sim, self.perp_symbols())
+        total, available = dec_text(m.wallet), dec_text(m.available)
+        # total excludes unrealised_pnl (documented); position/order margin from the sim.
         return {
             "user": _USER,
             "currency": "USDT",
-            "total": total or "0",
-            "unrealised_pnl": "0",
-            "position_margin": "0",
-            "order_margin": (usdt.locked if usdt else "0") or "0",
-            "available": available or "0",
+            "total": total,
+            "unrealised_pnl": dec_text(m.upl),
+            "position_margin": dec_text(m.position_im),
+            "order_margin": dec_text(m.order_im),
+            "available": available,
             "point": "0",
             "bonus": "0",
             # https://www.gate.com/docs/developers/apiv4/en/#query-futures-account: dual (hedge) mode
             "in_dual_mode": self.hedge_mode,
             "enable_credit": False,
             "position_initial_margin": "0",
-            "maintenance_margin": "0",
+            "maintenance_margin": dec_text(m.maint),
             "margin_mode": 0,
             "cross_available": available or "0",
             "history": {},

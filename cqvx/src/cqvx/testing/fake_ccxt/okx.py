@@ -489,6 +489,23 @@ class FakeOkx(SimFake):
             | DETAIL_REST
             for b in await self.sim.get_balances()
         ]
+        # Single-currency ("Futures mode") margin: the settle currency's row carries the swap
+        # positions: eq = cashBal + upl; frozenBal holds position + order margin; imr/mmr are the
+        # cross positions' requirements ("" when there is none, as documented).
+        m = await sim_shapes.margin(self.sim, self.perp_symbols())
+        positions = [p for p in await self.sim.get_positions() if p.symbol in self.perp_symbols()]
+        cross = [p for p in positions if not sim_shapes.isolated(p)]
+        imr = sum((Decimal(p.margin or "0") for p in cross), Decimal(0))
+        mmr = sum((Decimal(p.maintenance_margin or "0") for p in cross), Decimal(0))
+        for row in details:
+            if row["ccy"] == "USDT":
+                row |= {
+                    "eq": dec_text(m.wallet + m.upl),
+                    "upl": dec_text(m.upl),
+                    "frozenBal": dec_text(m.position_im + m.order_im),
+                    "imr": dec_text(imr) if cross else "",
+                    "mmr": dec_text(mmr) if cross else "",
+                }
         account = {"totalEq": "0", "adjEq": "", "imr": "", "mmr": "", "uTime": now, "details": details}
         return [account | BALANCE_REST]
 

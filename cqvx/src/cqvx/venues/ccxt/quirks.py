@@ -97,13 +97,14 @@ class VenueQuirks:
     # their answers are merged with the open orders.  () = ``fetch_orders``.
     history_methods: tuple[str, ...] = ()
     # Path into the venue's balance body (ccxt ``info``) to the object ``summary_keys`` name keys of:
-    # a key, or an index into a list.
-    summary_path: tuple[str | int, ...] = ()
+    # a key, an index into a list, or (key, value) = the one list row whose key is value (.account).
+    summary_path: tuple[str | int | tuple[str, str], ...] = ()
     # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
     # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
     ws_fill_fee_key: str = ""
-    # Account summary field -> the venue's key in its balance reply (ccxt ``info``); () = not offered.
-    summary_keys: tuple[tuple[str, str], ...] = ()
+    # Account summary field -> the venue's key in its balance reply (ccxt ``info``), or a tuple of
+    # keys summed ("-key" subtracts); a field left out is unset (not documented); () = not offered.
+    summary_keys: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
     # How ccxt looks an order up by our id: "param" = params["clientOrderId"]; "raw_field" = the
     # venue's own field in params; "as_id" = the venue takes the client id where the order id goes.
     # "raw_field_blank_id": the raw field, with an empty id (ccxt would put the text "None" where
@@ -311,10 +312,18 @@ QUIRKS: dict[str, VenueQuirks] = {
         # orders-history (last 7 days): ccxt's fetch_closed_orders asks state=filled, and
         # fetch_canceled_orders state=canceled, so both are read.
         history_methods=("fetch_closed_orders", "fetch_canceled_orders"),
-        # No summary_keys: Get Balance (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-balance)
-        # fills the account-level adjEq/imr/mmr only in multi-currency and portfolio margin modes
-        # (empty in the single-currency mode a grid account uses), and the per-currency details
-        # differ by mode too: one line cannot name them for every account, and none is guessed.
+        # Get Balance (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-balance): the
+        # account-level adjEq/imr/mmr are empty in the single-currency ("Futures mode") margin a grid
+        # account uses, so the settle currency's details row: eq (equity, = cashBal + upl), cashBal,
+        # upl, availEq.  details.imr/mmr are documented "applicable to Futures mode and when there is
+        # cross position" (empty otherwise, isolated margin is not in them): left unset, not guessed.
+        summary_path=("data", 0, "details", ("ccy", "USDT")),
+        summary_keys=(
+            ("margin_balance", "eq"),
+            ("wallet_balance", "cashBal"),
+            ("available_balance", "availEq"),
+            ("unrealized_pnl", "upl"),
+        ),
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-history-last-7-days",
@@ -370,9 +379,18 @@ QUIRKS: dict[str, VenueQuirks] = {
         native_cancel_all=True,
         # GET /api/v2/mix/order/orders-history (https://www.bitget.com/api-doc/contract/trade/Get-Orders-History)
         history_methods=("fetch_canceled_and_closed_orders",),
-        # No summary_keys: Get Account List (https://www.bitget.com/api-doc/contract/account/Get-Account-List)
-        # has no single wallet-balance or initial/maintenance-margin total per margin coin (margin is
-        # split crossed/isolated, maintenance only in union mode), and a summary is never guessed.
+        # Get Account List (https://www.bitget.com/api-doc/contract/account/Get-Account-List), the
+        # USDT margin coin's row: accountEquity includes the unrealized PnL (unrealizedPL), so the
+        # wallet balance is their difference; available.  Initial/maintenance margin left unset:
+        # crossedMargin/isolatedMargin are null in the documented sample (Get-Single-Account) and the
+        # maintenance margin (unionMm) exists only in union (multi-asset) mode.
+        summary_path=(("marginCoin", "USDT"),),
+        summary_keys=(
+            ("margin_balance", "accountEquity"),
+            ("wallet_balance", ("accountEquity", "-unrealizedPL")),
+            ("available_balance", "available"),
+            ("unrealized_pnl", "unrealizedPL"),
+        ),
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
@@ -424,9 +442,19 @@ QUIRKS: dict[str, VenueQuirks] = {
         native_cancel_all=True,
         # GET /futures/{settle}/orders?status=finished (ccxt fetch_closed_orders without since)
         history_methods=("fetch_closed_orders",),
-        # No summary_keys: the futures account (GET /futures/{settle}/accounts) has no margin-balance
-        # key (``total`` excludes ``unrealised_pnl``; the margin balance is their sum) and its
-        # initial margin is split position/order margin: the one-key-per-field line cannot say it.
+        # Get futures account (GET /futures/{settle}/accounts,
+        # https://www.gate.com/docs/developers/apiv4/en/#get-futures-account): ``total`` excludes
+        # ``unrealised_pnl`` (so the margin balance is their sum) and the margin in use is
+        # position_margin + order_margin.  maintenance_margin is documented only for the new
+        # classic and unified account modes (absent in the old classic mode): left unset.
+        summary_path=(0,),  # ccxt wraps the futures account object in a list
+        summary_keys=(
+            ("margin_balance", ("total", "unrealised_pnl")),
+            ("wallet_balance", "total"),
+            ("available_balance", "available"),
+            ("unrealized_pnl", "unrealised_pnl"),
+            ("initial_margin", ("position_margin", "order_margin")),
+        ),
         docs=(
             "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
             "https://www.gate.com/docs/developers/apiv4/en/#place-batch-futures-orders",
