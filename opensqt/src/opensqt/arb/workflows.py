@@ -22,9 +22,9 @@ Rules:
 * Exit: close the perp (reduce-only), then the spot sized from what the perp close EXECUTED (all of it
   once the perp is flat); what did not close stays an open position for the next exit attempt.
 * Funding PnL is the venue's own accounting where the venue books funding into the perp position's
-  realized PnL (it moves only by funding while the arbitrage holds it: read at entry and again before
-  the close); elsewhere the runner's figure (the venue's funding payments, or the estimate), passed in
-  as ``funding_runner`` (an input: recorded).
+  realized PnL (it moves only by funding while the arbitrage holds it: read before the perp leg opens
+  and again before the close); elsewhere the runner's figure (the venue's funding payments, or the
+  estimate), passed in as ``funding_runner`` (an input: recorded).
 * Steps reach the live venue through :data:`_CONTEXTS` (by account): DBOS records arguments, and a venue
   client is not serialisable.
 * One owner per account: with a ``fence`` in the context (``opensqt arb`` installs the account lease's,
@@ -255,7 +255,11 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
         await DBOS.sleep_async(float(ctx.config.leg_pause))
     target = hedge_quantity(held, ctx.rules[perp])
     hedged, perp_results = ZERO, list[dict[str, Any]]()
+    baseline = "0"
     if ctx.rules[perp].tradable(target, first.average_price or Decimal(1)):
+        # Read before the perp leg: opening a position realizes nothing, and a settlement that lands
+        # between the leg's fill and a later read would otherwise be left out of the position's funding.
+        baseline = await _perp_realized(account, perp)
         hedged, perp_results = await _fill(account, key, "perp", symbol=perp, side=perp_side, quantity=target)
     out["legs"].extend(perp_results)
     rest = unhedged_spot(held, hedged, ctx.rules[spot])
@@ -265,7 +269,7 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
         unwound, unwinds = await _fill(account, key, "unwind", symbol=spot, side=back, quantity=rest)
         out["legs"].extend(unwinds)
     spot_qty = held - unwound
-    baseline = await _perp_realized(account, perp) if hedged > 0 else "0"
+    baseline = baseline if hedged > 0 else "0"
     status = "open" if hedged > 0 else "flat"
     if hedged == 0 and spot_qty > 0:
         status = "unhedged"  # the unwind could not sell everything: an operator must look (alerted)
