@@ -7,7 +7,7 @@ a capability the venue's client lacks is :class:`~cqvx.errors.UnsupportedOperati
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,6 +16,7 @@ from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, excerpt
+from cqvx.timeutil import to_datetime
 
 __all__ = [
     "VenueSet",
@@ -120,7 +121,7 @@ def check_start(request: Any, field: str = "start_time") -> datetime | None:
         raise InvalidRequest(
             f"{field}: not a valid time (seconds={ts.seconds}, nanos={ts.nanos}; 1970..9999 UTC)"
         )
-    return ts.ToDatetime(tzinfo=UTC)
+    return to_datetime(ts)
 
 
 def unsupported(venue: str, rpc: str, protocol: str) -> UnsupportedOperation:
