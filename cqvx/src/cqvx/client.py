@@ -142,8 +142,8 @@ class SupportsFundingRates(Protocol):
 
 @runtime_checkable
 class SupportsFundingHistory(Protocol):
-    """Settled funding rates of a perpetual.  There is no ``Capability`` value for it in the proto (yet):
-    find it with ``isinstance``; the conformance column is ``funding history``."""
+    """Settled funding rates of a perpetual (``CAPABILITY_FUNDING_HISTORY``); the conformance column is
+    ``funding history``."""
 
     async def get_funding_rate_history(
         self, symbol: str, start: datetime | None = None, limit: int | None = None
@@ -155,8 +155,8 @@ class SupportsFundingHistory(Protocol):
 
 @runtime_checkable
 class SupportsFundingPayments(Protocol):
-    """The account's own funding payments (its ledger), as the venue booked them.  No ``Capability``
-    value in the proto (yet): find it with ``isinstance``."""
+    """The account's own funding payments (its ledger), as the venue booked them
+    (``CAPABILITY_FUNDING_PAYMENTS``)."""
 
     async def get_funding_payments(
         self, symbol: str, start: datetime | None = None
@@ -270,6 +270,8 @@ _CAPABILITY_PROTOCOLS: tuple[tuple[type, tuple[int, ...]], ...] = (
     (SupportsOrderStream, (venue_pb2.CAPABILITY_ORDER_STREAM,)),
     (SupportsPositions, (venue_pb2.CAPABILITY_POSITIONS, venue_pb2.CAPABILITY_POSITION_STREAM)),
     (SupportsFundingRates, (venue_pb2.CAPABILITY_FUNDING_RATES, venue_pb2.CAPABILITY_FUNDING_STREAM)),
+    (SupportsFundingHistory, (venue_pb2.CAPABILITY_FUNDING_HISTORY,)),
+    (SupportsFundingPayments, (venue_pb2.CAPABILITY_FUNDING_PAYMENTS,)),
     (SupportsCandles, (venue_pb2.CAPABILITY_CANDLES, venue_pb2.CAPABILITY_CANDLE_STREAM)),
     (SupportsBatchOrders, (venue_pb2.CAPABILITY_BATCH_PLACE, venue_pb2.CAPABILITY_BATCH_CANCEL)),
     (SupportsCancelAll, (venue_pb2.CAPABILITY_CANCEL_ALL,)),

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from cqc.portfolio.v1 import transaction_pb2
-from cqc.venues.v1 import order_pb2
+from cqc.venues.v1 import order_pb2, venue_pb2
 from cqvx.client import SupportsFundingPayments
 from cqvx.errors import UnsupportedOperation
 from cqvx.secrets import Secret
@@ -77,6 +77,8 @@ async def _settlements(sim: SimVenue, n: int, timeout: float = 20.0) -> None:
 async def test_funding_payments_are_the_venues_settlements_signed_received_positive(venue: Venue) -> None:
     client, sim = venue.client, venue.sim
     assert isinstance(client, SupportsFundingPayments)
+    # What a connector serves: RemoteVenue implements SupportsFundingPayments from this capability.
+    assert venue_pb2.CAPABILITY_FUNDING_PAYMENTS in client.capabilities()
     start = sim.clock.now()
     await client.place_order(  # a short: a positive rate is received
         order_pb2.Order(
@@ -111,6 +113,9 @@ async def test_a_venue_without_the_quirk_line_says_unsupported() -> None:
     )  # fmt: skip
     try:
         async with CcxtClient(config) as client:
+            caps = client.capabilities()
+            assert venue_pb2.CAPABILITY_FUNDING_PAYMENTS not in caps  # not offered through a connector
+            assert venue_pb2.CAPABILITY_FUNDING_HISTORY in caps
             with pytest.raises(UnsupportedOperation):
                 await client.get_funding_payments(PERP)
     finally:

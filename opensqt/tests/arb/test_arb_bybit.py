@@ -7,11 +7,11 @@ The whole path is real: ``ArbRunner`` (DBOS on SQLite) -> ``RemoteVenue`` -> gRP
 simulated venue's matching, balances, positions and funding settlements (every 60 simulated seconds, 20x:
 every 3 s).  The audit reads the simulated venue itself, never the client under test.
 
-Through the connector the account's funding payments are not reachable (no RPC), so the arbitrage
-estimates funding (rate x position x mark at each settlement, :mod:`opensqt.risk.funding`) and says so
-(``funding_source: estimate``); the test checks the estimate against what the venue booked.  In process,
-the ccxt client reads Bybit's transaction log (``type=SETTLEMENT``), and the funding PnL is exactly what
-the venue booked (``funding_source: payments``).
+The ccxt client reads Bybit's transaction log (``type=SETTLEMENT``), in process and through the
+connector (``GetFundingPayments``), so by default the funding PnL is exactly what the venue booked
+(``funding_source: payments``); that test runs the sim at wall-clock speed, since the log is asked up
+to the venue's "now".  The 20x end-to-end test pins ``funding_pnl: estimate`` (rate x position x mark
+at each settlement, :mod:`opensqt.risk.funding`) and checks the estimate against what the venue booked.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pytest
 from dbos import DBOS
 
 from cqc.venues.v1 import order_pb2
+from cqvx.client import VenueClient
 from cqvx.errors import InsufficientFunds
 from cqvx.secrets import Secret
 from cqvx.testing.fake_ccxt.bybit import FakeBybit
@@ -140,7 +141,9 @@ async def test_entry_funding_and_exit_on_bybit_spot_and_linear_through_the_conne
 ) -> None:
     sim, sent = served.sim, list[dict[str, Any]]()
     btc0 = await _btc(sim)
-    runner = await _runner(served, _config(max_hold_seconds=D(8)), sent)
+    # The sim runs 20x ahead of the wall clock, past the "now" the transaction log is asked up to:
+    # this test checks the estimate (payments: the wall-clock test below).
+    runner = await _runner(served, _config(max_hold_seconds=D(8), funding_pnl="estimate"), sent)
     assert runner.funding_source == "estimate"
     await runner.step()  # the first reading is the settlement baseline
     st = runner.pairs[SPOT]
@@ -221,7 +224,8 @@ async def _entry_done(runner: ArbRunner) -> bool:
     return runner.pairs[SPOT].entries > 0
 
 
-async def test_in_process_the_funding_pnl_is_the_venues_own_settlement_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["in_process", "connector"])
+async def test_the_funding_pnl_is_the_venues_own_settlement_log(via: str, tmp_path: Path) -> None:
     # The sim at wall-clock speed: the transaction log is asked up to "now" (the venue's clock), so the
     # settlements must not run ahead of it.  Funding every 3 s.
     spot = InstrumentSpec(symbol=SPOT, initial_price=D(60000))
@@ -240,10 +244,17 @@ async def test_in_process_the_funding_pnl_is_the_venues_own_settlement_log(tmp_p
             ws_url=fake.ws_url, retry_initial_s=0.01, retry_max_s=0.05, rate_limit=False,
         )
     )  # fmt: skip
+    server: ConnectorServer | None = None
+    venue: VenueClient = client
     DBOS(config={"name": "opensqt", "system_database_url": system_database_url("", tmp_path / "s.db")})
     try:
         await client.start()
-        runner = ArbRunner(_config(), client, "acct")
+        if via == "connector":
+            # GetFundingPayments: the same ledger, read by the connector's ccxt client.
+            server = ConnectorServer([client], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+            await server.start()
+            venue = await RemoteVenue.connect(server.address, "bybit", timeout=5.0)
+        runner = ArbRunner(_config(), venue, "acct")
         await runner.prepare()
         DBOS.launch()
         await runner.recover()
@@ -269,5 +280,10 @@ async def test_in_process_the_funding_pnl_is_the_venues_own_settlement_log(tmp_p
     finally:
         DBOS.destroy(destroy_registry=False)
         unregister("acct")
+        if server is not None:
+            if venue is not client:
+                await venue.aclose()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.stop(0), 5.0)
         await client.aclose()
         await fake.stop()

@@ -7,13 +7,26 @@ a capability the venue's client lacks is :class:`~cqvx.errors.UnsupportedOperati
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, excerpt
+from cqvx.timeutil import to_datetime
 
-__all__ = ["VenueSet", "check_decimal", "check_order", "check_symbol", "ref_ids", "unsupported"]
+__all__ = [
+    "VenueSet",
+    "check_decimal",
+    "check_order",
+    "check_start",
+    "check_symbol",
+    "ref_ids",
+    "unsupported",
+]
 
 
 class VenueSet:
@@ -92,6 +105,23 @@ def check_symbol(symbol: str, field: str = "symbol") -> str:
     if not symbol:
         raise InvalidRequest(f"{field}: required")
     return symbol
+
+
+# 1970-01-01 .. 9999-12-31T23:59:59Z: the span a venue's epoch-milliseconds and datetime both hold.
+_MAX_SECONDS = 253_402_300_799
+
+
+def check_start(request: Any, field: str = "start_time") -> datetime | None:
+    """The request's optional start time as a UTC datetime; a Timestamp outside the epoch span or with
+    out-of-range nanos is refused rather than handed to the venue as a nonsense window."""
+    if not request.HasField(field):
+        return None
+    ts: Timestamp = getattr(request, field)
+    if not 0 <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
+        raise InvalidRequest(
+            f"{field}: not a valid time (seconds={ts.seconds}, nanos={ts.nanos}; 1970..9999 UTC)"
+        )
+    return to_datetime(ts)
 
 
 def unsupported(venue: str, rpc: str, protocol: str) -> UnsupportedOperation:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb2, price_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rfq_pb2, venue_pb2
 from cqvx.errors import VenueError
@@ -105,6 +105,32 @@ GET_FUNDING_RATES: RemoteCall[[Sequence[str] | None], list[funding_pb2.FundingRa
     "GetFundingRates",
     lambda v, symbols: gw.GetFundingRatesRequest(venue=v, symbols=_symbols(symbols)),
     lambda r: list(r.funding_rates),
+)
+
+
+def _funding_history_request(
+    venue: str, symbol: str, start: datetime | None, limit: int | None
+) -> gw.GetFundingRateHistoryRequest:
+    req = gw.GetFundingRateHistoryRequest(venue=venue, symbol=symbol, limit=limit or 0)
+    if start is not None:
+        req.start_time.CopyFrom(timestamp(start))
+    return req
+
+
+def _funding_payments_request(
+    venue: str, symbol: str, start: datetime | None
+) -> gw.GetFundingPaymentsRequest:
+    req = gw.GetFundingPaymentsRequest(venue=venue, symbol=symbol)
+    if start is not None:
+        req.start_time.CopyFrom(timestamp(start))
+    return req
+
+
+GET_FUNDING_RATE_HISTORY: RemoteCall[[str, datetime | None, int | None], list[funding_pb2.FundingRate]] = (
+    RemoteCall("GetFundingRateHistory", _funding_history_request, lambda r: list(r.funding_rates))
+)
+GET_FUNDING_PAYMENTS: RemoteCall[[str, datetime | None], list[transaction_pb2.Transaction]] = RemoteCall(
+    "GetFundingPayments", _funding_payments_request, lambda r: list(r.payments)
 )
 
 

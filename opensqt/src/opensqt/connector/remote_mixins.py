@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, price_pb2
-from cqc.portfolio.v1 import position_pb2
+from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.services.v1 import venue_gateway_pb2 as gw
 from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rfq_pb2
 from cqvx.client import capabilities_of
@@ -66,6 +66,20 @@ class _Funding(RemoteVenue):
     ) -> RemoteStream[funding_pb2.FundingRate]:
         req = gw.StreamFundingRatesRequest(venue=self._venue, symbols=list(symbols or ()))
         return self._stream("funding", self._stub.StreamFundingRates, req)
+
+
+class _FundingHistory(RemoteVenue):
+    async def get_funding_rate_history(
+        self, symbol: str, start: datetime | None = None, limit: int | None = None
+    ) -> list[funding_pb2.FundingRate]:
+        return await self._invoke(rc.GET_FUNDING_RATE_HISTORY, symbol, start, limit)
+
+
+class _FundingPayments(RemoteVenue):
+    async def get_funding_payments(
+        self, symbol: str, start: datetime | None = None
+    ) -> list[transaction_pb2.Transaction]:
+        return await self._invoke(rc.GET_FUNDING_PAYMENTS, symbol, start)
 
 
 class _Candles(RemoteVenue):
@@ -168,6 +182,8 @@ MIXIN_CAPS: tuple[tuple[type[RemoteVenue], frozenset[int]], ...] = tuple(
         _OrderStream,
         _Positions,
         _Funding,
+        _FundingHistory,
+        _FundingPayments,
         _Candles,
         _Batch,
         _CancelAll,

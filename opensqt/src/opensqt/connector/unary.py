@@ -24,6 +24,8 @@ from cqvx.client import (
     SupportsCancelAll,
     SupportsCandles,
     SupportsCustody,
+    SupportsFundingHistory,
+    SupportsFundingPayments,
     SupportsFundingRates,
     SupportsInstruments,
     SupportsPositions,
@@ -31,7 +33,15 @@ from cqvx.client import (
     SupportsRfq,
 )
 from cqvx.errors import InvalidRequest, VenueError
-from opensqt.connector.checks import VenueSet, check_decimal, check_order, check_symbol, ref_ids, unsupported
+from opensqt.connector.checks import (
+    VenueSet,
+    check_decimal,
+    check_order,
+    check_start,
+    check_symbol,
+    ref_ids,
+    unsupported,
+)
 from opensqt.connector.convert import filter_from_request, to_datetime
 from opensqt.connector.errors import error_to_proto
 
@@ -234,6 +244,25 @@ async def _funding_rates(client: Any, request: gw.GetFundingRatesRequest) -> gw.
     )
 
 
+async def _funding_history(
+    client: Any, request: gw.GetFundingRateHistoryRequest
+) -> gw.GetFundingRateHistoryResponse:
+    if request.limit < 0:
+        raise InvalidRequest("limit: must not be negative")
+    symbol = check_symbol(request.symbol)
+    rates = await client.get_funding_rate_history(symbol, check_start(request), request.limit or None)
+    return gw.GetFundingRateHistoryResponse(funding_rates=rates)
+
+
+async def _funding_payments(
+    client: Any, request: gw.GetFundingPaymentsRequest
+) -> gw.GetFundingPaymentsResponse:
+    symbol = check_symbol(request.symbol)
+    return gw.GetFundingPaymentsResponse(
+        payments=await client.get_funding_payments(symbol, check_start(request))
+    )
+
+
 # -- RFQ and custody --------------------------------------------------------------------------------
 
 
@@ -288,6 +317,8 @@ UNARY: dict[str, UnaryRpc] = {
     "GetCandles": UnaryRpc(_candles, SupportsCandles),
     "GetFundingRate": UnaryRpc(_funding_rate, SupportsFundingRates),
     "GetFundingRates": UnaryRpc(_funding_rates, SupportsFundingRates),
+    "GetFundingRateHistory": UnaryRpc(_funding_history, SupportsFundingHistory),
+    "GetFundingPayments": UnaryRpc(_funding_payments, SupportsFundingPayments),
     "RequestQuote": UnaryRpc(_request_quote, SupportsRfq, venue_of=lambda r: str(r.quote_request.venue)),
     "ExecuteQuote": UnaryRpc(_execute_quote, SupportsRfq, side_effect=True),
     "CreateCustodyTransaction": UnaryRpc(

@@ -53,6 +53,10 @@ type VenueGatewayClient interface {
 	GetFundingRate(ctx context.Context, in *GetFundingRateRequest, opts ...grpc.CallOption) (*GetFundingRateResponse, error)
 	// Funding rates of several perpetuals (all when none named).
 	GetFundingRates(ctx context.Context, in *GetFundingRatesRequest, opts ...grpc.CallOption) (*GetFundingRatesResponse, error)
+	// Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY).
+	GetFundingRateHistory(ctx context.Context, in *GetFundingRateHistoryRequest, opts ...grpc.CallOption) (*GetFundingRateHistoryResponse, error)
+	// The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS).
+	GetFundingPayments(ctx context.Context, in *GetFundingPaymentsRequest, opts ...grpc.CallOption) (*GetFundingPaymentsResponse, error)
 	// Request an RFQ quote.
 	RequestQuote(ctx context.Context, in *RequestQuoteRequest, opts ...grpc.CallOption) (*RequestQuoteResponse, error)
 	// Execute an RFQ quote before it expires.
@@ -243,6 +247,24 @@ func (c *venueGatewayClient) GetFundingRate(ctx context.Context, in *GetFundingR
 func (c *venueGatewayClient) GetFundingRates(ctx context.Context, in *GetFundingRatesRequest, opts ...grpc.CallOption) (*GetFundingRatesResponse, error) {
 	out := new(GetFundingRatesResponse)
 	err := c.cc.Invoke(ctx, "/cqc.services.v1.VenueGateway/GetFundingRates", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *venueGatewayClient) GetFundingRateHistory(ctx context.Context, in *GetFundingRateHistoryRequest, opts ...grpc.CallOption) (*GetFundingRateHistoryResponse, error) {
+	out := new(GetFundingRateHistoryResponse)
+	err := c.cc.Invoke(ctx, "/cqc.services.v1.VenueGateway/GetFundingRateHistory", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *venueGatewayClient) GetFundingPayments(ctx context.Context, in *GetFundingPaymentsRequest, opts ...grpc.CallOption) (*GetFundingPaymentsResponse, error) {
+	out := new(GetFundingPaymentsResponse)
+	err := c.cc.Invoke(ctx, "/cqc.services.v1.VenueGateway/GetFundingPayments", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -581,6 +603,10 @@ type VenueGatewayServer interface {
 	GetFundingRate(context.Context, *GetFundingRateRequest) (*GetFundingRateResponse, error)
 	// Funding rates of several perpetuals (all when none named).
 	GetFundingRates(context.Context, *GetFundingRatesRequest) (*GetFundingRatesResponse, error)
+	// Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY).
+	GetFundingRateHistory(context.Context, *GetFundingRateHistoryRequest) (*GetFundingRateHistoryResponse, error)
+	// The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS).
+	GetFundingPayments(context.Context, *GetFundingPaymentsRequest) (*GetFundingPaymentsResponse, error)
 	// Request an RFQ quote.
 	RequestQuote(context.Context, *RequestQuoteRequest) (*RequestQuoteResponse, error)
 	// Execute an RFQ quote before it expires.
@@ -665,6 +691,12 @@ func (UnimplementedVenueGatewayServer) GetFundingRate(context.Context, *GetFundi
 }
 func (UnimplementedVenueGatewayServer) GetFundingRates(context.Context, *GetFundingRatesRequest) (*GetFundingRatesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetFundingRates not implemented")
+}
+func (UnimplementedVenueGatewayServer) GetFundingRateHistory(context.Context, *GetFundingRateHistoryRequest) (*GetFundingRateHistoryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFundingRateHistory not implemented")
+}
+func (UnimplementedVenueGatewayServer) GetFundingPayments(context.Context, *GetFundingPaymentsRequest) (*GetFundingPaymentsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFundingPayments not implemented")
 }
 func (UnimplementedVenueGatewayServer) RequestQuote(context.Context, *RequestQuoteRequest) (*RequestQuoteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RequestQuote not implemented")
@@ -1039,6 +1071,42 @@ func _VenueGateway_GetFundingRates_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VenueGateway_GetFundingRateHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFundingRateHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VenueGatewayServer).GetFundingRateHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/cqc.services.v1.VenueGateway/GetFundingRateHistory",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VenueGatewayServer).GetFundingRateHistory(ctx, req.(*GetFundingRateHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VenueGateway_GetFundingPayments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFundingPaymentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VenueGatewayServer).GetFundingPayments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/cqc.services.v1.VenueGateway/GetFundingPayments",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VenueGatewayServer).GetFundingPayments(ctx, req.(*GetFundingPaymentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VenueGateway_RequestQuote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RequestQuoteRequest)
 	if err := dec(in); err != nil {
@@ -1354,6 +1422,14 @@ var _VenueGateway_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetFundingRates",
 			Handler:    _VenueGateway_GetFundingRates_Handler,
+		},
+		{
+			MethodName: "GetFundingRateHistory",
+			Handler:    _VenueGateway_GetFundingRateHistory_Handler,
+		},
+		{
+			MethodName: "GetFundingPayments",
+			Handler:    _VenueGateway_GetFundingPayments_Handler,
 		},
 		{
 			MethodName: "RequestQuote",

@@ -11,6 +11,7 @@ from cqc.markets.v1 import orderbook_pb2 as _orderbook_pb2
 from cqc.markets.v1 import price_pb2 as _price_pb2
 from cqc.markets.v1 import trade_pb2 as _trade_pb2
 from cqc.portfolio.v1 import position_pb2 as _position_pb2
+from cqc.portfolio.v1 import transaction_pb2 as _transaction_pb2
 from cqc.venues.v1 import balance_pb2 as _balance_pb2
 from cqc.venues.v1 import custody_pb2 as _custody_pb2
 from cqc.venues.v1 import error_pb2 as _error_pb2
@@ -1109,6 +1110,122 @@ class GetFundingRatesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetFundingRatesResponse: _TypeAlias = GetFundingRatesResponse  # noqa: Y015
+
+@_typing.final
+class GetFundingRateHistoryRequest(_message.Message):
+    """GetFundingRateHistory request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    """Venue id."""
+    symbol: _builtins.str
+    """Canonical perpetual id."""
+    limit: _builtins.int
+    """At most this many (the most recent ones); 0 = venue default."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Settled at or after (UTC); unset = the venue's default window."""
+
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "start_time", b"start_time", "symbol", b"symbol", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFundingRateHistoryRequest: _TypeAlias = GetFundingRateHistoryRequest  # noqa: Y015
+
+@_typing.final
+class GetFundingRateHistoryResponse(_message.Message):
+    """GetFundingRateHistory response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FUNDING_RATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def funding_rates(self) -> _containers.RepeatedCompositeFieldContainer[_funding_pb2.FundingRate]:
+        """Settled rates, oldest first: `rate` is the settled rate, `funding_time` when it was charged."""
+
+    def __init__(
+        self,
+        *,
+        funding_rates: _abc.Iterable[_funding_pb2.FundingRate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["funding_rates", b"funding_rates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFundingRateHistoryResponse: _TypeAlias = GetFundingRateHistoryResponse  # noqa: Y015
+
+@_typing.final
+class GetFundingPaymentsRequest(_message.Message):
+    """GetFundingPayments request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    """Venue id."""
+    symbol: _builtins.str
+    """Canonical perpetual id."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Settled at or after (UTC); unset = the venue's default window."""
+
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time", "symbol", b"symbol", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFundingPaymentsRequest: _TypeAlias = GetFundingPaymentsRequest  # noqa: Y015
+
+@_typing.final
+class GetFundingPaymentsResponse(_message.Message):
+    """GetFundingPayments response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[_transaction_pb2.Transaction]:
+        """TRANSACTION_TYPE_FUNDING transactions, oldest first; `amount` signed in `asset` (+ received, - paid)."""
+
+    def __init__(
+        self,
+        *,
+        payments: _abc.Iterable[_transaction_pb2.Transaction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payments", b"payments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFundingPaymentsResponse: _TypeAlias = GetFundingPaymentsResponse  # noqa: Y015
 
 @_typing.final
 class RequestQuoteRequest(_message.Message):

@@ -129,6 +129,16 @@ class VenueGatewayStub:
                 request_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesRequest.SerializeToString,
                 response_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesResponse.FromString,
                 _registered_method=True)
+        self.GetFundingRateHistory = channel.unary_unary(
+                '/cqc.services.v1.VenueGateway/GetFundingRateHistory',
+                request_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryRequest.SerializeToString,
+                response_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryResponse.FromString,
+                _registered_method=True)
+        self.GetFundingPayments = channel.unary_unary(
+                '/cqc.services.v1.VenueGateway/GetFundingPayments',
+                request_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsRequest.SerializeToString,
+                response_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsResponse.FromString,
+                _registered_method=True)
         self.RequestQuote = channel.unary_unary(
                 '/cqc.services.v1.VenueGateway/RequestQuote',
                 request_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.RequestQuoteRequest.SerializeToString,
@@ -325,6 +335,20 @@ class VenueGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFundingRateHistory(self, request, context):
+        """Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFundingPayments(self, request, context):
+        """The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RequestQuote(self, request, context):
         """Request an RFQ quote.
         """
@@ -501,6 +525,16 @@ def add_VenueGatewayServicer_to_server(servicer, server):
                     servicer.GetFundingRates,
                     request_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesRequest.FromString,
                     response_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesResponse.SerializeToString,
+            ),
+            'GetFundingRateHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFundingRateHistory,
+                    request_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryRequest.FromString,
+                    response_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryResponse.SerializeToString,
+            ),
+            'GetFundingPayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFundingPayments,
+                    request_deserializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsRequest.FromString,
+                    response_serializer=cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsResponse.SerializeToString,
             ),
             'RequestQuote': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestQuote,
@@ -1054,6 +1088,60 @@ class VenueGateway:
             '/cqc.services.v1.VenueGateway/GetFundingRates',
             cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesRequest.SerializeToString,
             cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFundingRateHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cqc.services.v1.VenueGateway/GetFundingRateHistory',
+            cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryRequest.SerializeToString,
+            cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingRateHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFundingPayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cqc.services.v1.VenueGateway/GetFundingPayments',
+            cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsRequest.SerializeToString,
+            cqc_dot_services_dot_v1_dot_venue__gateway__pb2.GetFundingPaymentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

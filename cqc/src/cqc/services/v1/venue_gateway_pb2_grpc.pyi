@@ -74,6 +74,10 @@ class VenueGatewayStub:
     """Funding rate of one perpetual."""
     GetFundingRates: _grpc.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingRatesRequest, _venue_gateway_pb2.GetFundingRatesResponse]
     """Funding rates of several perpetuals (all when none named)."""
+    GetFundingRateHistory: _grpc.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingRateHistoryRequest, _venue_gateway_pb2.GetFundingRateHistoryResponse]
+    """Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY)."""
+    GetFundingPayments: _grpc.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingPaymentsRequest, _venue_gateway_pb2.GetFundingPaymentsResponse]
+    """The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS)."""
     RequestQuote: _grpc.UnaryUnaryMultiCallable[_venue_gateway_pb2.RequestQuoteRequest, _venue_gateway_pb2.RequestQuoteResponse]
     """Request an RFQ quote."""
     ExecuteQuote: _grpc.UnaryUnaryMultiCallable[_venue_gateway_pb2.ExecuteQuoteRequest, _venue_gateway_pb2.ExecuteQuoteResponse]
@@ -145,6 +149,10 @@ class VenueGatewayAsyncStub(VenueGatewayStub):
     """Funding rate of one perpetual."""
     GetFundingRates: _aio.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingRatesRequest, _venue_gateway_pb2.GetFundingRatesResponse]  # type: ignore[assignment]
     """Funding rates of several perpetuals (all when none named)."""
+    GetFundingRateHistory: _aio.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingRateHistoryRequest, _venue_gateway_pb2.GetFundingRateHistoryResponse]  # type: ignore[assignment]
+    """Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY)."""
+    GetFundingPayments: _aio.UnaryUnaryMultiCallable[_venue_gateway_pb2.GetFundingPaymentsRequest, _venue_gateway_pb2.GetFundingPaymentsResponse]  # type: ignore[assignment]
+    """The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS)."""
     RequestQuote: _aio.UnaryUnaryMultiCallable[_venue_gateway_pb2.RequestQuoteRequest, _venue_gateway_pb2.RequestQuoteResponse]  # type: ignore[assignment]
     """Request an RFQ quote."""
     ExecuteQuote: _aio.UnaryUnaryMultiCallable[_venue_gateway_pb2.ExecuteQuoteRequest, _venue_gateway_pb2.ExecuteQuoteResponse]  # type: ignore[assignment]
@@ -321,6 +329,22 @@ class VenueGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_venue_gateway_pb2.GetFundingRatesResponse, _abc.Awaitable[_venue_gateway_pb2.GetFundingRatesResponse]]:
         """Funding rates of several perpetuals (all when none named)."""
+
+    @_abc_1.abstractmethod
+    def GetFundingRateHistory(
+        self,
+        request: _venue_gateway_pb2.GetFundingRateHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_venue_gateway_pb2.GetFundingRateHistoryResponse, _abc.Awaitable[_venue_gateway_pb2.GetFundingRateHistoryResponse]]:
+        """Settled funding rates of one perpetual, oldest first (CAPABILITY_FUNDING_HISTORY)."""
+
+    @_abc_1.abstractmethod
+    def GetFundingPayments(
+        self,
+        request: _venue_gateway_pb2.GetFundingPaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_venue_gateway_pb2.GetFundingPaymentsResponse, _abc.Awaitable[_venue_gateway_pb2.GetFundingPaymentsResponse]]:
+        """The account's funding payments on one perpetual, oldest first (CAPABILITY_FUNDING_PAYMENTS)."""
 
     @_abc_1.abstractmethod
     def RequestQuote(

@@ -112,6 +112,10 @@ class _CapabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Capability
     """Funding-rate stream."""
     CAPABILITY_PRICE_STREAM: _Capability.ValueType  # 16
     """Price stream."""
+    CAPABILITY_FUNDING_HISTORY: _Capability.ValueType  # 17
+    """Settled funding-rate history of perpetuals."""
+    CAPABILITY_FUNDING_PAYMENTS: _Capability.ValueType  # 18
+    """The account's own funding payments (its ledger)."""
 
 class Capability(_Capability, metaclass=_CapabilityEnumTypeWrapper):
     """What a venue client can do beyond the core interface."""
@@ -150,6 +154,10 @@ CAPABILITY_FUNDING_STREAM: Capability.ValueType  # 15
 """Funding-rate stream."""
 CAPABILITY_PRICE_STREAM: Capability.ValueType  # 16
 """Price stream."""
+CAPABILITY_FUNDING_HISTORY: Capability.ValueType  # 17
+"""Settled funding-rate history of perpetuals."""
+CAPABILITY_FUNDING_PAYMENTS: Capability.ValueType  # 18
+"""The account's own funding payments (its ledger)."""
 Global___Capability: _TypeAlias = Capability  # noqa: Y015
 
 @_typing.final

@@ -88,6 +88,7 @@ _CAPS = frozenset(
         venue_pb2.CAPABILITY_FUNDING_STREAM,
         venue_pb2.CAPABILITY_CANDLE_STREAM,
         venue_pb2.CAPABILITY_PRICE_STREAM,
+        venue_pb2.CAPABILITY_FUNDING_HISTORY,
     }
 )
 
@@ -138,11 +139,13 @@ class CcxtClient:
         await self.aclose()
 
     def capabilities(self) -> frozenset[int]:
-        batched = {
+        by_quirk = {
             venue_pb2.CAPABILITY_BATCH_PLACE: self._quirks.batch_place,
             venue_pb2.CAPABILITY_BATCH_CANCEL: self._quirks.batch_cancel,
+            # get_funding_payments answers UnsupportedOperation where the quirk table has no reader.
+            venue_pb2.CAPABILITY_FUNDING_PAYMENTS: bool(self._quirks.funding_payments),
         }
-        return _CAPS | {cap for cap, on in batched.items() if on}
+        return _CAPS | {cap for cap, on in by_quirk.items() if on}
 
     # -- plumbing --------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ _CAPABILITIES = frozenset(
         venue_pb2.CAPABILITY_TICKERS,
         venue_pb2.CAPABILITY_PRICE_STREAM,
         venue_pb2.CAPABILITY_BALANCE_STREAM,
+        venue_pb2.CAPABILITY_FUNDING_HISTORY,
     }
 )
 # The execution type of a placement's reply, by the order's status once immediate matching is done.
