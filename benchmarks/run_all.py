@@ -79,20 +79,33 @@ def table(rows: list[Row]) -> str:
 PARTIAL = "Partial run"
 
 
+def _partial_benches(line: str) -> set[str]:
+    """The benchmarks a "Partial run: the rows of a, b are from ..." line names."""
+    names = line.partition("the rows of ")[2].partition(" are from")[0]
+    return {name.strip() for name in names.split(",") if name.strip()}
+
+
 def write_table(readme: Path, rows: list[Row], note: str, *, partial: bool = False) -> bool:
     """Replace the table between the markers; False when the README has no markers.
 
     ``partial`` (a run of named scripts): only the rows of the benchmarks that reported rows are
-    replaced, every other row and the full run's note are kept, and ``note`` becomes the one
-    "Partial run" line under it."""
+    replaced, every other row and the full run's note are kept, and ``note`` becomes a "Partial run"
+    line under it (an earlier partial run's line stays while none of its benchmarks ran again)."""
     text = readme.read_text()
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         return False
     if partial:
         old = text[start + len(BEGIN) : end].strip("\n").splitlines()
-        notes = [line for line in old if line and not line.startswith("|") and not line.startswith(PARTIAL)]
         benches = {r.bench for r in rows}
+        # An earlier partial run's line stays while none of its benchmarks' rows is replaced now.
+        notes = [
+            line
+            for line in old
+            if line
+            and not line.startswith("|")
+            and not (line.startswith(PARTIAL) and benches & _partial_benches(line))
+        ]
         kept = [line for line in old if line.startswith("| ") and line.split(" | ")[0][2:] not in benches]
         kept = [line for line in kept if not line.startswith("| benchmark |")]
         new = table(rows).splitlines()
