@@ -15,6 +15,7 @@ store's on one dedicated thread (see :class:`AsyncStore` for why).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import threading
@@ -563,6 +564,7 @@ class AsyncStore:
         self._sleep = sleep
         self._rng = rng
         self.write_failures = 0  # failed attempts, for /status
+        self.commit_wait = 30.0  # seconds a cancelled caller waits for its commit in flight (_committed)
 
     @property
     def inline(self) -> bool:
@@ -581,11 +583,12 @@ class AsyncStore:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """:meth:`run` a write, retried (bounded, jittered) when the database fails."""
+        """:meth:`run` a write, retried (bounded, jittered) when the database fails.  A caller cancelled
+        while the commit runs still gets its outcome (:meth:`_committed`)."""
         attempt = 0
         while True:
             try:
-                return await self.run(fn, *args, **kwargs)
+                return await self._committed(fn, *args, **kwargs)
             except SQLAlchemyError as err:
                 self.write_failures += 1
                 attempt += 1
@@ -593,6 +596,42 @@ class AsyncStore:
                     raise StoreWriteFailed(f"state write failed {attempt} times: {err}"[:300]) from err
                 log.warning("state write failed; retrying", attempt=attempt, error=str(err)[:200])
                 await self.backoff.sleep(attempt, self._rng, sleep=self._sleep)
+
+    async def _committed(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run one write to its end, even when the caller is cancelled meanwhile.
+
+        The database thread commits whatever happens to the coroutine awaiting it.  A caller that got
+        ``CancelledError`` there never took the committed rows over: its memory lagged the store, and
+        its next write (a stop cancelling orders) put the stale slot back, losing a fill's position
+        (issue 18's fleet kill -9 test: slots one order above the venue).  So a cancellation that
+        arrives during the commit waits for it; when the commit went through, its result is returned and
+        the cancellation is re-armed: it lands at the caller's next await, after the caller has taken
+        the committed state over (every ledger caller does that without awaiting in between).  A commit
+        that failed raises the cancellation at once (nothing was written).  The wait is bounded by
+        :attr:`commit_wait` (a database that stopped answering must not hang a stop): past it the
+        cancellation goes on with the outcome unknown, logged as an error (the restart's recovery
+        re-reads the store)."""
+        if self.inline:  # never in flight across an await
+            return fn(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError as cancelled:
+            deadline = loop.time() + self.commit_wait
+            while not fut.done() and loop.time() < deadline:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({fut}, timeout=deadline - loop.time())
+            if not fut.done():
+                log.error("a cancelled caller's commit did not finish in time", seconds=self.commit_wait)
+                raise cancelled from None
+            if fut.cancelled() or fut.exception() is not None:
+                raise cancelled from None
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # one request swallowed here, one re-armed: the count stays the same
+                task.cancel()
+            return fut.result()
 
     async def aclose(self) -> None:
         await self.run(self.store.close)
