@@ -21,6 +21,7 @@ from dbos import DBOS
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import order_pb2
 from cqvx.backoff import Backoff
+from cqvx.errors import Unavailable
 from cqvx.testing.waits import until
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.sim import SimVenue
@@ -238,19 +239,64 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
     await fleet.resume(ETH)
     await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
     # Not recovered twice: the slots hold what the venue holds (the grid trades on meanwhile).
+    await _until_slots_hold_venue(fleet, sim, ETH)
+    ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
+    assert sorted(w.workflow_id for w in ours if ETH in w.workflow_id) == [workflow_id]
+
+
+async def test_a_failed_venue_read_inside_the_position_recovery_is_retried_not_final(
+    durable: tuple[Durable, SimVenue],
+) -> None:
+    """The recovery's id is fixed per store: a venue error recorded as its result would be the answer to
+    every later start of the symbol (it restarted forever).  Two failed reads, then the venue answers:
+    the same workflow finishes, once, and the slots hold the venue's position."""
+    d, sim = durable
+    fleet = d.fleet
+    await sim.place_order(
+        order_pb2.Order(
+            client_order_id="manual-eth",
+            symbol=ETH,
+            side=order_pb2.ORDER_SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_MARKET,
+            quantity="0.3",
+        )
+    )
+    real_positions = sim.get_positions
+    failed: list[str] = []
+
+    async def flaky_positions(symbols: Any = None) -> Any:
+        wf = DBOS.workflow_id or ""
+        if wf.startswith("recover-position:") and ETH in wf and len(failed) < 2:
+            failed.append(wf)
+            raise Unavailable("venue busy (test)")
+        return await real_positions(symbols)
+
+    sim.get_positions = flaky_positions  # type: ignore[method-assign]
+    await d.add(ETH, {"price_interval": "3"}, request="a")
+    await until(lambda: len(failed) == 2, timeout=30.0, what="two failed recovery reads")
+    (workflow_id,) = set(failed)
+    assert await _until_status(workflow_id, timeout=60.0) == "SUCCESS"
+    handle: Any = await DBOS.retrieve_workflow_async(workflow_id)
+    recovered = await handle.get_result()
+    assert recovered["quantity"] == "0.3" and recovered["slots"] > 0
+    await until(lambda: fleet.runs[ETH].state == "running", timeout=30.0)
+    await _until_slots_hold_venue(fleet, sim, ETH)
+    ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
+    assert [w.workflow_id for w in ours if ETH in w.workflow_id] == [workflow_id]
+
+
+async def _until_slots_hold_venue(fleet: Fleet, sim: SimVenue, symbol: str) -> None:
     venue: list[Decimal] = []
 
     async def agree() -> bool:
-        (pos,) = await sim.get_positions([ETH])
+        (pos,) = await sim.get_positions([symbol])
         venue[:] = [Decimal(pos.quantity)]
-        return sum(s.position for s in fleet.store.load_slots(ETH).values()) == venue[0]
+        return sum(s.position for s in fleet.store.load_slots(symbol).values()) == venue[0]
 
     deadline = time.monotonic() + 30
     while not await agree():
-        assert time.monotonic() < deadline, (venue, fleet.store.load_slots(ETH))
+        assert time.monotonic() < deadline, (venue, fleet.store.load_slots(symbol))
         await asyncio.sleep(0.1)
-    ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
-    assert sorted(w.workflow_id for w in ours if ETH in w.workflow_id) == [workflow_id]
 
 
 async def _venue_position(sim: SimVenue, symbol: str) -> Decimal:

@@ -27,6 +27,9 @@ Rules:
 * Every step is idempotent on its own too (DBOS runs a step again when the process died inside it):
   registry writes are upserts, stopping a stopped symbol is a no-op, cancelling an order that is already
   gone is answered by the venue and recorded, never retried blindly.
+* A workflow whose id is fixed per store (the position recovery) never ends in a venue error: its
+  failure would be the answer to every later start.  A failed venue read is tried again after a durable
+  sleep inside the workflow (:func:`recover_position_workflow`).
 * The grid's single-step order intents do NOT run here: they stay on the intent-first store (see
   docs/engine.md "DBOS workflows", the measured decision).
 * Workflows reach the live fleet through :data:`_FLEETS` (by account): DBOS records arguments, and a
@@ -240,10 +243,35 @@ async def cancel_all_workflow(account: str, reason: str) -> dict[str, Any]:
     return {"reason": reason, "paused": symbols, "swept": swept}
 
 
+# Seconds between attempts of a position recovery whose venue read failed (then the last, for good).
+RECOVERY_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
 @DBOS.workflow()
 async def recover_position_workflow(account: str, symbol: str) -> dict[str, Any]:
-    """Fresh store, venue position: read it, then commit the FILLED slots holding it (recovery.py)."""
-    found = await _read_position(account, symbol)
+    """Fresh store, venue position: read it, then commit the FILLED slots holding it (recovery.py).
+
+    A failed read is never the workflow's result: the id is fixed per store, so a recorded failure would
+    be returned to every later start of the symbol (a venue hiccup at start-up would stop it for good).
+    The read is tried again after a durable sleep (:data:`RECOVERY_RETRY`); each failure is recorded as
+    that step's outcome, so a replay takes the same path.  The symbol stays ``starting`` / ``restarting``
+    meanwhile, with the error in the log."""
+    attempt = 0
+    while True:
+        try:
+            found = await _read_position(account, symbol)
+            break
+        except Exception as exc:  # a venue error, or no engine up yet to read through
+            delay = RECOVERY_RETRY[min(attempt, len(RECOVERY_RETRY) - 1)]
+            attempt += 1
+            log.warning(
+                "position recovery: reading the venue failed; trying again",
+                symbol=symbol,
+                attempt=attempt,
+                retry_in=delay,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            await DBOS.sleep_async(delay)
     if found is None:
         return {"symbol": symbol, "skipped": True}
     slots = await _commit_position(account, symbol, found) if Decimal(found[0]) else 0
