@@ -119,6 +119,11 @@ async def test_http_endpoints(tmp_path: Path) -> None:
                     "market_maker_position_size",
                 ):
                     assert name in text
+        # The state gauges are computed when /metrics is read (not per tick): they match the engine now.
+        text = engine.metrics.render().decode()
+        active = sum(1 for s in engine.ledger.slots.values() if s.order is not None)
+        assert active > 0 and f'market_maker_orders_active{{symbol="{SYM}"}} {float(active)}' in text
+        assert f'position_total_slots{{symbol="{SYM}"}} {float(len(engine.ledger.slots))}' in text
     finally:
         await server.stop()
         await engine.stop(cancel_orders=False)

@@ -194,6 +194,7 @@ class GridEngine:
             monitor=self.monitor,
             metrics=self.metrics,
         )
+        self._unrender: Callable[[], None] = lambda: None  # set while started (start / stop)
         self.supervisor = Supervisor(on_unexpected=self.risk.crashed, clock=clock)
         self._clock = clock
         self._sleep = sleep
@@ -284,6 +285,10 @@ class GridEngine:
         if self.risk.volume_feed is not None:
             await self.risk.volume_feed.seed()
         self.ctx.started = True
+        # The state gauges are computed when /metrics is read, from a started engine only (stop()
+        # unregisters first: a stopped engine of the same symbol never writes its stale view over them).
+        self._unrender()
+        self._unrender = self.metrics.on_render(self.view.update_gauges)
         if run_tasks:
             self._start_loops()
 
@@ -300,6 +305,7 @@ class GridEngine:
 
     async def stop(self, *, cancel_orders: bool | None = None) -> None:
         """Stop the loops; cancel our live orders when ``cancel_on_exit`` (default from the config)."""
+        self._unrender()
         await self.supervisor.stop()
         self.reconciler.stop_timer()
         if self._inflight:  # a tick that was placing when the loop stopped: let it finish
@@ -307,6 +313,7 @@ class GridEngine:
         cancel = self.config.system.cancel_on_exit if cancel_orders is None else cancel_orders
         if cancel:  # every order of ours, late landings included (cancels.py)
             await self.canceller.cancel_everything("shutdown", sleep=self._sleep)
+        self.view.update_gauges()  # the last values stay on /metrics
         await self.alerts.aclose()
         await self.store.aclose()
 
@@ -459,7 +466,6 @@ class GridEngine:
             await self._execute(placing)
         if cancels:
             await self._run_cancels(cancels)
-        self.view.update_gauges()
         self.events.emit("price")
 
     async def _execute(self, placing: Sequence[tuple[Slot, order_pb2.Order]]) -> None:

@@ -6,11 +6,16 @@ Labels are bounded: ``symbol`` (configured instruments), ``side`` (buy/sell), ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from cqvx.transport.metrics import export_to
 
 __all__ = ["EngineMetrics"]
+
+log = structlog.get_logger("opensqt.metrics")
 
 _MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
@@ -18,6 +23,7 @@ _MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._refreshers: list[Callable[[], None]] = []  # see on_render
         export_to(self.registry)  # the venue transport's series (HTTP, breaker, WebSocket) on /metrics
         r = self.registry
         self.pnl_realized = Gauge(
@@ -151,5 +157,24 @@ class EngineMetrics:
             "risk_alerts", "Alerts accepted by the router, by kind", ["symbol", "kind"], registry=r
         )
 
+    def on_render(self, refresh: Callable[[], None]) -> Callable[[], None]:
+        """Call ``refresh`` before every :meth:`render`: gauges derived from the engine's state (orders
+        active, position, slots) are computed when they are read, not on every price tick (a pass over
+        every slot per tick, off the tick-to-order path but on the orders/s one).  Returns the function
+        that unregisters it (an engine that stopped keeps its last values, as before)."""
+        refreshers = self._refreshers
+        refreshers.append(refresh)
+
+        def remove() -> None:
+            if refresh in refreshers:
+                refreshers.remove(refresh)
+
+        return remove
+
     def render(self) -> bytes:
+        for refresh in list(self._refreshers):
+            try:
+                refresh()
+            except Exception:  # a failing view must not take /metrics down with it
+                log.exception("metrics: refreshing gauges failed")
         return generate_latest(self.registry)
