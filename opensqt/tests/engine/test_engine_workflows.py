@@ -217,15 +217,7 @@ async def test_position_recovery_runs_once_per_store_as_a_workflow(durable: tupl
     the slots hold exactly the venue's position; a restart of the symbol does not recover it again."""
     d, sim = durable
     fleet = d.fleet
-    await sim.place_order(
-        order_pb2.Order(
-            client_order_id="manual-eth",
-            symbol=ETH,
-            side=order_pb2.ORDER_SIDE_BUY,
-            order_type=order_pb2.ORDER_TYPE_MARKET,
-            quantity="0.3",
-        )
-    )
+    await _manual_buy(sim, ETH, "0.3")
     await d.add(ETH, {"price_interval": "3"}, request="a")
     engine = fleet.runs[ETH].engine
     assert engine is not None
@@ -252,15 +244,7 @@ async def test_a_failed_venue_read_inside_the_position_recovery_is_retried_not_f
     the same workflow finishes, once, and the slots hold the venue's position."""
     d, sim = durable
     fleet = d.fleet
-    await sim.place_order(
-        order_pb2.Order(
-            client_order_id="manual-eth",
-            symbol=ETH,
-            side=order_pb2.ORDER_SIDE_BUY,
-            order_type=order_pb2.ORDER_TYPE_MARKET,
-            quantity="0.3",
-        )
-    )
+    await _manual_buy(sim, ETH, "0.3")
     real_positions = sim.get_positions
     failed: list[str] = []
 
@@ -283,6 +267,18 @@ async def test_a_failed_venue_read_inside_the_position_recovery_is_retried_not_f
     await _until_slots_hold_venue(fleet, sim, ETH)
     ours = [w for w in await DBOS.list_workflows_async() if w.workflow_id.startswith("recover-position:")]
     assert [w.workflow_id for w in ours if ETH in w.workflow_id] == [workflow_id]
+
+
+async def _manual_buy(sim: SimVenue, symbol: str, quantity: str) -> None:
+    """The account's own position before the fleet sees the symbol (not ours: a manual market order)."""
+    order = order_pb2.Order(
+        client_order_id="manual-" + symbol.lower(),
+        symbol=symbol,
+        side=order_pb2.ORDER_SIDE_BUY,
+        order_type=order_pb2.ORDER_TYPE_MARKET,
+        quantity=quantity,
+    )
+    await sim.place_order(order)
 
 
 async def _until_slots_hold_venue(fleet: Fleet, sim: SimVenue, symbol: str) -> None:
