@@ -57,8 +57,12 @@ async def fakes() -> AsyncIterator[list[SimFake]]:
         await fake.stop()
 
 
-async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]:
-    fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=SimVenue(quiet_sim_config(), clock=SimClock()))
+async def _start(
+    fakes: list[SimFake], venue: str, sim: SimConfig | None = None, settle: str = ""
+) -> tuple[SimFake, CcxtClient]:
+    fake = fake_class(venue)(
+        KEY, SECRET, PASSPHRASE, sim=SimVenue(sim or quiet_sim_config(), clock=SimClock())
+    )
     await fake.start()
     fakes.append(fake)
     config = CcxtConfig(
@@ -68,6 +72,7 @@ async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]
         Secret(PASSPHRASE),
         uid=USER_ID if venue == "gate" else "",
         market_types=MARKET_TYPES[venue],
+        settle=settle,
         rest_url=fake.url,
         read_retries=0,
         timeout_s=5,
@@ -231,31 +236,10 @@ def _settle_config(*perps: str) -> SimConfig:
     )
 
 
-async def _start_settle(fakes: list[SimFake], venue: str, sim: SimConfig, settle: str = "") -> CcxtClient:
-    fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=SimVenue(sim, clock=SimClock()))
-    await fake.start()
-    fakes.append(fake)
-    config = CcxtConfig(
-        venue,
-        Secret(KEY),
-        Secret(SECRET),
-        Secret(PASSPHRASE),
-        market_types=MARKET_TYPES[venue],
-        settle=settle,
-        rest_url=fake.url,
-        read_retries=0,
-        timeout_s=5,
-        rate_limit=False,
-    )
-    client = CcxtClient(config)
-    await client.start()
-    return client
-
-
 async def test_okx_usdc_margined_account_reads_the_usdc_row(fakes: list[SimFake]) -> None:
     """OKX lists BTC-USDC-SWAP with settleCcy USDC (ccxt market ``settle``): the summary reads the
     USDC details row (the sim's 2,500 USDC), not the USDT one (1,000,000)."""
-    client = await _start_settle(fakes, "okx", _settle_config("BTC-USDC-PERP"))
+    _, client = await _start(fakes, "okx", _settle_config("BTC-USDC-PERP"))
     try:
         assert await settle_currency(client) == "USDC"
         summary = await client.get_account_summary()
@@ -268,13 +252,13 @@ async def test_okx_usdc_margined_account_reads_the_usdc_row(fakes: list[SimFake]
 
 async def test_derivatives_in_two_settle_currencies_need_the_configured_one(fakes: list[SimFake]) -> None:
     sim = _settle_config("BTC-USDT-PERP", "ETH-USDC-PERP")
-    client = await _start_settle(fakes, "okx", sim)
+    _, client = await _start(fakes, "okx", sim)
     try:
         with pytest.raises(InvalidRequest, match=r"USDC.*USDT"):
             await client.get_account_summary()
     finally:
         await client.aclose()
-    client = await _start_settle(fakes, "okx", sim, settle="usdc")
+    _, client = await _start(fakes, "okx", sim, settle="usdc")
     try:
         assert Decimal((await client.get_account_summary()).margin_balance) == Decimal("2500")
     finally:
@@ -285,8 +269,7 @@ async def test_bitget_usdc_settle_reads_usdc_futures_and_its_row(fakes: list[Sim
     """Bitget's account list is per productType (USDC-FUTURES for USDC-margined): the read asks for it
     and the summary takes the USDC row.  The fake serves USDT-FUTURES only, so the reply is a
     documented Get Account List row for USDC, served as is."""
-    client = await _start_settle(fakes, "bitget", quiet_sim_config(), settle="USDC")
-    fake = fakes[-1]
+    fake, client = await _start(fakes, "bitget", settle="USDC")
     try:
         row = {
             "marginCoin": "USDC",
@@ -318,8 +301,7 @@ async def test_bitget_usdc_settle_reads_usdc_futures_and_its_row(fakes: list[Sim
 
 
 async def test_bitget_coin_margined_settle_is_unsupported_not_guessed(fakes: list[SimFake]) -> None:
-    client = await _start_settle(fakes, "bitget", quiet_sim_config(), settle="BTC")
-    fake = fakes[-1]
+    fake, client = await _start(fakes, "bitget", settle="BTC")
     try:
         with pytest.raises(UnsupportedOperation, match="BTC"):
             await client.get_account_summary()
