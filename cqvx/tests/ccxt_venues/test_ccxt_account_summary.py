@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import order_pb2
-from cqvx.errors import ParseError
+from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.secrets import Secret
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import SimFake
@@ -26,9 +27,10 @@ from cqvx.testing.fake_ccxt.gate import USER_ID
 from cqvx.testing.fake_ccxt.harness import MARKET_TYPES, fake_class
 from cqvx.testing.harnesses import quiet_sim_config
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
-from cqvx.venues.ccxt.account import SUMMARY_FIELDS
+from cqvx.venues.ccxt.account import SUMMARY_FIELDS, settle_currency
 from cqvx.venues.ccxt.quirks import quirks_for
 from cqvx.venues.sim import SimClock, SimVenue
+from cqvx.venues.sim.config import InstrumentSpec, SimConfig
 
 KEY, SECRET, PASSPHRASE = "k-summary", "s-summary", "p-summary"
 SYMBOL = "BTC-USDT-PERP"
@@ -55,8 +57,12 @@ async def fakes() -> AsyncIterator[list[SimFake]]:
         await fake.stop()
 
 
-async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]:
-    fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=SimVenue(quiet_sim_config(), clock=SimClock()))
+async def _start(
+    fakes: list[SimFake], venue: str, sim: SimConfig | None = None, settle: str = ""
+) -> tuple[SimFake, CcxtClient]:
+    fake = fake_class(venue)(
+        KEY, SECRET, PASSPHRASE, sim=SimVenue(sim or quiet_sim_config(), clock=SimClock())
+    )
     await fake.start()
     fakes.append(fake)
     config = CcxtConfig(
@@ -66,6 +72,7 @@ async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]
         Secret(PASSPHRASE),
         uid=USER_ID if venue == "gate" else "",
         market_types=MARKET_TYPES[venue],
+        settle=settle,
         rest_url=fake.url,
         read_retries=0,
         timeout_s=5,
@@ -210,5 +217,94 @@ async def test_no_settle_currency_row_is_a_parse_error(fakes: list[SimFake], ven
         fake.fail(PATHS[venue], status=200, body=json.dumps(body).encode(), method="GET")
         with pytest.raises(ParseError, match="USDT"):
             await client.get_account_summary()
+    finally:
+        await client.aclose()
+
+
+def _settle_config(*perps: str) -> SimConfig:
+    """The quiet sim with other perpetuals (USDC-margined ones settle in USDC) and a USDC balance."""
+    base = quiet_sim_config()
+    specs = tuple(
+        InstrumentSpec(symbol=s, initial_price=Decimal("60000"), maker_fee=Decimal(0), taker_fee=Decimal(0))
+        for s in perps
+    )
+    return replace(
+        base,
+        instruments=(base.instruments[0], *specs),
+        balances={**base.balances, "USDC": Decimal("2500")},
+        leverage={s: Decimal("10") for s in perps},
+    )
+
+
+async def test_okx_usdc_margined_account_reads_the_usdc_row(fakes: list[SimFake]) -> None:
+    """OKX lists BTC-USDC-SWAP with settleCcy USDC (ccxt market ``settle``): the summary reads the
+    USDC details row (the sim's 2,500 USDC), not the USDT one (1,000,000)."""
+    _, client = await _start(fakes, "okx", _settle_config("BTC-USDC-PERP"))
+    try:
+        assert await settle_currency(client) == "USDC"
+        summary = await client.get_account_summary()
+        assert Decimal(summary.margin_balance) == Decimal("2500")
+        assert Decimal(summary.wallet_balance) == Decimal("2500")
+        assert Decimal(summary.available_balance) == Decimal("2500")
+    finally:
+        await client.aclose()
+
+
+async def test_derivatives_in_two_settle_currencies_need_the_configured_one(fakes: list[SimFake]) -> None:
+    sim = _settle_config("BTC-USDT-PERP", "ETH-USDC-PERP")
+    _, client = await _start(fakes, "okx", sim)
+    try:
+        with pytest.raises(InvalidRequest, match=r"USDC.*USDT"):
+            await client.get_account_summary()
+    finally:
+        await client.aclose()
+    _, client = await _start(fakes, "okx", sim, settle="usdc")
+    try:
+        assert Decimal((await client.get_account_summary()).margin_balance) == Decimal("2500")
+    finally:
+        await client.aclose()
+
+
+async def test_bitget_usdc_settle_reads_usdc_futures_and_its_row(fakes: list[SimFake]) -> None:
+    """Bitget's account list is per productType (USDC-FUTURES for USDC-margined): the read asks for it
+    and the summary takes the USDC row.  The fake serves USDT-FUTURES only, so the reply is a
+    documented Get Account List row for USDC, served as is."""
+    fake, client = await _start(fakes, "bitget", settle="USDC")
+    try:
+        row = {
+            "marginCoin": "USDC",
+            "locked": "0",
+            "available": "700.5",
+            "crossedMaxAvailable": "700.5",
+            "isolatedMaxAvailable": "700.5",
+            "maxTransferOut": "700.5",
+            "accountEquity": "812.25",
+            "usdtEquity": "812.1",
+            "btcEquity": "0.0135",
+            "crossedRiskRate": "0",
+            "unrealizedPL": "12.25",
+            "coupon": "0",
+            "crossedUnrealizedPL": "12.25",
+            "isolatedUnrealizedPL": "0",
+        }
+        body = {"code": "00000", "msg": "success", "requestTime": 1, "data": [row]}
+        fake.fail(PATHS["bitget"], status=200, body=json.dumps(body).encode(), method="GET")
+        summary = await client.get_account_summary()
+        (read,) = fake.requests_to(PATHS["bitget"], "GET")
+        assert "productType=USDC-FUTURES" in read.path_qs
+        assert Decimal(summary.margin_balance) == Decimal("812.25")
+        assert Decimal(summary.wallet_balance) == Decimal("800.00")
+        assert Decimal(summary.available_balance) == Decimal("700.5")
+        assert Decimal(summary.unrealized_pnl) == Decimal("12.25")
+    finally:
+        await client.aclose()
+
+
+async def test_bitget_coin_margined_settle_is_unsupported_not_guessed(fakes: list[SimFake]) -> None:
+    fake, client = await _start(fakes, "bitget", settle="BTC")
+    try:
+        with pytest.raises(UnsupportedOperation, match="BTC"):
+            await client.get_account_summary()
+        assert not fake.requests_to(PATHS["bitget"], "GET")
     finally:
         await client.aclose()

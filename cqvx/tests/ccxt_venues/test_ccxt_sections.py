@@ -41,6 +41,14 @@ def test_gate_requires_the_uid_and_hands_it_to_ccxt() -> None:
     assert isinstance(client, CcxtClient) and client._ex.uid == "10001"
 
 
+def test_settle_reaches_the_client_config() -> None:
+    creds = {**CREDS, "passphrase": {"env": "P"}}
+    section = registry.parse("okx", {"credentials": creds, "settle": "USDC"}, path="venues.o", environ=ENV)
+    assert section.to_config().settle == "USDC"  # type: ignore[attr-defined]
+    section = registry.parse("okx", {"credentials": creds}, path="venues.o", environ=ENV)
+    assert section.to_config().settle == ""  # type: ignore[attr-defined]  # derived from the markets
+
+
 def test_ws_url_moves_every_websocket_url_paths_kept() -> None:
     # Gate keeps its futures WebSocket urls under urls['api']['swap'], not under ['ws'].
     raw = {"credentials": {**CREDS, "uid": "1"}, "ws_url": "ws://127.0.0.1:9"}

@@ -6,6 +6,7 @@ Unavailable (retry-safe, nothing sent) and the next placement reads again."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from cqvx.testing.fake_ccxt.gate import USER_ID
 from cqvx.testing.fake_ccxt.harness import MARKET_TYPES, fake_class
 from cqvx.testing.harnesses import quiet_sim_config
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
-from cqvx.venues.ccxt.position_mode import classify
+from cqvx.venues.ccxt.position_mode import HEALTH_WAIT_S, classify
 from cqvx.venues.ccxt.quirks import QUIRKS, quirks_for
 from cqvx.venues.sim import SimClock, SimVenue
 
@@ -234,3 +235,25 @@ def test_classify_is_strict_about_types() -> None:
     assert classify(bybit, {"result": {"list": [{"positionIdx": 0}, {"positionIdx": 1}]}}) == "hedge"
     assert classify(bybit, {"result": {"list": []}}) is None  # no row: nothing says one-way
     assert classify(bybit, {"result": {"list": [{"positionIdx": False}]}}) is None
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_health_answers_in_time_while_the_mode_read_is_slow(
+    started: list[tuple[Fake, CcxtClient]], venue: str
+) -> None:
+    """A slow mode read (3 s, inside ccxt's 5 s timeout) must not hold ``health`` past its cap: the
+    connector's ``health_timeout`` (5 s default) would call the venue down.  Health answers reachable
+    with the mode unknown; the next poll, the read fast again, clears it."""
+    fake, client = await _start(started, venue)
+    assert client.position_mode.health_wait_s == HEALTH_WAIT_S
+    fake.delay(MODE_PATH[venue], seconds=3.0)
+    start = time.perf_counter()
+    health = await client.health()
+    elapsed = time.perf_counter() - start
+    assert elapsed < HEALTH_WAIT_S + 1.0, elapsed
+    assert health.reachable
+    assert "position mode unknown" in health.last_error and "did not answer within" in health.last_error
+    assert _placements(fake, venue) == 0
+    health = await client.health()  # the delay is spent: the read answers one-way
+    assert health.reachable and not health.last_error
+    assert list(client.position_mode.states.values()) == ["one-way"]

@@ -46,11 +46,11 @@ from cqvx.venues.sim.config import InstrumentSpec
 from opensqt.connector.server import ConnectorConfig, ConnectorServer
 from opensqt.engine.workflows import system_database_url
 from opensqt.model.client_ids import is_our_client_order_id
+from opensqt.tests.postgres import PG_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
 SPOT, PERP = "BTC-USDT", "BTC-USDT-PERP"
 KILLS = 10
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ALL = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
 # What ``opensqt arb`` imports, paid once in the zygote instead of once per start.
 PRELOAD = (
@@ -137,10 +137,7 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
     state = tmp_path / "arb.db"
     url = "" if db == "sqlite" else PG_URL
     if db == "postgres":
-        try:
-            sqlalchemy.create_engine(PG_URL).connect().close()
-        except sqlalchemy.exc.OperationalError as exc:
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        require_postgres()
     sim = _sim()
     upstream: VenueClient = sim
     fake: FakeBybit | None = None

@@ -53,10 +53,10 @@ from opensqt.config import parse_config
 from opensqt.connector.remote import DialPolicy, RemoteVenue
 from opensqt.engine.store import FillRow, OrderRow, StateStore
 from opensqt.model.client_ids import client_order_id, is_our_client_order_id
+from opensqt.tests.postgres import PG_URL
 
 SYM = "BTC-USDT-PERP"
 ROOT = Path(__file__).resolve().parents[3]
-PG_BASE = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SEED = 11
 SPEED = 10
 SLOW_ACK_EVERY = 8
@@ -345,7 +345,7 @@ class Harness:
         self.engine_runs = 0
         self.engine_outputs: list[bytes] = []
         self.events: list[str] = []
-        self.db = create_engine(PG_BASE, pool_pre_ping=True)
+        self.db = create_engine(PG_URL, pool_pre_ping=True)
         self._stuck: dict[tuple[int, int, str, str], float] = {}  # (engine run, level, state, cid)
         self._sampling = True
         (tmp / "venue.yaml").write_text(
@@ -474,16 +474,16 @@ async def _wait_for_orders(venue: RemoteVenue, count: int, *, within: float) -> 
 def pg() -> Iterator[tuple[str, str, str]]:
     prefix = f"ca{uuid.uuid4().hex[:10]}_"
     app_name = f"opensqt-crash-{uuid.uuid4().hex[:8]}"
-    sep = "&" if "?" in PG_BASE else "?"
-    url = f"{PG_BASE}{sep}application_name={app_name}"
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}application_name={app_name}"
     try:
         StateStore(url, table_prefix=prefix).close()
     except Exception as exc:  # pragma: no cover - depends on the machine
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {PG_BASE} (CI is set, so this fails): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_BASE}")
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (CI is set, so this fails): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
     yield url, prefix, app_name
-    _drop_tables(PG_BASE, prefix)
+    _drop_tables(PG_URL, prefix)
 
 
 @pytest.mark.slow

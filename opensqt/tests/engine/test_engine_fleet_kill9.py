@@ -48,21 +48,16 @@ from opensqt.connector.server import ConnectorConfig, ConnectorServer
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.engine.workflows import system_database_url
 from opensqt.model.client_ids import is_our_client_order_id
+from opensqt.tests.engine.fleet_preload import FLEET_PRELOAD
+from opensqt.tests.postgres import PG_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
 BTC, ETH, SOL = "BTC-USDT-PERP", "ETH-USDT-PERP", "SOL-USDT-PERP"
 SYMBOLS = (BTC, ETH, SOL)
 KILLS = 30
 TOKEN = "kill9-control-token"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# What ``opensqt fleet`` imports (also lazily), paid once in the zygote instead of once per start.
-PRELOAD = (
-    "opensqt.cli", "opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli", "opensqt.arb.cli",
-    "opensqt.app.multi", "opensqt.app.runner", "opensqt.engine.fleet", "opensqt.engine.workflows",
-    "opensqt.engine.lease", "opensqt.connector.remote", "opensqt.connector.venue", "opensqt.live.server",
-    "opensqt.live.http", "opensqt.observability.logging", "opensqt.ui.fleet_view", "cqvx.venues.registry",
-    "dbos", "grpc", "sqlalchemy", "psycopg", "aiohttp",
-)  # fmt: skip
+# What ``opensqt fleet`` imports, paid once in the module's zygote (opensqt/tests/conftest.py).
+PRELOAD = FLEET_PRELOAD
 
 CONFIG = """
 trading:
@@ -208,10 +203,7 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path, zy
     state = tmp_path / "fleet.db"
     url = sqlite_url(state) if db == "sqlite" else PG_URL
     if db == "postgres":
-        try:
-            sqlalchemy.create_engine(PG_URL).connect().close()
-        except sqlalchemy.exc.OperationalError as exc:
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        require_postgres()
     sim = _sim()
     # The account already holds a BTC position: the first start recovers it (recover_position: true).
     await sim.place_order(

@@ -44,19 +44,14 @@ from opensqt.engine.fleet import Fleet
 from opensqt.engine.store import StateStore, sqlite_url
 from opensqt.engine.symbols import SymbolRegistry
 from opensqt.engine.workflows import Durable, system_database_url
+from opensqt.tests.engine.fleet_preload import FLEET_PRELOAD
+from opensqt.tests.postgres import PG_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
 BTC, ETH = "BTC-USDT-PERP", "ETH-USDT-PERP"
 TOKEN = "resend-control-token"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# What ``opensqt fleet`` imports (also lazily), paid once in the module's zygote (opensqt/tests/conftest.py).
-PRELOAD = (
-    "opensqt.cli", "opensqt.connector.cli", "opensqt.live.cli", "opensqt.app.fleet_cli", "opensqt.arb.cli",
-    "opensqt.app.multi", "opensqt.app.runner", "opensqt.engine.fleet", "opensqt.engine.workflows",
-    "opensqt.engine.lease", "opensqt.connector.remote", "opensqt.connector.venue", "opensqt.live.server",
-    "opensqt.live.http", "opensqt.observability.logging", "opensqt.ui.fleet_view", "cqvx.venues.registry",
-    "dbos", "grpc", "sqlalchemy", "psycopg", "aiohttp",
-)  # fmt: skip
+# What ``opensqt fleet`` imports, paid once in the module's zygote (opensqt/tests/conftest.py).
+PRELOAD = FLEET_PRELOAD
 
 CONFIG = """
 trading:
@@ -141,10 +136,7 @@ async def test_a_resent_request_is_finished_by_its_account_never_by_another_proc
     state = tmp_path / "fleet.db"
     url = sqlite_url(state) if db == "sqlite" else PG_URL
     if db == "postgres":
-        try:
-            sqlalchemy.create_engine(PG_URL).connect().close()
-        except sqlalchemy.exc.OperationalError as exc:
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        require_postgres()
     system_url = system_database_url(url, state)
     perps = tuple(
         InstrumentSpec(symbol=s, initial_price=p, maker_fee=Decimal(0), taker_fee=Decimal(0))

@@ -24,8 +24,8 @@ from opensqt.engine.lease import AccountLease, Fenced, LeaseHeld
 from opensqt.engine.orchestrator import GridEngine
 from opensqt.engine.store import OrderRow, StateStore, sqlite_url
 from opensqt.model.slots import SlotState
+from opensqt.tests.postgres import PG_URL
 
-PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SYM = "BTC-USDT-PERP"
 
 

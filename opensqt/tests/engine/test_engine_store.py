@@ -23,8 +23,8 @@ from opensqt.engine.store import (
     sqlite_url,
 )
 from opensqt.model.slots import Slot, SlotState
+from opensqt.tests.postgres import PG_URL
 
-PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BUY = order_pb2.ORDER_SIDE_BUY
 SYM = "BTC-USDT"
 

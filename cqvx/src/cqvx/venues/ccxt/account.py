@@ -5,8 +5,14 @@ from the venue's own balance reply (ccxt keeps it as ``info``) through the quirk
 ``summary_path`` and ``summary_keys``, a declarative line read only here:
 
 * ``summary_path``: steps into the reply: a key, an index into a list, or a ``(key, value)`` pair
-  selecting the one list row whose ``key`` equals ``value`` (OKX ``details`` row ``ccy=USDT``, Bitget's
-  account row ``marginCoin=USDT``).  No such row, or two, is a :class:`~cqvx.errors.ParseError`.
+  selecting the one list row whose ``key`` equals ``value`` (OKX ``details`` row ``ccy``, Bitget's
+  account row ``marginCoin``: the value ``SETTLE``, the account's settle currency).  No such row, or
+  two, is a :class:`~cqvx.errors.ParseError`.
+* the settle currency: the config's ``settle``, else the one ``settle`` of the loaded derivative
+  markets (ccxt's market structure); derivatives settling in several currencies with no ``settle``
+  configured is :class:`~cqvx.errors.InvalidRequest` (naming them), never one picked.  Where the
+  balance read is per settle currency (``summary_settle_params``: Bitget's productType) its params
+  go with ``fetch_balance``.
 * ``summary_keys``: summary field -> the venue's key, or a tuple of keys whose values are SUMMED (a
   key written ``-key`` is subtracted), for venues whose figure is documented as a sum (Gate's margin
   balance is ``total + unrealised_pnl``).  A field the line leaves out is one the venue does not
@@ -26,14 +32,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cqc.portfolio.v1 import position_pb2
-from cqvx.errors import ParseError, UnsupportedOperation
+from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, dec_str
 from cqvx.venues.ccxt import parse
+from cqvx.venues.ccxt.quirks import SETTLE
 
 if TYPE_CHECKING:
     from cqvx.venues.ccxt.client import CcxtClient
 
-__all__ = ["SUMMARY_FIELDS", "AccountSummary", "account_summary"]
+__all__ = ["SUMMARY_FIELDS", "AccountSummary", "account_summary", "settle_currency"]
 
 SUMMARY_FIELDS = (
     "margin_balance",
@@ -91,15 +98,52 @@ def _figure(info: Mapping[str, object], keys: str | tuple[str, ...], venue: str)
     return dec_str(total)
 
 
+async def settle_currency(client: CcxtClient) -> str:
+    """The account's settle currency (module docstring): configured, else the loaded derivatives' one."""
+    if client._config.settle:
+        return client._config.settle.upper()
+    index = await client._markets()
+    settles = {
+        str(client._ex.market(index.symbols.to_venue(s)).get("settle") or "")
+        for s in index.symbols.canonical_symbols()
+        if index.is_derivative(s)
+    } - {""}
+    if len(settles) != 1:
+        raise InvalidRequest(
+            f"account summary: the loaded derivative markets settle in {sorted(settles) or 'no currency'}; "
+            "set the venue's settle (one of them) to say which margin account to read",
+            venue=client.venue,
+            retry_safe=False,
+        )
+    return settles.pop()
+
+
 async def account_summary(client: CcxtClient) -> AccountSummary:
-    keys = dict(client.quirks.summary_keys)
+    quirks = client.quirks
+    keys = dict(quirks.summary_keys)
     if not keys:
         raise UnsupportedOperation(
             f"account summary: no summary_keys line for {client.venue} in the quirk table", venue=client.venue
         )
-    raw = await client._call("read", client._ex.fetch_balance)
+    path = quirks.summary_path
+    params: dict[str, str] = {}
+    if any(isinstance(step, tuple) and step[1] == SETTLE for step in path) or quirks.summary_settle_params:
+        settle = await settle_currency(client)
+        path = tuple(
+            (step[0], settle) if isinstance(step, tuple) and step[1] == SETTLE else step for step in path
+        )
+        if quirks.summary_settle_params:
+            by_settle = dict(quirks.summary_settle_params)
+            if settle not in by_settle:
+                raise UnsupportedOperation(
+                    f"account summary: {client.venue} documents no balance read for {settle}-settled "
+                    f"derivatives here (only {', '.join(by_settle)})",
+                    venue=client.venue,
+                )
+            params = dict(by_settle[settle])
+    raw = await client._call("read", client._ex.fetch_balance, params)
     info: object = raw.get("info") if isinstance(raw, Mapping) else None
-    for step in client.quirks.summary_path:  # into the venue's nested body (Bybit result.list[0])
+    for step in path:  # into the venue's nested body (Bybit result.list[0])
         info = _step(info, step, client.venue)
     if not isinstance(info, Mapping):
         raise ParseError("account summary: the balance reply carries no venue body", venue=client.venue)

@@ -34,6 +34,9 @@ class CcxtConfig:
     # subscribe payload (https://www.gate.com/docs/developers/futures/ws/en/#orders-api).
     uid: str = ""
     market_types: tuple[str, ...] = ()  # () = the quirk table's default
+    # The settle currency whose margin account ``get_account_summary`` reads (OKX, Bitget: USDT or
+    # USDC); "" = the one settle currency of the loaded derivative markets (ccxt market ``settle``).
+    settle: str = ""
     rest_url: str = ""  # overrides every ccxt ``urls['api']`` entry (fakes, testnets)
     timeout_s: float = 10.0
     read_retries: int = 2

@@ -16,11 +16,15 @@ opens a short instead.  The adapter therefore reads the mode with each venue's d
   that error's own kind.
 
 Spot symbols have no position mode and are never checked.  ``health`` reads again and reports a hedge
-or unknown mode in ``last_error``.
+or unknown mode in ``last_error``; that read is capped at :attr:`PositionModeGuard.health_wait_s`
+(``HEALTH_WAIT_S``), well inside the connector's ``health_timeout`` (5 s by default), so a slow mode
+read never makes ``health`` miss it: past the cap the read is cancelled and the note says the mode is
+unknown because the read did not answer in time (the next health poll or placement reads again).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["PositionModeGuard", "classify"]
 
 Mode = Literal["one-way", "hedge"]
+# How long ``health`` waits for the position-mode reads (module docstring): below the connector's
+# smallest sensible ``health_timeout`` once the venue's time read is counted.
+HEALTH_WAIT_S = 1.0
 
 
 class _Unexpected(Exception):
@@ -81,6 +88,7 @@ class PositionModeGuard:
         self._client = client
         self._one_way: set[tuple[object, ...]] = set()  # read keys known to be one-way
         self._seen: dict[tuple[object, ...], tuple[str, str]] = {}  # key -> (unified symbol, state)
+        self.health_wait_s = HEALTH_WAIT_S
 
     @property
     def states(self) -> dict[str, str]:
@@ -160,13 +168,25 @@ class PositionModeGuard:
             if first is None:
                 return ""
             wanted = [index.symbols.to_venue(first)]
-        notes = []
-        for unified in dict.fromkeys(wanted):
-            try:
-                mode = await self.read(unified)
-            except VenueError as err:
-                notes.append(f"position mode unknown ({unified}): {type(err).__name__}")
-                continue
-            if mode == "hedge":
-                notes.append(f"position mode hedge ({unified}): OpenSQT needs one-way; placement refused")
-        return "; ".join(notes)
+        notes: list[str] = []
+        pending = list(dict.fromkeys(wanted))
+        try:
+            async with asyncio.timeout(self.health_wait_s):
+                while pending:
+                    notes.append(await self._health_read(pending[0]))
+                    pending.pop(0)
+        except TimeoutError:  # the read in flight is cancelled: health answers in time
+            notes.extend(
+                f"position mode unknown ({unified}): the read did not answer within {self.health_wait_s:g} s"
+                for unified in pending
+            )
+        return "; ".join(note for note in notes if note)
+
+    async def _health_read(self, unified: str) -> str:
+        try:
+            mode = await self.read(unified)
+        except VenueError as err:
+            return f"position mode unknown ({unified}): {type(err).__name__}"
+        if mode == "hedge":
+            return f"position mode hedge ({unified}): OpenSQT needs one-way; placement refused"
+        return ""

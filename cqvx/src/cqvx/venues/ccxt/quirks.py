@@ -29,7 +29,19 @@ from typing import Literal
 
 from cqvx.errors import InvalidRequest
 
-__all__ = ["QUIRKS", "ModeRead", "VenueQuirks", "check_client_order_id", "lookup_args", "quirks_for"]
+__all__ = [
+    "QUIRKS",
+    "SETTLE",
+    "ModeRead",
+    "VenueQuirks",
+    "check_client_order_id",
+    "lookup_args",
+    "quirks_for",
+]
+
+# In a ``summary_path`` row selector: the account's settle currency, resolved by ``account.py`` (the
+# config's ``settle``, else the one ``settle`` of the loaded derivative markets), never a fixed coin.
+SETTLE = "<settle>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +109,13 @@ class VenueQuirks:
     # their answers are merged with the open orders.  () = ``fetch_orders``.
     history_methods: tuple[str, ...] = ()
     # Path into the venue's balance body (ccxt ``info``) to the object ``summary_keys`` name keys of:
-    # a key, an index into a list, or (key, value) = the one list row whose key is value (.account).
+    # a key, an index into a list, or (key, value) = the one list row whose key is value (.account);
+    # a value ``SETTLE`` is the account's settle currency.
     summary_path: tuple[str | int | tuple[str, str], ...] = ()
+    # Where the balance read itself is per settle currency: settle currency -> the ccxt
+    # ``fetch_balance`` params that select it (Bitget's productType); a settle currency not listed
+    # answers UnsupportedOperation.  () = one read for every settle currency.
+    summary_settle_params: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
     # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
     ws_fill_fee_key: str = ""
@@ -317,7 +334,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         # account uses, so the settle currency's details row: eq (equity, = cashBal + upl), cashBal,
         # upl, availEq.  details.imr/mmr are documented "applicable to Futures mode and when there is
         # cross position" (empty otherwise, isolated margin is not in them): left unset, not guessed.
-        summary_path=("data", 0, "details", ("ccy", "USDT")),
+        # The row is the account's settle currency (USDT or USDC swaps: the instrument's settleCcy,
+        # ccxt market ``settle``); Get Balance lists one details row per currency.
+        summary_path=("data", 0, "details", ("ccy", SETTLE)),
         summary_keys=(
             ("margin_balance", "eq"),
             ("wallet_balance", "cashBal"),
@@ -380,11 +399,18 @@ QUIRKS: dict[str, VenueQuirks] = {
         # GET /api/v2/mix/order/orders-history (https://www.bitget.com/api-doc/contract/trade/Get-Orders-History)
         history_methods=("fetch_canceled_and_closed_orders",),
         # Get Account List (https://www.bitget.com/api-doc/contract/account/Get-Account-List), the
-        # USDT margin coin's row: accountEquity includes the unrealized PnL (unrealizedPL), so the
+        # settle (margin) coin's row: accountEquity includes the unrealized PnL (unrealizedPL), so the
         # wallet balance is their difference; available.  Initial/maintenance margin left unset:
         # crossedMargin/isolatedMargin are null in the documented sample (Get-Single-Account) and the
         # maintenance margin (unionMm) exists only in union (multi-asset) mode.
-        summary_path=(("marginCoin", "USDT"),),
+        summary_path=(("marginCoin", SETTLE),),
+        # The list is per productType: USDT-FUTURES (USDT-margined), USDC-FUTURES (USDC-margined), as
+        # the v2 mix docs enumerate it (https://www.bitget.com/api-doc/contract/account/Get-Account-Bill).
+        # Coin-margined (COIN-FUTURES) accounts are not read.
+        summary_settle_params=(
+            ("USDT", (("productType", "USDT-FUTURES"),)),
+            ("USDC", (("productType", "USDC-FUTURES"),)),
+        ),
         summary_keys=(
             ("margin_balance", "accountEquity"),
             ("wallet_balance", ("accountEquity", "-unrealizedPL")),

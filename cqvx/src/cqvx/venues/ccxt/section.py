@@ -11,6 +11,8 @@ missing passphrase on OKX/Bitget fails validation at its key path.  Example (con
         passphrase: {env: OKX_PASSPHRASE}      # OKX and Bitget only
         # uid: {env: GATE_UID}                 # Gate only: the account's user id (order stream)
       market_types: [swap]                     # ccxt fetchMarkets types (default: the quirk table's)
+      # settle: USDC                           # the account summary's settle currency (default: the
+      #                                        # one settle currency of the loaded derivatives)
       # rest_url: http://127.0.0.1:8080        # a fake or a testnet host (paths kept)
       # ws_url: ws://127.0.0.1:8080            # the same for every WebSocket url (streams)
       # positions_poll_s: 5                    # subscribe_positions polls the REST positions
@@ -53,6 +55,7 @@ class CcxtSection(Section):
 
     credentials: CcxtCredentials | None = None
     market_types: tuple[str, ...] = ()
+    settle: str = ""
     rest_url: str = ""
     ws_url: str = ""
     positions_poll_s: float = Field(default=_D.positions_poll_s, gt=0)
@@ -78,6 +81,7 @@ class CcxtSection(Section):
             passphrase=creds.passphrase if creds else None,
             uid=(creds.uid or "") if creds else "",
             market_types=self.market_types,
+            settle=self.settle,
             rest_url=self.rest_url,
             ws_url=self.ws_url,
             positions_poll_s=self.positions_poll_s,
