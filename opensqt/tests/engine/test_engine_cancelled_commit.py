@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from cqc.venues.v1 import execution_pb2, order_pb2
 from opensqt.config import parse_config
@@ -35,8 +33,8 @@ from opensqt.engine.store import AsyncStore, StateStore, sqlite_url
 from opensqt.model.slots import SlotState
 from opensqt.observability.metrics import EngineMetrics
 from opensqt.strategy.grid import Cancel, GridParams, Place
+from opensqt.tests.postgres import PG_URL, require_postgres
 
-PG_URL = os.environ.get("OPENSQT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 D = Decimal
 SYM = "ETH-USDT-PERP"
 BUY, SELL = order_pb2.ORDER_SIDE_BUY, order_pb2.ORDER_SIDE_SELL
@@ -65,10 +63,8 @@ class _Db:
             self.path = tmp / "state.db"
             self.store = StateStore(sqlite_url(self.path), table_prefix=self.prefix)
         else:
-            try:
-                self.store = StateStore(PG_URL, table_prefix=self.prefix)
-            except sqlalchemy.exc.OperationalError as exc:
-                pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+            require_postgres()
+            self.store = StateStore(PG_URL, table_prefix=self.prefix)
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
