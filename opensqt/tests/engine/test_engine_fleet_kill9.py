@@ -151,15 +151,19 @@ class Fleet:
 async def _send(port: int, op: tuple[str, str, dict[str, Any] | None, bool], key: str) -> dict[str, Any]:
     method, path, body, _ = op
     headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(method, f"http://127.0.0.1:{port}{path}", json=body, headers=headers) as r,
-    ):
-        assert r.status == 200, f"{path}: {r.status} {await r.text()}"
-        out: dict[str, Any] = await r.json()
-        return out
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as http,
+            http.request(method, f"http://127.0.0.1:{port}{path}", json=body, headers=headers) as r,
+        ):
+            assert r.status == 200, f"{path}: {r.status} {await r.text()}"
+            out: dict[str, Any] = await r.json()
+            return out
+    except TimeoutError:  # aiohttp's total timeout: name the request instead of a bare TimeoutError
+        raise AssertionError(f"{method} {path} ({key}) unanswered after {REQUEST_TIMEOUT} s") from None
 
 
+REQUEST_TIMEOUT = 240  # seconds an operator request may take (a resumed workflow's bounded stops)
 MANUAL = "manual-btc"  # the account's own order before the fleet ever ran: not ours, not audited
 RECOVERY_KILLS = 3  # cycles that kill the fleet while BTC's position recovery is pending
 SLOW_POSITIONS = 1.5  # seconds each venue position read takes during those cycles
@@ -275,9 +279,9 @@ async def test_fleet_survives_kill9_at_random_points(db: str, tmp_path: Path, zy
             port_ = await final.port
             for sym in SYMBOLS:
                 await _send(port_, ("POST", f"/symbols/{sym}/resume", None, False), f"resume-{sym}")
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, AssertionError) as exc:
             await final.term(timeout=120)
-            raise AssertionError(final.child.tail(80)) from exc
+            raise AssertionError(f"{exc}\n{final.child.tail(80)}") from exc
         await asyncio.sleep(5)
         await final.term(timeout=120)
         assert final.child.returncode == 0, final.child.tail(60)
