@@ -38,15 +38,11 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
-from cqvx.testing.fake_ccxt._okx_fields import (
-    BALANCE_REST,
-    DETAIL_REST,
-    INSTRUMENT_REST,
-    ORDER_REST,
-    POSITION_REST,
-)
+from cqvx.testing.fake_ccxt._okx_fields import INSTRUMENT_REST, ORDER_REST
+from cqvx.testing.fake_ccxt.okx_account import OkxAccount
 from cqvx.testing.fake_ccxt.okx_ws import OkxPublic
 from cqvx.types import OrderFilter
+from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 
 __all__ = ["FakeOkx"]
@@ -93,6 +89,18 @@ class FakeOkx(SimFake):
     contract_size: ClassVar[Decimal] = Decimal("0.01")  # BTC-USDT-SWAP ctVal
     public_feed = OkxPublic
 
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        passphrase: str = "",
+        *,
+        sim: SimVenue | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(api_key, secret, passphrase, sim=sim, host=host)
+        self.account = OkxAccount(self)  # okx_account: config, balance, positions
+
     @staticmethod
     def venue_symbol(canonical: str) -> str:
         base, quote, *_ = canonical.split("-")
@@ -120,11 +128,9 @@ class FakeOkx(SimFake):
             ("POST", "/api/v5/trade/cancel-batch-orders", self._cancel_batch),
             ("GET", "/api/v5/trade/orders-pending", self._pending),
             ("GET", "/api/v5/trade/orders-history", self._history),
-            ("GET", "/api/v5/account/balance", self._balance),
-            ("GET", "/api/v5/account/positions", self._positions),
-            ("GET", "/api/v5/account/config", self._config),
         ):
             self.route(app, method, path, handler, signed=True)
+        self.account.routes(app)  # okx_account: config, balance, positions
         app.router.add_get("/ws/v5/private", self._ws)
         self.public.routes(app)  # okx_ws: the public streams
 
@@ -451,100 +457,6 @@ class FakeOkx(SimFake):
     async def _history(self, request: web.Request, params: dict[str, Any]) -> Any:
         done = frozenset(_STATE) - {order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PENDING_NEW}
         return await self._orders(params, done - {order_pb2.ORDER_STATUS_PARTIALLY_FILLED})
-
-    # -- account ---------------------------------------------------------------------------------
-
-    async def _config(self, request: web.Request, params: dict[str, Any]) -> Any:
-        # Get account configuration (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration):
-        # one account; posMode "long_short_mode" (hedge) | "net_mode" (one-way).
-        return [
-            {
-                "uid": "44705892343619584",
-                "mainUid": "44705892343619584",
-                "acctLv": "2",
-                "posMode": "long_short_mode" if self.hedge_mode else "net_mode",
-                "autoLoan": False,
-                "ctIsoMode": "automatic",
-                "mgnIsoMode": "automatic",
-                "perm": "read_only,trade",
-                "label": "fake",
-                "level": "Lv1",
-            }
-        ]
-
-    async def _balance(self, request: web.Request, params: dict[str, Any]) -> Any:
-        now = str(int(time.time() * 1000))
-        details = [
-            {
-                "ccy": b.asset,
-                "eq": b.total or "0",
-                "cashBal": b.total or "0",
-                "availBal": b.available or "0",
-                "availEq": b.available or "0",
-                "frozenBal": b.locked or "0",
-                "ordFrozen": b.locked or "0",
-                "upl": "0",
-                "uTime": now,
-            }
-            | DETAIL_REST
-            for b in await self.sim.get_balances()
-        ]
-        # Single-currency ("Futures mode") margin: the settle currency's row carries the swap
-        # positions: eq = cashBal + upl; frozenBal holds position + order margin; imr/mmr are the
-        # cross positions' requirements ("" when there is none, as documented).
-        m = await sim_shapes.margin(self.sim, self.perp_symbols())
-        positions = [p for p in await self.sim.get_positions() if p.symbol in self.perp_symbols()]
-        cross = [p for p in positions if not sim_shapes.isolated(p)]
-        imr = sum((Decimal(p.margin or "0") for p in cross), Decimal(0))
-        mmr = sum((Decimal(p.maintenance_margin or "0") for p in cross), Decimal(0))
-        for row in details:
-            if row["ccy"] == "USDT":
-                row |= {
-                    "eq": dec_text(m.wallet + m.upl),
-                    "upl": dec_text(m.upl),
-                    "frozenBal": dec_text(m.position_im + m.order_im),
-                    "imr": dec_text(imr) if cross else "",
-                    "mmr": dec_text(mmr) if cross else "",
-                }
-        account = {"totalEq": "0", "adjEq": "", "imr": "", "mmr": "", "uTime": now, "details": details}
-        return [account | BALANCE_REST]
-
-    async def _positions(self, request: web.Request, params: dict[str, Any]) -> Any:
-        inst = params.get("instId")
-        wanted = {self.canonical(s) for s in str(inst).split(",")} if inst else self.perp_symbols()
-        rows = []
-        for p in await self.sim.get_positions():
-            if p.symbol not in wanted:
-                continue
-            signed = self.to_wire(p.quantity or "0")
-            short = sim_shapes.position_side(p, "", "-", "") == "-"
-            rows.append(
-                {
-                    "instType": "SWAP",
-                    "instId": self.venue_symbol(p.symbol),
-                    "mgnMode": "isolated" if sim_shapes.isolated(p) else "cross",
-                    "posId": self.venue_symbol(p.symbol),
-                    "posSide": "net",
-                    "pos": ("-" + signed) if short else signed,
-                    "ccy": "USDT",
-                    "posCcy": "",
-                    "avgPx": p.entry_price or "",
-                    "markPx": p.mark_price or "",
-                    "liqPx": p.liquidation_price or "",
-                    "lever": p.leverage or "1",
-                    "upl": p.unrealized_pnl or "0",
-                    "realizedPnl": p.realized_pnl or "0",
-                    "margin": "",
-                    "imr": "",
-                    "mmr": "",
-                    "notionalUsd": "",
-                    "cTime": str(sim_shapes.ms(p.updated_at)),
-                    "uTime": str(sim_shapes.ms(p.updated_at)),
-                    "availPos": signed,
-                }
-                | POSITION_REST
-            )
-        return rows
 
     # -- the order stream ------------------------------------------------------------------------
 
