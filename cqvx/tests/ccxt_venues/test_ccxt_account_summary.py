@@ -157,7 +157,7 @@ async def _honest(fake: SimFake, venue: str) -> Any:
     """The fake's own reply to the account read (its envelope), to corrupt one key of."""
     dialect: Any = fake
     if venue == "okx":
-        return dialect.ok(await dialect._balance(None, {}))
+        return dialect.ok(await dialect.account._balance(None, {}))  # okx_account
     if venue == "bitget":
         return dialect.ok(await dialect._accounts(None, {"productType": "USDT-FUTURES"}))
     request = make_mocked_request("GET", PATHS[venue], match_info={"settle": "usdt"})

@@ -1,9 +1,10 @@
 """kill -9 the arbitrage between its legs (and at random moments), >= 10 times, on SQLite and PostgreSQL.
 
 The venue outlives the process: the simulated venue (wall clock, 10x, funding every 60 simulated
-seconds) is served by the real connector in this test process, either directly (``sim``) or behind the
-wire-level fake Bybit v5 through ``CcxtClient`` and unmodified ccxt (``bybit``: spot ``category=spot`` and
-the linear perpetual of one account, docs/arbitrage.md "Venues"); ``opensqt arb`` (venue ``remote``) is a
+seconds) is served by the real connector in this test process, either directly (``sim``) or behind a
+wire-level fake through ``CcxtClient`` and unmodified ccxt (``bybit``: Bybit v5 spot ``category=spot`` and
+the linear perpetual of one account; ``okx``: OKX v5 ``instType=SPOT`` in ``tdMode=cash`` and the SWAP in
+contracts of 0.01 BTC; docs/arbitrage.md "Venues"); ``opensqt arb`` (venue ``remote``) is a
 child forked by the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid once, each start costs
 milliseconds, and the child is otherwise a fresh ``python -m opensqt.cli``).  Positions cycle fast
 (``max_hold_seconds``), and ``leg_pause`` widens the gap between the spot and the perp leg, so half of
@@ -11,7 +12,8 @@ the kills land exactly there: the test waits for a NEW spot order at the venue a
 other half land at a random moment.  A final clean run resumes whatever
 was left unfinished and ends.  Then the audit, at the venue and in DBOS:
 
-* both legs or neither: the spot bought by our orders equals the perpetual short (same lot on both);
+* both legs or neither: the spot bought by our orders equals the perpetual short (same lot on both;
+  on OKX the hedge is whole contracts and an entry sells the spot remainder back, so still equal);
 * no client order id twice, every order ours, none left open;
 * every workflow of the account finished (SUCCESS), none pending or failed, at least one compensation-free
   entry and exit happened.
@@ -37,7 +39,9 @@ import sqlalchemy
 from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
 from cqvx.secrets import Secret
+from cqvx.testing.fake_ccxt._base import SimFake
 from cqvx.testing.fake_ccxt.bybit import FakeBybit
+from cqvx.testing.fake_ccxt.okx import FakeOkx
 from cqvx.testing.zygote import Child, Zygote
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
@@ -52,6 +56,11 @@ ROOT = Path(__file__).resolve().parents[3]
 SPOT, PERP = "BTC-USDT", "BTC-USDT-PERP"
 KILLS = 10
 ALL = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
+# The ccxt venues behind the connector: the fake, and the markets the venue entry loads (spot + perp).
+CCXT_VENUES = {"bybit": ("spot", "linear"), "okx": ("spot", "swap")}
+# Quote per entry: on OKX the hedge is whole contracts of 0.01 BTC, so an entry must buy more than one
+# (300 USDT at 60000 is 0.005 BTC: no contract, the spot sold back, nothing hedged to audit).
+NOTIONAL = {"okx": 1500}
 # What ``opensqt arb`` imports, paid once in the zygote instead of once per start.
 PRELOAD = (
     "opensqt.cli", "opensqt.arb.cli", "opensqt.arb.runner", "opensqt.arb.status", "opensqt.arb.workflows",
@@ -65,7 +74,7 @@ arb:
   directions: [positive]
   entry_apr: 0.05
   exit_apr: 0.0
-  notional: 300
+  notional: {notional}
   poll_interval: 0.1
   max_hold_seconds: 0.3
   leg_pause: 0.4
@@ -129,7 +138,12 @@ async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("db", "venue"),
-    [("sqlite", "sim"), pytest.param("postgres", "sim", marks=pytest.mark.postgres), ("sqlite", "bybit")],
+    [
+        ("sqlite", "sim"),
+        pytest.param("postgres", "sim", marks=pytest.mark.postgres),
+        ("sqlite", "bybit"),
+        ("sqlite", "okx"),
+    ],
 )
 async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Path, zygote: Zygote) -> None:
     rng = random.Random(int(os.environ.get("OSQ_KILL9_SEED", "20")))
@@ -140,21 +154,21 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
         require_postgres()
     sim = _sim()
     upstream: VenueClient = sim
-    fake: FakeBybit | None = None
-    if venue == "bybit":
-        fake = FakeBybit("k9-key", "k9-secret", sim=sim)
+    fake: SimFake | None = None
+    if venue in CCXT_VENUES:
+        fake = (FakeBybit if venue == "bybit" else FakeOkx)("k9-key", "k9-secret", "k9-pass", sim=sim)
         await fake.start()
         upstream = CcxtClient(
             CcxtConfig(
-                "bybit", Secret("k9-key"), Secret("k9-secret"), market_types=("spot", "linear"),
-                rest_url=fake.url, ws_url=fake.ws_url, retry_initial_s=0.01, retry_max_s=0.05,
-                rate_limit=False,
+                venue, Secret("k9-key"), Secret("k9-secret"), Secret("k9-pass") if venue == "okx" else None,
+                market_types=CCXT_VENUES[venue], rest_url=fake.url, ws_url=fake.ws_url,
+                retry_initial_s=0.01, retry_max_s=0.05, rate_limit=False,
             )
         )  # fmt: skip
     server = ConnectorServer([upstream], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
     port = await server.start()
     cfg = tmp_path / "arb.yaml"
-    cfg.write_text(CONFIG.format(port=port, url=url, account=account))
+    cfg.write_text(CONFIG.format(port=port, url=url, account=account, notional=NOTIONAL.get(venue, 300)))
     between = 0
     env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
     try:

@@ -9,8 +9,9 @@ Rules every venue fake follows (each subclass supplies only its dialect):
   from the venue docs (never from the adapter or ccxt); a bad signature is counted
   (:attr:`SimFake.bad_signatures`) and refused with the venue's code.
 * Quantities on the wire are in the venue's unit: contracts of :attr:`SimFake.contract_size` base units
-  (OKX and Gate), base units elsewhere.  A contract count that is not a whole multiple of the step is
-  refused, never rounded.
+  (OKX and Gate perpetuals), base units elsewhere (:meth:`SimFake.unit`, per instrument: OKX spot
+  trades base units).  A contract count that is not a whole multiple of the step is refused, never
+  rounded.
 * Order ids are the sim's (``sim-N`` on the sim side, ``N`` on the wire).
 * One private WebSocket stream per venue: the venue's order channel.  Every execution report of the sim
   is turned into the venue's order push for each authenticated, subscribed connection.
@@ -187,15 +188,19 @@ class SimFake(FakeServer):
     def unknown_symbol(self, venue_symbol: str) -> Refused:
         return Refused(400, "400", f"unknown symbol {venue_symbol!r}")
 
-    def to_base(self, wire_quantity: object) -> str:
+    def unit(self, symbol: str = "") -> Decimal:
+        """Base units per wire quantity unit of the sim instrument ``symbol`` ("": the perpetuals')."""
+        return self.contract_size
+
+    def to_base(self, wire_quantity: object, symbol: str = "") -> str:
         try:
-            value = Decimal(str(wire_quantity)) * self.contract_size
+            value = Decimal(str(wire_quantity)) * self.unit(symbol)
         except InvalidOperation:
             raise Refused(400, "400", f"bad quantity {wire_quantity!r}") from None
         return dec_text(value)
 
-    def to_wire(self, base_quantity: str) -> str:
-        return dec_text(Decimal(base_quantity or "0") / self.contract_size)
+    def to_wire(self, base_quantity: str, symbol: str = "") -> str:
+        return dec_text(Decimal(base_quantity or "0") / self.unit(symbol))
 
     @staticmethod
     def wire_id(order_id: str) -> str:

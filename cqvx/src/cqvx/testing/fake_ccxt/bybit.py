@@ -11,13 +11,14 @@ the receive window.  Every answer (a rate limit too: retCode 10006) is HTTP 200 
 110001 order does not exist, 10001 parameter error.
 
 Paths: ``/v5/market/{time,instruments-info,orderbook,tickers,kline,funding/history}``,
-``/v5/order/{create,cancel,realtime,history}``, ``/v5/account/wallet-balance``,
-``/v5/position/list``.  Order create and cancel answer ``{orderId, orderLinkId}`` only (an ack).
+``/v5/order/{create,cancel,realtime,history,create-batch,cancel-batch,cancel-all}``; the account's
+(wallet balance, positions, coins, transaction log) in :mod:`.bybit_account`.  Order create and cancel
+answer ``{orderId, orderLinkId}`` only (an ack).
 
 Spot (https://bybit-exchange.github.io/docs/v5/order/create-order, .../v5/market/orderbook,
 .../v5/market/tickers): the same paths with ``category=spot`` reach the sim's spot instruments.  Bybit
 names a spot pair and its linear perpetual alike (``BTCUSDT``), so the category picks the instrument
-(:meth:`FakeBybit.instrument`).  A spot order record has no ``tpslMode`` (the docs: "Spot does not have
+(:mod:`.bybit_spot`).  A spot order record has no ``tpslMode`` (the docs: "Spot does not have
 this field"), a spot ticker no funding fields.  The perpetual ticker carries ``fundingRate`` and
 ``nextFundingTime`` (ms); both categories' orders share the one UTA wallet (``/v5/account/wallet-balance``).
 
@@ -43,8 +44,11 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
+from cqvx.testing.fake_ccxt.bybit_account import BybitAccount
+from cqvx.testing.fake_ccxt.bybit_spot import BybitSpot
 from cqvx.testing.fake_ccxt.bybit_ws import BybitPublic
 from cqvx.types import OrderFilter
+from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 
 __all__ = ["FakeBybit"]
@@ -74,20 +78,6 @@ _ORDER_REST = dict.fromkeys(
     ),
     "",
 ) | {"isLeverage": "0", "smpGroup": 0, "triggerDirection": 0, "slLimitPrice": "0", "tpLimitPrice": "0"}
-_POSITION_REST = dict.fromkeys(
-    ("bustPrice", "leverageSysUpdatedTime", "mmrSysUpdatedTime", "stopLoss", "takeProfit"), ""
-) | {
-    "adlRankIndicator": 0,
-    "autoAddMargin": 0,
-    "curRealisedPnl": "0",
-    "isReduceOnly": False,
-    "positionBalance": "0",
-    "riskId": 1,
-    "riskLimitValue": "2000000",
-    "seq": 0,
-    "tpslMode": "Full",
-    "trailingStop": "0",
-}
 _TIF_IN = {"IOC": order_pb2.TIME_IN_FORCE_IOC, "FOK": order_pb2.TIME_IN_FORCE_FOK}
 _TIF_OUT = {order_pb2.TIME_IN_FORCE_IOC: "IOC", order_pb2.TIME_IN_FORCE_FOK: "FOK"}
 
@@ -108,6 +98,19 @@ class FakeBybit(SimFake):
     """``async with FakeBybit(api_key, secret) as fake:``; point ccxt's ``urls['api']`` at :attr:`url`."""
 
     public_feed = BybitPublic
+
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        passphrase: str = "",
+        *,
+        sim: SimVenue | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(api_key, secret, passphrase, sim=sim, host=host)
+        self.spot = BybitSpot(self)  # bybit_spot: category=spot on the same paths
+        self.account = BybitAccount(self)  # bybit_account: wallet, positions, transaction log
 
     @staticmethod
     def venue_symbol(canonical: str) -> str:
@@ -132,11 +135,7 @@ class FakeBybit(SimFake):
         self.route(app, "POST", "/v5/order/cancel-all", self._cancel_all, signed=True)
         self.route(app, "GET", "/v5/order/realtime", self._realtime, signed=True)
         self.route(app, "GET", "/v5/order/history", self._history, signed=True)
-        self.route(app, "GET", "/v5/account/wallet-balance", self._wallet, signed=True)
-        self.route(app, "GET", "/v5/position/list", self._positions, signed=True)
-        self.route(app, "GET", "/v5/asset/coin/query-info", self._coins, signed=True)
-        # Spot on the same paths: see the section "spot (category=spot)" below.
-        self.route(app, "GET", "/v5/account/transaction-log", self._transaction_log, signed=True)
+        self.account.routes(app)  # bybit_account: wallet, positions, coins, transaction log
         app.router.add_get("/v5/private", self._ws)
         self.public.routes(app)  # bybit_ws: the public linear streams
 
@@ -235,12 +234,12 @@ class FakeBybit(SimFake):
             "createdTime": str(created),
             "updatedTime": str(updated or created),
         } | _ORDER_REST
-        if o.symbol in self.spot_symbols():
+        if o.symbol in self.spot.symbols():
             del shape["tpslMode"]  # create-order docs: "Spot does not have this field"
         return shape
 
     def _instrument(self, spec: InstrumentSpec, category: str) -> dict[str, Any]:
-        tick, lot = str(spec.tick_size), str(spec.lot_size)
+        tick = str(spec.tick_size)
         common = {
             "symbol": self.venue_symbol(spec.symbol),
             "status": "Trading",
@@ -249,18 +248,7 @@ class FakeBybit(SimFake):
             "priceFilter": {"minPrice": tick, "maxPrice": "10000000", "tickSize": tick},
         }
         if category == "spot":
-            return common | {
-                "innovation": "0",
-                "marginTrading": "none",
-                "lotSizeFilter": {
-                    "basePrecision": lot,
-                    "quotePrecision": tick,
-                    "minOrderQty": str(spec.min_quantity),
-                    "maxOrderQty": str(spec.max_quantity),
-                    "minOrderAmt": str(spec.min_notional),
-                    "maxOrderAmt": "10000000",
-                },
-            }
+            return self.spot.instrument_row(spec, common)
         return common | {
             "contractType": "LinearPerpetual",
             "launchTime": "1585526400000",
@@ -275,7 +263,7 @@ class FakeBybit(SimFake):
             "lotSizeFilter": {
                 "maxOrderQty": str(spec.max_quantity),
                 "minOrderQty": str(spec.min_quantity),
-                "qtyStep": lot,
+                "qtyStep": str(spec.lot_size),
                 "postOnlyMaxOrderQty": str(spec.max_quantity),
                 "maxMktOrderQty": str(spec.max_quantity),
                 "minNotionalValue": str(spec.min_notional),
@@ -297,7 +285,7 @@ class FakeBybit(SimFake):
         if category == "linear":
             specs = list(self.perps.values())
         elif category == "spot":
-            specs = [s for s in self.sim.config.instruments if not s.is_perpetual]
+            specs = [s for s in self.sim.config.instruments if s.symbol in self.spot.symbols()]
         else:
             specs = []
         return {
@@ -308,7 +296,7 @@ class FakeBybit(SimFake):
 
     async def _orderbook(self, request: web.Request, params: dict[str, Any]) -> Any:
         symbol = params.get("symbol", "")
-        book = await self.sim.get_order_book(self.instrument(params), int(params.get("limit", "25")))
+        book = await self.sim.get_order_book(self.spot.lookup(params), int(params.get("limit", "25")))
         return {
             "s": symbol,
             "b": [[lv.price, lv.quantity] for lv in book.bids],
@@ -321,7 +309,7 @@ class FakeBybit(SimFake):
 
     async def _tickers(self, request: web.Request, params: dict[str, Any]) -> Any:
         if params.get("category") == "spot":
-            return await self._spot_tickers(params)
+            return await self.spot.tickers(params)
         symbol = params.get("symbol", "")
         canonical = self.canonical(symbol)
         price = await self.sim.get_latest_price(canonical)
@@ -374,7 +362,7 @@ class FakeBybit(SimFake):
         spot = params.get("category") == "spot"
         if params.get("category") != "linear" and not spot:
             raise Refused(200, "10001", "params error: category only linear or spot in this fake")
-        canonical = self.instrument(params)
+        canonical = self.spot.lookup(params)
         kind, tif = params.get("orderType"), params.get("timeInForce", "GTC")
         if kind not in ("Limit", "Market") or params.get("side") not in ("Buy", "Sell"):
             raise Refused(200, "10001", "params error: orderType or side")
@@ -395,7 +383,7 @@ class FakeBybit(SimFake):
         return {"orderId": self.wire_id(placed.order_id), "orderLinkId": placed.client_order_id}
 
     async def _cancel(self, request: web.Request, params: dict[str, Any]) -> Any:
-        canonical = self.instrument(params)
+        canonical = self.spot.lookup(params)
         done = await self.cancel(canonical, params.get("orderId"), params.get("orderLinkId"))
         return {"orderId": self.wire_id(done.order_id), "orderLinkId": done.client_order_id}
 
@@ -465,7 +453,7 @@ class FakeBybit(SimFake):
 
     async def _list(self, params: dict[str, Any], open_only: bool) -> Any:
         symbol = params.get("symbol")
-        canonical = self.instrument(params) if symbol else None
+        canonical = self.spot.lookup(params) if symbol else None
         oid, coid = params.get("orderId"), params.get("orderLinkId")
         if oid or coid:
             try:
@@ -476,7 +464,7 @@ class FakeBybit(SimFake):
             statuses = frozenset() if open_only else frozenset(_STATUS)
             orders = await self.sim.get_orders(OrderFilter(symbol=canonical, statuses=statuses))
         category = "spot" if params.get("category") == "spot" else "linear"
-        wanted = self.spot_symbols() if category == "spot" else self.perp_symbols()
+        wanted = self.spot.symbols() if category == "spot" else self.perp_symbols()
         orders = [o for o in orders if o.symbol in wanted]
         return {"category": category, "list": [self._order(o) for o in orders], "nextPageCursor": ""}
 
@@ -488,211 +476,6 @@ class FakeBybit(SimFake):
         return await self._list(params, open_only=False)
 
     # -- account ---------------------------------------------------------------------------------
-
-    async def _coins(self, request: web.Request, params: dict[str, Any]) -> Any:
-        # ccxt loads currencies with this (signed) call before the markets; no chains in the fake.
-        assets = sorted({a for s in self.sim.config.instruments for a in (s.base_asset, s.quote_asset)})
-        return {"rows": [{"name": a, "coin": a, "remainAmount": "0", "chains": []} for a in assets]}
-
-    async def _wallet(self, request: web.Request, params: dict[str, Any]) -> Any:
-        coins = [
-            {
-                "coin": b.asset,
-                "equity": b.total or "0",
-                "walletBalance": b.total or "0",
-                "locked": "0",
-                "totalOrderIM": b.locked or "0",
-                "totalPositionIM": "0",
-                "totalPositionMM": "0",
-                "unrealisedPnl": "0",
-                "cumRealisedPnl": "0",
-                "availableToWithdraw": b.available or "0",
-                "usdValue": "0",
-                "borrowAmount": "0",
-                "accruedInterest": "0",
-                "bonus": "0",
-                "marginCollateral": True,
-                "collateralSwitch": True,
-                "availableToBorrow": "",
-                "spotBorrow": "0",
-            }
-            for b in await self.sim.get_balances()
-        ]
-        # The account totals (USD; the sim's only settlement asset is USDT, valued 1:1): wallet
-        # balance, perpetual uPnL, margin balance = wallet + uPnL, order + position margin.
-        usdt = next((b for b in await self.sim.get_balances() if b.asset == "USDT"), None)
-        positions = [p for p in await self.sim.get_positions() if p.symbol in self.perp_symbols()]
-        wallet = Decimal(usdt.total or "0") if usdt else Decimal(0)
-        upl = sum((Decimal(p.unrealized_pnl or "0") for p in positions), Decimal(0))
-        position_im = sum((Decimal(p.margin or "0") for p in positions), Decimal(0))
-        order_im = Decimal(usdt.locked or "0") if usdt else Decimal(0)
-        maint = sum((Decimal(p.maintenance_margin or "0") for p in positions), Decimal(0))
-        account = {
-            "accountType": params.get("accountType", "UNIFIED"),
-            "totalEquity": dec_text(wallet + upl),
-            "totalWalletBalance": dec_text(wallet),
-            "totalMarginBalance": dec_text(wallet + upl),
-            "totalAvailableBalance": (usdt.available or "0") if usdt else "0",
-            "totalPerpUPL": dec_text(upl),
-            "totalInitialMargin": dec_text(order_im + position_im),
-            "totalMaintenanceMargin": dec_text(maint),
-            "accountIMRate": "0",
-            "accountMMRate": "0",
-            "accountLTV": "0",
-            "coin": coins,
-        }
-        return {"list": [account]}
-
-    async def _positions(self, request: web.Request, params: dict[str, Any]) -> Any:
-        symbol = params.get("symbol")
-        wanted = {self.canonical(s) for s in str(symbol).split(",")} if symbol else self.perp_symbols()
-        rows = []
-        held: set[str] = set()
-        for p in await self.sim.get_positions():
-            if p.symbol not in wanted:
-                continue
-            held.add(p.symbol)
-            short = sim_shapes.position_side(p, "", "-", "") == "-"
-            rows.append(
-                {
-                    # https://bybit-exchange.github.io/docs/v5/position: positionIdx 0 = one-way
-                    # mode, 1/2 = the buy/sell side of hedge mode.
-                    "positionIdx": (2 if short else 1) if self.hedge_mode else 0,
-                    "symbol": self.venue_symbol(p.symbol),
-                    "side": sim_shapes.position_side(p, "Buy", "Sell", ""),
-                    "size": p.quantity or "0",
-                    "avgPrice": p.entry_price or "0",
-                    "positionValue": "0",
-                    "tradeMode": 1 if sim_shapes.isolated(p) else 0,
-                    "positionStatus": "Normal",
-                    "leverage": p.leverage or "1",
-                    "markPrice": p.mark_price or "0",
-                    "liqPrice": p.liquidation_price or "",
-                    "positionIM": "0",
-                    "positionMM": "0",
-                    "unrealisedPnl": p.unrealized_pnl or "0",
-                    "cumRealisedPnl": p.realized_pnl or "0",
-                    "createdTime": str(sim_shapes.ms(p.updated_at)),
-                    "updatedTime": str(sim_shapes.ms(p.updated_at)),
-                }
-                | _POSITION_REST
-            )
-        if symbol:  # "If symbol passed, it returns data regardless of having position or not"
-            for canonical in sorted(wanted - held):
-                for idx in (1, 2) if self.hedge_mode else (0,):
-                    rows.append(self._flat_row(canonical, idx))
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
-
-    def _flat_row(self, canonical: str, position_idx: int) -> dict[str, Any]:
-        """Get Position Info's row for a symbol without a position (size 0, side "")."""
-        return {
-            "positionIdx": position_idx,
-            "symbol": self.venue_symbol(canonical),
-            "side": "",
-            "size": "0",
-            "avgPrice": "0",
-            "positionValue": "0",
-            "tradeMode": 0,
-            "positionStatus": "Normal",
-            "leverage": "1",
-            "markPrice": "0",
-            "liqPrice": "",
-            "positionIM": "0",
-            "positionMM": "0",
-            "unrealisedPnl": "0",
-            "cumRealisedPnl": "0",
-            "createdTime": "0",
-            "updatedTime": "0",
-        } | _POSITION_REST
-
-    # -- spot (category=spot) ----------------------------------------------------------------------
-
-    def spot_symbols(self) -> set[str]:
-        return {s.symbol for s in self.sim.config.instruments if not s.is_perpetual}
-
-    def instrument(self, params: dict[str, Any]) -> str:
-        """The sim symbol a request names: ``symbol`` within its ``category`` (spot and linear share
-        venue symbols, e.g. ``BTCUSDT``)."""
-        symbol = str(params.get("symbol", ""))
-        if params.get("category") != "spot":
-            return self.canonical(symbol)
-        for spec in self.sim.config.instruments:
-            if not spec.is_perpetual and self.venue_symbol(spec.symbol) == symbol:
-                return spec.symbol
-        raise self.unknown_symbol(symbol)
-
-    async def _spot_tickers(self, params: dict[str, Any]) -> Any:
-        # https://bybit-exchange.github.io/docs/v5/market/tickers (spot: no mark, index or funding)
-        symbol = str(params.get("symbol", ""))
-        price = await self.sim.get_latest_price(self.instrument(params))
-        row = {
-            "symbol": symbol,
-            "bid1Price": price.bid,
-            "bid1Size": price.bid_size or "0",
-            "ask1Price": price.ask,
-            "ask1Size": price.ask_size or "0",
-            "lastPrice": price.last,
-            "prevPrice24h": price.last,
-            "price24hPcnt": "0",
-            "highPrice24h": price.last,
-            "lowPrice24h": price.last,
-            "turnover24h": "0",
-            "volume24h": "0",
-            "usdIndexPrice": price.last,
-        }
-        return {"category": "spot", "list": [row]}
-
-    # -- transaction log (funding settlements) ------------------------------------------------------
-
-    async def _transaction_log(self, request: web.Request, params: dict[str, Any]) -> Any:
-        """UTA ``GET /v5/account/transaction-log`` (https://bybit-exchange.github.io/docs/v5/account/transaction-log):
-        the sim's funding settlements as ``type=SETTLEMENT`` rows, newest first.  ``funding``: "Positive
-        value means receiving funding fee, negative value means deducting" (the UTA page; the classic
-        account's contract log has the opposite sign).  ``startTime`` alone covers 7 days from it, no
-        times the last 7 days; one page (no cursor)."""
-        kind, category = params.get("type"), params.get("category")
-        if kind not in (None, "SETTLEMENT") or category not in (None, "linear"):
-            return {"list": [], "nextPageCursor": ""}
-        week = 7 * 24 * 3600 * 1000
-        end = int(params.get("endTime") or 0)
-        start = int(params.get("startTime") or 0)
-        if start and not end:
-            end = start + week
-        if not end:
-            end = int(time.time() * 1000)
-        start = start or end - week
-        rows = []
-        for n, pay in enumerate(self.sim.funding_payments):
-            at = pay.at_ns // 1_000_000
-            if not start <= at <= end:
-                continue
-            rows.append(
-                {
-                    "id": f"settle-{n}",
-                    "symbol": self.venue_symbol(pay.symbol),
-                    "category": "linear",
-                    "side": "Buy" if pay.quantity > 0 else "Sell",
-                    "transactionTime": str(at),
-                    "type": "SETTLEMENT",
-                    "qty": dec_text(abs(pay.quantity)),
-                    "size": dec_text(pay.quantity),
-                    "currency": pay.asset,
-                    "tradePrice": dec_text(pay.mark),
-                    "funding": dec_text(-pay.paid),
-                    "fee": "0",
-                    "cashFlow": "0",
-                    "change": dec_text(-pay.paid),
-                    "cashBalance": "0",
-                    "feeRate": dec_text(pay.rate),
-                    "bonusChange": "",
-                    "tradeId": "",
-                    "orderId": "",
-                    "orderLinkId": "",
-                }
-            )
-        rows.reverse()
-        return {"list": rows, "nextPageCursor": ""}
-
     # -- the order stream ------------------------------------------------------------------------
 
     def order_push(self, order: order_pb2.Order) -> Any:

@@ -1,4 +1,5 @@
-"""A thinner wire-level fake OKX v5 (``instType=SWAP``, USDT-margined perpetuals, one-way ``net_mode``).
+"""A thinner wire-level fake OKX v5: ``instType=SWAP`` (USDT-margined perpetuals, one-way ``net_mode``)
+and ``instType=SPOT`` (cash mode, :mod:`.okx_spot`).
 
 Signing (https://www.okx.com/docs-v5/en/#overview-rest-authentication): headers ``OK-ACCESS-KEY``,
 ``OK-ACCESS-PASSPHRASE``, ``OK-ACCESS-TIMESTAMP`` (ISO-8601 UTC with milliseconds) and
@@ -11,7 +12,8 @@ calls carry a per-order ``sCode``/``sMsg`` in ``data[]`` and the envelope code i
 order failed: 51016 duplicated ``clOrdId``, 51008 insufficient margin, 51400 cancel of an order that
 is gone, 51603 order does not exist (query).  Rate limit: HTTP 429 with 50011.
 
-Quantities are contracts: ``ctVal`` base units each (:attr:`FakeOkx.contract_size`).
+Swap quantities are contracts: ``ctVal`` base units each (:attr:`FakeOkx.contract_size`); spot
+quantities are base units (:meth:`FakeOkx.unit`).
 
 Stream (https://www.okx.com/docs-v5/en/#overview-websocket-login and
 #order-book-trading-trade-ws-order-channel):
@@ -38,15 +40,12 @@ from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
-from cqvx.testing.fake_ccxt._okx_fields import (
-    BALANCE_REST,
-    DETAIL_REST,
-    INSTRUMENT_REST,
-    ORDER_REST,
-    POSITION_REST,
-)
+from cqvx.testing.fake_ccxt._okx_fields import INSTRUMENT_REST, ORDER_REST
+from cqvx.testing.fake_ccxt.okx_account import OkxAccount
+from cqvx.testing.fake_ccxt.okx_spot import OkxSpot
 from cqvx.testing.fake_ccxt.okx_ws import OkxPublic
 from cqvx.types import OrderFilter
+from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
 
 __all__ = ["FakeOkx"]
@@ -93,10 +92,37 @@ class FakeOkx(SimFake):
     contract_size: ClassVar[Decimal] = Decimal("0.01")  # BTC-USDT-SWAP ctVal
     public_feed = OkxPublic
 
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        passphrase: str = "",
+        *,
+        sim: SimVenue | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(api_key, secret, passphrase, sim=sim, host=host)
+        self.account = OkxAccount(self)  # okx_account: config, balance, positions
+        self.spot = OkxSpot(self)  # okx_spot: instType=SPOT on the same paths
+
     @staticmethod
     def venue_symbol(canonical: str) -> str:
         base, quote, *_ = canonical.split("-")
         return f"{base}-{quote}-SWAP"
+
+    def canonical(self, venue_symbol: str) -> str:
+        """The sim symbol of an ``instId``: a SWAP (``BTC-USDT-SWAP``) or a SPOT pair (``BTC-USDT``)."""
+        return self.spot.ids().get(venue_symbol) or self.perp(venue_symbol)
+
+    def perp(self, venue_symbol: str) -> str:
+        """The sim symbol of a SWAP ``instId`` (the funding routes take no other)."""
+        return super().canonical(venue_symbol)
+
+    def unit(self, symbol: str = "") -> Decimal:
+        return Decimal(1) if symbol in self.spot.symbols() else self.contract_size
+
+    def inst_type(self, symbol: str) -> str:
+        return "SPOT" if symbol in self.spot.symbols() else "SWAP"
 
     def setup_routes(self, app: web.Application) -> None:
         for path, handler in (
@@ -120,11 +146,9 @@ class FakeOkx(SimFake):
             ("POST", "/api/v5/trade/cancel-batch-orders", self._cancel_batch),
             ("GET", "/api/v5/trade/orders-pending", self._pending),
             ("GET", "/api/v5/trade/orders-history", self._history),
-            ("GET", "/api/v5/account/balance", self._balance),
-            ("GET", "/api/v5/account/positions", self._positions),
-            ("GET", "/api/v5/account/config", self._config),
         ):
             self.route(app, method, path, handler, signed=True)
+        self.account.routes(app)  # okx_account: config, balance, positions
         app.router.add_get("/ws/v5/private", self._ws)
         self.public.routes(app)  # okx_ws: the public streams
 
@@ -198,7 +222,7 @@ class FakeOkx(SimFake):
         if state == "live" and Decimal(o.filled_quantity or "0") > 0:
             state = "partially_filled"
         created, updated = sim_shapes.ms(o.created_at), sim_shapes.ms(o.updated_at)
-        return {
+        shape = {
             "instType": "SWAP",
             "instId": self.venue_symbol(o.symbol),
             "ccy": "",
@@ -206,13 +230,13 @@ class FakeOkx(SimFake):
             "clOrdId": o.client_order_id,
             "tag": "",
             "px": o.price if o.order_type == order_pb2.ORDER_TYPE_LIMIT else "",
-            "sz": self.to_wire(o.quantity),
+            "sz": self.to_wire(o.quantity, o.symbol),
             "pnl": "0",
             "ordType": ord_type,
             "side": "buy" if o.side == order_pb2.ORDER_SIDE_BUY else "sell",
             "posSide": "net",
             "tdMode": "cross",
-            "accFillSz": self.to_wire(o.filled_quantity),
+            "accFillSz": self.to_wire(o.filled_quantity, o.symbol),
             "fillPx": "",
             "tradeId": "",
             "fillSz": "0",
@@ -221,13 +245,16 @@ class FakeOkx(SimFake):
             "state": state,
             "lever": "10",
             "fee": ("-" + o.total_fees) if o.total_fees and o.total_fees != "0" else "0",
-            "feeCcy": "USDT",
+            "feeCcy": o.fee_asset or "USDT",
             "reduceOnly": "true" if o.reduce_only else "false",
             "cancelSource": "",
             "category": "normal",
             "uTime": str(updated or created),
             "cTime": str(created),
         } | ORDER_REST
+        if o.symbol in self.spot.symbols():
+            shape |= self.spot.order_fields(o.symbol)
+        return shape
 
     def _instrument(self, spec: InstrumentSpec) -> dict[str, Any]:
         lot = dec_text(spec.lot_size / self.contract_size)
@@ -262,6 +289,8 @@ class FakeOkx(SimFake):
         return [{"ts": str(int(time.time() * 1000))}]
 
     async def _instruments(self, request: web.Request, params: dict[str, Any]) -> Any:
+        if params.get("instType") == "SPOT":
+            return [self.spot.instrument_row(s) for s in self.spot.specs()]
         if params.get("instType") != "SWAP":
             return []
         return [self._instrument(s) for s in self.perps.values()]
@@ -270,27 +299,27 @@ class FakeOkx(SimFake):
         return []  # the fake lists no deposit/withdrawal chains
 
     async def _books(self, request: web.Request, params: dict[str, Any]) -> Any:
-        book = await self.sim.get_order_book(
-            self.canonical(params.get("instId", "")), int(params.get("sz", "20"))
-        )
-        side = [[lv.price, self.to_wire(lv.quantity), "0", "1"] for lv in book.asks]
-        bids = [[lv.price, self.to_wire(lv.quantity), "0", "1"] for lv in book.bids]
+        symbol = self.canonical(params.get("instId", ""))
+        book = await self.sim.get_order_book(symbol, int(params.get("sz", "20")))
+        side = [[lv.price, self.to_wire(lv.quantity, symbol), "0", "1"] for lv in book.asks]
+        bids = [[lv.price, self.to_wire(lv.quantity, symbol), "0", "1"] for lv in book.bids]
         at = sim_shapes.ms(book.timestamp) or int(time.time() * 1000)
         return [{"asks": side, "bids": bids, "ts": str(at), "seqId": book.sequence}]
 
     async def _ticker(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
-        price = await self.sim.get_latest_price(self.canonical(inst))
+        symbol = self.canonical(inst)
+        price = await self.sim.get_latest_price(symbol)
         return [
             {
-                "instType": "SWAP",
+                "instType": self.inst_type(symbol),
                 "instId": inst,
                 "last": price.last,
                 "lastSz": "0",
                 "askPx": price.ask,
-                "askSz": self.to_wire(price.ask_size or "0"),
+                "askSz": self.to_wire(price.ask_size or "0", symbol),
                 "bidPx": price.bid,
-                "bidSz": self.to_wire(price.bid_size or "0"),
+                "bidSz": self.to_wire(price.bid_size or "0", symbol),
                 "open24h": price.last,
                 "high24h": price.last,
                 "low24h": price.last,
@@ -304,7 +333,11 @@ class FakeOkx(SimFake):
 
     async def _funding(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
-        rate = await self.sim.get_funding_rate(self.canonical(inst))
+        symbol = self.perp(inst)
+        rate = await self.sim.get_funding_rate(symbol)
+        # fundingTime: the coming settlement; nextFundingTime: the one after it (one funding interval
+        # of the sim's instrument later; ccxt derives the interval from the two).
+        interval_ms = self.perps[inst].funding_interval_seconds * 1000
         return [
             {
                 "instType": "SWAP",
@@ -312,14 +345,14 @@ class FakeOkx(SimFake):
                 "fundingRate": rate.rate,
                 "nextFundingRate": "",
                 "fundingTime": str(sim_shapes.ms(rate.next_funding_time)),
-                "nextFundingTime": str(sim_shapes.ms(rate.next_funding_time) + 8 * 3600 * 1000),
+                "nextFundingTime": str(sim_shapes.ms(rate.next_funding_time) + interval_ms),
                 "ts": str(int(time.time() * 1000)),
             }
         ]
 
     async def _mark_price(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
-        rate = await self.sim.get_funding_rate(self.canonical(inst))
+        rate = await self.sim.get_funding_rate(self.perp(inst))
         return [
             {
                 "instType": "SWAP",
@@ -331,7 +364,7 @@ class FakeOkx(SimFake):
 
     async def _funding_history(self, request: web.Request, params: dict[str, Any]) -> Any:
         inst = params.get("instId", "")
-        rate = await self.sim.get_funding_rate(self.canonical(inst))
+        rate = await self.sim.get_funding_rate(self.perp(inst))
         at = sim_shapes.ms(rate.funding_time) or int(time.time() * 1000)
         row = {"instType": "SWAP", "instId": inst, "fundingRate": rate.rate, "realizedRate": rate.rate}
         return [row | {"fundingTime": str(at), "method": "current_period"}]
@@ -339,9 +372,8 @@ class FakeOkx(SimFake):
     async def _candles(self, request: web.Request, params: dict[str, Any]) -> Any:
         widths = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1H": 3600, "4H": 14400, "1D": 86400}
         bar = str(params.get("bar", "1m"))
-        found = await sim_shapes.candles(
-            self.sim, self.canonical(params.get("instId", "")), widths.get(bar, 0), params.get("limit")
-        )
+        symbol = self.canonical(params.get("instId", ""))
+        found = await sim_shapes.candles(self.sim, symbol, widths.get(bar, 0), params.get("limit"))
         if found is None:
             raise Refused(400, "51000", "Parameter bar error")
         rows = [
@@ -351,7 +383,7 @@ class FakeOkx(SimFake):
                 c.high,
                 c.low,
                 c.close,
-                self.to_wire(c.volume),  # vol: contracts
+                self.to_wire(c.volume, symbol),  # vol: contracts (SPOT: base)
                 c.volume,  # volCcy: base
                 c.quote_volume or "0",  # volCcyQuote
                 "1",  # confirm
@@ -366,21 +398,22 @@ class FakeOkx(SimFake):
         coid = str(params.get("clOrdId", ""))
         canonical = self.canonical(str(params.get("instId", "")))
         kind, side = params.get("ordType"), params.get("side")
-        if (
-            kind not in _ORD_TYPES
-            or side not in ("buy", "sell")
-            or params.get("tdMode") not in ("cross", "isolated")
-        ):
-            raise _OrderFailed("51000", "Parameter ordType, side or tdMode error", coid)
+        spot = canonical in self.spot.symbols()
+        if kind not in _ORD_TYPES or side not in ("buy", "sell"):
+            raise _OrderFailed("51000", "Parameter ordType or side error", coid)
+        if spot and (why := self.spot.order_error(params)):
+            raise _OrderFailed("51000", why, coid)
+        if not spot and params.get("tdMode") not in ("cross", "isolated"):
+            raise _OrderFailed("51000", "Parameter tdMode error", coid)
         order = order_pb2.Order(
             symbol=canonical,
             client_order_id=coid,
             side=order_pb2.ORDER_SIDE_BUY if side == "buy" else order_pb2.ORDER_SIDE_SELL,
             order_type=order_pb2.ORDER_TYPE_MARKET if kind == "market" else order_pb2.ORDER_TYPE_LIMIT,
-            quantity=self.to_base(params.get("sz", "")),
+            quantity=self.to_base(params.get("sz", ""), canonical),
             price=str(params.get("px", "")) if kind != "market" else "",
             post_only=kind == "post_only",
-            reduce_only=params.get("reduceOnly") in (True, "true"),
+            reduce_only=not spot and params.get("reduceOnly") in (True, "true"),
             time_in_force={"ioc": order_pb2.TIME_IN_FORCE_IOC, "fok": order_pb2.TIME_IN_FORCE_FOK}.get(
                 str(kind), order_pb2.TIME_IN_FORCE_GTC
             ),
@@ -443,7 +476,11 @@ class FakeOkx(SimFake):
         inst = params.get("instId")
         canonical = self.canonical(inst) if inst else None
         orders = await self.sim.get_orders(OrderFilter(symbol=canonical, statuses=statuses))
-        return [self._order(o) for o in orders if o.symbol in self.perp_symbols()]
+        # instType SPOT | SWAP narrows the list (none: both kinds the fake serves).
+        kind = params.get("instType")
+        by_type = {"SPOT": self.spot.symbols(), "SWAP": self.perp_symbols()}
+        wanted = set().union(*by_type.values()) if kind is None else by_type.get(str(kind), set())
+        return [self._order(o) for o in orders if o.symbol in wanted]
 
     async def _pending(self, request: web.Request, params: dict[str, Any]) -> Any:
         return await self._orders(params, frozenset())
@@ -452,105 +489,12 @@ class FakeOkx(SimFake):
         done = frozenset(_STATE) - {order_pb2.ORDER_STATUS_OPEN, order_pb2.ORDER_STATUS_PENDING_NEW}
         return await self._orders(params, done - {order_pb2.ORDER_STATUS_PARTIALLY_FILLED})
 
-    # -- account ---------------------------------------------------------------------------------
-
-    async def _config(self, request: web.Request, params: dict[str, Any]) -> Any:
-        # Get account configuration (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration):
-        # one account; posMode "long_short_mode" (hedge) | "net_mode" (one-way).
-        return [
-            {
-                "uid": "44705892343619584",
-                "mainUid": "44705892343619584",
-                "acctLv": "2",
-                "posMode": "long_short_mode" if self.hedge_mode else "net_mode",
-                "autoLoan": False,
-                "ctIsoMode": "automatic",
-                "mgnIsoMode": "automatic",
-                "perm": "read_only,trade",
-                "label": "fake",
-                "level": "Lv1",
-            }
-        ]
-
-    async def _balance(self, request: web.Request, params: dict[str, Any]) -> Any:
-        now = str(int(time.time() * 1000))
-        details = [
-            {
-                "ccy": b.asset,
-                "eq": b.total or "0",
-                "cashBal": b.total or "0",
-                "availBal": b.available or "0",
-                "availEq": b.available or "0",
-                "frozenBal": b.locked or "0",
-                "ordFrozen": b.locked or "0",
-                "upl": "0",
-                "uTime": now,
-            }
-            | DETAIL_REST
-            for b in await self.sim.get_balances()
-        ]
-        # Single-currency ("Futures mode") margin: the settle currency's row carries the swap
-        # positions: eq = cashBal + upl; frozenBal holds position + order margin; imr/mmr are the
-        # cross positions' requirements ("" when there is none, as documented).
-        m = await sim_shapes.margin(self.sim, self.perp_symbols())
-        positions = [p for p in await self.sim.get_positions() if p.symbol in self.perp_symbols()]
-        cross = [p for p in positions if not sim_shapes.isolated(p)]
-        imr = sum((Decimal(p.margin or "0") for p in cross), Decimal(0))
-        mmr = sum((Decimal(p.maintenance_margin or "0") for p in cross), Decimal(0))
-        for row in details:
-            if row["ccy"] == "USDT":
-                row |= {
-                    "eq": dec_text(m.wallet + m.upl),
-                    "upl": dec_text(m.upl),
-                    "frozenBal": dec_text(m.position_im + m.order_im),
-                    "imr": dec_text(imr) if cross else "",
-                    "mmr": dec_text(mmr) if cross else "",
-                }
-        account = {"totalEq": "0", "adjEq": "", "imr": "", "mmr": "", "uTime": now, "details": details}
-        return [account | BALANCE_REST]
-
-    async def _positions(self, request: web.Request, params: dict[str, Any]) -> Any:
-        inst = params.get("instId")
-        wanted = {self.canonical(s) for s in str(inst).split(",")} if inst else self.perp_symbols()
-        rows = []
-        for p in await self.sim.get_positions():
-            if p.symbol not in wanted:
-                continue
-            signed = self.to_wire(p.quantity or "0")
-            short = sim_shapes.position_side(p, "", "-", "") == "-"
-            rows.append(
-                {
-                    "instType": "SWAP",
-                    "instId": self.venue_symbol(p.symbol),
-                    "mgnMode": "isolated" if sim_shapes.isolated(p) else "cross",
-                    "posId": self.venue_symbol(p.symbol),
-                    "posSide": "net",
-                    "pos": ("-" + signed) if short else signed,
-                    "ccy": "USDT",
-                    "posCcy": "",
-                    "avgPx": p.entry_price or "",
-                    "markPx": p.mark_price or "",
-                    "liqPx": p.liquidation_price or "",
-                    "lever": p.leverage or "1",
-                    "upl": p.unrealized_pnl or "0",
-                    "realizedPnl": p.realized_pnl or "0",
-                    "margin": "",
-                    "imr": "",
-                    "mmr": "",
-                    "notionalUsd": "",
-                    "cTime": str(sim_shapes.ms(p.updated_at)),
-                    "uTime": str(sim_shapes.ms(p.updated_at)),
-                    "availPos": signed,
-                }
-                | POSITION_REST
-            )
-        return rows
-
     # -- the order stream ------------------------------------------------------------------------
 
     def order_push(self, order: order_pb2.Order) -> Any:
         row = self._order(order) | {"execType": ""}  # T/M on a fill; the fake pushes order states
-        return {"arg": {"channel": "orders", "instType": "SWAP", "uid": "1"}, "data": [row]}
+        arg = {"channel": "orders", "instType": self.inst_type(order.symbol), "uid": "1"}
+        return {"arg": arg, "data": [row]}
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         state = {"authed": False}

@@ -1,11 +1,14 @@
-"""The funding arbitrage on a perpetual venue over the wire: spot ``BTC/USDT`` and the linear perpetual
-``BTC/USDT:USDT`` of one (fake) Bybit v5 account.
+"""The funding arbitrage on the ccxt venues over the wire: spot ``BTC/USDT`` and the USDT perpetual
+``BTC/USDT:USDT`` of one (fake) account, on Bybit v5 and on OKX v5.
 
-The whole path is real: ``ArbRunner`` (DBOS on SQLite) -> ``RemoteVenue`` -> gRPC -> the connector ->
-``CcxtClient`` -> unmodified ccxt -> loopback HTTP -> the wire-level fake Bybit
-(:mod:`cqvx.testing.fake_ccxt.bybit`: ``category=spot`` and ``category=linear`` on the same paths) -> the
-simulated venue's matching, balances, positions and funding settlements (every 60 simulated seconds, 20x:
-every 3 s).  The audit reads the simulated venue itself, never the client under test.
+The whole path is real: ``ArbRunner`` (DBOS on SQLite) -> ``RemoteVenue`` -> gRPC -> the connector
+(``via="connector"``; ``"in_process"``: the ``CcxtClient`` is the arbitrage's venue) -> ``CcxtClient`` ->
+unmodified ccxt -> loopback HTTP -> the wire-level fake (:mod:`cqvx.testing.fake_ccxt.bybit`:
+``category=spot`` and ``category=linear`` on the same paths; :mod:`cqvx.testing.fake_ccxt.okx`:
+``instType=SPOT`` ``BTC-USDT`` in ``tdMode=cash`` and ``instType=SWAP`` ``BTC-USDT-SWAP`` in contracts of
+0.01 BTC) -> the simulated venue's matching, balances, positions and funding settlements (every 60
+simulated seconds, 20x: every 3 s).  The audit reads the simulated venue itself, never the client under
+test.
 
 The ccxt client reads Bybit's transaction log (``type=SETTLEMENT``), in process and through the
 connector (``GetFundingPayments``), so by default the funding PnL is exactly what the venue booked
@@ -32,7 +35,9 @@ from cqc.venues.v1 import order_pb2
 from cqvx.client import VenueClient
 from cqvx.errors import InsufficientFunds
 from cqvx.secrets import Secret
+from cqvx.testing.fake_ccxt._base import SimFake
 from cqvx.testing.fake_ccxt.bybit import FakeBybit
+from cqvx.testing.fake_ccxt.okx import FakeOkx
 from cqvx.types import OPEN_STATUSES, TERMINAL_STATUSES, OrderFilter
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
 from cqvx.venues.sim import SimVenue
@@ -48,14 +53,21 @@ from opensqt.model.client_ids import is_our_client_order_id
 D = Decimal
 SPOT, PERP = "BTC-USDT", "BTC-USDT-PERP"
 ALL = frozenset(TERMINAL_STATUSES | OPEN_STATUSES)
-KEY, SECRET = "arb-bybit-key", "arb-bybit-secret"
+KEY, SECRET, PASSPHRASE = "arb-ccxt-key", "arb-ccxt-secret", "arb-ccxt-pass"
+# The markets each venue entry loads for the pairing: spot and the USDT perpetual of one account.
+MARKET_TYPES = {"bybit": ("spot", "linear"), "okx": ("spot", "swap")}
+# What each fake answers a perp leg refused for funds (the sim's InsufficientFunds): Bybit retCode 110007
+# (https://bybit-exchange.github.io/docs/v5/error), OKX sCode 51008 "Order failed. Insufficient ...
+# margin in account" (https://www.okx.com/docs-v5/en/#error-code); ccxt maps both to InsufficientFunds.
+REFUSED_FOR_FUNDS = {"bybit": "110007", "okx": "51008"}
 
 
 @dataclass
 class Served:
     sim: SimVenue
-    fake: FakeBybit
-    remote: RemoteVenue
+    fake: SimFake
+    remote: VenueClient  # RemoteVenue (through the connector) or the CcxtClient itself (in process)
+    venue: str
 
 
 def _sim() -> SimVenue:
@@ -70,29 +82,52 @@ def _sim() -> SimVenue:
     )  # fmt: skip
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    sim = _sim()
-    fake = FakeBybit(KEY, SECRET, sim=sim)
-    await fake.start()
-    upstream = CcxtClient(
+def _fake(venue: str, sim: SimVenue) -> SimFake:
+    return FakeBybit(KEY, SECRET, sim=sim) if venue == "bybit" else FakeOkx(KEY, SECRET, PASSPHRASE, sim=sim)
+
+
+def _ccxt(venue: str, fake: SimFake) -> CcxtClient:
+    return CcxtClient(
         CcxtConfig(
-            "bybit", Secret(KEY), Secret(SECRET), market_types=("spot", "linear"), rest_url=fake.url,
-            ws_url=fake.ws_url, retry_initial_s=0.01, retry_max_s=0.05, rate_limit=False,
+            venue, Secret(KEY), Secret(SECRET), Secret(PASSPHRASE) if venue == "okx" else None,
+            market_types=MARKET_TYPES[venue], rest_url=fake.url, ws_url=fake.ws_url, retry_initial_s=0.01,
+            retry_max_s=0.05, rate_limit=False,
         )
     )  # fmt: skip
-    server = ConnectorServer([upstream], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
-    await server.start()
-    remote = await RemoteVenue.connect(server.address, "bybit", timeout=5.0)
+
+
+VENUES_VIA = [
+    pytest.param(("bybit", "connector"), id="bybit-connector"),
+    pytest.param(("okx", "connector"), id="okx-connector"),
+    pytest.param(("okx", "in_process"), id="okx-in_process"),
+]
+
+
+@pytest.fixture(params=VENUES_VIA)
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    venue, via = request.param
+    sim = _sim()
+    fake = _fake(venue, sim)
+    await fake.start()
+    upstream = _ccxt(venue, fake)
+    server: ConnectorServer | None = None
+    remote: VenueClient = upstream
+    if via == "connector":
+        server = ConnectorServer([upstream], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
+        await server.start()
+        remote = await RemoteVenue.connect(server.address, venue, timeout=5.0)
+    else:
+        await upstream.start()
     DBOS(config={"name": "opensqt", "system_database_url": system_database_url("", tmp_path / "s.db")})
     try:
-        yield Served(sim, fake, remote)
+        yield Served(sim, fake, remote, venue)
     finally:
         DBOS.destroy(destroy_registry=False)
         unregister("acct")
-        await remote.aclose()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.stop(0), 5.0)
+        if server is not None:
+            await remote.aclose()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.stop(0), 5.0)
         await upstream.aclose()
         await fake.stop()
 
@@ -136,9 +171,7 @@ async def _perp(sim: SimVenue) -> tuple[Decimal, Decimal]:
     return D(0), D(0)
 
 
-async def test_entry_funding_and_exit_on_bybit_spot_and_linear_through_the_connector(
-    served: Served,
-) -> None:
+async def test_entry_funding_and_exit_on_spot_and_the_perpetual(served: Served) -> None:
     sim, sent = served.sim, list[dict[str, Any]]()
     btc0 = await _btc(sim)
     # The sim runs 20x ahead of the wall clock, past the "now" the transaction log is asked up to:
@@ -150,9 +183,15 @@ async def test_entry_funding_and_exit_on_bybit_spot_and_linear_through_the_conne
     await _until(lambda: _entered(runner))
     assert st.state == "open" and st.position is not None, st.history
     spot_qty, perp_qty = st.quantities()
-    assert spot_qty > 0 and perp_qty == spot_qty  # lot 0.00001 on both: no dust
+    assert spot_qty > 0 and perp_qty == spot_qty, (spot_qty, perp_qty)
+    # Bybit: lot 0.00001 BTC on both legs, nothing left over.  OKX: the swap trades in contracts of
+    # 0.01 BTC and the hedge is whole contracts (LegRules.step), so the entry sold the spot remainder
+    # back (a third spot order) and holds a whole number of contracts on both legs.
+    trims = {"bybit": 0, "okx": 1}[served.venue]
+    if served.venue == "okx":
+        assert perp_qty % D("0.01") == 0, perp_qty
     assert await _btc(sim) == btc0 + spot_qty, "the spot leg did not reach the spot book"
-    assert (await _perp(sim))[0] == -perp_qty, "the perp leg did not reach the linear book"
+    assert (await _perp(sim))[0] == -perp_qty, "the perp leg did not reach the perpetual's book"
 
     # A settlement while held: the venue books it (the sim's realized PnL); the arbitrage estimates it.
     async def settled() -> bool:
@@ -174,7 +213,8 @@ async def test_entry_funding_and_exit_on_bybit_spot_and_linear_through_the_conne
     orders = await sim.get_orders(OrderFilter(statuses=ALL))
     cids = [o.client_order_id for o in orders]
     assert len(cids) == len(set(cids)) and all(is_our_client_order_id(c) for c in cids)
-    assert sorted(o.symbol for o in orders) == [SPOT, SPOT, PERP, PERP]  # in, hedge, close, sell back
+    # in, hedge, (OKX: the remainder sold back,) close, sell back
+    assert sorted(o.symbol for o in orders) == [SPOT] * (2 + trims) + [PERP, PERP]
     assert not [o for o in orders if o.status in OPEN_STATUSES]
 
 
@@ -188,7 +228,7 @@ async def _flat(runner: ArbRunner) -> bool:
     return runner.pairs[SPOT].state == "flat" and runner.pairs[SPOT].exits > 0
 
 
-async def test_a_perp_leg_refused_for_margin_by_bybit_unwinds_the_spot_leg(served: Served) -> None:
+async def test_a_perp_leg_refused_for_margin_unwinds_the_spot_leg(served: Served) -> None:
     sim = served.sim
     btc0 = await _btc(sim)
     runner = await _runner(served, _config(leg_pause=D("0.5")), [])
@@ -198,9 +238,9 @@ async def test_a_perp_leg_refused_for_margin_by_bybit_unwinds_the_spot_leg(serve
         return bool(await sim.get_orders(OrderFilter(symbol=SPOT, statuses=ALL)))
 
     await _until(spot_leg_landed)
-    # The next placement (the perp leg) is refused for funds: the fake answers it as Bybit does,
-    # retCode 110007 (https://bybit-exchange.github.io/docs/v5/error).
-    sim.faults.reject_next(1, InsufficientFunds("ab not enough for new order", venue="sim"))
+    # The next placement (the perp leg) is refused for funds: the fake answers it with the venue's
+    # documented code (REFUSED_FOR_FUNDS), and nothing else says why.
+    sim.faults.reject_next(1, InsufficientFunds("not enough for new order", venue="sim"))
     await entering
     sim.faults.clear()
     st = runner.pairs[SPOT]
@@ -215,7 +255,8 @@ async def test_a_perp_leg_refused_for_margin_by_bybit_unwinds_the_spot_leg(serve
     result = await runner._run(entry_id("acct", SPOT, 0), entry_workflow, {"id": "ignored"})
     perp_legs = [leg for leg in result["legs"] if leg["symbol"] == PERP]
     assert [leg["outcome"] for leg in perp_legs] == ["rejected"]
-    assert perp_legs[0]["reason"].startswith("insufficient_funds"), perp_legs[0]["reason"]
+    reason = perp_legs[0]["reason"]
+    assert reason.startswith("insufficient_funds") and REFUSED_FOR_FUNDS[served.venue] in reason, reason
     assert len(await sim.get_orders(OrderFilter(statuses=ALL))) == 2
 
 
