@@ -65,7 +65,12 @@ class SimOrder:
     reduce_only: bool
     created_ns: int
     arrival: int
+    # These three and the fields above are positional in the admission paths (a keyword call of this
+    # class costs about three times as much).
     expires_ns: int | None = None
+    # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
+    ticks: int = 0
+    updated_ns: int = 0
     strategy_id: str = ""
     account_id: str = ""
     quote_quantity: Decimal | None = None
@@ -73,7 +78,6 @@ class SimOrder:
     filled: Decimal = ZERO
     cost: Decimal = ZERO
     fees: Decimal = ZERO
-    updated_ns: int = 0
     queue_ahead: Decimal = ZERO
     lock_asset: str = ""
     lock_remaining: Decimal = ZERO
@@ -83,8 +87,6 @@ class SimOrder:
     reserve_rate: Decimal | None = None
     reason: str = ""
     exec_seq: int = 0
-    # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
-    ticks: int = 0
 
     @property
     def remaining(self) -> Decimal:

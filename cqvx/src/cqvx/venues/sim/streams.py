@@ -30,13 +30,16 @@ from cqvx.venues.sim.marketdata import _SimMarketData
 from cqvx.venues.sim.matching import timestamp
 
 
+_EXEC = ("exec",)
+
+
 class _SimStreams(_SimMarketData):
     _hub: Hub
 
     # -- event sink (called by the matching engine) -------------------------------------------------
 
     def wants_reports(self) -> bool:
-        return self._hub.has(("exec",))
+        return _EXEC in self._hub.topics  # Hub.has, without the second call (twice per order)
 
     def report(self, report: execution_pb2.ExecutionReport) -> None:
         self._hub.publish(("exec",), report)
