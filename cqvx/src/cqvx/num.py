@@ -233,7 +233,7 @@ def from_steps(n: int, step: Decimal) -> Decimal:
     """
     if type(n) is not int:
         raise TypeError(f"from_steps: n must be an int, got {type(n).__name__}")
-    sign, digits, exponent = step.as_tuple()
+    _, digits, exponent = step.as_tuple()
     if not step.is_finite() or step <= 0:
         raise ValueError(f"from_steps: step must be a positive finite decimal, got {step}")
     assert isinstance(exponent, int)

@@ -42,6 +42,7 @@ from cqvx.venues.sim.config import InstrumentSpec, SimConfig
 from cqvx.venues.sim.grid import GridOrder, InstrumentGrid
 from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
 from cqvx.venues.sim.orders import (
+    _OPEN,
     BUY,
     E_CANCELLED,
     E_EXPIRED,
@@ -58,7 +59,6 @@ from cqvx.venues.sim.orders import (
     S_PARTIAL,
     SELL,
     TAKER,
-    _OPEN,
     EventSink,
     SimOrder,
     _Plan,
@@ -69,6 +69,7 @@ from cqvx.venues.sim.validation import _OrderChecks
 
 __all__ = ["BUY", "SELL", "EventSink", "MatchingEngine", "SimOrder", "timestamp"]
 
+_IMMEDIATE = frozenset({IOC, FOK})
 # The plan of a post-only order that does not cross: no fill, no self-trade (shared; never mutated).
 _NO_FILLS = _Plan([], False)
 
@@ -233,15 +234,18 @@ class MatchingEngine(_OrderChecks, _Reports):
                     break
             if order.status not in _OPEN:
                 return order
-        tif = order.tif
-        if order.order_type == LIMIT and tif != IOC and tif != FOK and not plan.self_trade:
-            if order.filled < order.quantity:
-                assert order.price is not None
-                order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
-                (bids if is_buy else asks).add(order)
-                if order.expires_ns is not None:
-                    heapq.heappush(self._expiries, (order.expires_ns, order.arrival, order))
-                return order
+        if (
+            order.order_type == LIMIT
+            and order.tif not in _IMMEDIATE
+            and not plan.self_trade
+            and order.filled < order.quantity
+        ):
+            assert order.price is not None
+            order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
+            (bids if is_buy else asks).add(order)
+            if order.expires_ns is not None:
+                heapq.heappush(self._expiries, (order.expires_ns, order.arrival, order))
+            return order
         self._finish(
             order, S_EXPIRED, E_EXPIRED, "self-trade prevention" if plan.self_trade else "IOC remainder"
         )

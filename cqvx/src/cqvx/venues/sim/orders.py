@@ -132,9 +132,8 @@ class _Side:
         key = order.ticks
         level = self.levels.get(key)
         if level is None:
-            level = self.levels[key] = []
+            self.levels[key] = [order]
             bisect.insort(self.prices, key)
-            level.append(order)
             best = self.best_ticks
             if best is None or (key > best if self.is_bid else key < best):
                 self.best_ticks, self.best_price = key, order.price
@@ -146,13 +145,18 @@ class _Side:
             return
         key = order.ticks
         level = self.levels.get(key)
-        if level is None or order not in level:
+        if level is None:
             return
-        level.remove(order)
+        try:
+            level.remove(order)  # by identity (eq=False)
+        except ValueError:
+            return
         if not level:
             del self.levels[key]
-            del self.prices[bisect.bisect_left(self.prices, key)]
-            self._refresh()
+            prices = self.prices
+            del prices[bisect.bisect_left(prices, key)]
+            if key == self.best_ticks:  # another level's removal leaves the best as it is
+                self._refresh()
         elif key == self.best_ticks:
             self.best_price = level[0].price
 

@@ -29,7 +29,6 @@ from cqvx.venues.sim.market import PublicTrade, candle_seconds
 from cqvx.venues.sim.marketdata import _SimMarketData
 from cqvx.venues.sim.matching import timestamp
 
-
 _EXEC = ("exec",)
 
 

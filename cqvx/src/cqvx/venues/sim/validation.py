@@ -33,7 +33,10 @@ from cqvx.venues.sim.orders import (
     _Side,
 )
 
-
+_SIDES = frozenset({BUY, SELL})
+_TYPES = frozenset({LIMIT, MARKET})
+_IMMEDIATE = frozenset({IOC, FOK})
+_NO_EXPIRY = frozenset({GTC, IOC, FOK})
 _STOPS = frozenset(
     {order_pb2.ORDER_TYPE_STOP_MARKET, order_pb2.ORDER_TYPE_STOP_LIMIT, order_pb2.ORDER_TYPE_TRAILING_STOP}
 )
@@ -216,7 +219,7 @@ class _OrderChecks:
         grid = self.grids.get(symbol)
         if (
             grid is None
-            or (side != BUY and side != SELL)
+            or side not in _SIDES
             or type(ticks) is not int
             or type(lots) is not int
             or type(post_only) is not bool
@@ -234,7 +237,7 @@ class _OrderChecks:
             if (
                 not 0 < ticks <= grid.max_ticks
                 or ticks * lots < grid.min_units
-                or (post_only and (tif == IOC or tif == FOK))
+                or (post_only and tif in _IMMEDIATE)
             ):
                 self._refuse_grid(g)
             price = grid.price_memo.get(ticks) or grid.price(ticks)
@@ -244,13 +247,13 @@ class _OrderChecks:
                 otype != MARKET
                 or ticks
                 or post_only
-                or (tif != IOC and tif != FOK)
+                or tif not in _IMMEDIATE
                 or self.markets[symbol].mid * qty < grid.spec.min_notional
             ):
                 self._refuse_grid(g)
             price = None
         now = self.now_ns()
-        if tif == GTC or tif == IOC or tif == FOK:
+        if tif in _NO_EXPIRY:
             expires = None
         elif tif == DAY:
             expires = now - now % _DAY_NS + _DAY_NS
@@ -282,13 +285,13 @@ class _OrderChecks:
         """The refusal of a :class:`GridOrder` that :meth:`_validate_grid` found wrong: every rule,
         in :meth:`_validate`'s order, so that the first one broken is the one named."""
         v = self.venue
-        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
+        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, _, _ = g
         grid = self.grids.get(symbol)
         if grid is None:
             raise InvalidRequest(f"unknown symbol {symbol!r}", venue=v)
-        if side != BUY and side != SELL:
+        if side not in _SIDES:
             raise InvalidRequest("side must be BUY or SELL", venue=v)
-        if otype != LIMIT and otype != MARKET:
+        if otype not in _TYPES:
             if otype in _STOPS:
                 raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
             raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
@@ -303,7 +306,7 @@ class _OrderChecks:
         if otype == MARKET:
             if ticks:
                 raise InvalidRequest("a market order takes no price", venue=v)
-            if tif != IOC and tif != FOK:
+            if tif not in _IMMEDIATE:
                 raise InvalidRequest("a market order is IOC or FOK", venue=v)
             if post_only:
                 raise InvalidRequest("a market order cannot be post-only", venue=v)
@@ -313,7 +316,7 @@ class _OrderChecks:
             if ticks > grid.max_ticks:
                 raise InvalidRequest(f"price: {ticks} ticks is out of range", venue=v)
             price = grid.price_memo.get(ticks) or grid.price(ticks)  # the memo, then the method
-            if post_only and (tif == IOC or tif == FOK):
+            if post_only and tif in _IMMEDIATE:
                 raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
         if lots <= 0:
             raise InvalidRequest("quantity must be positive", venue=v)
