@@ -500,7 +500,8 @@ class SimVenue(_SimStreams):
         """Backtest path: cancel an open order (by exactly one id); the reply is the order record."""
         if self._closed:
             raise Unavailable("client closed", venue=self._venue)
-        check_order_ref(order_id, client_order_id)
+        if (not order_id) == (not client_order_id):
+            check_order_ref(order_id, client_order_id)  # raises: not exactly one id
         try:
             return self.engine.cancel(order_id, client_order_id)
         finally:

@@ -30,6 +30,7 @@ from cqvx.venues.sim.marketdata import _SimMarketData
 from cqvx.venues.sim.matching import timestamp
 
 _EXEC = ("exec",)
+_BALANCES = ("balances",)
 
 
 class _SimStreams(_SimMarketData):
@@ -64,12 +65,12 @@ class _SimStreams(_SimMarketData):
 
     def _flush(self) -> None:
         """Publish balances and positions changed by the last operation."""
-        ledger = self.ledger
-        if ledger.changed_assets:
-            if self._hub.has(("balances",)):
-                for asset in sorted(ledger.changed_assets):
-                    self._hub.publish(("balances",), self._balance(asset))
-            ledger.changed_assets.clear()
+        assets = self.ledger.changed_assets
+        if assets:
+            if _BALANCES in self._hub.topics:  # = Hub.has (after every order request: no call)
+                for asset in sorted(assets):
+                    self._hub.publish(_BALANCES, self._balance(asset))
+            assets.clear()
         changed = self.engine.changed_positions
         if changed:
             if self._hub.has(("positions",)):
