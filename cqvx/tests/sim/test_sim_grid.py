@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cqc.venues.v1 import execution_pb2, order_pb2
-from cqvx.errors import InvalidRequest, VenueError
+from cqvx.errors import InvalidRequest, Unavailable, VenueError
 from cqvx.fanout import Subscription
 from cqvx.num import dec_str, from_steps
 from cqvx.timeutil import timestamp_from_ns
@@ -281,3 +281,19 @@ async def test_a_seeded_run_gives_the_same_bytes_through_the_grid_and_the_api() 
     assert (await _run(2121, grid_path=False))[0] == grid_hash
     assert (await _run(2121, grid_path=True))[0] == grid_hash  # deterministic per seed
     assert (await _run(2122, grid_path=True))[0] != grid_hash  # and the seed matters
+
+
+async def test_cancel_grid_takes_exactly_one_id_and_a_closed_venue_refuses() -> None:
+    sim = SimVenue(_config(3, _QUIET), clock=SimClock())
+    order = sim.place_grid(GridOrder("BTC-USDT", BUY, 5_999_000, 100, "one", post_only=True))
+    assert sim.ledger.balances["USDT"].locked > 0
+    for ids in ({}, {"order_id": order.order_id, "client_order_id": "one"}):
+        with pytest.raises(InvalidRequest):
+            sim.cancel_grid(**ids)
+    assert sim.cancel_grid(client_order_id="one") is order and not order.is_open
+    assert sim.ledger.balances["USDT"].locked == 0
+    await sim.aclose()
+    with pytest.raises(Unavailable):
+        sim.place_grid(GridOrder("BTC-USDT", BUY, 5_999_000, 100, "two"))
+    with pytest.raises(Unavailable):
+        sim.cancel_grid(order.order_id)
