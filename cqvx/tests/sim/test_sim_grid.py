@@ -200,9 +200,15 @@ def test_garbage_grid_fields_raise_invalid_request() -> None:
         GridOrder("BTC-USDT", BUY, True, 100),
         GridOrder("BTC-USDT", BUY, 5_999_000, 100, post_only=1),  # type: ignore[arg-type]
         GridOrder("BTC-USDT", BUY, 5_999_000, 100, tif=GTD, expires_ns=2.5e18),  # type: ignore[arg-type]
+        GridOrder("BTC-USDT", BUY, 5_999_000, 100, None),  # type: ignore[arg-type]
+        GridOrder("BTC-USDT", BUY, 5_999_000, 100, strategy_id=7),  # type: ignore[arg-type]
+        GridOrder("BTC-USDT", BUY, 5_999_000, 100, account_id=b"a"),  # type: ignore[arg-type]
+        GridOrder(["BTC-USDT"], BUY, 5_999_000, 100),  # type: ignore[arg-type]
+        ("BTC-USDT", BUY, 5_999_000),
+        None,
     ):
         with pytest.raises(InvalidRequest):
-            sim.place_grid(bad)
+            sim.place_grid(bad)  # type: ignore[arg-type]
     assert not sim.engine.orders and sim.ledger.balances["USDT"].locked == 0
 
 

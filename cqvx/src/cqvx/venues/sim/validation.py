@@ -215,8 +215,11 @@ class _OrderChecks:
         checks run combined (the common order passes them all); anything they refuse goes to
         :meth:`_refuse_grid`, which names the first rule broken in :meth:`_validate`'s order.
         """
-        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
-        grid = self.grids.get(symbol)
+        try:  # free in 3.11 unless it raises
+            symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
+            grid = self.grids.get(symbol)
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"not a GridOrder: {type(g).__name__}", venue=self.venue) from None
         if (
             grid is None
             or side not in _SIDES
@@ -225,6 +228,9 @@ class _OrderChecks:
             or type(post_only) is not bool
             or type(reduce_only) is not bool
             or not grid.min_lots <= lots <= grid.max_lots
+            or type(cid) is not str
+            or type(strategy) is not str
+            or type(account) is not str
             or len(cid) > _MAX_CLIENT_ID
             or not cid.isprintable()
             or (reduce_only and not grid.is_perpetual)
@@ -285,7 +291,7 @@ class _OrderChecks:
         """The refusal of a :class:`GridOrder` that :meth:`_validate_grid` found wrong: every rule,
         in :meth:`_validate`'s order, so that the first one broken is the one named."""
         v = self.venue
-        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, _, _ = g
+        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
         grid = self.grids.get(symbol)
         if grid is None:
             raise InvalidRequest(f"unknown symbol {symbol!r}", venue=v)
@@ -295,8 +301,10 @@ class _OrderChecks:
             if otype in _STOPS:
                 raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
             raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
-        if len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
+        if type(cid) is not str or len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
             raise InvalidRequest(f"client_order_id must be at most {_MAX_CLIENT_ID} printable characters")
+        if type(strategy) is not str or type(account) is not str:
+            raise InvalidRequest("strategy_id and account_id must be strings", venue=v)
         if type(ticks) is not int or type(lots) is not int:
             raise InvalidRequest("ticks and lots must be ints", venue=v)
         if type(post_only) is not bool or type(reduce_only) is not bool:
