@@ -36,6 +36,7 @@ from aiohttp import web
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
+from cqvx.testing.fake_ccxt import _ledgers
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
 from cqvx.testing.fake_ccxt._okx_fields import (
@@ -123,6 +124,7 @@ class FakeOkx(SimFake):
             ("GET", "/api/v5/account/balance", self._balance),
             ("GET", "/api/v5/account/positions", self._positions),
             ("GET", "/api/v5/account/config", self._config),
+            ("GET", "/api/v5/account/bills-archive", _ledgers.okx_bills(self)),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/ws/v5/private", self._ws)

@@ -8,7 +8,11 @@ a line answers :class:`~cqvx.errors.UnsupportedOperation`:
 
 * ``"bybit_transaction_log"``: the UTA transaction log, ``type=SETTLEMENT``, 7 days per request (the
   venue's limit) from ``start`` to now, every cursor page;
-* ``"ccxt_funding_history"``: ccxt ``fetchFundingHistory`` (Binance's income history), page after page.
+* ``"ccxt_funding_history"``: ccxt ``fetchFundingHistory`` (Binance's income history), page after page;
+* ``"ledger"``: the venue's funding-fee bill/ledger request as the line's
+  :class:`~cqvx.venues.ccxt.quirks.LedgerRead` declares it (OKX bills, Bitget mix account bills, Gate
+  futures account book: ccxt 4.5.90's ``fetchFundingHistory`` reads one page of them, and on Gate
+  without the row id), every window and every page.
 
 Every payment is a ``TRANSACTION_TYPE_FUNDING`` transaction whose ``amount`` is signed as the venue
 documents it: positive = received, negative = paid; oldest first, one per venue id.
@@ -112,7 +116,47 @@ async def _ccxt_funding_history(
     return _by_time(found)
 
 
+async def _ledger(
+    client: CcxtClient, symbol: str, venue_id: str, since: int, now: int
+) -> list[transaction_pb2.Transaction]:
+    read = client.quirks.ledger
+    if read is None:
+        raise UnsupportedOperation(f"{client.venue}: no ledger line in the quirk table", venue=client.venue)
+    market = client._ex.markets.get(await client._unified(symbol)) or {}
+    fill = {k: str(v) for k, v in market.items() if isinstance(v, str)}
+    try:
+        fixed = dict(read.params) | {param: tmpl.format_map(fill) for param, tmpl in read.market_params}
+    except KeyError as err:
+        raise ParseError(f"ledger: the market of {symbol} has no {err}", venue=client.venue) from None
+    settle = fill.get("settle", "")
+    method = getattr(client._ex, read.method)
+    found: dict[str, transaction_pb2.Transaction] = {}
+    unit = read.time_unit_ms
+    while True:
+        end = since + read.max_window_ms if read.max_window_ms and since + read.max_window_ms < now else None
+        cursor = ""
+        offset = 0
+        while True:
+            request = fixed | {read.since_param: since // unit, read.limit_param: read.limit}
+            if end is not None:
+                request[read.until_param] = -(-end // unit)
+            if read.paging == "offset":
+                request[read.cursor_param] = offset
+            elif cursor:
+                request[read.cursor_param] = cursor
+            raw = await client._call("read", method, request)
+            rows, count, cursor = parse.parse_ledger_page(raw, read, venue_id, settle, client.venue)
+            found.update((t.transaction_id, t) for t in rows)
+            offset += count
+            if count < read.limit or not cursor:
+                break
+        if end is None:
+            return _by_time(found)
+        since = end + 1
+
+
 _READERS = {
     "bybit_transaction_log": _bybit_transaction_log,
     "ccxt_funding_history": _ccxt_funding_history,
+    "ledger": _ledger,
 }
