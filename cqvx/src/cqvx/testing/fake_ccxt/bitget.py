@@ -97,11 +97,14 @@ class FakeBitget(SimFake):
             ("GET", "/api/v2/mix/account/account", self._account),
             ("GET", "/api/v2/mix/position/all-position", self._positions),
             ("GET", "/api/v2/mix/position/single-position", self._positions),
-            ("GET", "/api/v2/mix/account/bill", _ledgers.bitget_bills(self)),
+            ("GET", "/api/v2/mix/account/bill", self._bills),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/v2/ws/private", self._ws)
         self.public.routes(app)  # bitget_ws: the public streams
+
+    async def _bills(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.bitget_bills(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 

@@ -106,10 +106,13 @@ class FakeGate(SimFake):
             ("POST", f"{f}/batch_cancel_orders", self._batch_cancel),
             ("GET", f"{f}/accounts", self._accounts),
             ("GET", f"{f}/positions", self._positions),
-            ("GET", f"{f}/account_book", _ledgers.gate_account_book(self)),
+            ("GET", f"{f}/account_book", self._account_book),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/v4/ws/usdt", self._ws)
+
+    async def _account_book(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.gate_account_book(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 

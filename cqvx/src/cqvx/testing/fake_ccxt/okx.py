@@ -124,11 +124,14 @@ class FakeOkx(SimFake):
             ("GET", "/api/v5/account/balance", self._balance),
             ("GET", "/api/v5/account/positions", self._positions),
             ("GET", "/api/v5/account/config", self._config),
-            ("GET", "/api/v5/account/bills-archive", _ledgers.okx_bills(self)),
+            ("GET", "/api/v5/account/bills-archive", self._bills),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/ws/v5/private", self._ws)
         self.public.routes(app)  # okx_ws: the public streams
+
+    async def _bills(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.okx_bills(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 
