@@ -26,7 +26,7 @@ from cqvx.testing.fake_ccxt.gate import USER_ID
 from cqvx.testing.fake_ccxt.harness import MARKET_TYPES, fake_class
 from cqvx.testing.harnesses import quiet_sim_config
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
-from cqvx.venues.ccxt.account import SUMMARY_FIELDS
+from cqvx.venues.ccxt.account import SUMMARY_FIELDS, settle_currency
 from cqvx.venues.ccxt.quirks import quirks_for
 from cqvx.venues.sim import SimClock, SimVenue
 
@@ -55,7 +55,7 @@ async def fakes() -> AsyncIterator[list[SimFake]]:
         await fake.stop()
 
 
-async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]:
+async def _start(fakes: list[SimFake], venue: str, settle: str = "") -> tuple[SimFake, CcxtClient]:
     fake = fake_class(venue)(KEY, SECRET, PASSPHRASE, sim=SimVenue(quiet_sim_config(), clock=SimClock()))
     await fake.start()
     fakes.append(fake)
@@ -66,6 +66,7 @@ async def _start(fakes: list[SimFake], venue: str) -> tuple[SimFake, CcxtClient]
         Secret(PASSPHRASE),
         uid=USER_ID if venue == "gate" else "",
         market_types=MARKET_TYPES[venue],
+        settle=settle,
         rest_url=fake.url,
         read_retries=0,
         timeout_s=5,
@@ -210,5 +211,36 @@ async def test_no_settle_currency_row_is_a_parse_error(fakes: list[SimFake], ven
         fake.fail(PATHS[venue], status=200, body=json.dumps(body).encode(), method="GET")
         with pytest.raises(ParseError, match="USDT"):
             await client.get_account_summary()
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("venue", ["okx", "bitget"])
+async def test_the_settle_currency_is_the_configs_or_the_markets_never_written_in(
+    fakes: list[SimFake], venue: str
+) -> None:
+    """The line names no currency: unset, it is the loaded derivatives' one (USDT: the summary reads the
+    USDT row); set to USDC, the USDC row is read (and Bitget is asked for productType=USDC-FUTURES)."""
+    fake, client = await _start(fakes, venue)
+    try:
+        assert await settle_currency(client) == "USDT"
+        await client.get_account_summary()
+    finally:
+        await client.aclose()
+    fake, client = await _start(fakes, venue, settle="USDC")
+    try:
+        assert await settle_currency(client) == "USDC"
+        body = await _honest(fake, venue)
+        with pytest.raises(ParseError, match="USDC"):  # the honest reply has no USDC row
+            fake.fail(PATHS[venue], status=200, body=json.dumps(body).encode(), method="GET")
+            await client.get_account_summary()
+        for row in _usdt_rows(venue, body):
+            row["ccy" if venue == "okx" else "marginCoin"] = "USDC"
+        fake.fail(PATHS[venue], status=200, body=json.dumps(body).encode(), method="GET")
+        summary = await client.get_account_summary()
+        assert summary.wallet_balance != ""
+        if venue == "bitget":
+            asked = [r.path_qs for r in fake.requests_to(PATHS[venue], "GET")]
+            assert asked and all("productType=USDC-FUTURES" in q for q in asked[-2:]), asked
     finally:
         await client.aclose()

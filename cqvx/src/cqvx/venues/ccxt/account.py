@@ -5,8 +5,12 @@ from the venue's own balance reply (ccxt keeps it as ``info``) through the quirk
 ``summary_path`` and ``summary_keys``, a declarative line read only here:
 
 * ``summary_path``: steps into the reply: a key, an index into a list, or a ``(key, value)`` pair
-  selecting the one list row whose ``key`` equals ``value`` (OKX ``details`` row ``ccy=USDT``, Bitget's
-  account row ``marginCoin=USDT``).  No such row, or two, is a :class:`~cqvx.errors.ParseError`.
+  selecting the one list row whose ``key`` equals ``value`` (OKX ``details`` row ``ccy={settle}``,
+  Bitget's account row ``marginCoin={settle}``).  No such row, or two, is a
+  :class:`~cqvx.errors.ParseError`.  ``{settle}`` is the settle currency (:func:`settle_currency`: the
+  config's ``settle``, else the one settle currency of the loaded derivative markets; several are an
+  :class:`~cqvx.errors.InvalidRequest` asking for ``settle``); ``summary_params`` are ccxt
+  ``fetch_balance`` params filled the same way (Bitget's ``productType``).
 * ``summary_keys``: summary field -> the venue's key, or a tuple of keys whose values are SUMMED (a
   key written ``-key`` is subtracted), for venues whose figure is documented as a sum (Gate's margin
   balance is ``total + unrealised_pnl``).  A field the line leaves out is one the venue does not
@@ -26,14 +30,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cqc.portfolio.v1 import position_pb2
-from cqvx.errors import ParseError, UnsupportedOperation
+from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
 from cqvx.num import dec, dec_str
 from cqvx.venues.ccxt import parse
 
 if TYPE_CHECKING:
     from cqvx.venues.ccxt.client import CcxtClient
 
-__all__ = ["SUMMARY_FIELDS", "AccountSummary", "account_summary"]
+__all__ = ["SUMMARY_FIELDS", "AccountSummary", "account_summary", "settle_currency"]
 
 SUMMARY_FIELDS = (
     "margin_balance",
@@ -63,11 +67,33 @@ class AccountSummary:
     margin_modes: dict[str, int] = field(default_factory=dict)  # canonical symbol -> MarginMode
 
 
-def _step(info: object, step: str | int | tuple[str, str], venue: str) -> object:
+async def settle_currency(client: CcxtClient) -> str:
+    """The config's ``settle``, else the one settle currency of the loaded derivative markets."""
+    configured: str = client._config.settle
+    if configured:
+        return configured
+    index = await client._markets()
+    found: set[str] = set()
+    for symbol in index.symbols.canonical_symbols():
+        if index.is_derivative(symbol):
+            market = client._ex.markets.get(index.symbols.to_venue(symbol)) or {}
+            settle = market.get("settle")
+            if isinstance(settle, str) and settle:
+                found.add(settle)
+    if len(found) != 1:
+        raise InvalidRequest(
+            f"account summary: the loaded derivative markets settle in {sorted(found) or 'nothing'}; "
+            "set the config's settle",
+            venue=client.venue,
+        )
+    return found.pop()
+
+
+def _step(info: object, step: str | int | tuple[str, str], venue: str, settle: str) -> object:
     if isinstance(step, tuple):
         if not isinstance(info, list):
             return None
-        key, value = step
+        key, value = step[0], step[1].replace("{settle}", settle)
         rows = [row for row in info if isinstance(row, Mapping) and row.get(key) == value]
         if len(rows) != 1:
             raise ParseError(f"account summary: {len(rows)} rows with {key}={value}, not one", venue=venue)
@@ -97,10 +123,13 @@ async def account_summary(client: CcxtClient) -> AccountSummary:
         raise UnsupportedOperation(
             f"account summary: no summary_keys line for {client.venue} in the quirk table", venue=client.venue
         )
-    raw = await client._call("read", client._ex.fetch_balance)
+    lines = (client.quirks.summary_path, client.quirks.summary_params)
+    settle = await settle_currency(client) if "{settle}" in repr(lines) else ""
+    params = {k: v.replace("{settle}", settle) for k, v in client.quirks.summary_params}
+    raw = await client._call("read", client._ex.fetch_balance, params)
     info: object = raw.get("info") if isinstance(raw, Mapping) else None
     for step in client.quirks.summary_path:  # into the venue's nested body (Bybit result.list[0])
-        info = _step(info, step, client.venue)
+        info = _step(info, step, client.venue, settle)
     if not isinstance(info, Mapping):
         raise ParseError("account summary: the balance reply carries no venue body", venue=client.venue)
     body = info

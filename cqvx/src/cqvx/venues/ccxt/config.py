@@ -34,6 +34,9 @@ class CcxtConfig:
     # subscribe payload (https://www.gate.com/docs/developers/futures/ws/en/#orders-api).
     uid: str = ""
     market_types: tuple[str, ...] = ()  # () = the quirk table's default
+    # The settle currency the account summary reads (OKX's details row, Bitget's productType and account
+    # row); "" = the one settle currency of the loaded derivative markets (.account).
+    settle: str = ""
     rest_url: str = ""  # overrides every ccxt ``urls['api']`` entry (fakes, testnets)
     timeout_s: float = 10.0
     read_retries: int = 2

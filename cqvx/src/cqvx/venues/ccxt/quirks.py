@@ -146,7 +146,11 @@ class VenueQuirks:
     history_methods: tuple[str, ...] = ()
     # Path into the venue's balance body (ccxt ``info``) to the object ``summary_keys`` name keys of:
     # a key, an index into a list, or (key, value) = the one list row whose key is value (.account).
+    # A row value "{settle}" is the client's settle currency (config ``settle``, else the one settle
+    # currency of the loaded derivative markets), never a currency written into the line.
     summary_path: tuple[str | int | tuple[str, str], ...] = ()
+    # ccxt ``fetch_balance`` params of the summary read ("{settle}" as above); () = none.
+    summary_params: tuple[tuple[str, str], ...] = ()
     # Where a streamed order update carries the commission of its LAST fill only (the raw ``info`` key),
     # the adapter sums it per fill; "" = ccxt's order fee is taken as the order's cumulative fee.
     ws_fill_fee_key: str = ""
@@ -366,7 +370,7 @@ QUIRKS: dict[str, VenueQuirks] = {
         # account uses, so the settle currency's details row: eq (equity, = cashBal + upl), cashBal,
         # upl, availEq.  details.imr/mmr are documented "applicable to Futures mode and when there is
         # cross position" (empty otherwise, isolated margin is not in them): left unset, not guessed.
-        summary_path=("data", 0, "details", ("ccy", "USDT")),
+        summary_path=("data", 0, "details", ("ccy", "{settle}")),
         summary_keys=(
             ("margin_balance", "eq"),
             ("wallet_balance", "cashBal"),
@@ -459,7 +463,10 @@ QUIRKS: dict[str, VenueQuirks] = {
         # wallet balance is their difference; available.  Initial/maintenance margin left unset:
         # crossedMargin/isolatedMargin are null in the documented sample (Get-Single-Account) and the
         # maintenance margin (unionMm) exists only in union (multi-asset) mode.
-        summary_path=(("marginCoin", "USDT"),),
+        # Get Account List (https://www.bitget.com/api-doc/contract/account/Get-Account-List): one
+        # productType per settle coin (USDT-FUTURES, USDC-FUTURES), rows keyed by marginCoin.
+        summary_params=(("productType", "{settle}-FUTURES"),),
+        summary_path=(("marginCoin", "{settle}"),),
         summary_keys=(
             ("margin_balance", "accountEquity"),
             ("wallet_balance", ("accountEquity", "-unrealizedPL")),
@@ -550,6 +557,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         # ``unrealised_pnl`` (so the margin balance is their sum) and the margin in use is
         # position_margin + order_margin.  maintenance_margin is documented only for the new
         # classic and unified account modes (absent in the old classic mode): left unset.
+        # The path's {settle} of GET /futures/{settle}/accounts: ccxt's fetch_balance params ``settle``
+        # (lower-cased by ccxt; default usdt).
+        summary_params=(("settle", "{settle}"),),
         summary_path=(0,),  # ccxt wraps the futures account object in a list
         summary_keys=(
             ("margin_balance", ("total", "unrealised_pnl")),

@@ -53,6 +53,7 @@ class CcxtSection(Section):
 
     credentials: CcxtCredentials | None = None
     market_types: tuple[str, ...] = ()
+    settle: str = ""  # the account summary's settle currency ("" = the loaded derivatives' one)
     rest_url: str = ""
     ws_url: str = ""
     positions_poll_s: float = Field(default=_D.positions_poll_s, gt=0)
@@ -78,6 +79,7 @@ class CcxtSection(Section):
             passphrase=creds.passphrase if creds else None,
             uid=(creds.uid or "") if creds else "",
             market_types=self.market_types,
+            settle=self.settle,
             rest_url=self.rest_url,
             ws_url=self.ws_url,
             positions_poll_s=self.positions_poll_s,
