@@ -24,7 +24,7 @@ from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec, dec_str, dec_text
 from cqvx.symbols import SymbolMap
 from cqvx.timeutil import timestamp_from_ms
-from cqvx.venues.ccxt.quirks import LedgerRead
+from cqvx.venues.ccxt.reads import LedgerRead
 
 __all__ = [
     "num",
