@@ -7,6 +7,7 @@ from __future__ import annotations
 from cqc.markets.v1 import funding_pb2
 from cqc.portfolio.v1 import transaction_pb2
 from cqvx.num import dec_str
+from cqvx.timeutil import set_timestamp_ns
 from cqvx.venues.sim import SimVenue
 
 __all__ = ["SimFundingHooks"]
@@ -33,5 +34,5 @@ class SimFundingHooks:
             asset=pay.asset,
             amount=dec_str(-pay.paid),
         )
-        tx.timestamp.FromNanoseconds(pay.at_ns)
+        set_timestamp_ns(tx.timestamp, pay.at_ns)
         return tx

@@ -23,7 +23,7 @@ from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec, dec_str, dec_text
 from cqvx.symbols import SymbolMap
-from cqvx.timeutil import timestamp_from_ms
+from cqvx.timeutil import set_timestamp_ns, timestamp_from_ms
 from cqvx.venues.ccxt.reads import LedgerRead
 
 __all__ = [
@@ -379,7 +379,7 @@ def parse_ledger_page(
             amount=amount,
         )
         tx.asset = tx.asset or settle
-        tx.timestamp.seconds, tx.timestamp.nanos = divmod(int(ns), 1_000_000_000)
+        set_timestamp_ns(tx.timestamp, int(ns))
         out.append(tx)
     cursor = last_id
     if read.paging == "body_cursor":
