@@ -1,7 +1,10 @@
 """The account's funding payments through the ccxt adapter (``SupportsFundingPayments``), ccxt unmodified
 over loopback, against the wire-level fakes: Binance's income history (``GET /fapi/v1/income``,
-``incomeType=FUNDING_FEE``) and Bybit's UTA transaction log (``GET /v5/account/transaction-log``,
-``type=SETTLEMENT``).  The truth is the simulated venue's own record of what it settled.
+``incomeType=FUNDING_FEE``), Bybit's UTA transaction log (``GET /v5/account/transaction-log``,
+``type=SETTLEMENT``), OKX's bills (``GET /api/v5/account/bills-archive``, ``type=8``), Bitget's mix account
+bills (``GET /api/v2/mix/account/bill``, ``businessType=contract_settle_fee``) and Gate's futures account
+book (``GET /futures/usdt/account_book``, ``type=fund``).  The truth is the simulated venue's own record
+of what it settled.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import pytest
 from cqc.portfolio.v1 import transaction_pb2
 from cqc.venues.v1 import order_pb2, venue_pb2
 from cqvx.client import SupportsFundingPayments
-from cqvx.errors import UnsupportedOperation
 from cqvx.secrets import Secret
 from cqvx.testing.fake_binance import FakeBinance
-from cqvx.testing.fake_ccxt.bybit import FakeBybit
-from cqvx.testing.fake_ccxt.okx import FakeOkx
+from cqvx.testing.fake_ccxt._base import SimFake
+from cqvx.testing.fake_ccxt.gate import USER_ID
+from cqvx.testing.fake_ccxt.harness import MARKET_TYPES, fake_class
 from cqvx.venues.ccxt import CcxtClient, CcxtConfig
 from cqvx.venues.sim import SimVenue
 from cqvx.venues.sim.config import InstrumentSpec
@@ -47,16 +50,19 @@ def _sim() -> SimVenue:
     return SimVenue.default(seed=3, speed=1, instruments=(spot, perp), warmup_seconds=0)
 
 
-@pytest.fixture(params=["binance", "bybit"])
+@pytest.fixture(params=["binance", "bybit", "okx", "bitget", "gate"])
 async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
+    name = request.param
     sim = _sim()
-    fake: FakeBinance | FakeBybit = (FakeBinance if request.param == "binance" else FakeBybit)(
-        KEY, SECRET, sim=sim
+    fake: FakeBinance | SimFake = (
+        FakeBinance(KEY, SECRET, sim=sim)
+        if name == "binance"
+        else fake_class(name)(KEY, SECRET, PASSPHRASE, sim=sim)
     )
     await fake.start()  # its url has the port from here on
     config = CcxtConfig(
-        request.param, Secret(KEY), Secret(SECRET), rest_url=fake.url, rate_limit=False,
-        market_types=("linear",) if request.param == "bybit" else (),
+        name, Secret(KEY), Secret(SECRET), Secret(PASSPHRASE), rest_url=fake.url, rate_limit=False,
+        market_types=MARKET_TYPES.get(name, ()), uid=USER_ID if name == "gate" else "",
     )  # fmt: skip
     client = CcxtClient(config)
     try:
@@ -80,9 +86,10 @@ async def test_funding_payments_are_the_venues_settlements_signed_received_posit
     # What a connector serves: RemoteVenue implements SupportsFundingPayments from this capability.
     assert venue_pb2.CAPABILITY_FUNDING_PAYMENTS in client.capabilities()
     start = sim.clock.now()
+    coid = "t-fund1" if client.venue == "gate" else "fund1"  # Gate's text needs "t-"
     await client.place_order(  # a short: a positive rate is received
         order_pb2.Order(
-            client_order_id="fund1", symbol=PERP, side=order_pb2.ORDER_SIDE_SELL,
+            client_order_id=coid, symbol=PERP, side=order_pb2.ORDER_SIDE_SELL,
             order_type=order_pb2.ORDER_TYPE_MARKET, quantity="0.01",
         )
     )  # fmt: skip
@@ -96,27 +103,9 @@ async def test_funding_payments_are_the_venues_settlements_signed_received_posit
         assert ms in by_time, f"a payment at {ms} the venue never settled"
         assert t.transaction_type == transaction_pb2.TRANSACTION_TYPE_FUNDING
         received = -by_time[ms].paid
-        # Binance writes income with 8 decimals ("-0.37500000" in its docs); Bybit in full.
+        # Binance writes income with 8 decimals ("-0.37500000" in its docs); the others in full.
         assert t.asset == "USDT" and D(t.amount) > 0 and abs(D(t.amount) - received) < D("1e-8")
     times = [(t.timestamp.seconds, t.timestamp.nanos) for t in paid]
     assert times == sorted(times) and len({t.transaction_id for t in paid}) == len(paid)
     later = await client.get_funding_payments(PERP, start=paid[-1].timestamp.ToDatetime())
     assert [t.transaction_id for t in later][:1] == [paid[-1].transaction_id]
-
-
-async def test_a_venue_without_the_quirk_line_says_unsupported() -> None:
-    fake = FakeOkx(KEY, SECRET, PASSPHRASE, sim=_sim())
-    await fake.start()
-    config = CcxtConfig(
-        "okx", Secret(KEY), Secret(SECRET), Secret(PASSPHRASE), market_types=("swap",), rest_url=fake.url,
-        rate_limit=False,
-    )  # fmt: skip
-    try:
-        async with CcxtClient(config) as client:
-            caps = client.capabilities()
-            assert venue_pb2.CAPABILITY_FUNDING_PAYMENTS not in caps  # not offered through a connector
-            assert venue_pb2.CAPABILITY_FUNDING_HISTORY in caps
-            with pytest.raises(UnsupportedOperation):
-                await client.get_funding_payments(PERP)
-    finally:
-        await fake.stop()

@@ -110,8 +110,9 @@ def test_suite_catches_broken_venue_and_plugin_writes_matrix(tmp_path: Path) -> 
     keys = [key for key, _, _ in CAPABILITIES]
     # The mock cannot cut a connection nor hold a perpetual: reported as not covered, never passed.
     not_covered = {"exec_reconnect", "exec_gap", "positions"}
-    # ... and it keeps no funding history: not supported (skipped), never passed.
-    want = {k: "skipped" if k in not_covered | {"funding_history"} else "passed" for k in keys}
+    # ... and it keeps no funding history nor payments: not supported (skipped), never passed.
+    unsupported = {"funding_history", "funding_payments"}
+    want = {k: "skipped" if k in not_covered | unsupported else "passed" for k in keys}
     assert {cap: status for cap, (status, _) in data["good"].items()} == want
     assert all("not covered" in data["good"][k][1] for k in not_covered)
     broken = {cap: status for cap, (status, _) in data["broken"].items()}
@@ -119,16 +120,16 @@ def test_suite_catches_broken_venue_and_plugin_writes_matrix(tmp_path: Path) -> 
     assert broken.pop("book_resync") == "failed"
     assert broken.pop("health") == "failed"
     assert broken.pop("rate_limited") == "skipped"
-    assert {broken.pop(k) for k in not_covered | {"funding_history"}} == {"skipped"}
+    assert {broken.pop(k) for k in not_covered | unsupported} == {"skipped"}
     assert set(broken.values()) == {"passed"}
     skip_reason = data["broken"]["rate_limited"][1]
     assert "broken" in skip_reason and "rate_limited" in skip_reason  # never a silent skip
     assert data["other"] == {"place": ("passed", "")}
     text = matrix.read_text()
     good_row = next(line for line in text.splitlines() if line.startswith("| good |"))
-    assert good_row.count("✓") == len(CAPABILITIES) - len(not_covered) - 1
+    assert good_row.count("✓") == len(CAPABILITIES) - len(not_covered) - len(unsupported)
     broken_row = next(line for line in text.splitlines() if line.startswith("| broken |"))
-    assert broken_row.count("✗") == 3 and broken_row.count("–") == 2 + len(not_covered)
+    assert broken_row.count("✗") == 3 and broken_row.count("–") == 1 + len(unsupported) + len(not_covered)
 
 
 def test_write_capability_matrix_merges_and_is_deterministic(tmp_path: Path) -> None:

@@ -219,3 +219,48 @@ async def test_lost_replies_are_looked_up_never_sent_twice(dbos: Path) -> None:
             assert await _position(sim) == -perp_qty
         finally:
             unregister("acct")
+
+
+async def test_the_funding_estimate_survives_a_restart(dbos: Path) -> None:
+    """``funding_pnl: estimate``: what the runner estimated while the position was open is recorded in the
+    arbitrage's durable state (one ``arb-funding`` workflow per settlement), so a restarted process (DBOS
+    destroyed and launched again on the same system database, a fresh runner) continues from it instead
+    of from zero, and adds the next settlement to it."""
+    sim = _sim(D("0.001"))
+    cfg = _config(funding_pnl="estimate")
+    async with sim:
+        try:
+            runner = await _runner(sim, cfg, dbos, [])
+            assert runner.funding_source == "estimate"
+            await runner.step()
+            st = runner.pairs[SPOT]
+            assert st.state == "open" and st.direction == "positive"
+
+            async def estimated() -> bool:
+                await runner.step()
+                return len(st.funding_estimated) >= 2
+
+            await _until(estimated)  # two settlements while held (every 3 s at 20x)
+            before = st.open_funding
+            assert before > 0, "a short perp receives a positive rate"
+            assert before == sum(st.funding_estimated.values())
+            recorded = dict(st.funding_estimated)
+            # The restart: the process's memory is gone; DBOS comes back on the same database.
+            DBOS.destroy(destroy_registry=False)
+            unregister("acct")
+            fresh = await _runner(sim, cfg, dbos, [])
+            again = fresh.pairs[SPOT]
+            assert again.state == "open" and again.seq == st.seq
+            assert again.funding_estimated == recorded and again.open_funding == before
+
+            async def next_one() -> bool:
+                await fresh.step()
+                return len(again.funding_estimated) > len(recorded)
+
+            await _until(next_one)
+            added = {k: v for k, v in again.funding_estimated.items() if k not in recorded}
+            assert len(added) >= 1 and all(v > 0 for v in added.values())
+            assert again.open_funding == before + sum(added.values())
+            assert fresh.status()["pairs"][0]["open_funding"] == str(again.open_funding)
+        finally:
+            unregister("acct")

@@ -46,6 +46,9 @@ from opensqt.arb.workflows import (
     epoch_workflow,
     exit_id,
     exit_workflow,
+    funding_id,
+    funding_prefix,
+    funding_workflow,
     register,
 )
 from opensqt.risk.funding import funding_paid
@@ -178,6 +181,24 @@ class ArbRunner:
                     st.state, st.halted_reason = "halted", f"{xid} ended in error"
                     return
                 self._exited(st, attempt, xres)
+        if st.position is not None and self.funding_source == "estimate":
+            await self._recover_estimate(st)
+
+    async def _recover_estimate(self, st: PairState) -> None:
+        """The open position's estimated settlements as the workflows recorded them (a killed process's
+        estimate is not lost), less what its exit attempts already booked."""
+        found = await DBOS.list_workflows_async(
+            workflow_id_prefix=funding_prefix(self.account, st.spot, st.seq), load_input=False
+        )
+        for w in found:
+            out = w.output
+            if w.status in _UNFINISHED:  # resumed by DBOS.launch(): its record is its input
+                out = await (await DBOS.retrieve_workflow_async(w.workflow_id)).get_result()
+            elif w.status != "SUCCESS":
+                continue
+            if isinstance(out, dict):
+                st.funding_estimated[int(out["at_ns"])] = dec(out["amount"], "amount")
+        st.open_funding = sum(st.funding_estimated.values(), ZERO) - st.funding_counted
 
     async def _result(self, wid: str) -> dict[str, Any] | None:
         """The result of ``wid`` (or of its latest retry), waiting for an unfinished one and retrying one
@@ -213,6 +234,7 @@ class ArbRunner:
         if dec(result.get("compensated", "0")) > 0:
             st.compensations += 1
         st.funding_counted, st.funding_since = ZERO, None
+        st.funding_estimated = {}
         if result["status"] in ("open", "unhedged"):
             st.position, st.state, st.exit_try = dict(result), "open", 0
             st.open_cash, st.open_funding = dec(result["cash"]), ZERO
@@ -236,6 +258,7 @@ class ArbRunner:
             st.open_cash = ZERO
             st.position, st.state = None, "flat"
             st.funding_counted, st.funding_since = ZERO, None
+            st.funding_estimated = {}
             st.seq += 1
             st.closed_at = self.clock()
         else:
@@ -281,7 +304,7 @@ class ArbRunner:
         await self.monitor.refresh()
         for st in self.pairs.values():
             view = self.monitor.view(self.client.venue, st.spot)
-            self._estimate_funding(st)
+            await self._estimate_funding(st)
             if st.state == "halted":
                 self._show(st)
                 continue
@@ -347,9 +370,10 @@ class ArbRunner:
         self._exited(st, st.exit_try, result)
         self.metrics.exits.labels(st.spot, result["status"]).inc()
 
-    def _estimate_funding(self, st: PairState) -> None:
+    async def _estimate_funding(self, st: PairState) -> None:
         """Every reading goes to the pair's settlement detector (a flat pair's sets the baseline); a
-        settlement while a hedged position is held adds what the perp leg received (the estimate)."""
+        settlement while a hedged position is held adds what the perp leg received (the estimate),
+        recorded durably first (:func:`~opensqt.arb.workflows.funding_workflow`, once per settlement)."""
         view = self.monitor.view(self.client.venue, st.spot)
         if view.reading is None:
             return
@@ -361,7 +385,13 @@ class ArbRunner:
             return
         _, perp_qty = st.quantities()
         held = -perp_qty if st.direction == "positive" else perp_qty  # positive: the perp is short
-        st.open_funding -= funding_paid(held, price, settled.rate)
+        record = {"at_ns": settled.at_ns, "amount": dec_str(-funding_paid(held, price, settled.rate))}
+        fid = funding_id(self.account, st.spot, st.seq, settled.at_ns)
+        recorded = await self._run(fid, funding_workflow, record)
+        if recorded is None:
+            return  # not recorded: not counted (logged by _run)
+        st.funding_estimated[int(recorded["at_ns"])] = dec(recorded["amount"], "amount")
+        st.open_funding = sum(st.funding_estimated.values(), ZERO) - st.funding_counted
 
     async def _track_funding(self, st: PairState) -> None:
         if self.funding_source == "estimate":

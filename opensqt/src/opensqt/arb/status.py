@@ -42,7 +42,10 @@ class PairState:
     open_cash: Decimal = ZERO  # the open position's entry cash flow
     # "payments" (the venue's funding log) | "realized" (the perp's realized PnL) | "estimate"
     funding_source: str = "realized"
-    funding_counted: Decimal = ZERO  # payments mode: what exits of the open position already booked
+    funding_counted: Decimal = ZERO  # payments/estimate: what exits of the open position already booked
+    # estimate mode: the open position's estimated settlements (venue ns -> + received), each recorded
+    # durably (an ``arb-funding`` workflow), so a restarted runner continues from them
+    funding_estimated: dict[int, Decimal] = field(default_factory=dict)
     funding_since: datetime | None = None  # payments mode: the open position's first perp fill (venue time)
     settlements: FundingSettlements = field(default_factory=FundingSettlements)
     entries: int = 0

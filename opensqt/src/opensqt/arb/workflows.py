@@ -25,6 +25,10 @@ Rules:
   realized PnL (it moves only by funding while the arbitrage holds it: read before the perp leg opens
   and again before the close); elsewhere the runner's figure (the venue's funding payments, or the
   estimate), passed in as ``funding_runner`` (an input: recorded).
+* The funding estimate (``funding_pnl: estimate``) is durable too: each settlement the runner estimates
+  while a position is open is recorded once by :func:`funding_workflow` under
+  ``arb-funding:<account>:<spot>:<seq>:<settlement ns>`` (its input is its output: starting the id again
+  returns the first record), and a restarted runner sums the records of the open position.
 * Steps reach the live venue through :data:`_CONTEXTS` (by account): DBOS records arguments, and a venue
   client is not serialisable.
 * One owner per account: with a ``fence`` in the context (``opensqt arb`` installs the account lease's,
@@ -61,6 +65,9 @@ __all__ = [
     "epoch_workflow",
     "exit_id",
     "exit_workflow",
+    "funding_id",
+    "funding_prefix",
+    "funding_workflow",
     "register",
     "unregister",
 ]
@@ -108,6 +115,14 @@ def entry_id(account: str, spot: str, seq: int) -> str:
 
 def exit_id(account: str, spot: str, seq: int, attempt: int) -> str:
     return f"arb-exit:{account}:{spot}:{seq}:{attempt}"
+
+
+def funding_prefix(account: str, spot: str, seq: int) -> str:
+    return f"arb-funding:{account}:{spot}:{seq}:"
+
+
+def funding_id(account: str, spot: str, seq: int, at_ns: int) -> str:
+    return f"{funding_prefix(account, spot, seq)}{at_ns}"
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -228,6 +243,13 @@ async def epoch_workflow(account: str) -> str:
     """The account's id epoch: started under the fixed id ``arb-epoch:<account>``, so it runs once per
     system database and every later start returns the recorded token."""
     return await _new_epoch()
+
+
+@DBOS.workflow()
+async def funding_workflow(account: str, record: dict[str, Any]) -> dict[str, Any]:
+    """One estimated settlement of an open position, ``{"at_ns", "amount"}`` (+ received): recorded by
+    DBOS as this workflow's input and output under :func:`funding_id`, once."""
+    return {"at_ns": int(record["at_ns"]), "amount": dec_str(dec(record["amount"], "amount"))}
 
 
 @DBOS.workflow()

@@ -26,7 +26,7 @@ tests passed; ``make test`` fails when the committed ``docs/capabilities.md`` di
 The rooms: ``capabilities`` (the column table), ``harness`` (what a venue provides), ``base`` (shared
 helpers), one module per capability group (``core``: orders, books, trades, health, close;
 ``executions``: the execution stream; ``account``: batch orders, cancel-all, positions; ``funding``:
-funding history) and
+funding history and funding payments) and
 ``matrix`` (the file).  A new group is a new module whose suite class is mixed in below.
 
 ``cqvx.testing.mock.MockVenueHarness`` is the reference harness (over :class:`MockVenue`).
@@ -46,6 +46,7 @@ from cqvx.testing.conformance.harness import (
     ConformanceHarness,
     ExecutionHarness,
     FundingHistoryHarness,
+    FundingPaymentsHarness,
     HarnessDefaults,
     OtherSymbolHarness,
     PositionHarness,
@@ -62,6 +63,7 @@ __all__ = [
     "ExecutionHarness",
     "ExecutionLog",
     "FundingHistoryHarness",
+    "FundingPaymentsHarness",
     "HarnessDefaults",
     "OtherSymbolHarness",
     "PositionHarness",

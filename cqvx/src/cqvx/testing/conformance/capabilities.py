@@ -81,6 +81,12 @@ CAPABILITIES: tuple[tuple[str, str, str], ...] = (
         "get_funding_rate_history lists settled rates oldest first; a new settlement shows with the "
         "venue's rate and time",
     ),
+    (
+        "funding_payments",
+        "funding payments",
+        "get_funding_payments lists the account's funding payments oldest first; a settlement on an open "
+        "position shows with the venue's signed amount (+ received), asset and time",
+    ),
     ("health", "health", "health() reports reachable with a latency >= 0"),
     ("close", "close", "aclose ends active streams and is idempotent"),
 )

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from cqc.markets.v1 import funding_pb2, orderbook_pb2
+from cqc.portfolio.v1 import transaction_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2
 from cqvx.client import VenueClient
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConformanceHarness",
     "ExecutionHarness",
     "FundingHistoryHarness",
+    "FundingPaymentsHarness",
     "HarnessDefaults",
     "OtherSymbolHarness",
     "PositionHarness",
@@ -167,6 +169,18 @@ class FundingHistoryHarness(Protocol):
     async def last_settlement(self) -> funding_pb2.FundingRate:
         """The venue's OWN record of its latest settlement of ``funding_symbol``: ``rate`` and
         ``funding_time`` (read on the venue's side, never through the client under test)."""
+        ...
+
+
+@runtime_checkable
+class FundingPaymentsHarness(FundingHistoryHarness, Protocol):
+    """The ``funding_payments`` capability: settlements on demand (:class:`FundingHistoryHarness`) and
+    the venue's own record of the account's latest payment (the position comes from
+    :class:`PositionHarness`'s ``position_order`` on ``funding_symbol``)."""
+
+    async def last_funding_payment(self) -> transaction_pb2.Transaction:
+        """The venue's OWN record of the account's latest funding payment on ``funding_symbol``:
+        ``amount`` signed + received, ``asset`` and ``timestamp`` (read on the venue's side)."""
         ...
 
 

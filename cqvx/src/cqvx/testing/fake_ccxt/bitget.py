@@ -32,6 +32,7 @@ from aiohttp import web
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
+from cqvx.testing.fake_ccxt import _ledgers
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
 from cqvx.testing.fake_ccxt.bitget_ws import BitgetPublic
@@ -96,10 +97,14 @@ class FakeBitget(SimFake):
             ("GET", "/api/v2/mix/account/account", self._account),
             ("GET", "/api/v2/mix/position/all-position", self._positions),
             ("GET", "/api/v2/mix/position/single-position", self._positions),
+            ("GET", "/api/v2/mix/account/bill", self._bills),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/v2/ws/private", self._ws)
         self.public.routes(app)  # bitget_ws: the public streams
+
+    async def _bills(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.bitget_bills(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 

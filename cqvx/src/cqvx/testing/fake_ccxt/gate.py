@@ -32,6 +32,7 @@ from aiohttp import web
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InsufficientFunds, NotFound, VenueError
+from cqvx.testing.fake_ccxt import _ledgers
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
 from cqvx.testing.fake_ccxt.gate_ws import GatePublic
@@ -105,9 +106,13 @@ class FakeGate(SimFake):
             ("POST", f"{f}/batch_cancel_orders", self._batch_cancel),
             ("GET", f"{f}/accounts", self._accounts),
             ("GET", f"{f}/positions", self._positions),
+            ("GET", f"{f}/account_book", self._account_book),
         ):
             self.route(app, method, path, handler, signed=True)
         app.router.add_get("/v4/ws/usdt", self._ws)
+
+    async def _account_book(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.gate_account_book(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import DuplicateOrder, InsufficientFunds, NotFound, VenueError
+from cqvx.testing.fake_ccxt import _ledgers
 from cqvx.testing.fake_ccxt import _sim_shapes as sim_shapes
 from cqvx.testing.fake_ccxt._base import Refused, SimFake, dec_text
 from cqvx.testing.fake_ccxt._okx_fields import INSTRUMENT_REST, ORDER_REST
@@ -146,11 +147,15 @@ class FakeOkx(SimFake):
             ("POST", "/api/v5/trade/cancel-batch-orders", self._cancel_batch),
             ("GET", "/api/v5/trade/orders-pending", self._pending),
             ("GET", "/api/v5/trade/orders-history", self._history),
+            ("GET", "/api/v5/account/bills-archive", self._bills),
         ):
             self.route(app, method, path, handler, signed=True)
         self.account.routes(app)  # okx_account: config, balance, positions
         app.router.add_get("/ws/v5/private", self._ws)
         self.public.routes(app)  # okx_ws: the public streams
+
+    async def _bills(self, request: web.Request, params: dict[str, Any]) -> Any:
+        return await _ledgers.okx_bills(self, request, params)  # the funding-fee ledger (_ledgers)
 
     # -- dialect ---------------------------------------------------------------------------------
 

@@ -35,12 +35,12 @@ from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
 from cqvx.client import check_order_ref
-from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, UnsupportedOperation, VenueError
+from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, VenueError
 from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
-from cqvx.timeutil import CANDLE_SECONDS, timestamp_now, to_ns
+from cqvx.timeutil import CANDLE_SECONDS, timestamp_now
 from cqvx.types import TERMINAL_STATUSES, OrderFilter, Stream, report_from_order
-from cqvx.venues.ccxt import batch, parse, polled
+from cqvx.venues.ccxt import batch, funding, parse, polled
 from cqvx.venues.ccxt.account import AccountSummary, account_summary
 from cqvx.venues.ccxt.config import CcxtConfig, build_exchange
 from cqvx.venues.ccxt.errors import Op, map_error
@@ -54,8 +54,6 @@ __all__ = ["CcxtClient"]
 
 T = TypeVar("T")
 
-_WEEK_MS = 7 * 24 * 3600 * 1000  # Bybit's transaction log: at most 7 days per request
-_INCOME_PAGE = 1000  # Binance Get Income History: limit max 1000
 _ANY_STATUS = frozenset(order_pb2.OrderStatus.values()) - {order_pb2.ORDER_STATUS_UNSPECIFIED}
 
 _TIMEFRAMES: dict[int, str] = {
@@ -496,68 +494,16 @@ class CcxtClient:
     async def get_funding_rate_history(
         self, symbol: str, start: datetime | None = None, limit: int | None = None
     ) -> list[funding_pb2.FundingRate]:
-        """Settled rates (ccxt ``fetchFundingRateHistory``), oldest first (``SupportsFundingHistory``)."""
-        since = int(start.timestamp() * 1000) if start else None
-        unified = await self._unified(symbol)
-        raws = await self._call("read", self._ex.fetch_funding_rate_history, unified, since, limit)
-        if not isinstance(raws, list):
-            raise ParseError("funding history: expected a list", venue=self.venue)
-        rates = [parse.parse_funding_rate(raw, symbol, self.venue, history=True) for raw in raws]
-        rates.sort(key=lambda f: (f.funding_time.seconds, f.funding_time.nanos))  # the contract: oldest first
-        return rates
+        """Settled rates, oldest first (``SupportsFundingHistory``; :mod:`.funding`)."""
+        return await funding.funding_rate_history(self, symbol, start, limit)
 
     async def get_funding_payments(
         self, symbol: str, start: datetime | None = None
     ) -> list[transaction_pb2.Transaction]:
         """The account's funding payments on the perpetual ``symbol``, oldest first
         (``SupportsFundingPayments``), where the quirk table says how to read them; elsewhere
-        :class:`~cqvx.errors.UnsupportedOperation`.  Bybit: the UTA transaction log, 7 days per request
-        (the venue's limit) from ``start`` (default: the last 7 days) to now, every page."""
-        how = self._quirks.funding_payments
-        if how not in ("bybit_transaction_log", "ccxt_funding_history"):
-            raise UnsupportedOperation(f"{self.venue}: funding payments are not read here", venue=self.venue)
-        index = await self._markets()
-        venue_id = index.venue_ids.get(symbol, "")
-        if not venue_id or not index.is_derivative(symbol):
-            raise InvalidRequest(f"{symbol} is not a perpetual listed on {self.venue}", venue=self.venue)
-        now = int(time.time() * 1000)
-        since = int(start.timestamp() * 1000) if start else now - _WEEK_MS
-        if how == "ccxt_funding_history":
-            return await self._funding_income(symbol, since)
-        found: dict[str, transaction_pb2.Transaction] = {}
-        while since <= now:
-            end = min(since + _WEEK_MS, now)
-            cursor = ""
-            while True:
-                request: dict[str, Any] = {
-                    "accountType": "UNIFIED", "category": "linear", "type": "SETTLEMENT",
-                    "startTime": since, "endTime": end, "limit": 50,
-                }  # fmt: skip
-                if cursor:
-                    request["cursor"] = cursor
-                raw = await self._call("read", self._ex.privateGetV5AccountTransactionLog, request)
-                rows, cursor = parse.parse_bybit_settlements(raw, venue_id, symbol, self.venue)
-                found.update((t.transaction_id, t) for t in rows)
-                if not cursor:
-                    break
-            since = end + 1
-        return sorted(found.values(), key=lambda t: to_ns(t.timestamp))
-
-    async def _funding_income(self, symbol: str, since: int) -> list[transaction_pb2.Transaction]:
-        """ccxt ``fetchFundingHistory`` from ``since``, page after page (a full page moves ``since`` past
-        its last entry; an id seen twice is kept once)."""
-        unified = await self._unified(symbol)
-        found: dict[str, transaction_pb2.Transaction] = {}
-        while True:
-            raws = await self._call("read", self._ex.fetch_funding_history, unified, since, _INCOME_PAGE)
-            if not isinstance(raws, list):
-                raise ParseError("funding income: expected a list", venue=self.venue)
-            page = [parse.parse_funding_income(r, self.venue) for r in raws]
-            found.update((t.transaction_id, t) for t in page)
-            if len(page) < _INCOME_PAGE:
-                break
-            since = max(to_ns(t.timestamp) for t in page) // 1_000_000 + 1
-        return sorted(found.values(), key=lambda t: to_ns(t.timestamp))
+        :class:`~cqvx.errors.UnsupportedOperation` (:mod:`.funding`)."""
+        return await funding.funding_payments(self, symbol, start)
 
     async def get_candles(
         self,

@@ -23,7 +23,8 @@ from cqc.venues.v1 import balance_pb2, order_pb2
 from cqvx.errors import ParseError, VenueError
 from cqvx.num import dec, dec_str, dec_text
 from cqvx.symbols import SymbolMap
-from cqvx.timeutil import timestamp_from_ms
+from cqvx.timeutil import set_timestamp_ns, timestamp_from_ms
+from cqvx.venues.ccxt.reads import LedgerRead
 
 __all__ = [
     "num",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_candle",
     "parse_funding_income",
     "parse_funding_rate",
+    "parse_ledger_page",
     "parse_order",
     "parse_order_book",
     "parse_position",
@@ -333,6 +335,59 @@ def parse_funding_income(raw: object, venue: str) -> transaction_pb2.Transaction
     )
     _stamp(tx.timestamp, at)
     return tx
+
+
+def parse_ledger_page(
+    raw: object, read: LedgerRead, venue_id: str, settle: str, venue: str
+) -> tuple[list[transaction_pb2.Transaction], int, str]:
+    """One page of a venue's funding-fee ledger (the raw reply ccxt's generated method returns, read as
+    the quirk table's :class:`~cqvx.venues.ccxt.quirks.LedgerRead` says): the funding payments of
+    ``venue_id`` as funding transactions (amount as the venue signs it: + received), how many rows the
+    page held (every type, for paging) and the next cursor: the last row's id or the reply's cursor
+    ("" = none).  ``settle`` is the asset where the rows name none."""
+    body: object = raw
+    for step in read.rows_path:
+        body = _map(body, "ledger reply", venue).get(step)
+    if not isinstance(body, list):
+        raise ParseError("ledger: the rows are not a list", venue=venue)
+    out = []
+    last_id = ""
+    for row in body:
+        r = _map(row, "ledger row", venue)
+        last_id = _text(r.get(read.id_key), read.id_key, venue, required=True)
+        if r.get(read.type_key) != read.type_value or r.get(read.symbol_key) not in (None, "", venue_id):
+            continue
+        amount = num(r.get(read.amount_key), read.amount_key, venue)
+        if not amount:
+            raise ParseError(f"ledger row: {read.amount_key} missing", venue=venue)
+        if Decimal(amount) == 0:
+            continue
+        at = r.get(read.time_key)
+        if isinstance(at, bool) or not isinstance(at, str | int | float):
+            raise ParseError(f"{read.time_key}: expected a time", venue=venue)
+        ns = dec(at, read.time_key, venue) * read.time_unit_ms * 1_000_000
+        if not 0 <= ns < 10**24:  # up to year 33658 in ns: far beyond any venue time
+            raise ParseError(f"{read.time_key}: out of range", venue=venue)
+        tx = transaction_pb2.Transaction(
+            transaction_id=last_id,
+            venue=venue,
+            transaction_type=transaction_pb2.TRANSACTION_TYPE_FUNDING,
+            status=transaction_pb2.TRANSACTION_STATUS_CONFIRMED,
+            asset=_text(r.get(read.asset_key), read.asset_key, venue, required=True)
+            if read.asset_key
+            else settle,
+            amount=amount,
+        )
+        tx.asset = tx.asset or settle
+        set_timestamp_ns(tx.timestamp, int(ns))
+        out.append(tx)
+    cursor = last_id
+    if read.paging == "body_cursor":
+        at_path: object = raw
+        for step in read.cursor_path:
+            at_path = at_path.get(step) if isinstance(at_path, Mapping) else None
+        cursor = _text(at_path, "cursor", venue)
+    return out, len(body), cursor
 
 
 def parse_candle(raw: object, symbol: str, interval: int, width_s: int, venue: str) -> candle_pb2.Candle:

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from cqvx.errors import AuthenticationError, InvalidRequest, PermissionDenied, Unavailable, VenueError
-from cqvx.venues.ccxt.quirks import ModeRead
+from cqvx.venues.ccxt.reads import ModeRead
 
 if TYPE_CHECKING:
     from cqvx.venues.ccxt.client import CcxtClient

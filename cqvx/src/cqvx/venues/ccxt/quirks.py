@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
 from cqvx.errors import InvalidRequest
+from cqvx.venues.ccxt.reads import LedgerRead, ModeRead
 
 __all__ = [
     "QUIRKS",
     "SETTLE",
+    "LedgerRead",
     "ModeRead",
     "VenueQuirks",
     "check_client_order_id",
@@ -42,29 +43,6 @@ __all__ = [
 # In a ``summary_path`` row selector: the account's settle currency, resolved by ``account.py`` (the
 # config's ``settle``, else the one ``settle`` of the loaded derivative markets), never a fixed coin.
 SETTLE = "<settle>"
-
-
-@dataclass(frozen=True, slots=True)
-class ModeRead:
-    """How one venue's position mode is read (:mod:`.position_mode`), and which documented answers
-    mean what.
-
-    ``how``: "ccxt" = ccxt's unified ``fetch_position_mode(symbol, params)`` (its ``info`` is the venue
-    body); "endpoint" = ccxt's generated method for the venue's documented request, ``method(params)``
-    (ccxt 4.5.90 has no unified read for the venue).  ``params`` are fixed; ``market_params`` are
-    (param, ccxt market key) filled from the order's market: a venue keeping the mode per symbol (or
-    per settle currency) is read once per such value.  ``path`` leads into the answer to the mode
-    value; ``"*"`` = every item of a list (all must be one-way).  Values match by type and value.
-    """
-
-    how: Literal["ccxt", "endpoint"]
-    method: str
-    path: tuple[str | int, ...]
-    one_way: tuple[object, ...]
-    hedge: tuple[object, ...]
-    doc: str
-    params: tuple[tuple[str, object], ...] = ()
-    market_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +112,9 @@ class VenueQuirks:
     # How the account's funding payments are read ("" = not offered): "bybit_transaction_log" = UTA
     # GET /v5/account/transaction-log type=SETTLEMENT, its documented signed ``funding`` column;
     # "ccxt_funding_history" = ccxt ``fetchFundingHistory``, where its ``amount`` is the venue's signed
-    # income (+ received) as documented.
+    # income (+ received) as documented; "ledger" = the venue's funding-fee ledger, read as ``ledger`` says.
     funding_payments: str = ""
+    ledger: LedgerRead | None = None
     ccxt_options: tuple[tuple[str, object], ...] = ()  # ccxt options this venue needs set
     # Venue error codes whose meaning is pinned here, whatever ccxt class carried them (ccxt picks
     # Binance's exception table by hostname, so on a testnet, proxy or fake host the class differs).
@@ -343,6 +322,32 @@ QUIRKS: dict[str, VenueQuirks] = {
             ("available_balance", "availEq"),
             ("unrealized_pnl", "upl"),
         ),
+        # Get bills details (last 3 months), GET /api/v5/account/bills-archive
+        # (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details-last-3-months):
+        # type 8 = funding fee (subType 173 expense, 174 income); balChg = the balance change, + received;
+        # ts ms; billId; begin/end ms; after = "records earlier than the requested billId"; newest
+        # first; limit max 100.  ccxt 4.5.90's fetchFundingHistory asks the same path but sends neither
+        # instId, begin nor after: the newest 100 funding bills of every instrument, one page.
+        funding_payments="ledger",
+        ledger=LedgerRead(
+            method="privateGetAccountBillsArchive",
+            doc="https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details-last-3-months",
+            params=(("instType", "SWAP"), ("type", "8")),
+            market_params=(("instId", "{id}"),),
+            since_param="begin",
+            until_param="end",
+            rows_path=("data",),
+            paging="after_last_id",
+            cursor_param="after",
+            id_key="billId",
+            amount_key="balChg",
+            time_key="ts",
+            asset_key="ccy",
+            type_key="type",
+            type_value="8",
+            symbol_key="instId",
+            limit=100,
+        ),
         docs=(
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
             "https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-history-last-7-days",
@@ -417,6 +422,34 @@ QUIRKS: dict[str, VenueQuirks] = {
             ("available_balance", "available"),
             ("unrealized_pnl", "unrealizedPL"),
         ),
+        # Get Account Bills, GET /api/v2/mix/account/bill
+        # (https://www.bitget.com/api-doc/contract/account/Get-Account-Bill): productType (USDT-FUTURES /
+        # USDC-FUTURES for the linear settle coins), symbol, businessType contract_settle_fee = funding
+        # fee; startTime/endTime ms at most 30 days apart; idLessThan = the reply's endId; limit max 100;
+        # rows data.bills[]: billId, symbol, amount (signed, + received), coin, businessType, cTime ms.
+        # ccxt 4.5.90's fetchFundingHistory sends the same request, one page only.
+        funding_payments="ledger",
+        ledger=LedgerRead(
+            method="privateMixGetV2MixAccountBill",
+            doc="https://www.bitget.com/api-doc/contract/account/Get-Account-Bill",
+            params=(("businessType", "contract_settle_fee"),),
+            market_params=(("symbol", "{id}"), ("productType", "{settle}-FUTURES")),
+            since_param="startTime",
+            until_param="endTime",
+            rows_path=("data", "bills"),
+            paging="body_cursor",
+            cursor_param="idLessThan",
+            cursor_path=("data", "endId"),
+            id_key="billId",
+            amount_key="amount",
+            time_key="cTime",
+            asset_key="coin",
+            type_key="businessType",
+            type_value="contract_settle_fee",
+            symbol_key="symbol",
+            limit=100,
+            max_window_ms=30 * 24 * 3600 * 1000,
+        ),
         docs=(
             "https://www.bitget.com/api-doc/contract/trade/Place-Order",
             "https://www.bitget.com/api-doc/contract/trade/Batch-Order",
@@ -473,6 +506,9 @@ QUIRKS: dict[str, VenueQuirks] = {
         # ``unrealised_pnl`` (so the margin balance is their sum) and the margin in use is
         # position_margin + order_margin.  maintenance_margin is documented only for the new
         # classic and unified account modes (absent in the old classic mode): left unset.
+        # The path's {settle} of GET /futures/{settle}/accounts (documented values btc, usdt): ccxt's
+        # fetch_balance params ``settle`` (default usdt).
+        summary_settle_params=(("USDT", (("settle", "usdt"),)), ("BTC", (("settle", "btc"),))),
         summary_path=(0,),  # ccxt wraps the futures account object in a list
         summary_keys=(
             ("margin_balance", ("total", "unrealised_pnl")),
@@ -480,6 +516,33 @@ QUIRKS: dict[str, VenueQuirks] = {
             ("available_balance", "available"),
             ("unrealized_pnl", "unrealised_pnl"),
             ("initial_margin", ("position_margin", "order_margin")),
+        ),
+        # Query futures account change history, GET /futures/{settle}/account_book
+        # (https://www.gate.com/docs/developers/apiv4/en/#query-futures-account-change-history):
+        # contract, type fund = funding, from/to Unix seconds, limit, offset; rows: time (seconds, with a
+        # fraction), change (signed balance change, + received), type, contract, id ("Account change
+        # record ID"); the settle currency is the path's.  ccxt 4.5.90's fetchFundingHistory drops the
+        # row id (id None) and reads one page: not usable as a ledger.
+        funding_payments="ledger",
+        ledger=LedgerRead(
+            method="privateFuturesGetSettleAccountBook",
+            doc="https://www.gate.com/docs/developers/apiv4/en/#query-futures-account-change-history",
+            params=(("type", "fund"),),
+            market_params=(("settle", "{settleId}"), ("contract", "{id}")),
+            since_param="from",
+            until_param="to",
+            rows_path=(),
+            time_unit_ms=1000,
+            paging="offset",
+            cursor_param="offset",
+            id_key="id",
+            amount_key="change",
+            time_key="time",
+            asset_key="",
+            type_key="type",
+            type_value="fund",
+            symbol_key="contract",
+            limit=100,
         ),
         docs=(
             "https://www.gate.com/docs/developers/apiv4/en/#create-a-futures-order",
