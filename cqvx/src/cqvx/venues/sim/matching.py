@@ -236,6 +236,12 @@ class MatchingEngine(_OrderChecks, _Reports):
         else:
             order.lock_asset = spec.base_asset
             amount = order.quantity
+            if order.margin:  # borrow what the free balance lacks (refused beyond the limit)
+                lack = amount - self.ledger.balance(spec.base_asset).available
+                if lack > 0:
+                    limit = self.config.margin_limits.get(spec.base_asset, ZERO)
+                    self.ledger.borrow(spec.base_asset, lack, limit)
+                    order.borrowed = lack
         # The order's name is only for the refusal's message: built by the ledger when it refuses.
         self.ledger.lock(order.lock_asset, amount, lambda: f"order {order.client_order_id or '(no id)'}")
         order.lock_remaining = amount
@@ -280,6 +286,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         elif order.side == BUY:
             ledger.credit(spec.quote_asset, -(notional + fee))
             ledger.credit(spec.base_asset, qty)
+            if order.margin:
+                ledger.repay(spec.base_asset, qty)
         else:
             ledger.credit(spec.base_asset, -qty)
             ledger.credit(spec.quote_asset, notional - fee)
@@ -309,6 +317,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
+        if order.borrowed and order.side == SELL:  # a margin sell's unsold borrow goes back
+            order.borrowed -= self.ledger.repay(order.lock_asset, min(order.borrowed, order.remaining))
 
     def _retire(self, order: SimOrder) -> None:
         self._terminal.append(order)

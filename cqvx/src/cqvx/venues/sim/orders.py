@@ -83,6 +83,10 @@ class SimOrder:
     reserve_rate: Decimal | None = None
     reason: str = ""
     exec_seq: int = 0
+    # Spot margin (Order.margin): a SELL borrowed ``borrowed`` base units at placement (what the free
+    # balance lacked); the part it does not sell is repaid when it ends.  A BUY repays with what it buys.
+    margin: bool = False
+    borrowed: Decimal = ZERO
     # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
     ticks: int = 0
 

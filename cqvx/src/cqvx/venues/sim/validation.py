@@ -160,6 +160,9 @@ class _OrderChecks:
         reduce_only = req.reduce_only
         if reduce_only and not spec.is_perpetual:
             raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
+        margin = req.margin
+        if margin and spec.is_perpetual:
+            raise InvalidRequest("margin (borrow/repay) applies to spot orders only", venue=v)
         now = self.now_ns()
         expires: int | None = None
         if tif == GTD:
@@ -183,6 +186,7 @@ class _OrderChecks:
             quantity=qty or ZERO,
             post_only=post_only,
             reduce_only=reduce_only,
+            margin=margin,
             created_ns=now,
             updated_ns=now,
             arrival=0,
