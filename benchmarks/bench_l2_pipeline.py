@@ -7,8 +7,9 @@ documented shape, cqvx/tests/coinbase/fixtures/ws_l2_data_update.json), one leve
 mostly is, built from bench_book's stream on a 500-level-per-side book.
 
 * cqvx: what ``CoinbaseStream._on_l2`` does per message (cqvx/venues/coinbase/stream.py): strict
-  envelope decode (msgspec), RFC 3339 timestamp, events, levels, ``OrderBookL2.apply_levels`` with
-  the sequence and crossed checks; every number validated and kept exact.
+  envelope decode (msgspec), RFC 3339 timestamp, events, levels, ``OrderBookL2.apply_level`` for
+  an event of one update (``apply_levels`` for more) with the sequence and crossed checks; every
+  number validated and kept exact.
 * ccxt.pro: what ``coinbase.handle_order_book`` does per message minus the market lookup and the
   future resolution (which only cost ccxt time): ``json.loads``, ``handle_order_book_helper`` (float
   prices into ccxt's OrderBook), ``parse8601`` of the message time.
@@ -85,11 +86,16 @@ def ours(snap: bytes, ups: list[bytes]) -> OrderBookL2:
         when = parse.timestamp(env.timestamp, "timestamp")
         result = ApplyResult.REFUSED
         for ev in parse.l2_events(env):
-            bids, asks = parse.l2_levels(ev)
-            if ev.type == "snapshot":
-                result = book.apply_snapshot_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
+            if ev.type == "update":
+                one = parse.l2_level(ev)
+                if one is not None:
+                    result = book.apply_level(one[0], one[1], one[2], env.sequence_num, when)
+                else:
+                    bids, asks = parse.l2_levels(ev)
+                    result = book.apply_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
             else:
-                result = book.apply_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
+                bids, asks = parse.l2_levels(ev)
+                result = book.apply_snapshot_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
         return result
 
     assert feed(snap) is ApplyResult.APPLIED

@@ -79,10 +79,17 @@ def table(rows: list[Row]) -> str:
 PARTIAL = "Partial run"
 
 
-def _partial_benches(line: str) -> set[str]:
-    """The benchmarks a "Partial run: the rows of a, b are from ..." line names."""
-    names = line.partition("the rows of ")[2].partition(" are from")[0]
-    return {name.strip() for name in names.split(",") if name.strip()}
+def _without(line: str, benches: set[str]) -> str:
+    """``line`` as it stands once ``benches`` ran again: a "Partial run" line names only the benchmarks
+    whose rows it still wrote ("" when none is left); any other line unchanged."""
+    if not line.startswith(PARTIAL):
+        return line
+    named = line.partition("the rows of ")[2].partition(" are from")[0]
+    left = [name.strip() for name in named.split(",") if name.strip() and name.strip() not in benches]
+    if not left:
+        return ""
+    head, _, rest = line.partition("the rows of ")
+    return f"{head}the rows of {', '.join(left)} are from{rest.partition(' are from')[2]}"
 
 
 def write_table(readme: Path, rows: list[Row], note: str, *, partial: bool = False) -> bool:
@@ -98,13 +105,13 @@ def write_table(readme: Path, rows: list[Row], note: str, *, partial: bool = Fal
     if partial:
         old = text[start + len(BEGIN) : end].strip("\n").splitlines()
         benches = {r.bench for r in rows}
-        # An earlier partial run's line stays while none of its benchmarks' rows is replaced now.
+        # An earlier partial run's line keeps naming the benchmarks whose rows it still wrote.
         notes = [
-            line
+            kept_line
             for line in old
-            if line
-            and not line.startswith("|")
-            and not (line.startswith(PARTIAL) and benches & _partial_benches(line))
+            if line and not line.startswith("|")
+            for kept_line in [_without(line, benches)]
+            if kept_line
         ]
         kept = [line for line in old if line.startswith("| ") and line.split(" | ")[0][2:] not in benches]
         kept = [line for line in kept if not line.startswith("| benchmark |")]

@@ -42,6 +42,7 @@ __all__ = [
     "dec_text",
     "excerpt",
     "floor_to",
+    "from_steps",
     "round_price",
     "round_quantity",
     "steps",
@@ -220,6 +221,25 @@ def steps(value: Decimal, step: Decimal) -> tuple[int, bool]:
     exact = ctx.multiply(quotient, step) == value
     n = int(quotient)
     return (n - 1 if value < 0 and not exact else n), exact
+
+
+def from_steps(n: int, step: Decimal) -> Decimal:
+    """``n * step`` exactly, in the canonical form :func:`dec` gives for :func:`dec_str`'s text.
+
+    The inverse of :func:`steps` on the grid: ``steps(from_steps(n, s), s) == (n, True)``.  Built
+    from the digits (no context, so nothing rounds at any size); the result is the Decimal a caller
+    sending the canonical string would get (``from_steps(5900000, Decimal("0.01"))`` is
+    ``Decimal("59000")``, not ``Decimal("59000.00")``).
+    """
+    if type(n) is not int:
+        raise TypeError(f"from_steps: n must be an int, got {type(n).__name__}")
+    _, digits, exponent = step.as_tuple()
+    if not step.is_finite() or step <= 0:
+        raise ValueError(f"from_steps: step must be a positive finite decimal, got {step}")
+    assert isinstance(exponent, int)
+    coefficient = n * int("".join(map(str, digits)))
+    exact = Decimal((1 if coefficient < 0 else 0, tuple(map(int, str(abs(coefficient)))), exponent))
+    return Decimal(dec_str(exact))
 
 
 def floor_to(value: Decimal, step: Decimal) -> Decimal:

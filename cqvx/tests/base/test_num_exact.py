@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cqvx.errors import ParseError
-from cqvx.num import dec, dec_str, round_price, round_quantity, steps
+from cqvx.num import dec, dec_str, from_steps, round_price, round_quantity, steps
 
 # Many significant digits: a large integer part and a fine step (token amounts with 18 decimals).
 wide = st.builds(lambda i, f: Decimal(f"{i}.{f:018d}"), st.integers(1, 10**22), st.integers(0, 10**18 - 1))
@@ -55,3 +56,21 @@ def test_steps_is_the_exact_floor_quotient_with_many_digits(value: Decimal, step
     with decimal.localcontext(decimal.Context(prec=200)):  # the check itself must not round
         assert n * step <= value < (n + 1) * step
         assert exact == (n * step == value)
+
+
+@given(st.integers(-(10**40), 10**40), fine_steps)
+def test_from_steps_is_the_exact_inverse_of_steps(n: int, step: Decimal) -> None:
+    value = from_steps(n, step)
+    assert Fraction(value) == n * Fraction(step)  # no context: nothing rounds at any size
+    assert steps(value, step) == (n, True)
+    assert dec(dec_str(value)).as_tuple() == value.as_tuple()  # the canonical string's Decimal
+
+
+def test_from_steps_refuses_what_is_not_an_int_or_a_positive_step() -> None:
+    with pytest.raises(TypeError):
+        from_steps(1.0, Decimal("0.01"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        from_steps(True, Decimal("0.01"))
+    for bad in (Decimal(0), Decimal("-0.01"), Decimal("NaN")):
+        with pytest.raises(ValueError):
+            from_steps(1, bad)

@@ -143,6 +143,26 @@ def test_l2_snapshot_and_update(load: Load) -> None:
     assert (upd.asks[0].price, upd.asks[0].quantity) == ("68901", "0")
 
 
+def test_l2_level_is_the_one_update_of_an_event(load: Load) -> None:
+    """The book's one-level entry point gets exactly what l2_levels would have put in its lists."""
+    doc = json.loads(load("ws_l2_data_update.json"))
+    updates = doc["events"][0]["updates"]
+    for update in updates:
+        doc["events"][0]["updates"] = [update]
+        (ev,) = parse.l2_events(parse.envelope_from_json(json.dumps(doc)))
+        one = parse.l2_level(ev)
+        bids, asks = parse.l2_levels(ev)
+        assert one is not None
+        assert [(one[1], one[2])] == (bids if one[0] else asks) and not (asks if one[0] else bids)
+    doc["events"][0]["updates"] = updates * 2
+    (ev,) = parse.l2_events(parse.envelope_from_json(json.dumps(doc)))
+    assert parse.l2_level(ev) is None  # more than one: the lists
+    doc["events"][0]["updates"] = [dict(updates[0], side="ask")]
+    (ev,) = parse.l2_events(parse.envelope_from_json(json.dumps(doc)))
+    with pytest.raises(ParseError, match="l2 side"):
+        parse.l2_level(ev)
+
+
 def test_ws_channels(load: Load) -> None:
     trades = parse.ws_trades(parse.envelope_from_json(load("ws_market_trades.json")))
     assert [t.trade_id for t in trades] == ["995098700", "995098701"]

@@ -329,11 +329,16 @@ class CoinbaseStreams:
             book = self._books.get(ev.product_id)
             if book is None:
                 continue
-            bids, asks = parse.l2_levels(ev)
-            if ev.type == "snapshot":
+            if ev.type == "update":
+                one = parse.l2_level(ev)
+                if one is not None:  # one level (most updates): the book's one-level entry point
+                    result = book.apply_level(one[0], one[1], one[2], env.sequence_num, when)
+                else:
+                    bids, asks = parse.l2_levels(ev)
+                    result = book.apply_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
+            elif ev.type == "snapshot":
+                bids, asks = parse.l2_levels(ev)
                 result = book.apply_snapshot_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
-            elif ev.type == "update":
-                result = book.apply_levels(bids, asks, sequence=env.sequence_num, timestamp=when)
             else:
                 raise ParseError(f"l2 event type {ev.type[:20]!r}", venue=VENUE)
             if result is ApplyResult.APPLIED:

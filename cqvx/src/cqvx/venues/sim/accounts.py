@@ -82,8 +82,8 @@ class Ledger:
 
     def lock(self, asset: str, amount: Decimal, what: str | Callable[[], str]) -> None:
         """Hold ``amount`` of ``asset``; ``what`` names the holder in a refusal (a callable: made then)."""
-        bal = self.balance(asset)
-        if amount > bal.available:
+        bal = self.balances.get(asset) or self.balance(asset)
+        if amount > bal.total - bal.locked:
             name = what if isinstance(what, str) else what()
             raise InsufficientFunds(
                 f"insufficient {asset}: {name} needs {dec_str(amount)}, available {dec_str(bal.available)}",
@@ -94,8 +94,9 @@ class Ledger:
 
     def unlock(self, asset: str, amount: Decimal) -> None:
         if amount:
-            bal = self.balance(asset)
-            bal.locked = max(ZERO, bal.locked - amount)
+            bal = self.balances.get(asset) or self.balance(asset)
+            locked = bal.locked - amount
+            bal.locked = locked if locked > 0 else ZERO  # = max(ZERO, locked), without the call
             self.changed_assets.add(asset)
 
     def credit(self, asset: str, amount: Decimal) -> None:

@@ -28,13 +28,14 @@ from cqc.markets.v1 import candle_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.client import check_order_ref
-from cqvx.errors import InvalidRequest, UnsupportedOperation, VenueError
+from cqvx.errors import InvalidRequest, Unavailable, UnsupportedOperation, VenueError
 from cqvx.fanout import Hub
 from cqvx.types import OrderFilter
 from cqvx.venues.sim.accounts import Ledger
 from cqvx.venues.sim.clock import Clock, SimClock, WallClock, to_ns
 from cqvx.venues.sim.config import InstrumentSpec, MarketModel, SimConfig
 from cqvx.venues.sim.faults import FaultInjector
+from cqvx.venues.sim.grid import GridOrder, InstrumentGrid
 from cqvx.venues.sim.market import (
     CandleBuilder,
     InstrumentMarket,
@@ -469,6 +470,42 @@ class SimVenue(_SimStreams):
         """
         try:
             self.engine.match_trades(symbol, events)
+        finally:
+            self._flush()
+
+    # -- the integer-grid path (backtests) ----------------------------------------------------------
+
+    def grid(self, symbol: str) -> InstrumentGrid:
+        """``symbol``'s integer grid: exact conversions price <-> ticks, quantity <-> lots, limits."""
+        grid = self.engine.grids.get(symbol)
+        if grid is None:
+            raise InvalidRequest(f"unknown symbol {symbol!r}", venue=self._venue)
+        return grid
+
+    def place_grid(self, order: GridOrder) -> SimOrder:
+        """Backtest path: place an order given in ticks and lots (:mod:`cqvx.venues.sim.grid`).
+
+        The same admission (every rule of :meth:`place_order`, nothing rounded), funds hold,
+        matching and execution reports as :meth:`place_order`; the reply is the order record, and
+        ``sim.engine.report(order, ...)`` / ``sim.engine.to_proto(order)`` build a protobuf when one
+        is wanted.  Injected faults, latency and the emulated rate limit model the API and do not
+        apply here.  Refusals raise the same taxonomy errors.
+        """
+        if self._closed:
+            raise Unavailable("client closed", venue=self._venue)
+        try:
+            return self.engine.place_grid(order)
+        finally:
+            self._flush()
+
+    def cancel_grid(self, order_id: str | None = None, *, client_order_id: str | None = None) -> SimOrder:
+        """Backtest path: cancel an open order (by exactly one id); the reply is the order record."""
+        if self._closed:
+            raise Unavailable("client closed", venue=self._venue)
+        if (not order_id) == (not client_order_id):
+            check_order_ref(order_id, client_order_id)  # raises: not exactly one id
+        try:
+            return self.engine.cancel(order_id, client_order_id)
         finally:
             self._flush()
 

@@ -151,6 +151,16 @@ class FaultInjector:
             return False
         return True
 
+    def admit(self, weight: float = 0.0) -> None:
+        """Every request's checks in order: availability, forced rate limits, and (with a weight,
+        i.e. an order request) the emulated rate limit; one call when nothing is armed."""
+        if self._unavailable_until is not None:
+            self.check_available()
+        if self._forced_rate_limits > 0:
+            self.check_forced_rate_limit()
+        if weight and self._bucket is not None:
+            self.check_rate(weight)
+
     def check_available(self) -> None:
         if self.unavailable:
             raise Unavailable("venue unavailable (injected)", venue=self.venue)

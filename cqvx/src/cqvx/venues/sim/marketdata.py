@@ -50,10 +50,7 @@ class _SimMarketData:
         faults = self.faults
         if faults.latency > 0:
             await self.clock.sleep(faults.latency)
-        faults.check_available()
-        faults.check_forced_rate_limit()
-        if weight:
-            faults.check_rate(weight)
+        faults.admit(weight)
 
     def _market(self, symbol: str) -> InstrumentMarket:
         market = self.markets.get(symbol)

@@ -39,8 +39,10 @@ from cqvx.num import ZERO, dec_str, steps
 from cqvx.timeutil import timestamp_from_ns as timestamp  # the sim's name; sim.client imports it
 from cqvx.venues.sim.accounts import Ledger, Position
 from cqvx.venues.sim.config import InstrumentSpec, SimConfig
+from cqvx.venues.sim.grid import GridOrder, InstrumentGrid
 from cqvx.venues.sim.market import InstrumentMarket, PublicTrade
 from cqvx.venues.sim.orders import (
+    _OPEN,
     BUY,
     E_CANCELLED,
     E_EXPIRED,
@@ -67,6 +69,10 @@ from cqvx.venues.sim.validation import _OrderChecks
 
 __all__ = ["BUY", "SELL", "EventSink", "MatchingEngine", "SimOrder", "timestamp"]
 
+_IMMEDIATE = frozenset({IOC, FOK})
+# The plan of a post-only order that does not cross: no fill, no self-trade (shared; never mutated).
+_NO_FILLS = _Plan([], False)
+
 
 class MatchingEngine(_OrderChecks, _Reports):
     def __init__(
@@ -81,6 +87,7 @@ class MatchingEngine(_OrderChecks, _Reports):
         self.venue = config.venue
         self.markets = markets
         self.specs: dict[str, InstrumentSpec] = {s.symbol: s for s in config.instruments}
+        self.grids: dict[str, InstrumentGrid] = {s.symbol: InstrumentGrid(s) for s in config.instruments}
         self.ledger = ledger
         self.now_ns = now_ns
         self.sink = sink
@@ -144,103 +151,132 @@ class MatchingEngine(_OrderChecks, _Reports):
 
     def place(self, req: order_pb2.Order) -> SimOrder:
         """Validate, reserve funds, match and rest; raises a taxonomy error when refused."""
-        spec, order = self._validate(req)
+        grid, order = self._validate(req)
+        return self._admit(grid, order)
+
+    def place_grid(self, req: GridOrder) -> SimOrder:
+        """:meth:`place` for a request on the integer grid (:mod:`cqvx.venues.sim.grid`)."""
+        grid, order = self._validate_grid(req)
+        return self._admit(grid, order)
+
+    def _admit(self, grid: InstrumentGrid, order: SimOrder) -> SimOrder:
+        """The core both request types end in: duplicate check, funds, matching, resting."""
         cid = order.client_order_id
         if cid and cid in self.by_client:
             raise DuplicateOrder(
                 f"client order id {cid!r} already used", client_order_id=cid, venue=self.venue
             )
         try:
-            return self._place(spec, order)
+            return self._place(grid, order)
         except OrderRejected as exc:
             self._emit_rejected(order, exc.message)
             raise
 
-    def _place(self, spec: InstrumentSpec, order: SimOrder) -> SimOrder:
+    def _place(self, grid: InstrumentGrid, order: SimOrder) -> SimOrder:
         v = self.venue
-        pos: Position | None = None
-        if spec.is_perpetual:
-            pos = self.position(spec.symbol)
-            if order.reduce_only and (not pos.quantity or (pos.quantity > 0) == (order.side == BUY)):
+        symbol = order.symbol
+        is_buy = order.side == BUY
+        if grid.is_perpetual:
+            pos = self.position(symbol)
+            if order.reduce_only and (not pos.quantity or (pos.quantity > 0) == is_buy):
                 raise OrderRejected("reduce-only order would not reduce the position", venue=v)
+        market = self.markets[symbol]
+        bids, asks = self._books[symbol]
         if order.post_only:
-            if self._would_cross(order):
+            # Crossing on the tick grid (the order's price and the synthetic touch both are on it):
+            # at or through the synthetic touch or our own best on the other side.
+            ticks = order.ticks
+            if is_buy:
+                own = asks.best_ticks
+                crosses = ticks >= market.ask_ticks or (own is not None and ticks >= own)
+            else:
+                own = bids.best_ticks
+                crosses = ticks <= market.bid_ticks or (own is not None and ticks <= own)
+            if crosses:
                 raise OrderRejected("post-only order would cross the book", venue=v)
             # Below every ask (synthetic and our own) or above every bid: _plan would find no fill
             # and no self-trade, so the walk is skipped (the common case of a market maker).
-            plan = _Plan([], False)
+            plan = _NO_FILLS
         else:
-            plan = self._plan(order, spec)
-        if order.quote_quantity is not None:
-            order.quantity = plan.quantity
-            if not order.quantity:
-                raise OrderRejected("quote_quantity buys nothing at the current book", venue=v)
-        if order.tif == FOK and plan.quantity < order.quantity:
-            raise OrderRejected("FOK order cannot be filled completely", venue=v)
-        if order.order_type == MARKET and not plan.fills and not plan.self_trade:
-            raise OrderRejected("no liquidity for the market order", venue=v)
-        self._reserve(spec, order, plan)
+            plan = self._plan(order, grid.spec)
+            if order.quote_quantity is not None:
+                order.quantity = plan.quantity
+                if not order.quantity:
+                    raise OrderRejected("quote_quantity buys nothing at the current book", venue=v)
+            if order.tif == FOK and plan.quantity < order.quantity:
+                raise OrderRejected("FOK order cannot be filled completely", venue=v)
+            if order.order_type == MARKET and not plan.fills and not plan.self_trade:
+                raise OrderRejected("no liquidity for the market order", venue=v)
+        if not order.reduce_only:
+            self._reserve(grid, order, plan)
         # Accepted: from here on the order exists.
-        order.order_id = f"sim-{next(self._ids)}"
+        order.order_id = oid = f"sim-{next(self._ids)}"
         order.arrival = next(self._arrivals)
         if not order.client_order_id:
-            order.client_order_id = f"sim-auto-{order.order_id}"
-        self.orders[order.order_id] = order
+            order.client_order_id = f"sim-auto-{oid}"
+        self.orders[oid] = order
         self.by_client[order.client_order_id] = order
-        self._emit(order, E_NEW)
-        market = self.markets[order.symbol]
-        now = self.now_ns()
-        for price, planned in plan.fills:
-            qty = self._cap_reduce_only(order, planned)
-            if qty <= 0:
-                break
-            market.take(price, qty)
-            trade = market.new_trade(now, price, qty, order.side)
-            self.sink.public_trade(trade)
-            self._fill(order, spec, price, qty, liq=TAKER, trade_id=trade.trade_id)
-            if not order.is_open:
-                break
-        if order.is_open:
-            rests = order.order_type == LIMIT and order.tif not in (IOC, FOK) and not plan.self_trade
-            if rests and order.remaining > 0:
-                assert order.price is not None
-                order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
-                bids, asks = self._books[order.symbol]
-                (bids if order.side == BUY else asks).add(order)
-                if order.expires_ns is not None:
-                    heapq.heappush(self._expiries, (order.expires_ns, order.arrival, order))
-            else:
-                reason = "self-trade prevention" if plan.self_trade else "IOC remainder"
-                self._finish(order, S_EXPIRED, E_EXPIRED, reason)
+        order.exec_seq += 1  # = self._emit(order, E_NEW), without the call
+        sink = self.sink
+        if sink.wants_reports():
+            sink.report(self.report(order, E_NEW))
+        if plan.fills:
+            now = self.now_ns()
+            for price, planned in plan.fills:
+                qty = self._cap_reduce_only(order, planned)
+                if qty <= 0:
+                    break
+                market.take(price, qty)
+                trade = market.new_trade(now, price, qty, order.side)
+                sink.public_trade(trade)
+                self._fill(order, grid, price, qty, liq=TAKER, trade_id=trade.trade_id)
+                if order.status not in _OPEN:
+                    break
+            if order.status not in _OPEN:
+                return order
+        if (
+            order.order_type == LIMIT
+            and order.tif not in _IMMEDIATE
+            and not plan.self_trade
+            and order.filled < order.quantity
+        ):
+            assert order.price is not None
+            order.queue_ahead = market.level_size_at(order.side, order.ticks, order.price)
+            (bids if is_buy else asks).add(order)
+            if order.expires_ns is not None:
+                heapq.heappush(self._expiries, (order.expires_ns, order.arrival, order))
+            return order
+        self._finish(
+            order, S_EXPIRED, E_EXPIRED, "self-trade prevention" if plan.self_trade else "IOC remainder"
+        )
         return order
 
-    def _reserve(self, spec: InstrumentSpec, order: SimOrder, plan: _Plan) -> None:
-        if order.reduce_only:
-            return
-        if spec.is_perpetual:
-            rate = 1 / self.leverage[spec.symbol] + spec.taker_fee
-            order.lock_asset, order.reserve_rate = spec.quote_asset, rate
+    def _reserve(self, grid: InstrumentGrid, order: SimOrder, plan: _Plan) -> None:
+        """Hold the order's funds (not called for reduce-only orders, which hold nothing)."""
+        if grid.is_perpetual:
+            rate = 1 / self.leverage[grid.symbol] + grid.spec.taker_fee
+            order.lock_asset, order.reserve_rate = grid.quote_asset, rate
             if order.price is not None:
                 amount = order.price * order.quantity * rate
                 order.reserve_price = order.price
             else:
                 amount = sum((p * q * rate for p, q in plan.fills), ZERO)
         elif order.side == BUY:
-            rate = 1 + spec.taker_fee
-            order.lock_asset, order.reserve_rate = spec.quote_asset, rate
+            rate = grid.buy_rate
+            order.lock_asset, order.reserve_rate = grid.quote_asset, rate
             if order.price is not None:
                 amount = order.price * order.quantity * rate
                 order.reserve_price = order.price
             else:
                 amount = sum((p * q * rate for p, q in plan.fills), ZERO)
         else:
-            order.lock_asset = spec.base_asset
+            order.lock_asset = grid.base_asset
             amount = order.quantity
             if order.margin:  # borrow what the free balance lacks (refused beyond the limit)
-                lack = amount - self.ledger.balance(spec.base_asset).available
+                lack = amount - self.ledger.balance(grid.base_asset).available
                 if lack > 0:
-                    limit = self.config.margin_limits.get(spec.base_asset, ZERO)
-                    self.ledger.borrow(spec.base_asset, lack, limit)
+                    limit = self.config.margin_limits.get(grid.base_asset, ZERO)
+                    self.ledger.borrow(grid.base_asset, lack, limit)
                     order.borrowed = lack
         # The order's name is only for the refusal's message: built by the ledger when it refuses.
         self.ledger.lock(order.lock_asset, amount, lambda: f"order {order.client_order_id or '(no id)'}")
@@ -259,7 +295,7 @@ class MatchingEngine(_OrderChecks, _Reports):
     def _fill(
         self,
         order: SimOrder,
-        spec: InstrumentSpec,
+        grid: InstrumentGrid,
         price: Decimal,
         qty: Decimal,
         *,
@@ -268,6 +304,7 @@ class MatchingEngine(_OrderChecks, _Reports):
     ) -> None:
         now = self.now_ns()
         notional = price * qty
+        spec = grid.spec
         fee = notional * (spec.maker_fee if liq == MAKER else spec.taker_fee)
         if order.lock_asset:
             if order.reserve_rate is None:
@@ -278,19 +315,19 @@ class MatchingEngine(_OrderChecks, _Reports):
             self.ledger.unlock(order.lock_asset, share)
             order.lock_remaining -= share
         ledger = self.ledger
-        if spec.is_perpetual:
-            ledger.credit(spec.quote_asset, -fee)
-            pos = self.position(spec.symbol)
+        if grid.is_perpetual:
+            ledger.credit(grid.quote_asset, -fee)
+            pos = self.position(grid.symbol)
             ledger.apply_perp_fill(pos, qty if order.side == BUY else -qty, price, now)
-            self.changed_positions.add(spec.symbol)
+            self.changed_positions.add(grid.symbol)
         elif order.side == BUY:
-            ledger.credit(spec.quote_asset, -(notional + fee))
-            ledger.credit(spec.base_asset, qty)
+            ledger.credit(grid.quote_asset, -(notional + fee))
+            ledger.credit(grid.base_asset, qty)
             if order.margin:
-                ledger.repay(spec.base_asset, qty)
+                ledger.repay(grid.base_asset, qty)
         else:
-            ledger.credit(spec.base_asset, -qty)
-            ledger.credit(spec.quote_asset, notional - fee)
+            ledger.credit(grid.base_asset, -qty)
+            ledger.credit(grid.quote_asset, notional - fee)
         order.filled += qty
         order.cost += notional
         order.fees += fee
@@ -300,8 +337,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.status == S_FILLED:
             self._release(order)
             self._retire(order)
-        if spec.is_perpetual:
-            self._after_position_change(spec.symbol, order)
+        if grid.is_perpetual:
+            self._after_position_change(grid.symbol, order)
 
     def _after_position_change(self, symbol: str, current: SimOrder) -> None:
         """A flat position cancels the reduce-only orders left behind (as venues do)."""
@@ -317,11 +354,19 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
-        if order.borrowed and order.side == SELL:  # a margin sell's unsold borrow goes back
+        if order.borrowed:
+            self._repay_unsold(order)
+
+    def _repay_unsold(self, order: SimOrder) -> None:
+        """A margin SELL that ends repays the part of its borrow it did not sell (after the release)."""
+        if order.side == SELL:
             order.borrowed -= self.ledger.repay(order.lock_asset, min(order.borrowed, order.remaining))
 
     def _retire(self, order: SimOrder) -> None:
         self._terminal.append(order)
+        self._retire_old()
+
+    def _retire_old(self) -> None:
         while len(self._terminal) > self.config.order_retention:
             old = self._terminal.popleft()
             self.orders.pop(old.order_id, None)
@@ -342,15 +387,27 @@ class MatchingEngine(_OrderChecks, _Reports):
         order.status = status
         order.reason = reason
         order.updated_ns = self.now_ns()
-        self._release(order)
-        self._emit(order, exec_type)
-        self._retire(order)
+        if order.lock_asset and order.lock_remaining:  # = self._release(order), without the call
+            self.ledger.unlock(order.lock_asset, order.lock_remaining)
+            order.lock_remaining = ZERO
+        if order.borrowed:
+            self._repay_unsold(order)
+        order.exec_seq += 1  # = self._emit(order, exec_type), without the call
+        if self.sink.wants_reports():
+            self.sink.report(self.report(order, exec_type))
+        terminal = self._terminal  # = self._retire(order), without the call
+        terminal.append(order)
+        if len(terminal) > self.config.order_retention:
+            self._retire_old()
 
     def cancel(self, order_id: str | None, client_order_id: str | None) -> SimOrder:
-        order = self.find(order_id, client_order_id)
-        if not order.is_open:
+        order = self.orders.get(order_id) if order_id else None
+        if order is None:
+            order = self.find(order_id, client_order_id)
+        if order.status not in _OPEN:
             raise NotFound(f"order {order.order_id} is not open", venue=self.venue)
-        self._unrest(order)
+        bids, asks = self._books[order.symbol]  # = self._unrest(order), without the call
+        (bids if order.side == BUY else asks).remove(order)
         self._finish(order, S_CANCELLED, E_CANCELLED)
         return order
 
@@ -371,8 +428,8 @@ class MatchingEngine(_OrderChecks, _Reports):
             best = side.best_price
             if best is None or price < best:
                 return
-        spec = self.specs[trade.symbol]
-        self._match(side, spec, trade, *steps(price, spec.tick_size))
+        grid = self.grids[trade.symbol]
+        self._match(side, grid, trade, *steps(price, grid.tick))
 
     def match_trades(
         self, symbol: str, events: Iterable[tuple[int, int, order_pb2.OrderSide.ValueType]]
@@ -387,6 +444,7 @@ class MatchingEngine(_OrderChecks, _Reports):
         does all of that, one trade at a time).
         """
         spec = self.spec(symbol)
+        grid = self.grids[symbol]
         bids, asks = self._books[symbol]
         market = self.markets[symbol]
         bid_best, ask_best = bids.best_ticks, asks.best_ticks
@@ -410,17 +468,17 @@ class MatchingEngine(_OrderChecks, _Reports):
                     f"match_trades: {event!r} is not (positive ticks, lots >= 0, side)", venue=self.venue
                 )
             trade = market.new_trade(self.now_ns(), ticks * spec.tick_size, lots * spec.lot_size, aggressor)
-            self._match(side, spec, trade, ticks, True)
+            self._match(side, grid, trade, ticks, True)
             bid_best, ask_best = bids.best_ticks, asks.best_ticks
 
-    def _match(self, side: _Side, spec: InstrumentSpec, trade: PublicTrade, ticks: int, exact: bool) -> None:
+    def _match(self, side: _Side, grid: InstrumentGrid, trade: PublicTrade, ticks: int, exact: bool) -> None:
         pessimistic = self.config.fill_model == "pessimistic"
         for key in side.crossed_by(ticks, exact, inclusive=not pessimistic):
             level = list(side.levels.get(key, ()))
             if key != ticks or not exact:
                 for order in level:
                     assert order.price is not None
-                    self._maker_fill(order, spec, order.price, order.remaining, trade.trade_id)
+                    self._maker_fill(order, grid, order.price, order.remaining, trade.trade_id)
                 continue
             left = trade.quantity
             consumed = ZERO
@@ -437,15 +495,15 @@ class MatchingEngine(_OrderChecks, _Reports):
                 fill = min(left, order.remaining)
                 left -= fill
                 assert order.price is not None
-                self._maker_fill(order, spec, order.price, fill, trade.trade_id)
+                self._maker_fill(order, grid, order.price, fill, trade.trade_id)
 
     def _maker_fill(
-        self, order: SimOrder, spec: InstrumentSpec, price: Decimal, qty: Decimal, tid: str
+        self, order: SimOrder, grid: InstrumentGrid, price: Decimal, qty: Decimal, tid: str
     ) -> None:
         qty = self._cap_reduce_only(order, qty)
         if qty <= 0 or not order.is_open:
             return
-        self._fill(order, spec, price, qty, liq=MAKER, trade_id=f"{tid}-{order.order_id}")
+        self._fill(order, grid, price, qty, liq=MAKER, trade_id=f"{tid}-{order.order_id}")
         if order.is_open and order.reduce_only and not self._cap_reduce_only(order, order.remaining):
             self._unrest(order)
             self._finish(order, S_CANCELLED, E_CANCELLED, "reduce-only order cancelled: position closed")

@@ -65,7 +65,12 @@ class SimOrder:
     reduce_only: bool
     created_ns: int
     arrival: int
+    # These three and the fields above are positional in the admission paths (a keyword call of this
+    # class costs about three times as much).
     expires_ns: int | None = None
+    # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
+    ticks: int = 0
+    updated_ns: int = 0
     strategy_id: str = ""
     account_id: str = ""
     quote_quantity: Decimal | None = None
@@ -73,7 +78,6 @@ class SimOrder:
     filled: Decimal = ZERO
     cost: Decimal = ZERO
     fees: Decimal = ZERO
-    updated_ns: int = 0
     queue_ahead: Decimal = ZERO
     lock_asset: str = ""
     lock_remaining: Decimal = ZERO
@@ -87,8 +91,6 @@ class SimOrder:
     # balance lacked); the part it does not sell is repaid when it ends.  A BUY repays with what it buys.
     margin: bool = False
     borrowed: Decimal = ZERO
-    # The limit price on the instrument's tick grid (price / tick_size, exact); 0 for market orders.
-    ticks: int = 0
 
     @property
     def remaining(self) -> Decimal:
@@ -134,9 +136,8 @@ class _Side:
         key = order.ticks
         level = self.levels.get(key)
         if level is None:
-            level = self.levels[key] = []
+            self.levels[key] = [order]
             bisect.insort(self.prices, key)
-            level.append(order)
             best = self.best_ticks
             if best is None or (key > best if self.is_bid else key < best):
                 self.best_ticks, self.best_price = key, order.price
@@ -148,13 +149,18 @@ class _Side:
             return
         key = order.ticks
         level = self.levels.get(key)
-        if level is None or order not in level:
+        if level is None:
             return
-        level.remove(order)
+        try:
+            level.remove(order)  # by identity (eq=False)
+        except ValueError:
+            return
         if not level:
             del self.levels[key]
-            del self.prices[bisect.bisect_left(self.prices, key)]
-            self._refresh()
+            prices = self.prices
+            del prices[bisect.bisect_left(prices, key)]
+            if key == self.best_ticks:  # another level's removal leaves the best as it is
+                self._refresh()
         elif key == self.best_ticks:
             self.best_price = level[0].price
 

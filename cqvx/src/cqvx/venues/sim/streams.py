@@ -29,6 +29,9 @@ from cqvx.venues.sim.market import PublicTrade, candle_seconds
 from cqvx.venues.sim.marketdata import _SimMarketData
 from cqvx.venues.sim.matching import timestamp
 
+_EXEC = ("exec",)
+_BALANCES = ("balances",)
+
 
 class _SimStreams(_SimMarketData):
     _hub: Hub
@@ -36,7 +39,7 @@ class _SimStreams(_SimMarketData):
     # -- event sink (called by the matching engine) -------------------------------------------------
 
     def wants_reports(self) -> bool:
-        return self._hub.has(("exec",))
+        return _EXEC in self._hub.topics  # Hub.has, without the second call (twice per order)
 
     def report(self, report: execution_pb2.ExecutionReport) -> None:
         self._hub.publish(("exec",), report)
@@ -62,12 +65,12 @@ class _SimStreams(_SimMarketData):
 
     def _flush(self) -> None:
         """Publish balances and positions changed by the last operation."""
-        ledger = self.ledger
-        if ledger.changed_assets:
-            if self._hub.has(("balances",)):
-                for asset in sorted(ledger.changed_assets):
-                    self._hub.publish(("balances",), self._balance(asset))
-            ledger.changed_assets.clear()
+        assets = self.ledger.changed_assets
+        if assets:
+            if _BALANCES in self._hub.topics:  # = Hub.has (after every order request: no call)
+                for asset in sorted(assets):
+                    self._hub.publish(_BALANCES, self._balance(asset))
+            assets.clear()
         changed = self.engine.changed_positions
         if changed:
             if self._hub.has(("positions",)):

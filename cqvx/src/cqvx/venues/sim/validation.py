@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cqc.venues.v1 import order_pb2
 from cqvx.errors import InvalidRequest, ParseError, UnsupportedOperation
-from cqvx.num import ZERO, dec, dec_str, floor_to, steps
+from cqvx.num import ZERO, dec, dec_str, floor_to, from_steps, steps
 from cqvx.timeutil import to_ns
 from cqvx.venues.sim.config import InstrumentSpec
+from cqvx.venues.sim.grid import GridOrder, InstrumentGrid
 from cqvx.venues.sim.market import InstrumentMarket
 from cqvx.venues.sim.orders import (
     _DAY_NS,
@@ -30,6 +31,14 @@ from cqvx.venues.sim.orders import (
     SimOrder,
     _Plan,
     _Side,
+)
+
+_SIDES = frozenset({BUY, SELL})
+_TYPES = frozenset({LIMIT, MARKET})
+_IMMEDIATE = frozenset({IOC, FOK})
+_NO_EXPIRY = frozenset({GTC, IOC, FOK})
+_STOPS = frozenset(
+    {order_pb2.ORDER_TYPE_STOP_MARKET, order_pb2.ORDER_TYPE_STOP_LIMIT, order_pb2.ORDER_TYPE_TRAILING_STOP}
 )
 
 
@@ -63,6 +72,7 @@ class _OrderChecks:
     markets: dict[str, InstrumentMarket]
     now_ns: Callable[[], int]
     _books: dict[str, tuple[_Side, _Side]]
+    grids: dict[str, InstrumentGrid]
 
     if TYPE_CHECKING:
 
@@ -82,20 +92,20 @@ class _OrderChecks:
         except ParseError as exc:
             raise InvalidRequest(exc.message, venue=self.venue) from None
 
-    def _validate(self, req: order_pb2.Order) -> tuple[InstrumentSpec, SimOrder]:
+    def _validate(self, req: order_pb2.Order) -> tuple[InstrumentGrid, SimOrder]:
         v = self.venue
-        spec = self.spec(req.symbol)
+        symbol = req.symbol
+        grid = self.grids.get(symbol)
+        if grid is None:
+            raise InvalidRequest(f"unknown symbol {symbol!r}", venue=v)
+        spec = grid.spec
         # Each protobuf field is read once: a read costs about as much as a Decimal compare.
         side = req.side
         otype = req.order_type
         post_only = req.post_only
         if side not in (BUY, SELL):
             raise InvalidRequest("side must be BUY or SELL", venue=v)
-        if otype in (
-            order_pb2.ORDER_TYPE_STOP_MARKET,
-            order_pb2.ORDER_TYPE_STOP_LIMIT,
-            order_pb2.ORDER_TYPE_TRAILING_STOP,
-        ):
+        if otype in _STOPS:
             raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
         if otype not in (LIMIT, MARKET):
             raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
@@ -127,7 +137,7 @@ class _OrderChecks:
             if post_only and tif in (IOC, FOK):
                 raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
         if quote_qty is not None:
-            if otype != MARKET or side != BUY or spec.is_perpetual or qty is not None:
+            if otype != MARKET or side != BUY or grid.is_perpetual or qty is not None:
                 raise InvalidRequest("quote_quantity is only for spot market buys without quantity", venue=v)
             if quote_qty <= 0:
                 raise InvalidRequest("quote_quantity must be positive", venue=v)
@@ -152,16 +162,16 @@ class _OrderChecks:
                 raise InvalidRequest(
                     f"max quantity: {dec_str(qty)} is above {dec_str(spec.max_quantity)}", venue=v
                 )
-            ref = price if price is not None else self.markets[spec.symbol].mid
+            ref = price if price is not None else self.markets[symbol].mid
             if ref * qty < spec.min_notional:
                 raise InvalidRequest(
                     f"min notional: {dec_str(ref * qty)} is below {dec_str(spec.min_notional)}", venue=v
                 )
         reduce_only = req.reduce_only
-        if reduce_only and not spec.is_perpetual:
+        if reduce_only and not grid.is_perpetual:
             raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
         margin = req.margin
-        if margin and spec.is_perpetual:
+        if margin and grid.is_perpetual:
             raise InvalidRequest("margin (borrow/repay) applies to spot orders only", venue=v)
         now = self.now_ns()
         expires: int | None = None
@@ -175,28 +185,187 @@ class _OrderChecks:
             expires = now - now % _DAY_NS + _DAY_NS
         elif tif not in (GTC, IOC, FOK):
             raise InvalidRequest(f"time_in_force {tif} is not supported", venue=v)
+        # Positional (see SimOrder): order id, client order id, symbol, side, type, tif, price,
+        # quantity, post-only, reduce-only, created, arrival, expiry, ticks, updated, strategy id,
+        # account id, quote quantity.
         order = SimOrder(
-            order_id="",
-            client_order_id=cid,
-            symbol=spec.symbol,
-            side=side,
-            order_type=otype,
-            tif=tif,
-            price=price,
-            quantity=qty or ZERO,
-            post_only=post_only,
-            reduce_only=reduce_only,
-            margin=margin,
-            created_ns=now,
-            updated_ns=now,
-            arrival=0,
-            expires_ns=expires,
-            strategy_id=req.strategy_id,
-            account_id=req.account_id,
-            quote_quantity=quote_qty,
-            ticks=ticks,
+            "",
+            cid,
+            symbol,
+            side,
+            otype,
+            tif,
+            price,
+            qty or ZERO,
+            post_only,
+            reduce_only,
+            now,
+            0,
+            expires,
+            ticks,
+            now,
+            req.strategy_id,
+            req.account_id,
+            quote_qty,
         )
-        return spec, order
+        if margin:
+            order.margin = True
+        return grid, order
+
+    def _validate_grid(self, g: GridOrder) -> tuple[InstrumentGrid, SimOrder]:
+        """:meth:`_validate` for a :class:`GridOrder`: the same rules, on ints.
+
+        Nothing is rounded: ticks and lots are the exact price and quantity, and the limits are
+        the exact integer ceilings/floors of the Decimal ones (:class:`InstrumentGrid`).  The
+        checks run combined (the common order passes them all); anything they refuse goes to
+        :meth:`_refuse_grid`, which names the first rule broken in :meth:`_validate`'s order.
+        """
+        try:  # free in 3.11 unless it raises
+            symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
+            grid = self.grids.get(symbol)
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"not a GridOrder: {type(g).__name__}", venue=self.venue) from None
+        if (
+            grid is None
+            or side not in _SIDES
+            or type(ticks) is not int
+            or type(lots) is not int
+            or type(post_only) is not bool
+            or type(reduce_only) is not bool
+            or not grid.min_lots <= lots <= grid.max_lots
+            or type(cid) is not str
+            or type(strategy) is not str
+            or type(account) is not str
+            or len(cid) > _MAX_CLIENT_ID
+            or not cid.isprintable()
+            or (reduce_only and not grid.is_perpetual)
+        ):
+            self._refuse_grid(g)
+        qty = grid.lot_memo.get(lots) or grid.quantity(lots)
+        price: Decimal | None
+        if otype == LIMIT:
+            tif = tif or GTC
+            if (
+                not 0 < ticks <= grid.max_ticks
+                or ticks * lots < grid.min_units
+                or (post_only and tif in _IMMEDIATE)
+            ):
+                self._refuse_grid(g)
+            price = grid.price_memo.get(ticks) or grid.price(ticks)
+        else:
+            tif = tif or IOC
+            if (
+                otype != MARKET
+                or ticks
+                or post_only
+                or tif not in _IMMEDIATE
+                or self.markets[symbol].mid * qty < grid.spec.min_notional
+            ):
+                self._refuse_grid(g)
+            price = None
+        now = self.now_ns()
+        if tif in _NO_EXPIRY:
+            expires = None
+        elif tif == DAY:
+            expires = now - now % _DAY_NS + _DAY_NS
+        elif tif != GTD or type(expires) is not int or expires <= now:
+            self._refuse_grid(g)
+        order = SimOrder(
+            "",
+            cid,
+            symbol,
+            side,
+            otype,
+            tif,
+            price,
+            qty,
+            post_only,
+            reduce_only,
+            now,
+            0,
+            expires,
+            ticks,
+            now,
+            strategy,
+            account,
+            None,
+        )
+        return grid, order
+
+    def _refuse_grid(self, g: GridOrder) -> NoReturn:
+        """The refusal of a :class:`GridOrder` that :meth:`_validate_grid` found wrong: every rule,
+        in :meth:`_validate`'s order, so that the first one broken is the one named."""
+        v = self.venue
+        symbol, side, ticks, lots, cid, otype, tif, post_only, reduce_only, expires, strategy, account = g
+        grid = self.grids.get(symbol)
+        if grid is None:
+            raise InvalidRequest(f"unknown symbol {symbol!r}", venue=v)
+        if side not in _SIDES:
+            raise InvalidRequest("side must be BUY or SELL", venue=v)
+        if otype not in _TYPES:
+            if otype in _STOPS:
+                raise UnsupportedOperation("the simulated venue has no stop orders", venue=v)
+            raise InvalidRequest("order_type must be LIMIT or MARKET", venue=v)
+        if type(cid) is not str or len(cid) > _MAX_CLIENT_ID or not cid.isprintable():
+            raise InvalidRequest(f"client_order_id must be at most {_MAX_CLIENT_ID} printable characters")
+        if type(strategy) is not str or type(account) is not str:
+            raise InvalidRequest("strategy_id and account_id must be strings", venue=v)
+        if type(ticks) is not int or type(lots) is not int:
+            raise InvalidRequest("ticks and lots must be ints", venue=v)
+        if type(post_only) is not bool or type(reduce_only) is not bool:
+            raise InvalidRequest("post_only and reduce_only must be bools", venue=v)
+        tif = tif or (IOC if otype == MARKET else GTC)
+        price: Decimal | None = None
+        if otype == MARKET:
+            if ticks:
+                raise InvalidRequest("a market order takes no price", venue=v)
+            if tif not in _IMMEDIATE:
+                raise InvalidRequest("a market order is IOC or FOK", venue=v)
+            if post_only:
+                raise InvalidRequest("a market order cannot be post-only", venue=v)
+        else:
+            if ticks <= 0:
+                raise InvalidRequest("a limit order needs a positive price", venue=v)
+            if ticks > grid.max_ticks:
+                raise InvalidRequest(f"price: {ticks} ticks is out of range", venue=v)
+            price = grid.price_memo.get(ticks) or grid.price(ticks)  # the memo, then the method
+            if post_only and tif in _IMMEDIATE:
+                raise InvalidRequest("a post-only order cannot be IOC or FOK", venue=v)
+        if lots <= 0:
+            raise InvalidRequest("quantity must be positive", venue=v)
+        qty = (grid.lot_memo.get(lots) or grid.quantity(lots)) if lots <= grid.max_lots else ZERO
+        if lots < grid.min_lots:
+            raise InvalidRequest(
+                f"min quantity: {dec_str(qty)} is below {dec_str(grid.spec.min_quantity)}", venue=v
+            )
+        if lots > grid.max_lots:
+            qty = from_steps(lots, grid.lot)  # for the message only (the memo keeps valid ones)
+            raise InvalidRequest(
+                f"max quantity: {dec_str(qty)} is above {dec_str(grid.spec.max_quantity)}", venue=v
+            )
+        if price is None:
+            ref = self.markets[symbol].mid
+            if ref * qty < grid.spec.min_notional:
+                raise InvalidRequest(
+                    f"min notional: {dec_str(ref * qty)} is below {dec_str(grid.spec.min_notional)}", venue=v
+                )
+        elif ticks * lots < grid.min_units:
+            raise InvalidRequest(
+                f"min notional: {dec_str(price * qty)} is below {dec_str(grid.spec.min_notional)}", venue=v
+            )
+        if reduce_only and not grid.is_perpetual:
+            raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
+        now = self.now_ns()
+        if tif == GTD:
+            if expires is None:
+                raise InvalidRequest("a GTD order needs expires_at", venue=v)
+            if type(expires) is not int:
+                raise InvalidRequest("expires_ns must be an int", venue=v)
+            if expires <= now:
+                raise InvalidRequest("expires_at is in the past", venue=v)
+        elif tif not in (GTC, IOC, FOK, DAY):
+            raise InvalidRequest(f"time_in_force {tif} is not supported", venue=v)
+        raise InvalidRequest(f"order refused: {g!r}", venue=v)  # not reached: a check above fires
 
     # -- taker planning -----------------------------------------------------------------------------
 
@@ -236,13 +405,3 @@ class _OrderChecks:
             ):
                 self_trade = True
         return _Plan(fills, self_trade)
-
-    def _would_cross(self, order: SimOrder) -> bool:
-        market = self.markets[order.symbol]
-        bids, asks = self._books[order.symbol]
-        assert order.price is not None
-        if order.side == BUY:
-            own = asks.best()
-            return order.price >= market.best_ask or (own is not None and order.price >= own)
-        own = bids.best()
-        return order.price <= market.best_bid or (own is not None and order.price <= own)

@@ -50,8 +50,28 @@ def l2_levels(ev: m.L2Event) -> tuple[list[tuple[str, str]], list[tuple[str, str
         elif u.side == "offer":
             asks.append((u.price_level, u.new_quantity))
         else:
-            raise ParseError(f"l2 side: unknown value {u.side[:20]!r}", venue=VENUE)
+            raise _unknown_side(u.side)
     return bids, asks
+
+
+def l2_level(ev: m.L2Event) -> tuple[bool, str, str] | None:
+    """The one level of an event with exactly one update (most updates of a busy feed) as
+    ``(is_bid, price, size)`` for :meth:`cqvx.book.OrderBookL2.apply_level`; None for any other
+    count (then :func:`l2_levels`)."""
+    updates = ev.updates
+    if len(updates) != 1:
+        return None
+    u = updates[0]
+    side = u.side
+    if side == "bid":
+        return True, u.price_level, u.new_quantity
+    if side == "offer":
+        return False, u.price_level, u.new_quantity
+    raise _unknown_side(side)
+
+
+def _unknown_side(side: str) -> ParseError:
+    return ParseError(f"l2 side: unknown value {side[:20]!r}", venue=VENUE)
 
 
 def l2_messages(
