@@ -354,7 +354,7 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
-        if order.borrowed:
+        if order.margin and order.borrowed:  # a plain bool first: the common order pays one check
             self._repay_unsold(order)
 
     def _repay_unsold(self, order: SimOrder) -> None:
@@ -390,7 +390,7 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:  # = self._release(order), without the call
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
-        if order.borrowed:
+        if order.margin and order.borrowed:  # a plain bool first: the common order pays one check
             self._repay_unsold(order)
         order.exec_seq += 1  # = self._emit(order, exec_type), without the call
         if self.sink.wants_reports():
