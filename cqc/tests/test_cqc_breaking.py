@@ -39,7 +39,8 @@ def test_renumbered_field_fails(tmp_path: Path) -> None:
     order = copy / "cqc" / "venues" / "v1" / "order.proto"
     text = order.read_text()
     assert text.count("string client_order_id = 2;") == 1
-    order.write_text(text.replace("string client_order_id = 2;", "string client_order_id = 29;"))
+    # 99: a number no Order field uses (a used one fails to compile instead of failing the gate).
+    order.write_text(text.replace("string client_order_id = 2;", "string client_order_id = 99;"))
 
     result = _breaking(copy)
     output = result.stdout + result.stderr

@@ -7,6 +7,11 @@ Every venue adapter, the simulated venue, :class:`cqvx.testing.MockVenue` and th
 Identifying an order: pass exactly one of ``order_id`` (the venue's id) or ``client_order_id`` (ours).
 ``symbol`` is required by venues whose ids are scoped per symbol and ignored by the others.
 
+Spot margin (``Order.margin``: a SELL that borrows the base asset, a BUY that repays it) is offered by
+the venues whose ``capabilities()`` list ``CAPABILITY_SPOT_MARGIN`` (:func:`supports_spot_margin`); every
+other venue refuses such an order with :class:`~cqvx.errors.UnsupportedOperation` before sending anything
+(:func:`refuse_margin`), never placing it as a cash order.
+
 Outcomes of ``place_order``: an :class:`ExecutionReport` (confirmed), a taxonomy error such as
 :class:`~cqvx.errors.OrderRejected` or :class:`~cqvx.errors.InsufficientFunds` (rejected), or
 :class:`~cqvx.errors.Timeout` (unresolved: look the order up by its client order id; never re-send).
@@ -29,7 +34,7 @@ from cqc.venues.v1 import (
     rfq_pb2,
     venue_pb2,
 )
-from cqvx.errors import InvalidRequest, VenueError
+from cqvx.errors import InvalidRequest, UnsupportedOperation, VenueError
 from cqvx.types import AlgoParams, OrderFilter, QuoteExecution, Stream
 
 __all__ = [
@@ -50,6 +55,8 @@ __all__ = [
     "VenueClient",
     "capabilities_of",
     "check_order_ref",
+    "refuse_margin",
+    "supports_spot_margin",
 ]
 
 
@@ -295,3 +302,18 @@ def check_order_ref(order_id: str | None, client_order_id: str | None) -> None:
     """Exactly one id must be given; raises :class:`InvalidRequest` otherwise."""
     if bool(order_id) == bool(client_order_id):
         raise InvalidRequest("give exactly one of order_id or client_order_id")
+
+
+def supports_spot_margin(client: VenueClient) -> bool:
+    """Whether ``client`` places spot margin orders (``Order.margin``: borrow on a sell, repay on a buy)."""
+    return venue_pb2.CAPABILITY_SPOT_MARGIN in client.capabilities()
+
+
+def refuse_margin(order: order_pb2.Order, venue: str) -> None:
+    """The refusal of a venue without spot margin: ``order.margin`` raises :class:`UnsupportedOperation`
+    (called before anything is sent, so a margin order is never placed as a cash order)."""
+    if order.margin:
+        raise UnsupportedOperation(
+            f"{venue} has no spot margin: Order.margin (borrow on a sell, repay on a buy) is refused",
+            venue=venue,
+        )

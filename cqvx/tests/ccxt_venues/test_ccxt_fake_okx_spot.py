@@ -24,7 +24,8 @@ import pytest
 
 from cqc.markets.v1 import instrument_pb2
 from cqc.venues.v1 import order_pb2
-from cqvx.errors import InsufficientFunds
+from cqvx.client import supports_spot_margin
+from cqvx.errors import InsufficientFunds, UnsupportedOperation
 from cqvx.secrets import Secret
 from cqvx.testing.fake_ccxt.okx import FakeOkx
 from cqvx.testing.harnesses import quiet_sim_config
@@ -143,6 +144,22 @@ async def test_a_spot_sell_beyond_the_balance_is_refused_for_funds(fake: FakeOkx
             await client.place_order(
                 _ioc("spotsell1", SPOT, order_pb2.ORDER_SIDE_SELL, str(btc + 1), str(bid))
             )
+        assert not await fake.sim.get_orders(OrderFilter(symbol=SPOT, statuses=ALL))
+
+
+async def test_a_margin_order_is_refused_before_sending(fake: FakeOkx) -> None:
+    """The ccxt adapter has no spot margin: ``Order.margin`` is refused typed, nothing reaches the wire
+    (single and batch placement alike), never sent as a cash order."""
+    async with _client(fake) as client:
+        assert not supports_spot_margin(client)
+        bid = (await fake.sim.get_order_book(SPOT, 1)).bids[0].price
+        order = _ioc("marginsell1", SPOT, order_pb2.ORDER_SIDE_SELL, "0.001", bid)
+        order.margin = True
+        with pytest.raises(UnsupportedOperation, match="no spot margin"):
+            await client.place_order(order)
+        (result,) = await client.place_orders([order])
+        assert isinstance(result, UnsupportedOperation)
+        assert _placed_bodies(fake) == []
         assert not await fake.sim.get_orders(OrderFilter(symbol=SPOT, statuses=ALL))
 
 

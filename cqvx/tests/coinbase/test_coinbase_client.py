@@ -225,6 +225,8 @@ async def test_local_validation_never_reaches_the_venue(client: CoinbaseClient, 
             await client.place_order(bad)
     with pytest.raises(UnsupportedOperation):
         await client.place_order(limit("v8", order_type=order_pb2.ORDER_TYPE_TRAILING_STOP))
+    with pytest.raises(UnsupportedOperation, match="no spot margin"):  # never sent as a cash order
+        await client.place_order(limit("v9", margin=True))
     assert fake.requests_to(ORDERS) == []
 
 

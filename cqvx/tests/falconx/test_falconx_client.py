@@ -100,6 +100,10 @@ async def test_orders_falconx_does_not_take(client: FalconXClient, fake: FakeFal
         await client.place_order(_market("cqx-x", quantity="-1"))
     with pytest.raises(InvalidRequest):
         await client.place_order(_market("cqx-y", quantity="1", quote_quantity="1"))
+    margin = _market("cqx-m", quantity="1")
+    margin.margin = True  # spot margin: not offered, refused typed, never sent as a cash order
+    with pytest.raises(UnsupportedOperation, match="no spot margin"):
+        await client.place_order(margin)
     assert fake.requests_to(ORDER) == []
 
 

@@ -93,6 +93,12 @@ async def test_gtd_post_only_and_stop_limit(client: PrimeClient, fake: FakePrime
         await client.place_order(_limit(time_in_force=order_pb2.TIME_IN_FORCE_IOC, post_only=True))
 
 
+async def test_a_margin_order_is_refused_and_nothing_sent(client: PrimeClient, fake: FakePrime) -> None:
+    with pytest.raises(UnsupportedOperation, match="no spot margin"):
+        await client.place_order(_limit("margin-1", margin=True))
+    assert fake.requests_to(CREATE, "POST") == []
+
+
 async def test_market_and_block(client: PrimeClient, fake: FakePrime) -> None:
     market = order_pb2.Order(
         symbol="BTC-USD",

@@ -4,16 +4,18 @@ The venue outlives the process: the simulated venue (wall clock, 10x, funding ev
 seconds) is served by the real connector in this test process, either directly (``sim``) or behind a
 wire-level fake through ``CcxtClient`` and unmodified ccxt (``bybit``: Bybit v5 spot ``category=spot`` and
 the linear perpetual of one account; ``okx``: OKX v5 ``instType=SPOT`` in ``tdMode=cash`` and the SWAP in
-contracts of 0.01 BTC; docs/arbitrage.md "Venues"); ``opensqt arb`` (venue ``remote``) is a
-child forked by the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid once, each start costs
-milliseconds, and the child is otherwise a fresh ``python -m opensqt.cli``).  Positions cycle fast
-(``max_hold_seconds``), and ``leg_pause`` widens the gap between the spot and the perp leg, so half of
-the kills land exactly there: the test waits for a NEW spot order at the venue and kills at once.  The
-other half land at a random moment.  A final clean run resumes whatever
-was left unfinished and ends.  Then the audit, at the venue and in DBOS:
+contracts of 0.01 BTC; docs/arbitrage.md "Venues"), or directly in the negative direction on spot margin
+(``sim-margin``: a negative rate, the spot SELL borrows, the BUYs repay); ``opensqt arb`` (venue
+``remote``) is a child forked by the test zygote (:mod:`cqvx.testing.zygote`: the imports are paid
+once, each start costs milliseconds, and the child is otherwise a fresh ``python -m opensqt.cli``).
+Positions cycle fast (``max_hold_seconds``), and ``leg_pause`` widens the gap between the spot and the
+perp leg, so half of the kills land exactly there: the test waits for a NEW spot order at the venue and
+kills at once.  The other half land at a random moment.  A final clean run resumes whatever was left
+unfinished and ends.  Then the audit, at the venue and in DBOS:
 
 * both legs or neither: the spot bought by our orders equals the perpetual short (same lot on both;
-  on OKX the hedge is whole contracts and an entry sells the spot remainder back, so still equal);
+  on OKX the hedge is whole contracts and an entry sells the spot remainder back, so still equal); on
+  margin, the spot sold equals the perpetual long and equals what the account owes (it holds no BTC);
 * no client order id twice, every order ours, none left open;
 * every workflow of the account finished (SUCCESS), none pending or failed, at least one compensation-free
   entry and exit happened.
@@ -61,6 +63,9 @@ CCXT_VENUES = {"bybit": ("spot", "linear"), "okx": ("spot", "swap")}
 # Quote per entry: on OKX the hedge is whole contracts of 0.01 BTC, so an entry must buy more than one
 # (300 USDT at 60000 is 0.005 BTC: no contract, the spot sold back, nothing hedged to audit).
 NOTIONAL = {"okx": 1500}
+# The negative direction on spot margin (the sim lends up to 1 BTC; the account holds none, so every
+# spot SELL borrows all it sells).
+MARGIN = "\n  negative_mode: margin"
 # What ``opensqt arb`` imports, paid once in the zygote instead of once per start.
 PRELOAD = (
     "opensqt.cli", "opensqt.arb.cli", "opensqt.arb.runner", "opensqt.arb.status", "opensqt.arb.workflows",
@@ -71,7 +76,7 @@ PRELOAD = (
 CONFIG = """
 arb:
   pairs: [{{spot: BTC-USDT, perp: BTC-USDT-PERP}}]
-  directions: [positive]
+  directions: [{direction}]{extra}
   entry_apr: 0.05
   exit_apr: 0.0
   notional: {notional}
@@ -94,12 +99,12 @@ system:
 """
 
 
-def _sim() -> SimVenue:
+def _sim(rate: Decimal = Decimal("0.0005")) -> SimVenue:
     spot = InstrumentSpec(symbol=SPOT, initial_price=Decimal(60000))
     perp = InstrumentSpec(
         symbol=PERP, initial_price=Decimal(60000), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
         max_leverage=Decimal(50), follows=SPOT, funding_interval_seconds=60,
-        base_funding_rate=Decimal("0.0005"),
+        base_funding_rate=rate,
     )  # fmt: skip
     sim = SimVenue.default(
         seed=21, speed=10, instruments=(spot, perp), warmup_seconds=0,
@@ -143,6 +148,7 @@ async def _new_spot_order(sim: SimVenue, timeout: float) -> bool:
         pytest.param("postgres", "sim", marks=pytest.mark.postgres),
         ("sqlite", "bybit"),
         ("sqlite", "okx"),
+        ("sqlite", "sim-margin"),
     ],
 )
 async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Path, zygote: Zygote) -> None:
@@ -152,7 +158,8 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
     url = "" if db == "sqlite" else PG_URL
     if db == "postgres":
         require_postgres()
-    sim = _sim()
+    negative = venue == "sim-margin"
+    sim = _sim(Decimal("-0.0005") if negative else Decimal("0.0005"))
     upstream: VenueClient = sim
     fake: SimFake | None = None
     if venue in CCXT_VENUES:
@@ -168,7 +175,12 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
     server = ConnectorServer([upstream], ConnectorConfig(port=0, validate_credentials=False, grace=0.5))
     port = await server.start()
     cfg = tmp_path / "arb.yaml"
-    cfg.write_text(CONFIG.format(port=port, url=url, account=account, notional=NOTIONAL.get(venue, 300)))
+    cfg.write_text(
+        CONFIG.format(
+            port=port, url=url, account=account, notional=NOTIONAL.get(venue, 300),
+            direction="negative" if negative else "positive", extra=MARGIN if negative else "",
+        )
+    )  # fmt: skip
     between = 0
     env = {**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"}
     try:
@@ -188,6 +200,7 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
         assert await final.wait(timeout=180) == 0, final.tail(60)
         history = await sim.get_orders(OrderFilter(statuses=ALL))
         positions = await sim.get_positions([PERP])
+        btc = next((b for b in await sim.get_balances() if b.asset == "BTC"), None)
     finally:
         await server.stop()
         if fake is not None:
@@ -211,8 +224,15 @@ async def test_arb_survives_kill9_between_legs(db: str, venue: str, tmp_path: Pa
     long = sum(
         (Decimal(p.quantity or "0") for p in positions if p.symbol == PERP and p.side == 1), Decimal(0)
     )
-    assert long == 0, "a long perpetual in the positive direction"
-    assert spot_net == short, f"half-open: spot {spot_net} vs perp short {short}"
+    if negative:
+        assert short == 0, "a short perpetual in the negative direction"
+        assert -spot_net == long, f"half-open: spot sold {-spot_net} vs perp long {long}"
+        owed = Decimal(btc.borrowed or "0") if btc is not None else Decimal(0)
+        assert owed == -spot_net, f"owed {owed} BTC, but {-spot_net} sold on margin"
+        assert all(o.margin for o in history if o.symbol == SPOT), "a spot leg that was not a margin order"
+    else:
+        assert long == 0, "a long perpetual in the positive direction"
+        assert spot_net == short, f"half-open: spot {spot_net} vs perp short {short}"
     assert sum(1 for o in history if o.symbol == PERP) >= KILLS // 2, "too little trading to prove anything"
     _audit_workflows(system_database_url(url, state), account)
 

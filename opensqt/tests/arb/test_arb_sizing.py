@@ -111,7 +111,6 @@ venue: {kind: sim}
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("  negative_mode: margin", "arb.negative_mode: venue 'sim' has no spot margin"),
         ("  negative_mode: inventory", "arb.spot_inventory: required for direction 'negative'"),
         ("  spot_inventory: 1\n  entry_apr: 0.01\n  exit_apr: 0.02", "exit_apr: must be below entry_apr"),
         ("  spot_inventory: -1", "arb.spot_inventory"),
@@ -121,6 +120,16 @@ venue: {kind: sim}
 def test_config_errors_name_the_key(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_model(BASE % extra, ArbFile, {})
+
+
+def test_margin_shorts_need_a_venue_with_spot_margin() -> None:
+    margin = BASE % "  negative_mode: margin"
+    file = parse_model(margin, ArbFile, {})  # the simulator borrows: no spot_inventory needed
+    assert file.arb.margin_shorts and file.arb.spot_inventory is None
+    remote = margin.replace("{kind: sim}", "{kind: remote, address: '127.0.0.1:1'}")
+    assert parse_model(remote, ArbFile, {}).arb.margin_shorts  # asked at start-up (ArbRunner.prepare)
+    with pytest.raises(ConfigError, match=r"arb\.negative_mode: venue 'bybit' has no spot margin"):
+        parse_model(margin.replace("{kind: sim}", "{kind: bybit}"), ArbFile, {})
 
 
 def test_config_accepts_the_paper_default() -> None:

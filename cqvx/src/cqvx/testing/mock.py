@@ -44,7 +44,7 @@ from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, price_pb2
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import balance_pb2, custody_pb2, execution_pb2, order_pb2, rfq_pb2, venue_pb2
 from cqvx.book import OrderBookL2
-from cqvx.client import capabilities_of, check_order_ref
+from cqvx.client import capabilities_of, check_order_ref, refuse_margin
 from cqvx.errors import (
     DuplicateOrder,
     InsufficientFunds,
@@ -307,6 +307,7 @@ class MockVenue(_MockData):
         )
 
     def _place(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        refuse_margin(order, self._venue)
         if not order.symbol:
             raise InvalidRequest("order has no symbol", venue=self._venue)
         if order.side not in (order_pb2.ORDER_SIDE_BUY, order_pb2.ORDER_SIDE_SELL):

@@ -9,8 +9,10 @@ Rules:
   position exits when its direction's rate falls below ``exit_apr`` (``exit_apr < entry_apr``).
 * ``negative`` needs a way to be short spot: ``negative_mode: inventory`` sells base the account already
   holds, at most ``spot_inventory`` base units (unset: none, so the direction is refused at load time);
-  ``negative_mode: margin`` borrows on spot margin, which no cqvx venue exposes yet, so it is refused with
-  a config error naming the venue.
+  ``negative_mode: margin`` sells on spot margin (``Order.margin``: the venue borrows the base, the BUYs
+  that close or unwind repay it).  Venues with the capability: the simulator in process
+  (:data:`SPOT_MARGIN_VENUES`); a ``remote`` venue is checked against the connector's capabilities at
+  start-up; any other venue kind is refused at load time with an error naming the key.
 * Staleness: no entry on a funding rate older than ``max_rate_age`` or a price older than
   ``max_price_age`` seconds (measured from when this process last received it).
 """
@@ -30,9 +32,10 @@ __all__ = ["ArbConfig", "ArbFile", "PairConfig", "load_arb_config", "paper_arb_c
 
 Direction = Literal["positive", "negative"]
 
-# Venue kinds whose spot side can borrow (spot margin).  None today: the cqvx VenueClient has no margin
-# borrowing capability, so ``negative_mode: margin`` is refused everywhere until one exists.
-SPOT_MARGIN_VENUES: frozenset[str] = frozenset()
+# In-process venue kinds whose spot side can borrow (cqvx CAPABILITY_SPOT_MARGIN): the simulator.  A
+# ``remote`` venue (a connector) is asked at start-up (ArbRunner.prepare), since its venue is unknown here.
+SPOT_MARGIN_VENUES: frozenset[str] = frozenset({"sim"})
+_ASKED_AT_START = frozenset({"remote"})
 
 
 class PairConfig(_Model):
@@ -93,6 +96,11 @@ class ArbConfig(_Model):
     # mark at each settlement (opensqt.risk.funding); ``auto`` = the first of these the venue offers.
     funding_pnl: Literal["auto", "payments", "realized", "estimate"] = "auto"
 
+    @property
+    def margin_shorts(self) -> bool:
+        """Whether the negative direction's spot SELL is a spot margin order (it borrows the base)."""
+        return "negative" in self.directions and self.negative_mode == "margin"
+
     @model_validator(mode="after")
     def _thresholds(self) -> ArbConfig:
         if self.exit_apr >= self.entry_apr:
@@ -115,11 +123,12 @@ class ArbFile(_Model):
     def _negative_needs_a_short(self) -> ArbFile:
         if "negative" not in self.arb.directions:
             return self
-        if self.arb.negative_mode == "margin" and self.venue.kind not in SPOT_MARGIN_VENUES:
+        if self.arb.negative_mode == "margin" and self.venue.kind not in SPOT_MARGIN_VENUES | _ASKED_AT_START:
             raise ValueError(
-                f"arb.negative_mode: venue {self.venue.kind!r} has no spot margin (no cqvx venue exposes"
-                " borrowing yet); use negative_mode: inventory with arb.spot_inventory, or drop"
-                " 'negative' from arb.directions"
+                f"arb.negative_mode: venue {self.venue.kind!r} has no spot margin (in process, only"
+                f" {', '.join(sorted(SPOT_MARGIN_VENUES))} offers it; a remote venue is asked at start-up);"
+                " use negative_mode: inventory with arb.spot_inventory, or drop 'negative' from"
+                " arb.directions"
             )
         if self.arb.negative_mode == "inventory" and self.arb.spot_inventory is None:
             raise ValueError(

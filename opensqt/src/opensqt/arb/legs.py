@@ -61,6 +61,7 @@ class LegOrder:
     rules: LegRules
     slippage: Decimal
     reduce_only: bool = False
+    margin: bool = False  # spot margin (Order.margin): a SELL borrows the base, a BUY repays it
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,7 @@ async def execute_leg(
         quantity=dec_str(leg.quantity),
         price=dec_str(price),
         reduce_only=leg.reduce_only,
+        margin=leg.margin,
     )
     sent = time.monotonic()
     (outcome,) = await executor.place([order])

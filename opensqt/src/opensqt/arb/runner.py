@@ -31,11 +31,17 @@ from typing import Any
 import structlog
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
-from cqvx.client import SupportsFundingPayments, SupportsInstruments, SupportsPositions, VenueClient
+from cqvx.client import (
+    SupportsFundingPayments,
+    SupportsInstruments,
+    SupportsPositions,
+    VenueClient,
+    supports_spot_margin,
+)
 from cqvx.errors import InvalidRequest, UnsupportedOperation, VenueError
 from cqvx.num import ZERO, dec, dec_or_none, dec_str
 from cqvx.timeutil import timestamp_from_datetime, to_datetime, to_ns
-from opensqt.arb.config import ArbConfig
+from opensqt.arb.config import ArbConfig, ConfigError
 from opensqt.arb.monitor import FundingMonitor
 from opensqt.arb.sizing import LegRules
 from opensqt.arb.status import ArbMetrics, PairState
@@ -147,6 +153,13 @@ class ArbRunner:
     async def prepare(self) -> None:
         """Read instrument rules and register the workflows' context (before ``DBOS.launch()``, whose
         recovery runs steps that need it)."""
+        if self.config.margin_shorts and not supports_spot_margin(self.client):
+            # A connector's venue is known only now (its capabilities come from the server).
+            raise ConfigError(
+                f"arb.negative_mode: venue {self.client.venue!r} has no spot margin (CAPABILITY_SPOT_MARGIN"
+                " missing); use negative_mode: inventory with arb.spot_inventory, or drop 'negative' from"
+                " arb.directions"
+            )
         symbols = [s for p in self.config.pairs for s in (p.spot, p.perp)]
         rules = await load_rules(self.client, symbols)
         self.funding_source = await funding_source(self.config, self.client, self.config.pairs[0].perp)
@@ -331,7 +344,7 @@ class ArbRunner:
             return
         st.last_block = ""
         wid = entry_id(self.account, st.spot, st.seq)
-        intent = {
+        intent: dict[str, Any] = {
             "id": wid,
             "spot": st.spot,
             "perp": st.perp,
@@ -339,6 +352,8 @@ class ArbRunner:
             "notional": str(self.config.notional),
             "epoch": self.epoch,
         }
+        if direction == "negative" and self.config.margin_shorts:
+            intent["margin"] = True  # the spot SELL borrows the base (spot margin), its BUYs repay
         st.state = "entering"
         self._show(st)
         log.info("arb entry", workflow=wid, direction=direction, apr=str(apr))
@@ -361,6 +376,8 @@ class ArbRunner:
             k: st.position[k]
             for k in ("epoch", "spot", "perp", "direction", "spot_qty", "perp_qty", "baseline_realized")
         }
+        if st.position.get("margin"):
+            position["margin"] = True  # the spot close is a margin BUY: it repays the borrowed base
         if self.funding_source in ("estimate", "payments"):
             position["funding_runner"] = dec_str(st.open_funding)
         result = await self._run(xid, exit_workflow, {**position, "id": xid})

@@ -14,8 +14,11 @@ Rules:
   are decided in their own recorded steps.
 * Entry, ``positive`` (collect a positive rate): BUY spot, then SELL perp sized from the spot leg's
   EXECUTED quantity (net of a fee charged in base), floored (:func:`hedge_quantity`).  ``negative``
-  (collect a negative rate): SELL spot from existing inventory (at most ``spot_inventory`` and the free
-  balance), then BUY perp.  A perp leg that fills only partly is sent again for the rest (``leg_attempts``).
+  (collect a negative rate): SELL spot, then BUY perp; the spot SELL comes from existing inventory (at
+  most ``spot_inventory`` and the free balance) or, with ``negative_mode: margin``, is a spot margin
+  order that borrows the base (``Order.margin``; the decision is part of the recorded intent, and the
+  unwind and the exit's spot BUY are margin orders too, so they repay the borrow).  A perp leg that
+  fills only partly is sent again for the rest (``leg_attempts``).
 * Compensation: whatever part of the spot leg the perp leg did not hedge is unwound (opposite spot side,
   id ``unwind`` + attempt); an unhedged remainder below the spot lot/minimum is reported as dust.  A
   failed or unfilled perp leg therefore leaves the pair flat.
@@ -134,9 +137,10 @@ async def _new_epoch() -> str:
 
 
 @DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=0.5)
-async def _plan_spot(account: str, spot: str, direction: str, notional: str) -> str:
+async def _plan_spot(account: str, spot: str, direction: str, notional: str, margin: bool = False) -> str:
     """The spot leg's base quantity (recorded once): notional at the touch, floored to the lot; for a
-    ``negative`` entry also capped by the inventory the config lends and the free balance."""
+    ``negative`` entry from inventory (not ``margin``) also capped by the inventory the config lends and
+    the free balance (a margin sell borrows what it lacks: the venue refuses it beyond its limit)."""
     ctx = _ctx(account)
     rules = ctx.rules[spot]
     book = await ctx.client.get_order_book(spot, depth=1)
@@ -144,7 +148,7 @@ async def _plan_spot(account: str, spot: str, direction: str, notional: str) -> 
     if not levels:
         return "0"
     qty = spot_quantity(dec(notional), dec(levels[0].price, "price"), rules)
-    if direction == "negative":
+    if direction == "negative" and not margin:
         base = parse_symbol(spot).base
         free = ZERO
         for b in await ctx.client.get_balances():
@@ -157,12 +161,11 @@ async def _plan_spot(account: str, spot: str, direction: str, notional: str) -> 
 
 @DBOS.step()
 async def _leg(
-    account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool
+    account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool, margin: bool = False
 ) -> dict[str, Any]:
     ctx = _ctx(account)
-    leg = LegOrder(
-        symbol, side, dec(quantity), cid, ctx.rules[symbol], ctx.config.max_slippage, reduce_only=reduce_only
-    )
+    rules, slippage = ctx.rules[symbol], ctx.config.max_slippage
+    leg = LegOrder(symbol, side, dec(quantity), cid, rules, slippage, reduce_only=reduce_only, margin=margin)
     result = await execute_leg(ctx.client, ctx.executor, leg, landing_window=float(ctx.config.landing_window))
     log.info("arb leg", symbol=symbol, cid=cid, outcome=result.outcome, executed=dec_str(result.executed))
     return result.to_json()
@@ -184,14 +187,16 @@ async def _perp_realized(account: str, perp: str) -> str:
 
 
 async def _owned_leg(
-    account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool
+    account: str, symbol: str, side: int, *, quantity: str, cid: str, reduce_only: bool, margin: bool = False
 ) -> dict[str, Any]:
     """The ownership check, then the leg step.  The check runs in the workflow body, NOT in a step, so it is
     evaluated again, live, whenever the workflow runs again (a recovery, a retry by fork)."""
     ctx = _ctx(account)
     if ctx.fence is not None:
         await asyncio.to_thread(ctx.fence)  # raises Fenced: another process owns the account now
-    return await _leg(account, symbol, side, quantity=quantity, cid=cid, reduce_only=reduce_only)
+    return await _leg(
+        account, symbol, side, quantity=quantity, cid=cid, reduce_only=reduce_only, margin=margin
+    )
 
 
 def _held(result: LegResult, base: str) -> Decimal:
@@ -202,7 +207,15 @@ def _held(result: LegResult, base: str) -> Decimal:
 
 
 async def _fill(
-    account: str, wid: str, leg: str, *, symbol: str, side: int, quantity: Decimal, reduce_only: bool = False
+    account: str,
+    wid: str,
+    leg: str,
+    *,
+    symbol: str,
+    side: int,
+    quantity: Decimal,
+    reduce_only: bool = False,
+    margin: bool = False,
 ) -> tuple[Decimal, list[dict[str, Any]]]:
     """Send ``quantity`` as IOC attempts until it executed or ``leg_attempts`` are spent (a partly filled
     IOC is sent again for the rest; a refused one is not); returns the total executed and every result."""
@@ -214,7 +227,9 @@ async def _fill(
         if rest <= 0 or rest < rules.min_quantity or rest < rules.lot:
             break
         cid = leg_id(wid, leg, attempt, side)
-        r = await _owned_leg(account, symbol, side, quantity=dec_str(rest), cid=cid, reduce_only=reduce_only)
+        r = await _owned_leg(
+            account, symbol, side, quantity=dec_str(rest), cid=cid, reduce_only=reduce_only, margin=margin
+        )
         results.append(r)
         done += dec(r["executed"])
         if r["outcome"] in ("rejected", "lost"):  # refused or never landed: sending again cannot help
@@ -259,15 +274,19 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
     key = f"{intent['epoch']}|{wid}"
     base, quote = parse_symbol(spot).base, parse_symbol(spot).quote
     spot_side, perp_side = (BUY, SELL) if direction == "positive" else (SELL, BUY)
+    margin = bool(intent.get("margin", False))  # negative_mode: margin (decided by the runner: recorded)
     out: dict[str, Any] = {
         "id": wid, "epoch": intent["epoch"], "spot": spot, "perp": perp, "direction": direction, "legs": [],
+        "margin": margin,
     }  # fmt: skip
-    qty = dec(await _plan_spot(account, spot, direction, intent["notional"]))
+    qty = dec(await _plan_spot(account, spot, direction, intent["notional"], margin))
     if qty <= 0:
         return {**out, "status": "flat", "reason": "nothing to trade (size or inventory is zero)"}
     cid = leg_id(key, "spot", 0, spot_side)
     first = LegResult.from_json(
-        await _owned_leg(account, spot, spot_side, quantity=dec_str(qty), cid=cid, reduce_only=False)
+        await _owned_leg(
+            account, spot, spot_side, quantity=dec_str(qty), cid=cid, reduce_only=False, margin=margin
+        )
     )
     out["legs"].append(first.to_json())
     held = _held(first, base)
@@ -288,7 +307,9 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
     unwound, unwinds = ZERO, list[dict[str, Any]]()
     if rest > 0:
         back = SELL if spot_side == BUY else BUY
-        unwound, unwinds = await _fill(account, key, "unwind", symbol=spot, side=back, quantity=rest)
+        unwound, unwinds = await _fill(
+            account, key, "unwind", symbol=spot, side=back, quantity=rest, margin=margin
+        )
         out["legs"].extend(unwinds)
     spot_qty = held - unwound
     baseline = baseline if hedged > 0 else "0"
@@ -310,7 +331,8 @@ async def entry_workflow(account: str, intent: dict[str, Any]) -> dict[str, Any]
 
 @DBOS.workflow()
 async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any]:
-    """Close ``position`` (``{id, epoch, spot, perp, direction, spot_qty, perp_qty, baseline_realized}``)."""
+    """Close ``position`` (``{id, epoch, spot, perp, direction, spot_qty, perp_qty, baseline_realized}``,
+    ``margin`` when the spot leg borrowed: its close is a margin BUY, which repays)."""
     wid, spot, perp = position["id"], position["spot"], position["perp"]
     key = f"{position['epoch']}|{wid}"
     quote = parse_symbol(spot).quote
@@ -336,7 +358,13 @@ async def exit_workflow(account: str, position: dict[str, Any]) -> dict[str, Any
     spot_done, spot_results = ZERO, list[dict[str, Any]]()
     if spot_target > 0:
         spot_done, spot_results = await _fill(
-            account, key, "close-spot", symbol=spot, side=SELL if positive else BUY, quantity=spot_target
+            account,
+            key,
+            "close-spot",
+            symbol=spot,
+            side=SELL if positive else BUY,
+            quantity=spot_target,
+            margin=bool(position.get("margin", False)),
         )
     legs = perp_results + spot_results
     spot_left = spot_qty - spot_done

@@ -224,6 +224,7 @@ class Order(_message.Message):
     STRATEGY_ID_FIELD_NUMBER: _builtins.int
     LEVERAGE_FIELD_NUMBER: _builtins.int
     VENUE_EXTRAS_FIELD_NUMBER: _builtins.int
+    MARGIN_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Venue-assigned order id; empty before the venue acknowledges the order."""
     client_order_id: _builtins.str
@@ -272,6 +273,10 @@ class Order(_message.Message):
     """Strategy that placed the order (ours), e.g. "grid:BTC-USD"."""
     leverage: _builtins.str
     """Decimal string, multiple: leverage requested for the order (derivatives; empty = account default)."""
+    margin: _builtins.bool
+    """Spot margin: a SELL borrows the base it does not hold, a BUY repays what is borrowed (venues with
+    CAPABILITY_SPOT_MARGIN; others refuse the order). False = a cash order.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the venue created the order (UTC)."""
@@ -319,10 +324,11 @@ class Order(_message.Message):
         strategy_id: _builtins.str = ...,
         leverage: _builtins.str = ...,
         venue_extras: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        margin: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "created_at", b"created_at", "expires_at", b"expires_at", "fee_asset", b"fee_asset", "filled_quantity", b"filled_quantity", "leverage", b"leverage", "order_id", b"order_id", "order_type", b"order_type", "post_only", b"post_only", "price", b"price", "quantity", b"quantity", "quote_quantity", b"quote_quantity", "reduce_only", b"reduce_only", "rejection_reason", b"rejection_reason", "remaining_quantity", b"remaining_quantity", "side", b"side", "status", b"status", "stop_price", b"stop_price", "strategy_id", b"strategy_id", "symbol", b"symbol", "time_in_force", b"time_in_force", "total_fees", b"total_fees", "updated_at", b"updated_at", "venue", b"venue", "venue_extras", b"venue_extras", "venue_symbol", b"venue_symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "created_at", b"created_at", "expires_at", b"expires_at", "fee_asset", b"fee_asset", "filled_quantity", b"filled_quantity", "leverage", b"leverage", "margin", b"margin", "order_id", b"order_id", "order_type", b"order_type", "post_only", b"post_only", "price", b"price", "quantity", b"quantity", "quote_quantity", b"quote_quantity", "reduce_only", b"reduce_only", "rejection_reason", b"rejection_reason", "remaining_quantity", b"remaining_quantity", "side", b"side", "status", b"status", "stop_price", b"stop_price", "strategy_id", b"strategy_id", "symbol", b"symbol", "time_in_force", b"time_in_force", "total_fees", b"total_fees", "updated_at", b"updated_at", "venue", b"venue", "venue_extras", b"venue_extras", "venue_symbol", b"venue_symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

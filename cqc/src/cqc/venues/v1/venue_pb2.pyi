@@ -116,6 +116,8 @@ class _CapabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Capability
     """Settled funding-rate history of perpetuals."""
     CAPABILITY_FUNDING_PAYMENTS: _Capability.ValueType  # 18
     """The account's own funding payments (its ledger)."""
+    CAPABILITY_SPOT_MARGIN: _Capability.ValueType  # 19
+    """Spot margin orders (Order.margin): a sell that borrows the base asset, a buy that repays it."""
 
 class Capability(_Capability, metaclass=_CapabilityEnumTypeWrapper):
     """What a venue client can do beyond the core interface."""
@@ -158,6 +160,8 @@ CAPABILITY_FUNDING_HISTORY: Capability.ValueType  # 17
 """Settled funding-rate history of perpetuals."""
 CAPABILITY_FUNDING_PAYMENTS: Capability.ValueType  # 18
 """The account's own funding payments (its ledger)."""
+CAPABILITY_SPOT_MARGIN: Capability.ValueType  # 19
+"""Spot margin orders (Order.margin): a sell that borrows the base asset, a buy that repays it."""
 Global___Capability: _TypeAlias = Capability  # noqa: Y015
 
 @_typing.final

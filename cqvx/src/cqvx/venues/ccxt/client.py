@@ -34,7 +34,7 @@ from cqc.markets.v1 import candle_pb2, funding_pb2, instrument_pb2, orderbook_pb
 from cqc.portfolio.v1 import position_pb2, transaction_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.backoff import Backoff
-from cqvx.client import check_order_ref
+from cqvx.client import check_order_ref, refuse_margin
 from cqvx.errors import DuplicateOrder, InvalidRequest, ParseError, Timeout, VenueError
 from cqvx.fanout import feed
 from cqvx.num import dec, dec_str
@@ -229,6 +229,7 @@ class CcxtClient:
         as it does a derivative order while the account is not known to be in one-way position mode
         (:mod:`.position_mode`: hedge -> InvalidRequest, unknown -> Unavailable)."""
         coid = order.client_order_id
+        refuse_margin(order, self.venue)
         check_client_order_id(self._quirks, coid)
         unified = await self._unified(order.symbol)
         side = {order_pb2.ORDER_SIDE_BUY: "buy", order_pb2.ORDER_SIDE_SELL: "sell"}.get(order.side)

@@ -29,7 +29,7 @@ from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, price_pb2,
 from cqc.portfolio.v1 import position_pb2
 from cqc.venues.v1 import execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
-from cqvx.client import check_order_ref
+from cqvx.client import check_order_ref, refuse_margin
 from cqvx.errors import (
     DuplicateOrder,
     InvalidRequest,
@@ -190,6 +190,7 @@ class CoinbaseClient(_Account, _MarketData, RestVenue):
         return report
 
     async def _place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        refuse_margin(order, self.venue)
         await self._resolve_symbols([order.symbol])
         body, product_id, coid = self.build_order_request(order)
         try:

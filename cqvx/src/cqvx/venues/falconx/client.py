@@ -37,7 +37,7 @@ from cqc.markets.v1 import instrument_pb2, orderbook_pb2, trade_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.auth.hmac import FALCONX, HmacSigner
-from cqvx.client import check_order_ref
+from cqvx.client import check_order_ref, refuse_margin
 from cqvx.errors import (
     NotFound,
     ParseError,
@@ -149,6 +149,7 @@ class FalconXClient(_Rfq, RestVenue):
     # --- orders -----------------------------------------------------------------------------------
 
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        refuse_margin(order, self.venue)
         coid = order.client_order_id or uuid.uuid4().hex
         body = ep.build_order(order, coid)
         try:

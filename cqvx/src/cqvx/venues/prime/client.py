@@ -47,7 +47,7 @@ from cqc.markets.v1 import candle_pb2, instrument_pb2, orderbook_pb2, trade_pb2
 from cqc.venues.v1 import balance_pb2, execution_pb2, order_pb2, venue_pb2
 from cqvx.auth.base import Clock, wall_clock
 from cqvx.auth.hmac import COINBASE_PRIME, HmacSigner
-from cqvx.client import capabilities_of, check_order_ref
+from cqvx.client import capabilities_of, check_order_ref, refuse_margin
 from cqvx.errors import (
     DuplicateOrder,
     InvalidRequest,
@@ -220,6 +220,7 @@ class PrimeClient(_Rfq, RestVenue):
         return parse.preview(resp.body)
 
     async def place_order(self, order: order_pb2.Order) -> execution_pb2.ExecutionReport:
+        refuse_margin(order, self.venue)
         coid = order.client_order_id or str(uuid.uuid4())
         body = ep.build_order(order, coid, self.config.portfolio_id)
         if self.config.preview_before_place:

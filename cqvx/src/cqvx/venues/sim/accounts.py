@@ -4,6 +4,11 @@ One unified account: every asset has one balance; perpetuals are margined in the
 asset, and their initial margin sits in that asset's ``locked`` amount beside the holds of open
 orders.  Margin is isolated per position, which gives the simple closed-form liquidation price below.
 Fees are always paid in the quote/settle asset.
+
+Spot margin: an asset may be borrowed up to its limit (``SimConfig.margin_limits``); the borrowed units
+are added to ``total`` (they are in the account until sold) and owed in ``borrowed``, so equity in the
+asset is ``total - borrowed`` and ``available`` never goes negative.  A repayment takes units out of
+``total`` and ``borrowed`` alike.  No interest.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = ["Balance", "Ledger", "Position"]
 class Balance:
     total: Decimal = ZERO
     locked: Decimal = ZERO
+    borrowed: Decimal = ZERO  # owed (spot margin); part of total until sold
 
     @property
     def available(self) -> Decimal:
@@ -106,6 +112,29 @@ class Ledger:
                 f"insufficient {asset}: {what} needs {dec_str(amount)}, available {dec_str(bal.available)}",
                 venue=self.venue,
             )
+
+    def borrow(self, asset: str, amount: Decimal, limit: Decimal) -> None:
+        """Borrow ``amount`` of ``asset`` (spot margin) within ``limit`` (the most owed at once)."""
+        bal = self.balance(asset)
+        if bal.borrowed + amount > limit:
+            owed = dec_str(bal.borrowed + amount)
+            raise InsufficientFunds(
+                f"borrow limit: {asset} owed would be {owed}, limit {dec_str(limit)}",
+                venue=self.venue,
+            )
+        bal.total += amount
+        bal.borrowed += amount
+        self.changed_assets.add(asset)
+
+    def repay(self, asset: str, amount: Decimal) -> Decimal:
+        """Repay up to ``amount`` of what is owed in ``asset`` from its free units; returns the repaid."""
+        bal = self.balance(asset)
+        paid = min(amount, bal.borrowed, max(ZERO, bal.available))
+        if paid > 0:
+            bal.total -= paid
+            bal.borrowed -= paid
+            self.changed_assets.add(asset)
+        return paid
 
     def position(self, symbol: str, settle: str, leverage: Decimal, mmr: Decimal) -> Position:
         pos = self.positions.get(symbol)

@@ -52,6 +52,7 @@ _CAPABILITIES = frozenset(
     {
         venue_pb2.CAPABILITY_INSTRUMENTS,
         venue_pb2.CAPABILITY_ORDER_STREAM,
+        venue_pb2.CAPABILITY_SPOT_MARGIN,
         venue_pb2.CAPABILITY_POSITIONS,
         venue_pb2.CAPABILITY_POSITION_STREAM,
         venue_pb2.CAPABILITY_FUNDING_RATES,
@@ -156,9 +157,9 @@ class SimVenue(_SimStreams):
         """The paper-trading venue of ``make demo``: BTC-USDT spot and BTC-USDT-PERP near 60000.
 
         Tick 0.01, lot 0.00001, min notional 5, fees 0.1 % maker / 0.2 % taker (spot) and
-        0.02 % / 0.05 % (perpetual), 10000 USDT + 0.1 BTC.  Without ``clock`` it runs on a
-        :class:`WallClock` at ``speed``; pass a :class:`SimClock` for backtests.  ``overrides`` replace
-        :class:`SimConfig` fields.
+        0.02 % / 0.05 % (perpetual), 10000 USDT + 0.1 BTC; spot margin may borrow up to 1 BTC.
+        Without ``clock`` it runs on a :class:`WallClock` at ``speed``; pass a :class:`SimClock` for
+        backtests.  ``overrides`` replace :class:`SimConfig` fields.
         """
         spot = InstrumentSpec(symbol="BTC-USDT", initial_price=Decimal("60000"))
         perp = InstrumentSpec(
@@ -173,6 +174,7 @@ class SimVenue(_SimStreams):
             seed=seed,
             instruments=(spot, perp),
             balances={"USDT": Decimal("10000"), "BTC": Decimal("0.1")},
+            margin_limits={"BTC": Decimal("1")},
             warmup_seconds=3 * 3600,
             market=MarketModel(),
         )

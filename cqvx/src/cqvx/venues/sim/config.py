@@ -115,6 +115,9 @@ class SimConfig:
     venue: str = "sim"
     instruments: tuple[InstrumentSpec, ...] = ()
     balances: dict[str, Decimal] = field(default_factory=dict)
+    # Spot margin (Order.margin): the most of each asset the account may owe at once, in asset units
+    # (an asset not listed cannot be borrowed).  No interest is charged on what is borrowed.
+    margin_limits: dict[str, Decimal] = field(default_factory=dict)
     # Account leverage per perpetual (missing: min(10, max_leverage)).
     leverage: dict[str, Decimal] = field(default_factory=dict)
     market: MarketModel = field(default_factory=MarketModel)

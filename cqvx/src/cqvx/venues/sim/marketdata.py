@@ -69,6 +69,7 @@ class _SimMarketData:
             total=dec_str(bal.total),
             available=dec_str(bal.available),
             locked=dec_str(bal.locked),
+            borrowed=dec_str(bal.borrowed) if bal.borrowed else "",
         )
         msg.updated_at.CopyFrom(timestamp(self.clock.now_ns()))
         return msg

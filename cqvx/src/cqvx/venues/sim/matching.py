@@ -272,6 +272,12 @@ class MatchingEngine(_OrderChecks, _Reports):
         else:
             order.lock_asset = grid.base_asset
             amount = order.quantity
+            if order.margin:  # borrow what the free balance lacks (refused beyond the limit)
+                lack = amount - self.ledger.balance(grid.base_asset).available
+                if lack > 0:
+                    limit = self.config.margin_limits.get(grid.base_asset, ZERO)
+                    self.ledger.borrow(grid.base_asset, lack, limit)
+                    order.borrowed = lack
         # The order's name is only for the refusal's message: built by the ledger when it refuses.
         self.ledger.lock(order.lock_asset, amount, lambda: f"order {order.client_order_id or '(no id)'}")
         order.lock_remaining = amount
@@ -317,6 +323,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         elif order.side == BUY:
             ledger.credit(grid.quote_asset, -(notional + fee))
             ledger.credit(grid.base_asset, qty)
+            if order.margin:
+                ledger.repay(grid.base_asset, qty)
         else:
             ledger.credit(grid.base_asset, -qty)
             ledger.credit(grid.quote_asset, notional - fee)
@@ -346,6 +354,13 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
+        if order.margin and order.borrowed:  # a plain bool first: the common order pays one check
+            self._repay_unsold(order)
+
+    def _repay_unsold(self, order: SimOrder) -> None:
+        """A margin SELL that ends repays the part of its borrow it did not sell (after the release)."""
+        if order.side == SELL:
+            order.borrowed -= self.ledger.repay(order.lock_asset, min(order.borrowed, order.remaining))
 
     def _retire(self, order: SimOrder) -> None:
         self._terminal.append(order)
@@ -375,6 +390,8 @@ class MatchingEngine(_OrderChecks, _Reports):
         if order.lock_asset and order.lock_remaining:  # = self._release(order), without the call
             self.ledger.unlock(order.lock_asset, order.lock_remaining)
             order.lock_remaining = ZERO
+        if order.margin and order.borrowed:  # a plain bool first: the common order pays one check
+            self._repay_unsold(order)
         order.exec_seq += 1  # = self._emit(order, exec_type), without the call
         if self.sink.wants_reports():
             self.sink.report(self.report(order, exec_type))

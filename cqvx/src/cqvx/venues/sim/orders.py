@@ -87,6 +87,10 @@ class SimOrder:
     reserve_rate: Decimal | None = None
     reason: str = ""
     exec_seq: int = 0
+    # Spot margin (Order.margin): a SELL borrowed ``borrowed`` base units at placement (what the free
+    # balance lacked); the part it does not sell is repaid when it ends.  A BUY repays with what it buys.
+    margin: bool = False
+    borrowed: Decimal = ZERO
 
     @property
     def remaining(self) -> Decimal:

@@ -120,6 +120,7 @@ class _Reports:
             quantity=dec_str(order.quantity),
             post_only=order.post_only,
             reduce_only=order.reduce_only,
+            margin=order.margin,
             status=order.status,
             filled_quantity=dec_str(order.filled),
             remaining_quantity=dec_str(order.remaining if order.is_open else ZERO),

@@ -170,6 +170,9 @@ class _OrderChecks:
         reduce_only = req.reduce_only
         if reduce_only and not grid.is_perpetual:
             raise InvalidRequest("reduce_only applies to perpetuals only", venue=v)
+        margin = req.margin
+        if margin and grid.is_perpetual:
+            raise InvalidRequest("margin (borrow/repay) applies to spot orders only", venue=v)
         now = self.now_ns()
         expires: int | None = None
         if tif == GTD:
@@ -205,6 +208,8 @@ class _OrderChecks:
             req.account_id,
             quote_qty,
         )
+        if margin:
+            order.margin = True
         return grid, order
 
     def _validate_grid(self, g: GridOrder) -> tuple[InstrumentGrid, SimOrder]:
