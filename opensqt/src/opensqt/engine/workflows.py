@@ -261,7 +261,8 @@ async def recover_position_workflow(account: str, symbol: str) -> dict[str, Any]
         try:
             found = await _read_position(account, symbol)
             break
-        except Exception as exc:  # a venue error, or no engine up yet to read through
+        except (VenueError, _NotReady) as exc:  # the venue, or no engine up yet: transient (no fleet
+            # in this process, a bug: those still end the workflow)
             delay = RECOVERY_RETRY[min(attempt, len(RECOVERY_RETRY) - 1)]
             attempt += 1
             log.warning(
