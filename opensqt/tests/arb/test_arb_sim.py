@@ -261,6 +261,6 @@ async def test_the_funding_estimate_survives_a_restart(dbos: Path) -> None:
             added = {k: v for k, v in again.funding_estimated.items() if k not in recorded}
             assert len(added) >= 1 and all(v > 0 for v in added.values())
             assert again.open_funding == before + sum(added.values())
-            assert fresh.status()["pairs"][0]["open_funding"] == str(again.open_funding)
+            assert Decimal(fresh.status()["pairs"][0]["open_funding"]) == again.open_funding
         finally:
             unregister("acct")
