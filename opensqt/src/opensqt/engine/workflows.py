@@ -251,8 +251,9 @@ RECOVERY_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
 async def recover_position_workflow(account: str, symbol: str) -> dict[str, Any]:
     """Fresh store, venue position: read it, then commit the FILLED slots holding it (recovery.py).
 
-    A failed read is never the workflow's result: the id is fixed per store, so a recorded failure would
-    be returned to every later start of the symbol (a venue hiccup at start-up would stop it for good).
+    A venue error (or no engine up yet) is never the workflow's result: the id is fixed per store, so a
+    recorded failure would be returned to every later start of the symbol (a venue hiccup at start-up
+    would stop it for good).
     The read is tried again after a durable sleep (:data:`RECOVERY_RETRY`); each failure is recorded as
     that step's outcome, so a replay takes the same path.  The symbol stays ``starting`` / ``restarting``
     meanwhile, with the error in the log."""
